@@ -1,0 +1,3 @@
+import { statusRoute } from '../../lib/cron/route.js';
+
+export default statusRoute();

@@ -1,0 +1,136 @@
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type { SQL } from 'drizzle-orm';
+import * as schema from './schema/index.js';
+
+/** The drizzle database, whatever the driver: PGlite, node-postgres or Neon share this type. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
+export type Tx = Parameters<Parameters<Db['transaction']>[0]>[0];
+export type Executor = Db | Tx;
+export type Driver = 'pglite' | 'pg' | 'neon';
+
+export type DbHandle = {
+  db: Db;
+  driver: Driver;
+  /** Ends what this handle opened (a Neon pool per invocation); shared pools stay open. */
+  close(): Promise<void>;
+};
+
+export type DbOptions = {
+  driver: Driver;
+  url?: string;
+  pgliteDir?: string; // a directory, or `memory://`
+  poolMax?: number;
+  /** Apply pending migrations on open (the embedded database, the local server, tests). */
+  migrate?: boolean;
+};
+
+export const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+/** Rows of a raw statement; the three drivers all answer `{ rows }`. */
+export async function queryRows<T = Record<string, unknown>>(db: Executor, query: SQL): Promise<T[]> {
+  const res = (await db.execute(query)) as unknown as { rows: T[] };
+  return res.rows;
+}
+
+// PGlite costs ~3 s and ~1 GB to start: one instance per directory per process.
+const pgliteInstances = new Map<string, Promise<{ db: Db; close(): Promise<void> }>>();
+const pgPools = new Map<string, Promise<{ db: Db; close(): Promise<void> }>>();
+
+async function openPglite(dir: string, migrate: boolean) {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const { drizzle } = await import('drizzle-orm/pglite');
+  if (dir !== 'memory://') {
+    const fs = await import('node:fs');
+    fs.mkdirSync(dir, { recursive: true });
+  }
+  const client = await PGlite.create(dir === 'memory://' ? undefined : dir);
+  const db = drizzle({ client, schema }) as unknown as Db;
+  if (migrate) {
+    const { migrate: run } = await import('drizzle-orm/pglite/migrator');
+    await run(db as never, { migrationsFolder: MIGRATIONS_DIR });
+  }
+  return { db, close: () => client.close() };
+}
+
+async function openPgPool(url: string, max: number) {
+  const pg = (await import('pg')).default;
+  const { drizzle } = await import('drizzle-orm/node-postgres');
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
+  pool.on('error', () => { /* an idle client died (server restart); the pool replaces it */ });
+  const db = drizzle({ client: pool, schema }) as unknown as Db;
+  return { db, close: () => pool.end() };
+}
+
+async function openNeonPool(url: string, max: number) {
+  const { Pool, neonConfig } = await import('@neondatabase/serverless');
+  const { drizzle } = await import('drizzle-orm/neon-serverless');
+  const ws = (await import('ws')).default;
+  // Always the `ws` package, never the global WebSocket: Node 20 has none, Node 22+ has one, and
+  // one code path on every runtime is the one the tests cover.
+  neonConfig.webSocketConstructor = ws;
+  const pool = new Pool({ connectionString: url, max });
+  pool.on('error', () => { /* surfaced on the next query */ });
+  const db = drizzle({ client: pool, schema }) as unknown as Db;
+  return { db, close: () => pool.end() };
+}
+
+async function migratePg(db: Db, driver: Driver) {
+  if (driver === 'neon') {
+    const { migrate } = await import('drizzle-orm/neon-serverless/migrator');
+    await migrate(db as never, { migrationsFolder: MIGRATIONS_DIR });
+  } else {
+    const { migrate } = await import('drizzle-orm/node-postgres/migrator');
+    await migrate(db as never, { migrationsFolder: MIGRATIONS_DIR });
+  }
+}
+
+/**
+ * Opens the database chosen by the configuration (SPEC §3). PGlite and `pg` pools are shared per
+ * process (a warm serverless instance reuses them); a Neon pool lives for one invocation, as Neon
+ * recommends for WebSocket pools in serverless functions.
+ */
+export async function openDb(opts: DbOptions): Promise<DbHandle> {
+  if (opts.driver === 'pglite') {
+    const dir = opts.pgliteDir ?? '.data/pglite';
+    let p = pgliteInstances.get(dir);
+    if (!p) {
+      p = openPglite(dir, opts.migrate ?? true);
+      pgliteInstances.set(dir, p);
+      p.catch(() => pgliteInstances.delete(dir));
+    }
+    const inst = await p;
+    return { db: inst.db, driver: 'pglite', close: async () => {} };
+  }
+  if (!opts.url) throw new Error(`DATABASE_URL is required for the ${opts.driver} driver`);
+  if (opts.driver === 'neon') {
+    const inst = await openNeonPool(opts.url, opts.poolMax ?? 5);
+    if (opts.migrate) await migratePg(inst.db, 'neon');
+    return { db: inst.db, driver: 'neon', close: inst.close };
+  }
+  const key = `${opts.url}#${opts.poolMax ?? 5}`;
+  let p = pgPools.get(key);
+  if (!p) {
+    p = openPgPool(opts.url, opts.poolMax ?? 5);
+    pgPools.set(key, p);
+    p.catch(() => pgPools.delete(key));
+  }
+  const inst = await p;
+  if (opts.migrate) await migratePg(inst.db, 'pg');
+  return { db: inst.db, driver: 'pg', close: async () => {} };
+}
+
+/** Closes every shared PGlite instance and pool (server shutdown, end of a test file). */
+export async function closeAllDbs(): Promise<void> {
+  const all = [...pgliteInstances.values(), ...pgPools.values()];
+  pgliteInstances.clear();
+  pgPools.clear();
+  await Promise.all(all.map(async (p) => (await p.catch(() => null))?.close().catch(() => {})));
+}
+
+/** Applies pending migrations to the configured database (`npm run db:migrate`). */
+export async function migrateDb(opts: Omit<DbOptions, 'migrate'>): Promise<void> {
+  const handle = await openDb({ ...opts, migrate: true });
+  await handle.close();
+}

@@ -1,0 +1,35 @@
+import { boolean, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
+import { cronRunOutcome } from './enums.js';
+
+const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+/** new: the run ledger (SPEC §2.5). Not company-scoped. */
+export const cronRuns = pgTable('cron_runs', {
+  id: text('id').primaryKey(), // the runId (uuid) returned in the response
+  job: text('job').notNull(),
+  trigger: text('trigger').notNull(),
+  startedAt: tstz('started_at').notNull(),
+  finishedAt: tstz('finished_at'),
+  outcome: cronRunOutcome('outcome').notNull().default('running'),
+  dryRun: boolean('dry_run').notNull().default(false),
+  stats: jsonb('stats'),
+  error: text('error'),
+}, (t) => [index('cron_runs_job_started_idx').on(t.job, t.startedAt)]);
+
+/** new: one lease per job (and shard); free when expired (SPEC §2.5). */
+export const cronLeases = pgTable('cron_leases', {
+  job: text('job').primaryKey(), // job id, plus `#k/n` for a shard
+  holder: text('holder').notNull(), // runId of the holder
+  expiresAt: tstz('expires_at').notNull(),
+});
+
+/** new: proof of each account deletion, without personal data (SPEC §5.3.4). */
+export const accountDeletionLog = pgTable('account_deletion_log', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  deletedAt: tstz('deleted_at').notNull().defaultNow(),
+  userId: integer('user_id').notNull(),
+  companyId: integer('company_id'),
+  emailSha256: text('email_sha256').notNull(),
+  scope: text('scope').notNull(), // user | company
+  counts: jsonb('counts').notNull().default({}),
+});

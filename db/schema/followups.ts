@@ -1,0 +1,50 @@
+import { sql } from 'drizzle-orm';
+import { boolean, index, integer, numeric, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { companies } from './core.js';
+import { clients } from './crm.js';
+import { conversations } from './inbox.js';
+import { deliveryState, followupHistoryStatus, followupStatus, followupType } from './enums.js';
+
+const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const followups = pgTable('followups', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  companyId: integer('company_id').notNull().references(() => companies.id),
+  clientId: integer('client_id').notNull().references(() => clients.id),
+  type: followupType('type').notNull(),
+  sourceType: text('source_type').notNull(), // quote | invoice | appointment | project | conversation | manual
+  sourceId: integer('source_id'),
+  sourceLabel: text('source_label').notNull(),
+  dueDate: tstz('due_date').notNull(), // when the next step is due
+  actualDate: tstz('actual_date'),
+  status: followupStatus('status').notNull().default('A_FAIRE'),
+  amount: numeric('amount', { precision: 10, scale: 2 }),
+  autoEnabled: boolean('auto_enabled').notNull().default(false),
+  createdAt: tstz('created_at').notNull().defaultNow(),
+  updatedAt: tstz('updated_at').notNull().defaultNow(),
+}, (t) => [
+  uniqueIndex('followups_source_key').on(t.companyId, t.sourceType, t.sourceId, t.type),
+  // the send phase touches only what is due
+  index('followups_due_idx').on(t.dueDate).where(sql`${t.status} = 'A_FAIRE' and ${t.autoEnabled}`),
+]);
+
+export const followupHistory = pgTable('followup_history', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  followupId: integer('followup_id').notNull().references(() => followups.id, { onDelete: 'cascade' }),
+  companyId: integer('company_id').notNull().references(() => companies.id),
+  message: text('message').notNull(),
+  messageType: text('message_type').notNull().default('email'),
+  status: followupHistoryStatus('status').notNull().default('ENVOYE'),
+  sentByName: text('sent_by_name'),
+  sentAt: tstz('sent_at').notNull().defaultNow(),
+  conversationId: integer('conversation_id').references(() => conversations.id),
+  step: integer('step'), // new; null for manual sends
+  delivery: deliveryState('delivery'), // new
+  messageId: text('message_id'), // new
+  error: text('error'), // new
+  attempts: integer('attempts').notNull().default(0), // new: SMTP tries for this step
+  nextAttemptAt: tstz('next_attempt_at'), // new: back-off after a failed try
+}, (t) => [
+  uniqueIndex('followup_history_step_key').on(t.followupId, t.step),
+  index('followup_history_company_sent_idx').on(t.companyId, t.sentAt),
+]);

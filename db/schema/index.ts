@@ -1,0 +1,9 @@
+// The single source of truth for the data model (SPEC §4).
+export * from './enums.js';
+export * from './core.js';
+export * from './crm.js';
+export * from './billing.js';
+export * from './inbox.js';
+export * from './followups.js';
+export * from './work.js';
+export * from './cron.js';

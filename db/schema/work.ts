@@ -1,0 +1,71 @@
+import { boolean, index, integer, pgTable, text, timestamp, unique, uniqueIndex } from 'drizzle-orm/pg-core';
+import { companies, users } from './core.js';
+import { clients } from './crm.js';
+import { appointmentStatus, deliveryState, notificationType, taskStatus } from './enums.js';
+
+const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
+
+export const notifications = pgTable('notifications', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  companyId: integer('company_id').notNull().references(() => companies.id),
+  userId: integer('user_id').references(() => users.id), // null: visible to the whole company
+  type: notificationType('type').notNull(),
+  title: text('title').notNull(),
+  message: text('message').notNull(),
+  linkUrl: text('link_url'),
+  linkText: text('link_text'),
+  sourceType: text('source_type'),
+  sourceId: integer('source_id'),
+  read: boolean('read').notNull().default(false),
+  createdAt: tstz('created_at').notNull().defaultNow(),
+  dedupeKey: text('dedupe_key'), // new
+}, (t) => [
+  // idempotency key of every notification a job creates (SPEC §2.5); nulls compare equal
+  unique('notifications_dedupe_key').on(t.companyId, t.type, t.sourceType, t.sourceId, t.dedupeKey).nullsNotDistinct(),
+  index('notifications_user_idx').on(t.userId),
+]);
+
+export const tasks = pgTable('tasks', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  companyId: integer('company_id').notNull().references(() => companies.id),
+  title: text('title').notNull(),
+  assignedToId: integer('assigned_to_id').references(() => users.id),
+  status: taskStatus('status').notNull().default('A_FAIRE'),
+  priority: text('priority').notNull().default('normal'), // normal | high | critical | urgent
+  dueDate: tstz('due_date'),
+  completedAt: tstz('completed_at'),
+  createdAt: tstz('created_at').notNull().defaultNow(),
+}, (t) => [index('tasks_company_due_idx').on(t.companyId, t.dueDate)]);
+
+export const appointmentTypes = pgTable('appointment_types', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  companyId: integer('company_id').notNull().references(() => companies.id),
+  name: text('name').notNull(),
+  durationMinutes: integer('duration_minutes').notNull().default(30),
+});
+
+export const appointments = pgTable('appointments', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  companyId: integer('company_id').notNull().references(() => companies.id),
+  clientId: integer('client_id').notNull().references(() => clients.id),
+  typeId: integer('type_id').notNull().references(() => appointmentTypes.id),
+  employeeId: integer('employee_id').references(() => users.id),
+  startDateTime: tstz('start_date_time').notNull(),
+  endDateTime: tstz('end_date_time'),
+  status: appointmentStatus('status').notNull().default('SCHEDULED'),
+  createdAt: tstz('created_at').notNull().defaultNow(),
+}, (t) => [index('appointments_start_idx').on(t.startDateTime)]);
+
+/** new: one row per reminder email, claimed before sending (SPEC §5.4.4). */
+export const appointmentReminders = pgTable('appointment_reminders', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  companyId: integer('company_id').notNull().references(() => companies.id),
+  appointmentId: integer('appointment_id').notNull().references(() => appointments.id, { onDelete: 'cascade' }),
+  hoursBefore: integer('hours_before').notNull(),
+  startDateTime: tstz('start_date_time').notNull(),
+  claimedAt: tstz('claimed_at').notNull().defaultNow(),
+  sentAt: tstz('sent_at'),
+  delivery: deliveryState('delivery').notNull().default('sending'),
+  messageId: text('message_id'),
+  error: text('error'),
+}, (t) => [uniqueIndex('appointment_reminders_key').on(t.appointmentId, t.hoursBefore, t.startDateTime)]);

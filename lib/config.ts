@@ -1,0 +1,80 @@
+import { z } from 'zod';
+
+/** Every environment variable of SPEC §3, parsed once with zod. `.env.example` documents each one. */
+const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
+const onOff = (def: 'on' | 'off') => z.enum(['on', 'off']).default(def);
+
+const EnvSchema = z.object({
+  NODE_ENV: z.string().optional(),
+  VERCEL_ENV: z.enum(['production', 'preview', 'development']).optional(),
+  CRON_SECRET: z.string().min(1).optional(),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
+  DATABASE_DRIVER: z.enum(['neon', 'pg', 'pglite']).optional(),
+  PGLITE_DIR: z.string().min(1).default('.data/pglite'),
+  DB_POOL_MAX: int(5, 1),
+  SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  OUTBOX_DIR: z.string().min(1).default('.data/outbox'),
+  MAIL_FROM: z.string().min(3).default('Lokario <noreply@lokario.fr>'),
+  MAIL_REDIRECT_TO: z.email().optional(),
+  PREVIEW_SIDE_EFFECTS: onOff('off'),
+  FRONTEND_URL: z.url().default('http://localhost:3000'),
+  ENCRYPTION_MASTER_KEY: z.string().min(1).optional(),
+  CRON_BUDGET_MS: int(25_000, 1_000),
+  SYNC_CONCURRENCY: int(4, 1),
+  IMAP_CONNECT_TIMEOUT_MS: int(10_000, 100),
+  IMAP_GREETING_TIMEOUT_MS: int(10_000, 100),
+  IMAP_SOCKET_TIMEOUT_MS: int(30_000, 100),
+  SMTP_CONNECT_TIMEOUT_MS: int(10_000, 100),
+  SMTP_GREETING_TIMEOUT_MS: int(10_000, 100),
+  SMTP_SOCKET_TIMEOUT_MS: int(30_000, 100),
+  MAX_MESSAGE_BYTES: int(25 * 1024 * 1024, 1024),
+  MAX_ATTACHMENT_BYTES: int(10 * 1024 * 1024, 1024),
+  DELETION_BATCH: int(10, 1),
+  PORT: int(3000, 0),
+  SCHEDULER: onOff('on'),
+  LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+});
+
+type Env = z.infer<typeof EnvSchema>;
+
+export type Config = Env & {
+  /** A Vercel deployment (production or preview) or NODE_ENV=production: fail closed. */
+  isProductionLike: boolean;
+  isPreview: boolean;
+  databaseDriver: 'neon' | 'pg' | 'pglite';
+};
+
+export class ConfigError extends Error {
+  readonly code = 'misconfigured';
+}
+
+/** Empty strings count as unset (a blank line in a .env file or a cleared Vercel variable). */
+function withoutBlanks(env: Record<string, string | undefined>) {
+  return Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
+}
+
+export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = EnvSchema.safeParse(withoutBlanks(env));
+  if (!parsed.success) {
+    const detail = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new ConfigError(`invalid environment variable(s): ${detail}`);
+  }
+  const e = parsed.data;
+  const isProductionLike = e.VERCEL_ENV === 'production' || e.VERCEL_ENV === 'preview' || e.NODE_ENV === 'production';
+  let databaseDriver = e.DATABASE_DRIVER;
+  if (!databaseDriver) {
+    if (!e.DATABASE_URL) databaseDriver = 'pglite';
+    else databaseDriver = /\.neon\.tech(:\d+)?(\/|$)/.test(new URL(e.DATABASE_URL).host + '/') ? 'neon' : 'pg';
+  }
+  if (databaseDriver !== 'pglite' && !e.DATABASE_URL) {
+    throw new ConfigError(`DATABASE_URL: required when DATABASE_DRIVER=${databaseDriver}`);
+  }
+  return { ...e, isProductionLike, isPreview: e.VERCEL_ENV === 'preview', databaseDriver };
+}
+
+let cached: Config | undefined;
+/** The process's configuration, read once. Throws ConfigError naming the bad variable. */
+export function getConfig(): Config {
+  cached ??= parseConfig(process.env);
+  return cached;
+}

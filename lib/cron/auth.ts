@@ -1,0 +1,31 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Constant-time secret check: both sides are hashed to 32 bytes first, so the comparison never
+ * exits early and leaks neither the secret nor its length.
+ */
+export function secretMatches(candidate: string | undefined, secret: string): boolean {
+  const a = createHash('sha256').update(candidate ?? '').digest();
+  const b = createHash('sha256').update(secret).digest();
+  return timingSafeEqual(a, b) && candidate !== undefined;
+}
+
+/** `Authorization: Bearer <secret>` (Vercel Cron, cron-job.org header), then `?secret=`. */
+export function isAuthorized(authorization: string | undefined, querySecret: string | undefined, secret: string): boolean {
+  const m = /^Bearer\s+(.+)$/i.exec(authorization?.trim() ?? '');
+  const viaHeader = secretMatches(m ? m[1].trim() : undefined, secret);
+  const viaQuery = secretMatches(querySecret, secret);
+  return viaHeader || viaQuery;
+}
+
+export const FORBIDDEN_BODY = {
+  success: false,
+  error: 'forbidden',
+  detail: 'Invalid secret. Provide Authorization: Bearer <CRON_SECRET> or ?secret=<CRON_SECRET>',
+} as const;
+
+export const MISCONFIGURED_SECRET_BODY = {
+  success: false,
+  error: 'misconfigured',
+  detail: 'CRON_SECRET is not set',
+} as const;

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import type { Config } from '../config.js';
+import type { Scope } from './types.js';
+
+const flag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', '']).transform((v) => v === '1' || v === 'true' || v === 'yes');
+const intParam = z.string().regex(/^\d+$/, 'must be a non-negative integer').transform(Number);
+
+const QuerySchema = z
+  .object({
+    dryRun: flag.optional(),
+    companyId: intParam.pipe(z.number().int().positive()).optional(),
+    shard: intParam.optional(),
+    shards: intParam.pipe(z.number().int().min(1).max(64)).optional(),
+    now: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 instant with a zone, e.g. 2026-03-29T01:30:00Z' }).optional(),
+  })
+  .superRefine((q, ctx) => {
+    if ((q.shard === undefined) !== (q.shards === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['shard'], message: 'shard and shards go together' });
+    } else if (q.shard !== undefined && q.shards !== undefined && q.shard >= q.shards) {
+      ctx.addIssue({ code: 'custom', path: ['shard'], message: 'must satisfy 0 <= shard < shards <= 64' });
+    }
+  });
+
+export type RunParams = { dryRun: boolean; scope: Scope; nowOverride?: Date };
+
+export class BadRequestError extends Error {
+  readonly code = 'bad_request';
+  constructor(readonly issues: { path: string; message: string }[]) {
+    super(issues.map((i) => `${i.path}: ${i.message}`).join('; '));
+  }
+}
+
+const KNOWN = ['dryRun', 'companyId', 'shard', 'shards', 'now'] as const;
+
+/**
+ * Validates the query string (SPEC §2.3). Unknown parameters are ignored (`secret` among them);
+ * a repeated known parameter is a 400, never a silent pick.
+ */
+export function parseRunParams(query: Record<string, string | string[] | undefined>, config: Config): RunParams {
+  const picked: Record<string, unknown> = {};
+  for (const k of KNOWN) if (query[k] !== undefined) picked[k] = query[k];
+  const res = QuerySchema.safeParse(picked);
+  if (!res.success) {
+    throw new BadRequestError(res.error.issues.map((i) => ({ path: i.path.join('.') || '(query)', message: i.message })));
+  }
+  const q = res.data;
+  if (q.now !== undefined && config.isProductionLike) {
+    throw new BadRequestError([{ path: 'now', message: 'the clock override is accepted only in local development' }]);
+  }
+  const scope: Scope = {};
+  if (q.companyId !== undefined) scope.companyId = q.companyId;
+  if (q.shard !== undefined && q.shards !== undefined) scope.shard = { k: q.shard, n: q.shards };
+  return { dryRun: q.dryRun ?? false, scope, nowOverride: q.now ? new Date(q.now) : undefined };
+}

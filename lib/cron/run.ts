@@ -1,0 +1,111 @@
+import { JOBS } from './jobs.js';
+import { acquireLease, newRunId, recordRunEnd, recordRunStart, releaseLease } from './runs.js';
+import { leaseKey } from './scope.js';
+import type { Runtime } from './runtime.js';
+import { NotImplementedError, type ItemError, type Job, type JobContext, type JobResult, type Trigger } from './types.js';
+import type { RunParams } from './params.js';
+import { redactText } from '../log.js';
+
+/** Kept between the budget and maxDuration: time to finish held work and answer. */
+export const SAFETY_MARGIN_MS = 5_000;
+/** The lease outlives the longest possible invocation, so only a crashed run's lease expires. */
+export const LEASE_EXTRA_SEC = 60;
+export const MAX_LISTED_ERRORS = 20; // cron-job.org reads at most 64 KB of the body
+export const MAX_PLAN_ITEMS = 50;
+
+export type RunResponse = { status: number; body: Record<string, unknown> };
+
+export function runBudgetMs(budgetMs: number, maxDurationSec: number): number {
+  return Math.max(1_000, Math.min(budgetMs, maxDurationSec * 1000 - SAFETY_MARGIN_MS));
+}
+
+function shortError(err: unknown, secrets: string[]): { code: string; message: string } {
+  const e = err as { code?: unknown; message?: unknown };
+  const pgCode = typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code);
+  const code = pgCode ? 'database_error' : typeof e.code === 'string' && /^[a-z_]+$/.test(e.code) ? e.code : 'job_failed';
+  const message = redactText(String(e.message ?? err), secrets).split('\n')[0].slice(0, 200);
+  return { code, message };
+}
+
+/**
+ * One run of a job through the whole contract (SPEC §2.4–2.6): ledger row, lease (not for dry
+ * runs), deadline, the job, release in `finally`, the response body. Shared by the HTTP route,
+ * the CLI and the local scheduler.
+ */
+export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: Runtime): Promise<RunResponse> {
+  const meta = JOBS[job.id];
+  const startedAt = new Date();
+  const runId = newRunId();
+  const { config } = rt;
+  const secrets = [config.CRON_SECRET ?? '', config.ENCRYPTION_MASTER_KEY ?? ''];
+  const log = rt.logger.child({ job: job.id, runId });
+  const previewDryRun = config.isPreview && config.PREVIEW_SIDE_EFFECTS !== 'on' && !params.dryRun;
+  const dryRun = params.dryRun || previewDryRun;
+  const base = {
+    job: job.id, runId, trigger, dryRun,
+    ...(previewDryRun ? { previewDryRun: true, note: 'Preview deployment: run as a dry run (set PREVIEW_SIDE_EFFECTS=on to allow side effects)' } : {}),
+    ...(params.nowOverride ? { now: params.nowOverride.toISOString() } : {}),
+    ...(params.scope.shard ? { shard: params.scope.shard } : {}),
+    ...(params.scope.companyId !== undefined ? { companyId: params.scope.companyId } : {}),
+  };
+  const fail = (status: number, code: string, message: string): RunResponse => ({
+    status, body: { success: false, ...base, error: code, message, timestamp: new Date().toISOString() },
+  });
+
+  let handle;
+  try {
+    handle = await rt.openDb();
+    await recordRunStart(handle.db, { id: runId, job: job.id, trigger, dryRun, startedAt });
+  } catch (err) {
+    const e = shortError(err, secrets);
+    log.error({ err: e }, 'database unavailable');
+    await handle?.close().catch(() => {});
+    return fail(500, 'database_unavailable', e.message);
+  }
+  const db = handle.db;
+  const key = leaseKey(job.id, params.scope);
+  const mail = rt.mailFactory();
+  let holdsLease = false;
+  try {
+    if (!dryRun) {
+      holdsLease = await acquireLease(db, key, runId, meta.maxDurationSec + LEASE_EXTRA_SEC);
+      if (!holdsLease) {
+        await recordRunEnd(db, runId, { outcome: 'skipped', stats: { reason: 'already-running' } });
+        log.info('skipped: another run holds the lease');
+        return {
+          status: 200,
+          body: { success: true, skipped: true, reason: 'already-running', message: meta.message, timestamp: new Date().toISOString(), ...base },
+        };
+      }
+    }
+    const deadline = startedAt.getTime() + runBudgetMs(config.CRON_BUDGET_MS, meta.maxDurationSec);
+    const ctx: JobContext = {
+      db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,
+      companyId: params.scope.companyId, log, mail, config, runId, trigger,
+    };
+    log.info({ dryRun, scope: params.scope, trigger }, 'run started');
+    const result: JobResult = await job.run(ctx);
+    const durationMs = Date.now() - startedAt.getTime();
+    const errors: ItemError[] = result.errors.slice(0, MAX_LISTED_ERRORS).map((e) => ({ ...e, message: redactText(e.message, secrets).slice(0, 300) }));
+    const outcome = result.partial ? 'partial' : 'succeeded';
+    await recordRunEnd(db, runId, { outcome, stats: { ...result.stats, errorsCount: result.errors.length, durationMs } });
+    log.info({ outcome, durationMs, stats: result.stats, errors: result.errors.length }, 'run finished');
+    const body: Record<string, unknown> = {
+      success: true, message: meta.message, timestamp: new Date().toISOString(), ...base,
+      durationMs, partial: result.partial, stats: result.stats, errors, errorsCount: result.errors.length,
+    };
+    if (dryRun) body.plan = (result.plan ?? []).slice(0, MAX_PLAN_ITEMS);
+    return { status: 200, body };
+  } catch (err) {
+    const notImplemented = err instanceof NotImplementedError;
+    const e = notImplemented ? { code: 'not_implemented', message: (err as Error).message } : shortError(err, secrets);
+    if (notImplemented) log.warn(e.message);
+    else log.error({ err: e }, 'run failed');
+    await recordRunEnd(db, runId, { outcome: 'failed', error: `${e.code}: ${e.message}` }).catch(() => {});
+    return fail(notImplemented ? 501 : 500, e.code, e.message);
+  } finally {
+    if (holdsLease) await releaseLease(db, key, runId).catch((err) => log.error({ err: shortError(err, secrets) }, 'lease release failed; it will expire'));
+    mail.closeAll();
+    await handle.close().catch(() => {});
+  }
+}

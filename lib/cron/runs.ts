@@ -1,0 +1,40 @@
+import { randomUUID } from 'node:crypto';
+import { and, eq, sql } from 'drizzle-orm';
+import { queryRows, type Db } from '../../db/client.js';
+import { cronLeases, cronRuns } from '../../db/schema/index.js';
+import type { Stats, Trigger } from './types.js';
+
+export const newRunId = () => randomUUID();
+
+export type RunOutcome = 'succeeded' | 'partial' | 'failed' | 'skipped';
+
+/** Opens the ledger row of a run (dry runs included). Uses the real clock, never `now=`. */
+export async function recordRunStart(db: Db, run: { id: string; job: string; trigger: Trigger; dryRun: boolean; startedAt: Date }) {
+  await db.insert(cronRuns).values({ ...run, outcome: 'running' });
+}
+
+export async function recordRunEnd(db: Db, runId: string, end: { outcome: RunOutcome; stats?: Stats; error?: string }) {
+  await db
+    .update(cronRuns)
+    .set({ outcome: end.outcome, stats: end.stats ?? null, error: end.error ?? null, finishedAt: new Date() })
+    .where(eq(cronRuns.id, runId));
+}
+
+/**
+ * Takes the job's lease with one conditional upsert: it succeeds only when no row exists or the
+ * existing one has expired. Expiry uses the database clock, shared by every invocation.
+ */
+export async function acquireLease(db: Db, key: string, holder: string, ttlSec: number): Promise<boolean> {
+  const rows = await queryRows<{ holder: string }>(db, sql`
+    insert into ${cronLeases} (job, holder, expires_at)
+    values (${key}, ${holder}, now() + make_interval(secs => ${ttlSec}))
+    on conflict (job) do update set holder = excluded.holder, expires_at = excluded.expires_at
+      where ${cronLeases.expiresAt} < now()
+    returning holder`);
+  return rows.length === 1 && rows[0].holder === holder;
+}
+
+/** Releases the lease if this run still holds it (a run that outlived its lease touches nothing). */
+export async function releaseLease(db: Db, key: string, holder: string): Promise<void> {
+  await db.delete(cronLeases).where(and(eq(cronLeases.job, key), eq(cronLeases.holder, holder)));
+}

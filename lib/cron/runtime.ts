@@ -1,0 +1,35 @@
+import { getConfig, type Config } from '../config.js';
+import { openDb, type DbHandle } from '../../db/client.js';
+import { createLogger, type Logger } from '../log.js';
+import { createMailFactory, type MailFactory } from '../mail/transport.js';
+
+/** What a run needs from the outside world; tests and the local server build their own. */
+export type Runtime = {
+  config: Config;
+  logger: Logger;
+  openDb(): Promise<DbHandle>;
+  mailFactory(): MailFactory;
+};
+
+export function runtimeFromConfig(config: Config, overrides: Partial<Omit<Runtime, 'config'>> = {}): Runtime {
+  return {
+    config,
+    logger: overrides.logger ?? createLogger({ level: config.LOG_LEVEL, secrets: [config.CRON_SECRET ?? '', config.ENCRYPTION_MASTER_KEY ?? ''] }),
+    openDb: overrides.openDb ?? (() => openDb({
+      driver: config.databaseDriver,
+      url: config.DATABASE_URL,
+      pgliteDir: config.PGLITE_DIR,
+      poolMax: config.DB_POOL_MAX,
+      // only the embedded database is migrated on open; request handlers never migrate a real one
+      migrate: config.databaseDriver === 'pglite',
+    })),
+    mailFactory: overrides.mailFactory ?? (() => createMailFactory(config)),
+  };
+}
+
+let cached: Runtime | undefined;
+/** The process runtime from the environment (throws ConfigError on a bad variable). */
+export function defaultRuntime(): Runtime {
+  cached ??= runtimeFromConfig(getConfig());
+  return cached;
+}

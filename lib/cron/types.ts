@@ -1,0 +1,62 @@
+import type { Config } from '../config.js';
+import type { Db } from '../../db/client.js';
+import type { Logger } from '../log.js';
+import type { MailFactory } from '../mail/transport.js';
+import type { JobId } from './jobs.js';
+
+export type Trigger = 'vercel-cron' | 'http' | 'cli' | 'scheduler';
+
+/** Which tenants a run handles (SPEC §2.3 companyId, §2.9 shards). */
+export type Scope = { companyId?: number; shard?: { k: number; n: number } };
+
+/** One item that failed without failing the run (a mailbox that refused the login, a bounce). */
+export type ItemError = { scope: string; id: string | number; code: string; message: string };
+
+export type Stats = Record<string, unknown>;
+
+export type JobContext = {
+  db: Db;
+  /** The job's clock: the real time, or the `now=` override in local development. */
+  now: Date;
+  /** Epoch ms (real clock) after which the job claims no new work (SPEC §2.6). */
+  deadline: number;
+  dryRun: boolean;
+  scope: Scope;
+  /** Shorthand for scope.companyId. */
+  companyId?: number;
+  log: Logger;
+  mail: MailFactory;
+  config: Config;
+  runId: string;
+  trigger: Trigger;
+};
+
+export type JobResult = {
+  stats: Stats;
+  errors: ItemError[];
+  partial: boolean;
+  /** Dry runs: up to 50 sample items of what would be done. */
+  plan?: unknown[];
+};
+
+export type Job = {
+  id: JobId;
+  run(ctx: JobContext): Promise<JobResult>;
+};
+
+/** A job whose issue has not landed: the route answers 501, never a fake success. */
+export class NotImplementedError extends Error {
+  readonly code = 'not_implemented';
+  constructor(job: string) {
+    super(`${job} is not implemented yet`);
+  }
+}
+
+export function notImplementedJob(id: JobId): Job {
+  return { id, run: async () => { throw new NotImplementedError(id); } };
+}
+
+/** True once the run's time budget is spent: claim nothing more, finish what is held. */
+export function budgetSpent(ctx: Pick<JobContext, 'deadline'>, reserveMs = 0): boolean {
+  return Date.now() + reserveMs >= ctx.deadline;
+}

@@ -1,0 +1,178 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import nodemailer, { type Transporter } from 'nodemailer';
+import type Mail from 'nodemailer/lib/mailer/index.js';
+import type { Config } from '../config.js';
+
+export type OutgoingMail = {
+  from: string;
+  to: string;
+  subject: string;
+  text: string;
+  html?: string;
+  replyTo?: string;
+  /** Deterministic Message-ID (`<…@…>`), the idempotency key seen by the receiving side. */
+  messageId: string;
+  inReplyTo?: string;
+  references?: string[];
+  headers?: Record<string, string>;
+};
+
+export type SendResult = {
+  messageId: string;
+  /** smtp: handed to an SMTP server; outbox: written as an .eml file (embedded default). */
+  via: 'smtp' | 'outbox';
+  response?: string;
+  /** The .eml file, when written to the outbox. */
+  file?: string;
+};
+
+export type MailSender = {
+  kind: 'smtp' | 'outbox' | 'unconfigured';
+  send(mail: OutgoingMail): Promise<SendResult>;
+  close(): void;
+};
+
+/** SMTP credentials of a company's primary mailbox (password already decrypted). */
+export type MailboxSmtp = { host: string; port: number; secure: boolean; user: string; pass: string };
+
+export type MailFactory = {
+  /** The platform transport: SMTP_URL, else the .eml outbox (not in production). */
+  platform(): MailSender;
+  /** A company's own mailbox SMTP. */
+  mailbox(smtp: MailboxSmtp): MailSender;
+  /** Closes every transport opened through this factory (end of a run). */
+  closeAll(): void;
+};
+
+/** A send that failed, classified: `permanent` (5xx) is not worth retrying soon; 4xx and network errors are. */
+export class MailError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly permanent: boolean,
+    readonly responseCode?: number,
+  ) {
+    super(message);
+  }
+}
+
+export function classifySmtpError(err: unknown): MailError {
+  if (err instanceof MailError) return err;
+  const e = err as { code?: string; responseCode?: number; message?: string; response?: string };
+  const rc = typeof e.responseCode === 'number' ? e.responseCode : undefined;
+  const message = (e.response ?? e.message ?? String(err)).slice(0, 300);
+  if (rc !== undefined && rc >= 500) return new MailError(e.code === 'EAUTH' ? 'smtp_auth' : 'smtp_rejected', message, true, rc);
+  if (rc !== undefined && rc >= 400) return new MailError('smtp_temporary', message, false, rc);
+  if (e.code === 'EAUTH') return new MailError('smtp_auth', message, true, rc);
+  if (e.code === 'ETIMEDOUT') return new MailError('smtp_timeout', message, false);
+  return new MailError('smtp_connection', message, false);
+}
+
+function timeouts(config: Config) {
+  return {
+    connectionTimeout: config.SMTP_CONNECT_TIMEOUT_MS,
+    greetingTimeout: config.SMTP_GREETING_TIMEOUT_MS,
+    socketTimeout: config.SMTP_SOCKET_TIMEOUT_MS,
+  };
+}
+
+/** MAIL_REDIRECT_TO: every email goes to one address; the intended recipient stays visible. */
+function applyRedirect(mail: OutgoingMail, redirectTo: string | undefined): OutgoingMail {
+  if (!redirectTo) return mail;
+  return { ...mail, to: redirectTo, headers: { ...mail.headers, 'X-Original-To': mail.to } };
+}
+
+function toNodemailer(mail: OutgoingMail): Mail.Options {
+  return {
+    from: mail.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html,
+    replyTo: mail.replyTo, messageId: mail.messageId, inReplyTo: mail.inReplyTo,
+    references: mail.references, headers: mail.headers,
+  };
+}
+
+function smtpSender(transport: Transporter, redirectTo: string | undefined): MailSender {
+  return {
+    kind: 'smtp',
+    async send(mail) {
+      const m = applyRedirect(mail, redirectTo);
+      try {
+        const info = await transport.sendMail(toNodemailer(m));
+        if (info.rejected?.length) throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true);
+        return { messageId: m.messageId, via: 'smtp', response: String(info.response ?? '') };
+      } catch (err) {
+        throw classifySmtpError(err);
+      }
+    },
+    close: () => transport.close(),
+  };
+}
+
+function outboxSender(dir: string, redirectTo: string | undefined): MailSender {
+  const transport = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  return {
+    kind: 'outbox',
+    async send(mail) {
+      const m = applyRedirect(mail, redirectTo);
+      const info = await transport.sendMail(toNodemailer(m));
+      const day = new Date().toISOString().slice(0, 10);
+      const name = m.messageId.replace(/[<>]/g, '').replace(/[^A-Za-z0-9._@-]/g, '_');
+      const file = path.join(dir, day, `${name}.eml`);
+      await fs.mkdir(path.dirname(file), { recursive: true });
+      await fs.writeFile(file, info.message as Buffer);
+      return { messageId: m.messageId, via: 'outbox', file };
+    },
+    close: () => transport.close(),
+  };
+}
+
+function unconfiguredSender(): MailSender {
+  return {
+    kind: 'unconfigured',
+    async send() {
+      throw new MailError('smtp_not_configured', 'SMTP_URL is not set; outgoing mail is disabled in production', true);
+    },
+    close: () => {},
+  };
+}
+
+export function createMailFactory(config: Config): MailFactory {
+  const opened: MailSender[] = [];
+  const track = (s: MailSender) => (opened.push(s), s);
+  let platform: MailSender | undefined;
+  return {
+    platform() {
+      if (platform) return platform;
+      if (config.SMTP_URL) {
+        // the URL carries host, port, TLS and credentials; the timeouts come from the configuration
+        const url = new URL(config.SMTP_URL);
+        platform = smtpSender(nodemailer.createTransport({
+          host: url.hostname,
+          port: url.port ? Number(url.port) : url.protocol === 'smtps:' ? 465 : 587,
+          secure: url.protocol === 'smtps:',
+          auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
+          ...timeouts(config),
+        }), config.MAIL_REDIRECT_TO);
+      } else if (config.isProductionLike) {
+        platform = unconfiguredSender();
+      } else {
+        platform = outboxSender(config.OUTBOX_DIR, config.MAIL_REDIRECT_TO);
+      }
+      return track(platform);
+    },
+    mailbox(smtp) {
+      const transport = nodemailer.createTransport({
+        host: smtp.host, port: smtp.port, secure: smtp.secure,
+        // never send a mailbox password in clear: STARTTLS is required when not implicit TLS
+        requireTLS: !smtp.secure,
+        auth: { user: smtp.user, pass: smtp.pass },
+        ...timeouts(config),
+      });
+      return track(smtpSender(transport, config.MAIL_REDIRECT_TO));
+    },
+    closeAll() {
+      for (const s of opened.splice(0)) s.close();
+      platform = undefined;
+    },
+  };
+}

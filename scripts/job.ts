@@ -1,0 +1,79 @@
+/**
+ * `npm run job -- <job id> [--dry-run] [--company <id>] [--shard k/n] [--now <iso>]`: runs one job
+ * once from the terminal and prints a readable summary. Exit code 0 on success, 1 otherwise.
+ */
+import { parseArgs } from 'node:util';
+import { getConfig } from '../lib/config.js';
+import { closeAllDbs } from '../db/client.js';
+import { runtimeFromConfig } from '../lib/cron/runtime.js';
+import { runJob } from '../lib/cron/run.js';
+import { parseRunParams, BadRequestError } from '../lib/cron/params.js';
+import { JOB_IDS, isJobId } from '../lib/cron/jobs.js';
+import { JOB_REGISTRY } from '../lib/jobs/registry.js';
+import { createLogger } from '../lib/log.js';
+
+const usage = `usage: npm run job -- <${JOB_IDS.join('|')}> [--dry-run] [--company <id>] [--shard k/n] [--now <ISO-8601>]`;
+
+function summarise(body: Record<string, unknown>): string {
+  const out: string[] = [];
+  const head = body.success ? (body.skipped ? 'SKIPPED (another run holds the lease)' : body.partial ? 'PARTIAL (budget spent, the next run continues)' : 'OK') : `FAILED: ${body.error} ${body.message ?? ''}`;
+  out.push(`${body.job}  ${head}${body.dryRun ? '  [dry run]' : ''}${body.durationMs !== undefined ? `  ${body.durationMs} ms` : ''}`);
+  const flat = (obj: unknown, prefix = ''): [string, unknown][] =>
+    obj && typeof obj === 'object' && !Array.isArray(obj)
+      ? Object.entries(obj).flatMap(([k, v]) => (v && typeof v === 'object' && !Array.isArray(v) ? flat(v, `${prefix}${k}.`) : [[`${prefix}${k}`, v] as [string, unknown]]))
+      : [];
+  const rows = flat(body.stats);
+  const w = Math.max(0, ...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) out.push(`  ${k.padEnd(w)}  ${Array.isArray(v) ? JSON.stringify(v) : String(v)}`);
+  const errors = (body.errors as { scope: string; id: unknown; code: string; message: string }[] | undefined) ?? [];
+  if (errors.length) {
+    out.push(`  errors (${body.errorsCount ?? errors.length}):`);
+    for (const e of errors) out.push(`    ${e.scope} ${e.id}: ${e.code} ${e.message}`);
+  }
+  const plan = body.plan as unknown[] | undefined;
+  if (plan?.length) {
+    out.push(`  plan (${plan.length} shown):`);
+    for (const p of plan.slice(0, 20)) out.push(`    ${JSON.stringify(p)}`);
+  }
+  return out.join('\n');
+}
+
+async function main() {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      'dry-run': { type: 'boolean', default: false },
+      company: { type: 'string' },
+      shard: { type: 'string' },
+      now: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+  });
+  const id = positionals[0];
+  if (!id || !isJobId(id)) {
+    console.error(usage);
+    return 2;
+  }
+  const config = getConfig();
+  const [k, n] = values.shard?.split('/') ?? [];
+  let params;
+  try {
+    params = parseRunParams({
+      ...(values['dry-run'] ? { dryRun: '1' } : {}),
+      ...(values.company ? { companyId: values.company } : {}),
+      ...(values.shard ? { shard: k, shards: n } : {}),
+      ...(values.now ? { now: values.now } : {}),
+    }, config);
+  } catch (err) {
+    if (err instanceof BadRequestError) { console.error(`${err.message}\n${usage}`); return 2; }
+    throw err;
+  }
+  // logs go to stderr so that stdout keeps the summary (or the JSON with --json)
+  const rt = runtimeFromConfig(config, { logger: createLogger({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, secrets: [config.CRON_SECRET ?? ''], destination: process.stderr }) });
+  const { status, body } = await runJob(JOB_REGISTRY[id], 'cli', params, rt);
+  console.log(values.json ? JSON.stringify(body, null, 2) : summarise(body));
+  await closeAllDbs();
+  return status === 200 && body.success ? 0 : 1;
+}
+
+process.exitCode = await main();

@@ -1,0 +1,95 @@
+/**
+ * `npm start`: the local server (SPEC §6). Serves every route under `/api/<path>` and the bare
+ * `<path>` through the same handlers, and runs the four jobs on their vercel.json schedules
+ * (unless SCHEDULER=off). Embedded database and file outbox unless configured otherwise.
+ */
+import http from 'node:http';
+import { Cron } from 'croner';
+import { getConfig, ConfigError } from '../lib/config.js';
+import { openDb, closeAllDbs } from '../db/client.js';
+import { runtimeFromConfig } from '../lib/cron/runtime.js';
+import { cronRoute, statusRoute, type Handler } from '../lib/cron/route.js';
+import { runJob } from '../lib/cron/run.js';
+import { parseRunParams } from '../lib/cron/params.js';
+import { JOB_IDS, JOBS } from '../lib/cron/jobs.js';
+import { JOB_REGISTRY } from '../lib/jobs/registry.js';
+import { isStatusPath, jobForPath, scheduledCrons } from '../lib/local/vercel-config.js';
+
+async function main() {
+  let config;
+  try {
+    config = getConfig();
+  } catch (err) {
+    console.error(err instanceof ConfigError ? `Configuration error: ${err.message}` : err);
+    process.exit(1);
+  }
+  const dbOpts = { driver: config.databaseDriver, url: config.DATABASE_URL, pgliteDir: config.PGLITE_DIR, poolMax: config.DB_POOL_MAX };
+  const started = Date.now();
+  // the local server applies pending migrations on start (handlers never do on a real database)
+  const shared = await openDb({ ...dbOpts, migrate: true });
+  const rt = runtimeFromConfig(config, {
+    openDb: config.databaseDriver === 'neon' ? () => openDb(dbOpts) : async () => ({ ...shared, close: async () => {} }),
+  });
+  const getRt = () => rt;
+  const handlers = new Map<string, Handler>(JOB_IDS.map((id) => [id, cronRoute(JOB_REGISTRY[id], getRt)]));
+  const status = statusRoute(getRt);
+
+  const server = http.createServer((req, res) => {
+    const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
+    const job = jobForPath(pathname);
+    const handler = job ? handlers.get(job) : isStatusPath(pathname) ? status : undefined;
+    if (!handler) {
+      res.statusCode = 404;
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ success: false, error: 'not_found', routes: [...JOB_IDS.map((id) => JOBS[id].path), '/cron/status'] }));
+      return;
+    }
+    handler(req, res).catch((err) => {
+      rt.logger.error({ err: String(err) }, 'unhandled error');
+      if (!res.headersSent) { res.statusCode = 500; res.end('{"success":false,"error":"internal"}'); }
+    });
+  });
+
+  const crons: Cron[] = [];
+  if (config.SCHEDULER === 'on') {
+    for (const c of scheduledCrons()) {
+      const params = parseRunParams(Object.fromEntries(c.query), config);
+      // protect: a run still going when the next tick comes is not started twice in this process
+      crons.push(new Cron(c.schedule, { timezone: 'UTC', protect: true }, async () => {
+        const { body } = await runJob(JOB_REGISTRY[c.job], 'scheduler', params, rt);
+        rt.logger.info({ job: c.job, success: body.success, skipped: body.skipped ?? false }, 'scheduled run done');
+      }));
+    }
+  }
+
+  server.listen(config.PORT, () => {
+    const addr = server.address();
+    const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
+    const lines = [
+      `Lokario cron jobs listening on http://localhost:${port}  (ready in ${Date.now() - started} ms)`,
+      `  database: ${config.databaseDriver}${config.databaseDriver === 'pglite' ? ` (${config.PGLITE_DIR})` : ''}`,
+      `  mail: ${config.SMTP_URL ? 'SMTP_URL' : `.eml files in ${config.OUTBOX_DIR}/`}${config.MAIL_REDIRECT_TO ? ` (redirected to ${config.MAIL_REDIRECT_TO})` : ''}`,
+      `  scheduler: ${config.SCHEDULER === 'on' ? crons.map((c, i) => `${scheduledCrons()[i].job} "${c.getPattern()}"`).join(', ') : 'off'}`,
+      config.CRON_SECRET ? '  secret: required (Authorization: Bearer <CRON_SECRET> or ?secret=)' : '  !! CRON_SECRET is not set: the routes are UNPROTECTED (local development only)',
+      ...JOB_IDS.map((id) => `  GET ${JOBS[id].path}   (also /api${JOBS[id].path})`),
+      '  GET /cron/status',
+    ];
+    console.log(lines.join('\n'));
+  });
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping…`);
+    for (const c of crons) c.stop();
+    server.closeAllConnections();
+    await new Promise<void>((r) => server.close(() => r()));
+    await closeAllDbs();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+}
+
+void main();

@@ -1,0 +1,61 @@
+import type { AddressInfo } from 'node:net';
+import { SMTPServer } from 'smtp-server';
+
+export type Received = { from: string; to: string[]; raw: string; messageId: string | undefined; header(name: string): string | undefined };
+
+/**
+ * A real SMTP server (smtp-server) on a free loopback port that records what it accepts. `failNext`
+ * makes the next N messages fail with a given SMTP code (4xx temporary, 5xx permanent).
+ */
+export async function startSmtpSink(opts: { users?: Record<string, string> } = {}) {
+  const received: Received[] = [];
+  const failures: { code: number; message: string }[] = [];
+  const server = new SMTPServer({
+    secure: false,
+    disabledCommands: ['STARTTLS'],
+    allowInsecureAuth: true,
+    authOptional: !opts.users,
+    authMethods: ['PLAIN', 'LOGIN'],
+    logger: false,
+    onAuth(auth, _session, cb) {
+      if (opts.users && opts.users[auth.username ?? ''] === auth.password) cb(null, { user: auth.username });
+      else cb(new Error('Invalid username or password'));
+    },
+    onData(stream, session, cb) {
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        const fail = failures.shift();
+        if (fail) {
+          const err = new Error(fail.message) as Error & { responseCode: number };
+          err.responseCode = fail.code;
+          cb(err);
+          return;
+        }
+        const raw = Buffer.concat(chunks).toString('utf8');
+        const headerPart = raw.split(/\r?\n\r?\n/)[0].replace(/\r?\n[ \t]+/g, ' ');
+        const header = (name: string) => {
+          const m = new RegExp(`^${name}:\\s*(.*)$`, 'im').exec(headerPart);
+          return m ? m[1].trim() : undefined;
+        };
+        received.push({
+          from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+          to: session.envelope.rcptTo.map((r) => r.address),
+          raw, messageId: header('Message-ID'), header,
+        });
+        cb();
+      });
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.server.address() as AddressInfo).port;
+  return {
+    port,
+    url: `smtp://127.0.0.1:${port}`,
+    received,
+    failNext(count: number, code: number, message = code >= 500 ? 'Mailbox unavailable' : 'Try again later') {
+      for (let i = 0; i < count; i++) failures.push({ code, message });
+    },
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
