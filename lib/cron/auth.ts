@@ -1,13 +1,13 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import crypto from 'node:crypto';
 
 /**
  * Constant-time secret check: both sides are hashed to 32 bytes first, so the comparison never
  * exits early and leaks neither the secret nor its length.
  */
 export function secretMatches(candidate: string | undefined, secret: string): boolean {
-  const a = createHash('sha256').update(candidate ?? '').digest();
-  const b = createHash('sha256').update(secret).digest();
-  return timingSafeEqual(a, b) && candidate !== undefined;
+  const a = crypto.createHash('sha256').update(candidate ?? '').digest();
+  const b = crypto.createHash('sha256').update(secret).digest();
+  return crypto.timingSafeEqual(a, b) && candidate !== undefined;
 }
 
 /** `Authorization: Bearer <secret>` (Vercel Cron, cron-job.org header), then `?secret=`. */
