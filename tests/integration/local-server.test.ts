@@ -1,0 +1,100 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { describe } from 'vitest';
+import { parseConfig } from '../../lib/config.js';
+import { createMailFactory, MailError } from '../../lib/mail/transport.js';
+
+const SECRET = 'local-server-secret-0123456789';
+const root = path.resolve(import.meta.dirname, '../..');
+
+/** Starts `npm start`'s entry point as a child process and waits for its "listening" line. */
+async function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; output: () => string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/server.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 45_000);
+    const check = () => {
+      const m = /listening on (http:\/\/localhost:\d+)/.exec(out);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    };
+    child.stdout!.on('data', check);
+    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${out}`)); });
+  });
+  return { url, child, output: () => out };
+}
+
+describe('local server (npm start) on the embedded database', () => {
+  let srv: Awaited<ReturnType<typeof startServer>>;
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lokario-server-'));
+    srv = await startServer({ PORT: '0', SCHEDULER: 'off', CRON_SECRET: SECRET, PGLITE_DIR: 'memory://', OUTBOX_DIR: path.join(dataDir, 'outbox') });
+  }, 60_000);
+  afterAll(async () => {
+    if (srv?.child.exitCode === null) {
+      const exited = new Promise((r) => srv.child.once('exit', r));
+      srv.child.kill('SIGINT');
+      await exited;
+    }
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('serves /cron/status with the secret, migrated on start', async () => {
+    const r = await fetch(`${srv.url}/cron/status`, { headers: { authorization: `Bearer ${SECRET}` } });
+    expect(r.status).toBe(200);
+    const body = await r.json();
+    expect(body.jobs).toHaveLength(4);
+  });
+
+  it('serves /api/<path> and the bare <path> through the same handler; 403 and 405 as specified', async () => {
+    const a = await fetch(`${srv.url}/api/cron/check-overdue-and-reminders?secret=${SECRET}&dryRun=1`);
+    const b = await fetch(`${srv.url}/cron/check-overdue-and-reminders?dryRun=1`, { headers: { authorization: `Bearer ${SECRET}` } });
+    const ba = await a.json();
+    const bb = await b.json();
+    expect(a.status).toBe(b.status);
+    expect(ba.job).toBe('overdue-reminders');
+    expect(bb.job).toBe('overdue-reminders');
+    expect((await fetch(`${srv.url}/followups/process-automatic?secret=wrong`)).status).toBe(403);
+    const put = await fetch(`${srv.url}/followups/process-automatic`, { method: 'PUT' });
+    expect(put.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('GET, POST');
+    expect((await fetch(`${srv.url}/nope`)).status).toBe(404);
+  });
+
+  it('stops cleanly on Ctrl-C (SIGINT)', async () => {
+    const exited = new Promise<number | null>((r) => srv.child.once('exit', (code) => r(code)));
+    srv.child.kill('SIGINT');
+    expect(await exited).toBe(0);
+    expect(srv.output()).toContain('stopping');
+  });
+});
+
+describe('mail transport factory', () => {
+  it('embedded default: writes the email as an .eml file in the outbox', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lokario-outbox-'));
+    try {
+      const f = createMailFactory(parseConfig({ OUTBOX_DIR: dir }));
+      const res = await f.platform().send({ from: 'Lokario <noreply@lokario.fr>', to: 'a@example.com', subject: 'Sujet accentué', text: 'Bonjour é', messageId: '<x.1@lokario.fr>' });
+      expect(res.via).toBe('outbox');
+      const eml = fs.readFileSync(res.file!, 'utf8');
+      expect(eml).toContain('Message-ID: <x.1@lokario.fr>');
+      expect(eml).toContain('To: a@example.com');
+    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+  });
+
+  it('production without SMTP_URL: every send fails clearly with smtp_not_configured', async () => {
+    const f = createMailFactory(parseConfig({ NODE_ENV: 'production', CRON_SECRET: 'x' }));
+    await expect(f.platform().send({ from: 'a@b.fr', to: 'c@d.fr', subject: 's', text: 't', messageId: '<m@b.fr>' }))
+      .rejects.toMatchObject({ code: 'smtp_not_configured' });
+    await expect(f.platform().send({ from: 'a@b.fr', to: 'c@d.fr', subject: 's', text: 't', messageId: '<m@b.fr>' })).rejects.toBeInstanceOf(MailError);
+  });
+});
