@@ -1,0 +1,13 @@
+import fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+
+describe('.env.example', () => {
+  it('documents every variable that lib/config.ts reads, and nothing else', () => {
+    const example = fs.readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const documented = [...example.matchAll(/^([A-Z_][A-Z0-9_]*)=/gm)].map((m) => m[1]).sort();
+    const config = fs.readFileSync(new URL('../../lib/config.ts', import.meta.url), 'utf8');
+    const schema = config.slice(config.indexOf('z.object({'), config.indexOf('});'));
+    const read = [...schema.matchAll(/^\s+([A-Z_][A-Z0-9_]*):/gm)].map((m) => m[1]).filter((v) => !['NODE_ENV', 'VERCEL_ENV'].includes(v)).sort();
+    expect(documented).toEqual(read);
+  });
+});
