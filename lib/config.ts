@@ -32,6 +32,8 @@ const EnvSchema = z.object({
   DELETION_BATCH: int(10, 1),
   PORT: int(3000, 0),
   SCHEDULER: onOff('on'),
+  // local server only: every job every N seconds instead of its vercel.json schedule (soak tests, demos)
+  SCHEDULER_EVERY_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 

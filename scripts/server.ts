@@ -54,8 +54,9 @@ async function main() {
   if (config.SCHEDULER === 'on') {
     for (const c of scheduledCrons()) {
       const params = parseRunParams(Object.fromEntries(c.query), config);
+      const pattern = config.SCHEDULER_EVERY_SECONDS ? `*/${config.SCHEDULER_EVERY_SECONDS} * * * * *` : c.schedule;
       // protect: a run still going when the next tick comes is not started twice in this process
-      crons.push(new Cron(c.schedule, { timezone: 'UTC', protect: true }, async () => {
+      crons.push(new Cron(pattern, { timezone: 'UTC', protect: true }, async () => {
         const { body } = await runJob(JOB_REGISTRY[c.job], 'scheduler', params, rt);
         rt.logger.info({ job: c.job, success: body.success, skipped: body.skipped ?? false }, 'scheduled run done');
       }));
@@ -69,7 +70,7 @@ async function main() {
       `Lokario cron jobs listening on http://localhost:${port}  (ready in ${Date.now() - started} ms)`,
       `  database: ${config.databaseDriver}${config.databaseDriver === 'pglite' ? ` (${config.PGLITE_DIR})` : ''}`,
       `  mail: ${config.SMTP_URL ? 'SMTP_URL' : `.eml files in ${config.OUTBOX_DIR}/`}${config.MAIL_REDIRECT_TO ? ` (redirected to ${config.MAIL_REDIRECT_TO})` : ''}`,
-      `  scheduler: ${config.SCHEDULER === 'on' ? crons.map((c, i) => `${scheduledCrons()[i].job} "${c.getPattern()}"`).join(', ') : 'off'}`,
+      `  scheduler: ${config.SCHEDULER === 'on' ? scheduledCrons().map((c, i) => `${c.job} "${crons[i].getPattern()}"`).join(', ') : 'off'}`,
       config.CRON_SECRET ? '  secret: required (Authorization: Bearer <CRON_SECRET> or ?secret=)' : '  !! CRON_SECRET is not set: the routes are UNPROTECTED (local development only)',
       ...JOB_IDS.map((id) => `  GET ${JOBS[id].path}   (also /api${JOBS[id].path})`),
       '  GET /cron/status',
