@@ -98,3 +98,24 @@ describe('mail transport factory', () => {
     await expect(f.platform().send({ from: 'a@b.fr', to: 'c@d.fr', subject: 's', text: 't', messageId: '<m@b.fr>' })).rejects.toBeInstanceOf(MailError);
   });
 });
+
+describe('local scheduler (npm start with SCHEDULER on)', () => {
+  it('runs every job from vercel.json on its own (accelerated with SCHEDULER_EVERY_SECONDS)', async () => {
+    const srv = await startServer({ PORT: '0', SCHEDULER: 'on', SCHEDULER_EVERY_SECONDS: '1', CRON_SECRET: SECRET, PGLITE_DIR: 'memory://', OUTBOX_DIR: path.join(os.tmpdir(), 'lokario-sched-outbox') });
+    try {
+      expect(srv.output()).toMatch(/scheduler: inbox-sync "\*\/1 \* \* \* \* \*"/);
+      let jobs: { job: string; lastRun: unknown }[] = [];
+      for (let i = 0; i < 40; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        const body = await (await fetch(`${srv.url}/cron/status`, { headers: { authorization: `Bearer ${SECRET}` } })).json();
+        jobs = body.jobs;
+        if (jobs.every((j) => j.lastRun !== null)) break;
+      }
+      expect(jobs.filter((j) => j.lastRun === null)).toEqual([]);
+    } finally {
+      const exited = new Promise((r) => srv.child.once('exit', r));
+      srv.child.kill('SIGINT');
+      await exited;
+    }
+  }, 60_000);
+});
