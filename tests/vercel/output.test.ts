@@ -47,6 +47,12 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
     functionRoutes = new Set(functions.map((f) => f.route));
   });
 
+  it('comes from a build that succeeded (a failed build leaves a config.json, its error in builds.json)', () => {
+    const builds = JSON.parse(fs.readFileSync(path.join(OUTPUT_DIR, 'builds.json'), 'utf8')) as { error?: { stack?: string }; builds?: { src: string; error?: unknown }[] };
+    expect(builds.error?.stack?.split('\n')[0], 'the last `npm run vercel:build` failed').toBeUndefined();
+    expect((builds.builds ?? []).filter((b) => b.error).map((b) => b.src)).toEqual([]);
+  });
+
   it('has one built function per api/ route file, and nothing else', () => {
     expect(functions.map((f) => f.route)).toEqual(apiRoutesInRepo());
     expect(functions).toHaveLength(5);
@@ -97,6 +103,7 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
 
   it('every function has the maxDuration of vercel.json and a Node 24 (or 22) runtime', () => {
     const declared = readVercelJson().functions ?? {};
+    expect(functions.map((f) => f.route)).toEqual(apiRoutesInRepo());
     for (const f of functions) {
       const source = `${f.route.slice(1)}.ts`;
       expect(f.vc.maxDuration, `${f.route}: maxDuration`).toBeGreaterThan(0);
