@@ -68,6 +68,10 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     if (!e.DATABASE_URL) databaseDriver = 'pglite';
     else databaseDriver = /\.neon\.tech(:\d+)?(\/|$)/.test(new URL(e.DATABASE_URL).host + '/') ? 'neon' : 'pg';
   }
+  if (databaseDriver === 'pglite' && (e.VERCEL_ENV === 'production' || e.VERCEL_ENV === 'preview')) {
+    // a function's file system is read-only and per instance: an embedded database would be empty every time
+    throw new ConfigError('DATABASE_URL: required on a Vercel deployment (the embedded database is for local use)');
+  }
   if (databaseDriver !== 'pglite' && !e.DATABASE_URL) {
     throw new ConfigError(`DATABASE_URL: required when DATABASE_DRIVER=${databaseDriver}`);
   }

@@ -21,7 +21,9 @@ export function logCapture() {
  * given database handle (not closed by runs), and a captured logger.
  */
 export function testRuntime(env: Record<string, string | undefined>, handle?: DbHandle, extra: Partial<Runtime> = {}) {
-  const config = parseConfig({ NODE_ENV: 'test', ...env });
+  // with a handle the runtime never opens a database itself; a URL keeps deployment-like
+  // configurations (VERCEL_ENV, which require one) valid
+  const config = parseConfig({ NODE_ENV: 'test', ...(handle ? { DATABASE_URL: 'postgres://handle-given-by-the-test/db' } : {}), ...env });
   const logs = logCapture();
   const logger = createLogger({ level: 'debug', secrets: [config.CRON_SECRET ?? ''], destination: logs.stream });
   const rt = runtimeFromConfig(config, {

@@ -63,7 +63,7 @@ describe('query parameters', () => {
 
   it('the clock override is refused on Vercel deployments and with NODE_ENV=production', () => {
     for (const env of [{ NODE_ENV: 'production' }, { VERCEL_ENV: 'production' }, { VERCEL_ENV: 'preview' }]) {
-      const cfg = parseConfig({ ...env, CRON_SECRET: 'x' });
+      const cfg = parseConfig({ ...env, CRON_SECRET: 'x', DATABASE_URL: 'postgres://db.example/x' });
       expect(() => parseRunParams({ now: '2026-01-01T00:00:00Z' }, cfg)).toThrow(/local development/);
     }
     expect(parseRunParams({ now: '2026-01-01T00:00:00Z' }, parseConfig({ VERCEL_ENV: 'development' })).nowOverride).toBeDefined();
@@ -93,6 +93,9 @@ describe('configuration', () => {
       for (const name of ['CRON_BUDGET_MS', 'DATABASE_URL', 'FRONTEND_URL', 'DATABASE_DRIVER']) expect((e as Error).message).toContain(name);
     }
     expect(() => parseConfig({ DATABASE_DRIVER: 'pg' })).toThrow(/DATABASE_URL/);
+    // a Vercel function cannot keep an embedded database: a deployment needs DATABASE_URL
+    expect(() => parseConfig({ VERCEL_ENV: 'production', CRON_SECRET: 'x' })).toThrow(/DATABASE_URL: required on a Vercel deployment/);
+    expect(() => parseConfig({ VERCEL_ENV: 'preview', CRON_SECRET: 'x' })).toThrow(/DATABASE_URL/);
     expect(parseConfig({ CRON_SECRET: '  ', SMTP_URL: '' }).CRON_SECRET).toBeUndefined();
   });
 });
