@@ -27,6 +27,8 @@ export class PartFailedError extends Error {
 }
 
 type ReminderStats = {
+  /** Where emails go: smtp, outbox (.eml files, the embedded default) or unconfigured. */
+  via: string;
   candidates: number; sent: number; alreadySent: number; inProgress: number; unknown: number; markedUnknown: number;
   failed: number; retryLater: number; lostRace: number; deferred: number; notificationsCreated: number;
   skipped: Partial<Record<SkipReason | 'budget', number>>;
@@ -89,8 +91,9 @@ export async function runOverdueReminders(ctx: JobContext): Promise<JobResult> {
 }
 
 async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[]): Promise<{ stats: ReminderStats; partial: boolean }> {
+  const sender = ctx.mail.platform();
   const stats: ReminderStats = {
-    candidates: 0, sent: 0, alreadySent: 0, inProgress: 0, unknown: 0, markedUnknown: 0, failed: 0, retryLater: 0,
+    via: sender.kind, candidates: 0, sent: 0, alreadySent: 0, inProgress: 0, unknown: 0, markedUnknown: 0, failed: 0, retryLater: 0,
     lostRace: 0, deferred: 0, notificationsCreated: 0, skipped: {},
   };
   stats.markedUnknown = await markStuckClaims(ctx.db, { scope: ctx.scope, dryRun: ctx.dryRun });
@@ -125,7 +128,6 @@ async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[
     return { stats, partial: decided.deferred > 0 };
   }
 
-  const sender = ctx.mail.platform();
   const limit = pLimit(SEND_CONCURRENCY);
   let partial = decided.deferred > 0;
   for (let i = 0; i < decided.send.length; i += CLAIM_CHUNK) {
