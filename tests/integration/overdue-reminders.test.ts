@@ -52,7 +52,7 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     return { c, employee, cl, type, email: clientEmail };
   }
 
-  it('sends the configured reminder once, in the company timezone, From MAIL_FROM with the company name, and notifies the employee', async () => {
+  it('defect 36: sends the configured reminder once (company timezone, From MAIL_FROM with the company name) and creates the APPOINTMENT_REMINDER notification for the employee', async () => {
     const s = await setup({
       company_info: { email: 'contact@lefevre.example' },
       appointments: {
