@@ -1,4 +1,8 @@
-import { notImplementedJob } from '../../cron/types.js';
+import type { Job } from '../../cron/types.js';
+import { runOverdueReminders } from './run.js';
 
-// Until this job's issue lands, its route answers 501 not_implemented (never a fake success).
-export const overdueRemindersJob = notImplementedJob('overdue-reminders');
+/**
+ * `/cron/check-overdue-and-reminders` (SPEC §5.4): overdue invoices and tasks, critical tasks,
+ * appointment reminders, expired trials. plan.ts decides, sql.ts and run.ts do.
+ */
+export const overdueRemindersJob: Job = { id: 'overdue-reminders', run: runOverdueReminders };

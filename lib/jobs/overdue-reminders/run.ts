@@ -1,0 +1,182 @@
+import pLimit from 'p-limit';
+import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
+import { MailError, classifySmtpError } from '../../mail/transport.js';
+import {
+  planReminders, reminderCompany, renderReminder, type ReminderCandidate, type ReminderCompany, type SkipReason,
+} from './plan.js';
+import {
+  claimReminders, expireTrials, insertReminderNotifications, markReminderFailed, markReminderSent, markStuckClaims,
+  planNotificationPart, readReminderCandidates, readReminderCompanies, releaseReminderClaim, runNotificationPart,
+  type NotificationPart, type PartResult, type ReminderNotification,
+} from './sql.js';
+
+/** At most this many reminder emails per run: a run must answer inside its budget (SPEC §2.6). */
+export const MAX_REMINDERS_PER_RUN = 500;
+/** Claims are taken in chunks, and the budget is checked between chunks, so a run never holds
+ *  claims it has no time left to send (a claim left `sending` would end up `unknown`). */
+export const CLAIM_CHUNK = 25;
+/** Parallel SMTP sends within a chunk (a handful of connections to the platform relay). */
+export const SEND_CONCURRENCY = 4;
+/** Time kept back before claiming a chunk: worst case for a chunk of sends to answer. */
+const CHUNK_RESERVE_MS = 5_000;
+const PLAN_SAMPLE = 50;
+
+/** A part of the run failed (a bug, the database): the others still ran, the run answers 500. */
+export class PartFailedError extends Error {
+  readonly code = 'part_failed';
+}
+
+type ReminderStats = {
+  /** Where emails go: smtp, outbox (.eml files, the embedded default) or unconfigured. */
+  via: string;
+  candidates: number; sent: number; alreadySent: number; inProgress: number; unknown: number; markedUnknown: number;
+  failed: number; retryLater: number; lostRace: number; deferred: number; notificationsCreated: number;
+  skipped: Partial<Record<SkipReason | 'budget', number>>;
+};
+
+export async function runOverdueReminders(ctx: JobContext): Promise<JobResult> {
+  const errors: ItemError[] = [];
+  const plan: unknown[] = [];
+  const failedParts: string[] = [];
+  const stats: Record<string, unknown> = {};
+  let partial = false;
+  const params = { now: ctx.now, scope: ctx.scope, frontendUrl: ctx.config.FRONTEND_URL };
+
+  // Each part is its own statement(s), in autocommit: one part failing cannot poison another
+  // (defect 35); the failure is reported, never swallowed.
+  const part = async (name: string, fn: () => Promise<void>) => {
+    if (budgetSpent(ctx)) {
+      partial = true;
+      stats[name] = { skipped: 'budget' };
+      return;
+    }
+    try {
+      await fn();
+    } catch (err) {
+      const e = err as { code?: unknown; message?: unknown };
+      failedParts.push(name);
+      ctx.log.error({ part: name, code: e.code, err: String(e.message ?? err) }, 'part failed');
+      errors.push({ scope: 'part', id: name, code: typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? 'database_error' : 'part_failed', message: String(e.message ?? err).split('\n')[0].slice(0, 200) });
+    }
+  };
+
+  await part('trials', async () => {
+    const r = await expireTrials(ctx.db, { ...params, dryRun: ctx.dryRun });
+    stats.trials = { expired: r.expired };
+    if (ctx.dryRun) plan.push(...r.companyIds.slice(0, 10).map((companyId) => ({ part: 'trials', action: 'expire_trial', companyId })));
+  });
+
+  for (const name of ['invoices', 'overdueTasks', 'criticalTasks'] as NotificationPart[]) {
+    await part(name, async () => {
+      const r: PartResult = ctx.dryRun
+        ? await planNotificationPart(ctx.db, name, params, PLAN_SAMPLE)
+        : await runNotificationPart(ctx.db, name, params);
+      const { sample, ...counts } = r;
+      stats[name] = counts;
+      if (ctx.dryRun) plan.push(...sample.slice(0, 12));
+    });
+  }
+
+  await part('reminders', async () => {
+    const r = await runReminders(ctx, errors, plan);
+    stats.reminders = r.stats;
+    if (r.partial) partial = true;
+  });
+
+  if (failedParts.length > 0) {
+    const detail = errors.filter((e) => e.scope === 'part').map((e) => `${e.id}: ${e.message}`).join('; ');
+    throw new PartFailedError(`${failedParts.length} part(s) failed (${detail}); the other parts ran`);
+  }
+  return { stats, errors, partial, ...(ctx.dryRun ? { plan: plan.slice(0, PLAN_SAMPLE) } : {}) };
+}
+
+async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[]): Promise<{ stats: ReminderStats; partial: boolean }> {
+  const sender = ctx.mail.platform();
+  const stats: ReminderStats = {
+    via: sender.kind, candidates: 0, sent: 0, alreadySent: 0, inProgress: 0, unknown: 0, markedUnknown: 0, failed: 0, retryLater: 0,
+    lostRace: 0, deferred: 0, notificationsCreated: 0, skipped: {},
+  };
+  stats.markedUnknown = await markStuckClaims(ctx.db, { scope: ctx.scope, dryRun: ctx.dryRun });
+
+  const companyRows = await readReminderCompanies(ctx.db, { now: ctx.now, scope: ctx.scope });
+  const companies = new Map<number, ReminderCompany>();
+  for (const row of companyRows) {
+    const { company, problems } = reminderCompany(row.company_id, row.name, row.settings);
+    companies.set(row.company_id, company);
+    if (problems.length) {
+      errors.push({ scope: 'company', id: row.company_id, code: 'settings_invalid', message: problems.join('; ').slice(0, 300) });
+    }
+  }
+  // disabled companies are read too, so the planner can count what their setting held back
+  const offsets = [...companies.values()].flatMap((c) => c.offsets.map((o) => ({ company_id: c.companyId, hours_before: o.hoursBefore })));
+  const candidates = await readReminderCandidates(ctx.db, { now: ctx.now, scope: ctx.scope, offsets });
+  const decided = planReminders(candidates, companies, ctx.now, MAX_REMINDERS_PER_RUN);
+  stats.candidates = candidates.length;
+  stats.alreadySent = decided.alreadySent;
+  stats.inProgress = decided.inProgress;
+  stats.unknown = decided.unknown;
+  stats.skipped = { ...decided.skipped };
+  stats.deferred = decided.deferred;
+  const render = (row: ReminderCandidate) =>
+    renderReminder(row, companies.get(row.companyId)!, { frontendUrl: ctx.config.FRONTEND_URL, mailFrom: ctx.config.MAIL_FROM });
+
+  if (ctx.dryRun) {
+    for (const row of decided.send.slice(0, PLAN_SAMPLE)) {
+      const m = render(row);
+      plan.push({ part: 'reminders', action: 'send_reminder', appointmentId: row.appointmentId, hoursBefore: row.hoursBefore, start: row.startIso, subject: m.subject });
+    }
+    return { stats, partial: decided.deferred > 0 };
+  }
+
+  const limit = pLimit(SEND_CONCURRENCY);
+  let partial = decided.deferred > 0;
+  for (let i = 0; i < decided.send.length; i += CLAIM_CHUNK) {
+    const chunk = decided.send.slice(i, i + CLAIM_CHUNK);
+    if (budgetSpent(ctx, CHUNK_RESERVE_MS)) {
+      const left = decided.send.length - i;
+      stats.skipped.budget = (stats.skipped.budget ?? 0) + left;
+      partial = true;
+      break;
+    }
+    const claimed = await claimReminders(ctx.db, {
+      now: ctx.now, scope: ctx.scope,
+      items: chunk.map((r) => ({ appointment_id: r.appointmentId, hours_before: r.hoursBefore, start_iso: r.startIso })),
+    });
+    stats.lostRace += chunk.length - claimed.length;
+    const byKey = new Map(chunk.map((r) => [`${r.appointmentId}:${r.hoursBefore}`, r]));
+    const sentNotifications: ReminderNotification[] = [];
+    await Promise.all(claimed.map((claim) => limit(async () => {
+      const row = byKey.get(`${claim.appointment_id}:${claim.hours_before}`)!;
+      const m = render(row);
+      if (m.unknownVariables.length) {
+        errors.push({ scope: 'company', id: row.companyId, code: 'template_unknown_variable', message: `reminder template: unknown {${m.unknownVariables.join('}, {')}}` });
+      }
+      try {
+        await sender.send({ from: m.from, to: m.to, replyTo: m.replyTo, subject: m.subject, text: m.text, messageId: m.messageId });
+      } catch (err) {
+        const e = err instanceof MailError ? err : classifySmtpError(err);
+        // 5xx: the address is refused, retrying would only bounce again; anything else
+        // (4xx, network, SMTP not configured yet) is released for a later run
+        const keep = e.permanent && e.code !== 'smtp_not_configured';
+        if (keep) {
+          await markReminderFailed(ctx.db, claim.id, `${e.code}: ${e.message}`);
+          stats.failed++;
+        } else {
+          await releaseReminderClaim(ctx.db, claim.id);
+          stats.retryLater++;
+        }
+        errors.push({ scope: 'appointment_reminder', id: `${row.appointmentId}:${row.hoursBefore}`, code: e.code, message: e.message });
+        return;
+      }
+      await markReminderSent(ctx.db, claim.id, m.messageId);
+      stats.sent++;
+      sentNotifications.push({ reminder_id: claim.id, ...pickNotification(m.notification) });
+    })));
+    stats.notificationsCreated += await insertReminderNotifications(ctx.db, sentNotifications);
+  }
+  return { stats, partial };
+}
+
+function pickNotification(n: { title: string; message: string; linkUrl: string; linkText: string; dedupeKey: string }) {
+  return { title: n.title, message: n.message, link_url: n.linkUrl, link_text: n.linkText, dedupe_key: n.dedupeKey };
+}

@@ -1,0 +1,334 @@
+import { sql, type SQL } from 'drizzle-orm';
+import { queryRows, type Executor } from '../../../db/client.js';
+import { scopeFilter } from '../../cron/scope.js';
+import type { Scope } from '../../cron/types.js';
+import { DEFAULT_TIMEZONE } from '../../time/zone.js';
+import {
+  CRITICAL_HORIZON_HOURS, CRITICAL_PRIORITIES, MAX_REMINDER_HOURS, OVERDUE_REPEAT_DAYS, PRIORITY_LABELS,
+  REMINDABLE_STATUSES, TEXTS, trimSlash, type Delivery, type ReminderCandidate,
+} from './plan.js';
+
+/**
+ * The effectful half: whole set-based statements. Each notification part is ONE statement
+ * (candidates → status change → INSERT … ON CONFLICT DO NOTHING → counts), so the number of
+ * statements never grows with the number of rows. "Today" is computed in SQL in each company's
+ * zone (joined in the same statement), validated against pg_timezone_names.
+ */
+
+export type PartParams = { now: Date; scope: Scope; frontendUrl: string };
+
+/** Statements carry a tag comment so a benchmark (or pg_stat_statements) can count them per part. */
+const tag = (name: string) => sql.raw(`/* overdue-reminders:${name} */ `);
+
+const nowParam = (now: Date) => sql`${now.toISOString()}::timestamptz`;
+
+/**
+ * Each company in scope with its zone: `company_info.timezone` when Postgres knows it, else the
+ * default (an unknown zone must not break the statement for everyone).
+ */
+function zonesCte(scope: Scope): SQL {
+  return sql`zones as (
+    select c.id as company_id, coalesce(tz.name, ${DEFAULT_TIMEZONE}) as tz
+    from companies c
+    left join company_settings cs on cs.company_id = c.id
+    left join pg_timezone_names tz on tz.name = (cs.settings #>> '{company_info,timezone}')
+    where c.is_active and ${scopeFilter(sql`c.id`, scope)}
+  )`;
+}
+
+/** `dd/mm/yyyy` of an instant in the company's zone. */
+const frDate = (col: SQL) => sql`to_char(${col} at time zone z.tz, 'DD/MM/YYYY')`;
+/** A stable text for an instant (UTC, microseconds): part of dedupe keys. */
+const isoInstant = (col: SQL) => sql`to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+
+/**
+ * The candidate rows of each notification part, all with the same columns (those of
+ * `notifications` plus `entity_status`). Shared by the real run and the dry run.
+ */
+function invoiceCandidates(p: PartParams): SQL {
+  const now = nowParam(p.now);
+  return sql`select i.company_id, null::int as user_id, 'INVOICE_OVERDUE'::notificationtype as type,
+      ${TEXTS.invoiceOverdue.title}::text as title,
+      format(${TEXTS.invoiceOverdue.message}::text, i.number, d.days, case when d.days > 1 then 's' else '' end, ${frDate(sql`i.due_date`)}) as message,
+      ${trimSlash(p.frontendUrl) + '/app/billing/invoices/'}::text || i.id as link_url,
+      ${TEXTS.invoiceOverdue.linkText}::text as link_text,
+      'invoice'::text as source_type, i.id as source_id,
+      'due:' || ${isoInstant(sql`i.due_date`)} || ';week:' || ((d.days - 1) / ${OVERDUE_REPEAT_DAYS}) as dedupe_key,
+      i.status::text as entity_status
+    from invoices i
+    join zones z on z.company_id = i.company_id
+    cross join lateral (select ((${now} at time zone z.tz)::date - (i.due_date at time zone z.tz)::date) as days) d
+    where i.invoice_type = 'FACTURE' and i.status in ('ENVOYEE', 'IMPAYEE', 'EN_RETARD')
+      and i.deleted_at is null and i.archived_at is null
+      and i.due_date is not null and i.due_date < ${now} and d.days >= 1
+      and i.total_ttc - coalesce((select sum(pay.amount) from invoice_payments pay where pay.invoice_id = i.id), 0) > 0`;
+}
+
+/** The assignee when it is an active user of the company, else the whole company (null). */
+const assigneeJoin = sql`left join users u on u.id = t.assigned_to_id and u.company_id = t.company_id and u.is_active`;
+
+function overdueTaskCandidates(p: PartParams): SQL {
+  const now = nowParam(p.now);
+  return sql`select t.company_id, u.id as user_id, 'TASK_OVERDUE'::notificationtype as type,
+      ${TEXTS.taskOverdue.title}::text as title,
+      format(${TEXTS.taskOverdue.message}::text, t.title, d.days, case when d.days > 1 then 's' else '' end, ${frDate(sql`t.due_date`)}) as message,
+      ${trimSlash(p.frontendUrl) + '/app/tasks'}::text as link_url,
+      ${TEXTS.taskOverdue.linkText}::text as link_text,
+      'task'::text as source_type, t.id as source_id,
+      'due:' || ${isoInstant(sql`t.due_date`)} as dedupe_key,
+      t.status::text as entity_status
+    from tasks t
+    join zones z on z.company_id = t.company_id
+    ${assigneeJoin}
+    cross join lateral (select ((${now} at time zone z.tz)::date - (t.due_date at time zone z.tz)::date) as days) d
+    where t.status <> 'TERMINE' and t.due_date is not null and t.due_date < ${now} and d.days >= 1`;
+}
+
+function criticalTaskCandidates(p: PartParams): SQL {
+  const now = nowParam(p.now);
+  const priorities = sql.join(CRITICAL_PRIORITIES.map((x) => sql`${x}`), sql`, `);
+  const label = sql.join(CRITICAL_PRIORITIES.map((x) => sql`when ${x} then ${PRIORITY_LABELS[x]}`), sql` `);
+  return sql`select t.company_id, u.id as user_id, 'TASK_CRITICAL'::notificationtype as type,
+      ${TEXTS.taskCritical.title}::text as title,
+      format(${TEXTS.taskCritical.message}::text, t.title, (case lower(t.priority) ${label} end)::text,
+        case d.days when 0 then 'aujourd''hui' when 1 then 'demain' else 'dans ' || d.days || ' jours' end,
+        ${frDate(sql`t.due_date`)}) as message,
+      ${trimSlash(p.frontendUrl) + '/app/tasks'}::text as link_url,
+      ${TEXTS.taskCritical.linkText}::text as link_text,
+      'task'::text as source_type, t.id as source_id,
+      'due:' || ${isoInstant(sql`t.due_date`)} as dedupe_key,
+      t.status::text as entity_status
+    from tasks t
+    join zones z on z.company_id = t.company_id
+    ${assigneeJoin}
+    cross join lateral (select ((t.due_date at time zone z.tz)::date - (${now} at time zone z.tz)::date) as days) d
+    where t.status <> 'TERMINE' and lower(t.priority) in (${priorities})
+      and t.due_date is not null and d.days >= 0
+      and t.due_date <= ${now} + make_interval(hours => ${CRITICAL_HORIZON_HOURS})`;
+}
+
+export type NotificationPart = 'invoices' | 'overdueTasks' | 'criticalTasks';
+
+const CANDIDATES: Record<NotificationPart, (p: PartParams) => SQL> = {
+  invoices: invoiceCandidates,
+  overdueTasks: overdueTaskCandidates,
+  criticalTasks: criticalTaskCandidates,
+};
+
+const NOTIFICATION_COLUMNS = sql`company_id, user_id, type, title, message, link_url, link_text, source_type, source_id, dedupe_key`;
+
+export type PartResult = { candidates: number; created: number; alreadyNotified: number; markedOverdue?: number; sample: unknown[] };
+
+/**
+ * One notification part in one statement. Overdue invoices also move to EN_RETARD; rows another
+ * run holds are skipped (SKIP LOCKED), since that run sets the same status. Rows are inserted in
+ * a fixed order so that concurrent runs wait on each other instead of deadlocking.
+ */
+export async function runNotificationPart(db: Executor, part: NotificationPart, p: PartParams): Promise<PartResult> {
+  const statusUpdate = part === 'invoices'
+    ? sql`, upd as (
+        update invoices set status = 'EN_RETARD'
+        where id in (select inv.id from invoices inv join cand on cand.source_id = inv.id
+                     where inv.status <> 'EN_RETARD' for update of inv skip locked)
+        returning id)`
+    : sql``;
+  const rows = await queryRows<{ candidates: number; created: number; marked: number | null; sample: unknown[] | null }>(db, sql`${tag(part)}
+    with ${zonesCte(p.scope)},
+    cand as (${CANDIDATES[part](p)})
+    ${statusUpdate},
+    ins as (
+      insert into notifications (${NOTIFICATION_COLUMNS})
+      select ${NOTIFICATION_COLUMNS} from cand order by company_id, source_id, dedupe_key
+      on conflict do nothing
+      returning company_id, source_id, dedupe_key, title
+    )
+    select (select count(*)::int from cand) as candidates,
+           (select count(*)::int from ins) as created,
+           ${part === 'invoices' ? sql`(select count(*)::int from upd)` : sql`null::int`} as marked,
+           (select (array_agg(jsonb_build_object('companyId', company_id, 'sourceId', source_id, 'dedupeKey', dedupe_key))
+                    )[1:10] from ins) as sample`);
+  const r = rows[0];
+  return {
+    candidates: r.candidates, created: r.created, alreadyNotified: r.candidates - r.created,
+    ...(part === 'invoices' ? { markedOverdue: r.marked ?? 0 } : {}),
+    sample: (r.sample ?? []).map((s) => ({ part, action: 'notify', ...(s as object) })),
+  };
+}
+
+/** The dry-run mirror of runNotificationPart: the same candidates, nothing written. */
+export async function planNotificationPart(db: Executor, part: NotificationPart, p: PartParams, sampleSize: number): Promise<PartResult> {
+  const rows = await queryRows<{ candidates: number; already: number; to_mark: number; sample: unknown[] | null }>(db, sql`${tag(`${part}:dry-run`)}
+    with ${zonesCte(p.scope)},
+    cand as (${CANDIDATES[part](p)}),
+    marked as (
+      select cand.*, exists (
+        select 1 from notifications n
+        where n.company_id = cand.company_id and n.type = cand.type
+          and n.source_type is not distinct from cand.source_type and n.source_id is not distinct from cand.source_id
+          and n.dedupe_key is not distinct from cand.dedupe_key) as already
+      from cand)
+    select count(*)::int as candidates,
+           count(*) filter (where already)::int as already,
+           count(*) filter (where entity_status <> 'EN_RETARD')::int as to_mark,
+           (array_agg(jsonb_build_object('companyId', company_id, 'userId', user_id, 'sourceId', source_id,
+                      'dedupeKey', dedupe_key, 'title', title, 'message', message, 'linkUrl', link_url)
+                      order by company_id, source_id) filter (where not already))[1:${sampleSize}] as sample
+    from marked`);
+  const r = rows[0];
+  return {
+    candidates: r.candidates, created: r.candidates - r.already, alreadyNotified: r.already,
+    ...(part === 'invoices' ? { markedOverdue: r.to_mark } : {}),
+    sample: (r.sample ?? []).map((s) => ({ part, action: 'notify', ...(s as object) })),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Expired trials (SPEC §5.4.5)
+// ---------------------------------------------------------------------------------------------
+
+function expiredTrialsWhere(p: { now: Date; scope: Scope }): SQL {
+  return sql`s.status = 'TRIALING' and s.stripe_subscription_id is null and s.trial_end < ${nowParam(p.now)}
+    and ${scopeFilter(sql`s.company_id`, p.scope)}`;
+}
+
+export async function expireTrials(db: Executor, p: { now: Date; scope: Scope; dryRun: boolean }): Promise<{ expired: number; companyIds: number[] }> {
+  const rows = p.dryRun
+    ? await queryRows<{ company_id: number }>(db, sql`${tag('trials:dry-run')}
+        select s.company_id from subscriptions s where ${expiredTrialsWhere(p)} order by s.company_id`)
+    : await queryRows<{ company_id: number }>(db, sql`${tag('trials')}
+        update subscriptions set status = 'INCOMPLETE_EXPIRED'
+        where id in (select s.id from subscriptions s where ${expiredTrialsWhere(p)} for update of s skip locked)
+        returning company_id`);
+  return { expired: rows.length, companyIds: rows.map((r) => r.company_id) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Appointment reminders (SPEC §5.4.4)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * A claim still `sending` this long after it was taken belongs to a run that died between the
+ * claim and SMTP's answer (a run lasts at most maxDuration 60 s; its lease 120 s). Real clock.
+ */
+export const STUCK_CLAIM_AFTER_SEC = 15 * 60;
+
+/** Claims of dead runs become `unknown`: never re-sent automatically, shown in /cron/status. */
+export async function markStuckClaims(db: Executor, p: { scope: Scope; dryRun: boolean }): Promise<number> {
+  const where = sql`r.delivery = 'sending' and r.claimed_at < now() - make_interval(secs => ${STUCK_CLAIM_AFTER_SEC})
+    and ${scopeFilter(sql`r.company_id`, p.scope)}`;
+  const rows = p.dryRun
+    ? await queryRows<{ n: number }>(db, sql`${tag('reminders:stuck:dry-run')} select count(*)::int as n from appointment_reminders r where ${where}`)
+    : await queryRows<{ n: number }>(db, sql`${tag('reminders:stuck')}
+        with upd as (update appointment_reminders r set delivery = 'unknown', error = 'no answer recorded before the claim expired'
+                     where ${where} returning 1)
+        select count(*)::int as n from upd`);
+  return rows[0]?.n ?? 0;
+}
+
+/** Companies in scope with an appointment ahead inside the largest reminder horizon, with their settings. */
+export async function readReminderCompanies(db: Executor, p: { now: Date; scope: Scope }) {
+  const now = nowParam(p.now);
+  return queryRows<{ company_id: number; name: string; settings: unknown }>(db, sql`${tag('reminders:companies')}
+    select c.id as company_id, c.name, cs.settings
+    from companies c
+    left join company_settings cs on cs.company_id = c.id
+    where c.is_active and ${scopeFilter(sql`c.id`, p.scope)}
+      and c.id in (select a.company_id from appointments a
+                   where a.start_date_time > ${now} and a.start_date_time <= ${now} + make_interval(hours => ${MAX_REMINDER_HOURS}))
+    order by c.id`);
+}
+
+type CandidateRow = {
+  appointment_id: number; company_id: number; status: string; start: Date; start_iso: string; employee_id: number | null;
+  hours_before: number; client_name: string | null; client_email: string | null; type_name: string | null; delivery: Delivery | null;
+};
+
+/**
+ * Every (appointment, offset) whose send window contains `now`, whatever the appointment's status
+ * (the planner counts why a cancelled one is not sent), with its claim if there is one.
+ */
+export async function readReminderCandidates(db: Executor, p: { now: Date; scope: Scope; offsets: { company_id: number; hours_before: number }[] }): Promise<ReminderCandidate[]> {
+  if (p.offsets.length === 0) return [];
+  const now = nowParam(p.now);
+  const rows = await queryRows<CandidateRow>(db, sql`${tag('reminders:candidates')}
+    select a.id as appointment_id, a.company_id, a.status::text as status, a.start_date_time as start,
+           ${isoInstant(sql`a.start_date_time`)} as start_iso, a.employee_id, o.hours_before,
+           cl.name as client_name, cl.email as client_email, ty.name as type_name, r.delivery::text as delivery
+    from jsonb_to_recordset(${JSON.stringify(p.offsets)}::jsonb) as o(company_id int, hours_before int)
+    join appointments a on a.company_id = o.company_id
+      and a.start_date_time > ${now}
+      and a.start_date_time <= ${now} + make_interval(hours => o.hours_before)
+    left join clients cl on cl.id = a.client_id
+    left join appointment_types ty on ty.id = a.type_id
+    left join appointment_reminders r on r.appointment_id = a.id and r.hours_before = o.hours_before
+      and r.start_date_time = a.start_date_time
+    where ${scopeFilter(sql`a.company_id`, p.scope)}
+    order by a.start_date_time - make_interval(hours => o.hours_before), a.id, o.hours_before desc`);
+  return rows.map((r) => ({
+    appointmentId: r.appointment_id, companyId: r.company_id, status: r.status, start: new Date(r.start), startIso: r.start_iso,
+    employeeId: r.employee_id, hoursBefore: r.hours_before, clientName: r.client_name, clientEmail: r.client_email,
+    typeName: r.type_name, existingDelivery: r.delivery,
+  }));
+}
+
+/**
+ * Claims reminders before sending: one INSERT … ON CONFLICT DO NOTHING for the batch, re-checking
+ * against the live appointment (still active, same start, still ahead). What comes back is ours.
+ */
+export async function claimReminders(db: Executor, p: { now: Date; scope: Scope; items: { appointment_id: number; hours_before: number; start_iso: string }[] }) {
+  if (p.items.length === 0) return [];
+  const statuses = sql.join(REMINDABLE_STATUSES.map((s) => sql`${s}`), sql`, `);
+  return queryRows<{ id: number; appointment_id: number; hours_before: number }>(db, sql`${tag('reminders:claim')}
+    insert into appointment_reminders (company_id, appointment_id, hours_before, start_date_time, claimed_at, delivery)
+    select a.company_id, a.id, i.hours_before, a.start_date_time, now(), 'sending'
+    from jsonb_to_recordset(${JSON.stringify(p.items)}::jsonb) as i(appointment_id int, hours_before int, start_iso text)
+    join appointments a on a.id = i.appointment_id and a.start_date_time = i.start_iso::timestamptz
+    where a.status::text in (${statuses}) and a.start_date_time > ${nowParam(p.now)}
+      and ${scopeFilter(sql`a.company_id`, p.scope)}
+    order by a.id, i.hours_before
+    on conflict (appointment_id, hours_before, start_date_time) do nothing
+    returning id, appointment_id, hours_before`);
+}
+
+export async function markReminderSent(db: Executor, id: number, messageId: string): Promise<void> {
+  await db.execute(sql`${tag('reminders:sent')}
+    update appointment_reminders set delivery = 'sent', sent_at = now(), message_id = ${messageId}, error = null
+    where id = ${id} and delivery = 'sending'`);
+}
+
+/** A permanent refusal (5xx): kept as `failed`, not retried (repeated bounces hurt the sender). */
+export async function markReminderFailed(db: Executor, id: number, error: string): Promise<void> {
+  await db.execute(sql`${tag('reminders:failed')}
+    update appointment_reminders set delivery = 'failed', error = ${error.slice(0, 500)}
+    where id = ${id} and delivery = 'sending'`);
+}
+
+/** A temporary failure: the claim is released, so a later run retries while the appointment is ahead. */
+export async function releaseReminderClaim(db: Executor, id: number): Promise<void> {
+  await db.execute(sql`${tag('reminders:release')}
+    delete from appointment_reminders where id = ${id} and delivery = 'sending'`);
+}
+
+export type ReminderNotification = {
+  reminder_id: number; title: string; message: string; link_url: string; link_text: string; dedupe_key: string;
+};
+
+/** APPOINTMENT_REMINDER for the employee (or the company) of each reminder that was sent: one statement. */
+export async function insertReminderNotifications(db: Executor, items: ReminderNotification[]): Promise<number> {
+  if (items.length === 0) return 0;
+  const rows = await queryRows<{ n: number }>(db, sql`${tag('reminders:notifications')}
+    with ins as (
+      insert into notifications (${NOTIFICATION_COLUMNS})
+      select r.company_id, u.id, 'APPOINTMENT_REMINDER'::notificationtype, i.title, i.message, i.link_url, i.link_text,
+             'appointment', r.appointment_id, i.dedupe_key
+      from jsonb_to_recordset(${JSON.stringify(items)}::jsonb)
+           as i(reminder_id int, title text, message text, link_url text, link_text text, dedupe_key text)
+      join appointment_reminders r on r.id = i.reminder_id and r.delivery = 'sent'
+      join appointments a on a.id = r.appointment_id
+      left join users u on u.id = a.employee_id and u.company_id = a.company_id and u.is_active
+      order by r.company_id, r.appointment_id, i.dedupe_key
+      on conflict do nothing
+      returning 1)
+    select count(*)::int as n from ins`);
+  return rows[0]?.n ?? 0;
+}
