@@ -70,11 +70,11 @@ export function classifySmtpError(err: unknown): MailError {
   return new MailError('smtp_connection', message, false);
 }
 
-function timeouts(config: Config) {
+function timeouts(config: Config, maxConnections: number) {
   return {
-    // one connection kept open for the whole run instead of one per email (~30 ms each saved)
+    // connections kept open for the whole run instead of one per email
     pool: true as const,
-    maxConnections: 1,
+    maxConnections,
     connectionTimeout: config.SMTP_CONNECT_TIMEOUT_MS,
     greetingTimeout: config.SMTP_GREETING_TIMEOUT_MS,
     socketTimeout: config.SMTP_SOCKET_TIMEOUT_MS,
@@ -94,6 +94,10 @@ function toNodemailer(mail: OutgoingMail): Mail.Options {
     references: mail.references, headers: mail.headers,
   };
 }
+
+/** The platform relay takes a few parallel sends; a customer's own mailbox server gets one connection. */
+const PLATFORM_SMTP_CONNECTIONS = 3;
+const MAILBOX_SMTP_CONNECTIONS = 1;
 
 // nodemailer is loaded on the first send, not at import: it is ~50 ms of every cold start
 const loadNodemailer = async () => (await import('nodemailer')).default;
@@ -161,7 +165,7 @@ export function createMailFactory(config: Config): MailFactory {
           port: url.port ? Number(url.port) : url.protocol === 'smtps:' ? 465 : 587,
           secure: url.protocol === 'smtps:',
           auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
-          ...timeouts(config),
+          ...timeouts(config, PLATFORM_SMTP_CONNECTIONS),
         }, config.MAIL_REDIRECT_TO);
       } else if (config.isProductionLike) {
         platform = unconfiguredSender();
@@ -176,7 +180,7 @@ export function createMailFactory(config: Config): MailFactory {
         // never send a mailbox password in clear: STARTTLS is required when not implicit TLS
         requireTLS: !smtp.secure,
         auth: { user: smtp.user, pass: smtp.pass },
-        ...timeouts(config),
+        ...timeouts(config, MAILBOX_SMTP_CONNECTIONS),
       }, config.MAIL_REDIRECT_TO));
     },
     closeAll() {
