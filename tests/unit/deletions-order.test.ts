@@ -5,7 +5,7 @@ import * as schema from '../../db/schema/index.js';
 import { DELETION_ORDER, GLOBAL_TABLES } from '../../db/schema/deletion-order.js';
 
 // Pure checks of the deletion order against the drizzle schema's metadata (no database).
-const schemaTables = Object.values(schema).filter((v): v is PgTable => is(v, PgTable));
+const schemaTables = (Object.values(schema) as unknown[]).filter((v): v is PgTable => is(v, PgTable));
 const orderNames = DELETION_ORDER.map((s) => getTableName(s.table));
 const indexOf = (name: string) => orderNames.indexOf(name);
 
