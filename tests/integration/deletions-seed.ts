@@ -3,6 +3,11 @@ import { PgTable, getTableConfig, type PgColumn } from 'drizzle-orm/pg-core';
 import * as schema from '../../db/schema/index.js';
 import { GLOBAL_TABLES } from '../../db/schema/deletion-order.js';
 import { queryRows, type Db } from '../../db/client.js';
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../../lib/config.js';
+import type { JobContext } from '../../lib/cron/types.js';
+import { createLogger } from '../../lib/log.js';
+import { createMailFactory, type MailFactory } from '../../lib/mail/transport.js';
 
 /**
  * Test data for account deletion, generated from the drizzle schema itself: every table of the
@@ -156,3 +161,37 @@ export function livingCompany(tag: string): RowOverrides {
     users: () => [{ email: `owner.${tag}.${Math.random().toString(36).slice(2)}@example.fr`, role: 'owner' }],
   };
 }
+
+/**
+ * A job context built by hand, to call the job function directly (beyond the lease: the
+ * concurrency tests fire several at once, as misconfigured shards or a double delivery would).
+ */
+export function handBuiltContext(db: Db, config: Config, now: Date, over: Partial<JobContext> = {}): JobContext & { mail: MailFactory } {
+  return {
+    db, now, deadline: Date.now() + 120_000, dryRun: false, scope: {}, log: createLogger({ level: 'silent' }),
+    mail: createMailFactory(config), config, runId: randomUUID(), trigger: 'http', ...over,
+  };
+}
+
+/** Inserts one user with a request (or none), returning its id. */
+export async function insertUser(db: Db, values: {
+  email?: string; companyId?: number | null; role?: string; isActive?: boolean; fullName?: string;
+  deletionRequestedAt?: Date | null; deletionScheduledAt?: Date | null; deletionReminderSentAt?: Date | null; createdAt?: Date;
+}): Promise<number> {
+  const [row] = await db.insert(schema.users).values({
+    email: values.email ?? `u.${Math.random().toString(36).slice(2)}@example.fr`,
+    companyId: values.companyId ?? null, role: values.role ?? 'user', isActive: values.isActive ?? true,
+    fullName: values.fullName ?? null, deletionRequestedAt: values.deletionRequestedAt ?? null,
+    deletionScheduledAt: values.deletionScheduledAt ?? null, deletionReminderSentAt: values.deletionReminderSentAt ?? null,
+    ...(values.createdAt ? { createdAt: values.createdAt } : {}),
+  }).returning({ id: schema.users.id });
+  return row.id;
+}
+
+export async function insertCompany(db: Db, name = 'Entreprise'): Promise<number> {
+  const [row] = await db.insert(schema.companies).values({ name, code: `c-${randomUUID()}` }).returning({ id: schema.companies.id });
+  return row.id;
+}
+
+/** A request due at `now` (asked 31 days earlier). */
+export const dueRequest = (now: Date) => ({ deletionRequestedAt: new Date(now.getTime() - 31 * DAY_MS), deletionScheduledAt: new Date(now.getTime() - DAY_MS) });

@@ -80,13 +80,20 @@ const newStats = (): Stats => ({
   remindersSent: 0, remindersLeft: 0, confirmationsSent: 0, emailFailures: 0,
 });
 
-const pgCode = (err: unknown) => (err as { code?: unknown })?.code;
+/** drizzle wraps driver errors ("Failed query: …"): the Postgres error is its cause. */
+function rootError(err: unknown): unknown {
+  let e = err as { cause?: unknown; code?: unknown } | undefined;
+  for (let i = 0; i < 5 && e && e.code === undefined && e.cause; i++) e = e.cause as typeof e;
+  return e;
+}
+const pgCode = (err: unknown) => (rootError(err) as { code?: unknown } | undefined)?.code;
 const LOCK_NOT_AVAILABLE = '55P03'; // lock_timeout expired
 const DEADLOCK = '40P01';
 
 function itemError(scope: string, id: number, err: unknown): ItemError {
   const code = pgCode(err);
-  const message = String((err as Error)?.message ?? err).split('\n')[0].slice(0, 200);
+  const root = rootError(err) as Error | undefined;
+  const message = String(root?.message ?? err).split('\n')[0].slice(0, 200);
   if (err instanceof MailError) return { scope, id, code: err.code, message };
   return { scope, id, code: typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? 'database_error' : 'deletion_failed', message };
 }
