@@ -83,4 +83,34 @@ describe('deletion order (db/schema/deletion-order.ts) against the schema', () =
       }
     }
   });
+
+  it('every foreign key into a table deleted in bulk, and every company column, leads an index (no table scan per deleted row)', () => {
+    const leading = (table: PgTable): Set<string> => {
+      const cfg = getTableConfig(table);
+      const out = new Set<string>();
+      for (const ix of cfg.indexes) {
+        const first = ix.config.columns[0] as { name?: string };
+        if (first?.name) out.add(first.name);
+      }
+      for (const u of cfg.uniqueConstraints) out.add(u.columns[0].name);
+      for (const c of cfg.columns) if (c.primary || c.isUnique) out.add(c.name);
+      for (const pk of cfg.primaryKeys) out.add(pk.columns[0].name);
+      return out;
+    };
+    const missing: string[] = [];
+    for (const t of schemaTables) {
+      const have = leading(t);
+      for (const fk of foreignKeys(t)) {
+        if (indexOf(fk.to) < 0) continue;
+        if (!have.has(fk.columns[0].name)) missing.push(`${fk.from}.${fk.columns[0].name} → ${fk.to}`);
+      }
+    }
+    for (const step of DELETION_ORDER) {
+      const have = leading(step.table);
+      const c = step.company;
+      if (!have.has(c.column.name)) missing.push(`${getTableName(step.table)}.${c.column.name} (company rows)`);
+      if (step.user.action === 'nullify') for (const col of step.user.columns) if (!have.has(col.name)) missing.push(`${getTableName(step.table)}.${col.name} (user rows)`);
+    }
+    expect(missing, `columns with no index starting with them: ${missing.join(', ')}`).toEqual([]);
+  });
 });
