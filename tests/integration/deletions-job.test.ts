@@ -74,6 +74,24 @@ describePg('account-deletions job on real PostgreSQL', () => {
     expect(sink.received[0].raw).toContain('a =C3=A9t=C3=A9 d=C3=A9finitivement supprim=C3=A9'); // quoted-printable French
   });
 
+  it('whole-company deletion: rows of another company that still point at its users (a former employer) are nulled or deleted, not blocking', async () => {
+    await clearRequests();
+    const formerEmployer = await insertCompany(db, 'Ancien employeur');
+    await insertUser(db, { companyId: formerEmployer, role: 'owner' });
+    const own = await insertCompany(db, 'Nouvelle entreprise');
+    const mover = await insertUser(db, { companyId: own, role: 'owner', ...dueRequest(NOW) });
+    const [oldTask] = await db.insert(schema.tasks).values({ companyId: formerEmployer, title: 'Ancienne tâche', assignedToId: mover }).returning();
+    const [oldNotif] = await db.insert(schema.notifications).values({ companyId: formerEmployer, userId: mover, type: 'TASK_OVERDUE', title: 't', message: 'm' }).returning();
+    const res = await run();
+    expect(res.body.errors).toEqual([]);
+    expect(res.body.stats).toMatchObject({ deletedCompanies: 1, rowsNulled: { tasks: 1 } });
+    expect(await exists('companies', own)).toBe(false);
+    expect(await exists('companies', formerEmployer)).toBe(true);
+    expect(await exists('tasks', oldTask.id)).toBe(true);
+    expect((await queryRows(db, sql`select assigned_to_id from tasks where id = ${oldTask.id}`))[0]).toEqual({ assigned_to_id: null });
+    expect(await exists('notifications', oldNotif.id)).toBe(false);
+  });
+
   it('a super_admin without company: only the user row', async () => {
     await clearRequests();
     const admin = await insertUser(db, { role: 'super_admin', companyId: null, ...dueRequest(NOW) });

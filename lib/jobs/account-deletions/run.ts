@@ -12,7 +12,7 @@ import {
 } from './plan.js';
 import {
   countCompanyRows, countExpiredInvoices, countUserRows, deleteCompanyRows, detachRetained, purgeExpiredInvoices,
-  intArray, tableName, userScopeFilter, userStatements,
+  intArray, tableName, userScopeFilter, userStatements, type UserStatement,
 } from './sql.js';
 
 /**
@@ -149,10 +149,20 @@ async function deleteAccount(ctx: JobContext, cand: Candidate, hooks: DeletionHo
     const deleted: Record<string, number> = {};
     const nulled: Record<string, number> = {};
     let retainedInvoices = 0;
+    const runUserStatements = async (statements: UserStatement[]) => {
+      for (const st of statements) {
+        const n = Number((await queryRows<{ n: number }>(tx, st.query))[0]?.n ?? 0);
+        const into = st.kind === 'deleted' ? deleted : nulled;
+        into[st.table] = (into[st.table] ?? 0) + n;
+        await hooks.afterStep?.(st.table, cand.id);
+      }
+    };
     if (decision.kind === 'company') {
       for (const step of DELETION_ORDER) {
         const name = tableName(step.table);
-        deleted[name] = await deleteCompanyRows(tx, step, decision.companyId);
+        // the company's users go now: first whatever still points at them from outside the company
+        if (step.user.action === 'self') await runUserStatements(userStatements({ companyId: decision.companyId }));
+        deleted[name] = (deleted[name] ?? 0) + await deleteCompanyRows(tx, step, decision.companyId);
         if (step.retain) {
           const kept = await detachRetained(tx, step, decision.companyId);
           if (name === 'invoices') retainedInvoices = kept;
@@ -160,17 +170,13 @@ async function deleteAccount(ctx: JobContext, cand: Candidate, hooks: DeletionHo
         await hooks.afterStep?.(name, cand.id);
       }
     } else {
-      for (const st of userStatements(cand.id)) {
-        const n = Number((await queryRows<{ n: number }>(tx, st.query))[0]?.n ?? 0);
-        (st.kind === 'deleted' ? deleted : nulled)[st.table] = ((st.kind === 'deleted' ? deleted : nulled)[st.table] ?? 0) + n;
-        await hooks.afterStep?.(st.table, cand.id);
-      }
+      await runUserStatements(userStatements({ userId: cand.id }));
       if (decision.handOverTo !== null) {
         await tx.execute(sql`update ${users} set role = 'owner' where ${users.id} = ${decision.handOverTo}`);
       }
     }
     const counts = {
-      deleted, ...(decision.kind === 'user' ? { nulled } : {}),
+      deleted, ...(Object.keys(nulled).length ? { nulled } : {}),
       ...(decision.kind === 'company' ? { retainedInvoices } : {}),
       ...(decision.kind === 'user' && decision.handOverTo !== null ? { ownerHandedOver: 1 } : {}),
     };

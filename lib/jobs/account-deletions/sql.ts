@@ -1,5 +1,5 @@
 import { getTableName, sql, type SQL } from 'drizzle-orm';
-import type { PgTable } from 'drizzle-orm/pg-core';
+import type { AnyPgColumn, PgTable } from 'drizzle-orm/pg-core';
 import { queryRows, type Executor } from '../../../db/client.js';
 import { DELETION_ORDER, type DeletionStep } from '../../../db/schema/deletion-order.js';
 import { invoices, users } from '../../../db/schema/index.js';
@@ -77,17 +77,26 @@ export async function countCompanyRows(db: Executor, companyId: number): Promise
   return { deleted, retained };
 }
 
-/** Single-user deletion: the statements of each table's `user` action, in the order's order. */
-export function userStatements(userId: number): { table: string; kind: 'deleted' | 'nulled'; query: SQL }[] {
-  const out: { table: string; kind: 'deleted' | 'nulled'; query: SQL }[] = [];
+export type UserStatement = { table: string; kind: 'deleted' | 'nulled'; query: SQL };
+
+/**
+ * The statements of each table's `user` action, in the order's order. `users`: one user id (a
+ * single-user deletion), or every user of a company (a whole-company deletion: what still points
+ * at them from elsewhere, e.g. tasks of a company they used to work for, must not block it).
+ */
+export function userStatements(target: { userId: number } | { companyId: number }): UserStatement[] {
+  const match = (col: AnyPgColumn) => ('userId' in target
+    ? sql`${col} = ${target.userId}`
+    : sql`${col} in (select ${users.id} from ${users} where ${users.companyId} = ${target.companyId})`);
+  const out: UserStatement[] = [];
   for (const step of DELETION_ORDER) {
     const u = step.user;
     const name = tableName(step.table);
-    if (u.action === 'delete' || u.action === 'self') {
-      out.push({ table: name, kind: 'deleted', query: counted(sql`delete from ${step.table} where ${u.column} = ${userId}`) });
+    if (u.action === 'delete' || (u.action === 'self' && 'userId' in target)) {
+      out.push({ table: name, kind: 'deleted', query: counted(sql`delete from ${step.table} where ${match(u.column)}`) });
     } else if (u.action === 'nullify') {
       for (const col of u.columns) {
-        out.push({ table: name, kind: 'nulled', query: counted(sql`update ${step.table} set ${sql.identifier(col.name)} = null where ${col} = ${userId}`) });
+        out.push({ table: name, kind: 'nulled', query: counted(sql`update ${step.table} set ${sql.identifier(col.name)} = null where ${match(col)}`) });
       }
     }
   }
