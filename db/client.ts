@@ -59,6 +59,9 @@ async function openPgPool(url: string, max: number) {
   const { drizzle } = await import('drizzle-orm/node-postgres');
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
   pool.on('error', () => { /* an idle client died (server restart); the pool replaces it */ });
+  // a client checked out for a transaction has no pool listener: a connection lost between two
+  // statements would otherwise be an uncaught 'error' that kills the process; the next query fails instead
+  pool.on('connect', (client) => { client.on('error', () => {}); });
   const db = drizzle({ client: pool, schema }) as unknown as Db;
   return { db, close: () => pool.end() };
 }
@@ -72,6 +75,7 @@ async function openNeonPool(url: string, max: number) {
   neonConfig.webSocketConstructor = ws;
   const pool = new Pool({ connectionString: url, max });
   pool.on('error', () => { /* surfaced on the next query */ });
+  pool.on('connect', (client: { on(event: 'error', fn: () => void): unknown }) => { client.on('error', () => {}); }); // same as the pg pool above
   const db = drizzle({ client: pool, schema }) as unknown as Db;
   return { db, close: () => pool.end() };
 }

@@ -21,7 +21,12 @@ export const quotes = pgTable('quotes', {
   publicToken: text('public_token').unique(),
   deletedAt: tstz('deleted_at'),
   createdAt: tstz('created_at').notNull().defaultNow(),
-}, (t) => [index('quotes_company_status_idx').on(t.companyId, t.status)]);
+}, (t) => [
+  index('quotes_company_status_idx').on(t.companyId, t.status),
+  // foreign-key index: account deletion removes parents in bulk (SPEC §5.3), and each removed parent row
+  // is checked against this column; without it every check scans the whole table
+  index('quotes_client_idx').on(t.clientId),
+]);
 
 export const invoices = pgTable('invoices', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
@@ -46,6 +51,7 @@ export const invoices = pgTable('invoices', {
 }, (t) => [
   index('invoices_company_status_idx').on(t.companyId, t.status),
   index('invoices_retained_until_idx').on(t.retainedUntil),
+  index('invoices_client_idx').on(t.clientId), // foreign-key index for account deletion (see quotes_client_idx)
 ]);
 
 export const invoiceLines = pgTable('invoice_lines', {

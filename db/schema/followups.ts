@@ -26,6 +26,8 @@ export const followups = pgTable('followups', {
   uniqueIndex('followups_source_key').on(t.companyId, t.sourceType, t.sourceId, t.type),
   // the send phase touches only what is due
   index('followups_due_idx').on(t.dueDate).where(sql`${t.status} = 'A_FAIRE' and ${t.autoEnabled}`),
+  // foreign-key indexes: account deletion removes clients and conversations in bulk, each checked here
+  index('followups_client_idx').on(t.clientId),
 ]);
 
 export const followupHistory = pgTable('followup_history', {
@@ -47,4 +49,5 @@ export const followupHistory = pgTable('followup_history', {
 }, (t) => [
   uniqueIndex('followup_history_step_key').on(t.followupId, t.step),
   index('followup_history_company_sent_idx').on(t.companyId, t.sentAt),
+  index('followup_history_conversation_idx').on(t.conversationId),
 ]);

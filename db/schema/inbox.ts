@@ -49,7 +49,12 @@ export const conversations = pgTable('conversations', {
   lastMessageAt: tstz('last_message_at'),
   createdAt: tstz('created_at').notNull().defaultNow(),
   updatedAt: tstz('updated_at').notNull().defaultNow(),
-}, (t) => [index('conversations_company_client_idx').on(t.companyId, t.clientId, t.lastMessageAt)]);
+}, (t) => [
+  index('conversations_company_client_idx').on(t.companyId, t.clientId, t.lastMessageAt),
+  // foreign-key index: account deletion removes parents in bulk (SPEC §5.3), and each removed parent row
+  // is checked against this column; without it every check scans the whole table
+  index('conversations_client_idx').on(t.clientId),
+]);
 
 export const inboxMessages = pgTable('inbox_messages', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
@@ -91,4 +96,7 @@ export const inboxPoisonMessages = pgTable('inbox_poison_messages', {
   uid: bigint('uid', { mode: 'number' }).notNull(),
   error: text('error').notNull(),
   createdAt: tstz('created_at').notNull().defaultNow(),
-}, (t) => [uniqueIndex('inbox_poison_messages_key').on(t.integrationId, t.uidValidity, t.uid)]);
+}, (t) => [
+  uniqueIndex('inbox_poison_messages_key').on(t.integrationId, t.uidValidity, t.uid),
+  index('inbox_poison_messages_company_idx').on(t.companyId), // account deletion deletes by company
+]);

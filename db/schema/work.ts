@@ -35,14 +35,19 @@ export const tasks = pgTable('tasks', {
   dueDate: tstz('due_date'),
   completedAt: tstz('completed_at'),
   createdAt: tstz('created_at').notNull().defaultNow(),
-}, (t) => [index('tasks_company_due_idx').on(t.companyId, t.dueDate)]);
+}, (t) => [
+  index('tasks_company_due_idx').on(t.companyId, t.dueDate),
+  // foreign-key index: account deletion removes parents in bulk (SPEC §5.3), and each removed parent row
+  // is checked against this column; without it every check scans the whole table
+  index('tasks_assigned_to_idx').on(t.assignedToId),
+]);
 
 export const appointmentTypes = pgTable('appointment_types', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
   companyId: integer('company_id').notNull().references(() => companies.id),
   name: text('name').notNull(),
   durationMinutes: integer('duration_minutes').notNull().default(30),
-});
+}, (t) => [index('appointment_types_company_idx').on(t.companyId)]); // account deletion deletes by company
 
 export const appointments = pgTable('appointments', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
@@ -54,7 +59,15 @@ export const appointments = pgTable('appointments', {
   endDateTime: tstz('end_date_time'),
   status: appointmentStatus('status').notNull().default('SCHEDULED'),
   createdAt: tstz('created_at').notNull().defaultNow(),
-}, (t) => [index('appointments_start_idx').on(t.startDateTime)]);
+}, (t) => [
+  index('appointments_start_idx').on(t.startDateTime),
+  index('appointments_company_idx').on(t.companyId),
+  // foreign-key index: account deletion removes parents in bulk (SPEC §5.3), and each removed parent row
+  // is checked against this column; without it every check scans the whole table
+  index('appointments_client_idx').on(t.clientId),
+  index('appointments_type_idx').on(t.typeId),
+  index('appointments_employee_idx').on(t.employeeId),
+]);
 
 /** new: one row per reminder email, claimed before sending (SPEC §5.4.4). */
 export const appointmentReminders = pgTable('appointment_reminders', {
@@ -68,4 +81,7 @@ export const appointmentReminders = pgTable('appointment_reminders', {
   delivery: deliveryState('delivery').notNull().default('sending'),
   messageId: text('message_id'),
   error: text('error'),
-}, (t) => [uniqueIndex('appointment_reminders_key').on(t.appointmentId, t.hoursBefore, t.startDateTime)]);
+}, (t) => [
+  uniqueIndex('appointment_reminders_key').on(t.appointmentId, t.hoursBefore, t.startDateTime),
+  index('appointment_reminders_company_idx').on(t.companyId), // account deletion deletes by company
+]);

@@ -48,6 +48,7 @@ export function useNeonProxy(proxyPort: number) {
 export function neonHandle(url: string, max = 10): DbHandle {
   const pool = new Pool({ connectionString: url, max });
   pool.on('error', () => {});
+  pool.on('connect', (client: { on(event: 'error', fn: () => void): unknown }) => { client.on('error', () => {}); }); // as db/client.ts: a lost connection fails the next query
   const db = drizzle({ client: pool, schema }) as unknown as Db;
   return { db, driver: 'neon', close: () => pool.end() };
 }

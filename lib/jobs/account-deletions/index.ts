@@ -1,4 +1,6 @@
-import { notImplementedJob } from '../../cron/types.js';
+import type { Job } from '../../cron/types.js';
+import { createAccountDeletionsJob } from './run.js';
 
-// Until this job's issue lands, its route answers 501 not_implemented (never a fake success).
-export const accountDeletionsJob = notImplementedJob('account-deletions');
+/** `/users/process-account-deletions` (SPEC §5.3): deletes accounts 30 days after the request. */
+export const accountDeletionsJob: Job = createAccountDeletionsJob();
+export { createAccountDeletionsJob, type DeletionHooks } from './run.js';

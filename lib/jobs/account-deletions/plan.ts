@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import type { Scope } from '../../cron/types.js';
+
+/**
+ * The pure half of account deletion (SPEC §5.3): rows and `now` in, decisions out. No I/O.
+ */
+
+/** Days before `deletion_scheduled_at` when the one reminder email goes out (SPEC §5.3.5). */
+export const REMINDER_LEAD_DAYS = 7;
+const DAY_MS = 86_400_000;
+
+/** The request columns of a user row, as read (selection) or re-read under the row lock. */
+export type DeletionRequest = {
+  deletionRequestedAt: Date | null;
+  deletionScheduledAt: Date | null;
+};
+
+/** A request is due when it is still active (not cancelled: both columns set) and its date has come. */
+export function isDeletionDue(u: DeletionRequest, now: Date): boolean {
+  return u.deletionRequestedAt !== null && u.deletionScheduledAt !== null && u.deletionScheduledAt.getTime() <= now.getTime();
+}
+
+/** The user row re-read inside the deleting transaction, under its row lock. */
+export type LockedUser = DeletionRequest & {
+  id: number;
+  email: string;
+  fullName: string | null;
+  role: string;
+  companyId: number | null;
+  isActive: boolean;
+};
+
+/** The other users of the company, read in the same transaction after the company row lock. */
+export type OtherUser = {
+  id: number;
+  role: string;
+  isActive: boolean;
+  createdAt: Date;
+  deletionRequestedAt: Date | null;
+};
+
+export type SkipReason = 'gone' | 'cancelled' | 'moved';
+
+export type DeletionDecision =
+  | { kind: 'skip'; reason: SkipReason }
+  /** the last active user of the company: the whole company goes */
+  | { kind: 'company'; companyId: number }
+  /** only this user; `handOverTo` becomes owner when the company would be left without one */
+  | { kind: 'user'; companyId: number | null; handOverTo: number | null };
+
+/**
+ * What to do with one selected account, decided on the rows re-read under lock: a cancellation
+ * (or any change) that committed before the lock was taken always wins.
+ */
+export function decideDeletion(input: {
+  selectedCompanyId: number | null;
+  locked: LockedUser | undefined;
+  others: readonly OtherUser[];
+  now: Date;
+}): DeletionDecision {
+  const { locked, others, now } = input;
+  if (!locked) return { kind: 'skip', reason: 'gone' };
+  if (!isDeletionDue(locked, now)) return { kind: 'skip', reason: 'cancelled' };
+  // moved to another company since the selection: the lock we hold is on the wrong company
+  if (locked.companyId !== input.selectedCompanyId) return { kind: 'skip', reason: 'moved' };
+  if (locked.companyId === null) return { kind: 'user', companyId: null, handOverTo: null };
+  const activeOthers = others.filter((o) => o.isActive && o.id !== locked.id);
+  if (activeOthers.length === 0) return { kind: 'company', companyId: locked.companyId };
+  return { kind: 'user', companyId: locked.companyId, handOverTo: newOwner(locked, activeOthers) };
+}
+
+/**
+ * The owner leaves and no other active owner remains: the oldest remaining active user becomes
+ * owner. Users who are themselves waiting for deletion come last, so ownership does not pass to
+ * someone who is leaving too.
+ */
+export function newOwner(leaving: Pick<LockedUser, 'role'>, activeOthers: readonly OtherUser[]): number | null {
+  if (leaving.role !== 'owner') return null;
+  if (activeOthers.some((o) => o.role === 'owner')) return null;
+  const candidates = activeOthers.filter((o) => o.role !== 'super_admin');
+  if (candidates.length === 0) return null;
+  const sorted = [...candidates].sort((a, b) =>
+    Number(a.deletionRequestedAt !== null) - Number(b.deletionRequestedAt !== null)
+    || a.createdAt.getTime() - b.createdAt.getTime()
+    || a.id - b.id);
+  return sorted[0].id;
+}
+
+/** The window of reminders due at `now`: deletions scheduled in (now, now + 7 days]. */
+export function reminderWindow(now: Date): { after: Date; until: Date } {
+  return { after: now, until: new Date(now.getTime() + REMINDER_LEAD_DAYS * DAY_MS) };
+}
+
+/**
+ * Whether the reminder for the current request still has to go out. A reminder sent for an
+ * earlier request (cancelled, then asked again) does not count: the app that clears the two
+ * request columns on cancellation does not know about `deletion_reminder_sent_at`.
+ */
+export function reminderDue(u: DeletionRequest & { deletionReminderSentAt: Date | null }, now: Date): boolean {
+  if (u.deletionRequestedAt === null || u.deletionScheduledAt === null) return false;
+  const { after, until } = reminderWindow(now);
+  const t = u.deletionScheduledAt.getTime();
+  if (t <= after.getTime() || t > until.getTime()) return false;
+  return u.deletionReminderSentAt === null || u.deletionReminderSentAt.getTime() < u.deletionRequestedAt.getTime();
+}
+
+/**
+ * After a failed reminder send: a temporary failure (4xx, network) gives the claim back so the
+ * next run retries (a rare duplicate reminder is better than none before an irreversible
+ * deletion); a permanent one (5xx: no such mailbox) keeps it, so a dead address is not retried.
+ */
+export function reminderFailureAction(err: { permanent?: boolean }): 'release' | 'keep' {
+  return err.permanent ? 'keep' : 'release';
+}
+
+/** The deletion log's only trace of the person: sha256 of the trimmed, lowercased address. */
+export function emailSha256(email: string): string {
+  return createHash('sha256').update(email.trim().toLowerCase()).digest('hex');
+}
+
+/**
+ * Company-less rows (super_admin users, retained invoices) belong to no tenant: only an unscoped
+ * run, or shard 0, handles them, so that sharded runs neither miss nor share them.
+ */
+export function handlesGlobalWork(scope: Scope): boolean {
+  return scope.companyId === undefined && (!scope.shard || scope.shard.k === 0);
+}
+
+/** Adds per-table counts into a running total. */
+export function addCounts(total: Record<string, number>, counts: Record<string, number>): void {
+  for (const [k, v] of Object.entries(counts)) total[k] = (total[k] ?? 0) + v;
+}
