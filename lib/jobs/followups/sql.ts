@@ -31,7 +31,7 @@ export async function loadCreationCompanies(db: Executor, scope: Scope) {
 
 export type CandidateRow = {
   company_id: number; client_id: number; type: AutoFollowupType; source_type: 'invoice' | 'quote';
-  source_id: number; source_label: string; due_date: Date; amount: string;
+  source_id: number; source_label: string; due_date: Date | string; amount: string;
 };
 
 function candidatesCte(cfg: CreationConfig[], now: Date): SQL {
@@ -124,7 +124,7 @@ export async function markStaleSendsUnknown(db: Executor, scope: Scope) {
 
 export type DueRow = {
   id: number; company_id: number; client_id: number; type: AutoFollowupType; source_type: string;
-  source_id: number | null; source_label: string; due_date: Date; created_at: Date;
+  source_id: number | null; source_label: string; due_date: Date | string; created_at: Date | string;
 };
 
 export type Cursor = { dueDate: Date; id: number } | null;
