@@ -287,13 +287,18 @@ export async function recordSent(db: Executor, r: SentRecord) {
     ),
     conv_existing as (
       select id from conversations
-      where company_id = ${r.companyId} and client_id = ${r.clientId} and source = 'email' and exists (select 1 from h0)
+      where company_id = ${r.companyId} and client_id = ${r.clientId} and source = 'email' and status <> 'Spam'
+        and exists (select 1 from h0)
       order by last_message_at desc nulls last, id desc limit 1
     ),
     conv_new as (
-      insert into conversations (company_id, client_id, subject, status, source, unread_count, last_message_at, created_at, updated_at)
-      select ${r.companyId}, ${r.clientId}, ${r.subject}, 'En attente', 'email', 0, ${iso(r.now)}, now(), now()
+      -- the thread key makes creation race-free: a concurrent invocation that created the
+      -- client's conversation first hands its row back through DO UPDATE … RETURNING
+      insert into conversations (company_id, client_id, subject, status, source, unread_count, last_message_at, thread_key, created_at, updated_at)
+      select ${r.companyId}, ${r.clientId}, ${r.subject}, 'En attente', 'email', 0, ${iso(r.now)}, ${`followups:client:${r.clientId}`}, now(), now()
       where exists (select 1 from h0) and not exists (select 1 from conv_existing)
+      on conflict (company_id, thread_key) where thread_key is not null
+        do update set last_message_at = greatest(conversations.last_message_at, excluded.last_message_at), updated_at = now()
       returning id
     ),
     conv as (select id from conv_existing union all select id from conv_new),
