@@ -115,3 +115,11 @@ export function handContext(db: Db, env: Record<string, string>, now: Date, over
     mail: createMailFactory(config), config, runId: `hand-${++seq}`, trigger: 'cli', ...overrides,
   };
 }
+
+/** The decoded text part of a raw message (quoted-printable or plain). */
+export function decodeBody(raw: string): string {
+  const body = raw.split(/\r?\n\r?\n/).slice(1).join('\n\n');
+  if (!/quoted-printable/i.test(raw)) return body;
+  const bytes = body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+  return Buffer.from(bytes, 'latin1').toString('utf8');
+}

@@ -9,7 +9,7 @@ import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { queryRows } from '../../db/client.js';
 import { followupHistory } from '../../db/schema/index.js';
 import {
-  addInboundMessage, addPayment, followupRow, history, seedCompany, seedFollowup, seedInvoice, seedQuote, wipe,
+  addInboundMessage, addPayment, decodeBody, followupRow, history, seedCompany, seedFollowup, seedInvoice, seedQuote, wipe,
 } from './followups-fixtures.js';
 
 /**
@@ -295,10 +295,3 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
   });
 });
 
-/** The decoded text part of a raw message (quoted-printable or plain). */
-export function decodeBody(raw: string): string {
-  const body = raw.split(/\r?\n\r?\n/).slice(1).join('\n\n');
-  if (!/quoted-printable/i.test(raw)) return body;
-  const bytes = body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-  return Buffer.from(bytes, 'latin1').toString('utf8');
-}
