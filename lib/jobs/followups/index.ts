@@ -26,7 +26,7 @@ import { addDays } from '../../time/zone.js';
 /** Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim. */
 export const BATCH_SIZE = 100;
 /** Parallel SMTP conversations: a few connections, as a pooled transport would open. */
-export const SEND_CONCURRENCY = 5;
+export const SEND_CONCURRENCY = 20;
 /** Kept before the deadline when deciding to claim another batch: time to send what it holds. */
 export const CLAIM_RESERVE_MS = 3_000;
 
@@ -187,6 +187,9 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   let cursor: Cursor = null;
   let partial = false;
   let virtualDone = false;
+  const limit = pLimit(SEND_CONCURRENCY);
+  // sends of the previous batch run while the next batch is claimed (a pipeline of depth 2)
+  let inFlight: Promise<unknown> = Promise.resolve();
   for (;;) {
     if (budgetSpent(ctx, CLAIM_RESERVE_MS)) { partial = true; break; }
     const prepared: Prepared[] = [];
@@ -284,13 +287,16 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
       return writeClaims(tx, claims, stops, now, MAX_ATTEMPTS_PER_STEP);
     });
     if (owned === null) break;
+    await inFlight;
 
     const ownedKey = new Map(owned.map((o) => [`${o.followup_id}:${o.step}`, o.attempts]));
     const mine = prepared.filter((p) => ownedKey.has(`${p.facts.followup.id}:${p.decision.step}`));
     stats.lostClaims += prepared.length - mine.length; // another invocation claimed them first
-    const limit = pLimit(SEND_CONCURRENCY);
-    await Promise.all(mine.map((p) => limit(() => sendOne(ctx, p, ownedKey.get(`${p.facts.followup.id}:${p.decision.step}`)!, senders, stats, errors))));
+    const sends = Promise.all(mine.map((p) => limit(() => sendOne(ctx, p, ownedKey.get(`${p.facts.followup.id}:${p.decision.step}`)!, senders, stats, errors))));
+    sends.catch(() => {}); // observed by the `await inFlight` below; never an unhandled rejection meanwhile
+    inFlight = sends;
   }
+  await inFlight;
 
   if (partial) (stats as unknown as Record<string, unknown>).remaining = dryRun ? null : await countDue(db, scope, now);
   const out: Record<string, unknown> = { ...stats };
