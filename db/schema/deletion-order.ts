@@ -4,7 +4,7 @@ import { companies, companySettings, subscriptions, users } from './core.js';
 import { clients } from './crm.js';
 import { invoiceLines, invoicePayments, invoices, quotes } from './billing.js';
 import { conversations, inboxIntegrations, inboxMessages, inboxPoisonMessages, messageAttachments } from './inbox.js';
-import { followupHistory, followups } from './followups.js';
+import { followupCreations, followupHistory, followups } from './followups.js';
 import { appointmentReminders, appointmentTypes, appointments, notifications, tasks } from './work.js';
 
 /**
@@ -73,6 +73,8 @@ export const DELETION_ORDER: readonly DeletionStep[] = [
   { table: inboxPoisonMessages, company: { by: 'company', column: inboxPoisonMessages.companyId }, user: none },
   { table: followupHistory, company: { by: 'company', column: followupHistory.companyId }, user: none },
   { table: followups, company: { by: 'company', column: followups.companyId }, user: none },
+  // the record that stops the automatic job from re-creating a follow-up a user deleted
+  { table: followupCreations, company: { by: 'company', column: followupCreations.companyId }, user: none },
   { table: conversations, company: { by: 'company', column: conversations.companyId }, user: none },
   // mailbox credentials go with the company (SPEC §5.3.2, defect 30)
   { table: inboxIntegrations, company: { by: 'company', column: inboxIntegrations.companyId }, user: none },

@@ -46,8 +46,24 @@ export const followupHistory = pgTable('followup_history', {
   error: text('error'), // new
   attempts: integer('attempts').notNull().default(0), // new: SMTP tries for this step
   nextAttemptAt: tstz('next_attempt_at'), // new: back-off after a failed try
+  // new: real (database) clock of the latest claim; a `sending` row older than the send lease
+  // belonged to a crashed invocation and becomes `unknown` (never re-sent automatically)
+  claimedAt: tstz('claimed_at'),
 }, (t) => [
   uniqueIndex('followup_history_step_key').on(t.followupId, t.step),
   index('followup_history_company_sent_idx').on(t.companyId, t.sentAt),
   index('followup_history_conversation_idx').on(t.conversationId),
+  index('followup_history_sending_idx').on(t.claimedAt).where(sql`${t.delivery} = 'sending'`),
 ]);
+
+/**
+ * new: one row per source the automatic job ever created a follow-up for. A follow-up a user
+ * deleted by hand is therefore not re-created by the next run (the original's defect 23).
+ */
+export const followupCreations = pgTable('followup_creations', {
+  companyId: integer('company_id').notNull().references(() => companies.id, { onDelete: 'cascade' }),
+  sourceType: text('source_type').notNull(),
+  sourceId: integer('source_id').notNull(),
+  type: followupType('type').notNull(),
+  createdAt: tstz('created_at').notNull().defaultNow(),
+}, (t) => [uniqueIndex('followup_creations_key').on(t.companyId, t.sourceType, t.sourceId, t.type)]);

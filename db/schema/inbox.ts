@@ -49,11 +49,15 @@ export const conversations = pgTable('conversations', {
   lastMessageAt: tstz('last_message_at'),
   createdAt: tstz('created_at').notNull().defaultNow(),
   updatedAt: tstz('updated_at').notNull().defaultNow(),
+  // new: set when a job creates the conversation (e.g. `followups:client:<id>`); unique per company,
+  // so two invocations creating "the client's conversation" at the same instant get one row
+  threadKey: text('thread_key'),
 }, (t) => [
   index('conversations_company_client_idx').on(t.companyId, t.clientId, t.lastMessageAt),
   // foreign-key index: account deletion removes parents in bulk (SPEC §5.3), and each removed parent row
   // is checked against this column; without it every check scans the whole table
   index('conversations_client_idx').on(t.clientId),
+  uniqueIndex('conversations_thread_key').on(t.companyId, t.threadKey).where(sql`${t.threadKey} is not null`),
 ]);
 
 export const inboxMessages = pgTable('inbox_messages', {

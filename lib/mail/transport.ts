@@ -96,7 +96,7 @@ function toNodemailer(mail: OutgoingMail): Mail.Options {
 }
 
 /** The platform relay takes a few parallel sends; a customer's own mailbox server gets one connection. */
-const PLATFORM_SMTP_CONNECTIONS = 3;
+const PLATFORM_SMTP_CONNECTIONS = 5;
 const MAILBOX_SMTP_CONNECTIONS = 1;
 
 // nodemailer is loaded on the first send, not at import: it is ~50 ms of every cold start

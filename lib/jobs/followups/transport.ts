@@ -1,0 +1,67 @@
+/**
+ * Who a follow-up comes from and through which SMTP server (SPEC §5.2.5): the company's primary
+ * mailbox when it has SMTP settings (From = that address, display name = the company name), else
+ * the platform transport (From = MAIL_FROM's address under the company's name, Reply-To = the
+ * company's address). The decision is pure; the senders are opened once per run and reused.
+ */
+import { decryptStoredSecret, passwordForHost } from '../../crypto/fernet.js';
+import type { MailFactory, MailSender } from '../../mail/transport.js';
+import type { LoadedIntegration } from './sql.js';
+
+export type SenderPlan =
+  | { kind: 'mailbox'; integrationId: number; host: string; port: number; secure: boolean; user: string; storedPassword: string; fromAddress: string }
+  | { kind: 'platform'; fromAddress: string; replyTo: string | null };
+
+/** The address part of `Name <addr>` or a bare address. */
+export function addressOf(from: string): string {
+  const m = /<([^>]+)>\s*$/.exec(from.trim());
+  return (m ? m[1] : from).trim();
+}
+
+/** `"Name" <addr>`, quoted so that a comma or a quote in a company name cannot break the header. */
+export function formatFrom(name: string, address: string): string {
+  const clean = name.replace(/[\r\n]+/g, ' ').trim() || address;
+  return `"${clean.replace(/(["\\])/g, '\\$1')}" <${address}>`;
+}
+
+export function planSender(integration: LoadedIntegration | null, mailFrom: string, companyEmail: string | null): SenderPlan {
+  if (integration?.smtp_server && integration.email_address && integration.email_password) {
+    const secure = integration.smtp_use_ssl ?? (integration.smtp_port === 465);
+    const port = integration.smtp_port ?? (secure ? 465 : 587);
+    return {
+      kind: 'mailbox', integrationId: integration.id, host: integration.smtp_server, port, secure,
+      user: integration.email_address, storedPassword: integration.email_password, fromAddress: integration.email_address,
+    };
+  }
+  // replies must reach the company, not the platform's no-reply address
+  const replyTo = companyEmail || integration?.email_address || null;
+  return { kind: 'platform', fromAddress: addressOf(mailFrom), replyTo };
+}
+
+export class CredentialError extends Error {
+  readonly code = 'mailbox_credentials';
+}
+
+/** Opens (once per run) the sender of a plan; decrypts the mailbox password (SPEC §3). */
+export function senderCache(mail: MailFactory, masterKey: string | undefined) {
+  const mailboxes = new Map<number, { sender: MailSender; legacyPlaintext: boolean } | CredentialError>();
+  return {
+    get(plan: SenderPlan): { sender: MailSender; legacyPlaintext: boolean } {
+      if (plan.kind === 'platform') return { sender: mail.platform(), legacyPlaintext: false };
+      let entry = mailboxes.get(plan.integrationId);
+      if (!entry) {
+        try {
+          const secret = decryptStoredSecret(plan.storedPassword, masterKey);
+          const sender = mail.mailbox({ host: plan.host, port: plan.port, secure: plan.secure, user: plan.user, pass: passwordForHost(secret.value, plan.host) });
+          entry = { sender, legacyPlaintext: secret.legacyPlaintext };
+        } catch (err) {
+          // a token that does not verify is never sent to a server as if it were the password
+          entry = new CredentialError(`mailbox ${plan.integrationId}: stored SMTP password cannot be decrypted (${(err as Error).message})`);
+        }
+        mailboxes.set(plan.integrationId, entry);
+      }
+      if (entry instanceof CredentialError) throw entry;
+      return entry;
+    },
+  };
+}
