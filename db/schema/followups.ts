@@ -61,6 +61,7 @@ export const followupHistory = pgTable('followup_history', {
  * deleted by hand is therefore not re-created by the next run (the original's defect 23).
  */
 export const followupCreations = pgTable('followup_creations', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
   companyId: integer('company_id').notNull().references(() => companies.id, { onDelete: 'cascade' }),
   sourceType: text('source_type').notNull(),
   sourceId: integer('source_id').notNull(),
