@@ -100,7 +100,8 @@ export async function parseMessage(
     text,
     inReplyTo,
     references: parseIdList(rawHeader(p, 'references')),
-    sentAt: storableDate(p.date instanceof Date ? p.date : null),
+    // mailparser turns an unreadable Date into "now": parse the raw header the same way, keep null
+    sentAt: storableDate(dateHeader ? new Date(dateHeader.replace(/\s*\([^)]*\)\s*$/, '')) : null),
     headers: {
       autoSubmitted: rawHeader(p, 'auto-submitted'),
       listId: rawHeader(p, 'list-id'),

@@ -74,6 +74,8 @@ function addSeg(a: SegmentResult, b: SegmentResult) {
 }
 
 const toNum = (v: number | string | null) => (v === null ? null : Number(v));
+/** Raw statements return timestamps as strings on some drivers: one shape for the rest of the code. */
+const asRow = (r: IntegrationRow): IntegrationRow => ({ ...r, last_sync_at: r.last_sync_at === null ? null : new Date(r.last_sync_at as unknown as string) });
 
 async function blockedDomainsOf(db: Db, companyId: number): Promise<string[]> {
   const rows = await queryRows<{ settings: unknown }>(db, sql`select settings from company_settings where company_id = ${companyId}`);
@@ -285,7 +287,7 @@ async function claim(ctx: JobContext, id: number): Promise<IntegrationRow | null
     update inbox_integrations i set sync_lease_until = now() + make_interval(secs => ${leaseSec})
     where i.id = ${id} and ${ELIGIBLE(ctx.now)}
     returning ${COLUMNS}`);
-  return rows[0] ?? null;
+  return rows[0] ? asRow(rows[0]) : null;
 }
 
 async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOptions): Promise<IntegrationOutcome> {
@@ -330,7 +332,7 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
     select ${COLUMNS} from inbox_integrations i join companies co on co.id = i.company_id
     where ${ELIGIBLE(ctx.now)} and co.is_active and ${scopeFilter(sql`i.company_id`, ctx.scope)}
     order by i.next_sync_at nulls first, i.last_sync_at nulls first, i.id
-    limit ${MAX_INTEGRATIONS_PER_RUN}`);
+    limit ${MAX_INTEGRATIONS_PER_RUN}`).then((rows) => rows.map(asRow));
   const limit = pLimit(ctx.config.SYNC_CONCURRENCY);
   let notStarted = 0;
   let claimedElsewhere = 0;
