@@ -20,6 +20,8 @@ export type CorpusExpectation = {
   attachments?: { name: string; mimeType?: string; skipped?: boolean }[];
   sentAt?: 'null' | 'future' | string;
   oversize?: boolean;
+  /** The parser gives up on it: recorded in inbox_poison_messages, skipped, never blocks the mailbox. */
+  poison?: boolean;
   /** In the same conversation as that corpus message. */
   threadWith?: string;
   /** In a different conversation from that corpus message. */
@@ -189,5 +191,11 @@ export function buildCorpus(opts: CorpusOptions = {}): CorpusMessage[] {
     '--b', 'Content-Type: message/rfc822', 'Content-Disposition: attachment; filename="original.eml"', '', 'From: x@y.fr', 'Subject: original', '', 'corps original',
     '--b--', ''].join(CRLF)),
     { externalId: 'fwd@corpus.test', textIncludes: ['je transfère'], attachments: [{ name: 'original.eml' }] });
+  let nested = '';
+  for (let i = 0; i < 3000; i++) nested += `Content-Type: multipart/mixed; boundary="n${i}"${CRLF}${CRLF}--n${i}${CRLF}`;
+  add('poison-deep-nesting', Buffer.from(`From: Luc <luc@exemple.fr>${CRLF}Subject: Poupées russes${CRLF}Message-ID: <poison@corpus.test>${CRLF}MIME-Version: 1.0${CRLF}${nested}Content-Type: text/plain${CRLF}${CRLF}fond${CRLF}`),
+    { externalId: 'poison@corpus.test', poison: true });
+  add('after-poison', msg({ ...base('<after-poison@corpus.test>', 'Luc <luc@exemple.fr>', 'Après le poison'), 'Content-Type': 'text/plain' }, `toujours importé${CRLF}`),
+    { externalId: 'after-poison@corpus.test', textIncludes: ['toujours importé'] });
   return out;
 }

@@ -34,7 +34,9 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
     expect(first.status).toBe(200);
     expect(first.body).toMatchObject({ success: true, partial: false, message: 'Synchronisation inbox terminée avec succès' });
     const duplicatesInCorpus = corpus.filter((c) => c.expect.duplicateOf).length;
-    expect(first.body.stats).toMatchObject({ integrations: 1, synced: 1, failed: 0, messagesImported: corpus.length - duplicatesInCorpus, messagesDuplicate: duplicatesInCorpus, messagesPoison: 0 });
+    const poisonInCorpus = corpus.filter((c) => c.expect.poison).length;
+    expect(poisonInCorpus).toBe(1);
+    expect(first.body.stats).toMatchObject({ integrations: 1, synced: 1, failed: 0, messagesImported: corpus.length - duplicatesInCorpus - poisonInCorpus, messagesDuplicate: duplicatesInCorpus, messagesPoison: poisonInCorpus });
   });
 
   it('each corpus message has its expected outcome', async () => {
@@ -49,6 +51,7 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
     for (const c of corpus) {
       const e = c.expect;
       const row = rowOf(c);
+      if (e.poison) { expect(row, c.name).toBeUndefined(); continue; }
       expect(row, c.name).toBeDefined();
       if (!row) continue;
       if (e.duplicateOf) { expect(row.id, c.name).toBe(rowOf(corpus.find((x) => x.name === e.duplicateOf)!)!.id); continue; }
@@ -76,6 +79,15 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
       if (e.threadWith) expect(row.conversation_id, `${c.name} threads with ${e.threadWith}`).toBe(rowOf(corpus.find((x) => x.name === e.threadWith)!)!.conversation_id);
       if (e.separateFrom) expect(row.conversation_id, `${c.name} apart from ${e.separateFrom}`).not.toBe(rowOf(corpus.find((x) => x.name === e.separateFrom)!)!.conversation_id);
     }
+  });
+
+  it('a poison message is recorded once with its UID and skipped; the cursor moves past it and the next message is imported', async () => {
+    const poison = await queryRows<{ integration_id: number; uid: string; error: string }>(t.handle.db, sql`select integration_id, uid, error from inbox_poison_messages`);
+    expect(poison).toHaveLength(1);
+    expect(poison[0]).toMatchObject({ integration_id: integrationId, uid: String(corpus.findIndex((c) => c.expect.poison) + 1) });
+    expect(poison[0].error).toMatch(/unparseable/);
+    expect((await messagesOf(t.handle.db, companyId)).some((m) => m.external_id === 'after-poison@corpus.test')).toBe(true);
+    expect(Number((await integrationRow(t.handle.db, integrationId)).last_uid)).toBe(corpus.length);
   });
 
   it('defect 4: attachment names carry no path, no control character', async () => {
@@ -118,7 +130,9 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
     const before = (await messagesOf(t.handle.db, companyId)).length;
     const again = await runSync(t.handle, d, { env: { MAX_ATTACHMENT_BYTES: String(1024 * 1024) } });
     expect(again.body.stats).toMatchObject({ synced: 1, messagesImported: 0 });
-    expect((again.body.stats as { messagesDuplicate: number }).messagesDuplicate).toBe(corpus.length);
+    expect(again.body.stats).toMatchObject({ messagesDuplicate: corpus.length - 1, messagesPoison: 1 });
+    const [p] = await queryRows<{ n: number }>(t.handle.db, sql`select count(*)::int as n from inbox_poison_messages`);
+    expect(p.n).toBe(1); // recorded once
     expect((await messagesOf(t.handle.db, companyId)).length).toBe(before);
   });
 });
