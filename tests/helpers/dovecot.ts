@@ -65,7 +65,13 @@ export type Dovecot = {
   tlsPort: number;
   /** The self-signed certificate (PEM): pass it as `ca` to trust this server. */
   cert: string;
-  addUser(user: string, password: string): void;
+  /**
+   * Adds a user to the passwd-file. Dovecot re-reads the file at most once per second, so this
+   * waits for the next second; prefer `takeMailbox()` from the pool made at start.
+   */
+  addUser(user: string, password: string): Promise<void>;
+  /** A fresh, empty mailbox from the pool of users created at start. */
+  takeMailbox(): { user: string; password: string };
   /** A connected, logged-in imapflow client for filling mailboxes (caller logs out). */
   client(user: string, password: string): Promise<ImapFlow>;
   /** Appends raw messages to a user's folder (creates the folder when missing). */
@@ -74,7 +80,7 @@ export type Dovecot = {
   dir: string;
 };
 
-export async function startDovecot(opts: { users?: Record<string, string> } = {}): Promise<Dovecot> {
+export async function startDovecot(opts: { users?: Record<string, string>; pool?: number } = {}): Promise<Dovecot> {
   const bin = dovecotBinary();
   if (!bin) throw new Error('dovecot is not installed (apt-get install -y dovecot-imapd)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lokario-dovecot-'));
@@ -88,6 +94,8 @@ export async function startDovecot(opts: { users?: Record<string, string> } = {}
   ], { stdio: 'ignore' });
   const usersFile = path.join(dir, 'users');
   const users: Record<string, string> = { ...(opts.users ?? {}) };
+  const pool = Array.from({ length: opts.pool ?? 40 }, (_, i) => ({ user: `box${i + 1}@test.local`, password: `pw-${i + 1}-${Math.random().toString(36).slice(2, 8)}` }));
+  for (const p of pool) users[p.user] = p.password;
   const writeUsers = () => fs.writeFileSync(usersFile, Object.entries(users).map(([u, p]) => `${u}:{PLAIN}${p}::::::\n`).join(''));
   writeUsers();
   const mailDir = path.join(dir, 'mail');
@@ -163,7 +171,16 @@ protocol imap {
   };
   return {
     host: '127.0.0.1', port, tlsPort, cert, dir,
-    addUser(user, password) { users[user] = password; writeUsers(); },
+    async addUser(user, password) {
+      users[user] = password;
+      writeUsers();
+      await new Promise((r) => setTimeout(r, 1001 - (Date.now() % 1000)));
+    },
+    takeMailbox() {
+      const next = pool.shift();
+      if (!next) throw new Error('the Dovecot user pool is exhausted: start it with a larger `pool`');
+      return next;
+    },
     client,
     async append(user, password, messages, folder = 'INBOX', internalDate) {
       const c = await client(user, password);

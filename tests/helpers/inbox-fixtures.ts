@@ -49,16 +49,13 @@ export async function messagesOf(db: Db, companyId: number) {
     select id, external_id, conversation_id, content, from_email, from_name, sent_at, external_metadata from inbox_messages where company_id = ${companyId} order by id`);
 }
 
-let userSeq = 0;
-export function newMailbox(d: Dovecot, label = 'u'): { user: string; password: string } {
-  const user = `${label}${++userSeq}-${process.pid}@test.local`;
-  const password = `pw-${userSeq}-secret`;
-  d.addUser(user, password);
-  return { user, password };
+/** A fresh mailbox (the label only documents the call site). */
+export function newMailbox(d: Dovecot, _label = 'u'): { user: string; password: string } {
+  return d.takeMailbox();
 }
 
 /** A simple message with a Message-ID. */
 export function simpleMail(id: string, opts: { from?: string; subject?: string; body?: string; headers?: Record<string, string> } = {}): string {
-  const h = { From: opts.from ?? 'Client <client@exemple.fr>', To: 'me@test.local', Subject: opts.subject ?? `Sujet ${id}`, Date: 'Mon, 12 Jan 2026 10:00:00 +0100', 'Message-ID': `<${id}>`, ...(opts.headers ?? {}) };
+  const h = { From: opts.from ?? 'Client <client@exemple.fr>', To: 'me@test.local', Subject: opts.subject ?? `Sujet ${id}`, Date: new Date().toUTCString(), 'Message-ID': `<${id}>`, ...(opts.headers ?? {}) };
   return `${Object.entries(h).map(([k, v]) => `${k}: ${v}`).join('\r\n')}\r\n\r\n${opts.body ?? `corps ${id}`}\r\n`;
 }

@@ -83,7 +83,27 @@ export async function openSession(target: ImapTarget, opts: ImapSessionOptions):
   return client;
 }
 
-/** EXAMINE (read-only SELECT): the user's `\Seen` flags can never change. One round trip. */
+/**
+ * STATUS: the cursor's inputs in one round trip, without selecting the folder (imapflow's
+ * mailboxOpen would add a LIST and an LSUB first). The no-change fast path stops here.
+ */
+export async function folderStatus(client: ImapFlow, folder: string): Promise<FolderState> {
+  try {
+    const st = await client.status(folder, { uidNext: true, uidValidity: true, messages: true, highestModseq: client.capabilities.has('CONDSTORE') });
+    if (!st || st.uidValidity === undefined || st.uidNext === undefined) throw new ImapSyncError('mailbox', `STATUS of "${folder}" gave no UIDVALIDITY/UIDNEXT`);
+    return {
+      uidValidity: Number(st.uidValidity),
+      uidNext: Number(st.uidNext),
+      exists: Number(st.messages ?? 0),
+      highestModseq: st.highestModseq !== undefined ? String(st.highestModseq) : undefined,
+    };
+  } catch (err) {
+    const e = classifyImapError(err);
+    throw e.code === 'protocol' ? new ImapSyncError('mailbox', `cannot read folder "${folder}": ${e.message}`) : e;
+  }
+}
+
+/** EXAMINE (read-only SELECT): the user's `\Seen` flags can never change. */
 export async function examineFolder(client: ImapFlow, folder: string): Promise<FolderState> {
   try {
     const box = await client.mailboxOpen(folder, { readOnly: true });

@@ -14,7 +14,7 @@ import { parseCompanySettings } from '../../settings.js';
 import { maskEmail } from '../../log.js';
 import { cursorAfter, planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan } from './cursor.js';
 import {
-  classifyImapError, closeSession, examineFolder, fetchHeaders, fetchMeta, fetchSources, ImapSyncError, openSession,
+  classifyImapError, closeSession, examineFolder, folderStatus, fetchHeaders, fetchMeta, fetchSources, ImapSyncError, openSession,
   searchUidsFrom, searchUidsSince, type ImapSessionOptions,
 } from './imap.js';
 import { parseMessage, type ParsedMessage } from './parse.js';
@@ -150,8 +150,12 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
   }, sessionOpts);
   const seg = emptySeg();
   try {
-    const folder = await examineFolder(client, row.imap_folder || 'INBOX');
+    const folderName = row.imap_folder || 'INBOX';
     const cursor: Cursor = { uidValidity: toNum(row.uid_validity), lastUid: toNum(row.last_uid), highestModseq: row.highest_modseq, lastSyncAt: row.last_sync_at };
+    const status = await folderStatus(client, folderName);
+    if (planSync(cursor, status, ctx.now).kind === 'up-to-date') return { folder: status, plan: { kind: 'up-to-date' }, planned: [], processed: 0, stopped: false, seg };
+    // there is work: select the folder read-only and plan again on what EXAMINE says
+    const folder = await examineFolder(client, folderName);
     const plan = planSync(cursor, folder, ctx.now);
     let planned: number[] = [];
     if (plan.kind === 'uid-range') planned = uidsToProcess(await searchUidsFrom(client, plan.fromUid), plan.fromUid);
