@@ -126,6 +126,7 @@ ssl_cert = <${certFile}
 ssl_key = <${keyFile}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
+auth_failure_delay = 0
 ${extra}passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u ${usersFile}

@@ -136,7 +136,7 @@ type SessionResult = { folder: FolderState; plan: SyncPlan; planned: number[]; p
  * One mailbox, logged in: EXAMINE, plan, then segments in UID order, each stored with its
  * cursor. In a dry run, only counts what would be fetched.
  */
-async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: string, opts: InboxSyncOptions, dryRun: boolean): Promise<SessionResult> {
+async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: string, opts: InboxSyncOptions, dryRun: boolean, seg: SegmentResult): Promise<SessionResult> {
   const sessionOpts: ImapSessionOptions = {
     connectTimeoutMs: ctx.config.IMAP_CONNECT_TIMEOUT_MS,
     greetingTimeoutMs: ctx.config.IMAP_GREETING_TIMEOUT_MS,
@@ -148,7 +148,6 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
   const client = await openSession({
     host: row.imap_server!, port: row.imap_port ?? DEFAULT_IMAP_PORT, useSsl: row.use_ssl, user: row.email_address!, pass: password,
   }, sessionOpts);
-  const seg = emptySeg();
   try {
     const folderName = row.imap_folder || 'INBOX';
     const cursor: Cursor = { uidValidity: toNum(row.uid_validity), lastUid: toNum(row.last_uid), highestModseq: row.highest_modseq, lastSyncAt: row.last_sync_at };
@@ -315,7 +314,8 @@ async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOpti
   }
   let s: SessionResult;
   try {
-    s = await syncMailbox(ctx, row, password, opts, ctx.dryRun);
+    // segments add to out.seg as they commit, so a failure still reports what was stored
+    s = await syncMailbox(ctx, row, password, opts, ctx.dryRun, out.seg);
   } catch (err) {
     const e = err instanceof ImapSyncError ? err : classifyImapError(err);
     // segments stored before the failure keep their cursor: the next run resumes after them
@@ -323,7 +323,6 @@ async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOpti
   }
   out.plan = s.plan.kind;
   out.toFetch = s.planned.length;
-  out.seg = s.seg;
   if (ctx.dryRun) return out;
   await recordSuccess(ctx.db, row, s, ctx.now);
   out.status = s.stopped ? 'partial' : 'success';
