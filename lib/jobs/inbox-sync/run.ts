@@ -284,11 +284,13 @@ const COLUMNS = sql`i.id, i.company_id, i.name, i.imap_server, i.imap_port, i.em
   i.imap_folder, i.uid_validity, i.last_uid, i.highest_modseq, i.consecutive_failures, i.last_sync_at`;
 
 /** Claims one integration for this run: the lease is the claim (SPEC §2.5), re-checked atomically. */
-async function claim(ctx: JobContext, id: number): Promise<IntegrationRow | null> {
+async function claim(ctx: JobContext, id: number, runStartedAt: Date): Promise<IntegrationRow | null> {
   const leaseSec = Math.max(60, Math.ceil((ctx.deadline - Date.now()) / 1000)) + INTEGRATION_LEASE_EXTRA_SEC;
   const rows = await queryRows<IntegrationRow>(ctx.db, sql`
     update inbox_integrations i set sync_lease_until = now() + make_interval(secs => ${leaseSec})
     where i.id = ${id} and ${ELIGIBLE(ctx.now)}
+      -- synced by an overlapping run since this one started: nothing to gain from a second pass
+      and i.updated_at < ${runStartedAt}
     returning ${COLUMNS}`);
   return rows[0] ? asRow(rows[0]) : null;
 }
@@ -331,6 +333,9 @@ async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOpti
 }
 
 export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {}): Promise<JobResult> {
+  // the database's clock, compared with updated_at (written by now()): no skew with the function's
+  const [{ started }] = await queryRows<{ started: string }>(ctx.db, sql`select now()::text as started`);
+  const runStartedAt = new Date(started);
   const candidates = await queryRows<IntegrationRow>(ctx.db, sql`
     select ${COLUMNS} from inbox_integrations i join companies co on co.id = i.company_id
     where ${ELIGIBLE(ctx.now)} and co.is_active and ${scopeFilter(sql`i.company_id`, ctx.scope)}
@@ -341,7 +346,7 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
   let claimedElsewhere = 0;
   const outcomes = await Promise.all(candidates.map((cand) => limit(async (): Promise<IntegrationOutcome | null> => {
     if (budgetSpent(ctx, STOP_RESERVE_MS)) { notStarted++; return null; }
-    const row = ctx.dryRun ? cand : await claim(ctx, cand.id);
+    const row = ctx.dryRun ? cand : await claim(ctx, cand.id, runStartedAt);
     if (!row) { claimedElsewhere++; return null; }
     try {
       return await syncOne(ctx, row, opts);
