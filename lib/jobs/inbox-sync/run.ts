@@ -334,8 +334,8 @@ async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOpti
 
 export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {}): Promise<JobResult> {
   // the database's clock, compared with updated_at (written by now()): no skew with the function's
-  const [{ started }] = await queryRows<{ started: string }>(ctx.db, sql`select now()::text as started`);
-  const runStartedAt = new Date(started);
+  const [{ ms }] = await queryRows<{ ms: string }>(ctx.db, sql`select (extract(epoch from now()) * 1000)::bigint::text as ms`);
+  const runStartedAt = new Date(Number(ms));
   const candidates = await queryRows<IntegrationRow>(ctx.db, sql`
     select ${COLUMNS} from inbox_integrations i join companies co on co.id = i.company_id
     where ${ELIGIBLE(ctx.now)} and co.is_active and ${scopeFilter(sql`i.company_id`, ctx.scope)}
