@@ -1,4 +1,6 @@
-import { notImplementedJob } from '../../cron/types.js';
+import type { Job } from '../../cron/types.js';
+import { createInboxSyncJob } from './run.js';
 
-// Until this job's issue lands, its route answers 501 not_implemented (never a fake success).
-export const inboxSyncJob = notImplementedJob('inbox-sync');
+/** SPEC §5.1: incremental, gap-free, duplicate-free IMAP import of every active mailbox. */
+export const inboxSyncJob: Job = createInboxSyncJob();
+export { createInboxSyncJob } from './run.js';

@@ -1,0 +1,170 @@
+/**
+ * The IMAP side (imapflow): connect with mandatory TLS, log in, open the folder read-only, list
+ * UIDs, fetch envelopes/sizes and sources. Nothing here touches the database.
+ */
+import type { ConnectionOptions } from 'node:tls';
+import { ImapFlow, type FetchMessageObject } from 'imapflow';
+import type { FolderState } from './cursor.js';
+
+export type ImapTarget = { host: string; port: number; useSsl: boolean; user: string; pass: string };
+
+export type ImapSessionOptions = {
+  connectTimeoutMs: number;
+  greetingTimeoutMs: number;
+  socketTimeoutMs: number;
+  /** Extra TLS options (tests trust their throwaway CA this way; verification stays on). */
+  tls?: ConnectionOptions;
+  /** Called with the verb of every command the client sends (the benchmark counts round trips). */
+  onCommand?: (verb: string) => void;
+  /** warn/error lines of imapflow itself (never credentials: imapflow masks LOGIN). */
+  onWarn?: (msg: string) => void;
+};
+
+export class ImapSyncError extends Error {
+  constructor(readonly code: 'auth_failed' | 'tls_required' | 'timeout' | 'connection' | 'mailbox' | 'protocol', message: string) {
+    super(message);
+  }
+}
+
+/** Maps what imapflow throws to the few cases the job treats differently (SPEC §5.1.8). */
+export function classifyImapError(err: unknown): ImapSyncError {
+  if (err instanceof ImapSyncError) return err;
+  const e = err as { authenticationFailed?: boolean; tlsFailed?: boolean; code?: string; message?: string; responseText?: string; serverResponseCode?: string };
+  const msg = String(e.responseText || e.message || err).slice(0, 300);
+  if (e.authenticationFailed || e.serverResponseCode === 'AUTHENTICATIONFAILED') return new ImapSyncError('auth_failed', `login refused: ${msg}`);
+  if (e.tlsFailed) return new ImapSyncError('tls_required', `TLS required but not available: ${msg}`);
+  if (e.code === 'ETIMEOUT' || e.code === 'CONNECT_TIMEOUT' || e.code === 'GREETING_TIMEOUT' || /timeout/i.test(msg)) return new ImapSyncError('timeout', msg);
+  if (e.code === 'NoConnection' || /ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EHOSTUNREACH|closed|Connection not available/i.test(`${e.code} ${msg}`)) return new ImapSyncError('connection', msg);
+  return new ImapSyncError('protocol', msg);
+}
+
+/**
+ * Connects and logs in. `use_ssl` → implicit TLS; otherwise STARTTLS is required
+ * (`doSTARTTLS: true`): a server that does not offer it fails the connection before LOGIN,
+ * so a password never crosses the network in clear (defect 3).
+ */
+export async function openSession(target: ImapTarget, opts: ImapSessionOptions): Promise<ImapFlow> {
+  const logger = {
+    trace: () => {},
+    debug: (o: { src?: string; msg?: string }) => {
+      if (o?.src === 'c' && typeof o.msg === 'string' && opts.onCommand) {
+        const verb = /^\S+\s+(?:UID\s+)?(\S+)/i.exec(o.msg)?.[1];
+        if (verb && !o.msg.startsWith('(*')) opts.onCommand(verb.toUpperCase());
+      }
+    },
+    info: () => {},
+    warn: (o: { msg?: string }) => opts.onWarn?.(String(o?.msg ?? '')),
+    error: (o: { msg?: string }) => opts.onWarn?.(String(o?.msg ?? '')),
+    fatal: (o: { msg?: string }) => opts.onWarn?.(String(o?.msg ?? '')),
+  };
+  const client = new ImapFlow({
+    host: target.host,
+    port: target.port,
+    secure: target.useSsl,
+    doSTARTTLS: target.useSsl ? undefined : true,
+    servername: /^[\d.]+$|:/.test(target.host) ? undefined : target.host,
+    auth: { user: target.user, pass: target.pass },
+    logger: logger as never,
+    connectionTimeout: opts.connectTimeoutMs,
+    greetingTimeout: opts.greetingTimeoutMs,
+    socketTimeout: opts.socketTimeoutMs,
+    disableAutoIdle: true, // one short session per run: an IDLE would only cost round trips
+    tls: { minVersion: 'TLSv1.2', ...opts.tls },
+    clientInfo: { name: 'Lokario inbox-sync' },
+  });
+  // a socket error after connect() would otherwise be an unhandled 'error' event
+  client.on('error', () => {});
+  try {
+    await client.connect();
+  } catch (err) {
+    client.close();
+    throw classifyImapError(err);
+  }
+  return client;
+}
+
+/**
+ * STATUS: the cursor's inputs in one round trip, without selecting the folder (imapflow's
+ * mailboxOpen would add a LIST and an LSUB first). The no-change fast path stops here.
+ */
+export async function folderStatus(client: ImapFlow, folder: string): Promise<FolderState> {
+  try {
+    const st = await client.status(folder, { uidNext: true, uidValidity: true, messages: true, highestModseq: client.capabilities.has('CONDSTORE') });
+    if (!st || st.uidValidity === undefined || st.uidNext === undefined) throw new ImapSyncError('mailbox', `STATUS of "${folder}" gave no UIDVALIDITY/UIDNEXT`);
+    return {
+      uidValidity: Number(st.uidValidity),
+      uidNext: Number(st.uidNext),
+      exists: Number(st.messages ?? 0),
+      highestModseq: st.highestModseq !== undefined ? String(st.highestModseq) : undefined,
+    };
+  } catch (err) {
+    const e = classifyImapError(err);
+    throw e.code === 'protocol' ? new ImapSyncError('mailbox', `cannot read folder "${folder}": ${e.message}`) : e;
+  }
+}
+
+/** EXAMINE (read-only SELECT): the user's `\Seen` flags can never change. */
+export async function examineFolder(client: ImapFlow, folder: string): Promise<FolderState> {
+  try {
+    const box = await client.mailboxOpen(folder, { readOnly: true });
+    return {
+      uidValidity: Number(box.uidValidity),
+      uidNext: box.uidNext,
+      exists: box.exists,
+      highestModseq: box.highestModseq !== undefined ? box.highestModseq.toString() : undefined,
+    };
+  } catch (err) {
+    const e = classifyImapError(err);
+    throw e.code === 'protocol' ? new ImapSyncError('mailbox', `cannot open folder "${folder}": ${e.message}`) : e;
+  }
+}
+
+/** IMAP dates are days; SINCE is inclusive of that (server-local) day. */
+export async function searchUidsSince(client: ImapFlow, since: Date): Promise<number[]> {
+  const res = await client.search({ since }, { uid: true });
+  return Array.isArray(res) ? res : [];
+}
+
+export async function searchUidsFrom(client: ImapFlow, fromUid: number): Promise<number[]> {
+  const res = await client.search({ uid: `${fromUid}:*` }, { uid: true });
+  return Array.isArray(res) ? res : [];
+}
+
+export type MessageMeta = { uid: number; size: number; messageId: string | null };
+
+/** Size and Message-ID of some UIDs: decides what to download, before any body is fetched. */
+export async function fetchMeta(client: ImapFlow, uids: readonly number[]): Promise<MessageMeta[]> {
+  if (!uids.length) return [];
+  const rows = await client.fetchAll(uids.join(','), { uid: true, size: true, envelope: true }, { uid: true });
+  return rows.map((r: FetchMessageObject) => ({ uid: r.uid, size: r.size ?? 0, messageId: r.envelope?.messageId ?? null }));
+}
+
+/** Full sources (BODY.PEEK[]: never sets \Seen) of some UIDs, by UID. */
+export async function fetchSources(client: ImapFlow, uids: readonly number[]): Promise<Map<number, Buffer>> {
+  const out = new Map<number, Buffer>();
+  if (!uids.length) return out;
+  for await (const m of client.fetch(uids.join(','), { uid: true, source: true }, { uid: true })) {
+    if (m.source) out.set(m.uid, m.source);
+  }
+  return out;
+}
+
+/** Header blocks only (BODY.PEEK[HEADER]), for messages over MAX_MESSAGE_BYTES. */
+export async function fetchHeaders(client: ImapFlow, uids: readonly number[]): Promise<Map<number, Buffer>> {
+  const out = new Map<number, Buffer>();
+  if (!uids.length) return out;
+  for await (const m of client.fetch(uids.join(','), { uid: true, headers: true }, { uid: true })) {
+    if (m.headers) out.set(m.uid, Buffer.concat([m.headers, Buffer.from('\r\n')]));
+  }
+  return out;
+}
+
+/** LOGOUT when the connection is healthy; a plain close when it is not. Never throws. */
+export async function closeSession(client: ImapFlow): Promise<void> {
+  try {
+    if (client.usable) await client.logout();
+    else client.close();
+  } catch {
+    client.close();
+  }
+}

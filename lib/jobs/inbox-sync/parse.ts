@@ -1,0 +1,115 @@
+/**
+ * MIME parsing with mailparser's simpleParser (charsets through iconv-lite, RFC 2047/2231,
+ * HTML-to-text, broken boundaries tolerated). Chosen over postal-mime: see docs/inbox-sync.md.
+ */
+import { simpleParser, type ParsedMail, type AddressObject } from 'mailparser';
+import {
+  fallbackKey, normaliseMessageId, parseIdList, sanitiseFilename, fileTypeOf, storableDate, storableText,
+} from './threading.js';
+
+export type ParsedAttachment = {
+  name: string;
+  mimeType: string | null;
+  fileType: 'image' | 'pdf' | 'document' | 'other';
+  size: number;
+  content: Buffer | null;
+  skippedReason: string | null;
+};
+
+export type ParsedMessage = {
+  uid: number;
+  /** The dedupe key: normalised Message-ID, or `hash:` + sha256 of the content when there is none. */
+  externalId: string;
+  messageId: string | null;
+  fromEmail: string | null;
+  fromName: string;
+  to: string;
+  subject: string;
+  text: string;
+  inReplyTo: string | null;
+  references: string[];
+  sentAt: Date | null;
+  headers: { autoSubmitted: string | null; listId: string | null; listUnsubscribe: string | null; precedence: string | null };
+  attachments: ParsedAttachment[];
+  /** The message was over MAX_MESSAGE_BYTES: headers only, with a note as its content. */
+  oversize: boolean;
+  bytes: number;
+};
+
+export type ParseLimits = { maxAttachmentBytes: number };
+
+/** Stored message text is bounded: a 20 MB text/plain body is a log dump, not a conversation. */
+export const MAX_CONTENT_CHARS = 1_000_000;
+
+function rawHeader(p: ParsedMail, key: string): string | null {
+  const line = p.headerLines.find((h) => h.key === key)?.line;
+  if (!line) return null;
+  const i = line.indexOf(':');
+  return line.slice(i + 1).replace(/\r?\n[ \t]+/g, ' ').trim() || null;
+}
+
+function firstAddress(a: AddressObject | AddressObject[] | undefined): { address: string | null; name: string } {
+  const list = (Array.isArray(a) ? a : a ? [a] : []).flatMap((x) => x.value);
+  const flat = list.flatMap((v) => (v.group ? v.group : [v]));
+  const v = flat.find((x) => x.address) ?? flat[0];
+  const address = v?.address ? v.address.trim().toLowerCase() : null;
+  return { address: address && /^[^\s@]+@[^\s@]+$/.test(address) ? address : null, name: (v?.name ?? '').trim() };
+}
+
+const mb = (n: number) => (n / (1024 * 1024)).toFixed(1).replace('.', ',');
+
+export function oversizeNote(bytes: number, maxBytes: number): string {
+  return `[Message de ${mb(bytes)} Mo non importé : il dépasse la taille maximale de ${mb(maxBytes)} Mo. Consultez-le dans votre messagerie.]`;
+}
+
+/**
+ * One message, from its full source, or (oversize) from its header block only. Throws on input
+ * the parser cannot read at all; the caller records it as poison.
+ */
+export async function parseMessage(
+  uid: number, source: Buffer, opts: ParseLimits & { oversize?: { bytes: number; maxBytes: number } },
+): Promise<ParsedMessage> {
+  const p = await simpleParser(source, { skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true, keepCidLinks: false });
+  const from = firstAddress(p.from);
+  const subject = storableText(p.subject ?? '');
+  let text = opts.oversize ? oversizeNote(opts.oversize.bytes, opts.oversize.maxBytes) : storableText((p.text ?? '').trim());
+  if (text.length > MAX_CONTENT_CHARS) text = `${text.slice(0, MAX_CONTENT_CHARS)}\n[… texte tronqué]`;
+  const messageId = normaliseMessageId(typeof p.messageId === 'string' ? p.messageId : rawHeader(p, 'message-id'));
+  const dateHeader = rawHeader(p, 'date');
+  const attachments: ParsedAttachment[] = [];
+  for (const a of opts.oversize ? [] : p.attachments) {
+    if (a.related && !a.filename) continue; // images embedded in the HTML body, not files the client sent
+    const name = sanitiseFilename(a.filename);
+    const mimeType = a.contentType ? a.contentType.toLowerCase() : null;
+    const tooLarge = a.size > opts.maxAttachmentBytes;
+    attachments.push({
+      name, mimeType, fileType: fileTypeOf(name, mimeType), size: a.size,
+      content: tooLarge ? null : a.content,
+      skippedReason: tooLarge ? `too_large: ${a.size} bytes > ${opts.maxAttachmentBytes}` : null,
+    });
+  }
+  const inReplyTo = parseIdList(rawHeader(p, 'in-reply-to'))[0] ?? null;
+  return {
+    uid,
+    externalId: messageId ?? fallbackKey({ fromEmail: from.address, dateHeader, subject, body: text }),
+    messageId,
+    fromEmail: from.address,
+    fromName: storableText(from.name || from.address || 'Inconnu'),
+    to: storableText(p.to ? (Array.isArray(p.to) ? p.to.map((t) => t.text).join(', ') : p.to.text) : ''),
+    subject,
+    text,
+    inReplyTo,
+    references: parseIdList(rawHeader(p, 'references')),
+    // mailparser turns an unreadable Date into "now": parse the raw header the same way, keep null
+    sentAt: storableDate(dateHeader ? new Date(dateHeader.replace(/\s*\([^)]*\)\s*$/, '')) : null),
+    headers: {
+      autoSubmitted: rawHeader(p, 'auto-submitted'),
+      listId: rawHeader(p, 'list-id'),
+      listUnsubscribe: rawHeader(p, 'list-unsubscribe'),
+      precedence: rawHeader(p, 'precedence'),
+    },
+    attachments,
+    oversize: !!opts.oversize,
+    bytes: opts.oversize?.bytes ?? source.length,
+  };
+}

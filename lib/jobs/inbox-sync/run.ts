@@ -1,0 +1,398 @@
+/**
+ * inbox-sync (SPEC §5.1): select due integrations, claim each with its own lease, sync them
+ * with bounded concurrency inside the run's budget, and always leave the status columns and
+ * the lease in a truthful state.
+ */
+import type { ConnectionOptions } from 'node:tls';
+import pLimit from 'p-limit';
+import { sql } from 'drizzle-orm';
+import { queryRows, type Db } from '../../../db/client.js';
+import { budgetSpent, type ItemError, type Job, type JobContext, type JobResult } from '../../cron/types.js';
+import { scopeFilter } from '../../cron/scope.js';
+import { decryptStoredSecret, FernetError, passwordForHost } from '../../crypto/fernet.js';
+import { parseCompanySettings } from '../../settings.js';
+import { maskEmail } from '../../log.js';
+import { cursorAfter, planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan } from './cursor.js';
+import {
+  classifyImapError, closeSession, examineFolder, folderStatus, fetchHeaders, fetchMeta, fetchSources, ImapSyncError, openSession,
+  searchUidsFrom, searchUidsSince, type ImapSessionOptions,
+} from './imap.js';
+import { parseMessage, type ParsedMessage } from './parse.js';
+import { storeSegment, type SegmentResult } from './store.js';
+import { AUTH_FAILURES_BEFORE_PAUSE, nextSyncAfterFailure, normaliseMessageId } from './threading.js';
+
+/** UIDs whose size and Message-ID are asked for in one FETCH. */
+export const META_CHUNK = 200;
+/** A segment (one transaction, one cursor step) holds at most this many messages… */
+export const SEGMENT_MESSAGES = 50;
+/** …and at most this many bytes of sources in memory (a 25 MB message goes alone). */
+export const SEGMENT_BYTES = 32 * 1024 * 1024;
+/** Kept from the deadline to finish the segment in hand, write the status and log out. */
+export const STOP_RESERVE_MS = 3_000;
+/** Integrations looked at per run; the rest wait for the next run (oldest first). */
+export const MAX_INTEGRATIONS_PER_RUN = 1_000;
+/** A claimed integration's lease outlives the run by this much (a crashed run's lease expires). */
+export const INTEGRATION_LEASE_EXTRA_SEC = 120;
+export const DEFAULT_IMAP_PORT = 993;
+export const PAUSED = 'paused';
+
+export type IntegrationRow = {
+  id: number; company_id: number; name: string; imap_server: string | null; imap_port: number | null;
+  email_address: string | null; email_password: string | null; use_ssl: boolean; imap_folder: string;
+  uid_validity: number | string | null; last_uid: number | string | null; highest_modseq: string | null;
+  consecutive_failures: number; last_sync_at: Date | null;
+};
+
+export type SyncHooks = {
+  /** Stop at the next message boundary (the job wires the run's deadline here). */
+  shouldStop?: () => boolean;
+  /** After each committed segment (tests cut the connection here). */
+  afterSegment?: (info: { integrationId: number; lastUid: number }) => void | Promise<void>;
+};
+
+export type InboxSyncOptions = {
+  tls?: ConnectionOptions;
+  onCommand?: (integrationId: number, verb: string) => void;
+  hooks?: SyncHooks;
+};
+
+export type IntegrationOutcome = {
+  integrationId: number;
+  status: 'success' | 'partial' | 'error' | 'auth_error' | 'paused';
+  plan?: SyncPlan['kind'];
+  toFetch?: number;
+  seg: SegmentResult;
+  legacyPlaintext: boolean;
+  error?: ItemError;
+};
+
+const emptySeg = (): SegmentResult => ({ imported: 0, duplicates: 0, poison: 0, clientsCreated: 0, conversationsCreated: 0, clientsNotCreated: {}, bytes: 0 });
+function addSeg(a: SegmentResult, b: SegmentResult) {
+  a.imported += b.imported; a.duplicates += b.duplicates; a.poison += b.poison; a.bytes += b.bytes;
+  a.clientsCreated += b.clientsCreated; a.conversationsCreated += b.conversationsCreated;
+  for (const [k, v] of Object.entries(b.clientsNotCreated)) a.clientsNotCreated[k] = (a.clientsNotCreated[k] ?? 0) + v;
+}
+
+const toNum = (v: number | string | null) => (v === null ? null : Number(v));
+/** Raw statements return timestamps as strings on some drivers: one shape for the rest of the code. */
+const asRow = (r: IntegrationRow): IntegrationRow => ({ ...r, last_sync_at: r.last_sync_at === null ? null : new Date(r.last_sync_at as unknown as string) });
+
+async function blockedDomainsOf(db: Db, companyId: number): Promise<string[]> {
+  const rows = await queryRows<{ settings: unknown }>(db, sql`select settings from company_settings where company_id = ${companyId}`);
+  return parseCompanySettings(rows[0]?.settings).settings.clients.blocked_client_domains;
+}
+
+/** Parses a segment's sources; what cannot be parsed becomes poison, never a blocked mailbox. */
+async function parseAll(
+  metas: { uid: number; size: number }[], sources: Map<number, Buffer>, headers: Map<number, Buffer>, maxMessage: number, maxAttachment: number,
+) {
+  const messages: ParsedMessage[] = [];
+  const poison: { uid: number; error: string }[] = [];
+  for (const meta of metas) {
+    const over = meta.size > maxMessage;
+    const src = over ? headers.get(meta.uid) : sources.get(meta.uid);
+    if (!src) continue; // expunged between the two FETCHes: nothing left to import
+    try {
+      messages.push(await parseMessage(meta.uid, src, { maxAttachmentBytes: maxAttachment, oversize: over ? { bytes: meta.size, maxBytes: maxMessage } : undefined }));
+    } catch (err) {
+      poison.push({ uid: meta.uid, error: `unparseable: ${String((err as Error)?.message ?? err).slice(0, 300)}` });
+    }
+  }
+  return { messages, poison };
+}
+
+/**
+ * Stores a segment; if the transaction fails, retries message by message so that one bad
+ * message is recorded as poison instead of blocking the others (SPEC §5.1.8).
+ */
+async function storeWithIsolation(db: Db, base: Omit<Parameters<typeof storeSegment>[1], 'messages' | 'poison' | 'cursor'>, messages: ParsedMessage[], poison: { uid: number; error: string }[], cursor: { uidValidity: number; lastUid: number }) {
+  try {
+    return await storeSegment(db, { ...base, messages, poison, cursor });
+  } catch (segmentErr) {
+    if (messages.length <= 1 && !poison.length) {
+      return storeSegment(db, { ...base, messages: [], poison: messages.map((m) => ({ uid: m.uid, error: `store failed: ${(segmentErr as Error).message}` })), cursor });
+    }
+    const total = emptySeg();
+    const ordered = [...messages.map((m) => ({ uid: m.uid, m })), ...poison.map((p) => ({ uid: p.uid, p }))].sort((a, b) => a.uid - b.uid);
+    for (const item of ordered) {
+      const step = { uidValidity: cursor.uidValidity, lastUid: item.uid };
+      if ('p' in item && item.p) addSeg(total, await storeSegment(db, { ...base, messages: [], poison: [item.p], cursor: step }));
+      else if ('m' in item && item.m) {
+        try {
+          addSeg(total, await storeSegment(db, { ...base, messages: [item.m], poison: [], cursor: step }));
+        } catch (err) {
+          addSeg(total, await storeSegment(db, { ...base, messages: [], poison: [{ uid: item.uid, error: `store failed: ${String((err as Error).message).slice(0, 300)}` }], cursor: step }));
+        }
+      }
+    }
+    addSeg(total, await storeSegment(db, { ...base, messages: [], poison: [], cursor }));
+    return total;
+  }
+}
+
+type SessionResult = { folder: FolderState; plan: SyncPlan; planned: number[]; processed: number; stopped: boolean; seg: SegmentResult };
+
+/**
+ * One mailbox, logged in: EXAMINE, plan, then segments in UID order, each stored with its
+ * cursor. In a dry run, only counts what would be fetched.
+ */
+async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: string, opts: InboxSyncOptions, dryRun: boolean, seg: SegmentResult): Promise<SessionResult> {
+  const sessionOpts: ImapSessionOptions = {
+    connectTimeoutMs: ctx.config.IMAP_CONNECT_TIMEOUT_MS,
+    greetingTimeoutMs: ctx.config.IMAP_GREETING_TIMEOUT_MS,
+    socketTimeoutMs: ctx.config.IMAP_SOCKET_TIMEOUT_MS,
+    tls: opts.tls,
+    onCommand: opts.onCommand ? (verb) => opts.onCommand!(row.id, verb) : undefined,
+    onWarn: (msg) => ctx.log.debug({ integrationId: row.id, msg }, 'imap warning'),
+  };
+  const client = await openSession({
+    host: row.imap_server!, port: row.imap_port ?? DEFAULT_IMAP_PORT, useSsl: row.use_ssl, user: row.email_address!, pass: password,
+  }, sessionOpts);
+  try {
+    const folderName = row.imap_folder || 'INBOX';
+    const cursor: Cursor = { uidValidity: toNum(row.uid_validity), lastUid: toNum(row.last_uid), highestModseq: row.highest_modseq, lastSyncAt: row.last_sync_at };
+    const status = await folderStatus(client, folderName);
+    if (planSync(cursor, status, ctx.now).kind === 'up-to-date') return { folder: status, plan: { kind: 'up-to-date' }, planned: [], processed: 0, stopped: false, seg };
+    // there is work: select the folder read-only and plan again on what EXAMINE says
+    const folder = await examineFolder(client, folderName);
+    const plan = planSync(cursor, folder, ctx.now);
+    let planned: number[] = [];
+    if (plan.kind === 'uid-range') planned = uidsToProcess(await searchUidsFrom(client, plan.fromUid), plan.fromUid);
+    else if (plan.kind === 'since') planned = uidsToProcess(await searchUidsSince(client, plan.since), 1);
+    if (dryRun) return { folder, plan, planned, processed: 0, stopped: false, seg };
+
+    const shouldStop = () => (opts.hooks?.shouldStop?.() ?? false) || budgetSpent(ctx, STOP_RESERVE_MS);
+    const base = { companyId: row.company_id, integrationId: row.id, blockedDomains: await blockedDomainsOf(ctx.db, row.company_id), now: ctx.now };
+    const maxMessage = ctx.config.MAX_MESSAGE_BYTES;
+    let processed = 0;
+    let stopped = false;
+    outer: for (let c = 0; c < planned.length; c += META_CHUNK) {
+      const chunk = planned.slice(c, c + META_CHUNK);
+      if (shouldStop()) { stopped = true; break; }
+      const metaByUid = new Map((await fetchMeta(client, chunk)).map((m) => [m.uid, m]));
+      // known Message-IDs are not downloaded at all (a UIDVALIDITY re-scan costs envelopes only)
+      const envelopeIds = [...new Set([...metaByUid.values()].map((m) => normaliseMessageId(m.messageId)).filter((x): x is string => !!x))];
+      const known = envelopeIds.length
+        ? new Set((await queryRows<{ external_id: string }>(ctx.db, sql`
+            select external_id from inbox_messages where company_id = ${row.company_id} and external_id = any(${sql.param(envelopeIds)}::text[])`)).map((r) => r.external_id))
+        : new Set<string>();
+      let i = 0;
+      while (i < chunk.length) {
+        if (shouldStop()) { stopped = true; break outer; }
+        // the next segment: consecutive UIDs, bounded in count and in bytes to download
+        const segUids: number[] = [];
+        let bytes = 0;
+        let downloads = 0;
+        while (i < chunk.length && downloads < SEGMENT_MESSAGES) {
+          const meta = metaByUid.get(chunk[i]);
+          const id = normaliseMessageId(meta?.messageId);
+          const needsBody = !!meta && !(id && known.has(id));
+          const size = meta && meta.size <= maxMessage ? meta.size : 0;
+          if (needsBody && downloads > 0 && bytes + size > SEGMENT_BYTES) break;
+          segUids.push(chunk[i]);
+          if (needsBody) { downloads++; bytes += size; }
+          i++;
+        }
+        const metas = segUids.map((u) => metaByUid.get(u)).filter((m): m is NonNullable<typeof m> => !!m);
+        const toDownload = metas.filter((m) => { const id = normaliseMessageId(m.messageId); return !(id && known.has(id)); });
+        const small = toDownload.filter((m) => m.size <= maxMessage).map((m) => m.uid);
+        const large = toDownload.filter((m) => m.size > maxMessage).map((m) => m.uid);
+        const sources = await fetchSources(client, small);
+        const headers = await fetchHeaders(client, large);
+        const { messages, poison } = await parseAll(toDownload, sources, headers, maxMessage, ctx.config.MAX_ATTACHMENT_BYTES);
+        sources.clear();
+        const lastUid = segUids[segUids.length - 1];
+        const r = await storeWithIsolation(ctx.db, base, messages, poison, { uidValidity: folder.uidValidity, lastUid });
+        r.duplicates += metas.length - toDownload.length;
+        addSeg(seg, r);
+        processed += segUids.length;
+        await opts.hooks?.afterSegment?.({ integrationId: row.id, lastUid });
+      }
+    }
+    return { folder, plan, planned, processed, stopped, seg };
+  } finally {
+    await closeSession(client);
+  }
+}
+
+async function recordSuccess(db: Db, row: IntegrationRow, s: SessionResult, now: Date) {
+  const prev: Cursor = { uidValidity: toNum(row.uid_validity), lastUid: toNum(row.last_uid), highestModseq: row.highest_modseq, lastSyncAt: row.last_sync_at };
+  // segments already stored their cursor steps; this adds the end-of-run position
+  const stored = await queryRows<{ uid_validity: string | null; last_uid: string | null }>(db, sql`select uid_validity, last_uid from inbox_integrations where id = ${row.id}`);
+  const current: Cursor = { ...prev, uidValidity: toNum(stored[0]?.uid_validity ?? null), lastUid: toNum(stored[0]?.last_uid ?? null) };
+  const next = cursorAfter(s.folder, s.planned, s.processed, current.uidValidity === s.folder.uidValidity ? current : { ...prev, uidValidity: null, lastUid: null });
+  const partial = s.stopped;
+  await db.execute(sql`
+    update inbox_integrations set
+      uid_validity = ${next.uidValidity}, last_uid = ${next.lastUid}, highest_modseq = ${next.highestModseq},
+      last_sync_status = ${partial ? 'partial' : 'success'}, last_sync_error = null, consecutive_failures = 0,
+      last_sync_at = ${partial ? sql`last_sync_at` : sql`${now}`}, next_sync_at = null,
+      sync_lease_until = null, updated_at = now()
+    where id = ${row.id}`);
+}
+
+function frenchError(e: ImapSyncError | FernetError | Error): string {
+  if (e instanceof FernetError) return `Mot de passe enregistré illisible (clé de chiffrement ?) : ${e.message}`;
+  if (!(e instanceof ImapSyncError)) return `Erreur de synchronisation : ${e.message}`;
+  switch (e.code) {
+    case 'auth_failed': return `Identifiants refusés par le serveur IMAP : ${e.message}`;
+    case 'tls_required': return `Le serveur n'offre pas de connexion chiffrée (STARTTLS) : synchronisation refusée pour ne pas envoyer le mot de passe en clair. ${e.message}`;
+    case 'timeout': return `Le serveur IMAP ne répond pas (délai dépassé) : ${e.message}`;
+    case 'connection': return `Connexion au serveur IMAP impossible ou interrompue : ${e.message}`;
+    case 'mailbox': return `Dossier IMAP inaccessible : ${e.message}`;
+    default: return `Erreur IMAP : ${e.message}`;
+  }
+}
+
+/** Failure: status, counters, back-off, release — one statement. Returns the new status. */
+async function recordFailure(ctx: JobContext, row: IntegrationRow, err: Error): Promise<'error' | 'auth_error' | 'paused'> {
+  const auth = err instanceof ImapSyncError && err.code === 'auth_failed';
+  const failures = row.consecutive_failures + 1;
+  const status = auth ? (failures >= AUTH_FAILURES_BEFORE_PAUSE ? PAUSED : 'auth_error') : 'error';
+  const message = frenchError(err).slice(0, 500);
+  await ctx.db.transaction(async (tx) => {
+    await tx.execute(sql`
+      update inbox_integrations set
+        last_sync_status = ${status}, last_sync_error = ${message}, consecutive_failures = ${failures},
+        next_sync_at = ${nextSyncAfterFailure(failures, ctx.now)}, sync_lease_until = null, updated_at = now()
+      where id = ${row.id}`);
+    if (status === PAUSED) {
+      // one notification per pause episode: the episode is named by the last successful sync
+      const episode = `auth-paused:${row.last_sync_at ? row.last_sync_at.toISOString() : 'never'}`;
+      const link = new URL('/inbox?settings=integrations', ctx.config.FRONTEND_URL).toString();
+      await tx.execute(sql`
+        insert into notifications (company_id, user_id, type, title, message, link_url, link_text, source_type, source_id, dedupe_key)
+        values (${row.company_id}, null, 'INBOX_INTEGRATION_PAUSED', ${'Synchronisation de la boîte mail suspendue'},
+          ${`La boîte « ${row.name} » (${row.email_address ?? '?'}) a refusé la connexion ${failures} fois de suite. La synchronisation est suspendue : mettez à jour le mot de passe (ou le mot de passe d'application) dans les réglages de la boîte de réception.`},
+          ${link}, ${'Mettre à jour la boîte mail'}, 'inbox_integration', ${row.id}, ${episode})
+        on conflict do nothing`);
+    }
+  });
+  return status;
+}
+
+async function releaseLease(db: Db, id: number) {
+  await db.execute(sql`update inbox_integrations set sync_lease_until = null where id = ${id}`);
+}
+
+const ELIGIBLE = (now: Date) => sql`
+  i.integration_type = 'imap' and i.is_active and i.last_sync_status is distinct from ${PAUSED}
+  and (i.next_sync_at is null or i.next_sync_at <= ${now})
+  and (i.sync_lease_until is null or i.sync_lease_until < now())`;
+
+const COLUMNS = sql`i.id, i.company_id, i.name, i.imap_server, i.imap_port, i.email_address, i.email_password, i.use_ssl,
+  i.imap_folder, i.uid_validity, i.last_uid, i.highest_modseq, i.consecutive_failures, i.last_sync_at`;
+
+/** Claims one integration for this run: the lease is the claim (SPEC §2.5), re-checked atomically. */
+async function claim(ctx: JobContext, id: number, runStartedAt: Date): Promise<IntegrationRow | null> {
+  const leaseSec = Math.max(60, Math.ceil((ctx.deadline - Date.now()) / 1000)) + INTEGRATION_LEASE_EXTRA_SEC;
+  const rows = await queryRows<IntegrationRow>(ctx.db, sql`
+    update inbox_integrations i set sync_lease_until = now() + make_interval(secs => ${leaseSec})
+    where i.id = ${id} and ${ELIGIBLE(ctx.now)}
+      -- synced by an overlapping run since this one started: nothing to gain from a second pass
+      and i.updated_at < ${runStartedAt}
+    returning ${COLUMNS}`);
+  return rows[0] ? asRow(rows[0]) : null;
+}
+
+async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOptions): Promise<IntegrationOutcome> {
+  const out: IntegrationOutcome = { integrationId: row.id, status: 'success', seg: emptySeg(), legacyPlaintext: false };
+  const fail = async (err: Error, code: string) => {
+    out.status = ctx.dryRun ? 'error' : await recordFailure(ctx, row, err);
+    out.error = { scope: 'inbox_integration', id: row.id, code: out.status === PAUSED ? 'paused' : code, message: frenchError(err) };
+    ctx.log.warn({ integrationId: row.id, companyId: row.company_id, mailbox: maskEmail(row.email_address ?? ''), code, status: out.status }, 'integration sync failed');
+    return out;
+  };
+  if (!row.imap_server || !row.email_address || !row.email_password) {
+    return fail(new Error('configuration incomplète (serveur, adresse ou mot de passe manquant)'), 'config_incomplete');
+  }
+  let password: string;
+  try {
+    const secret = decryptStoredSecret(row.email_password, ctx.config.ENCRYPTION_MASTER_KEY);
+    out.legacyPlaintext = secret.legacyPlaintext;
+    password = passwordForHost(secret.value, row.imap_server);
+  } catch (err) {
+    return fail(err as Error, 'credentials_undecryptable');
+  }
+  let s: SessionResult;
+  try {
+    // segments add to out.seg as they commit, so a failure still reports what was stored
+    s = await syncMailbox(ctx, row, password, opts, ctx.dryRun, out.seg);
+  } catch (err) {
+    const e = err instanceof ImapSyncError ? err : classifyImapError(err);
+    // segments stored before the failure keep their cursor: the next run resumes after them
+    return fail(e, e.code);
+  }
+  out.plan = s.plan.kind;
+  out.toFetch = s.planned.length;
+  if (ctx.dryRun) return out;
+  await recordSuccess(ctx.db, row, s, ctx.now);
+  out.status = s.stopped ? 'partial' : 'success';
+  ctx.log.info({ integrationId: row.id, companyId: row.company_id, plan: s.plan.kind, planned: s.planned.length, processed: s.processed, imported: s.seg.imported, duplicates: s.seg.duplicates, poison: s.seg.poison, partial: s.stopped }, 'integration synced');
+  return out;
+}
+
+export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {}): Promise<JobResult> {
+  // the database's clock, compared with updated_at (written by now()): no skew with the function's
+  const [{ ms }] = await queryRows<{ ms: string }>(ctx.db, sql`select (extract(epoch from now()) * 1000)::bigint::text as ms`);
+  const runStartedAt = new Date(Number(ms));
+  const candidates = await queryRows<IntegrationRow>(ctx.db, sql`
+    select ${COLUMNS} from inbox_integrations i join companies co on co.id = i.company_id
+    where ${ELIGIBLE(ctx.now)} and co.is_active and ${scopeFilter(sql`i.company_id`, ctx.scope)}
+    order by i.next_sync_at nulls first, i.last_sync_at nulls first, i.id
+    limit ${MAX_INTEGRATIONS_PER_RUN}`).then((rows) => rows.map(asRow));
+  const limit = pLimit(ctx.config.SYNC_CONCURRENCY);
+  let notStarted = 0;
+  let claimedElsewhere = 0;
+  const outcomes = await Promise.all(candidates.map((cand) => limit(async (): Promise<IntegrationOutcome | null> => {
+    if (budgetSpent(ctx, STOP_RESERVE_MS)) { notStarted++; return null; }
+    const row = ctx.dryRun ? cand : await claim(ctx, cand.id, runStartedAt);
+    if (!row) { claimedElsewhere++; return null; }
+    try {
+      return await syncOne(ctx, row, opts);
+    } catch (err) {
+      // a database error while storing: the integration is released and reported, the run goes on
+      if (!ctx.dryRun) await releaseLease(ctx.db, row.id).catch(() => {});
+      const e = err as Error;
+      ctx.log.error({ integrationId: row.id, err: { message: e.message } }, 'integration sync crashed');
+      return { integrationId: row.id, status: 'error', seg: emptySeg(), legacyPlaintext: false, error: { scope: 'inbox_integration', id: row.id, code: 'store_failed', message: e.message.slice(0, 300) } };
+    }
+  })));
+  const done = outcomes.filter((o): o is IntegrationOutcome => o !== null);
+  const total = emptySeg();
+  for (const o of done) addSeg(total, o.seg);
+  const count = (st: IntegrationOutcome['status'][]) => done.filter((o) => st.includes(o.status)).length;
+  const stats: Record<string, unknown> = {
+    integrations: candidates.length,
+    synced: count(['success', 'partial']),
+    failed: count(['error', 'auth_error']),
+    paused: count(['paused']),
+    skipped: notStarted + claimedElsewhere,
+    notStartedBudget: notStarted,
+    claimedElsewhere,
+    incomplete: count(['partial']) + notStarted,
+    messagesImported: total.imported,
+    messagesDuplicate: total.duplicates,
+    messagesPoison: total.poison,
+    bytes: total.bytes,
+    clientsCreated: total.clientsCreated,
+    conversationsCreated: total.conversationsCreated,
+    clientsNotCreated: total.clientsNotCreated,
+    legacyPlaintextPasswords: done.filter((o) => o.legacyPlaintext).length,
+  };
+  const result: JobResult = {
+    stats,
+    errors: done.flatMap((o) => (o.error ? [o.error] : [])),
+    partial: notStarted > 0 || count(['partial']) > 0,
+  };
+  if (ctx.dryRun) {
+    stats.messagesToFetch = done.reduce((n, o) => n + (o.toFetch ?? 0), 0);
+    result.plan = done.map((o) => ({ integrationId: o.integrationId, status: o.status, plan: o.plan ?? null, newMessages: o.toFetch ?? 0, ...(o.error ? { error: o.error.code } : {}) }));
+  }
+  return result;
+}
+
+/** The job, with injectable TLS trust, command counting and hooks (tests and the benchmark). */
+export function createInboxSyncJob(opts: InboxSyncOptions = {}): Job {
+  return { id: 'inbox-sync', run: (ctx) => runInboxSync(ctx, opts) };
+}

@@ -1,0 +1,225 @@
+/**
+ * Writes one segment of a mailbox (a few dozen messages in UID order) and the cursor that follows
+ * it, in one transaction: either the messages and the cursor move together, or neither does.
+ * Every lookup is one set-based query for the whole segment (defect 13: no query per message).
+ */
+import { sql } from 'drizzle-orm';
+import { queryRows, type Db, type Tx } from '../../../db/client.js';
+import { conversations, inboxMessages, messageAttachments } from '../../../db/schema/index.js';
+import type { ParsedMessage } from './parse.js';
+import {
+  clampToNow, clientCreationBlocker, clientSubjectKey, normaliseSubject, subjectKey, threadFor, SUBJECT_MATCH_DAYS,
+} from './threading.js';
+
+export type SegmentInput = {
+  companyId: number;
+  integrationId: number;
+  blockedDomains: readonly string[];
+  now: Date;
+  /** Parsed messages in ascending UID order. */
+  messages: ParsedMessage[];
+  poison: { uid: number; error: string }[];
+  /** The cursor after this segment (all UIDs up to lastUid handled). */
+  cursor: { uidValidity: number; lastUid: number };
+};
+
+export type SegmentResult = {
+  imported: number;
+  duplicates: number;
+  poison: number;
+  clientsCreated: number;
+  conversationsCreated: number;
+  clientsNotCreated: Record<string, number>;
+  bytes: number;
+};
+
+/** One statement carries at most this much attachment content (Postgres takes 1 GB; memory does not). */
+const ATTACHMENT_INSERT_BYTES = 16 * 1024 * 1024;
+
+const arr = (values: readonly unknown[]) => sql.param(values);
+
+async function lockCompany(tx: Tx, companyId: number) {
+  // Serialises the imports of one company (several mailboxes may sync at once): the client and
+  // thread lookups below then see each other's rows. Transaction-scoped, so safe behind a pooler.
+  await tx.execute(sql`select pg_advisory_xact_lock(hashtext('inbox-sync:company'), ${companyId})`);
+}
+
+export async function storeSegment(db: Db, input: SegmentInput): Promise<SegmentResult> {
+  const result: SegmentResult = { imported: 0, duplicates: 0, poison: 0, clientsCreated: 0, conversationsCreated: 0, clientsNotCreated: {}, bytes: 0 };
+  await db.transaction(async (tx) => {
+    const { companyId, now } = input;
+    if (input.messages.length) await lockCompany(tx, companyId);
+
+    // 1. dedupe: one query for the segment, plus duplicates inside the segment itself
+    const keys = [...new Set(input.messages.map((m) => m.externalId))];
+    const existing = keys.length
+      ? new Set((await queryRows<{ external_id: string }>(tx, sql`
+          select external_id from inbox_messages
+          where company_id = ${companyId} and external_id = any(${arr(keys)}::text[])`)).map((r) => r.external_id))
+      : new Set<string>();
+    const fresh: ParsedMessage[] = [];
+    for (const m of input.messages) {
+      if (existing.has(m.externalId)) { result.duplicates++; continue; }
+      existing.add(m.externalId);
+      fresh.push(m);
+    }
+
+    if (fresh.length) {
+      // 2. clients: found case-insensitively, created only for real people (SPEC §5.1.5)
+      const emails = [...new Set(fresh.map((m) => m.fromEmail).filter((e): e is string => !!e))];
+      const clientByEmail = new Map<string, number>();
+      if (emails.length) {
+        for (const r of await queryRows<{ id: number; email: string }>(tx, sql`
+          select distinct on (lower(email)) id, lower(email) as email from clients
+          where company_id = ${companyId} and lower(email) = any(${arr(emails)}::text[])
+          order by lower(email), id`)) clientByEmail.set(r.email, r.id);
+      }
+      const toCreate = new Map<string, string>();
+      for (const m of fresh) {
+        if (!m.fromEmail || clientByEmail.has(m.fromEmail) || toCreate.has(m.fromEmail)) continue;
+        const blocker = clientCreationBlocker(m, input.blockedDomains);
+        if (blocker) { result.clientsNotCreated[blocker] = (result.clientsNotCreated[blocker] ?? 0) + 1; continue; }
+        toCreate.set(m.fromEmail, m.fromName && m.fromName !== m.fromEmail ? m.fromName : m.fromEmail.split('@')[0]);
+      }
+      if (toCreate.size) {
+        const created = await queryRows<{ id: number; email: string }>(tx, sql`
+          insert into clients (company_id, name, email, type)
+          select ${companyId}, n, e, 'Client' from unnest(${arr([...toCreate.values()])}::text[], ${arr([...toCreate.keys()])}::text[]) as t(n, e)
+          returning id, lower(email) as email`);
+        for (const r of created) clientByEmail.set(r.email, r.id);
+        result.clientsCreated += created.length;
+      }
+
+      // 3. threading index: referenced Message-IDs, and the senders' recent conversations by subject
+      const refs = [...new Set(fresh.flatMap((m) => [...(m.inReplyTo ? [m.inReplyTo] : []), ...m.references]))];
+      const byExternalId = new Map<string, number>();
+      if (refs.length) {
+        for (const r of await queryRows<{ external_id: string; conversation_id: number }>(tx, sql`
+          select external_id, conversation_id from inbox_messages
+          where company_id = ${companyId} and external_id = any(${arr(refs)}::text[])`)) byExternalId.set(r.external_id, r.conversation_id);
+      }
+      const clientIds = [...new Set(fresh.map((m) => (m.fromEmail ? clientByEmail.get(m.fromEmail) : undefined)).filter((x): x is number => x !== undefined))];
+      const subjects = [...new Set(fresh.map((m) => subjectKey(m.subject)).filter(Boolean))];
+      const byClientSubject = new Map<string, number>();
+      if (clientIds.length && subjects.length) {
+        const since = new Date(now.getTime() - SUBJECT_MATCH_DAYS * 86_400_000);
+        for (const r of await queryRows<{ id: number; client_id: number; s: string }>(tx, sql`
+          select distinct on (client_id, lower(subject)) id, client_id, lower(subject) as s from conversations
+          where company_id = ${companyId} and client_id = any(${arr(clientIds)}::int[])
+            and lower(subject) = any(${arr(subjects)}::text[])
+            and coalesce(last_message_at, created_at) >= ${since}
+          order by client_id, lower(subject), coalesce(last_message_at, created_at) desc, id desc`)) byClientSubject.set(clientSubjectKey(r.client_id, r.s), r.id);
+      }
+
+      // 4. decide each message's conversation in UID order; a new conversation gets a
+      //    pre-allocated id so later messages of the segment can thread into it
+      const newConvs: { id: number; clientId: number | null; subject: string }[] = [];
+      const pendingNew: number[] = [];
+      const idPool = async (table: 'conversations' | 'inbox_messages', n: number) =>
+        n === 0 ? [] : (await queryRows<{ id: number }>(tx, sql`
+          select nextval(pg_get_serial_sequence(${table}, 'id'))::int as id from generate_series(1, ${n})`)).map((r) => r.id);
+      const convIds = await idPool('conversations', fresh.length);
+      const decided: { m: ParsedMessage; conversationId: number; clientId: number | null }[] = [];
+      for (const m of fresh) {
+        const clientId = m.fromEmail ? clientByEmail.get(m.fromEmail) ?? null : null;
+        const key = subjectKey(m.subject);
+        const d = threadFor({ inReplyTo: m.inReplyTo, references: m.references, subjectKey: key, clientId }, { byExternalId, byClientSubject });
+        let conversationId = d.conversationId;
+        if (conversationId === null) {
+          conversationId = convIds[newConvs.length];
+          newConvs.push({ id: conversationId, clientId, subject: normaliseSubject(m.subject) || m.subject || '(sans objet)' });
+          pendingNew.push(conversationId);
+        }
+        byExternalId.set(m.externalId, conversationId);
+        if (clientId !== null && key) byClientSubject.set(clientSubjectKey(clientId, key), conversationId);
+        decided.push({ m, conversationId, clientId });
+      }
+      if (newConvs.length) {
+        await tx.insert(conversations).values(newConvs.map((c) => ({
+          id: c.id, companyId, clientId: c.clientId, subject: c.subject, status: 'À répondre', source: 'email', unreadCount: 0, lastMessageAt: null,
+        })));
+        result.conversationsCreated += newConvs.length;
+      }
+
+      // 5. messages: the unique (company, external_id) key is the last word on duplicates
+      const msgIds = await idPool('inbox_messages', decided.length);
+      const inserted = await tx.insert(inboxMessages).values(decided.map(({ m, conversationId }, i) => ({
+        id: msgIds[i], conversationId, companyId, fromName: m.fromName, fromEmail: m.fromEmail, content: m.text,
+        source: 'email', isFromClient: true, read: false, externalId: m.externalId,
+        externalMetadata: {
+          to: m.to, subject: m.subject, imap_uid: m.uid, uid_validity: input.cursor.uidValidity, integration_id: input.integrationId,
+          ...(m.messageId ? {} : { dedupe: 'content-hash' }), ...(m.oversize ? { oversize_bytes: m.bytes } : {}),
+        },
+        inReplyTo: m.inReplyTo, sentAt: m.sentAt,
+      }))).onConflictDoNothing({ target: [inboxMessages.companyId, inboxMessages.externalId], where: sql`${inboxMessages.externalId} is not null` })
+        .returning({ id: inboxMessages.id });
+      const insertedIds = new Set(inserted.map((r) => r.id));
+      result.imported += insertedIds.size;
+      result.duplicates += decided.length - insertedIds.size;
+
+      // 6. attachments, in statements of bounded size
+      let batch: (typeof messageAttachments.$inferInsert)[] = [];
+      let batchBytes = 0;
+      const flush = async () => {
+        if (batch.length) await tx.insert(messageAttachments).values(batch);
+        batch = [];
+        batchBytes = 0;
+      };
+      for (let i = 0; i < decided.length; i++) {
+        if (!insertedIds.has(msgIds[i])) continue;
+        const m = decided[i].m;
+        result.bytes += m.bytes;
+        for (const a of m.attachments) {
+          if (batchBytes + (a.content?.length ?? 0) > ATTACHMENT_INSERT_BYTES) await flush();
+          batch.push({ messageId: msgIds[i], name: a.name, fileType: a.fileType, mimeType: a.mimeType, fileSize: a.size, content: a.content, skippedReason: a.skippedReason });
+          batchBytes += a.content?.length ?? 0;
+        }
+      }
+      await flush();
+
+      // 7. conversations: latest Date (clamped to now, never backwards), unread count, status
+      const perConv = new Map<number, { at: Date; n: number }>();
+      for (let i = 0; i < decided.length; i++) {
+        if (!insertedIds.has(msgIds[i])) continue;
+        const at = clampToNow(decided[i].m.sentAt, now);
+        const cur = perConv.get(decided[i].conversationId);
+        if (cur) { cur.n++; if (at > cur.at) cur.at = at; } else perConv.set(decided[i].conversationId, { at, n: 1 });
+      }
+      if (perConv.size) {
+        const ids = [...perConv.keys()];
+        await tx.execute(sql`
+          update conversations c set
+            last_message_at = greatest(c.last_message_at, v.at),
+            unread_count = c.unread_count + v.n,
+            status = case when c.status in ('Archivé', 'Spam') then c.status else 'À répondre' end,
+            updated_at = now()
+          from unnest(${arr(ids)}::int[], ${arr(ids.map((id) => perConv.get(id)!.at.toISOString()))}::timestamptz[], ${arr(ids.map((id) => perConv.get(id)!.n))}::int[]) as v(id, at, n)
+          where c.id = v.id`);
+      }
+      // a message lost to a concurrent writer leaves its new conversation empty: drop it
+      if (pendingNew.length && insertedIds.size < decided.length) {
+        const gone = await queryRows(tx, sql`
+          delete from conversations c where c.id = any(${arr(pendingNew)}::int[])
+            and not exists (select 1 from inbox_messages m where m.conversation_id = c.id) returning c.id`);
+        result.conversationsCreated -= gone.length;
+      }
+    }
+
+    // 8. poison messages: recorded once, skipped for good (the cursor moves past them)
+    if (input.poison.length) {
+      await tx.execute(sql`
+        insert into inbox_poison_messages (company_id, integration_id, uid_validity, uid, error)
+        select ${companyId}, ${input.integrationId}, ${input.cursor.uidValidity}, u, e
+        from unnest(${arr(input.poison.map((p) => p.uid))}::bigint[], ${arr(input.poison.map((p) => p.error.slice(0, 500)))}::text[]) as t(u, e)
+        on conflict (integration_id, uid_validity, uid) do nothing`);
+      result.poison += input.poison.length;
+    }
+
+    // 9. the cursor moves with the rows it covers
+    await tx.execute(sql`
+      update inbox_integrations set uid_validity = ${input.cursor.uidValidity}, last_uid = greatest(
+        case when uid_validity = ${input.cursor.uidValidity} then last_uid end, ${input.cursor.lastUid}), updated_at = now()
+      where id = ${input.integrationId}`);
+  });
+  return result;
+}

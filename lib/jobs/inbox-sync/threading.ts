@@ -1,0 +1,174 @@
+/**
+ * The pure rules of SPEC §5.1.4–5.1.7: dedupe keys, client eligibility, threading, attachment
+ * names, back-off. No I/O: rows and `now` in, decisions out.
+ */
+import { createHash } from 'node:crypto';
+
+/** Message-ID without angle brackets and surrounding space, compared exactly (SPEC §5.1.4). */
+export function normaliseMessageId(raw: string | null | undefined): string | null {
+  if (!raw) return null;
+  let s = raw.trim();
+  // a header with several ids (broken, but seen): the first one is the message's
+  const bracketed = /<([^<>]*)>/.exec(s);
+  if (bracketed) s = bracketed[1];
+  s = s.replace(/[\s<>]+/g, '');
+  return s.length > 0 && s.length <= 995 ? s : null; // 998 is the RFC 5322 line limit
+}
+
+/** The ids of a References / In-Reply-To header, in header order. */
+export function parseIdList(raw: string | string[] | null | undefined): string[] {
+  if (!raw) return [];
+  const text = Array.isArray(raw) ? raw.join(' ') : raw;
+  const ids = [...text.matchAll(/<([^<>]+)>/g)].map((m) => normaliseMessageId(m[1])).filter((x): x is string => !!x);
+  if (ids.length) return ids;
+  return text.split(/\s+/).map((x) => normaliseMessageId(x)).filter((x): x is string => !!x);
+}
+
+/** Content hash for mail without a Message-ID: stable across re-runs and UIDVALIDITY changes. */
+export function fallbackKey(parts: { fromEmail: string | null; dateHeader: string | null; subject: string | null; body: string }): string {
+  const h = createHash('sha256');
+  for (const p of [parts.fromEmail?.toLowerCase() ?? '', parts.dateHeader?.trim() ?? '', parts.subject ?? '', parts.body.replace(/\r\n/g, '\n').trim()]) {
+    h.update(p);
+    h.update('\u0000');
+  }
+  return `hash:${h.digest('hex')}`;
+}
+
+const SUBJECT_PREFIX = /^\s*(?:(?:re|fwd?|tr|aw)\s*(?:\[\d+\])?\s*:\s*)+/i;
+/** Subject without reply/forward prefixes (`re:`, `fwd:`, `fw:`, `tr:`, `aw:`), case-folded for matching. */
+export function normaliseSubject(subject: string | null | undefined): string {
+  let s = (subject ?? '').replace(/\s+/g, ' ').trim();
+  let prev: string;
+  do {
+    prev = s;
+    s = s.replace(SUBJECT_PREFIX, '').replace(/^[:\s]+/, '').trim();
+  } while (s !== prev);
+  return s;
+}
+export const subjectKey = (subject: string | null | undefined) => normaliseSubject(subject).toLowerCase();
+
+// Local parts of automated senders that must never become clients (SPEC §5.1.5).
+const NO_REPLY_LOCAL = /^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|ne[-_.]?pas[-_.]?repondre|mailer[-_.]daemon|postmaster|bounces?|notifications?|newsletters?|automated?|auto[-_.]?confirm)([-_.+].*)?$/i;
+
+export type SenderFacts = {
+  fromEmail: string | null;
+  headers: { autoSubmitted?: string | null; listId?: string | null; listUnsubscribe?: string | null; precedence?: string | null };
+};
+
+/** Why this sender must not become a client, or null for a real person. */
+export function clientCreationBlocker(m: SenderFacts, blockedDomains: readonly string[]): string | null {
+  const email = m.fromEmail?.toLowerCase() ?? '';
+  const at = email.lastIndexOf('@');
+  if (at <= 0) return 'no_sender';
+  const local = email.slice(0, at);
+  const domain = email.slice(at + 1);
+  const blocked = blockedDomains.map((d) => d.trim().toLowerCase().replace(/^@/, '')).filter(Boolean);
+  if (blocked.some((d) => domain === d || domain.endsWith(`.${d}`))) return 'blocked_domain';
+  if (NO_REPLY_LOCAL.test(local)) return 'noreply';
+  const auto = m.headers.autoSubmitted?.trim().toLowerCase();
+  if (auto && auto !== 'no') return 'auto_submitted';
+  if (m.headers.listId || m.headers.listUnsubscribe) return 'mailing_list';
+  if (/^(bulk|list|junk)$/i.test(m.headers.precedence?.trim() ?? '')) return 'bulk';
+  return null;
+}
+
+/** Conversations seen by subject are matched only within this window (SPEC §5.1.6). */
+export const SUBJECT_MATCH_DAYS = 30;
+
+export type ThreadInput = {
+  inReplyTo: string | null;
+  /** References in header order (oldest first); tried newest first. */
+  references: readonly string[];
+  subjectKey: string;
+  clientId: number | null;
+};
+
+export type ThreadIndex = {
+  /** external_id → conversation id, for the ids this batch refers to (and what it imported). */
+  byExternalId: ReadonlyMap<string, number>;
+  /** `${clientId}\u0000${subjectKey}` → the client's most recent conversation with that subject in the window. */
+  byClientSubject: ReadonlyMap<string, number>;
+};
+
+export const clientSubjectKey = (clientId: number, key: string) => `${clientId}\u0000${key}`;
+
+export type ThreadDecision = { conversationId: number; via: 'in-reply-to' | 'references' | 'subject' } | { conversationId: null; via: 'new' };
+
+/**
+ * In-Reply-To, then References newest first, matched exactly; else the same client's
+ * conversation with the same subject; else a new one. Never merges senders on subject alone:
+ * without a client there is no subject match at all.
+ */
+export function threadFor(m: ThreadInput, index: ThreadIndex): ThreadDecision {
+  if (m.inReplyTo) {
+    const c = index.byExternalId.get(m.inReplyTo);
+    if (c !== undefined) return { conversationId: c, via: 'in-reply-to' };
+  }
+  for (let i = m.references.length - 1; i >= 0; i--) {
+    const c = index.byExternalId.get(m.references[i]);
+    if (c !== undefined) return { conversationId: c, via: 'references' };
+  }
+  if (m.clientId !== null && m.subjectKey) {
+    const c = index.byClientSubject.get(clientSubjectKey(m.clientId, m.subjectKey));
+    if (c !== undefined) return { conversationId: c, via: 'subject' };
+  }
+  return { conversationId: null, via: 'new' };
+}
+
+/** A Date header in the future (a wrong clock, spam) never puts a conversation above today's mail. */
+export function clampToNow(date: Date | null | undefined, now: Date): Date {
+  if (!date || Number.isNaN(date.getTime())) return now;
+  return date > now ? now : date;
+}
+
+/** A sent_at that Postgres can store and that means something (years 1970–9999), else null. */
+export function storableDate(date: Date | null | undefined): Date | null {
+  if (!date || Number.isNaN(date.getTime())) return null;
+  const y = date.getUTCFullYear();
+  return y >= 1970 && y <= 9999 ? date : null;
+}
+
+/** Longest stored attachment name: file systems and browsers cope with 255 bytes; keep room. */
+export const MAX_FILENAME_CHARS = 180;
+
+/** A file name safe anywhere: no path, no control or reserved characters, bounded length. */
+export function sanitiseFilename(raw: string | null | undefined, fallback = 'piece-jointe'): string {
+  let s = (raw ?? '').normalize('NFC');
+  s = s.split(/[\\/]/).pop() ?? ''; // keep the last path segment only
+  s = s.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g, ''); // controls and bidi overrides
+  s = s.replace(/[<>:"|?*]/g, '_').replace(/\s+/g, ' ').trim();
+  s = s.replace(/^\.+/, '').replace(/[. ]+$/, ''); // no hidden files, no `..`, no trailing dots (Windows)
+  if (!s) s = fallback;
+  if (s.length > MAX_FILENAME_CHARS) {
+    const dot = s.lastIndexOf('.');
+    const ext = dot > 0 && s.length - dot <= 10 ? s.slice(dot) : '';
+    s = s.slice(0, MAX_FILENAME_CHARS - ext.length) + ext;
+  }
+  return s;
+}
+
+/** The original's file_type classes, from the extension and mime type. */
+export function fileTypeOf(name: string, mime: string | null): 'image' | 'pdf' | 'document' | 'other' {
+  const ext = name.toLowerCase().split('.').pop() ?? '';
+  if (mime?.startsWith('image/') || ['jpg', 'jpeg', 'png', 'gif', 'webp', 'bmp', 'heic', 'svg'].includes(ext)) return 'image';
+  if (mime === 'application/pdf' || ext === 'pdf') return 'pdf';
+  if (['doc', 'docx', 'odt', 'xls', 'xlsx', 'ods', 'ppt', 'pptx', 'odp', 'txt', 'csv', 'rtf'].includes(ext)) return 'document';
+  return 'other';
+}
+
+/** Back-off after a failed sync: the cron period doubled per failure, capped (SPEC §5.1.8). */
+export const BACKOFF_BASE_MS = 5 * 60_000; // the cron runs every 5 min: the first retry skips one run
+export const BACKOFF_CAP_MS = 60 * 60_000; // at most an hour without trying
+export function nextSyncAfterFailure(consecutiveFailures: number, now: Date): Date {
+  const n = Math.max(1, consecutiveFailures);
+  const delay = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** Math.min(n - 1, 20));
+  return new Date(now.getTime() + delay);
+}
+
+/** Login refused this many times in a row: the integration is paused and the company told. */
+export const AUTH_FAILURES_BEFORE_PAUSE = 3;
+
+/** Text Postgres accepts: no NUL characters, valid UTF-16 (lone surrogates removed). */
+export function storableText(s: string): string {
+  return s.replace(/\u0000/g, '').replace(/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g, '\ufffd');
+}
