@@ -11,7 +11,7 @@ import { parseRunParams, BadRequestError } from '../lib/cron/params.js';
 import { JOB_IDS, isJobId } from '../lib/cron/jobs.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { createLogger } from '../lib/log.js';
-import { summarise } from '../lib/local/summary.js';
+import { progressPrinter, summarise } from '../lib/local/summary.js';
 
 const usage = `usage: npm run job -- <${JOB_IDS.join('|')}> [--dry-run] [--company <id>] [--shard k/n] [--now <ISO-8601>]`;
 
@@ -47,7 +47,9 @@ async function main() {
   }
   // logs go to stderr so that stdout keeps the summary (or the JSON with --json)
   const rt = runtimeFromConfig(config, { logger: createLogger({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, secrets: [config.CRON_SECRET ?? ''], destination: process.stderr }) });
-  const { status, body } = await runJob(JOB_REGISTRY[id], 'cli', params, rt);
+  const progress = progressPrinter(id);
+  const { status, body } = await runJob(JOB_REGISTRY[id], 'cli', params, rt, { onProgress: (m) => progress.update(m) });
+  progress.done();
   console.log(values.json ? JSON.stringify(body, null, 2) : summarise(body));
   await closeAllDbs();
   return status === 200 && body.success ? 0 : 1;

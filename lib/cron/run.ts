@@ -32,7 +32,9 @@ function shortError(err: unknown, secrets: string[]): { code: string; message: s
  * runs), deadline, the job, release in `finally`, the response body. Shared by the HTTP route,
  * the CLI and the local scheduler.
  */
-export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: Runtime): Promise<RunResponse> {
+export type RunOptions = { onProgress?: (message: string) => void };
+
+export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions = {}): Promise<RunResponse> {
   const meta = JOBS[job.id];
   const startedAt = new Date();
   const runId = newRunId();
@@ -82,6 +84,7 @@ export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: 
     const ctx: JobContext = {
       db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,
       companyId: params.scope.companyId, log, mail, config, runId, trigger,
+      progress: (message) => { opts.onProgress?.(message); },
     };
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');
     const result: JobResult = await job.run(ctx);

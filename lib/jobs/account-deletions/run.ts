@@ -195,8 +195,9 @@ async function runDeletions(ctx: JobContext, stats: Stats, errors: ItemError[], 
   const { batch, total } = await selectDue(ctx.db, ctx, ctx.config.DELETION_BATCH);
   stats.due = total;
   let partial = false;
-  for (const cand of batch) {
+  for (const [done, cand] of batch.entries()) {
     if (budgetSpent(ctx)) { partial = true; break; }
+    ctx.progress?.(`${done}/${batch.length} accounts`);
     let outcome: AccountOutcome;
     try {
       outcome = await deleteAccount(ctx, cand, hooks);

@@ -138,6 +138,7 @@ async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[
       partial = true;
       break;
     }
+    ctx.progress?.(`${stats.sent}/${decided.send.length} reminders sent`);
     const claimed = await claimReminders(ctx.db, {
       now: ctx.now, scope: ctx.scope,
       items: chunk.map((r) => ({ appointment_id: r.appointmentId, hours_before: r.hoursBefore, start_iso: r.startIso })),
