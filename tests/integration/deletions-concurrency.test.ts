@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import type { TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { startSmtpSink } from '../helpers/smtp.js';
-import { neonHandle, startNeonProxy, useNeonProxy } from '../helpers/neon-proxy.js';
+import { databaseOnDriver, type DriverDatabase } from '../helpers/drivers.js';
 import { parseConfig } from '../../lib/config.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
 import { queryRows, type DbHandle } from '../../db/client.js';
@@ -16,25 +16,17 @@ for (const driver of ['pg', 'neon'] as const) {
   describePg(`account deletion under ${INVOCATIONS} simultaneous invocations (${driver} driver)`, () => {
     let t: TestDatabase;
     let handle: DbHandle;
-    let proxy: Awaited<ReturnType<typeof startNeonProxy>> | undefined;
+    let onDriver: DriverDatabase;
     let sink: Awaited<ReturnType<typeof startSmtpSink>>;
 
     beforeAll(async () => {
-      t = await createTestDatabase(`delconc${driver}`);
+      onDriver = await databaseOnDriver(driver, `delconc${driver}`, 20);
+      ({ t, handle } = onDriver);
       sink = await startSmtpSink();
-      if (driver === 'neon') {
-        proxy = await startNeonProxy();
-        useNeonProxy(proxy.port);
-        handle = neonHandle(t.url, 20);
-      } else {
-        handle = t.handle;
-      }
     });
     afterAll(async () => {
-      if (driver === 'neon') await handle?.close();
-      await proxy?.close();
       await sink?.close();
-      await t?.drop();
+      await onDriver?.close();
     });
 
     it('each account is deleted once, with one log row and one email; each reminder goes out once', async () => {

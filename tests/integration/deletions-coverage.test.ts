@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { getTableName, sql } from 'drizzle-orm';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import type { TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
 import { startSmtpSink } from '../helpers/smtp.js';
-import { neonHandle, startNeonProxy, useNeonProxy } from '../helpers/neon-proxy.js';
+import { databaseOnDriver, type DriverDatabase } from '../helpers/drivers.js';
 import { runJob } from '../../lib/cron/run.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
 import { DELETION_ORDER, GLOBAL_TABLES } from '../../db/schema/deletion-order.js';
@@ -21,25 +21,17 @@ for (const driver of ['pg', 'neon'] as const) {
   describePg(`account deletion covers every table of the schema (${driver} driver)`, () => {
     let t: TestDatabase;
     let handle: DbHandle;
-    let proxy: Awaited<ReturnType<typeof startNeonProxy>> | undefined;
+    let onDriver: DriverDatabase;
     let sink: Awaited<ReturnType<typeof startSmtpSink>>;
 
     beforeAll(async () => {
-      t = await createTestDatabase(`delcov${driver}`);
+      onDriver = await databaseOnDriver(driver, `delcov${driver}`);
+      ({ t, handle } = onDriver);
       sink = await startSmtpSink();
-      if (driver === 'neon') {
-        proxy = await startNeonProxy();
-        useNeonProxy(proxy.port);
-        handle = neonHandle(t.url);
-      } else {
-        handle = t.handle;
-      }
     });
     afterAll(async () => {
-      if (driver === 'neon') await handle?.close();
-      await proxy?.close();
       await sink?.close();
-      await t?.drop();
+      await onDriver?.close();
     });
 
     it('the deletion order lists exactly the schema\'s tenant tables (global tables exempt), naming any that is missing', () => {

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import pg from 'pg';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import type { TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
 import { startSmtpSink } from '../helpers/smtp.js';
-import { neonHandle, startNeonProxy, useNeonProxy } from '../helpers/neon-proxy.js';
+import { databaseOnDriver, type DriverDatabase } from '../helpers/drivers.js';
 import { runJob } from '../../lib/cron/run.js';
 import { accountDeletionsJob, createAccountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
 import { queryRows, type DbHandle } from '../../db/client.js';
@@ -34,25 +34,17 @@ for (const driver of ['pg', 'neon'] as const) {
   describePg(`account deletion faults (${driver} driver)`, () => {
     let t: TestDatabase;
     let handle: DbHandle;
-    let proxy: Awaited<ReturnType<typeof startNeonProxy>> | undefined;
+    let onDriver: DriverDatabase;
     let sink: Awaited<ReturnType<typeof startSmtpSink>>;
 
     beforeAll(async () => {
-      t = await createTestDatabase(`delfault${driver}`);
+      onDriver = await databaseOnDriver(driver, `delfault${driver}`);
+      ({ t, handle } = onDriver);
       sink = await startSmtpSink();
-      if (driver === 'neon') {
-        proxy = await startNeonProxy();
-        useNeonProxy(proxy.port);
-        handle = neonHandle(t.url);
-      } else {
-        handle = t.handle;
-      }
     });
     afterAll(async () => {
-      if (driver === 'neon') await handle?.close();
-      await proxy?.close();
       await sink?.close();
-      await t?.drop();
+      await onDriver?.close();
     });
     beforeEach(async () => {
       sink.received.length = 0;
