@@ -152,8 +152,7 @@ async function trickle(db: Db, dovecot: Dovecot | null, c: Company, tick: number
   const now = Date.now();
   const at = (ms: number) => new Date(now + ms).toISOString();
   const client = c.clientIds[tick % c.clientIds.length];
-  // a task overdue since the day before yesterday (overdue counts in whole days), one critical due tomorrow
-  // (below); an invoice 10 days overdue: EN_RETARD + notification now, follow-up step 1 (due date + 7 days) due now
+  // an invoice 10 days overdue: EN_RETARD + notification now, follow-up step 1 (due date + 7 days) due now
   await db.execute(sql`
     insert into invoices (company_id, client_id, number, status, issue_date, sent_at, due_date, total_ttc, client_name, seller_name)
     values (${c.id}, ${client}, ${`FAC-SOAK-${tick}`}, 'ENVOYEE', ${at(-40 * DAY)}, ${at(-40 * DAY)}, ${at(-10 * DAY)}, ${(100 + (tick % 900)).toFixed(2)}, 'Client', 'Soak')`);
@@ -171,6 +170,7 @@ async function trickle(db: Db, dovecot: Dovecot | null, c: Company, tick: number
     w.quotes++;
   }
   if (tick % 3 === 0) {
+    // a task overdue since two days ago (overdue counts in whole days of the company's calendar), a critical one due tomorrow
     await db.execute(sql`
       insert into tasks (company_id, title, assigned_to_id, status, priority, due_date) values
       (${c.id}, ${`En retard ${tick}`}, ${c.ownerId}, 'A_FAIRE', 'normal', ${at(-2 * DAY)}),
