@@ -1,12 +1,14 @@
 /**
  * `npm run demo`: a fresh embedded database (.data/demo-pglite) with a realistic French demo
- * company, then every job once, with a readable summary of each and where the emails went.
+ * company (and, when Dovecot is installed, its mailbox on a throwaway local IMAP server), then every
+ * job once, with a readable summary of each and where the emails went.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { DateTime } from 'luxon';
 import { parseConfig } from '../lib/config.js';
-import { closeAllDbs, openDb } from '../db/client.js';
+import { sql } from 'drizzle-orm';
+import { closeAllDbs, openDb, queryRows, type Db } from '../db/client.js';
 import { runtimeFromConfig } from '../lib/cron/runtime.js';
 import { runJob } from '../lib/cron/run.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
@@ -15,8 +17,6 @@ import { summarise } from '../lib/local/summary.js';
 import type { JobId } from '../lib/cron/jobs.js';
 import type { Job } from '../lib/cron/types.js';
 import { createInboxSyncJob } from '../lib/jobs/inbox-sync/index.js';
-import { sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../db/client.js';
 import { dovecotBinary, startDovecot, type Dovecot } from '../tests/helpers/dovecot.js';
 import { createDemoIntegration, demoMailbox, seedDemo } from './demo-data.js';
 
@@ -26,7 +26,7 @@ const ORDER: JobId[] = ['inbox-sync', 'followups', 'overdue-reminders', 'account
 const DEMO_MASTER_KEY = 'lokario-demo-master-key-not-for-production';
 const DEMO_MAILBOX = 'contact@atelier-dupont.fr';
 
-type DemoMailbox = { dovecot: Dovecot; integrationId: number; messages: number };
+type DemoMailbox = { dovecot: Dovecot; integrationId: number };
 
 /**
  * The demo company's mailbox on a throwaway local Dovecot (when one is installed), filled with a
@@ -50,7 +50,7 @@ async function startDemoMailbox(db: Db, companyId: number, now: Date, masterKey:
   for (const [i, m] of mails.entries()) await dovecot.append(DEMO_MAILBOX, password, [m.raw], 'INBOX', new Date(now.getTime() - (i + 1) * 3_600_000));
   const integrationId = await createDemoIntegration(db, companyId, { host: dovecot.host, port: dovecot.port, user: DEMO_MAILBOX, password, masterKey });
   console.log(`Mailbox: ${DEMO_MAILBOX} on a local Dovecot (127.0.0.1:${dovecot.port}, STARTTLS), ${mails.length} messages: a quote request from a new prospect, a client's reply to a quote email, a supplier newsletter.\n`);
-  return { dovecot, integrationId, messages: mails.length };
+  return { dovecot, integrationId };
 }
 
 /** What inbox-sync made of the demo mailbox, one line per message. */
@@ -97,7 +97,7 @@ async function main() {
   console.log(`Lokario demo: embedded database in ${DEMO_DIR}, clock set to ${now.toISOString()} (${DateTime.fromJSDate(now, { zone: 'Europe/Paris' }).toFormat("cccc dd/MM/yyyy HH:mm 'Paris'", { locale: 'fr' })})\n`);
   const handle = await openDb({ driver: 'pglite', pgliteDir: DEMO_DIR, migrate: true });
   const ids = await seedDemo(handle.db, now);
-  console.log(`Seeded: "Atelier Dupont Menuiserie" (company ${ids.companyId}): 5 clients, 3 quotes, 4 invoices (2 overdue, 1 partly paid), 3 tasks, 4 appointments;`);
+  console.log(`Seeded: "Atelier Dupont Menuiserie" (company ${ids.companyId}): 5 clients, 3 quotes, 4 invoices (2 overdue, 1 partly paid), 3 tasks, 4 appointments, the email that sent quote DEV-2026-042;`);
   console.log(`        "Boulangerie Martin" (company ${ids.trialCompanyId}): expired trial, its only user's deletion is due; another user's deletion is in 5 days.\n`);
   const mailbox = await startDemoMailbox(handle.db, ids.companyId, now, masterKey);
 
