@@ -332,6 +332,13 @@ async function main() {
 
     const dupes = await duplicateChecks(db, sink.received.map((m) => m.messageId));
     done = await completeness(db, written, sink.received.length);
+    // does a run get slower as the tables grow? average duration in the first and the last minute of trickle
+    const trend = await queryRows<{ job: string; first_ms: number | null; last_ms: number | null }>(db, sql`
+      with r as (select job, started_at, extract(epoch from finished_at - started_at) * 1000 as ms,
+                        extract(epoch from started_at - min(started_at) over ()) as t from cron_runs where outcome <> 'skipped')
+      select job, round(avg(ms) filter (where t < 60))::int as first_ms,
+             round(avg(ms) filter (where t >= ${SECONDS - 60} and t < ${SECONDS}))::int as last_ms
+      from r group by job order by job`);
     const runs = await queryRows<{ job: string; outcome: string; n: number; avg_ms: number | null; max_ms: number | null }>(db, sql`
       select job, outcome::text, count(*)::int as n,
              round(avg(extract(epoch from finished_at - started_at) * 1000))::int as avg_ms,
@@ -359,7 +366,10 @@ async function main() {
     console.log('\nruns per job (cron_runs, trigger scheduler):');
     const byJob = new Map<string, string[]>();
     for (const r of runs) byJob.set(r.job, [...(byJob.get(r.job) ?? []), `${r.outcome} ${r.n}${r.avg_ms !== null && r.outcome !== 'skipped' ? ` (avg ${r.avg_ms} ms, max ${r.max_ms} ms)` : ''}`]);
-    for (const [job, parts] of byJob) console.log(`  ${job.padEnd(18)}  ${parts.join(', ')}`);
+    for (const [job, parts] of byJob) {
+      const t = trend.find((x) => x.job === job);
+      console.log(`  ${job.padEnd(18)}  ${parts.join(', ')}${t && SECONDS >= 120 ? `; first minute avg ${t.first_ms} ms, last minute ${t.last_ms} ms` : ''}`);
+    }
     const failed = runs.filter((r) => r.outcome === 'failed').reduce((a, r) => a + r.n, 0);
     console.log(`  failed runs: ${failed}${failedRuns.length ? `  e.g. ${failedRuns.map((f) => `${f.job}: ${f.error}`).join(' | ')}` : ''}`);
 
@@ -367,7 +377,19 @@ async function main() {
     const at = (frac: number) => rss[Math.min(rss.length - 1, Math.floor(frac * (rss.length - 1)))];
     const minuteOne = rss.find((s) => s.t >= 60_000) ?? at(0.2);
     console.log('\nserver RSS (VmRSS, sampled every second):');
+    // least-squares slope after the first minute (warm-up: JIT, pools, caches)
+    const steady = rss.filter((x) => x.t >= 60_000);
+    const slope = (() => {
+      if (steady.length < 10) return null;
+      const n = steady.length;
+      const mx = steady.reduce((a, x) => a + x.t, 0) / n;
+      const my = steady.reduce((a, x) => a + x.kb, 0) / n;
+      const num = steady.reduce((a, x) => a + (x.t - mx) * (x.kb - my), 0);
+      const den = steady.reduce((a, x) => a + (x.t - mx) ** 2, 0);
+      return den ? (num / den) * 60_000 / 1024 : null; // MB per minute
+    })();
     console.log(`  start ${mb(kbs[0])}, after 1 min ${mb(minuteOne.kb)}, at 50 % ${mb(at(0.5).kb)}, end ${mb(kbs.at(-1)!)}, max ${mb(Math.max(...kbs))}  (end/start ${(kbs.at(-1)! / kbs[0]).toFixed(2)}, end/1 min ${(kbs.at(-1)! / minuteOne.kb).toFixed(2)})`);
+    if (slope !== null) console.log(`  trend after the first minute: ${slope >= 0 ? '+' : ''}${slope.toFixed(2)} MB/min (least squares over ${steady.length} samples)`);
     console.log(`\nserver: exit code ${serverExit} on SIGINT; log lines: ${errorLines} error, ${warnLines} warn`);
 
     const dupTotal = dupes.reduce((a, d) => a + d.value, 0);
