@@ -2,16 +2,22 @@
  * A realistic French demo tenant (SPEC §6), relative to a chosen instant so that the demo always
  * has something due: used by `npm run demo` and the end-to-end test.
  */
+import { DateTime } from 'luxon';
 import type { Db } from '../db/client.js';
 import {
-  appointments, appointmentTypes, clients, companies, companySettings, invoicePayments, invoiceLines, invoices,
-  quotes, subscriptions, tasks, users,
+  appointments, appointmentTypes, clients, companies, companySettings, conversations, inboxIntegrations, inboxMessages,
+  invoicePayments, invoiceLines, invoices, quotes, subscriptions, tasks, users,
 } from '../db/schema/index.js';
+import { encryptSecret } from '../lib/crypto/fernet.js';
 
 const DAY = 86_400_000;
 const HOUR = 3_600_000;
 
-export type DemoIds = { companyId: number; trialCompanyId: number; ownerId: number; deletionDueUserId: number; deletionSoonUserId: number };
+export type DemoIds = { companyId: number; trialCompanyId: number; ownerId: number; deletionDueUserId: number; deletionSoonUserId: number; quoteThreadConversationId: number };
+
+/** Message-ID of the email that sent quote DEV-2026-042 (seeded): the demo mailbox's reply threads into it. */
+export const QUOTE_042_MESSAGE_ID = 'dev-2026-042.envoi@atelier-dupont.fr';
+const QUOTE_042_SUBJECT = 'Devis DEV-2026-042 – Aménagement du placard';
 
 export async function seedDemo(db: Db, now: Date): Promise<DemoIds> {
   const at = (days: number, hours = 0) => new Date(now.getTime() + days * DAY + hours * HOUR);
@@ -105,6 +111,101 @@ export async function seedDemo(db: Db, now: Date): Promise<DemoIds> {
       { companyId, clientId: julien, typeId: visit.id, employeeId: owner.id, startDateTime: at(0, 5), status: 'CANCELLED' },
     ]);
 
-    return { companyId, trialCompanyId: trial.id, ownerId: owner.id, deletionDueUserId: due.id, deletionSoonUserId: leaving.id };
+    // the email that sent quote DEV-2026-042 three days ago: a client reply in the mailbox threads into it
+    const [thread] = await tx.insert(conversations).values({
+      companyId, clientId: antoine, subject: QUOTE_042_SUBJECT, status: 'En attente', source: 'email', unreadCount: 0, lastMessageAt: at(-3),
+    }).returning({ id: conversations.id });
+    await tx.insert(inboxMessages).values({
+      conversationId: thread.id, companyId, fromName: 'Atelier Dupont Menuiserie', fromEmail: 'contact@atelier-dupont.fr',
+      content: 'Bonjour Monsieur Girard,\n\nVeuillez trouver ci-joint notre devis DEV-2026-042 pour l’aménagement de votre placard.\n\nCordialement,\nPierre Dupont',
+      source: 'email', isFromClient: false, read: true, externalId: QUOTE_042_MESSAGE_ID, sentAt: at(-3), createdAt: at(-3),
+      externalMetadata: { subject: QUOTE_042_SUBJECT },
+    });
+
+    return { companyId, trialCompanyId: trial.id, ownerId: owner.id, deletionDueUserId: due.id, deletionSoonUserId: leaving.id, quoteThreadConversationId: thread.id };
   });
+}
+
+/** What the demo mailbox holds, and what inbox-sync must make of it. */
+export type DemoMail = { raw: string; messageId: string; from: string; expect: 'new-client' | 'thread-reply' | 'no-client' };
+
+/** An RFC 5322 date in Paris time (`Thu, 26 Nov 2026 09:14:00 +0100`), as French mail clients write it. */
+const rfc5322Paris = (d: Date) => DateTime.fromJSDate(d, { zone: 'Europe/Paris' }).toRFC2822()!;
+
+/** Encodes a header value with non-ASCII characters as an RFC 2047 encoded word (UTF-8, base64). */
+function encodedWord(v: string): string {
+  return /^[\x20-\x7e]*$/.test(v) ? v : `=?UTF-8?B?${Buffer.from(v, 'utf8').toString('base64')}?=`;
+}
+
+function rawMail(headers: Record<string, string>, body: string): string {
+  const lines = Object.entries(headers).map(([k, v]) => `${k}: ${k === 'Subject' || k === 'From' ? encodedWord(v) : v}`);
+  lines.push('MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8', 'Content-Transfer-Encoding: 8bit');
+  return `${lines.join('\r\n')}\r\n\r\n${body.replace(/\r?\n/g, '\r\n')}\r\n`;
+}
+
+/**
+ * A few realistic French messages for the demo company's mailbox, dated shortly before `now`:
+ * a prospect asking for a quote (becomes a client), a client replying to the seeded quote email
+ * (threads into that conversation), and a supplier newsletter (imported, creates no client).
+ */
+export function demoMailbox(now: Date, mailbox = 'contact@atelier-dupont.fr'): DemoMail[] {
+  const at = (hours: number) => new Date(now.getTime() + hours * HOUR);
+  const quoteRequest = 'demande-escalier.20261126@mail.example.fr';
+  const reply = 'reponse-dev-042.antoine@example.fr';
+  const newsletter = 'promo-novembre.4471@newsletter.example.fr';
+  return [
+    {
+      messageId: quoteRequest, from: 'nathalie.fabre@example.fr', expect: 'new-client',
+      raw: rawMail({
+        From: 'Nathalie Fabre <nathalie.fabre@example.fr>', To: mailbox, Subject: 'Demande de devis : escalier en chêne',
+        Date: rfc5322Paris(at(-20)), 'Message-ID': `<${quoteRequest}>`,
+      }, `Bonjour,
+
+Nous rénovons une maison à Villeurbanne et cherchons un menuisier pour un escalier quart tournant en chêne massif (hauteur sous plafond 2,60 m).
+Pourriez-vous passer pour un métré et nous faire un devis ? Nous sommes disponibles en semaine après 17 h.
+
+Bien cordialement,
+Nathalie Fabre
+06 45 12 78 90`),
+    },
+    {
+      messageId: reply, from: 'antoine.girard@example.fr', expect: 'thread-reply',
+      raw: rawMail({
+        From: 'Antoine Girard <antoine.girard@example.fr>', To: mailbox, Subject: `RE: ${QUOTE_042_SUBJECT}`,
+        Date: rfc5322Paris(at(-5)), 'Message-ID': `<${reply}>`,
+        'In-Reply-To': `<${QUOTE_042_MESSAGE_ID}>`, References: `<${QUOTE_042_MESSAGE_ID}>`,
+      }, `Bonjour Monsieur Dupont,
+
+Merci pour le devis. Est-il possible de remplacer les portes coulissantes par des portes battantes, et de commencer les travaux avant les vacances de Noël ?
+
+Cordialement,
+Antoine Girard
+
+> Veuillez trouver ci-joint notre devis DEV-2026-042 pour l’aménagement de votre placard.`),
+    },
+    {
+      messageId: newsletter, from: 'infos@newsletter.example.fr', expect: 'no-client',
+      raw: rawMail({
+        From: 'Bois & Outils Pro <infos@newsletter.example.fr>', To: mailbox, Subject: 'Les promos de novembre : -20 % sur l’outillage',
+        Date: rfc5322Paris(at(-30)), 'Message-ID': `<${newsletter}>`,
+        'List-Id': 'Promotions Bois & Outils Pro <promos.newsletter.example.fr>',
+        'List-Unsubscribe': '<https://newsletter.example.fr/desinscription?u=4471>', Precedence: 'bulk',
+      }, `Cette semaine seulement : -20 % sur les scies plongeantes, les défonceuses et les serre-joints.
+Livraison offerte dès 150 € d’achat.
+
+Se désinscrire : https://newsletter.example.fr/desinscription?u=4471`),
+    },
+  ];
+}
+
+/**
+ * The demo company's IMAP mailbox, pointing at a local server. The password is stored the way
+ * Lokario stores it: Fernet-encrypted with the ENCRYPTION_MASTER_KEY (SPEC §3).
+ */
+export async function createDemoIntegration(db: Db, companyId: number, mailbox: { host: string; port: number; user: string; password: string; masterKey: string }): Promise<number> {
+  const [row] = await db.insert(inboxIntegrations).values({
+    companyId, integrationType: 'imap', name: 'Boîte contact@', imapServer: mailbox.host, imapPort: mailbox.port,
+    emailAddress: mailbox.user, emailPassword: encryptSecret(mailbox.password, mailbox.masterKey), useSsl: false, isActive: true, isPrimary: false,
+  }).returning({ id: inboxIntegrations.id });
+  return row.id;
 }
