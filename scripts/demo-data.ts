@@ -102,8 +102,8 @@ export async function seedDemo(db: Db, now: Date): Promise<DemoIds> {
 
     const [visit] = await tx.insert(appointmentTypes).values({ companyId, name: 'Visite technique', durationMinutes: 60 }).returning({ id: appointmentTypes.id });
     await tx.insert(appointments).values([
-      // tomorrow, within 24 h: the reminder goes out now
-      { companyId, clientId: camille, typeId: visit.id, employeeId: owner.id, startDateTime: at(0, 20), endDateTime: at(0, 21), status: 'CONFIRMED' },
+      // tomorrow at 09:00 (the demo runs at 10:00), within 24 h: the reminder goes out now
+      { companyId, clientId: camille, typeId: visit.id, employeeId: owner.id, startDateTime: at(0, 23), endDateTime: at(0, 24), status: 'CONFIRMED' },
       // in three days: not yet
       { companyId, clientId: antoine, typeId: visit.id, employeeId: employee.id, startDateTime: at(3), endDateTime: at(3, 1), status: 'SCHEDULED' },
       // the client has no email address: counted, not sent

@@ -66,16 +66,6 @@ async function describeImport(db: Db, companyId: number): Promise<string> {
     r.conversation_messages > 1 ? `threaded into "${r.subject}" (${r.conversation_messages} messages)` : 'new conversation'}`).join('\n');
 }
 
-/** Zero counters hidden, so that what each job did stands out. */
-function withoutZeros(body: Record<string, unknown>): Record<string, unknown> {
-  const strip = (v: unknown): unknown => {
-    if (!v || typeof v !== 'object' || Array.isArray(v)) return v;
-    const kept = Object.entries(v).map(([k, x]) => [k, strip(x)] as const).filter(([, x]) => x !== 0 && !(x && typeof x === 'object' && !Array.isArray(x) && Object.keys(x).length === 0));
-    return Object.fromEntries(kept);
-  };
-  return { ...body, stats: strip(body.stats) };
-}
-
 /** Follow-ups go out on weekdays 08:00–19:00 (Paris): run the demo at a time when they can. */
 function demoNow(real: Date): Date {
   let t = DateTime.fromJSDate(real, { zone: 'Europe/Paris' });
@@ -112,7 +102,7 @@ async function main() {
       const job: Job = id === 'inbox-sync' && mailbox ? createInboxSyncJob({ tls: { ca: mailbox.dovecot.cert } }) : JOB_REGISTRY[id];
       const { body } = await runJob(job, 'cli', { dryRun: false, scope: {}, nowOverride: now }, rt);
       if (!body.success) failures++;
-      console.log(summarise(withoutZeros(body)));
+      console.log(summarise(body));
       if (id === 'inbox-sync' && mailbox) console.log(await describeImport(handle.db, ids.companyId));
       console.log('');
     }
@@ -123,7 +113,6 @@ async function main() {
       await handle.db.execute(sql`update inbox_integrations set is_active = false where id = ${mailbox.integrationId}`);
     }
   }
-  console.log('(counters at zero are not shown; `npm run job -- <job id>` prints them all)\n');
   const written = listFiles(outbox).filter((f) => fs.statSync(f).mtimeMs >= startedMs);
   console.log(written.length ? `Emails written to ${path.relative(process.cwd(), outbox)}/ (${written.length}):` : 'No email was written.');
   for (const f of written) console.log(`  ${path.relative(process.cwd(), f)}`);

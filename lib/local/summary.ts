@@ -23,7 +23,7 @@ export function summarise(body: Record<string, unknown>): string {
   const shown = rows.filter(([, v]) => v !== 0 && v !== null && v !== undefined);
   const w = Math.max(0, ...shown.map(([k]) => k.length));
   for (const [k, v] of shown) out.push(`  ${k.padEnd(w)}  ${Array.isArray(v) ? JSON.stringify(v) : String(v)}`);
-  if (rows.length > shown.length) out.push(`  (${rows.length - shown.length} counters at zero not shown; --json shows all)`);
+  if (rows.length > shown.length) out.push(`  (${rows.length - shown.length} counters at zero not shown)`);
   const errors = (body.errors as { scope: string; id: unknown; code: string; message: string }[] | undefined) ?? [];
   if (errors.length) {
     out.push(`  errors (${body.errorsCount ?? errors.length}):`);

@@ -244,7 +244,7 @@ describe('end to end: npm start, the four routes as Vercel Cron and cron-job.org
       .sort((x, y) => (x.messageId ?? '').localeCompare(y.messageId ?? ''));
     expect(more).toEqual([]);
     expect(appointmentReminder.messageId).toMatch(/appointment-reminder/);
-    expect(appointmentReminder.text).toMatch(/Bonjour Mme Camille Bernard, nous vous rappelons votre rendez-vous du .+ à 06:00 avec Atelier Dupont Menuiserie/);
+    expect(appointmentReminder.text).toMatch(/Bonjour Mme Camille Bernard, nous vous rappelons votre rendez-vous du .+ à 09:00 avec Atelier Dupont Menuiserie/);
     expect(invoiceFollowup.messageId).toMatch(/followup/);
     expect(invoiceFollowup.text).toMatch(money('1 200,00 €'));
     expect(invoiceFollowup.text).not.toMatch(money('2 400,00 €'));
