@@ -43,6 +43,8 @@ const bump = (c: Counter, key: string, by = 1) => { c[key] = (c[key] ?? 0) + by;
 type Prepared = {
   facts: FollowupFacts;
   decision: Extract<Decision, { kind: 'send' }>;
+  /** The follow-up's state once this step is sent (decided at claim time: `now` is the run's). */
+  next: ReturnType<typeof afterSent>;
   sender: SenderPlan;
   fromHeader: string;
   messageId: string;
@@ -163,6 +165,15 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   };
   const settingsOf = settingsCache(errors);
   const senders = senderCache(ctx.mail, config.ENCRYPTION_MASTER_KEY);
+  // the state after step k depends only on the company's settings and the run's `now`: one
+  // calendar computation per (company, step), not one per email
+  const nextStates = new Map<string, ReturnType<typeof afterSent>>();
+  const nextAfterSent = (f: FollowupFacts, step: number) => {
+    const key = `${f.company.id}:${step}`;
+    let n = nextStates.get(key);
+    if (!n) { n = afterSent(step, now, f.company.settings); nextStates.set(key, n); }
+    return n;
+  };
   const legacyCounted = new Set<number>();
 
   // 1. Create (only the billing switch matters: defect 27)
@@ -246,7 +257,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
           const message = renderMessage(d.template, vars);
           for (const v of message.unknownVariables) bump(stats.unknownTemplateVariables, v);
           prepared.push({
-            facts: f, decision: d, sender, message,
+            facts: f, decision: d, sender, message, next: nextAfterSent(f, d.step),
             fromHeader: formatFrom(f.company.name, sender.fromAddress),
             messageId: deterministicMessageId('followup', [f.followup.id, d.step], sender.fromAddress),
           });
@@ -380,7 +391,7 @@ async function sendOne(ctx: JobContext, p: Prepared, attempts: number, senders: 
   stats.sent++;
   if (p.decision.retry) stats.retried++;
   bump(stats.via, p.sender.kind);
-  const next = afterSent(p.decision.step, ctx.now, f.company.settings);
+  const next = p.next;
   await recorder.add({
     followupId: f.followup.id, step: p.decision.step, companyId: f.company.id, clientId: f.followup.clientId,
     nextStatus: next.status, nextDueDate: next.dueDate, subject: p.message.subject, body: p.message.body,
