@@ -44,6 +44,8 @@ const WARMUP = 100;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+/** CPU time of this process (client and SMTP server; not the database's), ms. */
+const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
 
 function urlFor(name: string) {
   const u = new URL(ADMIN_URL);
@@ -121,12 +123,14 @@ async function round(url: string, sink: Sink, i: number) {
     // the messages the job would send, for the baseline: same sizes, same recipients
     const sample = `Bonjour,\n\n${'Sauf erreur de notre part, la facture reste impayée. '.repeat(8)}\n\nCordialement,\nSociété\n`;
     const baseline = nodemailer.createTransport({ host: '127.0.0.1', port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections: POOL_CONNECTIONS });
+    const bc = cpuMs();
     const b0 = performance.now();
     await Promise.all(Array.from({ length: TOTAL }, (_, k) => baseline.sendMail({
       from: '"Société" <noreply@lokario.fr>', to: `client${k}@client.example`, subject: `Rappel de paiement : Facture FAC-${k}`,
       text: sample, messageId: `<bench.${i}.${k}@lokario.fr>`,
     })));
     const baselineMs = performance.now() - b0;
+    const baselineCpu = cpuMs() - bc;
     baseline.close();
     const baselineReceived = sink.received.length;
     const baselineBytes = sink.received.reduce((a, m) => a + m.raw.length, 0) / Math.max(1, baselineReceived);
@@ -136,23 +140,25 @@ async function round(url: string, sink: Sink, i: number) {
     const config = parseConfig({ NODE_ENV: 'test', SMTP_URL: sink.url });
     const mail = createMailFactory(config);
     counter.statements = 0;
+    const jc = cpuMs();
     const j0 = performance.now();
     const result = await followupsJob.run({
       db, now: NOW, deadline: Date.now() + 10 * 60_000, dryRun: false, scope: {}, log: createLogger({ level: 'silent' }),
       mail, config, runId: `bench-${i}`, trigger: 'cli',
     });
     const jobMs = performance.now() - j0;
+    const jobCpu = cpuMs() - jc;
     mail.closeAll();
     const jobReceived = sink.received.length;
     const jobBytes = sink.received.reduce((a, m) => a + m.raw.length, 0) / Math.max(1, jobReceived);
     const jobConnections = sink.takeConnections();
     const sent = result.stats.sent as number;
     const r = {
-      baselineMs, baselineReceived, baselineBytes, baselineConnections, jobMs, jobReceived, jobBytes, jobConnections, sent,
+      baselineMs, baselineCpu, jobCpu, baselineReceived, baselineBytes, baselineConnections, jobMs, jobReceived, jobBytes, jobConnections, sent,
       statements: counter.statements, partial: result.partial,
       baselineRate: baselineReceived / (baselineMs / 1000), jobRate: jobReceived / (jobMs / 1000),
     };
-    console.log(`round ${i + 1}: baseline ${r.baselineRate.toFixed(0)} msg/s (${baselineMs.toFixed(0)} ms), job ${r.jobRate.toFixed(0)} msg/s (${jobMs.toFixed(0)} ms, sent ${sent}${result.partial ? ', PARTIAL' : ''}), ratio ${(r.jobRate / r.baselineRate).toFixed(2)}, ${(r.statements / Math.max(1, sent)).toFixed(2)} statements/email, load ${load()}`);
+    console.log(`round ${i + 1}: baseline ${r.baselineRate.toFixed(0)} msg/s (${baselineMs.toFixed(0)} ms), job ${r.jobRate.toFixed(0)} msg/s (${jobMs.toFixed(0)} ms, sent ${sent}${result.partial ? ', PARTIAL' : ''}), ratio ${(r.jobRate / r.baselineRate).toFixed(2)}, process CPU ${baselineCpu.toFixed(0)} / ${jobCpu.toFixed(0)} ms, ${(r.statements / Math.max(1, sent)).toFixed(2)} statements/email, load ${load()}`);
     return r;
   } finally {
     await pool.end();
@@ -186,6 +192,7 @@ async function main() {
     console.log(`  bare pooled nodemailer : median ${median(rounds.map((r) => r.baselineRate)).toFixed(0)} msg/s (${last.baselineReceived} msgs, ${last.baselineBytes.toFixed(0)} bytes each, ${last.baselineConnections} connections opened)`);
     console.log(`  followups job          : median ${median(rounds.map((r) => r.jobRate)).toFixed(0)} msg/s (${last.jobReceived} msgs, ${last.jobBytes.toFixed(0)} bytes each, ${last.jobConnections} connections opened, stats.sent ${last.sent})`);
     console.log(`  ratio job / baseline   : median ${median(ratios).toFixed(2)} (min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}; goal ≥ 0.8)`);
+    console.log(`  process CPU            : median baseline ${median(rounds.map((r) => r.baselineCpu)).toFixed(0)} ms, job ${median(rounds.map((r) => r.jobCpu)).toFixed(0)} ms (client + SMTP server in this process; the database's CPU not counted)`);
     console.log(`  DB round trips         : ${last.statements} statements = ${(last.statements / Math.max(1, last.sent)).toFixed(2)} per sent email (goal ≤ 3)`);
     console.log(`  peak RSS               : ${peakRssMb.toFixed(0)} MB`);
     console.log(`  load average (1/5/15)  : before ${loadBefore}, after ${load()} on ${os.cpus().length} cores`);
