@@ -10,9 +10,10 @@
  * transport's PLATFORM_SMTP_CONNECTIONS in lib/mail/transport.ts) to the same smtp-server in this
  * process; the baseline hands all 1,000 messages to its pool at once, the job 20 at a time
  * (SEND_CONCURRENCY), both keep the 5 connections busy. The connections each side opened and the
- * mean message size are printed. A warm-up (100 messages) runs first so that the baseline does not
- * pay for loading nodemailer and smtp-server; the job's time includes its create phase, sweep and
- * claims (a whole run), the baseline only sends.
+ * mean message size are printed. A first round (printed, not counted) warms both sides up, and the
+ * two sides take turns going first; the job's time includes its create phase, sweep, claims and
+ * the recording of every send (a whole run), the baseline only sends. The process CPU of each side
+ * (client and SMTP server: this process; not the database) is printed as a load-independent check.
  *
  *   npx tsx bench/followups.ts            (needs the PostgreSQL of tests/, or TEST_DATABASE_URL)
  *   BENCH_ROUNDS=7 npx tsx bench/followups.ts
@@ -40,7 +41,6 @@ const NOW = new Date('2026-03-11T10:00:00Z');
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 /** = PLATFORM_SMTP_CONNECTIONS of lib/mail/transport.ts: the baseline gets the job's pool size. */
 const POOL_CONNECTIONS = 5;
-const WARMUP = 100;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
@@ -112,54 +112,70 @@ async function startBenchSink() {
 }
 type Sink = Awaited<ReturnType<typeof startBenchSink>>;
 
-async function round(url: string, sink: Sink, i: number) {
+// the messages the job would send, for the baseline: same sizes, same recipients
+const SAMPLE_TEXT = `Bonjour,\n\n${'Sauf erreur de notre part, la facture reste impayée. '.repeat(8)}\n\nCordialement,\nSociété\n`;
+
+/** The 1,000 messages through a bare pooled nodemailer transport. */
+async function runBaseline(sink: Sink, i: number) {
+  sink.received.length = 0;
+  sink.takeConnections();
+  const baseline = nodemailer.createTransport({ host: '127.0.0.1', port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections: POOL_CONNECTIONS });
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: TOTAL }, (_, k) => baseline.sendMail({
+    from: '"Société" <noreply@lokario.fr>', to: `client${k}@client.example`, subject: `Rappel de paiement : Facture FAC-${k}`,
+    text: SAMPLE_TEXT, messageId: `<bench.${i}.${k}@lokario.fr>`,
+  })));
+  const ms = performance.now() - t0;
+  const cpu = cpuMs() - c0;
+  baseline.close();
+  const received = sink.received.length;
+  return { ms, cpu, received, bytes: meanBytes(sink), connections: sink.takeConnections(), rate: received / (ms / 1000) };
+}
+
+/** One whole run of the job over the seeded 1,000 due follow-ups. */
+async function runTheJob(sink: Sink, db: Db, counter: { statements: number }, i: number) {
+  sink.received.length = 0;
+  sink.takeConnections();
+  const config = parseConfig({ NODE_ENV: 'test', SMTP_URL: sink.url });
+  const mail = createMailFactory(config);
+  counter.statements = 0;
+  const c0 = cpuMs();
+  const t0 = performance.now();
+  const result = await followupsJob.run({
+    db, now: NOW, deadline: Date.now() + 10 * 60_000, dryRun: false, scope: {}, log: createLogger({ level: 'silent' }),
+    mail, config, runId: `bench-${i}`, trigger: 'cli',
+  });
+  const ms = performance.now() - t0;
+  const cpu = cpuMs() - c0;
+  mail.closeAll();
+  const received = sink.received.length;
+  return {
+    ms, cpu, received, bytes: meanBytes(sink), connections: sink.takeConnections(), rate: received / (ms / 1000),
+    sent: result.stats.sent as number, partial: result.partial, statements: counter.statements,
+  };
+}
+
+const meanBytes = (sink: Sink) => sink.received.reduce((a, m) => a + m.raw.length, 0) / Math.max(1, sink.received.length);
+
+/** One round: fresh data, then both sides, in alternating order (neither always goes first). */
+async function round(url: string, sink: Sink, i: number, label: string) {
   const { pool, counter } = countingPool(url);
   const db = drizzle({ client: pool, schema }) as unknown as Db;
   try {
     await seed(db);
-    sink.received.length = 0;
-    sink.takeConnections();
-
-    // the messages the job would send, for the baseline: same sizes, same recipients
-    const sample = `Bonjour,\n\n${'Sauf erreur de notre part, la facture reste impayée. '.repeat(8)}\n\nCordialement,\nSociété\n`;
-    const baseline = nodemailer.createTransport({ host: '127.0.0.1', port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections: POOL_CONNECTIONS });
-    const bc = cpuMs();
-    const b0 = performance.now();
-    await Promise.all(Array.from({ length: TOTAL }, (_, k) => baseline.sendMail({
-      from: '"Société" <noreply@lokario.fr>', to: `client${k}@client.example`, subject: `Rappel de paiement : Facture FAC-${k}`,
-      text: sample, messageId: `<bench.${i}.${k}@lokario.fr>`,
-    })));
-    const baselineMs = performance.now() - b0;
-    const baselineCpu = cpuMs() - bc;
-    baseline.close();
-    const baselineReceived = sink.received.length;
-    const baselineBytes = sink.received.reduce((a, m) => a + m.raw.length, 0) / Math.max(1, baselineReceived);
-    const baselineConnections = sink.takeConnections();
-    sink.received.length = 0;
-
-    const config = parseConfig({ NODE_ENV: 'test', SMTP_URL: sink.url });
-    const mail = createMailFactory(config);
-    counter.statements = 0;
-    const jc = cpuMs();
-    const j0 = performance.now();
-    const result = await followupsJob.run({
-      db, now: NOW, deadline: Date.now() + 10 * 60_000, dryRun: false, scope: {}, log: createLogger({ level: 'silent' }),
-      mail, config, runId: `bench-${i}`, trigger: 'cli',
-    });
-    const jobMs = performance.now() - j0;
-    const jobCpu = cpuMs() - jc;
-    mail.closeAll();
-    const jobReceived = sink.received.length;
-    const jobBytes = sink.received.reduce((a, m) => a + m.raw.length, 0) / Math.max(1, jobReceived);
-    const jobConnections = sink.takeConnections();
-    const sent = result.stats.sent as number;
-    const r = {
-      baselineMs, baselineCpu, jobCpu, baselineReceived, baselineBytes, baselineConnections, jobMs, jobReceived, jobBytes, jobConnections, sent,
-      statements: counter.statements, partial: result.partial,
-      baselineRate: baselineReceived / (baselineMs / 1000), jobRate: jobReceived / (jobMs / 1000),
-    };
-    console.log(`round ${i + 1}: baseline ${r.baselineRate.toFixed(0)} msg/s (${baselineMs.toFixed(0)} ms), job ${r.jobRate.toFixed(0)} msg/s (${jobMs.toFixed(0)} ms, sent ${sent}${result.partial ? ', PARTIAL' : ''}), ratio ${(r.jobRate / r.baselineRate).toFixed(2)}, process CPU ${baselineCpu.toFixed(0)} / ${jobCpu.toFixed(0)} ms, ${(r.statements / Math.max(1, sent)).toFixed(2)} statements/email, load ${load()}`);
-    return r;
+    let baseline: Awaited<ReturnType<typeof runBaseline>>;
+    let job: Awaited<ReturnType<typeof runTheJob>>;
+    if (i % 2 === 0) {
+      baseline = await runBaseline(sink, i);
+      job = await runTheJob(sink, db, counter, i);
+    } else {
+      job = await runTheJob(sink, db, counter, i);
+      baseline = await runBaseline(sink, i);
+    }
+    const ratio = job.rate / baseline.rate;
+    console.log(`${label}: baseline ${baseline.rate.toFixed(0)} msg/s (${baseline.ms.toFixed(0)} ms), job ${job.rate.toFixed(0)} msg/s (${job.ms.toFixed(0)} ms, sent ${job.sent}${job.partial ? ', PARTIAL' : ''}), ratio ${ratio.toFixed(2)}, process CPU ${baseline.cpu.toFixed(0)} / ${job.cpu.toFixed(0)} ms, ${(job.statements / Math.max(1, job.sent)).toFixed(2)} statements/email, load ${load()}`);
+    return { baseline, job, ratio };
   } finally {
     await pool.end();
   }
@@ -176,24 +192,22 @@ async function main() {
   const sink = await startBenchSink();
   const loadBefore = load();
   try {
-    // warm-up: nodemailer, smtp-server and the loopback path, for neither side in particular
-    const warm = nodemailer.createTransport({ host: '127.0.0.1', port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections: POOL_CONNECTIONS });
-    await Promise.all(Array.from({ length: WARMUP }, (_, k) => warm.sendMail({ from: 'warm@lokario.fr', to: `w${k}@client.example`, subject: 'warm-up', text: 'x' })));
-    warm.close();
-
+    // a whole round first, not counted: both sides then run warm (JIT, connections, caches);
+    // its figures are printed: they are the cold ones
+    await round(url, sink, -1, 'warm-up round (not counted)');
     const rounds = [];
-    for (let i = 0; i < ROUNDS; i++) rounds.push(await round(url, sink, i));
+    for (let i = 0; i < ROUNDS; i++) rounds.push(await round(url, sink, i, `round ${i + 1}`));
 
     const last = rounds[rounds.length - 1];
-    const ratios = rounds.map((r) => r.jobRate / r.baselineRate);
+    const ratios = rounds.map((r) => r.ratio);
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
     console.log('');
     console.log(`follow-ups bench: ${TOTAL} due follow-ups, ${COMPANIES} companies, local smtp-server, ${ROUNDS} rounds`);
-    console.log(`  bare pooled nodemailer : median ${median(rounds.map((r) => r.baselineRate)).toFixed(0)} msg/s (${last.baselineReceived} msgs, ${last.baselineBytes.toFixed(0)} bytes each, ${last.baselineConnections} connections opened)`);
-    console.log(`  followups job          : median ${median(rounds.map((r) => r.jobRate)).toFixed(0)} msg/s (${last.jobReceived} msgs, ${last.jobBytes.toFixed(0)} bytes each, ${last.jobConnections} connections opened, stats.sent ${last.sent})`);
+    console.log(`  bare pooled nodemailer : median ${median(rounds.map((r) => r.baseline.rate)).toFixed(0)} msg/s (${last.baseline.received} msgs, ${last.baseline.bytes.toFixed(0)} bytes each, ${last.baseline.connections} connections opened)`);
+    console.log(`  followups job          : median ${median(rounds.map((r) => r.job.rate)).toFixed(0)} msg/s (${last.job.received} msgs, ${last.job.bytes.toFixed(0)} bytes each, ${last.job.connections} connections opened, stats.sent ${last.job.sent})`);
     console.log(`  ratio job / baseline   : median ${median(ratios).toFixed(2)} (min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}; goal ≥ 0.8)`);
-    console.log(`  process CPU            : median baseline ${median(rounds.map((r) => r.baselineCpu)).toFixed(0)} ms, job ${median(rounds.map((r) => r.jobCpu)).toFixed(0)} ms (client + SMTP server in this process; the database's CPU not counted)`);
-    console.log(`  DB round trips         : ${last.statements} statements = ${(last.statements / Math.max(1, last.sent)).toFixed(2)} per sent email (goal ≤ 3)`);
+    console.log(`  process CPU            : median baseline ${median(rounds.map((r) => r.baseline.cpu)).toFixed(0)} ms, job ${median(rounds.map((r) => r.job.cpu)).toFixed(0)} ms (client + SMTP server in this process; the database's CPU not counted)`);
+    console.log(`  DB round trips         : ${last.job.statements} statements = ${(last.job.statements / Math.max(1, last.job.sent)).toFixed(2)} per sent email (goal ≤ 3)`);
     console.log(`  peak RSS               : ${peakRssMb.toFixed(0)} MB`);
     console.log(`  load average (1/5/15)  : before ${loadBefore}, after ${load()} on ${os.cpus().length} cores`);
   } finally {

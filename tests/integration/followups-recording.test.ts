@@ -104,12 +104,14 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
     })));
     const record = (id: number): SentRecord => ({
       followupId: id, step: 1, companyId: s.companyId, clientId: s.clientId, nextStatus: 'A_FAIRE', nextDueDate: new Date('2026-03-25T10:00:00Z'),
-      subject: 'Rappel', body: 'Bonjour', fromName: 'Société', fromEmail: 'noreply@lokario.test', externalId: `lokario.followup.${id}.1@lokario.test`, inReplyTo: null,
+      subject: 'Rappel', fromName: 'Société', fromEmail: 'noreply@lokario.test', externalId: `lokario.followup.${id}.1@lokario.test`, inReplyTo: null,
     });
     const recorded = await recordSentBatch(db, ids.map(record), NOW);
     expect(recorded.map((r) => r.followup_id).sort((x, y) => x - y)).toEqual([ids[0], ids[1]]);
     expect((await history(db)).map((r) => r.delivery)).toEqual(['sent', 'sent', 'failed']);
     expect(await count(db, 'inbox_messages')).toBe(2);
+    // the outbound message carries the text the claim stored, i.e. what was sent
+    expect(await queryRows<{ content: string }>(db, sql`select content from inbox_messages`)).toEqual([{ content: 'relance' }, { content: 'relance' }]);
     expect((await followupRow(db, ids[2])).actual_date).toBeNull();
     // written twice (a retried flush): the second is a no-op, nothing doubles
     expect(await recordSentBatch(db, ids.map(record), NOW)).toEqual([]);

@@ -271,7 +271,7 @@ export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: n
 export type SentRecord = {
   followupId: number; step: number; companyId: number; clientId: number;
   nextStatus: 'A_FAIRE' | 'FAIT'; nextDueDate: Date;
-  subject: string; body: string; fromName: string; fromEmail: string; externalId: string; inReplyTo: string | null;
+  subject: string; fromName: string; fromEmail: string; externalId: string; inReplyTo: string | null;
 };
 
 /**
@@ -280,19 +280,20 @@ export type SentRecord = {
  * moved to its next step (a FAIT set meanwhile by a user stays FAIT), and only now the outbound
  * message in the client's latest email conversation (created if none, once per client even when
  * the batch holds several of their follow-ups), so replies thread back into it (SPEC §5.2.5).
+ * The message text is the one the claim stored in the history row (what was sent), not sent again.
  * Returns the (follow-up, step) pairs recorded; a pair whose row is `failed` or gone is skipped.
  */
 export async function recordSentBatch(db: Executor, records: SentRecord[], now: Date) {
   if (!records.length) return [];
   const rows = records.map((r) => ({
     followup_id: r.followupId, step: r.step, company_id: r.companyId, client_id: r.clientId,
-    next_status: r.nextStatus, next_due: r.nextDueDate.toISOString(), subject: r.subject, body: r.body,
+    next_status: r.nextStatus, next_due: r.nextDueDate.toISOString(), subject: r.subject,
     from_name: r.fromName, from_email: r.fromEmail, external_id: r.externalId, in_reply_to: r.inReplyTo,
   }));
   return queryRows<{ followup_id: number; step: number }>(db, sql`
     with r as (
       select * from jsonb_to_recordset(${json(rows)}) as r(followup_id int, step int, company_id int, client_id int,
-        next_status text, next_due timestamptz, subject text, body text, from_name text, from_email text,
+        next_status text, next_due timestamptz, subject text, from_name text, from_email text,
         external_id text, in_reply_to text)
     ),
     h0 as (
@@ -324,7 +325,7 @@ export async function recordSentBatch(db: Executor, records: SentRecord[], now: 
       update followup_history fh set delivery = 'sent', sent_at = ${iso(now)}, error = null, next_attempt_at = null, conversation_id = conv.id
       from h0 left join conv on conv.company_id = h0.company_id and conv.client_id = h0.client_id
       where fh.id = h0.id
-      returning fh.id, fh.followup_id, fh.step, fh.conversation_id
+      returning fh.id, fh.followup_id, fh.step, fh.conversation_id, fh.message
     ),
     f as (
       update followups fo set status = case when fo.status = 'FAIT' then fo.status else r.next_status::followupstatus end,
@@ -336,7 +337,7 @@ export async function recordSentBatch(db: Executor, records: SentRecord[], now: 
     msg as (
       insert into inbox_messages (conversation_id, company_id, from_name, from_email, content, source, is_from_client, read,
                                   external_id, external_metadata, in_reply_to, sent_at, created_at)
-      select h.conversation_id, r.company_id, r.from_name, r.from_email, r.body, 'email', false, true, r.external_id,
+      select h.conversation_id, r.company_id, r.from_name, r.from_email, h.message, 'email', false, true, r.external_id,
              jsonb_build_object('subject', r.subject, 'followup_id', r.followup_id, 'step', r.step, 'automatic', true),
              r.in_reply_to, ${iso(now)}, now()
       from h join r on r.followup_id = h.followup_id and r.step = h.step
