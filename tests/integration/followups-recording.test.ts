@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
+import pg from 'pg';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
@@ -117,6 +118,52 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
     expect(await recordSentBatch(db, ids.map(record), NOW)).toEqual([]);
     expect(await count(db, 'inbox_messages')).toBe(2);
     expect(await count(db, 'conversations')).toBe(1);
+  });
+
+  it('a record statement chosen as a deadlock victim is run again: every send recorded, nothing doubled', async () => {
+    const db = t.handle.db;
+    const x = await seedCompany(db);
+    const y = { companyId: x.companyId, clientId: await addClient(db, x.companyId) };
+    const [convX] = await db.insert(conversations).values({ companyId: x.companyId, clientId: x.clientId, subject: 'X', lastMessageAt: new Date('2026-02-01T08:00:00Z') }).returning();
+    await db.insert(conversations).values({ companyId: y.companyId, clientId: y.clientId, subject: 'Y', lastMessageAt: new Date('2026-02-01T08:00:00Z') });
+    const fx = await seedFollowup(db, x, { sourceId: await seedInvoice(db, x) });
+    const fy = await seedFollowup(db, y, { sourceId: await seedInvoice(db, y) });
+    const [hx] = await db.insert(followupHistory).values([fx, fy].map((id, i) => ({
+      followupId: id, companyId: x.companyId, message: 'relance', messageType: 'email', status: 'ENVOYE' as const, sentByName: 'Système automatique',
+      sentAt: NOW, step: 1, delivery: 'sending' as const, attempts: 1, claimedAt: NOW, messageId: `<m${i}@lokario.test>`,
+    }))).returning();
+    const record = (id: number, clientId: number, i: number): SentRecord => ({
+      followupId: id, step: 1, companyId: x.companyId, clientId, nextStatus: 'A_FAIRE', nextDueDate: new Date('2026-03-25T10:00:00Z'),
+      subject: 'Rappel', fromName: 'Société', fromEmail: 'noreply@lokario.test', externalId: `m${i}@lokario.test`, inReplyTo: null,
+    });
+
+    // another transaction holds X's conversation; the record statement locks its history rows
+    // first, then waits for that conversation; the other transaction then wants a history row
+    // the statement holds: a deadlock, and the statement (waiting longest) is the victim
+    const other = new pg.Client({ connectionString: t.url });
+    await other.connect();
+    try {
+      await other.query(`set deadlock_timeout = '20s'`); // this side never gives up first
+      await other.query('begin');
+      await other.query('update conversations set subject = subject where id = $1', [convX.id]);
+      const recording = recordSentBatch(db, [record(fx, x.clientId, 0), record(fy, y.clientId, 1)], NOW);
+      recording.catch(() => {});
+      for (let i = 0; i < 400; i++) {
+        const [w] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from pg_locks where not granted`);
+        if (w.n > 0) break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      await other.query('select id from followup_history where id = $1 for update', [hx.id]); // the statement is rolled back
+      await other.query('commit');
+      const recorded = await recording;
+      expect(recorded.map((r) => r.followup_id).sort((a, b) => a - b)).toEqual([fx, fy].sort((a, b) => a - b));
+    } finally {
+      await other.query('rollback').catch(() => {});
+      await other.end();
+    }
+    expect((await history(db)).map((r) => r.delivery)).toEqual(['sent', 'sent']);
+    expect(await count(db, 'inbox_messages')).toBe(2);
+    expect(await count(db, 'conversations')).toBe(2);
   });
 
   it('the record statement fails after the SMTP server accepted: rows stay `sending`, then `unknown`, never sent again', async () => {

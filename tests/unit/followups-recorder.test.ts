@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createSendRecorder } from '../../lib/jobs/followups/recorder.js';
+import { isDeadlock } from '../../lib/jobs/followups/sql.js';
 
 /** A write the test finishes by hand, to hold writes "in the database" as long as it wants. */
 function controlledWriter() {
@@ -102,5 +103,15 @@ describe('followups: accepted sends are recorded in small, bounded batches', () 
   it('refuses a bound smaller than a batch (the bound would never hold)', () => {
     expect(() => createSendRecorder<number>({ flushSize: 20, flushAfterMs: 200, maxUnrecorded: 10, write: async () => {}, onWriteError: () => {} }))
       .toThrow(/maxUnrecorded/);
+  });
+
+  it('a deadlock (or serialization failure) is recognised also when the driver layer wraps it', () => {
+    const pgError = Object.assign(new Error('deadlock detected'), { code: '40P01' });
+    expect(isDeadlock(pgError)).toBe(true);
+    expect(isDeadlock(Object.assign(new Error('Failed query'), { cause: pgError }))).toBe(true);
+    expect(isDeadlock({ cause: { cause: { code: '40001' } } })).toBe(true);
+    expect(isDeadlock(Object.assign(new Error('duplicate key'), { code: '23505' }))).toBe(false);
+    expect(isDeadlock(new Error('connection reset'))).toBe(false);
+    expect(isDeadlock(undefined)).toBe(false);
   });
 });
