@@ -103,32 +103,35 @@ const MAILBOX_SMTP_CONNECTIONS = 1;
 const loadNodemailer = async () => (await import('nodemailer')).default;
 
 function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefined): MailSender {
-  let transport: Transporter | undefined;
+  // the promise, not the transport, is memoised: concurrent first sends must share ONE pool
+  // (awaiting the import before assigning gave each of them its own pool, its own connections,
+  // and close() only closed the last one)
+  let transport: Promise<Transporter> | undefined;
   return {
     kind: 'smtp',
     async send(mail) {
       const m = applyRedirect(mail, redirectTo);
       try {
-        transport ??= (await loadNodemailer()).createTransport(options);
-        const info = await transport.sendMail(toNodemailer(m));
+        transport ??= loadNodemailer().then((nm) => nm.createTransport(options));
+        const info = await (await transport).sendMail(toNodemailer(m));
         if (info.rejected?.length) throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true);
         return { messageId: m.messageId, via: 'smtp', response: String(info.response ?? '') };
       } catch (err) {
         throw classifySmtpError(err);
       }
     },
-    close: () => transport?.close(),
+    close: () => { void transport?.then((t) => t.close(), () => {}); },
   };
 }
 
 function outboxSender(dir: string, redirectTo: string | undefined): MailSender {
-  let transport: Transporter | undefined;
+  let transport: Promise<Transporter> | undefined;
   return {
     kind: 'outbox',
     async send(mail) {
       const m = applyRedirect(mail, redirectTo);
-      transport ??= (await loadNodemailer()).createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
-      const info = await transport.sendMail(toNodemailer(m));
+      transport ??= loadNodemailer().then((nm) => nm.createTransport({ streamTransport: true, buffer: true, newline: 'unix' }));
+      const info = await (await transport).sendMail(toNodemailer(m));
       const day = new Date().toISOString().slice(0, 10);
       const name = m.messageId.replace(/[<>]/g, '').replace(/[^A-Za-z0-9._@-]/g, '_');
       const file = path.join(dir, day, `${name}.eml`);
@@ -136,7 +139,7 @@ function outboxSender(dir: string, redirectTo: string | undefined): MailSender {
       await fs.writeFile(file, info.message as Buffer);
       return { messageId: m.messageId, via: 'outbox', file };
     },
-    close: () => transport?.close(),
+    close: () => { void transport?.then((t) => t.close(), () => {}); },
   };
 }
 

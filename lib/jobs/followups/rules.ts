@@ -176,7 +176,10 @@ export function replyReference(f: FollowupFacts): Date {
  * One follow-up, quota aside (the batch applies it): stop (→ FAIT, reason counted), wait (left
  * for a later run) or send step k. Checks run against rows loaded after the claim.
  */
-export function decideFollowup(f: FollowupFacts, now: Date): Decision {
+export function decideFollowup(
+  f: FollowupFacts, now: Date,
+  sendWindowOpen: (f: FollowupFacts) => boolean = (x) => inSendWindow(now, x.company.settings.followups.send_window, x.company.settings.companyInfo.timezone),
+): Decision {
   const settings = f.company.settings;
   const lastSent = f.steps.filter((s) => s.delivery === 'sent').reduce((m, s) => Math.max(m, s.step), 0);
   const nextStep = lastSent + 1;
@@ -201,7 +204,7 @@ export function decideFollowup(f: FollowupFacts, now: Date): Decision {
   if (!f.client.email || !f.client.email.includes('@')) return { kind: 'wait', reason: 'no_client_email' };
   const template = chooseTemplate(f.followup.type, settings.followups.messages);
   if (template.method !== 'email') return { kind: 'wait', reason: 'channel_unsupported' };
-  if (!inSendWindow(now, settings.followups.send_window, settings.companyInfo.timezone)) {
+  if (!sendWindowOpen(f)) {
     return { kind: 'wait', reason: 'outside_send_window' };
   }
   const previous = f.steps.find((s) => s.step === lastSent);
@@ -215,8 +218,18 @@ export function decideFollowup(f: FollowupFacts, now: Date): Decision {
  */
 export function decideBatch(batch: readonly FollowupFacts[], now: Date): Decision[] {
   const used = new Map<number, number>();
+  // the window is a property of the company at `now`: looked up once per company, not per follow-up
+  const open = new Map<number, boolean>();
+  const sendWindowOpen = (f: FollowupFacts) => {
+    let o = open.get(f.company.id);
+    if (o === undefined) {
+      o = inSendWindow(now, f.company.settings.followups.send_window, f.company.settings.companyInfo.timezone);
+      open.set(f.company.id, o);
+    }
+    return o;
+  };
   return batch.map((f) => {
-    const d = decideFollowup(f, now);
+    const d = decideFollowup(f, now, sendWindowOpen);
     if (d.kind !== 'send' || d.retry) return d; // a retry of a claimed step was counted when first claimed
     const quota = monthlyQuota(f.company.plan);
     if (quota === null) return d;

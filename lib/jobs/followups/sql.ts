@@ -269,68 +269,116 @@ export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: n
 }
 
 export type SentRecord = {
-  followupId: number; step: number; companyId: number; clientId: number; now: Date;
+  followupId: number; step: number; companyId: number; clientId: number;
   nextStatus: 'A_FAIRE' | 'FAIT'; nextDueDate: Date;
-  subject: string; body: string; fromName: string; fromEmail: string; externalId: string; inReplyTo: string | null;
+  subject: string; fromName: string; fromEmail: string; externalId: string; inReplyTo: string | null;
 };
 
 /**
- * After the SMTP server accepted: history `sent`, the follow-up moved to its next step (a FAIT
- * set meanwhile by a user stays FAIT), and only now the outbound message in the client's latest
- * email conversation (created if none), so replies thread back into it (SPEC §5.2.5). One statement.
+ * After the SMTP server accepted, for a small batch of sends (one statement whatever its size):
+ * history `sent` (over `sending`, or over `unknown`: a late success is the truth), the follow-up
+ * moved to its next step (a FAIT set meanwhile by a user stays FAIT), and only now the outbound
+ * message in the client's latest email conversation (created if none, once per client even when
+ * the batch holds several of their follow-ups), so replies thread back into it (SPEC §5.2.5).
+ * The message text is the one the claim stored in the history row (what was sent), not sent again.
+ * Returns the (follow-up, step) pairs recorded; a pair whose row is `failed` or gone is skipped.
  */
-export async function recordSent(db: Executor, r: SentRecord) {
-  const rows = await queryRows<{ conversation_id: number | null }>(db, sql`
-    with h0 as (
-      select id from followup_history where followup_id = ${r.followupId} and step = ${r.step}
-        and delivery in ('sending', 'unknown') for update
+export async function recordSentBatch(db: Executor, records: SentRecord[], now: Date) {
+  if (!records.length) return [];
+  // the same client's follow-ups sit next to each other: two statements that share clients tend
+  // to take their conversation rows in the same order
+  const sorted = [...records].sort((a, b) => a.companyId - b.companyId || a.clientId - b.clientId || a.followupId - b.followupId);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await recordSentStatement(db, sorted, now);
+    } catch (err) {
+      // two statements touching the same conversations (same clients, this run's next batch or
+      // another invocation's) can deadlock; PostgreSQL rolls one back whole, so running it again
+      // is safe: every step of it is conditional (`sending`/`unknown` rows, ON CONFLICT)
+      if (attempt >= RECORD_DEADLOCK_TRIES || !isDeadlock(err)) throw err;
+      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * attempt));
+    }
+  }
+}
+
+/** Tries of one record statement rolled back by a deadlock (or serialization failure). */
+export const RECORD_DEADLOCK_TRIES = 4;
+
+/** 40P01 deadlock_detected / 40001 serialization_failure, possibly wrapped by the driver layer. */
+export function isDeadlock(err: unknown): boolean {
+  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (e.code === '40P01' || e.code === '40001') return true;
+  }
+  return false;
+}
+
+async function recordSentStatement(db: Executor, records: SentRecord[], now: Date) {
+  const rows = records.map((r) => ({
+    followup_id: r.followupId, step: r.step, company_id: r.companyId, client_id: r.clientId,
+    next_status: r.nextStatus, next_due: r.nextDueDate.toISOString(), subject: r.subject,
+    from_name: r.fromName, from_email: r.fromEmail, external_id: r.externalId, in_reply_to: r.inReplyTo,
+  }));
+  return queryRows<{ followup_id: number; step: number }>(db, sql`
+    with r as (
+      select * from jsonb_to_recordset(${json(rows)}) as r(followup_id int, step int, company_id int, client_id int,
+        next_status text, next_due timestamptz, subject text, from_name text, from_email text,
+        external_id text, in_reply_to text)
+    ),
+    h0 as (
+      select h.id, r.* from followup_history h join r on h.followup_id = r.followup_id and h.step = r.step
+      where h.delivery in ('sending', 'unknown')
+      order by h.id for update of h
     ),
     conv_existing as (
-      select id from conversations
-      where company_id = ${r.companyId} and client_id = ${r.clientId} and source = 'email' and status <> 'Spam'
-        and exists (select 1 from h0)
-      order by last_message_at desc nulls last, id desc limit 1
+      select distinct on (c.company_id, c.client_id) c.company_id, c.client_id, c.id from conversations c
+      join (select distinct company_id, client_id from h0) p on p.company_id = c.company_id and p.client_id = c.client_id
+      where c.source = 'email' and c.status <> 'Spam'
+      order by c.company_id, c.client_id, c.last_message_at desc nulls last, c.id desc
     ),
     conv_new as (
       -- the thread key makes creation race-free: a concurrent invocation that created the
       -- client's conversation first hands its row back through DO UPDATE … RETURNING
       insert into conversations (company_id, client_id, subject, status, source, unread_count, last_message_at, thread_key, created_at, updated_at)
-      select ${r.companyId}, ${r.clientId}, ${r.subject}, 'En attente', 'email', 0, ${iso(r.now)}, ${`followups:client:${r.clientId}`}, now(), now()
-      where exists (select 1 from h0) and not exists (select 1 from conv_existing)
+      select distinct on (h0.company_id, h0.client_id) h0.company_id, h0.client_id, h0.subject, 'En attente', 'email', 0, ${iso(now)},
+             'followups:client:' || h0.client_id, now(), now()
+      from h0
+      where not exists (select 1 from conv_existing e where e.company_id = h0.company_id and e.client_id = h0.client_id)
+      order by h0.company_id, h0.client_id, h0.id
       on conflict (company_id, thread_key) where thread_key is not null
         do update set last_message_at = greatest(conversations.last_message_at, excluded.last_message_at), updated_at = now()
-      returning id
+      returning company_id, client_id, id
     ),
-    conv as (select id from conv_existing union all select id from conv_new),
+    conv as (select company_id, client_id, id from conv_existing union all select company_id, client_id, id from conv_new),
     h as (
-      update followup_history set delivery = 'sent', sent_at = ${iso(r.now)}, error = null, next_attempt_at = null,
-             conversation_id = (select id from conv limit 1)
-      where id in (select id from h0)
-      returning id
+      update followup_history fh set delivery = 'sent', sent_at = ${iso(now)}, error = null, next_attempt_at = null, conversation_id = conv.id
+      from h0 left join conv on conv.company_id = h0.company_id and conv.client_id = h0.client_id
+      where fh.id = h0.id
+      returning fh.id, fh.followup_id, fh.step, fh.conversation_id, fh.message
     ),
     f as (
-      update followups set status = case when status = 'FAIT' then status else ${r.nextStatus}::followupstatus end,
-             due_date = ${iso(r.nextDueDate)}, actual_date = ${iso(r.now)}, updated_at = now()
-      where id = ${r.followupId} and exists (select 1 from h)
-      returning id
+      update followups fo set status = case when fo.status = 'FAIT' then fo.status else r.next_status::followupstatus end,
+             due_date = r.next_due, actual_date = ${iso(now)}, updated_at = now()
+      from h join r on r.followup_id = h.followup_id and r.step = h.step
+      where fo.id = h.followup_id
+      returning fo.id
     ),
     msg as (
       insert into inbox_messages (conversation_id, company_id, from_name, from_email, content, source, is_from_client, read,
                                   external_id, external_metadata, in_reply_to, sent_at, created_at)
-      select conv.id, ${r.companyId}, ${r.fromName}, ${r.fromEmail}, ${r.body}, 'email', false, true,
-             ${r.externalId}, ${json({ subject: r.subject, followup_id: r.followupId, step: r.step, automatic: true })},
-             ${r.inReplyTo}, ${iso(r.now)}, now()
-      from conv where exists (select 1 from h)
+      select h.conversation_id, r.company_id, r.from_name, r.from_email, h.message, 'email', false, true, r.external_id,
+             jsonb_build_object('subject', r.subject, 'followup_id', r.followup_id, 'step', r.step, 'automatic', true),
+             r.in_reply_to, ${iso(now)}, now()
+      from h join r on r.followup_id = h.followup_id and r.step = h.step
+      where h.conversation_id is not null
       on conflict (company_id, external_id) where external_id is not null do nothing
       returning id
     ),
     touched as (
-      update conversations set last_message_at = greatest(coalesce(last_message_at, ${iso(r.now)}), ${iso(r.now)}), updated_at = now()
-      where id in (select id from conv_existing) and exists (select 1 from h)
-      returning id
+      update conversations c set last_message_at = greatest(coalesce(c.last_message_at, ${iso(now)}), ${iso(now)}), updated_at = now()
+      where c.id in (select e.id from conv_existing e) and exists (select 1 from h)
+      returning c.id
     )
-    select (select id from conv limit 1) as conversation_id from h`);
-  return rows.length > 0;
+    select followup_id, step from h`);
 }
 
 export type FailedRecord = {

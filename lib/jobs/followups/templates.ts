@@ -70,8 +70,11 @@ export function chooseTemplate(type: AutoFollowupType, messages: readonly Templa
  * U+00A0 before the sign; both become U+00A0, which every mail font has and which never breaks
  * the amount across two lines.
  */
+// built once: constructing an Intl.NumberFormat costs far more than formatting with it
+const EUROS = new Intl.NumberFormat('fr-FR', { style: 'currency', currency: 'EUR' });
+
 export function formatEuros(cents: number): string {
-  return new Intl.NumberFormat('fr-FR', { style: 'currency', currency: 'EUR' })
+  return EUROS
     .format(cents / 100)
     .replace(/[\u202f\u00a0\s]/g, '\u00a0');
 }
