@@ -228,6 +228,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   try {
     for (;;) {
       if (budgetSpent(ctx, CLAIM_RESERVE_MS)) { partial = true; break; }
+      ctx.progress?.(`${stats.sent} follow-ups sent`);
       const prepared: Prepared[] = [];
       const stops: number[] = [];
 
