@@ -157,7 +157,11 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
       const companyId = await createCompany(db);
       const id = await createIntegration(db, companyId, d, box.user, box.password, { port: proxy.port });
       const t0 = Date.now();
-      const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { hooks: { afterSegment: () => proxy.cutNow() } } });
+      // downloads run one segment ahead of the store: the cut comes as the third FETCH goes out
+      // (envelopes, segment 1's sources, then segment 2's), so segment 2 dies mid-download
+      let fetches = 0;
+      const onCommand = (_id: number, verb: string) => { if (verb === 'FETCH' && ++fetches === 3) proxy.cutNow(); };
+      const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { onCommand } });
       expect(r1.status).toBe(200);
       expect(r1.body.stats).toMatchObject({ failed: 1, messagesImported: 50 });
       expect((r1.body.errors as { code: string }[])[0].code).toBe('connection');
@@ -170,6 +174,32 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
       expect(r2.body.stats).toMatchObject({ synced: 1, messagesImported: total - 50, messagesDuplicate: 0 });
       expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual(Array.from({ length: total }, (_, i) => `die-${i + 1}@t`));
       expect(await integrationRow(db, id)).toMatchObject({ last_sync_status: 'success', consecutive_failures: 0, last_sync_error: null, next_sync_at: null });
+    } finally { await proxy.close(); }
+  });
+
+  it('the server dies right after the first commit, with later segments already downloaded: those are stored, the cursor follows them, the next run imports the rest once', async () => {
+    const db = t.handle.db;
+    const box = newMailbox(d, 'cut-late');
+    const total = 400; // 8 segments: the pipeline holds at most 3, so the run must hit the dead connection
+    await d.append(box.user, box.password, Array.from({ length: total }, (_, i) => simpleMail(`late-${i + 1}@t`)));
+    const proxy = await cuttableProxy(d.port);
+    try {
+      const companyId = await createCompany(db);
+      const id = await createIntegration(db, companyId, d, box.user, box.password, { port: proxy.port });
+      const t0 = Date.now();
+      const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { hooks: { afterSegment: () => proxy.cutNow() } } });
+      expect(r1.body.stats).toMatchObject({ failed: 1 });
+      expect((r1.body.errors as { code: string }[])[0].code).toBe('connection');
+      const stored = (r1.body.stats as { messagesImported: number }).messagesImported;
+      expect([50, 100, 150]).toContain(stored); // whole segments only, in UID order
+      const mid = await integrationRow(db, id);
+      expect(Number(mid.last_uid)).toBe(stored);
+      expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual(Array.from({ length: stored }, (_, i) => `late-${i + 1}@t`));
+
+      proxy.restore();
+      const r2 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0 + 3_600_000) });
+      expect(r2.body.stats).toMatchObject({ synced: 1, messagesImported: total - stored, messagesDuplicate: 0 });
+      expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual(Array.from({ length: total }, (_, i) => `late-${i + 1}@t`));
     } finally { await proxy.close(); }
   });
 });

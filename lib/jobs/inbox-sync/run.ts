@@ -4,6 +4,7 @@
  * the lease in a truthful state.
  */
 import type { ConnectionOptions } from 'node:tls';
+import type { ImapFlow } from 'imapflow';
 import pLimit from 'p-limit';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../../db/client.js';
@@ -15,8 +16,9 @@ import { maskEmail } from '../../log.js';
 import { cursorAfter, planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan } from './cursor.js';
 import {
   classifyImapError, closeSession, examineFolder, folderStatus, fetchHeaders, fetchMeta, fetchSources, ImapSyncError, openSession,
-  searchUidsFrom, searchUidsSince, type ImapSessionOptions,
+  searchUidsFrom, searchUidsSince, type ImapSessionOptions, type MessageMeta,
 } from './imap.js';
+import { mapSerial, readAhead } from './pipeline.js';
 import { parseMessage, type ParsedMessage } from './parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
 import { AUTH_FAILURES_BEFORE_PAUSE, nextSyncAfterFailure, normaliseMessageId } from './threading.js';
@@ -25,8 +27,11 @@ import { AUTH_FAILURES_BEFORE_PAUSE, nextSyncAfterFailure, normaliseMessageId } 
 export const META_CHUNK = 200;
 /** A segment (one transaction, one cursor step) holds at most this many messages… */
 export const SEGMENT_MESSAGES = 50;
-/** …and at most this many bytes of sources in memory (a 25 MB message goes alone). */
-export const SEGMENT_BYTES = 32 * 1024 * 1024;
+/** …and at most this many bytes of sources (a 25 MB message goes alone). Up to three segments
+ *  are in memory at once (downloading, parsing, storing), so this is half the former 32 MB. */
+export const SEGMENT_BYTES = 16 * 1024 * 1024;
+/** Segments a stage may get ahead of the next one (one download in flight while storing). */
+export const PIPELINE_DEPTH = 1;
 /** Kept from the deadline to finish the segment in hand, write the status and log out. */
 export const STOP_RESERVE_MS = 3_000;
 /** Integrations looked at per run; the rest wait for the next run (oldest first). */
@@ -130,6 +135,59 @@ async function storeWithIsolation(db: Db, base: Omit<Parameters<typeof storeSegm
   }
 }
 
+type DownloadedSegment = {
+  /** Every planned UID of the segment, in order (known duplicates and expunged ones included). */
+  uids: number[];
+  lastUid: number;
+  toDownload: MessageMeta[];
+  sources: Map<number, Buffer>;
+  headers: Map<number, Buffer>;
+  /** Messages skipped without download: their Message-ID is already stored. */
+  knownDuplicates: number;
+};
+
+/**
+ * The IMAP stage: sizes and Message-IDs of the planned UIDs (one FETCH per META_CHUNK), then the
+ * segments in UID order, each with its sources downloaded. Stops before the next FETCH once
+ * `stop()` says so.
+ */
+async function* downloadSegments(ctx: JobContext, client: ImapFlow, companyId: number, planned: readonly number[], maxMessage: number, stop: () => boolean): AsyncGenerator<DownloadedSegment> {
+  for (let c = 0; c < planned.length; c += META_CHUNK) {
+    const chunk = planned.slice(c, c + META_CHUNK);
+    if (stop()) return;
+    const metaByUid = new Map((await fetchMeta(client, chunk)).map((m) => [m.uid, m]));
+    // known Message-IDs are not downloaded at all (a UIDVALIDITY re-scan costs envelopes only)
+    const envelopeIds = [...new Set([...metaByUid.values()].map((m) => normaliseMessageId(m.messageId)).filter((x): x is string => !!x))];
+    const known = envelopeIds.length
+      ? new Set((await queryRows<{ external_id: string }>(ctx.db, sql`
+          select external_id from inbox_messages where company_id = ${companyId} and external_id = any(${sql.param(envelopeIds)}::text[])`)).map((r) => r.external_id))
+      : new Set<string>();
+    let i = 0;
+    while (i < chunk.length) {
+      if (stop()) return;
+      // the next segment: consecutive UIDs, bounded in count and in bytes to download
+      const uids: number[] = [];
+      let bytes = 0;
+      let downloads = 0;
+      while (i < chunk.length && downloads < SEGMENT_MESSAGES) {
+        const meta = metaByUid.get(chunk[i]);
+        const id = normaliseMessageId(meta?.messageId);
+        const needsBody = !!meta && !(id && known.has(id));
+        const size = meta && meta.size <= maxMessage ? meta.size : 0;
+        if (needsBody && downloads > 0 && bytes + size > SEGMENT_BYTES) break;
+        uids.push(chunk[i]);
+        if (needsBody) { downloads++; bytes += size; }
+        i++;
+      }
+      const metas = uids.map((u) => metaByUid.get(u)).filter((m): m is MessageMeta => !!m);
+      const toDownload = metas.filter((m) => { const id = normaliseMessageId(m.messageId); return !(id && known.has(id)); });
+      const sources = await fetchSources(client, toDownload.filter((m) => m.size <= maxMessage).map((m) => m.uid));
+      const headers = await fetchHeaders(client, toDownload.filter((m) => m.size > maxMessage).map((m) => m.uid));
+      yield { uids, lastUid: uids[uids.length - 1], toDownload, sources, headers, knownDuplicates: metas.length - toDownload.length };
+    }
+  }
+}
+
 type SessionResult = { folder: FolderState; plan: SyncPlan; planned: number[]; processed: number; stopped: boolean; seg: SegmentResult };
 
 /**
@@ -164,50 +222,29 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
     const shouldStop = () => (opts.hooks?.shouldStop?.() ?? false) || budgetSpent(ctx, STOP_RESERVE_MS);
     const base = { companyId: row.company_id, integrationId: row.id, blockedDomains: await blockedDomainsOf(ctx.db, row.company_id), now: ctx.now };
     const maxMessage = ctx.config.MAX_MESSAGE_BYTES;
+    const maxAttachment = ctx.config.MAX_ATTACHMENT_BYTES;
     let processed = 0;
     let stopped = false;
-    outer: for (let c = 0; c < planned.length; c += META_CHUNK) {
-      const chunk = planned.slice(c, c + META_CHUNK);
+    // Three stages overlap, each one segment apart: IMAP downloads segment k+2 while segment k+1
+    // is parsed and segment k is stored. Order is kept (segments are stored, and the cursor moves,
+    // strictly in UID order) and the stop check stays at a segment boundary, before the store.
+    const downloaded = readAhead(downloadSegments(ctx, client, row.company_id, planned, maxMessage, () => {
+      if (shouldStop()) stopped = true;
+      return stopped;
+    }), PIPELINE_DEPTH);
+    const parsed = readAhead(mapSerial(downloaded, async (d) => {
+      const r = await parseAll(d.toDownload, d.sources, d.headers, maxMessage, maxAttachment);
+      d.sources.clear();
+      d.headers.clear();
+      return { ...d, ...r };
+    }), PIPELINE_DEPTH);
+    for await (const p of parsed) {
       if (shouldStop()) { stopped = true; break; }
-      const metaByUid = new Map((await fetchMeta(client, chunk)).map((m) => [m.uid, m]));
-      // known Message-IDs are not downloaded at all (a UIDVALIDITY re-scan costs envelopes only)
-      const envelopeIds = [...new Set([...metaByUid.values()].map((m) => normaliseMessageId(m.messageId)).filter((x): x is string => !!x))];
-      const known = envelopeIds.length
-        ? new Set((await queryRows<{ external_id: string }>(ctx.db, sql`
-            select external_id from inbox_messages where company_id = ${row.company_id} and external_id = any(${sql.param(envelopeIds)}::text[])`)).map((r) => r.external_id))
-        : new Set<string>();
-      let i = 0;
-      while (i < chunk.length) {
-        if (shouldStop()) { stopped = true; break outer; }
-        // the next segment: consecutive UIDs, bounded in count and in bytes to download
-        const segUids: number[] = [];
-        let bytes = 0;
-        let downloads = 0;
-        while (i < chunk.length && downloads < SEGMENT_MESSAGES) {
-          const meta = metaByUid.get(chunk[i]);
-          const id = normaliseMessageId(meta?.messageId);
-          const needsBody = !!meta && !(id && known.has(id));
-          const size = meta && meta.size <= maxMessage ? meta.size : 0;
-          if (needsBody && downloads > 0 && bytes + size > SEGMENT_BYTES) break;
-          segUids.push(chunk[i]);
-          if (needsBody) { downloads++; bytes += size; }
-          i++;
-        }
-        const metas = segUids.map((u) => metaByUid.get(u)).filter((m): m is NonNullable<typeof m> => !!m);
-        const toDownload = metas.filter((m) => { const id = normaliseMessageId(m.messageId); return !(id && known.has(id)); });
-        const small = toDownload.filter((m) => m.size <= maxMessage).map((m) => m.uid);
-        const large = toDownload.filter((m) => m.size > maxMessage).map((m) => m.uid);
-        const sources = await fetchSources(client, small);
-        const headers = await fetchHeaders(client, large);
-        const { messages, poison } = await parseAll(toDownload, sources, headers, maxMessage, ctx.config.MAX_ATTACHMENT_BYTES);
-        sources.clear();
-        const lastUid = segUids[segUids.length - 1];
-        const r = await storeWithIsolation(ctx.db, base, messages, poison, { uidValidity: folder.uidValidity, lastUid });
-        r.duplicates += metas.length - toDownload.length;
-        addSeg(seg, r);
-        processed += segUids.length;
-        await opts.hooks?.afterSegment?.({ integrationId: row.id, lastUid });
-      }
+      const r = await storeWithIsolation(ctx.db, base, p.messages, p.poison, { uidValidity: folder.uidValidity, lastUid: p.lastUid });
+      r.duplicates += p.knownDuplicates;
+      addSeg(seg, r);
+      processed += p.uids.length;
+      await opts.hooks?.afterSegment?.({ integrationId: row.id, lastUid: p.lastUid });
     }
     return { folder, plan, planned, processed, stopped, seg };
   } finally {
