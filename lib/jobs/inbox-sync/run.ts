@@ -19,7 +19,7 @@ import {
   searchUidsFrom, searchUidsSince, type ImapSessionOptions, type MessageMeta,
 } from './imap.js';
 import { mapSerial, readAhead } from './pipeline.js';
-import { parseMessage, type ParsedMessage } from './parse.js';
+import { parseItems, type ParseItem, type ParsedMessage } from './parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
 import { AUTH_FAILURES_BEFORE_PAUSE, nextSyncAfterFailure, normaliseMessageId } from './threading.js';
 
@@ -85,25 +85,6 @@ const asRow = (r: IntegrationRow): IntegrationRow => ({ ...r, last_sync_at: r.la
 async function blockedDomainsOf(db: Db, companyId: number): Promise<string[]> {
   const rows = await queryRows<{ settings: unknown }>(db, sql`select settings from company_settings where company_id = ${companyId}`);
   return parseCompanySettings(rows[0]?.settings).settings.clients.blocked_client_domains;
-}
-
-/** Parses a segment's sources; what cannot be parsed becomes poison, never a blocked mailbox. */
-async function parseAll(
-  metas: { uid: number; size: number }[], sources: Map<number, Buffer>, headers: Map<number, Buffer>, maxMessage: number, maxAttachment: number,
-) {
-  const messages: ParsedMessage[] = [];
-  const poison: { uid: number; error: string }[] = [];
-  for (const meta of metas) {
-    const over = meta.size > maxMessage;
-    const src = over ? headers.get(meta.uid) : sources.get(meta.uid);
-    if (!src) continue; // expunged between the two FETCHes: nothing left to import
-    try {
-      messages.push(await parseMessage(meta.uid, src, { maxAttachmentBytes: maxAttachment, oversize: over ? { bytes: meta.size, maxBytes: maxMessage } : undefined }));
-    } catch (err) {
-      poison.push({ uid: meta.uid, error: `unparseable: ${String((err as Error)?.message ?? err).slice(0, 300)}` });
-    }
-  }
-  return { messages, poison };
 }
 
 /**
@@ -188,6 +169,18 @@ async function* downloadSegments(ctx: JobContext, client: ImapFlow, companyId: n
   }
 }
 
+/** What the parser gets for a segment: full sources, or header blocks for the oversize ones. */
+function segmentParseItems(d: DownloadedSegment, maxMessage: number): ParseItem[] {
+  const items: ParseItem[] = [];
+  for (const meta of d.toDownload) {
+    const over = meta.size > maxMessage;
+    const source = over ? d.headers.get(meta.uid) : d.sources.get(meta.uid);
+    if (!source) continue; // expunged between the two FETCHes: nothing left to import
+    items.push({ uid: meta.uid, source, oversize: over ? { bytes: meta.size, maxBytes: maxMessage } : undefined });
+  }
+  return items;
+}
+
 type SessionResult = { folder: FolderState; plan: SyncPlan; planned: number[]; processed: number; stopped: boolean; seg: SegmentResult };
 
 /**
@@ -233,7 +226,7 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
       return stopped;
     }), PIPELINE_DEPTH);
     const parsed = readAhead(mapSerial(downloaded, async (d) => {
-      const r = await parseAll(d.toDownload, d.sources, d.headers, maxMessage, maxAttachment);
+      const r = await parseItems(segmentParseItems(d, maxMessage), { maxAttachmentBytes: maxAttachment });
       d.sources.clear();
       d.headers.clear();
       return { ...d, ...r };
