@@ -163,14 +163,17 @@ export async function fetchMeta(client: ImapFlow, uids: readonly number[]): Prom
   return rows.map((r: FetchMessageObject) => ({ uid: r.uid, size: r.size ?? 0, messageId: messageIdFromHeaderBlock(r.headers) }));
 }
 
-/** Full sources (BODY.PEEK[]: never sets \Seen) of some UIDs, by UID. */
-export async function fetchSources(client: ImapFlow, uids: readonly number[]): Promise<Map<number, Buffer>> {
-  const out = new Map<number, Buffer>();
-  if (!uids.length) return out;
+/**
+ * Full sources (BODY.PEEK[]: never sets \Seen) of some UIDs, as the server sends them: one FETCH
+ * command, each message handed out as soon as it has arrived. imapflow reads the next response
+ * only when the previous one was taken, so a slow consumer slows the download instead of piling
+ * messages up in memory. No other command can run on the session until this one is over.
+ */
+export async function* streamSources(client: ImapFlow, uids: readonly number[]): AsyncGenerator<{ uid: number; source: Buffer }> {
+  if (!uids.length) return;
   for await (const m of client.fetch(toSequenceSet(uids), { uid: true, source: true }, { uid: true })) {
-    if (m.source) out.set(m.uid, m.source);
+    if (m.source) yield { uid: m.uid, source: m.source };
   }
-  return out;
 }
 
 /** Header blocks only (BODY.PEEK[HEADER]), for messages over MAX_MESSAGE_BYTES. */
