@@ -25,7 +25,7 @@ import type { JobContext } from '../lib/cron/types.js';
 import { startDovecot, type Dovecot } from '../tests/helpers/dovecot.js';
 
 /** Rounds of part 1 (a bare fetch, then a first sync into a fresh database); compared by medians. */
-const ROUNDS = Number(process.env.ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 /** Part 1b's link to the IMAP server: a mailbox provider over the internet, not loopback. */
 const WAN = { oneWayMs: 10, mbitPerSec: 200 };
 const cpuMs = (u: NodeJS.CpuUsage) => (u.user + u.system) / 1000;
@@ -176,7 +176,6 @@ async function firstSyncVsBareFetch(d: Dovecot, box: { user: string; password: s
       const t0 = performance.now();
       const cpu0 = process.cpuUsage();
       const res = await runInboxSync(ctxFor(db), { tls: { ca: d.cert } });
-      if (process.env.TRACE) { console.log(((globalThis as any).__L ?? []).join('\n')); (globalThis as any).__L = []; (globalThis as any).__T0 = undefined; }
       return { count: res.stats.messagesImported as number, ms: performance.now() - t0, cpuMs: cpuMs(process.cpuUsage(cpu0)) };
     } finally { await drop(); }
   };

@@ -274,20 +274,26 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
     }), PIPELINE_DEPTH);
     streaming = true;
     let cutShort = false;
-    for await (const p of parsed) {
-      if (shouldStop()) { stopped = true; cutShort = true; break; }
-      const r = await storeWithIsolation(ctx.db, base, p.messages, p.poison, { uidValidity: folder.uidValidity, lastUid: p.lastUid });
-      r.duplicates += p.knownDuplicates;
-      addSeg(seg, r);
-      processed += p.uids.length;
-      await opts.hooks?.afterSegment?.({ integrationId: row.id, lastUid: p.lastUid });
+    // Leaving early (deadline, error), the download under way is abandoned, not awaited: the
+    // connection is closed first, so unwinding the pipeline does not wait for a FETCH to finish
+    // (LOGOUT would also download the rest; the folder is read-only, closing loses nothing).
+    try {
+      for await (const p of parsed) {
+        if (shouldStop()) { stopped = true; cutShort = true; client.close(); break; }
+        const r = await storeWithIsolation(ctx.db, base, p.messages, p.poison, { uidValidity: folder.uidValidity, lastUid: p.lastUid });
+        r.duplicates += p.knownDuplicates;
+        addSeg(seg, r);
+        processed += p.uids.length;
+        await opts.hooks?.afterSegment?.({ integrationId: row.id, lastUid: p.lastUid });
+      }
+    } catch (err) {
+      client.close();
+      throw err;
     }
     if (!cutShort) streaming = false; // every FETCH ran to its end
     return { folder, plan, planned, processed, stopped, seg };
   } finally {
-    // stopped or failed with a FETCH possibly still streaming: LOGOUT would first download the rest
-    // of it for nothing; the folder is open read-only, so closing the connection loses nothing
-    if (streaming) client.close();
+    if (streaming) client.close(); // see above: never LOGOUT behind an abandoned FETCH
     else await closeSession(client);
   }
 }
