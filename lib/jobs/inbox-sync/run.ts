@@ -142,7 +142,7 @@ async function* downloadSegments(ctx: JobContext, client: ImapFlow, companyId: n
     const chunk = planned.slice(c, c + META_CHUNK);
     if (stop()) return;
     const metaByUid = new Map((await fetchMeta(client, chunk)).map((m) => [m.uid, m]));
-    // known Message-IDs are not downloaded at all (a UIDVALIDITY re-scan costs envelopes only)
+    // known Message-IDs are not downloaded at all (a UIDVALIDITY re-scan costs their Message-ID headers only)
     const envelopeIds = [...new Set([...metaByUid.values()].map((m) => normaliseMessageId(m.messageId)).filter((x): x is string => !!x))];
     const known = envelopeIds.length
       ? new Set((await queryRows<{ external_id: string }>(ctx.db, sql`
