@@ -1,6 +1,6 @@
 /**
  * The IMAP side (imapflow): connect with mandatory TLS, log in, open the folder read-only, list
- * UIDs, fetch envelopes/sizes and sources. Nothing here touches the database.
+ * UIDs, fetch sizes/Message-IDs and sources. Nothing here touches the database.
  */
 import type { ConnectionOptions } from 'node:tls';
 import { ImapFlow, type FetchMessageObject } from 'imapflow';

@@ -143,10 +143,10 @@ async function* downloadSegments(ctx: JobContext, client: ImapFlow, companyId: n
     if (stop()) return;
     const metaByUid = new Map((await fetchMeta(client, chunk)).map((m) => [m.uid, m]));
     // known Message-IDs are not downloaded at all (a UIDVALIDITY re-scan costs their Message-ID headers only)
-    const envelopeIds = [...new Set([...metaByUid.values()].map((m) => normaliseMessageId(m.messageId)).filter((x): x is string => !!x))];
-    const known = envelopeIds.length
+    const headerIds = [...new Set([...metaByUid.values()].map((m) => normaliseMessageId(m.messageId)).filter((x): x is string => !!x))];
+    const known = headerIds.length
       ? new Set((await queryRows<{ external_id: string }>(ctx.db, sql`
-          select external_id from inbox_messages where company_id = ${companyId} and external_id = any(${sql.param(envelopeIds)}::text[])`)).map((r) => r.external_id))
+          select external_id from inbox_messages where company_id = ${companyId} and external_id = any(${sql.param(headerIds)}::text[])`)).map((r) => r.external_id))
       : new Set<string>();
     const segments = planSegments(chunk, metaByUid, known, maxMessage);
     for (let g = 0; g < segments.length;) {
