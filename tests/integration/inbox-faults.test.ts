@@ -24,17 +24,30 @@ async function tcpServer(onConnection: (s: net.Socket) => void) {
 /** A pass-through proxy to Dovecot whose connections can be cut at any moment (a server dying mid-fetch). */
 async function cuttableProxy(target: number) {
   let cut = false;
+  let budget = Infinity; // server-to-client bytes still relayed before the cut
   const live = new Set<net.Socket>();
+  const cutNow = () => { cut = true; for (const s of live) s.destroy(); };
   const srv = await tcpServer((client) => {
     if (cut) { client.destroy(); return; }
     const up = net.connect({ host: '127.0.0.1', port: target });
     live.add(client); live.add(up);
     up.on('error', () => client.destroy());
-    client.pipe(up); up.pipe(client);
+    client.pipe(up);
+    up.on('data', (chunk: Buffer) => {
+      budget -= chunk.length;
+      if (budget < 0) { cutNow(); return; } // this chunk never arrives
+      if (!client.write(chunk)) { up.pause(); client.once('drain', () => up.resume()); }
+    });
     client.on('close', () => up.destroy());
     up.on('close', () => client.destroy());
   });
-  return { ...srv, cutNow() { cut = true; for (const s of live) s.destroy(); }, restore() { cut = false; } };
+  return {
+    ...srv,
+    cutNow,
+    /** Cuts as soon as the server has sent `bytes` more (TLS included). */
+    cutAfterServerBytes(bytes: number) { budget = bytes; },
+    restore() { cut = false; budget = Infinity; },
+  };
 }
 
 describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
@@ -151,13 +164,18 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
     const db = t.handle.db;
     const box = newMailbox(d, 'cut');
     const total = 120;
-    await d.append(box.user, box.password, Array.from({ length: total }, (_, i) => simpleMail(`die-${i + 1}@t`)));
+    const body = 'x'.repeat(76).concat('\r\n').repeat(500); // ~39 KB: a segment of 50 is ~2 MB on the wire
+    await d.append(box.user, box.password, Array.from({ length: total }, (_, i) => simpleMail(`die-${i + 1}@t`, { body })));
     const proxy = await cuttableProxy(d.port);
     try {
       const companyId = await createCompany(db);
       const id = await createIntegration(db, companyId, d, box.user, box.password, { port: proxy.port });
       const t0 = Date.now();
-      const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { hooks: { afterSegment: () => proxy.cutNow() } } });
+      // the server dies once it has sent 3 MB of sources: segment 1 (UIDs 1–50, ~2 MB) arrived
+      // whole, segment 2 (~2–4 MB) did not, whether the sources come in one FETCH or several
+      let fetches = 0;
+      const onCommand = (_id: number, verb: string) => { if (verb === 'FETCH' && ++fetches === 2) proxy.cutAfterServerBytes(3_000_000); };
+      const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { onCommand } });
       expect(r1.status).toBe(200);
       expect(r1.body.stats).toMatchObject({ failed: 1, messagesImported: 50 });
       expect((r1.body.errors as { code: string }[])[0].code).toBe('connection');
@@ -170,6 +188,37 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
       expect(r2.body.stats).toMatchObject({ synced: 1, messagesImported: total - 50, messagesDuplicate: 0 });
       expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual(Array.from({ length: total }, (_, i) => `die-${i + 1}@t`));
       expect(await integrationRow(db, id)).toMatchObject({ last_sync_status: 'success', consecutive_failures: 0, last_sync_error: null, next_sync_at: null });
+    } finally { await proxy.close(); }
+  });
+
+  it('the server dies right after the first commit, with later segments already downloaded: whole segments are stored, the cursor follows them, the next run imports the rest once', async () => {
+    const db = t.handle.db;
+    const box = newMailbox(d, 'cut-late');
+    // 8 segments of ~5 MB: more than the pipeline and the socket buffers can hold, so the run
+    // must reach the dead connection; segments that arrived whole before that are stored
+    const total = 400;
+    const body = 'y'.repeat(76).concat('\r\n').repeat(1_300); // ~100 KB
+    await d.append(box.user, box.password, Array.from({ length: total }, (_, i) => simpleMail(`late-${i + 1}@t`, { body })));
+    const proxy = await cuttableProxy(d.port);
+    try {
+      const companyId = await createCompany(db);
+      const id = await createIntegration(db, companyId, d, box.user, box.password, { port: proxy.port });
+      const t0 = Date.now();
+      const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { hooks: { afterSegment: () => proxy.cutNow() } } });
+      expect(r1.body.stats).toMatchObject({ failed: 1 });
+      expect((r1.body.errors as { code: string }[])[0].code).toBe('connection');
+      const stored = (r1.body.stats as { messagesImported: number }).messagesImported;
+      expect(stored % 50).toBe(0); // whole segments only, in UID order
+      expect(stored).toBeGreaterThanOrEqual(50);
+      expect(stored).toBeLessThan(total);
+      const mid = await integrationRow(db, id);
+      expect(Number(mid.last_uid)).toBe(stored);
+      expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual(Array.from({ length: stored }, (_, i) => `late-${i + 1}@t`));
+
+      proxy.restore();
+      const r2 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0 + 3_600_000) });
+      expect(r2.body.stats).toMatchObject({ synced: 1, messagesImported: total - stored, messagesDuplicate: 0 });
+      expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual(Array.from({ length: total }, (_, i) => `late-${i + 1}@t`));
     } finally { await proxy.close(); }
   });
 });

@@ -1,6 +1,6 @@
 /**
  * The IMAP side (imapflow): connect with mandatory TLS, log in, open the folder read-only, list
- * UIDs, fetch envelopes/sizes and sources. Nothing here touches the database.
+ * UIDs, fetch sizes/Message-IDs and sources. Nothing here touches the database.
  */
 import type { ConnectionOptions } from 'node:tls';
 import { ImapFlow, type FetchMessageObject } from 'imapflow';
@@ -132,28 +132,55 @@ export async function searchUidsFrom(client: ImapFlow, fromUid: number): Promise
 
 export type MessageMeta = { uid: number; size: number; messageId: string | null };
 
-/** Size and Message-ID of some UIDs: decides what to download, before any body is fetched. */
-export async function fetchMeta(client: ImapFlow, uids: readonly number[]): Promise<MessageMeta[]> {
-  if (!uids.length) return [];
-  const rows = await client.fetchAll(uids.join(','), { uid: true, size: true, envelope: true }, { uid: true });
-  return rows.map((r: FetchMessageObject) => ({ uid: r.uid, size: r.size ?? 0, messageId: r.envelope?.messageId ?? null }));
+/** UIDs as an IMAP sequence set with ranges (`1:50,52`): shorter commands for both sides to parse. */
+export function toSequenceSet(uids: readonly number[]): string {
+  const sorted = [...uids].sort((a, b) => a - b);
+  const parts: string[] = [];
+  for (let i = 0; i < sorted.length; i++) {
+    const start = sorted[i];
+    while (i + 1 < sorted.length && sorted[i + 1] <= sorted[i] + 1) i++;
+    parts.push(start === sorted[i] ? String(start) : `${start}:${sorted[i]}`);
+  }
+  return parts.join(',');
 }
 
-/** Full sources (BODY.PEEK[]: never sets \Seen) of some UIDs, by UID. */
-export async function fetchSources(client: ImapFlow, uids: readonly number[]): Promise<Map<number, Buffer>> {
-  const out = new Map<number, Buffer>();
-  if (!uids.length) return out;
-  for await (const m of client.fetch(uids.join(','), { uid: true, source: true }, { uid: true })) {
-    if (m.source) out.set(m.uid, m.source);
+/** The Message-ID header's value in a header block (folded lines joined), or null. */
+export function messageIdFromHeaderBlock(block: Buffer | undefined): string | null {
+  if (!block) return null;
+  const m = /^message-id[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)/im.exec(block.toString('latin1'));
+  const v = m?.[1].replace(/\r?\n[ \t]+/g, ' ').trim();
+  return v ? v : null;
+}
+
+/**
+ * Size and Message-ID of some UIDs: decides what to download, before any body is fetched. Only
+ * the Message-ID header is asked for (`BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]`): an ENVELOPE
+ * would make both sides build and parse addresses and subjects nobody reads here.
+ */
+export async function fetchMeta(client: ImapFlow, uids: readonly number[]): Promise<MessageMeta[]> {
+  if (!uids.length) return [];
+  const rows = await client.fetchAll(toSequenceSet(uids), { uid: true, size: true, headers: ['message-id'] }, { uid: true });
+  return rows.map((r: FetchMessageObject) => ({ uid: r.uid, size: r.size ?? 0, messageId: messageIdFromHeaderBlock(r.headers) }));
+}
+
+/**
+ * Full sources (BODY.PEEK[]: never sets \Seen) of some UIDs, as the server sends them: one FETCH
+ * command, each message handed out as soon as it has arrived. imapflow reads the next response
+ * only when the previous one was taken, so a slow consumer slows the download instead of piling
+ * messages up in memory. No other command can run on the session until this one is over.
+ */
+export async function* streamSources(client: ImapFlow, uids: readonly number[]): AsyncGenerator<{ uid: number; source: Buffer }> {
+  if (!uids.length) return;
+  for await (const m of client.fetch(toSequenceSet(uids), { uid: true, source: true }, { uid: true })) {
+    if (m.source) yield { uid: m.uid, source: m.source };
   }
-  return out;
 }
 
 /** Header blocks only (BODY.PEEK[HEADER]), for messages over MAX_MESSAGE_BYTES. */
 export async function fetchHeaders(client: ImapFlow, uids: readonly number[]): Promise<Map<number, Buffer>> {
   const out = new Map<number, Buffer>();
   if (!uids.length) return out;
-  for await (const m of client.fetch(uids.join(','), { uid: true, headers: true }, { uid: true })) {
+  for await (const m of client.fetch(toSequenceSet(uids), { uid: true, headers: true }, { uid: true })) {
     if (m.headers) out.set(m.uid, Buffer.concat([m.headers, Buffer.from('\r\n')]));
   }
   return out;

@@ -113,3 +113,19 @@ export async function parseMessage(
     bytes: opts.oversize?.bytes ?? source.length,
   };
 }
+
+export type ParseItem = { uid: number; source: Buffer; oversize?: { bytes: number; maxBytes: number } };
+export type ParsedSegment = { messages: ParsedMessage[]; poison: { uid: number; error: string }[] };
+
+/** Parses a segment's sources in order; what cannot be parsed becomes poison, never a blocked mailbox. */
+export async function parseItems(items: readonly ParseItem[], limits: ParseLimits): Promise<ParsedSegment> {
+  const out: ParsedSegment = { messages: [], poison: [] };
+  for (const item of items) {
+    try {
+      out.messages.push(await parseMessage(item.uid, item.source, { ...limits, oversize: item.oversize }));
+    } catch (err) {
+      out.poison.push({ uid: item.uid, error: `unparseable: ${String((err as Error)?.message ?? err).slice(0, 300)}` });
+    }
+  }
+  return out;
+}

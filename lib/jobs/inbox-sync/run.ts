@@ -4,6 +4,7 @@
  * the lease in a truthful state.
  */
 import type { ConnectionOptions } from 'node:tls';
+import type { ImapFlow } from 'imapflow';
 import pLimit from 'p-limit';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../../db/client.js';
@@ -14,19 +15,26 @@ import { parseCompanySettings } from '../../settings.js';
 import { maskEmail } from '../../log.js';
 import { cursorAfter, planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan } from './cursor.js';
 import {
-  classifyImapError, closeSession, examineFolder, folderStatus, fetchHeaders, fetchMeta, fetchSources, ImapSyncError, openSession,
-  searchUidsFrom, searchUidsSince, type ImapSessionOptions,
+  classifyImapError, closeSession, examineFolder, folderStatus, fetchHeaders, fetchMeta, ImapSyncError, openSession, streamSources,
+  searchUidsFrom, searchUidsSince, type ImapSessionOptions, type MessageMeta,
 } from './imap.js';
-import { parseMessage, type ParsedMessage } from './parse.js';
+import { mapSerial, readAhead } from './pipeline.js';
+import { parseItems, type ParseItem, type ParsedMessage } from './parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
 import { AUTH_FAILURES_BEFORE_PAUSE, nextSyncAfterFailure, normaliseMessageId } from './threading.js';
 
-/** UIDs whose size and Message-ID are asked for in one FETCH. */
-export const META_CHUNK = 200;
+/** UIDs whose size and Message-ID are asked for in one FETCH (~100 bytes each in the answer). */
+export const META_CHUNK = 1_000;
 /** A segment (one transaction, one cursor step) holds at most this many messages… */
 export const SEGMENT_MESSAGES = 50;
-/** …and at most this many bytes of sources in memory (a 25 MB message goes alone). */
-export const SEGMENT_BYTES = 32 * 1024 * 1024;
+/** …and at most this many bytes of sources (a 25 MB message goes alone). Up to three segments
+ *  are in memory at once (downloading, parsing, storing), so this is half the former 32 MB. */
+export const SEGMENT_BYTES = 16 * 1024 * 1024;
+/** Sources of consecutive segments asked for in one FETCH: fewer round trips, and still a bounded
+ *  amount of work thrown away if the run stops in the middle (the session is then closed, not drained). */
+export const FETCH_GROUP_BYTES = 64 * 1024 * 1024;
+/** Segments a stage may get ahead of the next one (one download in flight while storing). */
+export const PIPELINE_DEPTH = 1;
 /** Kept from the deadline to finish the segment in hand, write the status and log out. */
 export const STOP_RESERVE_MS = 3_000;
 /** Integrations looked at per run; the rest wait for the next run (oldest first). */
@@ -82,25 +90,6 @@ async function blockedDomainsOf(db: Db, companyId: number): Promise<string[]> {
   return parseCompanySettings(rows[0]?.settings).settings.clients.blocked_client_domains;
 }
 
-/** Parses a segment's sources; what cannot be parsed becomes poison, never a blocked mailbox. */
-async function parseAll(
-  metas: { uid: number; size: number }[], sources: Map<number, Buffer>, headers: Map<number, Buffer>, maxMessage: number, maxAttachment: number,
-) {
-  const messages: ParsedMessage[] = [];
-  const poison: { uid: number; error: string }[] = [];
-  for (const meta of metas) {
-    const over = meta.size > maxMessage;
-    const src = over ? headers.get(meta.uid) : sources.get(meta.uid);
-    if (!src) continue; // expunged between the two FETCHes: nothing left to import
-    try {
-      messages.push(await parseMessage(meta.uid, src, { maxAttachmentBytes: maxAttachment, oversize: over ? { bytes: meta.size, maxBytes: maxMessage } : undefined }));
-    } catch (err) {
-      poison.push({ uid: meta.uid, error: `unparseable: ${String((err as Error)?.message ?? err).slice(0, 300)}` });
-    }
-  }
-  return { messages, poison };
-}
-
 /**
  * Stores a segment; if the transaction fails, retries message by message so that one bad
  * message is recorded as poison instead of blocking the others (SPEC §5.1.8).
@@ -130,6 +119,108 @@ async function storeWithIsolation(db: Db, base: Omit<Parameters<typeof storeSegm
   }
 }
 
+type DownloadedSegment = {
+  /** Every planned UID of the segment, in order (known duplicates and expunged ones included). */
+  uids: number[];
+  lastUid: number;
+  toDownload: MessageMeta[];
+  sources: Map<number, Buffer>;
+  headers: Map<number, Buffer>;
+  /** Messages skipped without download: their Message-ID is already stored. */
+  knownDuplicates: number;
+};
+
+/**
+ * The IMAP stage: sizes and Message-IDs of the planned UIDs (one FETCH per META_CHUNK), then the
+ * segments in UID order, each with its sources downloaded. The sources of several segments come
+ * from one FETCH (up to FETCH_GROUP_BYTES): each segment is handed out as soon as its last message
+ * has arrived, while the rest keeps streaming, so the connection does not wait a round trip per
+ * segment. Stops before the next FETCH once `stop()` says so.
+ */
+async function* downloadSegments(ctx: JobContext, client: ImapFlow, companyId: number, planned: readonly number[], maxMessage: number, stop: () => boolean): AsyncGenerator<DownloadedSegment> {
+  for (let c = 0; c < planned.length; c += META_CHUNK) {
+    const chunk = planned.slice(c, c + META_CHUNK);
+    if (stop()) return;
+    const metaByUid = new Map((await fetchMeta(client, chunk)).map((m) => [m.uid, m]));
+    // known Message-IDs are not downloaded at all (a UIDVALIDITY re-scan costs their Message-ID headers only)
+    const headerIds = [...new Set([...metaByUid.values()].map((m) => normaliseMessageId(m.messageId)).filter((x): x is string => !!x))];
+    const known = headerIds.length
+      ? new Set((await queryRows<{ external_id: string }>(ctx.db, sql`
+          select external_id from inbox_messages where company_id = ${companyId} and external_id = any(${sql.param(headerIds)}::text[])`)).map((r) => r.external_id))
+      : new Set<string>();
+    const segments = planSegments(chunk, metaByUid, known, maxMessage);
+    for (let g = 0; g < segments.length;) {
+      if (stop()) return;
+      // the next FETCH: consecutive segments, bounded in bytes
+      const group: DownloadedSegment[] = [];
+      let groupBytes = 0;
+      while (g < segments.length && (group.length === 0 || groupBytes + segments[g].bytes <= FETCH_GROUP_BYTES)) {
+        groupBytes += segments[g].bytes;
+        group.push(segments[g++].segment);
+      }
+      // header blocks of the oversize ones first: nothing may run on the session during the stream
+      const large = group.flatMap((s) => s.toDownload.filter((m) => m.size > maxMessage).map((m) => m.uid));
+      const headers = await fetchHeaders(client, large);
+      const owner = new Map<number, DownloadedSegment>();
+      const missing = new Map<DownloadedSegment, number>();
+      for (const s of group) {
+        for (const m of s.toDownload) {
+          if (m.size > maxMessage) { const h = headers.get(m.uid); if (h) s.headers.set(m.uid, h); continue; }
+          owner.set(m.uid, s);
+          missing.set(s, (missing.get(s) ?? 0) + 1);
+        }
+      }
+      let next = 0; // the first segment of the group not handed out yet
+      for await (const { uid, source } of streamSources(client, [...owner.keys()])) {
+        const s = owner.get(uid);
+        if (!s) continue;
+        s.sources.set(uid, source);
+        missing.set(s, missing.get(s)! - 1);
+        while (next < group.length && !missing.get(group[next])) yield group[next++];
+      }
+      // the end of the FETCH: what is still missing was expunged in between, nothing to import
+      while (next < group.length) yield group[next++];
+    }
+  }
+}
+
+/** Cuts a META_CHUNK into segments: consecutive UIDs, bounded in downloads and in bytes. */
+function planSegments(chunk: readonly number[], metaByUid: Map<number, MessageMeta>, known: Set<string>, maxMessage: number): { segment: DownloadedSegment; bytes: number }[] {
+  const out: { segment: DownloadedSegment; bytes: number }[] = [];
+  let i = 0;
+  while (i < chunk.length) {
+    const uids: number[] = [];
+    let bytes = 0;
+    let downloads = 0;
+    while (i < chunk.length && downloads < SEGMENT_MESSAGES) {
+      const meta = metaByUid.get(chunk[i]);
+      const id = normaliseMessageId(meta?.messageId);
+      const needsBody = !!meta && !(id && known.has(id));
+      const size = meta && meta.size <= maxMessage ? meta.size : 0;
+      if (needsBody && downloads > 0 && bytes + size > SEGMENT_BYTES) break;
+      uids.push(chunk[i]);
+      if (needsBody) { downloads++; bytes += size; }
+      i++;
+    }
+    const metas = uids.map((u) => metaByUid.get(u)).filter((m): m is MessageMeta => !!m);
+    const toDownload = metas.filter((m) => { const id = normaliseMessageId(m.messageId); return !(id && known.has(id)); });
+    out.push({ segment: { uids, lastUid: uids[uids.length - 1], toDownload, sources: new Map(), headers: new Map(), knownDuplicates: metas.length - toDownload.length }, bytes });
+  }
+  return out;
+}
+
+/** What the parser gets for a segment: full sources, or header blocks for the oversize ones. */
+function segmentParseItems(d: DownloadedSegment, maxMessage: number): ParseItem[] {
+  const items: ParseItem[] = [];
+  for (const meta of d.toDownload) {
+    const over = meta.size > maxMessage;
+    const source = over ? d.headers.get(meta.uid) : d.sources.get(meta.uid);
+    if (!source) continue; // expunged between the two FETCHes: nothing left to import
+    items.push({ uid: meta.uid, source, oversize: over ? { bytes: meta.size, maxBytes: maxMessage } : undefined });
+  }
+  return items;
+}
+
 type SessionResult = { folder: FolderState; plan: SyncPlan; planned: number[]; processed: number; stopped: boolean; seg: SegmentResult };
 
 /**
@@ -148,6 +239,7 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
   const client = await openSession({
     host: row.imap_server!, port: row.imap_port ?? DEFAULT_IMAP_PORT, useSsl: row.use_ssl, user: row.email_address!, pass: password,
   }, sessionOpts);
+  let streaming = false;
   try {
     const folderName = row.imap_folder || 'INBOX';
     const cursor: Cursor = { uidValidity: toNum(row.uid_validity), lastUid: toNum(row.last_uid), highestModseq: row.highest_modseq, lastSyncAt: row.last_sync_at };
@@ -164,54 +256,45 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
     const shouldStop = () => (opts.hooks?.shouldStop?.() ?? false) || budgetSpent(ctx, STOP_RESERVE_MS);
     const base = { companyId: row.company_id, integrationId: row.id, blockedDomains: await blockedDomainsOf(ctx.db, row.company_id), now: ctx.now };
     const maxMessage = ctx.config.MAX_MESSAGE_BYTES;
+    const maxAttachment = ctx.config.MAX_ATTACHMENT_BYTES;
     let processed = 0;
     let stopped = false;
-    outer: for (let c = 0; c < planned.length; c += META_CHUNK) {
-      const chunk = planned.slice(c, c + META_CHUNK);
-      if (shouldStop()) { stopped = true; break; }
-      const metaByUid = new Map((await fetchMeta(client, chunk)).map((m) => [m.uid, m]));
-      // known Message-IDs are not downloaded at all (a UIDVALIDITY re-scan costs envelopes only)
-      const envelopeIds = [...new Set([...metaByUid.values()].map((m) => normaliseMessageId(m.messageId)).filter((x): x is string => !!x))];
-      const known = envelopeIds.length
-        ? new Set((await queryRows<{ external_id: string }>(ctx.db, sql`
-            select external_id from inbox_messages where company_id = ${row.company_id} and external_id = any(${sql.param(envelopeIds)}::text[])`)).map((r) => r.external_id))
-        : new Set<string>();
-      let i = 0;
-      while (i < chunk.length) {
-        if (shouldStop()) { stopped = true; break outer; }
-        // the next segment: consecutive UIDs, bounded in count and in bytes to download
-        const segUids: number[] = [];
-        let bytes = 0;
-        let downloads = 0;
-        while (i < chunk.length && downloads < SEGMENT_MESSAGES) {
-          const meta = metaByUid.get(chunk[i]);
-          const id = normaliseMessageId(meta?.messageId);
-          const needsBody = !!meta && !(id && known.has(id));
-          const size = meta && meta.size <= maxMessage ? meta.size : 0;
-          if (needsBody && downloads > 0 && bytes + size > SEGMENT_BYTES) break;
-          segUids.push(chunk[i]);
-          if (needsBody) { downloads++; bytes += size; }
-          i++;
-        }
-        const metas = segUids.map((u) => metaByUid.get(u)).filter((m): m is NonNullable<typeof m> => !!m);
-        const toDownload = metas.filter((m) => { const id = normaliseMessageId(m.messageId); return !(id && known.has(id)); });
-        const small = toDownload.filter((m) => m.size <= maxMessage).map((m) => m.uid);
-        const large = toDownload.filter((m) => m.size > maxMessage).map((m) => m.uid);
-        const sources = await fetchSources(client, small);
-        const headers = await fetchHeaders(client, large);
-        const { messages, poison } = await parseAll(toDownload, sources, headers, maxMessage, ctx.config.MAX_ATTACHMENT_BYTES);
-        sources.clear();
-        const lastUid = segUids[segUids.length - 1];
-        const r = await storeWithIsolation(ctx.db, base, messages, poison, { uidValidity: folder.uidValidity, lastUid });
-        r.duplicates += metas.length - toDownload.length;
+    // Three stages overlap, each one segment apart: IMAP downloads segment k+2 while segment k+1
+    // is parsed and segment k is stored. Order is kept (segments are stored, and the cursor moves,
+    // strictly in UID order) and the stop check stays at a segment boundary, before the store.
+    const downloaded = readAhead(downloadSegments(ctx, client, row.company_id, planned, maxMessage, () => {
+      if (shouldStop()) stopped = true;
+      return stopped;
+    }), PIPELINE_DEPTH);
+    const parsed = readAhead(mapSerial(downloaded, async (d) => {
+      const r = await parseItems(segmentParseItems(d, maxMessage), { maxAttachmentBytes: maxAttachment });
+      d.sources.clear();
+      d.headers.clear();
+      return { ...d, ...r };
+    }), PIPELINE_DEPTH);
+    streaming = true;
+    let cutShort = false;
+    // Leaving early (deadline, error), the download under way is abandoned, not awaited: the
+    // connection is closed first, so unwinding the pipeline does not wait for a FETCH to finish
+    // (LOGOUT would also download the rest; the folder is read-only, closing loses nothing).
+    try {
+      for await (const p of parsed) {
+        if (shouldStop()) { stopped = true; cutShort = true; client.close(); break; }
+        const r = await storeWithIsolation(ctx.db, base, p.messages, p.poison, { uidValidity: folder.uidValidity, lastUid: p.lastUid });
+        r.duplicates += p.knownDuplicates;
         addSeg(seg, r);
-        processed += segUids.length;
-        await opts.hooks?.afterSegment?.({ integrationId: row.id, lastUid });
+        processed += p.uids.length;
+        await opts.hooks?.afterSegment?.({ integrationId: row.id, lastUid: p.lastUid });
       }
+    } catch (err) {
+      client.close();
+      throw err;
     }
+    if (!cutShort) streaming = false; // every FETCH ran to its end
     return { folder, plan, planned, processed, stopped, seg };
   } finally {
-    await closeSession(client);
+    if (streaming) client.close(); // see above: never LOGOUT behind an abandoned FETCH
+    else await closeSession(client);
   }
 }
 
