@@ -34,6 +34,33 @@ export async function queryRows<T = Record<string, unknown>>(db: Executor, query
   return res.rows;
 }
 
+/** drizzle wraps driver errors ("Failed query: …"): the Postgres error is its cause. */
+export function rootDbError(err: unknown): unknown {
+  let e = err as { cause?: unknown; code?: unknown } | undefined;
+  for (let i = 0; i < 5 && e && e.code === undefined && e.cause; i++) e = e.cause as typeof e;
+  return e;
+}
+
+/** The SQLSTATE of a database error (`23505`, `40P01`…), or undefined for anything else. */
+export function pgErrorCode(err: unknown): string | undefined {
+  const code = (rootDbError(err) as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
+}
+
+/**
+ * A failure that says nothing about the statement's data and may pass on a retry: a lost or
+ * refused connection, a deadlock or serialization failure, a lock timeout, a server shutting
+ * down or out of resources. (A bad value, a constraint, a value too large for an index is not:
+ * it would fail again.)
+ */
+export function isTransientDbError(err: unknown): boolean {
+  const code = pgErrorCode(err);
+  if (code) return /^(08|40|53|57)/.test(code) || code === '55P03';
+  const root = rootDbError(err) as { code?: unknown; message?: unknown } | undefined;
+  if (typeof root?.code === 'string' && /^E(CONN|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)/.test(root.code)) return true;
+  return /connection (terminated|closed|lost|ended)|socket hang up|timeout exceeded when trying to connect/i.test(String(root?.message ?? err));
+}
+
 // PGlite costs ~3 s and ~1 GB to start: one instance per directory per process.
 const pgliteInstances = new Map<string, Promise<{ db: Db; close(): Promise<void> }>>();
 const pgPools = new Map<string, Promise<{ db: Db; close(): Promise<void> }>>();

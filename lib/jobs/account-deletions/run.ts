@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { queryRows, type Executor, type Tx } from '../../../db/client.js';
+import { pgErrorCode, queryRows, rootDbError, type Executor, type Tx } from '../../../db/client.js';
 import { DELETION_ORDER } from '../../../db/schema/deletion-order.js';
 import { accountDeletionLog, companies, companySettings, users } from '../../../db/schema/index.js';
 import { budgetSpent, type ItemError, type Job, type JobContext, type JobResult } from '../../cron/types.js';
@@ -80,19 +80,12 @@ const newStats = (): Stats => ({
   remindersSent: 0, remindersLeft: 0, confirmationsSent: 0, emailFailures: 0,
 });
 
-/** drizzle wraps driver errors ("Failed query: …"): the Postgres error is its cause. */
-function rootError(err: unknown): unknown {
-  let e = err as { cause?: unknown; code?: unknown } | undefined;
-  for (let i = 0; i < 5 && e && e.code === undefined && e.cause; i++) e = e.cause as typeof e;
-  return e;
-}
-const pgCode = (err: unknown) => (rootError(err) as { code?: unknown } | undefined)?.code;
 const LOCK_NOT_AVAILABLE = '55P03'; // lock_timeout expired
 const DEADLOCK = '40P01';
 
 function itemError(scope: string, id: number, err: unknown): ItemError {
-  const code = pgCode(err);
-  const root = rootError(err) as Error | undefined;
+  const code = pgErrorCode(err);
+  const root = rootDbError(err) as Error | undefined;
   const message = String(root?.message ?? err).split('\n')[0].slice(0, 200);
   if (err instanceof MailError) return { scope, id, code: err.code, message };
   return { scope, id, code: typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? 'database_error' : 'deletion_failed', message };
@@ -202,7 +195,7 @@ async function runDeletions(ctx: JobContext, stats: Stats, errors: ItemError[], 
     try {
       outcome = await deleteAccount(ctx, cand, hooks);
     } catch (err) {
-      const code = pgCode(err);
+      const code = pgErrorCode(err);
       if (code === LOCK_NOT_AVAILABLE || code === DEADLOCK) {
         stats.busy++;
         ctx.log.warn({ userId: cand.id, code }, 'account busy; left for the next run');

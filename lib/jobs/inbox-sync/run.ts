@@ -7,7 +7,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { ImapFlow } from 'imapflow';
 import pLimit from 'p-limit';
 import { sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../../../db/client.js';
+import { isTransientDbError, queryRows, type Db } from '../../../db/client.js';
 import { budgetSpent, type ItemError, type Job, type JobContext, type JobResult } from '../../cron/types.js';
 import { scopeFilter } from '../../cron/scope.js';
 import { decryptStoredSecret, FernetError, passwordForHost } from '../../crypto/fernet.js';
@@ -92,12 +92,15 @@ async function blockedDomainsOf(db: Db, companyId: number): Promise<string[]> {
 
 /**
  * Stores a segment; if the transaction fails, retries message by message so that one bad
- * message is recorded as poison instead of blocking the others (SPEC §5.1.8).
+ * message is recorded as poison instead of blocking the others (SPEC §5.1.8). A transient
+ * database failure (connection, deadlock) is never blamed on a message: it fails the mailbox's
+ * run with the cursor before the segment, and the next run stores the messages.
  */
 async function storeWithIsolation(db: Db, base: Omit<Parameters<typeof storeSegment>[1], 'messages' | 'poison' | 'cursor'>, messages: ParsedMessage[], poison: { uid: number; error: string }[], cursor: { uidValidity: number; lastUid: number }) {
   try {
     return await storeSegment(db, { ...base, messages, poison, cursor });
   } catch (segmentErr) {
+    if (isTransientDbError(segmentErr)) throw segmentErr;
     if (messages.length <= 1 && !poison.length) {
       return storeSegment(db, { ...base, messages: [], poison: messages.map((m) => ({ uid: m.uid, error: `store failed: ${(segmentErr as Error).message}` })), cursor });
     }
@@ -110,6 +113,7 @@ async function storeWithIsolation(db: Db, base: Omit<Parameters<typeof storeSegm
         try {
           addSeg(total, await storeSegment(db, { ...base, messages: [item.m], poison: [], cursor: step }));
         } catch (err) {
+          if (isTransientDbError(err)) throw err;
           addSeg(total, await storeSegment(db, { ...base, messages: [], poison: [{ uid: item.uid, error: `store failed: ${String((err as Error).message).slice(0, 300)}` }], cursor: step }));
         }
       }
