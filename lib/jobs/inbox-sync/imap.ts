@@ -3,7 +3,7 @@
  * UIDs, fetch sizes/Message-IDs and sources. Nothing here touches the database.
  */
 import type { ConnectionOptions } from 'node:tls';
-import { ImapFlow, type FetchMessageObject } from 'imapflow';
+import type { ImapFlow, FetchMessageObject } from 'imapflow';
 import type { FolderState } from './cursor.js';
 
 export type ImapTarget = { host: string; port: number; useSsl: boolean; user: string; pass: string };
@@ -57,6 +57,8 @@ export async function openSession(target: ImapTarget, opts: ImapSessionOptions):
     error: (o: { msg?: string }) => opts.onWarn?.(String(o?.msg ?? '')),
     fatal: (o: { msg?: string }) => opts.onWarn?.(String(o?.msg ?? '')),
   };
+  // loaded when a mailbox is synced, not at import: a cold start with nothing to sync skips it
+  const { ImapFlow } = await import('imapflow');
   const client = new ImapFlow({
     host: target.host,
     port: target.port,

@@ -2,7 +2,7 @@
  * MIME parsing with mailparser's simpleParser (charsets through iconv-lite, RFC 2047/2231,
  * HTML-to-text, broken boundaries tolerated). Chosen over postal-mime: see docs/inbox-sync.md.
  */
-import { simpleParser, type ParsedMail, type AddressObject } from 'mailparser';
+import type { ParsedMail, AddressObject } from 'mailparser';
 import {
   fallbackKey, normaliseMessageId, parseIdList, sanitiseFilename, fileTypeOf, storableDate, storableText,
 } from './threading.js';
@@ -69,6 +69,7 @@ export function oversizeNote(bytes: number, maxBytes: number): string {
 export async function parseMessage(
   uid: number, source: Buffer, opts: ParseLimits & { oversize?: { bytes: number; maxBytes: number } },
 ): Promise<ParsedMessage> {
+  const { simpleParser } = await import('mailparser'); // loaded on first use (cold starts)
   const p = await simpleParser(source, { skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true, keepCidLinks: false });
   const from = firstAddress(p.from);
   const subject = storableText(p.subject ?? '');

@@ -431,12 +431,20 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
   const limit = pLimit(ctx.config.SYNC_CONCURRENCY);
   let notStarted = 0;
   let claimedElsewhere = 0;
+  let finished = 0;
+  let importedSoFar = 0;
+  const reportProgress = (o: IntegrationOutcome | null) => {
+    finished++;
+    importedSoFar += o?.seg.imported ?? 0;
+    ctx.progress?.(`${finished}/${candidates.length} mailboxes, ${importedSoFar} messages`);
+    return o;
+  };
   const outcomes = await Promise.all(candidates.map((cand) => limit(async (): Promise<IntegrationOutcome | null> => {
     if (budgetSpent(ctx, STOP_RESERVE_MS)) { notStarted++; return null; }
     const row = ctx.dryRun ? cand : await claim(ctx, cand.id, runStartedAt);
     if (!row) { claimedElsewhere++; return null; }
     try {
-      return await syncOne(ctx, row, opts);
+      return reportProgress(await syncOne(ctx, row, opts));
     } catch (err) {
       // a database error while storing: the integration is released and reported, the run goes on
       if (!ctx.dryRun) await releaseLease(ctx.db, row.id).catch(() => {});
