@@ -15,6 +15,7 @@ export const followupStatus = pgEnum('followupstatus', ['A_FAIRE', 'FAIT', 'EN_A
 export const followupHistoryStatus = pgEnum('followuphistorystatus', ['ENVOYE', 'LU', 'REPONDU']);
 /** new: delivery state of one automatic send; `unknown` is never re-sent automatically (SPEC §5.2.4). */
 export const deliveryState = pgEnum('delivery_state', ['sending', 'sent', 'failed', 'unknown']);
+export type Delivery = (typeof deliveryState.enumValues)[number];
 export const notificationType = pgEnum('notificationtype', [
   'FOLLOWUP_COMPLETED', 'QUOTE_SIGNED', 'INVOICE_PAID', 'FOLLOWUP_FAILED', 'QUOTE_REJECTED', 'INVOICE_OVERDUE',
   'TASK_OVERDUE', 'TASK_CRITICAL', 'APPOINTMENT_REMINDER', 'APPOINTMENT_CANCELLED', 'APPOINTMENT_MODIFIED',

@@ -2,6 +2,8 @@
  * The rules of automatic follow-ups (SPEC §5.2), pure: rows + `now` in, decisions out. No I/O,
  * so every rule is unit-tested with an injected clock. The state machine is in docs/followups.md.
  */
+import type { Delivery } from '../../../db/schema/enums.js';
+export type { Delivery };
 import type { CompanySettings } from '../../settings.js';
 import { addDays, localWeekdayAndMinutes, startOfMonth } from '../../time/zone.js';
 import { chooseTemplate, type AutoFollowupType, type ChosenTemplate } from './templates.js';
@@ -13,7 +15,6 @@ export const STARTER_MONTHLY_QUOTA = 20;
 /** SMTP tries per step before giving up and telling the company (SPEC §5.2.4). */
 export const MAX_ATTEMPTS_PER_STEP = 3;
 
-export type Delivery = 'sending' | 'sent' | 'failed' | 'unknown';
 
 /** One automatic step already recorded in followup_history. */
 export type StepRecord = {

@@ -1,4 +1,6 @@
 import { parseCompanySettings } from '../../settings.js';
+import type { Delivery } from '../../../db/schema/enums.js';
+export type { Delivery };
 import { formatFrenchDate, formatFrenchTime } from '../../time/zone.js';
 import { deterministicMessageId } from '../../mail/message-id.js';
 
@@ -127,7 +129,6 @@ export function reminderIsDue(start: Date, hoursBefore: number, now: Date): bool
   return now.getTime() >= sendAt && now.getTime() < start.getTime();
 }
 
-export type Delivery = 'sending' | 'sent' | 'failed' | 'unknown';
 
 /** One (appointment, offset) whose window contains `now`, as read by sql.ts. */
 export type ReminderCandidate = {
