@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,6 +11,7 @@ import { JOBS, type JobId } from '../../lib/cron/jobs.js';
 import { createDemoIntegration, demoMailbox, seedDemo, type DemoIds } from '../../scripts/demo-data.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
 import { describeWithService } from '../helpers/services.js';
+import { startLocalServer } from '../helpers/server.js';
 
 /**
  * The newcomer's path end to end (issue 7): `npm start`'s entry point as a child process, real
@@ -21,7 +21,6 @@ import { describeWithService } from '../helpers/services.js';
  * after it stops: PGlite is single-process.
  */
 
-const root = path.resolve(import.meta.dirname, '../..');
 const SECRET = 'e2e-cron-secret-0123456789abcdef';
 const MASTER_KEY = 'e2e-encryption-master-key';
 // Monday 16 March 2026, 10:00 in Paris: inside the follow-ups' default send window (weekdays 08:00–19:00)
@@ -35,26 +34,6 @@ const withMailbox = dovecotAvailable || !!process.env.CI;
 type Body = Record<string, any>;
 type Caller = 'vercel-cron' | 'cron-job.org';
 
-async function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/server.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 45_000);
-    const check = () => {
-      const m = /listening on (http:\/\/localhost:\d+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    };
-    child.stdout!.on('data', check);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${out}`)); });
-  });
-  return { url, child, output: () => out };
-}
 
 /** The .eml files in the outbox, with their modification times (a re-send rewrites the same name). */
 function outboxFiles(dir: string): Map<string, number> {
@@ -77,7 +56,7 @@ describe('end to end: npm start, the four routes as Vercel Cron and cron-job.org
   let ids: DemoIds;
   let dovecot: Dovecot | undefined;
   let mailboxUser = '';
-  let srv: Awaited<ReturnType<typeof startServer>>;
+  let srv: Awaited<ReturnType<typeof startLocalServer>>;
   let db: DbHandle | undefined;
   const first: Partial<Record<JobId, Body>> = {};
   const second: Partial<Record<JobId, Body>> = {};
@@ -124,7 +103,7 @@ describe('end to end: npm start, the four routes as Vercel Cron and cron-job.org
       env.NODE_EXTRA_CA_CERTS = ca;
     }
     await closeAllDbs();
-    srv = await startServer(env);
+    srv = await startLocalServer(env);
   }, 120_000);
 
   afterAll(async () => {

@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,38 +5,17 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describe } from 'vitest';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory, MailError } from '../../lib/mail/transport.js';
+import { startLocalServer } from '../helpers/server.js';
 
 const SECRET = 'local-server-secret-0123456789';
-const root = path.resolve(import.meta.dirname, '../..');
 
-/** Starts `npm start`'s entry point as a child process and waits for its "listening" line. */
-async function startServer(env: Record<string, string>): Promise<{ url: string; child: ChildProcess; output: () => string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/server.ts'], {
-    cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  child.stderr!.on('data', (d) => (out += d));
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 45_000);
-    const check = () => {
-      const m = /listening on (http:\/\/localhost:\d+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
-    };
-    child.stdout!.on('data', check);
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${out}`)); });
-  });
-  return { url, child, output: () => out };
-}
 
 describe('local server (npm start) on the embedded database', () => {
-  let srv: Awaited<ReturnType<typeof startServer>>;
+  let srv: Awaited<ReturnType<typeof startLocalServer>>;
   let dataDir: string;
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lokario-server-'));
-    srv = await startServer({ PORT: '0', SCHEDULER: 'off', CRON_SECRET: SECRET, PGLITE_DIR: 'memory://', OUTBOX_DIR: path.join(dataDir, 'outbox') });
+    srv = await startLocalServer({ PORT: '0', SCHEDULER: 'off', CRON_SECRET: SECRET, PGLITE_DIR: 'memory://', OUTBOX_DIR: path.join(dataDir, 'outbox') });
   }, 60_000);
   afterAll(async () => {
     if (srv?.child.exitCode === null) {
@@ -101,7 +79,7 @@ describe('mail transport factory', () => {
 
 describe('local scheduler (npm start with SCHEDULER on)', () => {
   it('runs every job from vercel.json on its own (accelerated with SCHEDULER_EVERY_SECONDS)', async () => {
-    const srv = await startServer({ PORT: '0', SCHEDULER: 'on', SCHEDULER_EVERY_SECONDS: '1', CRON_SECRET: SECRET, PGLITE_DIR: 'memory://', OUTBOX_DIR: path.join(os.tmpdir(), 'lokario-sched-outbox') });
+    const srv = await startLocalServer({ PORT: '0', SCHEDULER: 'on', SCHEDULER_EVERY_SECONDS: '1', CRON_SECRET: SECRET, PGLITE_DIR: 'memory://', OUTBOX_DIR: path.join(os.tmpdir(), 'lokario-sched-outbox') });
     try {
       expect(srv.output()).toMatch(/scheduler: inbox-sync "\*\/1 \* \* \* \* \*"/);
       let jobs: { job: string; lastRun: unknown }[] = [];
