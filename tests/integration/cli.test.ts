@@ -2,16 +2,16 @@ import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { adminQuery, createTestDatabase, urlFor, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { queryRows } from '../../db/client.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
 /** `npm run job -- …` as a user types it (the script behind it, without npm's banner). */
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runCli(args: string[], env: Record<string, string>, script = 'scripts/job.ts'): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/job.ts', ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
       cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -51,5 +51,25 @@ describePg('npm run job (the CLI)', () => {
     const down = await runCli(['followups'], { DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere' });
     expect(down.code).toBe(1);
     expect(down.stdout).toContain('FAILED: database_unavailable');
+  });
+
+  it('npm run db:migrate applies the committed migrations to an empty database, and again is a no-op', async () => {
+    const name = `${t.name}_empty`;
+    await adminQuery(`create database "${name}"`);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const r = await runCli([], { DATABASE_URL: urlFor(name) }, 'scripts/migrate.ts');
+        expect(r.code, r.stderr).toBe(0);
+        expect(r.stdout).toContain('migrations applied (pg)');
+      }
+      const { default: pg } = await import('pg');
+      const client = new pg.Client({ connectionString: urlFor(name) });
+      await client.connect();
+      const { rows } = await client.query(`select count(*)::int as n from information_schema.tables where table_schema = 'public' and table_name in ('cron_runs', 'followups', 'inbox_messages')`);
+      await client.end();
+      expect(rows[0].n).toBe(3);
+    } finally {
+      await adminQuery(`drop database if exists "${name}" with (force)`);
+    }
   });
 });
