@@ -33,6 +33,7 @@ type Counter = { total: number; byTag: Map<string, { n: number; ms: number }> };
 
 function countingPool(url: string, counter: Counter): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max: 10 });
+  pool.on('error', () => { /* an idle connection ended by the final drop: nothing to do */ });
   const original = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
   (pool as unknown as { query: unknown }).query = async (...args: unknown[]) => {
     const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string }).text ?? '';
