@@ -90,7 +90,7 @@ async function startServer(env: Record<string, string>, logFile: string): Promis
   const log = fs.createWriteStream(logFile);
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/server.ts'], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: 'none', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

@@ -19,6 +19,7 @@ import type { Job } from '../lib/cron/types.js';
 import { createInboxSyncJob } from '../lib/jobs/inbox-sync/index.js';
 import { dovecotBinary, startDovecot, type Dovecot } from '../tests/helpers/dovecot.js';
 import { createDemoIntegration, demoMailbox, seedDemo } from './demo-data.js';
+import { loadDotEnv } from '../lib/local/dotenv.js';
 
 const DEMO_DIR = process.env.DEMO_PGLITE_DIR ?? '.data/demo-pglite';
 const ORDER: JobId[] = ['inbox-sync', 'followups', 'overdue-reminders', 'account-deletions'];
@@ -77,6 +78,7 @@ function demoNow(real: Date): Date {
 }
 
 async function main() {
+  loadDotEnv();
   fs.rmSync(DEMO_DIR, { recursive: true, force: true });
   const masterKey = process.env.ENCRYPTION_MASTER_KEY || DEMO_MASTER_KEY;
   const config = parseConfig({ ...process.env, PGLITE_DIR: DEMO_DIR, DATABASE_URL: undefined, DATABASE_DRIVER: 'pglite', SCHEDULER: 'off', ENCRYPTION_MASTER_KEY: masterKey });

@@ -12,10 +12,12 @@ import { JOB_IDS, isJobId } from '../lib/cron/jobs.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { createLogger } from '../lib/log.js';
 import { progressPrinter, summarise } from '../lib/local/summary.js';
+import { loadDotEnv } from '../lib/local/dotenv.js';
 
 const usage = `usage: npm run job -- <${JOB_IDS.join('|')}> [--dry-run] [--company <id>] [--shard k/n] [--now <ISO-8601>]`;
 
 async function main() {
+  loadDotEnv();
   const { values, positionals } = parseArgs({
     allowPositionals: true,
     options: {

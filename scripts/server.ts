@@ -14,8 +14,10 @@ import { parseRunParams } from '../lib/cron/params.js';
 import { JOB_IDS, JOBS } from '../lib/cron/jobs.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { isStatusPath, jobForPath, scheduledCrons } from '../lib/local/vercel-config.js';
+import { loadDotEnv } from '../lib/local/dotenv.js';
 
 async function main() {
+  loadDotEnv();
   let config;
   try {
     config = getConfig();

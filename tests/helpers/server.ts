@@ -12,7 +12,7 @@ export type LocalServer = { url: string; child: ChildProcess; output: () => stri
 export async function startLocalServer(env: Record<string, string>): Promise<LocalServer> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/server.ts'], {
     cwd: root,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: 'none', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
