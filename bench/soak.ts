@@ -19,15 +19,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { sql } from 'drizzle-orm';
 import { closeAllDbs, migrateDb, openDb, queryRows, type Db } from '../db/client.js';
 import { encryptSecret } from '../lib/crypto/fernet.js';
 import { startSmtpSink } from '../tests/helpers/smtp.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../tests/helpers/dovecot.js';
+import { ADMIN_URL, adminQuery, urlFor } from '../tests/helpers/pg-admin.js';
 
 const root = path.resolve(import.meta.dirname, '..');
-const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const COMPANIES = 12;
 // one company in three has an IMAP mailbox: most tenants of the real product have none
 const MAILBOX_EVERY = 3;
@@ -58,22 +57,6 @@ if (!Number.isFinite(SECONDS) || SECONDS < 5 || !Number.isInteger(EVERY) || EVER
 
 type Company = { id: number; ownerId: number; clientIds: number[]; typeId: number; mailbox?: { user: string; password: string } };
 type Written = { invoices: number; quotes: number; appointments: number; overdueTasks: number; criticalTasks: number; deletionsDue: number; deletionsSoon: number; mails: number; mailDuplicates: number };
-
-function urlFor(database: string): string {
-  const u = new URL(ADMIN_URL);
-  u.pathname = `/${database}`;
-  return u.toString();
-}
-
-async function adminQuery(text: string): Promise<void> {
-  const c = new pg.Client({ connectionString: ADMIN_URL });
-  await c.connect();
-  try {
-    await c.query(text);
-  } finally {
-    await c.end();
-  }
-}
 
 function readRssKb(pid: number): number | null {
   try {
