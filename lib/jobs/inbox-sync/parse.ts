@@ -107,7 +107,11 @@ function kindOf(p: ParsedMail, source: Buffer, fromEmail: string | null, subject
   return classifyMessage({ fromEmail, subject, contentType, reportType, dsnActions, headers });
 }
 
-const SIMPLE_PARSER_OPTIONS = { skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true, keepCidLinks: false } as const;
+/** The options older versions parsed with (their legacy key depends on mailparser's text under them). */
+const LEGACY_PARSER_OPTIONS = { skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true, keepCidLinks: false } as const;
+/** A DSN's machine-readable part is not text for a person: the report's own text/plain or HTML is (see bodyText). */
+const SIMPLE_PARSER_OPTIONS = { ...LEGACY_PARSER_OPTIONS, keepDeliveryStatus: true } as const;
+const isDeliveryStatus = (a: { contentType?: string }) => a.contentType?.toLowerCase() === 'message/delivery-status';
 
 function bodyText(p: ParsedMail): string {
   const rootType = (p.headers.get('content-type') as ContentTypeHeader)?.value?.toLowerCase();
@@ -116,6 +120,11 @@ function bodyText(p: ParsedMail): string {
   // without any text/plain part it gives nothing, or its own conversion of a lone HTML body
   const text = (p.text ?? '').trim();
   if (html.trim() && (!text || rootType === 'text/html')) return htmlToReadableText(html);
+  if (!text) {
+    // a delivery report with nothing but its machine-readable part: that part is all there is to read
+    const status = p.attachments.find(isDeliveryStatus);
+    if (status) return status.content.toString('utf8').trim();
+  }
   return text;
 }
 
@@ -139,6 +148,7 @@ export async function parseMessage(
   const attachments: ParsedAttachment[] = [];
   for (const a of opts.oversize ? [] : p.attachments) {
     if (a.related && !a.filename) continue; // images embedded in the HTML body, not files the client sent
+    if (isDeliveryStatus(a)) continue; // the report's data, read by the classifier; its text is in the body
     const name = sanitiseFilename(a.filename);
     const mimeType = a.contentType ? a.contentType.toLowerCase() : null;
     const tooLarge = a.size > opts.maxAttachmentBytes;
@@ -151,7 +161,8 @@ export async function parseMessage(
   let legacyKey: string | null = null;
   if (!messageId) {
     // the key older versions stored: mailparser's subject and plain text of the unrepaired source
-    const old = repaired ? await simpleParser(source, SIMPLE_PARSER_OPTIONS) : p;
+    const report = (p.headers.get('content-type') as ContentTypeHeader)?.value?.toLowerCase() === 'multipart/report';
+    const old = repaired || report ? await simpleParser(source, LEGACY_PARSER_OPTIONS) : p;
     const oldText = opts.oversize ? text : bounded(storableText((old.text ?? '').trim()));
     legacyKey = legacyFallbackKey({ fromEmail: from.address, dateHeader, subject: storableText(old.subject ?? ''), body: oldText });
   }
