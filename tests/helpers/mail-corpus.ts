@@ -234,8 +234,9 @@ export function realWorldMessages(): CorpusMessage[] {
   }
   const webForm = (who: string) => eml([
     'From: Formulaire du site <formulaire@menuiserie-roux.fr>', 'To: contact@lokario-test.fr', 'Subject: Nouveau message du site', 'Date: Wed, 14 Jan 2026 09:30:00 +0100',
-    'MIME-Version: 1.0', 'Content-Type: text/html; charset=UTF-8', 'Content-Transfer-Encoding: quoted-printable', '',
-    qp(`<html><body><h2>Nouveau message</h2><p>Nom : ${who}</p><p>Message : devis pour une fenêtre</p></body></html>`)]);
+    'MIME-Version: 1.0', 'Content-Type: multipart/alternative; boundary="b1_form"', '', // a PHP mailer: the alternative, its text part left out
+    '--b1_form', 'Content-Type: text/html; charset=UTF-8', 'Content-Transfer-Encoding: quoted-printable', '',
+    qp(`<html><body><h2>Nouveau message</h2><p>Nom : ${who}</p><p>Message : devis pour une fenêtre</p></body></html>`), '--b1_form--']);
   for (const who of ['Claire Petit', 'Hugo Lambert']) {
     const raw = webForm(who);
     add(`no-id-html-only-${who.split(' ')[0].toLowerCase()}`, raw, { externalId: fallbackKey(raw), kind: 'person', textIncludes: [`Nom : ${who}`, 'devis pour une fenêtre'], client: who === 'Claire Petit' ? 'created' : 'existing' });
