@@ -9,7 +9,7 @@
  * Works on the raw source as a latin1 string (one char per byte); returns null when nothing
  * needed repair (the common case, checked without walking the message).
  */
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 import iconv from 'iconv-lite';
 
 const UTF7 = /^(?:(?:cs)?unicode-?1-?1-?)?utf-?7$/;
@@ -110,6 +110,8 @@ function repairBlock(b: Block, fallback: string, utf7Body: boolean): string | nu
 
 /** The source with its headers and UTF-7 bodies repaired, or null when it needs nothing. */
 export function repairSource(source: Buffer): Buffer | null {
+  // most mail is 7-bit without UTF-7: known in native code, without copying the source to a string
+  if (isAscii(source) && !['tf-7', 'TF-7', 'tf7', 'TF7'].some((x) => source.includes(x))) return null;
   const s = source.toString('latin1');
   if (!/[\x80-\xff]|charset\s*=\s*"?[\w-]*utf-?7|=\?[\w-]*utf-?7/i.test(s)) return null;
   const edits: Edit[] = [];
