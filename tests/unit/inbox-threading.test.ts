@@ -140,8 +140,9 @@ describe('the kind of a message (classifyMessage)', () => {
     expect(k({}, { xAutoreply: 'yes' })).toBe('auto_reply');
     expect(k({}, { xAutorespond: 'vacation' })).toBe('auto_reply');
     expect(k({}, { precedence: 'auto_reply' })).toBe('auto_reply');
-    for (const subject of ['Réponse automatique : Devis', 'Automatic reply: Devis', 'Out of Office: Devis', 'Absence du bureau', 'Abwesenheitsnotiz: Devis', 'Auto: Devis'])
+    for (const subject of ['Réponse automatique : Devis', 'Automatic reply: Devis', 'Out of Office: Devis', 'Absence du bureau', 'Abwesenheitsnotiz: Devis', 'Out of Office AutoReply: Devis'])
       expect(k({ subject }), subject).toBe('auto_reply');
+    for (const subject of ['Auto : révision des freins', 'Absence du bureau jeudi, pouvez-vous passer vendredi ?']) expect(k({ subject }), subject).toBe('person');
     expect(k({ subject: 'TR: Réponse automatique' })).toBe('person'); // a person forwarding one
   });
   it('lists and bulk; other automated mail', () => {

@@ -147,7 +147,9 @@ export type MessageFacts = {
 
 // Subjects of out-of-office and auto-replies as the common clients write them (Outlook/Exchange,
 // Gmail, Apple, Thunderbird, in French, English, German, Spanish, Italian, Dutch)
-const AUTO_REPLY_SUBJECT = /^\s*(?:(?:r[ée]ponse automatique|automatic reply|auto(?:matic)?[- ]?reply|autoreply|out of (?:the )?office|absence du bureau|absent du bureau|abwesenheitsnotiz|automatische antwort|respuesta autom[áa]tica|risposta automatica|automatisch antwoord|afwezig)\b|auto\s*:|\[?auto-?r[ée]ponse\]?)/i;
+// The marker must be the whole subject or be followed by a colon: "Auto : révision" or "Absent
+// jeudi" from a garage's client is a person.
+const AUTO_REPLY_SUBJECT = /^\s*(?:r[ée]ponse automatique|automatic reply|auto(?:matic)?[- ]?reply|autor[ée]ponse|out of (?:the )?office(?: auto-?reply)?|absence du bureau|absent du bureau|abwesenheitsnotiz|automatische antwort|respuesta autom[áa]tica|risposta automatica|automatisch antwoord)[\s\u00a0]*(?::|$)/i;
 // Subjects of bounces sent without a proper report (old Exim/qmail, some Exchange versions)
 const BOUNCE_SUBJECT = /^\s*(?:undeliver(?:ed|able)\b|mail delivery (?:failed|failure|system)|delivery (?:status notification \(failure\)|failure|has failed)|returned mail\b|failure notice\b|non remis\b|message non distribu[ée]|[ée]chec de (?:la )?(?:remise|distribution))/i;
 
