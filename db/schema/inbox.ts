@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import {
-  bigint, boolean, customType, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex,
+  bigint, boolean, check, customType, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex,
 } from 'drizzle-orm/pg-core';
 import { companies } from './core.js';
 import { clients } from './crm.js';
@@ -74,8 +74,12 @@ export const inboxMessages = pgTable('inbox_messages', {
   externalMetadata: jsonb('external_metadata'),
   inReplyTo: text('in_reply_to'), // new
   sentAt: tstz('sent_at'), // new: the Date header
+  // new: what kind of mail this is (lib/jobs/inbox-sync/threading.ts MESSAGE_KINDS, docs/inbox-sync.md):
+  // person | auto_reply | bounce | report | list | automated. Rows imported before it existed are 'person'.
+  kind: text('kind').notNull().default('person'),
   createdAt: tstz('created_at').notNull().defaultNow(),
 }, (t) => [
+  check('inbox_messages_kind_check', sql`${t.kind} in ('person', 'auto_reply', 'bounce', 'report', 'list', 'automated')`),
   uniqueIndex('inbox_messages_external_key').on(t.companyId, t.externalId).where(sql`${t.externalId} is not null`),
   index('inbox_messages_conversation_idx').on(t.conversationId),
 ]);

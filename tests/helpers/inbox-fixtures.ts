@@ -45,8 +45,8 @@ export async function integrationRow(db: Db, id: number) {
 }
 
 export async function messagesOf(db: Db, companyId: number) {
-  return queryRows<{ id: number; external_id: string; conversation_id: number; content: string; from_email: string | null; from_name: string; sent_at: Date | null; external_metadata: Record<string, unknown> }>(db, sql`
-    select id, external_id, conversation_id, content, from_email, from_name, sent_at, external_metadata from inbox_messages where company_id = ${companyId} order by id`);
+  return queryRows<{ id: number; external_id: string; conversation_id: number; content: string; from_email: string | null; from_name: string; sent_at: Date | null; external_metadata: Record<string, unknown>; kind: string }>(db, sql`
+    select id, external_id, conversation_id, content, from_email, from_name, sent_at, external_metadata, kind from inbox_messages where company_id = ${companyId} order by id`);
 }
 
 /** A fresh mailbox (the label only documents the call site). */

@@ -43,7 +43,7 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
     const db = t.handle.db;
     const rows = await messagesOf(db, companyId);
     const byExt = new Map(rows.map((r) => [r.external_id, r]));
-    const hashRows = rows.filter((r) => r.external_id.startsWith('hash:'));
+    const hashRows = rows.filter((r) => r.external_id.startsWith('sha256:'));
     const clients = await queryRows<{ id: number; email: string }>(db, sql`select id, lower(email) as email from clients where company_id = ${companyId}`);
     const rowOf = (c: CorpusMessage) => c.expect.externalId === 'hash'
       ? hashRows.find((r) => c.expect.textIncludes?.every((s) => r.content.includes(s)))
@@ -57,6 +57,8 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
       if (e.duplicateOf) { expect(row.id, c.name).toBe(rowOf(corpus.find((x) => x.name === e.duplicateOf)!)!.id); continue; }
       const meta = row.external_metadata as { subject?: string };
       if (e.subject !== undefined) expect(meta.subject, c.name).toBe(e.subject);
+      if (e.kind !== undefined) expect(row.kind, c.name).toBe(e.kind);
+      if (e.textStartsWith !== undefined) expect(row.content.trimStart().startsWith(e.textStartsWith), `${c.name}: ${JSON.stringify(row.content.slice(0, 80))}`).toBe(true);
       for (const s of e.textIncludes ?? []) expect(row.content, c.name).toContain(s);
       for (const s of e.textExcludes ?? []) expect(row.content, c.name).not.toContain(s);
       if (e.fromEmail !== undefined) expect(row.from_email, c.name).toBe(e.fromEmail);

@@ -79,7 +79,7 @@ describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, r
     const after = await integrationRow(db, id);
     expect(after.uid_validity).not.toBe(before.uid_validity);
     expect(Number(after.last_uid)).toBe(5);
-    expect((await messagesOf(db, companyId)).map((m) => m.external_id).filter((x) => !x.startsWith('hash:'))).toEqual(['uidv-1@t', 'uidv-2@t', 'uidv-3@t', 'uidv-4@t']);
+    expect((await messagesOf(db, companyId)).map((m) => m.external_id).filter((x) => !x.startsWith('sha256:'))).toEqual(['uidv-1@t', 'uidv-2@t', 'uidv-3@t', 'uidv-4@t']);
     const again = await runSync(t.handle, d, { scope: { companyId } });
     expect(again.body.stats).toMatchObject({ messagesImported: 0 });
   });

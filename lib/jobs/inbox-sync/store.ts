@@ -69,18 +69,35 @@ export async function storeSegment(db: Db, input: SegmentInput): Promise<Segment
     const { companyId, now } = input;
     if (input.messages.length) await lockCompany(tx, companyId, lz4);
 
-    // 1. dedupe: one query for the segment, plus duplicates inside the segment itself
-    const keys = [...new Set(input.messages.map((m) => m.externalId))];
+    // 1. dedupe: one query for the segment, plus duplicates inside the segment itself. A message
+    //    without a Message-ID may have been stored by an older version under its legacy key: the
+    //    first such message takes that row over (its key is rewritten to the new one), so it is
+    //    not imported twice, and a different message that shared the legacy key is imported now.
+    const keys = [...new Set(input.messages.flatMap((m) => (m.legacyKey ? [m.externalId, m.legacyKey] : [m.externalId])))];
     const existing = keys.length
       ? new Set((await queryRows<{ external_id: string }>(tx, sql`
           select external_id from inbox_messages
           where company_id = ${companyId} and external_id = any(${arr(keys)}::text[])`)).map((r) => r.external_id))
       : new Set<string>();
     const fresh: ParsedMessage[] = [];
+    const upgrades: { from: string; to: string; kind: string }[] = [];
     for (const m of input.messages) {
       if (existing.has(m.externalId)) { result.duplicates++; continue; }
       existing.add(m.externalId);
+      if (m.legacyKey && existing.has(m.legacyKey)) {
+        existing.delete(m.legacyKey); // taken over: the next message with this legacy key is a different one
+        upgrades.push({ from: m.legacyKey, to: m.externalId, kind: m.kind });
+        result.duplicates++;
+        continue;
+      }
       fresh.push(m);
+    }
+    if (upgrades.length) {
+      await tx.execute(sql`
+        update inbox_messages im set external_id = u.new_key, kind = u.kind,
+          external_metadata = coalesce(im.external_metadata, '{}'::jsonb) || jsonb_build_object('legacy_key', u.old_key)
+        from unnest(${arr(upgrades.map((u) => u.from))}::text[], ${arr(upgrades.map((u) => u.to))}::text[], ${arr(upgrades.map((u) => u.kind))}::text[]) as u(old_key, new_key, kind)
+        where im.company_id = ${companyId} and im.external_id = u.old_key`);
     }
 
     if (fresh.length) {
@@ -164,7 +181,7 @@ export async function storeSegment(db: Db, input: SegmentInput): Promise<Segment
       const msgIds = await idPool('inbox_messages', decided.length);
       const inserted = await tx.insert(inboxMessages).values(decided.map(({ m, conversationId }, i) => ({
         id: msgIds[i], conversationId, companyId, fromName: m.fromName, fromEmail: m.fromEmail, content: m.text,
-        source: 'email', isFromClient: true, read: false, externalId: m.externalId,
+        source: 'email', isFromClient: true, read: false, externalId: m.externalId, kind: m.kind,
         externalMetadata: {
           to: m.to, subject: m.subject, imap_uid: m.uid, uid_validity: input.cursor.uidValidity, integration_id: input.integrationId,
           ...(m.messageId ? {} : { dedupe: 'content-hash' }), ...(m.oversize ? { oversize_bytes: m.bytes } : {}),

@@ -24,8 +24,81 @@ export function parseIdList(raw: string | string[] | null | undefined): string[]
   return text.split(/\s+/).map((x) => normaliseMessageId(x)).filter((x): x is string => !!x);
 }
 
-/** Content hash for mail without a Message-ID: stable across re-runs and UIDVALIDITY changes. */
-export function fallbackKey(parts: { fromEmail: string | null; dateHeader: string | null; subject: string | null; body: string }): string {
+/**
+ * The dedupe key of a message without a Message-ID: `sha256:` + a hash of the message as its
+ * sender wrote it — every header except those added or rewritten in transit, and the whole body
+ * (every part, every attachment), line endings normalised. Re-delivery of the same message, a copy
+ * in another folder and a re-scan give the same key; two messages differing in any byte the sender
+ * wrote never do. See docs/inbox-sync.md (dedupe).
+ * `oversizeBytes`: only the header block was downloaded (the message was too large); its size
+ * stands in for the body.
+ */
+export function fallbackKey(source: Buffer, opts: { oversizeBytes?: number } = {}): string {
+  const { headerEnd, bodyStart } = splitHeaderBlock(source);
+  const h = createHash('sha256');
+  h.update('lokario-dedupe-v2\u0000');
+  for (const { name, value } of unfoldHeaders(source.subarray(0, headerEnd))) {
+    if (isTransitHeader(name)) continue;
+    h.update(name);
+    h.update(':');
+    h.update(value);
+    h.update('\n');
+  }
+  h.update('\u0000');
+  if (opts.oversizeBytes !== undefined) h.update(`oversize:${opts.oversizeBytes}`);
+  else h.update(normaliseBody(source.subarray(bodyStart)));
+  return `sha256:${h.digest('hex')}`;
+}
+
+/**
+ * Headers that servers add or rewrite on the way (trace, authentication results, spam scores,
+ * mailbox-store bookkeeping): excluded from the fallback key so the same message delivered twice
+ * or copied between folders keeps one key.
+ */
+const TRANSIT_HEADERS = new Set([
+  'received', 'return-path', 'delivered-to', 'envelope-to', 'original-recipient', 'authentication-results',
+  'received-spf', 'dkim-signature', 'domainkey-signature', 'arc-seal', 'arc-message-signature', 'arc-authentication-results',
+  'status', 'content-length', 'lines', 'resent-date', 'resent-from', 'resent-to', 'resent-message-id', 'resent-sender',
+  'list-id', 'list-unsubscribe', 'list-unsubscribe-post', 'list-post', 'list-help', 'list-archive', 'list-owner', 'list-subscribe',
+  'precedence', 'errors-to', 'sender', 'mailing-list', 'feedback-id', 'bounces-to',
+]);
+export const isTransitHeader = (name: string) => TRANSIT_HEADERS.has(name) || name.startsWith('x-');
+
+/** Where the header block ends and the body starts (a source without blank line is all headers). */
+export function splitHeaderBlock(source: Buffer): { headerEnd: number; bodyStart: number } {
+  for (let i = 0; i < source.length; i++) {
+    if (source[i] !== 0x0a) continue;
+    if (source[i + 1] === 0x0a) return { headerEnd: i + 1, bodyStart: i + 2 };
+    if (source[i + 1] === 0x0d && source[i + 2] === 0x0a) return { headerEnd: i + 1, bodyStart: i + 3 };
+  }
+  return { headerEnd: source.length, bodyStart: source.length };
+}
+
+/** Header fields of a block: names lower-cased, values unfolded, runs of white space collapsed (bytes kept as latin1 text). */
+export function unfoldHeaders(block: Buffer): { name: string; value: string }[] {
+  const out: { name: string; value: string }[] = [];
+  for (const field of block.toString('latin1').replace(/\r?\n(?=[ \t])/g, '').split(/\r?\n/)) {
+    const colon = field.indexOf(':');
+    if (colon <= 0) continue;
+    out.push({ name: field.slice(0, colon).trim().toLowerCase(), value: field.slice(colon + 1).replace(/[ \t]+/g, ' ').trim() });
+  }
+  return out;
+}
+
+function normaliseBody(body: Buffer): Buffer {
+  // CRLF and LF are the same message (mbox stores, IMAP servers and clients differ); trailing
+  // blank lines are added by some relays
+  let s = body.toString('latin1').replace(/\r\n/g, '\n').replace(/[\s]+$/, '');
+  if (s.length) s += '\n';
+  return Buffer.from(s, 'latin1');
+}
+
+/**
+ * The key that versions before the `sha256:` one stored for mail without a Message-ID (sender,
+ * raw Date, subject and plain text only: it merged HTML-only mail and mail differing by an
+ * attachment). Only computed to recognise rows stored by them; see docs/inbox-sync.md.
+ */
+export function legacyFallbackKey(parts: { fromEmail: string | null; dateHeader: string | null; subject: string | null; body: string }): string {
   const h = createHash('sha256');
   for (const p of [parts.fromEmail?.toLowerCase() ?? '', parts.dateHeader?.trim() ?? '', parts.subject ?? '', parts.body.replace(/\r\n/g, '\n').trim()]) {
     h.update(p);
@@ -47,11 +120,69 @@ export function normaliseSubject(subject: string | null | undefined): string {
 }
 export const subjectKey = (subject: string | null | undefined) => normaliseSubject(subject).toLowerCase();
 
-// Local parts of automated senders that must never become clients (SPEC §5.1.5).
-const NO_REPLY_LOCAL = /^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|ne[-_.]?pas[-_.]?repondre|mailer[-_.]daemon|postmaster|bounces?|notifications?|newsletters?|automated?|auto[-_.]?confirm)([-_.+].*)?$/i;
+// Local parts of automated senders that must never become clients (SPEC §5.1.5): role
+// accounts at the start (`notifications@`, `mailer-daemon@`), no-reply anywhere (`gmail-noreply@`,
+// `notifications-noreply@`, `ne-pas-repondre.factures@`): no person has such an address.
+const ROLE_LOCAL = /^(?:mailer[-_.]?daemon|postmaster|bounces?|notifications?|newsletters?|automated?|auto[-_.]?confirm)(?:[-_.+].*)?$/i;
+const NO_REPLY_ANYWHERE = /no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|ne[-_.]?pas[-_.]?r[eé]pondre|nepasrepondre|pas[-_.]?de[-_.]?r[eé]ponse/i;
+const BOUNCE_LOCAL = /^(?:mailer[-_.]?daemon|postmaster)(?:[-_.+].*)?$/i;
+
+/** What kind of message this is; stored in `inbox_messages.kind` (docs/inbox-sync.md, kinds). */
+export const MESSAGE_KINDS = ['person', 'auto_reply', 'bounce', 'report', 'list', 'automated'] as const;
+export type MessageKind = (typeof MESSAGE_KINDS)[number];
+
+export type MessageFacts = {
+  fromEmail: string | null;
+  subject?: string | null;
+  /** The top-level Content-Type, lower-cased (`multipart/report`), and its `report-type` parameter. */
+  contentType?: string | null;
+  reportType?: string | null;
+  /** `Action:` values of a delivery-status report (RFC 3464), lower-cased. */
+  dsnActions?: readonly string[];
+  headers: {
+    autoSubmitted?: string | null; listId?: string | null; listUnsubscribe?: string | null; precedence?: string | null;
+    xAutoreply?: string | null; xAutorespond?: string | null; xAutoResponseSuppress?: string | null;
+  };
+};
+
+// Subjects of out-of-office and auto-replies as the common clients write them (Outlook/Exchange,
+// Gmail, Apple, Thunderbird, in French, English, German, Spanish, Italian, Dutch)
+// The marker must be the whole subject or be followed by a colon: "Auto : révision" or "Absent
+// jeudi" from a garage's client is a person.
+const AUTO_REPLY_SUBJECT = /^\s*(?:r[ée]ponse automatique|automatic reply|auto(?:matic)?[- ]?reply|autor[ée]ponse|out of (?:the )?office(?: auto-?reply)?|absence du bureau|absent du bureau|abwesenheitsnotiz|automatische antwort|respuesta autom[áa]tica|risposta automatica|automatisch antwoord)[\s\u00a0]*(?::|$)/i;
+// Subjects of bounces sent without a proper report (old Exim/qmail, some Exchange versions)
+const BOUNCE_SUBJECT = /^\s*(?:undeliver(?:ed|able)\b|mail delivery (?:failed|failure|system)|delivery (?:status notification \(failure\)|failure|has failed)|returned mail\b|failure notice\b|non remis\b|message non distribu[ée]|[ée]chec de (?:la )?(?:remise|distribution))/i;
+
+/**
+ * The kind of a message, from its headers and structure only (pure; docs/inbox-sync.md):
+ * `bounce` a failed-delivery report (DSN with a failed action, or a mailer-daemon bounce);
+ * `report` any other machine report (read receipt MDN, abuse/feedback ARF, delay or success DSN);
+ * `auto_reply` an automatic answer (out of office, vacation, "we received your message");
+ * `list` mailing lists and bulk mail; `automated` other machine mail (no-reply senders,
+ * `Auto-Submitted: auto-generated`); `person` the rest.
+ */
+export function classifyMessage(m: MessageFacts): MessageKind {
+  const email = m.fromEmail?.toLowerCase() ?? '';
+  const local = email.slice(0, Math.max(0, email.lastIndexOf('@')));
+  const h = m.headers;
+  const auto = h.autoSubmitted?.trim().toLowerCase().split(/[;\s]/)[0] ?? '';
+  const subject = m.subject ?? '';
+  if (m.contentType === 'multipart/report') {
+    const type = m.reportType?.trim().toLowerCase() ?? '';
+    if (type === 'delivery-status') return (m.dsnActions ?? []).some((a) => a === 'failed') || !(m.dsnActions ?? []).length ? 'bounce' : 'report';
+    return 'report'; // disposition-notification (MDN), feedback-report (ARF), others
+  }
+  if (BOUNCE_LOCAL.test(local) || (BOUNCE_SUBJECT.test(subject) && (auto !== '' && auto !== 'no' || !local))) return 'bounce';
+  if (auto === 'auto-replied' || h.xAutoreply || h.xAutorespond || /^auto[-_]?reply$/i.test(h.precedence?.trim() ?? '') || AUTO_REPLY_SUBJECT.test(subject)) return 'auto_reply';
+  if (h.listId || h.listUnsubscribe || /^(?:bulk|list|junk)$/i.test(h.precedence?.trim() ?? '')) return 'list';
+  if ((auto && auto !== 'no') || NO_REPLY_ANYWHERE.test(local) || ROLE_LOCAL.test(local)) return 'automated';
+  return 'person';
+}
 
 export type SenderFacts = {
   fromEmail: string | null;
+  /** The message's kind (classifyMessage); absent = judged from the headers below only. */
+  kind?: MessageKind;
   headers: { autoSubmitted?: string | null; listId?: string | null; listUnsubscribe?: string | null; precedence?: string | null };
 };
 
@@ -64,11 +195,13 @@ export function clientCreationBlocker(m: SenderFacts, blockedDomains: readonly s
   const domain = email.slice(at + 1);
   const blocked = blockedDomains.map((d) => d.trim().toLowerCase().replace(/^@/, '')).filter(Boolean);
   if (blocked.some((d) => domain === d || domain.endsWith(`.${d}`))) return 'blocked_domain';
-  if (NO_REPLY_LOCAL.test(local)) return 'noreply';
+  if (m.kind === 'bounce' || m.kind === 'report' || m.kind === 'auto_reply') return m.kind;
+  if (NO_REPLY_ANYWHERE.test(local) || ROLE_LOCAL.test(local)) return 'noreply';
   const auto = m.headers.autoSubmitted?.trim().toLowerCase();
   if (auto && auto !== 'no') return 'auto_submitted';
   if (m.headers.listId || m.headers.listUnsubscribe) return 'mailing_list';
   if (/^(bulk|list|junk)$/i.test(m.headers.precedence?.trim() ?? '')) return 'bulk';
+  if (m.kind && m.kind !== 'person') return m.kind;
   return null;
 }
 

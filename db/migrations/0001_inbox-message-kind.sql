@@ -1,0 +1,2 @@
+ALTER TABLE "inbox_messages" ADD COLUMN "kind" text DEFAULT 'person' NOT NULL;--> statement-breakpoint
+ALTER TABLE "inbox_messages" ADD CONSTRAINT "inbox_messages_kind_check" CHECK ("inbox_messages"."kind" in ('person', 'auto_reply', 'bounce', 'report', 'list', 'automated'));
