@@ -239,9 +239,19 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
         facts.forEach((f, i) => {
           const d = decisions[i];
           if (d.kind === 'stop') { bump(stats.stopped, d.reason); stops.push(f.followup.id); return; }
-          if (d.kind === 'wait') { bump(stats.waiting, d.reason); return; }
+          if (d.kind === 'wait') {
+            bump(stats.waiting, d.reason);
+            if (d.problem) errors.push({ scope: 'followup', id: f.followup.id, ...d.problem });
+            return;
+          }
           const company = loaded.companies.find((c) => c.id === f.company.id)!;
           const sender = planSender(company.integration, config.MAIL_FROM, f.company.settings.companyInfo.email ?? null);
+          if (sender.kind === 'invalid') {
+            // the company's From / Reply-To is not one address: its follow-ups wait until it is fixed
+            bump(stats.waiting, 'invalid_sender_address');
+            errors.push({ scope: 'followup', id: f.followup.id, ...sender.problem });
+            return;
+          }
           if (sender.kind === 'mailbox' && !dryRun) {
             try {
               const opened = senders.get(sender);

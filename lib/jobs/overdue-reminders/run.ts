@@ -117,6 +117,9 @@ async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[
   stats.unknown = decided.unknown;
   stats.skipped = { ...decided.skipped };
   stats.deferred = decided.deferred;
+  for (const bad of decided.invalidRecipients) {
+    errors.push({ scope: 'appointment_reminder', id: `${bad.appointmentId}:${bad.hoursBefore}`, code: 'invalid_recipient', message: bad.message });
+  }
   const render = (row: ReminderCandidate) =>
     renderReminder(row, companies.get(row.companyId)!, { frontendUrl: ctx.config.FRONTEND_URL, mailFrom: ctx.config.MAIL_FROM });
 
