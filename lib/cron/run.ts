@@ -5,6 +5,7 @@ import type { Runtime } from './runtime.js';
 import { NotImplementedError, type ItemError, type Job, type JobContext, type JobResult, type Trigger } from './types.js';
 import type { RunParams } from './params.js';
 import { redactText } from '../log.js';
+import { loadPostgresZones } from '../time/zone.js';
 
 /** Kept between the budget and maxDuration: time to finish held work and answer. */
 export const SAFETY_MARGIN_MS = 5_000;
@@ -80,6 +81,8 @@ export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: 
         };
       }
     }
+    // every job's zone rule (lib/time/zone.ts) knows PostgreSQL's zone names before it runs
+    await loadPostgresZones(db);
     const deadline = startedAt.getTime() + runBudgetMs(config.CRON_BUDGET_MS, meta.maxDurationSec);
     const ctx: JobContext = {
       db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,

@@ -21,7 +21,7 @@ import {
 } from './sql.js';
 import { formatEuros, renderMessage, type RenderedMessage, type TemplateVariables } from './templates.js';
 import { CredentialError, formatFrom, planSender, senderCache, type SenderPlan } from './transport.js';
-import { addDays } from '../../time/zone.js';
+import { addDays, loadPostgresZones } from '../../time/zone.js';
 import { createSendRecorder, type SendRecorder } from './recorder.js';
 
 /** Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim. */
@@ -180,6 +180,8 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   };
   const legacyCounted = new Set<number>();
 
+  // zones are checked against PostgreSQL's names (cached per process) before any is used
+  await loadPostgresZones(db);
   // 1. Create (only the billing switch matters: defect 27)
   const creationCompanies = await loadCreationCompanies(db, scope);
   const cfg: CreationConfig[] = creationCompanies.map((c) => {

@@ -1,11 +1,12 @@
 import pLimit from 'p-limit';
 import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
 import { MailError, classifySmtpError } from '../../mail/transport.js';
+import { checkZone, loadPostgresZones } from '../../time/zone.js';
 import {
   planReminders, reminderCompany, renderReminder, type ReminderCandidate, type ReminderCompany, type SkipReason,
 } from './plan.js';
 import {
-  claimReminders, expireTrials, insertReminderNotifications, markReminderFailed, markReminderSent, markStuckClaims,
+  claimReminders, companiesWithInvalidZone, expireTrials, insertReminderNotifications, markReminderFailed, markReminderSent, markStuckClaims,
   planNotificationPart, readReminderCandidates, readReminderCompanies, releaseReminderClaim, runNotificationPart,
   type NotificationPart, type PartResult, type ReminderNotification,
 } from './sql.js';
@@ -59,6 +60,14 @@ export async function runOverdueReminders(ctx: JobContext): Promise<JobResult> {
       errors.push({ scope: 'part', id: name, code: typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? 'database_error' : 'part_failed', message: String(e.message ?? err).split('\n')[0].slice(0, 200) });
     }
   };
+
+  // the zone rule needs PostgreSQL's zone names (cached per process) before any statement
+  await loadPostgresZones(ctx.db);
+  await part('zones', async () => {
+    for (const bad of await companiesWithInvalidZone(ctx.db, ctx.scope)) {
+      errors.push({ scope: 'company', id: bad.companyId, code: 'invalid_timezone', message: checkZone(bad.timezone).problem ?? 'invalid zone' });
+    }
+  });
 
   await part('trials', async () => {
     const r = await expireTrials(ctx.db, { ...params, dryRun: ctx.dryRun });
