@@ -2,6 +2,7 @@ import pLimit from 'p-limit';
 import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
 import { MailError, classifySmtpError } from '../../mail/transport.js';
 import { checkZone, loadPostgresZones } from '../../time/zone.js';
+import { fullErrorForLog, publicError } from '../../cron/errors.js';
 import {
   planReminders, reminderCompany, renderReminder, type ReminderCandidate, type ReminderCompany, type SkipReason,
 } from './plan.js';
@@ -54,10 +55,11 @@ export async function runOverdueReminders(ctx: JobContext): Promise<JobResult> {
     try {
       await fn();
     } catch (err) {
-      const e = err as { code?: unknown; message?: unknown };
       failedParts.push(name);
-      ctx.log.error({ part: name, code: e.code, err: String(e.message ?? err) }, 'part failed');
-      errors.push({ scope: 'part', id: name, code: typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? 'database_error' : 'part_failed', message: String(e.message ?? err).split('\n')[0].slice(0, 200) });
+      ctx.log.error({ part: name, err: fullErrorForLog(err) }, 'part failed');
+      // the driver's cause, never the statement text, a host or a port (lib/cron/errors.ts)
+      const e = publicError(err);
+      errors.push({ scope: 'part', id: name, code: e.code === 'database_error' ? e.code : 'part_failed', message: e.message });
     }
   };
 
