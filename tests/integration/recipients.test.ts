@@ -11,6 +11,8 @@ import { parseConfig } from '../../lib/config.js';
 import { createMailFactory, MailError } from '../../lib/mail/transport.js';
 import { history, seedCompany, seedFollowup, seedInvoice, wipe } from './followups-fixtures.js';
 import { appointment, appointmentType, client, company } from './overdue-fixtures.js';
+import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
+import { DAY_MS, insertCompany, insertUser } from './deletions-seed.js';
 
 /** The injections of the production probes, and the bare non-address that used to be only a counter. */
 const INJECTED = ['x@t.test\r\nBcc: victim@evil.test', 'a@x, b@evil', 'a@x;Bcc: b@evil'];
@@ -131,6 +133,24 @@ describePg('recipients: one address, never an injected one', () => {
     const body = await run(overdueRemindersJob);
     expect(body.stats.reminders).toMatchObject({ sent: 0, skipped: { invalid_reply_to: 1 } });
     expect(body.errors).toEqual([expect.objectContaining({ scope: 'company', id: c, code: 'settings_invalid' })]);
+    expect(sink.received).toHaveLength(0);
+  });
+
+  it('deletion reminders: an injected account email is an item error with the user id, nothing reaches it, not retried', async () => {
+    const db = t.handle.db;
+    const now = new Date(NOW);
+    const companyId = await insertCompany(db, 'Suppression');
+    await insertUser(db, { companyId, role: 'owner' });
+    const bad: number[] = [];
+    for (const email of INJECTED) {
+      bad.push(await insertUser(db, { companyId, email, deletionRequestedAt: new Date(now.getTime() - 25 * DAY_MS), deletionScheduledAt: new Date(now.getTime() + 5 * DAY_MS) }));
+    }
+    const body = await run(accountDeletionsJob);
+    const errs = body.errors.filter((e) => e.code === 'invalid_recipient');
+    expect(errs.map((e) => e.id).sort()).toEqual([...bad].sort());
+    expect(envelopes().join(' ')).not.toMatch(EVIL);
+    const again = await run(accountDeletionsJob);
+    expect(again.errors.filter((e) => e.code === 'invalid_recipient')).toEqual([]); // kept, not re-tried every run
     expect(sink.received).toHaveLength(0);
   });
 
