@@ -1,8 +1,18 @@
 import { z } from 'zod';
+import { ADDRESS_PROBLEM_TEXT, checkMailbox, checkSingleAddress } from './mail/address.js';
 
 /** Every environment variable of SPEC §3, parsed once with zod. `.env.example` documents each one. */
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const onOff = (def: 'on' | 'off') => z.enum(['on', 'off']).default(def);
+// the same single-address rule as every recipient we build (lib/mail/address.ts)
+const singleAddress = z.string().superRefine((v, ctx) => {
+  const c = checkSingleAddress(v);
+  if (!c.ok) ctx.addIssue({ code: 'custom', message: `must be exactly one address: ${ADDRESS_PROBLEM_TEXT[c.reason]}` });
+});
+const mailbox = z.string().min(3).superRefine((v, ctx) => {
+  const c = checkMailbox(v);
+  if (!c.ok) ctx.addIssue({ code: 'custom', message: `must be one mailbox, "Name <address>" or an address: ${ADDRESS_PROBLEM_TEXT[c.reason]}` });
+});
 
 const EnvSchema = z.object({
   NODE_ENV: z.string().optional(),
@@ -14,8 +24,8 @@ const EnvSchema = z.object({
   DB_POOL_MAX: int(5, 1),
   SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
   OUTBOX_DIR: z.string().min(1).default('.data/outbox'),
-  MAIL_FROM: z.string().min(3).default('Lokario <noreply@lokario.fr>'),
-  MAIL_REDIRECT_TO: z.email().optional(),
+  MAIL_FROM: mailbox.default('Lokario <noreply@lokario.fr>'),
+  MAIL_REDIRECT_TO: singleAddress.optional(),
   PREVIEW_SIDE_EFFECTS: onOff('off'),
   FRONTEND_URL: z.url().default('http://localhost:3000'),
   ENCRYPTION_MASTER_KEY: z.string().min(1).optional(),

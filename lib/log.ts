@@ -3,19 +3,69 @@ import { pino, type Logger as PinoLogger, type DestinationStream } from 'pino';
 export type Logger = PinoLogger;
 
 const EMAIL = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,})/g;
-const SECRET_PARAM = /([?&](?:secret|token|password|pass)=)[^&\s"']*/gi;
+/** Query parameters whose value is a credential, whatever else they are called around it. */
+const SENSITIVE_NAME = /secret|token|passw|^pass$|^pwd$|key|auth|sig/i;
+const SECRET_PARAM = /([?&;](?:[^=&\s"']*(?:secret|token|passw|key|auth|sig)[^=&\s"']*|pass|pwd)\s*=)[^&\s"']*/gi;
 const BEARER = /(bearer\s+)[^\s"']+/gi;
 const URL_PASSWORD = /(\w+:\/\/[^:/\s"']+:)[^@\s"']+@/g;
+const PERCENT = /%[0-9A-Fa-f]{2}/;
+/** Encodings undone before redacting: `%73ecret`, `%2573ecret` (encoded twice), `+` for a space. */
+const MAX_DECODE_ROUNDS = 3;
 
-/** Masks what must never reach a log line: secrets in URLs and headers, passwords, email addresses. */
-export function redactText(text: string, secrets: readonly string[] = []): string {
+/** Percent-decoding, repeated (double encoding), never throwing on a malformed sequence. */
+export function decodeForRedaction(text: string): string {
   let out = text;
-  for (const s of secrets) if (s) out = out.split(s).join('[REDACTED]');
+  for (let i = 0; i < MAX_DECODE_ROUNDS && PERCENT.test(out); i++) {
+    const next = out.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+      try {
+        return decodeURIComponent(run);
+      } catch {
+        return run.replace(/%([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+      }
+    });
+    if (next === out) break;
+    out = next;
+  }
+  return out;
+}
+
+/**
+ * Masks what must never reach a log line: secrets in URLs and headers, passwords, email
+ * addresses. The text is URL-decoded first (repeatedly), so an encoded name or value
+ * (`?s%65cret=…`) is caught like a plain one; the secrets themselves are removed before and after.
+ */
+export function redactText(text: string, secrets: readonly string[] = []): string {
+  const strip = (t: string) => {
+    let out = t;
+    for (const s of secrets) if (s) out = out.split(s).join('[REDACTED]');
+    return out;
+  };
+  let out = strip(text);
+  if (PERCENT.test(out)) out = strip(decodeForRedaction(out));
   return out
     .replace(SECRET_PARAM, '$1[REDACTED]')
     .replace(BEARER, '$1[REDACTED]')
     .replace(URL_PASSWORD, '$1[REDACTED]@')
     .replace(EMAIL, '$1***@$2');
+}
+
+/**
+ * A request URL for a log line: path and query decoded the way the route reads them (URLSearchParams:
+ * percent-encoding, `+`), every credential-like parameter's value replaced, then redactText.
+ */
+export function redactUrl(rawUrl: string, secrets: readonly string[] = []): string {
+  let url: URL;
+  try {
+    url = new URL(rawUrl, 'http://request.invalid');
+  } catch {
+    return redactText(rawUrl, secrets);
+  }
+  const path = decodeForRedaction(url.pathname);
+  const query = [...url.searchParams].map(([k, v]) => {
+    const name = decodeForRedaction(k);
+    return `${name}=${SENSITIVE_NAME.test(name.trim()) ? '[REDACTED]' : decodeForRedaction(v)}`;
+  });
+  return redactText(query.length ? `${path}?${query.join('&')}` : path, secrets);
 }
 
 function redactValue(value: unknown, secrets: readonly string[], depth = 0): unknown {

@@ -1,10 +1,11 @@
 import { z } from 'zod';
-import { DEFAULT_TIMEZONE, safeZone } from './time/zone.js';
+import { checkZone } from './time/zone.js';
 
 /**
  * `company_settings.settings`, with the defaults of SPEC §4. Each section is parsed on its own: a
  * malformed section falls back to its defaults and is reported in `problems`, so one company's bad
- * blob never stops the others.
+ * blob never stops the others. The zone follows lib/time/zone.ts (known to luxon and PostgreSQL;
+ * jobs run loadPostgresZones first). Tenant isolation: docs/security.md.
  */
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/);
 
@@ -68,11 +69,14 @@ export function parseCompanySettings(raw: unknown): { settings: CompanySettings;
   if (raw !== null && raw !== undefined && root !== raw) problems.push('settings: not an object');
   const billing = root.billing && typeof root.billing === 'object' ? (root.billing as Record<string, unknown>) : {};
   const info = section(CompanyInfo, root.company_info, 'company_info', problems);
-  const tz = info.timezone ?? DEFAULT_TIMEZONE;
-  if (info.timezone && safeZone(info.timezone) !== info.timezone) problems.push(`company_info.timezone: unknown zone "${info.timezone}"`);
+  // read from the raw blob: a zone of the wrong type (a number) fails the section's parse and
+  // must still be reported as a zone problem, not silently defaulted
+  const rawInfo = root.company_info && typeof root.company_info === 'object' ? (root.company_info as Record<string, unknown>) : {};
+  const tz = checkZone(rawInfo.timezone ?? info.timezone);
+  if (tz.problem) problems.push(tz.problem);
   return {
     settings: {
-      companyInfo: { ...info, timezone: safeZone(tz) },
+      companyInfo: { ...info, timezone: tz.zone },
       autoFollowups: section(AutoFollowups, billing.auto_followups, 'billing.auto_followups', problems),
       followups: section(Followups, root.followups, 'followups', problems),
       appointments: section(Appointments, root.appointments, 'appointments', problems),

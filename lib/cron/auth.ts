@@ -29,3 +29,21 @@ export const MISCONFIGURED_SECRET_BODY = {
   error: 'misconfigured',
   detail: 'CRON_SECRET is not set',
 } as const;
+
+/**
+ * A request that carries its credentials twice: two `Authorization` headers (Node keeps only the
+ * first in `req.headers`, a proxy may keep the last) or `?secret=` repeated. Returns why, or null.
+ */
+export function ambiguousCredentials(rawHeaders: readonly string[], querySecret: string | string[] | undefined): string | null {
+  let authorizations = 0;
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === 'authorization') authorizations++;
+  if (authorizations > 1) return 'the Authorization header is sent more than once';
+  if (Array.isArray(querySecret)) return 'the secret parameter is sent more than once';
+  return null;
+}
+
+export const AMBIGUOUS_CREDENTIALS_BODY = {
+  success: false,
+  error: 'bad_request',
+  detail: 'credentials sent more than once',
+} as const;

@@ -3,12 +3,19 @@ import type { Config } from '../config.js';
 import type { Scope } from './types.js';
 
 const flag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', '']).transform((v) => v === '1' || v === 'true' || v === 'yes');
-const intParam = z.string().regex(/^\d+$/, 'must be a non-negative integer').transform(Number);
+/**
+ * companies.id (like every id) is a PostgreSQL `integer`: a larger value can match no row and
+ * would fail the statement (22003, out of range), so it is refused here as a 400 rather than
+ * running a job that answers 500 and counts as a failed run in /cron/status.
+ */
+export const INT4_MAX = 2_147_483_647;
+// at most 10 digits before Number(): a 400-digit value must not become Infinity or lose digits
+const intParam = z.string().regex(/^\d{1,10}$/, 'must be a non-negative integer of at most 10 digits').transform(Number);
 
 const QuerySchema = z
   .object({
     dryRun: flag.optional(),
-    companyId: intParam.pipe(z.number().int().positive()).optional(),
+    companyId: intParam.pipe(z.number().int().positive().max(INT4_MAX, `must be at most ${INT4_MAX} (a PostgreSQL integer)`)).optional(),
     shard: intParam.optional(),
     shards: intParam.pipe(z.number().int().min(1).max(64)).optional(),
     now: z.iso.datetime({ offset: true, message: 'must be an ISO-8601 instant with a zone, e.g. 2026-03-29T01:30:00Z' }).optional(),

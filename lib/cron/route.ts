@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config.js';
-import { redactText } from '../log.js';
-import { FORBIDDEN_BODY, MISCONFIGURED_SECRET_BODY, isAuthorized } from './auth.js';
+import { redactUrl } from '../log.js';
+import { fullErrorForLog } from './errors.js';
+import { AMBIGUOUS_CREDENTIALS_BODY, FORBIDDEN_BODY, MISCONFIGURED_SECRET_BODY, ambiguousCredentials, isAuthorized } from './auth.js';
 import { BadRequestError, parseRunParams } from './params.js';
 import { runJob } from './run.js';
 import { defaultRuntime, type Runtime } from './runtime.js';
@@ -58,9 +59,22 @@ function guard(req: Req, res: Res, getRuntime: () => Runtime): Guarded | null {
     return null;
   }
   const { config } = rt;
-  const query = queryOf(req);
   const secrets = [config.CRON_SECRET ?? ''];
-  rt.logger.info({ method: req.method, url: redactText(req.url ?? '', secrets) }, 'request');
+  rt.logger.info({ method: req.method, url: redactUrl(req.url ?? '', secrets) }, 'request');
+  let query: ReturnType<typeof queryOf>;
+  try {
+    query = queryOf(req);
+  } catch {
+    send(res, 400, { success: false, error: 'bad_request', issues: [{ path: '(url)', message: 'the URL cannot be parsed' }] });
+    return null;
+  }
+  // two Authorization headers (or two ?secret=): which one counts would depend on the proxy; refused
+  const ambiguous = ambiguousCredentials(req.rawHeaders ?? [], query.secret);
+  if (ambiguous) {
+    rt.logger.warn({ reason: ambiguous }, 'refused: ambiguous credentials');
+    send(res, 400, { ...AMBIGUOUS_CREDENTIALS_BODY, detail: ambiguous });
+    return null;
+  }
   if (!config.CRON_SECRET) {
     if (config.isProductionLike) {
       rt.logger.error('CRON_SECRET is not set on a deployment: refusing to run');
@@ -73,7 +87,7 @@ function guard(req: Req, res: Res, getRuntime: () => Runtime): Guarded | null {
   const q = query.secret;
   const authorization = req.headers.authorization;
   if (!isAuthorized(typeof authorization === 'string' ? authorization : undefined, typeof q === 'string' ? q : undefined, config.CRON_SECRET)) {
-    rt.logger.warn({ url: redactText(req.url ?? '', secrets) }, 'forbidden: missing or wrong secret');
+    rt.logger.warn({ url: redactUrl(req.url ?? '', secrets) }, 'forbidden: missing or wrong secret');
     send(res, 403, FORBIDDEN_BODY);
     return null;
   }
@@ -112,7 +126,7 @@ export function statusRoute(getRuntime: () => Runtime = defaultRuntime): Handler
       const body = { success: true, timestamp: new Date().toISOString(), ...status };
       send(res, status.healthy ? 200 : 503, g.unprotected ? { ...body, warning: UNPROTECTED_WARNING } : body);
     } catch (err) {
-      g.rt.logger.error({ err: redactText(String((err as Error).message ?? err), [g.rt.config.CRON_SECRET ?? '']) }, 'status failed');
+      g.rt.logger.error({ err: fullErrorForLog(err) }, 'status failed');
       send(res, 500, { success: false, error: 'database_unavailable', message: 'the database could not be read' });
     } finally {
       await handle?.close().catch(() => {});

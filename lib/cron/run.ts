@@ -4,7 +4,8 @@ import { leaseKey } from './scope.js';
 import type { Runtime } from './runtime.js';
 import { NotImplementedError, type ItemError, type Job, type JobContext, type JobResult, type Trigger } from './types.js';
 import type { RunParams } from './params.js';
-import { redactText } from '../log.js';
+import { fullErrorForLog, publicError, publicErrorText } from './errors.js';
+import { loadPostgresZones } from '../time/zone.js';
 
 /** Kept between the budget and maxDuration: time to finish held work and answer. */
 export const SAFETY_MARGIN_MS = 5_000;
@@ -19,13 +20,8 @@ export function runBudgetMs(budgetMs: number, maxDurationSec: number): number {
   return Math.max(1_000, Math.min(budgetMs, maxDurationSec * 1000 - SAFETY_MARGIN_MS));
 }
 
-function shortError(err: unknown, secrets: string[]): { code: string; message: string } {
-  const e = err as { code?: unknown; message?: unknown };
-  const pgCode = typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code);
-  const code = pgCode ? 'database_error' : typeof e.code === 'string' && /^[a-z_]+$/.test(e.code) ? e.code : 'job_failed';
-  const message = redactText(String(e.message ?? err), secrets).split('\n')[0].slice(0, 200);
-  return { code, message };
-}
+/** Code and message for the response and the ledger: the driver's cause, no SQL, host or port (errors.ts). */
+const shortError = (err: unknown, secrets: string[]) => publicError(err, secrets);
 
 /**
  * One run of a job through the whole contract (SPEC §2.4–2.6): ledger row, lease (not for dry
@@ -60,7 +56,7 @@ export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: 
     await recordRunStart(handle.db, { id: runId, job: job.id, trigger, dryRun, startedAt });
   } catch (err) {
     const e = shortError(err, secrets);
-    log.error({ err: e }, 'database unavailable');
+    log.error({ err: fullErrorForLog(err) }, 'database unavailable');
     await handle?.close().catch(() => {});
     return fail(500, 'database_unavailable', e.message);
   }
@@ -80,6 +76,8 @@ export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: 
         };
       }
     }
+    // every job's zone rule (lib/time/zone.ts) knows PostgreSQL's zone names before it runs
+    await loadPostgresZones(db);
     const deadline = startedAt.getTime() + runBudgetMs(config.CRON_BUDGET_MS, meta.maxDurationSec);
     const ctx: JobContext = {
       db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,
@@ -89,7 +87,7 @@ export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: 
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');
     const result: JobResult = await job.run(ctx);
     const durationMs = Date.now() - startedAt.getTime();
-    const errors: ItemError[] = result.errors.slice(0, MAX_LISTED_ERRORS).map((e) => ({ ...e, message: redactText(e.message, secrets).slice(0, 300) }));
+    const errors: ItemError[] = result.errors.slice(0, MAX_LISTED_ERRORS).map((e) => ({ ...e, message: publicErrorText(e.message, secrets, 300) }));
     const outcome = result.partial ? 'partial' : 'succeeded';
     await recordRunEnd(db, runId, { outcome, stats: { ...result.stats, errorsCount: result.errors.length, durationMs } });
     log.info({ outcome, durationMs, stats: result.stats, errors: result.errors.length }, 'run finished');
@@ -103,11 +101,11 @@ export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: 
     const notImplemented = err instanceof NotImplementedError;
     const e = notImplemented ? { code: 'not_implemented', message: (err as Error).message } : shortError(err, secrets);
     if (notImplemented) log.warn(e.message);
-    else log.error({ err: e }, 'run failed');
+    else log.error({ err: fullErrorForLog(err) }, 'run failed');
     await recordRunEnd(db, runId, { outcome: 'failed', error: `${e.code}: ${e.message}` }).catch(() => {});
     return fail(notImplemented ? 501 : 500, e.code, e.message);
   } finally {
-    if (holdsLease) await releaseLease(db, key, runId).catch((err) => log.error({ err: shortError(err, secrets) }, 'lease release failed; it will expire'));
+    if (holdsLease) await releaseLease(db, key, runId).catch((err) => log.error({ err: fullErrorForLog(err) }, 'lease release failed; it will expire'));
     mail.closeAll();
     await handle.close().catch(() => {});
   }

@@ -4,6 +4,7 @@ import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { Config } from '../config.js';
+import { checkSingleAddress, describeAddressProblem } from './address.js';
 
 export type OutgoingMail = {
   from: string;
@@ -87,10 +88,27 @@ function applyRedirect(mail: OutgoingMail, redirectTo: string | undefined): Outg
   return { ...mail, to: redirectTo, headers: { ...mail.headers, 'X-Original-To': mail.to } };
 }
 
+// --- recipient guard (docs/security.md): the last line of defence, whatever a job built ---
+/**
+ * To and Reply-To must each be exactly one addr-spec (lib/mail/address.ts), checked on the
+ * intended recipient, before MAIL_REDIRECT_TO and before any connection: a refused address is a
+ * permanent `invalid_recipient`, and nothing is sent.
+ */
+export function assertSingleRecipients(mail: OutgoingMail): OutgoingMail {
+  for (const [field, value] of [['To', mail.to], ['Reply-To', mail.replyTo]] as const) {
+    if (field === 'Reply-To' && value === undefined) continue;
+    const c = checkSingleAddress(value);
+    if (!c.ok) throw new MailError('invalid_recipient', describeAddressProblem(field, value, c.reason), true);
+  }
+  return { ...mail, to: mail.to.trim(), ...(mail.replyTo !== undefined ? { replyTo: mail.replyTo.trim() } : {}) };
+}
+// --- end of the recipient guard ---
+
 function toNodemailer(mail: OutgoingMail): Mail.Options {
   return {
-    from: mail.from, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html,
-    replyTo: mail.replyTo, messageId: mail.messageId, inReplyTo: mail.inReplyTo,
+    // address objects, not strings: nodemailer must never read a recipient as a list
+    from: mail.from, to: { name: '', address: mail.to }, subject: mail.subject, text: mail.text, html: mail.html,
+    replyTo: mail.replyTo === undefined ? undefined : { name: '', address: mail.replyTo }, messageId: mail.messageId, inReplyTo: mail.inReplyTo,
     references: mail.references, headers: mail.headers,
   };
 }
@@ -110,7 +128,7 @@ function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefin
   return {
     kind: 'smtp',
     async send(mail) {
-      const m = applyRedirect(mail, redirectTo);
+      const m = applyRedirect(assertSingleRecipients(mail), redirectTo);
       try {
         transport ??= loadNodemailer().then((nm) => nm.createTransport(options));
         const info = await (await transport).sendMail(toNodemailer(m));
@@ -129,7 +147,7 @@ function outboxSender(dir: string, redirectTo: string | undefined): MailSender {
   return {
     kind: 'outbox',
     async send(mail) {
-      const m = applyRedirect(mail, redirectTo);
+      const m = applyRedirect(assertSingleRecipients(mail), redirectTo);
       transport ??= loadNodemailer().then((nm) => nm.createTransport({ streamTransport: true, buffer: true, newline: 'unix' }));
       const info = await (await transport).sendMail(toNodemailer(m));
       const day = new Date().toISOString().slice(0, 10);

@@ -6,7 +6,8 @@ describe('.env.example', () => {
     const example = fs.readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
     const documented = [...example.matchAll(/^([A-Z_][A-Z0-9_]*)=/gm)].map((m) => m[1]).sort();
     const config = fs.readFileSync(new URL('../../lib/config.ts', import.meta.url), 'utf8');
-    const schema = config.slice(config.indexOf('z.object({'), config.indexOf('});'));
+    const start = config.indexOf('const EnvSchema = z.object({');
+    const schema = config.slice(start, config.indexOf('});', start));
     const read = [...schema.matchAll(/^\s+([A-Z_][A-Z0-9_]*):/gm)].map((m) => m[1]).filter((v) => !['NODE_ENV', 'VERCEL_ENV'].includes(v)).sort();
     expect(documented).toEqual(read);
   });

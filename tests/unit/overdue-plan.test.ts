@@ -77,7 +77,7 @@ describe('planReminders', () => {
     expect(plan.send.map((r) => r.appointmentId)).toEqual([1, 12]);
     expect(plan).toMatchObject({ alreadySent: 1, inProgress: 1, unknown: 1, deferred: 0 });
     expect(plan.skipped).toEqual({
-      failed_permanently: 1, appointment_cancelled: 1, appointment_not_active: 1, reminders_disabled: 1, no_client_email: 2, not_due: 1,
+      failed_permanently: 1, appointment_cancelled: 1, appointment_not_active: 1, reminders_disabled: 1, no_client_email: 1, invalid_client_email: 1, not_due: 1,
     });
   });
 

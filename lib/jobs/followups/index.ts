@@ -21,7 +21,7 @@ import {
 } from './sql.js';
 import { formatEuros, renderMessage, type RenderedMessage, type TemplateVariables } from './templates.js';
 import { CredentialError, formatFrom, planSender, senderCache, type SenderPlan } from './transport.js';
-import { addDays } from '../../time/zone.js';
+import { addDays, loadPostgresZones } from '../../time/zone.js';
 import { createSendRecorder, type SendRecorder } from './recorder.js';
 
 /** Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim. */
@@ -180,6 +180,8 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   };
   const legacyCounted = new Set<number>();
 
+  // zones are checked against PostgreSQL's names (cached per process) before any is used
+  await loadPostgresZones(db);
   // 1. Create (only the billing switch matters: defect 27)
   const creationCompanies = await loadCreationCompanies(db, scope);
   const cfg: CreationConfig[] = creationCompanies.map((c) => {
@@ -239,9 +241,19 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
         facts.forEach((f, i) => {
           const d = decisions[i];
           if (d.kind === 'stop') { bump(stats.stopped, d.reason); stops.push(f.followup.id); return; }
-          if (d.kind === 'wait') { bump(stats.waiting, d.reason); return; }
+          if (d.kind === 'wait') {
+            bump(stats.waiting, d.reason);
+            if (d.problem) errors.push({ scope: 'followup', id: f.followup.id, ...d.problem });
+            return;
+          }
           const company = loaded.companies.find((c) => c.id === f.company.id)!;
           const sender = planSender(company.integration, config.MAIL_FROM, f.company.settings.companyInfo.email ?? null);
+          if (sender.kind === 'invalid') {
+            // the company's From / Reply-To is not one address: its follow-ups wait until it is fixed
+            bump(stats.waiting, 'invalid_sender_address');
+            errors.push({ scope: 'followup', id: f.followup.id, ...sender.problem });
+            return;
+          }
           if (sender.kind === 'mailbox' && !dryRun) {
             try {
               const opened = senders.get(sender);

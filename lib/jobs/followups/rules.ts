@@ -6,6 +6,7 @@ import type { Delivery } from '../../../db/schema/enums.js';
 export type { Delivery };
 import type { CompanySettings } from '../../settings.js';
 import { addDays, localWeekdayAndMinutes, startOfMonth } from '../../time/zone.js';
+import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
 import { chooseTemplate, type AutoFollowupType, type ChosenTemplate } from './templates.js';
 
 export const AUTO_TYPES: readonly AutoFollowupType[] = ['FACTURE_IMPAYEE', 'DEVIS_NON_REPONDU'];
@@ -96,12 +97,13 @@ export type StopReason =
   | 'client_deleted' | 'client_replied' | 'max_relances' | 'unsupported_source';
 
 export type WaitReason =
-  | 'in_flight' | 'delivery_unknown' | 'failed_final' | 'retry_backoff' | 'company_inactive' | 'no_client_email'
+  | 'in_flight' | 'delivery_unknown' | 'failed_final' | 'retry_backoff' | 'company_inactive' | 'no_client_email' | 'invalid_client_email'
   | 'channel_unsupported' | 'outside_send_window' | 'quota_exceeded';
 
 export type Decision =
   | { kind: 'stop'; reason: StopReason }
-  | { kind: 'wait'; reason: WaitReason }
+  /** `problem`: bad data that a person must fix; the run lists it in `errors` under the follow-up's id. */
+  | { kind: 'wait'; reason: WaitReason; problem?: { code: string; message: string } }
   | { kind: 'send'; step: number; retry: boolean; template: ChosenTemplate; previousMessageId: string | null; balanceCents: number };
 
 /** The delay before step `step` (1-based): relance_delays[step-1], the last delay repeating. */
@@ -202,7 +204,12 @@ export function decideFollowup(
     if (pending.attempts >= MAX_ATTEMPTS_PER_STEP) return { kind: 'wait', reason: 'failed_final' };
     if (pending.nextAttemptAt && pending.nextAttemptAt.getTime() > now.getTime()) return { kind: 'wait', reason: 'retry_backoff' };
   }
-  if (!f.client.email || !f.client.email.includes('@')) return { kind: 'wait', reason: 'no_client_email' };
+  if (!f.client.email?.trim()) return { kind: 'wait', reason: 'no_client_email' };
+  // exactly one address, or nothing is sent: never a list, a group or an injected header
+  const to = checkSingleAddress(f.client.email);
+  if (!to.ok) {
+    return { kind: 'wait', reason: 'invalid_client_email', problem: { code: 'invalid_recipient', message: describeAddressProblem(`client ${f.client.id} email`, f.client.email, to.reason) } };
+  }
   const template = chooseTemplate(f.followup.type, settings.followups.messages);
   if (template.method !== 'email') return { kind: 'wait', reason: 'channel_unsupported' };
   if (!sendWindowOpen(f)) {

@@ -7,6 +7,7 @@
 import { decryptStoredSecret, passwordForHost } from '../../crypto/fernet.js';
 import type { MailFactory, MailSender } from '../../mail/transport.js';
 import type { LoadedIntegration } from './sql.js';
+import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
 
 export type SenderPlan =
   | { kind: 'mailbox'; integrationId: number; host: string; port: number; secure: boolean; user: string; storedPassword: string; fromAddress: string }
@@ -24,18 +25,30 @@ export function formatFrom(name: string, address: string): string {
   return `"${clean.replace(/(["\\])/g, '\\$1')}" <${address}>`;
 }
 
-export function planSender(integration: LoadedIntegration | null, mailFrom: string, companyEmail: string | null): SenderPlan {
+/** A From or Reply-To address of the company that is not exactly one address: nothing is sent. */
+export type InvalidSender = { kind: 'invalid'; problem: { code: 'invalid_sender_address'; message: string } };
+
+function invalid(what: string, raw: string, reason: Parameters<typeof describeAddressProblem>[2]): InvalidSender {
+  return { kind: 'invalid', problem: { code: 'invalid_sender_address', message: describeAddressProblem(what, raw, reason) } };
+}
+
+export function planSender(integration: LoadedIntegration | null, mailFrom: string, companyEmail: string | null): SenderPlan | InvalidSender {
   if (integration?.smtp_server && integration.email_address && integration.email_password) {
+    const from = checkSingleAddress(integration.email_address);
+    if (!from.ok) return invalid(`mailbox ${integration.id} address`, integration.email_address, from.reason);
     const secure = integration.smtp_use_ssl ?? (integration.smtp_port === 465);
     const port = integration.smtp_port ?? (secure ? 465 : 587);
     return {
       kind: 'mailbox', integrationId: integration.id, host: integration.smtp_server, port, secure,
-      user: integration.email_address, storedPassword: integration.email_password, fromAddress: integration.email_address,
+      user: integration.email_address, storedPassword: integration.email_password, fromAddress: from.address,
     };
   }
   // replies must reach the company, not the platform's no-reply address
-  const replyTo = companyEmail || integration?.email_address || null;
-  return { kind: 'platform', fromAddress: addressOf(mailFrom), replyTo };
+  const replyTo = companyEmail?.trim() ? companyEmail : integration?.email_address?.trim() ? integration.email_address : null;
+  if (replyTo === null) return { kind: 'platform', fromAddress: addressOf(mailFrom), replyTo: null };
+  const checked = checkSingleAddress(replyTo);
+  if (!checked.ok) return invalid(replyTo === companyEmail ? 'company_info.email (Reply-To)' : `mailbox ${integration?.id} address (Reply-To)`, replyTo, checked.reason);
+  return { kind: 'platform', fromAddress: addressOf(mailFrom), replyTo: checked.address };
 }
 
 export class CredentialError extends Error {

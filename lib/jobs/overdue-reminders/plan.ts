@@ -3,6 +3,7 @@ import type { Delivery } from '../../../db/schema/enums.js';
 export type { Delivery };
 import { formatFrenchDate, formatFrenchTime } from '../../time/zone.js';
 import { deterministicMessageId } from '../../mail/message-id.js';
+import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
 
 /**
  * The pure half of the job (SPEC §5.4): given rows read from the database and the clock, decide
@@ -92,6 +93,8 @@ export type ReminderCompany = {
   enabled: boolean;
   offsets: ReminderOffset[];
   rescheduleBaseUrl: string | null; // set only when the link is enabled
+  /** company_info.email is set but is not exactly one address: no reminder goes out with it as Reply-To. */
+  invalidReplyTo: boolean;
 };
 
 /** A company's reminder configuration from its settings blob (defaults of SPEC §4). */
@@ -107,20 +110,19 @@ export function reminderCompany(companyId: number, name: string, rawSettings: un
     seen.add(h);
     offsets.push({ hoursBefore: h, content: r.content?.trim() ? r.content : null });
   }
-  const email = settings.companyInfo.email && isEmail(settings.companyInfo.email) ? settings.companyInfo.email.trim() : null;
+  const rawEmail = settings.companyInfo.email;
+  const checked = rawEmail?.trim() ? checkSingleAddress(rawEmail) : null;
+  if (checked && !checked.ok) problems.push(describeAddressProblem('company_info.email (Reply-To)', rawEmail, checked.reason));
   return {
     company: {
-      companyId, name, email, timezone: settings.companyInfo.timezone,
+      companyId, name, email: checked?.ok ? checked.address : null, invalidReplyTo: checked !== null && !checked.ok,
+      timezone: settings.companyInfo.timezone,
       enabled: a.auto_reminder_enabled,
       offsets,
       rescheduleBaseUrl: a.include_reschedule_link_in_reminder && a.reschedule_base_url ? a.reschedule_base_url : null,
     },
     problems,
   };
-}
-
-export function isEmail(s: string | null | undefined): s is string {
-  return typeof s === 'string' && /^[^\s@<>",;]+@[^\s@<>",;]+\.[^\s@<>",;]+$/.test(s.trim());
 }
 
 /** An offset is due once its send time has come and while the appointment is still ahead. */
@@ -149,6 +151,8 @@ export type ReminderCandidate = {
 export type SkipReason =
   | 'reminders_disabled'
   | 'no_client_email'
+  | 'invalid_client_email'
+  | 'invalid_reply_to'
   | 'appointment_cancelled'
   | 'appointment_not_active'
   | 'not_due'
@@ -165,6 +169,8 @@ export type ReminderPlan = {
   skipped: Partial<Record<SkipReason, number>>;
   /** Due but left for the next run (per-run cap). */
   deferred: number;
+  /** Due, but the client's address is not exactly one address: item errors, nothing sent. */
+  invalidRecipients: { appointmentId: number; hoursBefore: number; message: string }[];
 };
 
 /**
@@ -172,7 +178,7 @@ export type ReminderPlan = {
  * ordered by send time (the most overdue first) and capped at `maxSends`.
  */
 export function planReminders(rows: ReminderCandidate[], companies: Map<number, ReminderCompany>, now: Date, maxSends: number): ReminderPlan {
-  const plan: ReminderPlan = { send: [], alreadySent: 0, inProgress: 0, unknown: 0, skipped: {}, deferred: 0 };
+  const plan: ReminderPlan = { send: [], alreadySent: 0, inProgress: 0, unknown: 0, skipped: {}, deferred: 0, invalidRecipients: [] };
   const skip = (r: SkipReason) => { plan.skipped[r] = (plan.skipped[r] ?? 0) + 1; };
   const due: ReminderCandidate[] = [];
   for (const row of rows) {
@@ -185,7 +191,18 @@ export function planReminders(rows: ReminderCandidate[], companies: Map<number, 
     if (row.status === 'CANCELLED') { skip('appointment_cancelled'); continue; }
     if (!(REMINDABLE_STATUSES as readonly string[]).includes(row.status)) { skip('appointment_not_active'); continue; }
     if (!company || !company.enabled) { skip('reminders_disabled'); continue; }
-    if (!isEmail(row.clientEmail)) { skip('no_client_email'); continue; }
+    if (!row.clientEmail?.trim()) { skip('no_client_email'); continue; }
+    const to = checkSingleAddress(row.clientEmail);
+    if (!to.ok) {
+      skip('invalid_client_email');
+      plan.invalidRecipients.push({
+        appointmentId: row.appointmentId, hoursBefore: row.hoursBefore,
+        message: describeAddressProblem(`client email of appointment ${row.appointmentId}`, row.clientEmail, to.reason),
+      });
+      continue;
+    }
+    // the company was told once (settings_invalid); its reminders wait until the address is fixed
+    if (company.invalidReplyTo) { skip('invalid_reply_to'); continue; }
     due.push(row);
   }
   due.sort((a, b) => sendTime(a) - sendTime(b) || a.appointmentId - b.appointmentId || b.hoursBefore - a.hoursBefore);

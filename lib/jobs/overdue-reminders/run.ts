@@ -1,11 +1,13 @@
 import pLimit from 'p-limit';
 import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
 import { MailError, classifySmtpError } from '../../mail/transport.js';
+import { checkZone, loadPostgresZones } from '../../time/zone.js';
+import { fullErrorForLog, publicError } from '../../cron/errors.js';
 import {
   planReminders, reminderCompany, renderReminder, type ReminderCandidate, type ReminderCompany, type SkipReason,
 } from './plan.js';
 import {
-  claimReminders, expireTrials, insertReminderNotifications, markReminderFailed, markReminderSent, markStuckClaims,
+  claimReminders, companiesWithInvalidZone, expireTrials, insertReminderNotifications, markReminderFailed, markReminderSent, markStuckClaims,
   planNotificationPart, readReminderCandidates, readReminderCompanies, releaseReminderClaim, runNotificationPart,
   type NotificationPart, type PartResult, type ReminderNotification,
 } from './sql.js';
@@ -53,12 +55,21 @@ export async function runOverdueReminders(ctx: JobContext): Promise<JobResult> {
     try {
       await fn();
     } catch (err) {
-      const e = err as { code?: unknown; message?: unknown };
       failedParts.push(name);
-      ctx.log.error({ part: name, code: e.code, err: String(e.message ?? err) }, 'part failed');
-      errors.push({ scope: 'part', id: name, code: typeof e.code === 'string' && /^[0-9A-Z]{5}$/.test(e.code) ? 'database_error' : 'part_failed', message: String(e.message ?? err).split('\n')[0].slice(0, 200) });
+      ctx.log.error({ part: name, err: fullErrorForLog(err) }, 'part failed');
+      // the driver's cause, never the statement text, a host or a port (lib/cron/errors.ts)
+      const e = publicError(err);
+      errors.push({ scope: 'part', id: name, code: e.code === 'database_error' ? e.code : 'part_failed', message: e.message });
     }
   };
+
+  // the zone rule needs PostgreSQL's zone names (cached per process) before any statement
+  await loadPostgresZones(ctx.db);
+  await part('zones', async () => {
+    for (const bad of await companiesWithInvalidZone(ctx.db, ctx.scope)) {
+      errors.push({ scope: 'company', id: bad.companyId, code: 'invalid_timezone', message: checkZone(bad.timezone).problem ?? 'invalid zone' });
+    }
+  });
 
   await part('trials', async () => {
     const r = await expireTrials(ctx.db, { ...params, dryRun: ctx.dryRun });
@@ -117,6 +128,9 @@ async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[
   stats.unknown = decided.unknown;
   stats.skipped = { ...decided.skipped };
   stats.deferred = decided.deferred;
+  for (const bad of decided.invalidRecipients) {
+    errors.push({ scope: 'appointment_reminder', id: `${bad.appointmentId}:${bad.hoursBefore}`, code: 'invalid_recipient', message: bad.message });
+  }
   const render = (row: ReminderCandidate) =>
     renderReminder(row, companies.get(row.companyId)!, { frontendUrl: ctx.config.FRONTEND_URL, mailFrom: ctx.config.MAIL_FROM });
 

@@ -2,7 +2,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
-import { DEFAULT_TIMEZONE } from '../../time/zone.js';
+import { isKnownZone, zoneSql } from '../../time/zone.js';
 import {
   CRITICAL_HORIZON_HOURS, CRITICAL_PRIORITIES, MAX_REMINDER_HOURS, OVERDUE_REPEAT_DAYS, PRIORITY_LABELS,
   REMINDABLE_STATUSES, TEXTS, trimSlash, type Delivery, type ReminderCandidate,
@@ -12,7 +12,8 @@ import {
  * The effectful half: whole set-based statements. Each notification part is ONE statement
  * (candidates → status change → INSERT … ON CONFLICT DO NOTHING → counts), so the number of
  * statements never grows with the number of rows. "Today" is computed in SQL in each company's
- * zone (joined in the same statement), validated against pg_timezone_names.
+ * zone (joined in the same statement), validated by lib/time/zone.ts's rule (known to luxon and
+ * PostgreSQL), so that one company's zone can never fail the statement for the others.
  */
 
 export type PartParams = { now: Date; scope: Scope; frontendUrl: string };
@@ -23,17 +24,33 @@ const tag = (name: string) => sql.raw(`/* overdue-reminders:${name} */ `);
 const nowParam = (now: Date) => sql`${now.toISOString()}::timestamptz`;
 
 /**
- * Each company in scope with its zone: `company_info.timezone` when Postgres knows it, else the
- * default (an unknown zone must not break the statement for everyone).
+ * Each company in scope with its zone: `company_info.timezone` when it is valid (zoneSql: the
+ * same rule as the JavaScript side), else the default; an unknown zone must not break the
+ * statement for everyone.
  */
 function zonesCte(scope: Scope): SQL {
   return sql`zones as (
-    select c.id as company_id, coalesce(tz.name, ${DEFAULT_TIMEZONE}) as tz
+    select c.id as company_id, ${zoneSql(sql`cs.settings #>> '{company_info,timezone}'`)} as tz
     from companies c
     left join company_settings cs on cs.company_id = c.id
-    left join pg_timezone_names tz on tz.name = (cs.settings #>> '{company_info,timezone}')
     where c.is_active and ${scopeFilter(sql`c.id`, scope)}
   )`;
+}
+
+/**
+ * Active companies in scope whose zone setting is unusable (reported as item errors; their
+ * notifications use the default zone). The raw values are checked in JavaScript by the one rule.
+ */
+export async function companiesWithInvalidZone(db: Executor, scope: Scope): Promise<{ companyId: number; timezone: unknown }[]> {
+  const rows = await queryRows<{ company_id: number; tz: unknown }>(db, sql`${tag('zones:invalid')}
+    select c.id as company_id, cs.settings #> '{company_info,timezone}' as tz
+    from companies c join company_settings cs on cs.company_id = c.id
+    where c.is_active and ${scopeFilter(sql`c.id`, scope)}
+      and jsonb_typeof(cs.settings) = 'object' and jsonb_typeof(cs.settings -> 'company_info') = 'object'
+      and cs.settings -> 'company_info' ? 'timezone'
+      and coalesce(cs.settings #>> '{company_info,timezone}', '') <> ''
+    order by c.id`);
+  return rows.filter((r) => !isKnownZone(r.tz)).map((r) => ({ companyId: r.company_id, timezone: r.tz }));
 }
 
 /** `dd/mm/yyyy` of an instant in the company's zone. */
