@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
-import { queryRows } from '../../db/client.js';
+import { queryRows, type Executor } from '../../db/client.js';
 import { runJob } from '../../lib/cron/run.js';
 import { createInboxSyncJob, type InboxSyncOptions } from '../../lib/jobs/inbox-sync/run.js';
 import { accessTokenFor } from '../../lib/oauth/grant.js';
@@ -11,7 +11,8 @@ import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
 import { createCompany, createIntegration, inboxEnv, messagesOf, simpleMail } from '../helpers/inbox-fixtures.js';
 import { startOAuthProvider, type OAuthProviderServer } from '../helpers/oauth-provider.js';
 import { createOAuthIntegration, grantRow, oauthEnv, reauthNotifications, storeGrant } from '../helpers/oauth-fixtures.js';
-import { testRuntime } from '../helpers/runtime.js';
+import { logCapture, testRuntime } from '../helpers/runtime.js';
+import { createLogger } from '../../lib/log.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 const MINUTE = 60_000;
@@ -226,14 +227,16 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     const config = parseConfig({ ...env(), NODE_ENV: 'test', DATABASE_URL: 'postgres://x/y' });
     const hooks = {
       // the connection of the refresh transaction is killed after the UPDATE, before COMMIT
-      beforeCommit: async (tx: Parameters<NonNullable<Parameters<typeof accessTokenFor>[0]['hooks']>['beforeCommit']>[0]) => {
+      beforeCommit: async (tx: Executor) => {
         const [{ pid }] = await queryRows<{ pid: number }>(tx, sql`select pg_backend_pid() as pid`);
         await adminQuery(`select pg_terminate_backend(${Number(pid)})`);
       },
     };
     const before = { ...p.counters };
-    const tk = await accessTokenFor({ db, config, hooks }, id);
+    const logs = logCapture();
+    const tk = await accessTokenFor({ db, config, hooks, log: createLogger({ destination: logs.stream }) }, id);
     expect(tk.refreshed).toBe(true);
+    expect(logs.lines.join('\n')).toContain('writing the issued tokens again'); // the commit really failed
     expect(p.counters.refreshes - before.refreshes).toBe(1);
     const row = await stored(id);
     expect(row.access!.value).toBe(tk.accessToken);
