@@ -5,6 +5,7 @@ import { runJob } from '../../lib/cron/run.js';
 import { createInboxSyncJob, type InboxSyncOptions } from '../../lib/jobs/inbox-sync/run.js';
 import { accessTokenFor } from '../../lib/oauth/grant.js';
 import { parseConfig } from '../../lib/config.js';
+import { readStatus } from '../../lib/cron/status.js';
 import { adminQuery, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
@@ -123,6 +124,8 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     expect(notes).toHaveLength(1);
     expect(notes[0].message).toMatch(/reconnectez votre boîte Microsoft/);
     expect(notes[0].message).toContain(box.user);
+    // /cron/status lists it
+    expect((await readStatus(db, new Date())).oauthMailboxes.integrations).toContainEqual({ id, companyId, provider: 'microsoft' });
 
     // the next runs (even much later) skip it: no login, no refresh, no second notification
     const mid = { ...p.counters };
@@ -142,6 +145,7 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     const resumed = await sync(companyId);
     expect(resumed.body.stats).toMatchObject({ synced: 1, messagesImported: 1 });
     expect((await grantRow(db, id)).last_sync_status).toBe('success');
+    expect((await readStatus(db, new Date())).oauthMailboxes.integrations.map((i) => i.id)).not.toContain(id);
   });
 
   it('a token just issued and still refused by the server (AUTHENTICATIONFAILED): needs_reauth after exactly one refresh', async () => {
