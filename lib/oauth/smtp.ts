@@ -20,19 +20,25 @@ const isAuthRefusal = (err: unknown) => err instanceof MailError && err.code ===
 
 export function oauthMailboxSender(mail: MailFactory, target: OAuthSmtpTarget, deps: GrantDeps): MailSender {
   let current: { token: AccessToken; sender: MailSender } | null = null;
+  // a pool opened with an older token may still carry sends: closed at the end, never mid-DATA
+  const opened: MailSender[] = [];
   // concurrent sends share one token request (and so one row lock wait, one refresh)
   let pending: Promise<{ token: AccessToken; sender: MailSender }> | null = null;
 
   const open = (token: AccessToken) => {
     if (current?.token.tokenId === token.tokenId) return current;
-    current?.sender.close();
     current = { token, sender: mail.mailbox({ host: target.host, port: target.port, secure: target.secure, user: target.user, accessToken: token.accessToken }) };
+    opened.push(current.sender);
     return current;
   };
-  const session = (rejected?: string) => {
-    if (!rejected && current && !needsRefresh(current.token.accessToken, current.token.expiresAt, new Date())) return Promise.resolve(current);
-    pending ??= accessTokenFor(deps, target.integrationId, rejected ? { rejected } : {}).then(open).finally(() => { pending = null; });
-    return pending;
+  const session = async (rejected?: string) => {
+    if (!rejected && current && !needsRefresh(current.token.accessToken, current.token.expiresAt, new Date())) return current;
+    for (;;) {
+      pending ??= accessTokenFor(deps, target.integrationId, rejected ? { rejected } : {}).then(open).finally(() => { pending = null; });
+      const s = await pending;
+      // joined a request that did not refuse the rejected token: ask again (at most once more)
+      if (!rejected || s.token.tokenId !== rejected) return s;
+    }
   };
   const withOAuthErrors = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
@@ -61,7 +67,7 @@ export function oauthMailboxSender(mail: MailFactory, target: OAuthSmtpTarget, d
       }
     },
     close() {
-      current?.sender.close();
+      for (const s of opened.splice(0)) s.close();
       current = null;
     },
   };
