@@ -44,6 +44,18 @@ const EnvSchema = z.object({
   SCHEDULER: onOff('on'),
   // local server only: every job every N seconds instead of its vercel.json schedule (soak tests, demos)
   SCHEDULER_EVERY_SECONDS: z.coerce.number().int().min(1).max(3600).optional(),
+  // OAuth 2.0 mailboxes (docs/oauth-mailboxes.md): the app registrations whose consent the web app obtained
+  OAUTH_MICROSOFT_CLIENT_ID: z.string().min(1).optional(),
+  OAUTH_MICROSOFT_CLIENT_SECRET: z.string().min(1).optional(),
+  OAUTH_MICROSOFT_TENANT: z.string().regex(/^[A-Za-z0-9.-]+$/, 'a tenant id or domain, or common / organizations').default('common'),
+  OAUTH_MICROSOFT_TOKEN_URL: z.url().optional(),
+  OAUTH_GOOGLE_CLIENT_ID: z.string().min(1).optional(),
+  OAUTH_GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
+  OAUTH_GOOGLE_TOKEN_URL: z.url().optional(),
+  OAUTH_GENERIC_CLIENT_ID: z.string().min(1).optional(),
+  OAUTH_GENERIC_CLIENT_SECRET: z.string().min(1).optional(),
+  OAUTH_GENERIC_TOKEN_URL: z.url().optional(),
+  OAUTH_TOKEN_TIMEOUT_MS: int(10_000, 100),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 

@@ -6,6 +6,9 @@ const EMAIL = /([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9.-]+\.[A-Za-z]{2,}
 /** Query parameters whose value is a credential, whatever else they are called around it. */
 const SENSITIVE_NAME = /secret|token|passw|^pass$|^pwd$|key|auth|sig/i;
 const SECRET_PARAM = /([?&;](?:[^=&\s"']*(?:secret|token|passw|key|auth|sig)[^=&\s"']*|pass|pwd)\s*=)[^&\s"']*/gi;
+// OAuth: `refresh_token=…` / `"access_token":"…"` in forms and JSON, and JWTs (Microsoft's access tokens)
+const OAUTH_FIELD = /((?:access|refresh|id)_token["']?\s*[=:]\s*["']?)[^&\s"',}]+/gi;
+const JWT = /\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*/g;
 const BEARER = /(bearer\s+)[^\s"']+/gi;
 const URL_PASSWORD = /(\w+:\/\/[^:/\s"']+:)[^@\s"']+@/g;
 const PERCENT = /%[0-9A-Fa-f]{2}/;
@@ -44,6 +47,8 @@ export function redactText(text: string, secrets: readonly string[] = []): strin
   if (PERCENT.test(out)) out = strip(decodeForRedaction(out));
   return out
     .replace(SECRET_PARAM, '$1[REDACTED]')
+    .replace(OAUTH_FIELD, '$1[REDACTED]')
+    .replace(JWT, '[REDACTED]')
     .replace(BEARER, '$1[REDACTED]')
     .replace(URL_PASSWORD, '$1[REDACTED]@')
     .replace(EMAIL, '$1***@$2');
@@ -75,7 +80,7 @@ function redactValue(value: unknown, secrets: readonly string[], depth = 0): unk
   if (Array.isArray(value)) return value.map((v) => redactValue(v, secrets, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) {
-    out[k] = /password|secret|authorization|cookie/i.test(k) ? '[REDACTED]' : redactValue(v, secrets, depth + 1);
+    out[k] = /password|secret|authorization|cookie|token/i.test(k) ? '[REDACTED]' : redactValue(v, secrets, depth + 1);
   }
   return out;
 }

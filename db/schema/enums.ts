@@ -22,6 +22,8 @@ export const notificationType = pgEnum('notificationtype', [
   'APPOINTMENT_CREATED',
   // new: inbox-sync paused a mailbox after repeated login failures (SPEC §5.1.8)
   'INBOX_INTEGRATION_PAUSED',
+  // new: an OAuth mailbox's grant was revoked or expired; the company must reconnect it
+  'INBOX_INTEGRATION_NEEDS_REAUTH',
 ]);
 export const taskStatus = pgEnum('taskstatus', ['A_FAIRE', 'EN_COURS', 'TERMINE', 'EN_RETARD']);
 export const appointmentStatus = pgEnum('appointmentstatus', [

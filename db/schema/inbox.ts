@@ -33,9 +33,21 @@ export const inboxIntegrations = pgTable('inbox_integrations', {
   consecutiveFailures: integer('consecutive_failures').notNull().default(0), // new
   nextSyncAt: tstz('next_sync_at'), // new: back-off
   syncLeaseUntil: tstz('sync_lease_until'), // new: per-integration lease
+  // new: OAuth 2.0 sign-in (XOAUTH2) for mailboxes that refuse passwords; the contract with the
+  // web app that stores the grant is docs/oauth-mailboxes.md. Password mailboxes keep 'password'.
+  authMethod: text('auth_method').notNull().default('password'), // password | oauth2
+  oauthProvider: text('oauth_provider'), // microsoft | google | generic
+  oauthRefreshToken: text('oauth_refresh_token'), // Fernet, same scheme as email_password
+  oauthAccessToken: text('oauth_access_token'), // Fernet
+  oauthAccessTokenExpiresAt: tstz('oauth_access_token_expires_at'),
+  oauthScopes: text('oauth_scopes'), // space-separated, as granted
   createdAt: tstz('created_at').notNull().defaultNow(),
   updatedAt: tstz('updated_at').notNull().defaultNow(),
-}, (t) => [index('inbox_integrations_company_idx').on(t.companyId)]);
+}, (t) => [
+  index('inbox_integrations_company_idx').on(t.companyId),
+  check('inbox_integrations_auth_method', sql`${t.authMethod} in ('password', 'oauth2')`),
+  check('inbox_integrations_oauth_provider', sql`${t.oauthProvider} is null or ${t.oauthProvider} in ('microsoft', 'google', 'generic')`),
+]);
 
 export const conversations = pgTable('conversations', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),

@@ -2,6 +2,7 @@ import { Cron } from 'croner';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import { JOBS, JOB_IDS, type JobId } from './jobs.js';
+import { readNeedsReauth } from '../oauth/status.js';
 
 /** Time between two runs of a cron schedule, measured from `now`. */
 export function scheduleIntervalMs(schedule: string, now: Date): number {
@@ -87,6 +88,8 @@ export async function readStatus(db: Db, now: Date) {
     healthy: jobs.every((j) => j.health !== 'unhealthy'),
     jobs,
     inbox: { integrationsInError: a.integrations_in_error, integrations: erroredIntegrations },
+    // OAuth mailboxes whose grant is gone: only the company can fix them (reconnect in the web app)
+    oauthMailboxes: await readNeedsReauth(db),
     followups: { sendsInUnknownState: a.followups_unknown },
     appointmentReminders: { sendsInUnknownState: a.reminders_unknown },
   };

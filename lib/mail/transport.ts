@@ -35,8 +35,9 @@ export type MailSender = {
   close(): void;
 };
 
-/** SMTP credentials of a company's primary mailbox (password already decrypted). */
-export type MailboxSmtp = { host: string; port: number; secure: boolean; user: string; pass: string };
+/** SMTP credentials of a company's primary mailbox: its password (decrypted), or an OAuth 2.0
+ *  access token for SASL XOAUTH2 (lib/oauth/smtp.ts keeps it fresh; docs/oauth-mailboxes.md). */
+export type MailboxSmtp = { host: string; port: number; secure: boolean; user: string } & ({ pass: string } | { accessToken: string });
 
 export type MailFactory = {
   /** The platform transport: SMTP_URL, else the .eml outbox (not in production). */
@@ -200,7 +201,7 @@ export function createMailFactory(config: Config): MailFactory {
         host: smtp.host, port: smtp.port, secure: smtp.secure,
         // never send a mailbox password in clear: STARTTLS is required when not implicit TLS
         requireTLS: !smtp.secure,
-        auth: { user: smtp.user, pass: smtp.pass },
+        auth: 'accessToken' in smtp ? { type: 'OAuth2', user: smtp.user, accessToken: smtp.accessToken } : { user: smtp.user, pass: smtp.pass },
         ...timeouts(config, MAILBOX_SMTP_CONNECTIONS),
       }, config.MAIL_REDIRECT_TO));
     },

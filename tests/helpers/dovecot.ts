@@ -80,7 +80,29 @@ export type Dovecot = {
   dir: string;
 };
 
-export async function startDovecot(opts: { users?: Record<string, string>; pool?: number } = {}): Promise<Dovecot> {
+export type DovecotOptions = {
+  users?: Record<string, string>;
+  pool?: number;
+  /**
+   * OAuth 2.0 sign-in (SASL XOAUTH2 and OAUTHBEARER) through Dovecot's `oauth2` passdb: every
+   * token is checked by POSTing it to this RFC 7662 introspection endpoint, which answers
+   * `{"active": true, "username": "<login>"}` for a valid one. Passwords keep working.
+   */
+  oauth2?: { introspectionUrl: string };
+};
+
+/** Dovecot 2.3's oauth2 passdb settings (doc.dovecot.org/2.3 "Open Authentication v2.0 database"). */
+function oauth2Conf(introspectionUrl: string): string {
+  return `introspection_mode = post
+introspection_url = ${introspectionUrl}
+force_introspection = yes
+username_attribute = username
+active_attribute = active
+active_value = true
+`;
+}
+
+export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> {
   const bin = dovecotBinary();
   if (!bin) throw new Error('dovecot is not installed (apt-get install -y dovecot-imapd)');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lokario-dovecot-'));
@@ -115,6 +137,12 @@ export async function startDovecot(opts: { users?: Record<string, string>; pool?
   }
   for (const sub of ['run', 'state']) fs.mkdirSync(path.join(dir, sub));
   const conf = path.join(dir, 'dovecot.conf');
+  let oauthPassdb = '';
+  if (opts.oauth2) {
+    const ext = path.join(dir, 'dovecot-oauth2.conf.ext');
+    fs.writeFileSync(ext, oauth2Conf(opts.oauth2.introspectionUrl));
+    oauthPassdb = `passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = ${ext}\n}\n`;
+  }
   fs.writeFileSync(conf, `base_dir = ${dir}/run
 state_dir = ${dir}/state
 instance_name = lokario-test-${path.basename(dir)}
@@ -125,11 +153,11 @@ ssl = yes
 ssl_cert = <${certFile}
 ssl_key = <${keyFile}
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login${opts.oauth2 ? ' xoauth2 oauthbearer' : ''}
 auth_failure_delay = 0
-${extra}passdb {
+${extra}${oauthPassdb}passdb {
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u ${usersFile}
+${opts.oauth2 ? '  mechanisms = plain login\n' : ''}  args = scheme=PLAIN username_format=%u ${usersFile}
 }
 userdb {
   driver = static

@@ -1,23 +1,39 @@
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 
-export type Received = { from: string; to: string[]; raw: string; messageId: string | undefined; header(name: string): string | undefined };
+export type Received = { from: string; to: string[]; raw: string; messageId: string | undefined; header(name: string): string | undefined; user?: string };
 
 /**
  * A real SMTP server (smtp-server) on a free loopback port that records what it accepts. `failNext`
  * makes the next N messages fail with a given SMTP code (4xx temporary, 5xx permanent).
  */
-export async function startSmtpSink(opts: { users?: Record<string, string> } = {}) {
+export type SmtpSinkOptions = {
+  users?: Record<string, string>;
+  /** SASL XOAUTH2: accepts a login when this says the bearer token is valid for the user. */
+  xoauth2?: (user: string, accessToken: string) => boolean;
+  /** Offer STARTTLS (smtp-server's built-in self-signed certificate). */
+  starttls?: boolean;
+};
+
+export async function startSmtpSink(opts: SmtpSinkOptions = {}) {
   const received: Received[] = [];
   const failures: { code: number; message: string }[] = [];
+  const auths = { ok: 0, refused: 0 };
   const server = new SMTPServer({
     secure: false,
-    disabledCommands: ['STARTTLS'],
+    disabledCommands: opts.starttls ? [] : ['STARTTLS'],
     allowInsecureAuth: true,
-    authOptional: !opts.users,
-    authMethods: ['PLAIN', 'LOGIN'],
+    authOptional: !opts.users && !opts.xoauth2,
+    authMethods: opts.xoauth2 ? ['PLAIN', 'LOGIN', 'XOAUTH2'] : ['PLAIN', 'LOGIN'],
     logger: false,
     onAuth(auth, _session, cb) {
+      if (auth.method === 'XOAUTH2') {
+        if (opts.xoauth2?.(auth.username ?? '', auth.accessToken ?? '')) { auths.ok++; cb(null, { user: auth.username }); return; }
+        // what Gmail and Office 365 answer to a bad token (the client then gets a 535)
+        auths.refused++;
+        cb(null, { data: { status: '401', schemes: 'bearer', scope: 'https://outlook.office.com/SMTP.Send' } });
+        return;
+      }
       if (opts.users && opts.users[auth.username ?? ''] === auth.password) cb(null, { user: auth.username });
       else cb(new Error('Invalid username or password'));
     },
@@ -41,7 +57,7 @@ export async function startSmtpSink(opts: { users?: Record<string, string> } = {
         received.push({
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to: session.envelope.rcptTo.map((r) => r.address),
-          raw, messageId: header('Message-ID'), header,
+          raw, messageId: header('Message-ID'), header, user: typeof session.user === 'string' ? session.user : undefined,
         });
         cb();
       });
@@ -53,6 +69,7 @@ export async function startSmtpSink(opts: { users?: Record<string, string> } = {
     port,
     url: `smtp://127.0.0.1:${port}`,
     received,
+    auths,
     failNext(count: number, code: number, message = code >= 500 ? 'Mailbox unavailable' : 'Try again later') {
       for (let i = 0; i < count; i++) failures.push({ code, message });
     },

@@ -168,7 +168,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
     markedUnknown: 0, lostClaims: 0, unknownTemplateVariables: {}, legacyPlaintextPasswords: 0, via: {},
   };
   const settingsOf = settingsCache(errors);
-  const senders = senderCache(ctx.mail, config.ENCRYPTION_MASTER_KEY);
+  const senders = senderCache(ctx.mail, config.ENCRYPTION_MASTER_KEY, { db, config, log: ctx.log });
   // the state after step k depends only on the company's settings and the run's `now`: one
   // calendar computation per (company, step), not one per email
   const nextStates = new Map<string, ReturnType<typeof afterSent>>();

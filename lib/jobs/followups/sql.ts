@@ -161,6 +161,8 @@ export async function lockQuotaCompanies(db: Executor, companyIds: number[]) {
 
 export type LoadedIntegration = {
   id: number; email_address: string | null; email_password: string | null;
+  /** `password` or `oauth2` (docs/oauth-mailboxes.md); an OAuth mailbox in `needs_reauth` cannot send. */
+  auth_method?: string; oauth_provider?: string | null; last_sync_status?: string | null;
   smtp_server: string | null; smtp_port: number | null; smtp_use_ssl: boolean | null; use_ssl: boolean;
 };
 export type LoadedBatch = {
@@ -187,7 +189,8 @@ export async function loadBatch(db: Executor, due: DueRow[]): Promise<LoadedBatc
       (select coalesce(json_agg(json_build_object(
           'id', c.id, 'name', c.name, 'is_active', c.is_active, 'settings', s.settings, 'plan', sub.plan,
           'integration', (select json_build_object('id', ii.id, 'email_address', ii.email_address, 'email_password', ii.email_password,
-                                 'smtp_server', ii.smtp_server, 'smtp_port', ii.smtp_port, 'smtp_use_ssl', ii.smtp_use_ssl, 'use_ssl', ii.use_ssl)
+                                 'smtp_server', ii.smtp_server, 'smtp_port', ii.smtp_port, 'smtp_use_ssl', ii.smtp_use_ssl, 'use_ssl', ii.use_ssl,
+                                 'auth_method', ii.auth_method, 'oauth_provider', ii.oauth_provider, 'last_sync_status', ii.last_sync_status)
                           from inbox_integrations ii
                           where ii.company_id = c.id and ii.is_primary and ii.is_active and ii.integration_type = 'imap'
                           order by (ii.smtp_server is not null) desc, ii.id limit 1))), '[]'::json)

@@ -6,11 +6,16 @@
  */
 import { decryptStoredSecret, passwordForHost } from '../../crypto/fernet.js';
 import type { MailFactory, MailSender } from '../../mail/transport.js';
+import { NEEDS_REAUTH, type GrantDeps } from '../../oauth/grant.js';
+import { needsReauthError } from '../../oauth/messages.js';
+import { oauthMailboxSender } from '../../oauth/smtp.js';
 import type { LoadedIntegration } from './sql.js';
 import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
 
 export type SenderPlan =
-  | { kind: 'mailbox'; integrationId: number; host: string; port: number; secure: boolean; user: string; storedPassword: string; fromAddress: string }
+  | { kind: 'mailbox'; integrationId: number; host: string; port: number; secure: boolean; user: string; storedPassword: string; fromAddress: string; auth?: 'password' }
+  /** An OAuth 2.0 mailbox (docs/oauth-mailboxes.md): XOAUTH2 with a token the grant keeps fresh. */
+  | { kind: 'mailbox'; integrationId: number; host: string; port: number; secure: boolean; user: string; fromAddress: string; auth: 'oauth2'; provider: string | null; needsReauth: boolean }
   | { kind: 'platform'; fromAddress: string; replyTo: string | null };
 
 /** The address part of `Name <addr>` or a bare address. */
@@ -33,6 +38,16 @@ function invalid(what: string, raw: string, reason: Parameters<typeof describeAd
 }
 
 export function planSender(integration: LoadedIntegration | null, mailFrom: string, companyEmail: string | null): SenderPlan | InvalidSender {
+  if (integration?.smtp_server && integration.email_address && integration.auth_method === 'oauth2') {
+    const from = checkSingleAddress(integration.email_address);
+    if (!from.ok) return invalid(`mailbox ${integration.id} address`, integration.email_address, from.reason);
+    const secure = integration.smtp_use_ssl ?? (integration.smtp_port === 465);
+    return {
+      kind: 'mailbox', auth: 'oauth2', integrationId: integration.id, host: integration.smtp_server, port: integration.smtp_port ?? (secure ? 465 : 587),
+      secure, user: integration.email_address, fromAddress: integration.email_address,
+      provider: integration.oauth_provider ?? null, needsReauth: integration.last_sync_status === NEEDS_REAUTH,
+    };
+  }
   if (integration?.smtp_server && integration.email_address && integration.email_password) {
     const from = checkSingleAddress(integration.email_address);
     if (!from.ok) return invalid(`mailbox ${integration.id} address`, integration.email_address, from.reason);
@@ -56,13 +71,19 @@ export class CredentialError extends Error {
 }
 
 /** Opens (once per run) the sender of a plan; decrypts the mailbox password (SPEC §3). */
-export function senderCache(mail: MailFactory, masterKey: string | undefined) {
+export function senderCache(mail: MailFactory, masterKey: string | undefined, oauth?: GrantDeps) {
   const mailboxes = new Map<number, { sender: MailSender; legacyPlaintext: boolean } | CredentialError>();
   return {
     get(plan: SenderPlan): { sender: MailSender; legacyPlaintext: boolean } {
       if (plan.kind === 'platform') return { sender: mail.platform(), legacyPlaintext: false };
       let entry = mailboxes.get(plan.integrationId);
-      if (!entry) {
+      if (!entry && plan.auth === 'oauth2') {
+        // a grant that is gone waits for the company to reconnect the mailbox: never claimed, never sent
+        if (plan.needsReauth) entry = new CredentialError(needsReauthError(plan.provider, 'autorisation à renouveler'));
+        else if (!oauth) entry = new CredentialError(`mailbox ${plan.integrationId}: OAuth mailbox, but no grant store given`);
+        else entry = { sender: oauthMailboxSender(mail, plan, oauth), legacyPlaintext: false };
+        mailboxes.set(plan.integrationId, entry);
+      } else if (!entry && plan.auth !== 'oauth2') {
         try {
           const secret = decryptStoredSecret(plan.storedPassword, masterKey);
           const sender = mail.mailbox({ host: plan.host, port: plan.port, secure: plan.secure, user: plan.user, pass: passwordForHost(secret.value, plan.host) });
@@ -74,7 +95,7 @@ export function senderCache(mail: MailFactory, masterKey: string | undefined) {
         mailboxes.set(plan.integrationId, entry);
       }
       if (entry instanceof CredentialError) throw entry;
-      return entry;
+      return entry!;
     },
   };
 }

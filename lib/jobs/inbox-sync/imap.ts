@@ -6,7 +6,8 @@ import type { ConnectionOptions } from 'node:tls';
 import type { ImapFlow, FetchMessageObject } from 'imapflow';
 import type { FolderState } from './cursor.js';
 
-export type ImapTarget = { host: string; port: number; useSsl: boolean; user: string; pass: string };
+/** `pass` for password mailboxes; `accessToken` (SASL XOAUTH2) for OAuth ones (docs/oauth-mailboxes.md). */
+export type ImapTarget = { host: string; port: number; useSsl: boolean; user: string } & ({ pass: string } | { accessToken: string });
 
 export type ImapSessionOptions = {
   connectTimeoutMs: number;
@@ -65,7 +66,7 @@ export async function openSession(target: ImapTarget, opts: ImapSessionOptions):
     secure: target.useSsl,
     doSTARTTLS: target.useSsl ? undefined : true,
     servername: /^[\d.]+$|:/.test(target.host) ? undefined : target.host,
-    auth: { user: target.user, pass: target.pass },
+    auth: 'accessToken' in target ? { user: target.user, accessToken: target.accessToken } : { user: target.user, pass: target.pass },
     logger: logger as never,
     connectionTimeout: opts.connectTimeoutMs,
     greetingTimeout: opts.greetingTimeoutMs,

@@ -13,6 +13,7 @@ import { scopeFilter } from '../../cron/scope.js';
 import { decryptStoredSecret, FernetError, passwordForHost } from '../../crypto/fernet.js';
 import { parseCompanySettings } from '../../settings.js';
 import { maskEmail } from '../../log.js';
+import { NEEDS_REAUTH, OAuthError, withAccessToken, type GrantDeps } from '../../oauth/grant.js';
 import { cursorAfter, planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan } from './cursor.js';
 import {
   classifyImapError, closeSession, examineFolder, folderStatus, fetchHeaders, fetchMeta, ImapSyncError, openSession, streamSources,
@@ -49,6 +50,8 @@ export type IntegrationRow = {
   email_address: string | null; email_password: string | null; use_ssl: boolean; imap_folder: string;
   uid_validity: number | string | null; last_uid: number | string | null; highest_modseq: string | null;
   consecutive_failures: number; last_sync_at: Date | null;
+  /** `password` or `oauth2` (docs/oauth-mailboxes.md). */
+  auth_method: string;
 };
 
 export type SyncHooks = {
@@ -62,11 +65,13 @@ export type InboxSyncOptions = {
   tls?: ConnectionOptions;
   onCommand?: (integrationId: number, verb: string) => void;
   hooks?: SyncHooks;
+  /** OAuth mailboxes: the token endpoint's fetch and refresh hooks (tests). */
+  oauth?: Pick<GrantDeps, 'fetch' | 'hooks'>;
 };
 
 export type IntegrationOutcome = {
   integrationId: number;
-  status: 'success' | 'partial' | 'error' | 'auth_error' | 'paused';
+  status: 'success' | 'partial' | 'error' | 'auth_error' | 'paused' | 'needs_reauth';
   plan?: SyncPlan['kind'];
   toFetch?: number;
   seg: SegmentResult;
@@ -231,7 +236,7 @@ type SessionResult = { folder: FolderState; plan: SyncPlan; planned: number[]; p
  * One mailbox, logged in: EXAMINE, plan, then segments in UID order, each stored with its
  * cursor. In a dry run, only counts what would be fetched.
  */
-async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: string, opts: InboxSyncOptions, dryRun: boolean, seg: SegmentResult): Promise<SessionResult> {
+async function syncMailbox(ctx: JobContext, row: IntegrationRow, credentials: { pass: string } | { accessToken: string }, opts: InboxSyncOptions, dryRun: boolean, seg: SegmentResult): Promise<SessionResult> {
   const sessionOpts: ImapSessionOptions = {
     connectTimeoutMs: ctx.config.IMAP_CONNECT_TIMEOUT_MS,
     greetingTimeoutMs: ctx.config.IMAP_GREETING_TIMEOUT_MS,
@@ -241,7 +246,7 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
     onWarn: (msg) => ctx.log.debug({ integrationId: row.id, msg }, 'imap warning'),
   };
   const client = await openSession({
-    host: row.imap_server!, port: row.imap_port ?? DEFAULT_IMAP_PORT, useSsl: row.use_ssl, user: row.email_address!, pass: password,
+    host: row.imap_server!, port: row.imap_port ?? DEFAULT_IMAP_PORT, useSsl: row.use_ssl, user: row.email_address!, ...credentials,
   }, sessionOpts);
   let streaming = false;
   try {
@@ -320,6 +325,7 @@ async function recordSuccess(db: Db, row: IntegrationRow, s: SessionResult, now:
 
 function frenchError(e: ImapSyncError | FernetError | Error): string {
   if (e instanceof FernetError) return `Mot de passe enregistré illisible (clé de chiffrement ?) : ${e.message}`;
+  if (e instanceof OAuthError) return e.message; // already French, without any token
   if (!(e instanceof ImapSyncError)) return `Erreur de synchronisation : ${e.message}`;
   switch (e.code) {
     case 'auth_failed': return `Identifiants refusés par le serveur IMAP : ${e.message}`;
@@ -364,11 +370,12 @@ async function releaseLease(db: Db, id: number) {
 
 const ELIGIBLE = (now: Date) => sql`
   i.integration_type = 'imap' and i.is_active and i.last_sync_status is distinct from ${PAUSED}
+  and i.last_sync_status is distinct from ${NEEDS_REAUTH}
   and (i.next_sync_at is null or i.next_sync_at <= ${now})
   and (i.sync_lease_until is null or i.sync_lease_until < now())`;
 
 const COLUMNS = sql`i.id, i.company_id, i.name, i.imap_server, i.imap_port, i.email_address, i.email_password, i.use_ssl,
-  i.imap_folder, i.uid_validity, i.last_uid, i.highest_modseq, i.consecutive_failures, i.last_sync_at`;
+  i.imap_folder, i.uid_validity, i.last_uid, i.highest_modseq, i.consecutive_failures, i.last_sync_at, i.auth_method`;
 
 /** Claims one integration for this run: the lease is the claim (SPEC §2.5), re-checked atomically. */
 async function claim(ctx: JobContext, id: number, runStartedAt: Date): Promise<IntegrationRow | null> {
@@ -390,6 +397,7 @@ async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOpti
     ctx.log.warn({ integrationId: row.id, companyId: row.company_id, mailbox: maskEmail(row.email_address ?? ''), code, status: out.status }, 'integration sync failed');
     return out;
   };
+  if (row.auth_method === 'oauth2') return syncOAuthMailbox(ctx, row, opts, out, fail);
   if (!row.imap_server || !row.email_address || !row.email_password) {
     return fail(new Error('configuration incomplète (serveur, adresse ou mot de passe manquant)'), 'config_incomplete');
   }
@@ -404,12 +412,44 @@ async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOpti
   let s: SessionResult;
   try {
     // segments add to out.seg as they commit, so a failure still reports what was stored
-    s = await syncMailbox(ctx, row, password, opts, ctx.dryRun, out.seg);
+    s = await syncMailbox(ctx, row, { pass: password }, opts, ctx.dryRun, out.seg);
   } catch (err) {
     const e = err instanceof ImapSyncError ? err : classifyImapError(err);
     // segments stored before the failure keep their cursor: the next run resumes after them
     return fail(e, e.code);
   }
+  return finishSync(ctx, row, s, out);
+}
+
+/**
+ * An OAuth mailbox (docs/oauth-mailboxes.md): a valid access token (refreshed under the row lock
+ * when expiring), XOAUTH2 login; a refused login is retried once with a new token, then the grant
+ * is `needs_reauth` (notified once, never selected again until the web app stores a new grant).
+ */
+async function syncOAuthMailbox(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOptions, out: IntegrationOutcome, fail: (err: Error, code: string) => Promise<IntegrationOutcome>): Promise<IntegrationOutcome> {
+  if (!row.imap_server || !row.email_address) return fail(new Error('configuration incomplète (serveur ou adresse manquant)'), 'config_incomplete');
+  let s: SessionResult;
+  try {
+    s = await withAccessToken({ db: ctx.db, config: ctx.config, log: ctx.log, ...opts.oauth }, row.id,
+      (t) => syncMailbox(ctx, row, { accessToken: t.accessToken }, opts, ctx.dryRun, out.seg),
+      (err) => err instanceof ImapSyncError && err.code === 'auth_failed',
+      { noRefresh: ctx.dryRun });
+  } catch (err) {
+    if (err instanceof OAuthError && err.code === 'oauth_needs_reauth') {
+      if (!ctx.dryRun) await releaseLease(ctx.db, row.id);
+      out.status = 'needs_reauth';
+      out.error = { scope: 'inbox_integration', id: row.id, code: err.code, message: err.message };
+      ctx.log.warn({ integrationId: row.id, companyId: row.company_id, mailbox: maskEmail(row.email_address), code: err.code }, 'integration needs reauthorization');
+      return out;
+    }
+    if (err instanceof OAuthError) return fail(err, err.code); // transient or configuration: normal back-off
+    const e = err instanceof ImapSyncError ? err : classifyImapError(err);
+    return fail(e, e.code);
+  }
+  return finishSync(ctx, row, s, out);
+}
+
+async function finishSync(ctx: JobContext, row: IntegrationRow, s: SessionResult, out: IntegrationOutcome): Promise<IntegrationOutcome> {
   out.plan = s.plan.kind;
   out.toFetch = s.planned.length;
   if (ctx.dryRun) return out;
@@ -462,6 +502,7 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
     synced: count(['success', 'partial']),
     failed: count(['error', 'auth_error']),
     paused: count(['paused']),
+    needsReauth: count(['needs_reauth']),
     skipped: notStarted + claimedElsewhere,
     notStartedBudget: notStarted,
     claimedElsewhere,
