@@ -65,9 +65,27 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
   });
 
   const ROUTES = [...JOB_IDS.map((id) => `/api${JOBS[id].path}`), `/api${STATUS_PATH}`].sort();
+  const CONSOLE = '/api/cron/dashboard';
 
   it('imports a handler from every built function, each from its own copy outside the repository', () => {
-    expect([...served.keys()].sort()).toEqual(ROUTES);
+    expect([...served.keys()].sort()).toEqual([...ROUTES, CONSOLE].sort());
+  });
+
+  it('the console without a session answers its sign-in form, with the security headers, and refuses a wrong password', async () => {
+    const s = served.get(CONSOLE)!;
+    const res = await fetch(`${s.url}${CONSOLE}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    expect(res.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
+    const page = await res.text();
+    expect(page).toContain('name="password"');
+    const wrong = await fetch(`${s.url}${CONSOLE}`, {
+      method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ op: 'signin', actor: 'smoke', password: 'w'.repeat(32) }),
+    });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('set-cookie')).toBeNull();
   });
 
   it.each(ROUTES)('%s without the secret (or with a wrong one) answers 403 and runs nothing', async (route) => {
