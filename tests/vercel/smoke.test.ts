@@ -108,6 +108,20 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
       expect(body.jobs.map((j) => j.job).sort()).toEqual([...JOB_IDS].sort());
     });
 
+    it('the console signs in and renders the four jobs from the database', async () => {
+      const s = served.get(CONSOLE)!;
+      const signIn = await fetch(`${s.url}${CONSOLE}`, {
+        method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ op: 'signin', actor: 'smoke', password: SECRET }),
+      });
+      expect(signIn.status).toBe(303);
+      const cookie = signIn.headers.get('set-cookie')!.split(';')[0];
+      const page = await fetch(`${s.url}${CONSOLE}`, { headers: { cookie } });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html.match(/<article class="job /g)).toHaveLength(JOB_IDS.length);
+    });
+
     it.each(JOB_IDS.map((id) => [id, `/api${JOBS[id].path}`]))('%s: a dry run of the built job answers with its JSON body, never a 500', async (id, route) => {
       const s = served.get(route)!;
       const res = await fetch(`${s.url}${route}?dryRun=1`, { headers: { authorization: `Bearer ${SECRET}` } });
