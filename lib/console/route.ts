@@ -229,7 +229,7 @@ async function showDashboard(rt: Runtime, res: Res, session: Session, form: Form
     const db = handle.db;
     const status = await readStatus(db, now);
     const [timeline, errors, mailboxes, unknownSends, actions] = [
-      await readTimeline(db, now), await readLastErrors(db), await readMailboxProblems(db, now), await readUnknownSends(db), await readActions(db),
+      await readTimeline(db, now), await readLastErrors(db, now), await readMailboxProblems(db, now), await readUnknownSends(db), await readActions(db),
     ];
     const doneAction = done && /^\d{1,10}$/.test(done) ? actions.find((a) => a.id === Number(done)) : undefined;
     const problems = mailboxes.length > 0 || unknownSends.length > 0;

@@ -28,11 +28,12 @@ export async function readTimeline(db: Db, now: Date): Promise<TimelineRun[]> {
 
 export type RunError = { job: string; startedAt: Date; error: string };
 
-export async function readLastErrors(db: Db): Promise<RunError[]> {
+/** The latest errors of each job over the timeline's days. */
+export async function readLastErrors(db: Db, now: Date): Promise<RunError[]> {
   const rows = await queryRows<{ job: string; started_at: Date; error: string }>(db, sql`
     select job, started_at, error from (
       select job, started_at, error, row_number() over (partition by job order by started_at desc) as rn
-      from cron_runs where error is not null
+      from cron_runs where error is not null and started_at >= ${now}::timestamptz - make_interval(days => ${TIMELINE_DAYS})
     ) r where rn <= ${LAST_ERRORS} order by started_at desc`);
   return rows.map((r) => ({ job: r.job, startedAt: asDate(r.started_at)!, error: r.error }));
 }

@@ -52,16 +52,21 @@ export function judgeMissed(schedule: string, lastScheduledRunAt: Date | null, l
   return { missed, expected: missed ? occurrences.map((d) => d.toISOString()).reverse() : [], windowStart: windowStart.toISOString() };
 }
 
-/** Every job's missed-run verdict from the ledger, in one statement. */
+/**
+ * Every job's missed-run verdict from the ledger, in one statement: per job, its latest
+ * scheduled run and its first run, each one index probe on (job, started_at).
+ */
 export async function readMissedRuns(db: Db, now: Date): Promise<Record<JobId, MissedVerdict>> {
   const triggers = sql.join(SCHEDULED_TRIGGERS.map((t) => sql`${t}`), sql`, `);
-  const rows = await queryRows<{ job: string | null; last_at: Date | null; since: Date | null }>(db, sql`
-    select job, max(started_at) filter (where trigger in (${triggers}) and not dry_run) as last_at, null::timestamptz as since
-    from cron_runs group by job
-    union all
-    select null, null, min(started_at) from cron_runs`);
-  const sinceRow = rows.find((r) => r.job === null);
-  const since = sinceRow?.since ? new Date(sinceRow.since) : null;
+  const ids = sql.join(JOB_IDS.map((id) => sql`${id}`), sql`, `);
+  const rows = await queryRows<{ job: string; last_at: Date | null; first_at: Date | null }>(db, sql`
+    select j.job,
+      (select r.started_at from cron_runs r where r.job = j.job and r.trigger in (${triggers}) and not r.dry_run
+        order by r.started_at desc limit 1) as last_at,
+      (select r.started_at from cron_runs r where r.job = j.job order by r.started_at limit 1) as first_at
+    from unnest(array[${ids}]::text[]) as j(job)`);
+  const firsts = rows.map((r) => (r.first_at ? new Date(r.first_at).getTime() : Infinity));
+  const since = Number.isFinite(Math.min(...firsts)) ? new Date(Math.min(...firsts)) : null;
   const out = {} as Record<JobId, MissedVerdict>;
   for (const id of JOB_IDS) {
     const last = rows.find((r) => r.job === id)?.last_at;

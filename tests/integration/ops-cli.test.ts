@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { sql } from 'drizzle-orm';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { queryRows } from '../../db/client.js';
 import { pauseIntegration, seedCompany, seedHealthyRuns, seedUnknownFollowup, seedUnknownReminder } from '../helpers/console-fixtures.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
@@ -24,6 +24,8 @@ function ops(args: string[], env: Record<string, string>): Promise<{ code: numbe
 }
 
 describePg('npm run ops (the operator CLI) on real PostgreSQL', () => {
+  // each call starts a Node process with tsx: seconds each when the machine is busy
+  vi.setConfig({ testTimeout: 180_000 });
   let t: TestDatabase;
   let env: Record<string, string>;
   let integrationId: number;
