@@ -56,6 +56,14 @@ const EnvSchema = z.object({
   OAUTH_GENERIC_CLIENT_SECRET: z.string().min(1).optional(),
   OAUTH_GENERIC_TOKEN_URL: z.url().optional(),
   OAUTH_TOKEN_TIMEOUT_MS: int(10_000, 100),
+  // push alerts (lib/cron/healthcheck.ts): a URL template with {job}, or one URL per job
+  HEALTHCHECK_URL: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
+  HEALTHCHECK_URL_INBOX_SYNC: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
+  HEALTHCHECK_URL_FOLLOWUPS: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
+  HEALTHCHECK_URL_ACCOUNT_DELETIONS: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
+  HEALTHCHECK_URL_OVERDUE_REMINDERS: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
+  // the console (/cron): its sign-in password when set, else CRON_SECRET
+  CONSOLE_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
 });
 

@@ -15,6 +15,7 @@ import { JOB_IDS, JOBS } from '../lib/cron/jobs.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { isStatusPath, jobForPath, scheduledCrons } from '../lib/local/vercel-config.js';
 import { loadDotEnv } from '../lib/local/dotenv.js';
+import { consoleRoute, isConsolePath } from '../lib/console/route.js';
 
 async function main() {
   loadDotEnv();
@@ -35,15 +36,16 @@ async function main() {
   const getRt = () => rt;
   const handlers = new Map<string, Handler>(JOB_IDS.map((id) => [id, cronRoute(JOB_REGISTRY[id], getRt)]));
   const status = statusRoute(getRt);
+  const operatorConsole = consoleRoute(getRt);
 
   const server = http.createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
     const job = jobForPath(pathname);
-    const handler = job ? handlers.get(job) : isStatusPath(pathname) ? status : undefined;
+    const handler = job ? handlers.get(job) : isStatusPath(pathname) ? status : isConsolePath(pathname) ? operatorConsole : undefined;
     if (!handler) {
       res.statusCode = 404;
       res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ success: false, error: 'not_found', routes: [...JOB_IDS.map((id) => JOBS[id].path), '/cron/status'] }));
+      res.end(JSON.stringify({ success: false, error: 'not_found', routes: [...JOB_IDS.map((id) => JOBS[id].path), '/cron/status', '/cron'] }));
       return;
     }
     handler(req, res).catch((err) => {
@@ -76,6 +78,7 @@ async function main() {
       config.CRON_SECRET ? '  secret: required (Authorization: Bearer <CRON_SECRET> or ?secret=)' : '  !! CRON_SECRET is not set: the routes are UNPROTECTED (local development only)',
       ...JOB_IDS.map((id) => `  GET ${JOBS[id].path}   (also /api${JOBS[id].path})`),
       '  GET /cron/status',
+      `  console: http://localhost:${port}/cron  (sign in with ${config.CONSOLE_PASSWORD ? 'CONSOLE_PASSWORD' : 'CRON_SECRET'})`,
     ];
     console.log(lines.join('\n'));
   });

@@ -33,3 +33,16 @@ export const accountDeletionLog = pgTable('account_deletion_log', {
   scope: text('scope').notNull(), // user | company
   counts: jsonb('counts').notNull().default({}),
 });
+
+/**
+ * new: what operators did from the console or `npm run ops` (who, when, what). Never a secret:
+ * `who` is a label the operator typed, `details` holds ids and the choice made.
+ */
+export const operatorActions = pgTable('operator_actions', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  at: tstz('at').notNull().defaultNow(),
+  actor: text('actor').notNull(), // e.g. "console:alice" or "cli:bob"
+  action: text('action').notNull(), // resume_integration | resolve_send | run_job | dry_run_job
+  target: text('target').notNull(), // e.g. "inbox_integration:12", "followup_history:7", "job:followups"
+  details: jsonb('details').notNull().default({}),
+}, (t) => [index('operator_actions_at_idx').on(t.at)]);

@@ -6,6 +6,7 @@ import { NotImplementedError, type ItemError, type Job, type JobContext, type Jo
 import type { RunParams } from './params.js';
 import { fullErrorForLog, publicError, publicErrorText } from './errors.js';
 import { loadPostgresZones } from '../time/zone.js';
+import { pingSummary, runPings } from './healthcheck.js';
 
 /** Kept between the budget and maxDuration: time to finish held work and answer. */
 export const SAFETY_MARGIN_MS = 5_000;
@@ -30,7 +31,7 @@ const shortError = (err: unknown, secrets: string[]) => publicError(err, secrets
  */
 export type RunOptions = { onProgress?: (message: string) => void };
 
-export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions = {}): Promise<RunResponse> {
+async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions): Promise<RunResponse> {
   const meta = JOBS[job.id];
   const startedAt = new Date();
   const runId = newRunId();
@@ -109,4 +110,14 @@ export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: 
     mail.closeAll();
     await handle.close().catch(() => {});
   }
+}
+
+/** A run, with its health-check pings around it (lib/cron/healthcheck.ts; never for a dry run). */
+export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions = {}): Promise<RunResponse> {
+  const dryRun = params.dryRun || (rt.config.isPreview && rt.config.PREVIEW_SIDE_EFFECTS !== 'on');
+  const pings = dryRun ? null : runPings(rt.config, job.id, rt.logger.child({ job: job.id }));
+  pings?.start();
+  const res = await runJobOnce(job, trigger, params, rt, opts);
+  await pings?.finish(res.body.success === true ? 'success' : 'fail', pingSummary(job.id, res));
+  return res;
 }

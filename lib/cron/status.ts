@@ -3,6 +3,7 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import { JOBS, JOB_IDS, type JobId } from './jobs.js';
 import { readNeedsReauth } from '../oauth/status.js';
+import { readMissedRuns, type MissedVerdict } from './schedule.js';
 
 /** Time between two runs of a cron schedule, measured from `now`. */
 export function scheduleIntervalMs(schedule: string, now: Date): number {
@@ -15,11 +16,13 @@ type RunRow = { job: string; outcome: string; started_at: Date; finished_at: Dat
 export type JobHealth = {
   job: JobId;
   schedule: string;
-  health: 'healthy' | 'unhealthy' | 'unknown';
+  health: 'healthy' | 'unhealthy' | 'unknown' | 'missed';
   healthy: boolean | null;
   reason?: string;
   lastRun: null | { outcome: string; startedAt: string; durationMs: number | null; stats: unknown; error: string | null };
   lastSuccessAt: string | null;
+  /** The schedule stopped firing (lib/cron/schedule.ts); overrides `health`. */
+  missed: MissedVerdict;
 };
 
 /**
@@ -61,18 +64,24 @@ export async function readStatus(db: Db, now: Date) {
     where is_active is not false and last_sync_status in ('error', 'auth_error', 'paused')
     order by id limit 20`);
 
+  const missedRuns = await readMissedRuns(db, now);
+
   const jobs: JobHealth[] = JOB_IDS.map((id) => {
     const mine = runs.filter((r) => r.job === id).sort((a, b) => a.rn - b.rn);
     const s = successes.find((x) => x.job === id);
     const lastSuccess = s?.at ? new Date(s.at) : null;
-    const verdict = judgeHealth(mine.map((r) => ({ outcome: r.outcome, startedAt: new Date(r.started_at) })), lastSuccess, scheduleIntervalMs(JOBS[id].schedule, now), now);
+    const judged = judgeHealth(mine.map((r) => ({ outcome: r.outcome, startedAt: new Date(r.started_at) })), lastSuccess, scheduleIntervalMs(JOBS[id].schedule, now), now);
     const last = mine[0];
+    const missed = missedRuns[id];
+    const verdict: { health: JobHealth['health']; reason?: string } = missed.missed
+      ? { health: 'missed', reason: `no scheduled run since ${missed.windowStart} (expected ${missed.expected.join(', ')})` }
+      : judged;
     return {
       job: id,
       schedule: JOBS[id].schedule,
       health: verdict.health,
       healthy: verdict.health === 'unknown' ? null : verdict.health === 'healthy',
-      ...('reason' in verdict ? { reason: verdict.reason } : {}),
+      ...(verdict.reason ? { reason: verdict.reason } : {}),
       lastRun: last ? {
         outcome: last.outcome,
         startedAt: new Date(last.started_at).toISOString(),
@@ -81,11 +90,12 @@ export async function readStatus(db: Db, now: Date) {
         error: last.error,
       } : null,
       lastSuccessAt: lastSuccess?.toISOString() ?? null,
+      missed,
     };
   });
   const a = attention[0];
   return {
-    healthy: jobs.every((j) => j.health !== 'unhealthy'),
+    healthy: jobs.every((j) => j.health !== 'unhealthy' && j.health !== 'missed'),
     jobs,
     inbox: { integrationsInError: a.integrations_in_error, integrations: erroredIntegrations },
     // OAuth mailboxes whose grant is gone: only the company can fix them (reconnect in the web app)

@@ -55,7 +55,7 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
 
   it('has one built function per api/ route file, and nothing else', () => {
     expect(functions.map((f) => f.route)).toEqual(apiRoutesInRepo());
-    expect(functions).toHaveLength(5);
+    expect(functions).toHaveLength(6); // four jobs, the status route, the console
   });
 
   it('config.json carries the four crons with the schedules of SPEC §1 (lib/cron/jobs.ts)', () => {
@@ -92,11 +92,14 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
     }
   });
 
-  it('routes send the five bare public paths and their /api twins to their function', () => {
+  it('routes send the five bare public paths, the console, and their /api twins to their function', () => {
     for (const bare of BARE_PATHS) {
       expect(resolveToFunction(config, functionRoutes, bare), `bare path ${bare}`).toBe(`/api${bare}`);
       expect(resolveToFunction(config, functionRoutes, `/api${bare}`), `/api${bare}`).toBe(`/api${bare}`);
     }
+    // the operator's console: /cron and its /api twin
+    expect(resolveToFunction(config, functionRoutes, '/cron')).toBe('/api/cron/dashboard');
+    expect(resolveToFunction(config, functionRoutes, '/api/cron/dashboard')).toBe('/api/cron/dashboard');
     // and the router is not a catch-all: an unknown path reaches no function
     expect(resolveToFunction(config, functionRoutes, '/cron/unknown')).toBeUndefined();
   });

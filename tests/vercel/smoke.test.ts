@@ -65,9 +65,27 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
   });
 
   const ROUTES = [...JOB_IDS.map((id) => `/api${JOBS[id].path}`), `/api${STATUS_PATH}`].sort();
+  const CONSOLE = '/api/cron/dashboard';
 
   it('imports a handler from every built function, each from its own copy outside the repository', () => {
-    expect([...served.keys()].sort()).toEqual(ROUTES);
+    expect([...served.keys()].sort()).toEqual([...ROUTES, CONSOLE].sort());
+  });
+
+  it('the console without a session answers its sign-in form, with the security headers, and refuses a wrong password', async () => {
+    const s = served.get(CONSOLE)!;
+    const res = await fetch(`${s.url}${CONSOLE}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(res.headers.get('x-frame-options')).toBe('DENY');
+    expect(res.headers.get('content-security-policy')).toMatch(/default-src 'none'/);
+    const page = await res.text();
+    expect(page).toContain('name="password"');
+    const wrong = await fetch(`${s.url}${CONSOLE}`, {
+      method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ op: 'signin', actor: 'smoke', password: 'w'.repeat(32) }),
+    });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('set-cookie')).toBeNull();
   });
 
   it.each(ROUTES)('%s without the secret (or with a wrong one) answers 403 and runs nothing', async (route) => {
@@ -88,6 +106,20 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
       const body = (await res.json()) as { success: boolean; jobs: { job: string }[] };
       expect(body.success).toBe(true);
       expect(body.jobs.map((j) => j.job).sort()).toEqual([...JOB_IDS].sort());
+    });
+
+    it('the console signs in and renders the four jobs from the database', async () => {
+      const s = served.get(CONSOLE)!;
+      const signIn = await fetch(`${s.url}${CONSOLE}`, {
+        method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ op: 'signin', actor: 'smoke', password: SECRET }),
+      });
+      expect(signIn.status).toBe(303);
+      const cookie = signIn.headers.get('set-cookie')!.split(';')[0];
+      const page = await fetch(`${s.url}${CONSOLE}`, { headers: { cookie } });
+      expect(page.status).toBe(200);
+      const html = await page.text();
+      expect(html.match(/<article class="job /g)).toHaveLength(JOB_IDS.length);
     });
 
     it.each(JOB_IDS.map((id) => [id, `/api${JOBS[id].path}`]))('%s: a dry run of the built job answers with its JSON body, never a 500', async (id, route) => {

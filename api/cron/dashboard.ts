@@ -1,0 +1,3 @@
+import { consoleRoute } from '../../lib/console/route.js';
+
+export default consoleRoute();

@@ -1,0 +1,178 @@
+import { sql } from 'drizzle-orm';
+import { queryRows, type Db, type Executor } from '../../db/client.js';
+
+/** How far back the runs timeline reaches. */
+export const TIMELINE_DAYS = 7;
+/** Runs drawn per job: a 5-minute job runs ~2,000 times in 7 days; the newest are kept. */
+export const TIMELINE_MAX_RUNS = 2_100;
+export const LAST_ERRORS = 5;
+export const LISTED_ROWS = 100;
+export const LISTED_ACTIONS = 20;
+
+const asDate = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
+
+export type TimelineRun = { job: string; startedAt: Date; durationMs: number | null; outcome: string; dryRun: boolean };
+
+export async function readTimeline(db: Db, now: Date): Promise<TimelineRun[]> {
+  const rows = await queryRows<{ job: string; started_at: Date; finished_at: Date | null; outcome: string; dry_run: boolean }>(db, sql`
+    select job, started_at, finished_at, outcome::text as outcome, dry_run from (
+      select *, row_number() over (partition by job order by started_at desc) as rn from cron_runs
+      where started_at >= ${now}::timestamptz - make_interval(days => ${TIMELINE_DAYS}) and started_at <= ${now}::timestamptz
+    ) r where rn <= ${TIMELINE_MAX_RUNS} order by started_at`);
+  return rows.map((r) => {
+    const s = asDate(r.started_at)!;
+    const f = asDate(r.finished_at);
+    return { job: r.job, startedAt: s, durationMs: f ? f.getTime() - s.getTime() : null, outcome: r.outcome, dryRun: r.dry_run };
+  });
+}
+
+export type RunError = { job: string; startedAt: Date; error: string };
+
+/** The latest errors of each job over the timeline's days. */
+export async function readLastErrors(db: Db, now: Date): Promise<RunError[]> {
+  const rows = await queryRows<{ job: string; started_at: Date; error: string }>(db, sql`
+    select job, started_at, error from (
+      select job, started_at, error, row_number() over (partition by job order by started_at desc) as rn
+      from cron_runs where error is not null and started_at >= ${now}::timestamptz - make_interval(days => ${TIMELINE_DAYS})
+    ) r where rn <= ${LAST_ERRORS} order by started_at desc`);
+  return rows.map((r) => ({ job: r.job, startedAt: asDate(r.started_at)!, error: r.error }));
+}
+
+export type MailboxProblem = {
+  id: number; companyId: number; companyName: string | null; name: string; email: string | null;
+  status: string | null; error: string | null; failures: number; lastSyncAt: Date | null; nextSyncAt: Date | null;
+};
+
+/** Active mailboxes in error, paused, or waiting out a back-off. */
+export async function readMailboxProblems(db: Db, now: Date): Promise<MailboxProblem[]> {
+  const rows = await queryRows<Record<string, unknown>>(db, sql`
+    select i.id, i.company_id, co.name as company_name, i.name, i.email_address, i.last_sync_status, i.last_sync_error,
+           i.consecutive_failures, i.last_sync_at, i.next_sync_at
+    from inbox_integrations i left join companies co on co.id = i.company_id
+    where i.is_active and (i.last_sync_status in ('error', 'auth_error', 'paused') or i.next_sync_at > ${now}::timestamptz)
+    order by (i.last_sync_status = 'paused') desc, i.consecutive_failures desc, i.id
+    limit ${LISTED_ROWS}`);
+  return rows.map((r) => ({
+    id: Number(r.id), companyId: Number(r.company_id), companyName: (r.company_name as string | null) ?? null,
+    name: String(r.name), email: (r.email_address as string | null) ?? null, status: (r.last_sync_status as string | null) ?? null,
+    error: (r.last_sync_error as string | null) ?? null, failures: Number(r.consecutive_failures ?? 0),
+    lastSyncAt: asDate(r.last_sync_at), nextSyncAt: asDate(r.next_sync_at),
+  }));
+}
+
+export type SendKind = 'followup' | 'appointment_reminder';
+export type UnknownSend = { kind: SendKind; id: number; ref: string; companyName: string | null; recipient: string | null; subject: string; at: Date; error: string | null };
+
+/** `followup:12` / `appointment_reminder:7`: how the page and the CLI name an unknown send. */
+export function sendRef(kind: SendKind, id: number): string {
+  return `${kind}:${id}`;
+}
+
+export function parseSendRef(ref: string): { kind: SendKind; id: number } | null {
+  const m = /^(followup|appointment_reminder):(\d{1,10})$/.exec(ref.trim());
+  return m ? { kind: m[1] as SendKind, id: Number(m[2]) } : null;
+}
+
+/**
+ * Sends whose outcome nobody knows (the invocation died between the SMTP answer and its record):
+ * never re-sent automatically; an operator checks the Sent folder and decides.
+ */
+export async function readUnknownSends(db: Executor): Promise<UnknownSend[]> {
+  const rows = await queryRows<Record<string, unknown>>(db, sql`
+    select * from (
+      select 'followup' as kind, h.id, co.name as company_name, cl.email as recipient,
+             'Relance (étape ' || coalesce(h.step::text, '?') || ') : ' || f.source_label as subject,
+             coalesce(h.claimed_at, h.sent_at) as at, h.error
+      from followup_history h join followups f on f.id = h.followup_id
+      left join clients cl on cl.id = f.client_id left join companies co on co.id = h.company_id
+      where h.delivery = 'unknown'
+      union all
+      select 'appointment_reminder', r.id, co.name, cl.email,
+             'Rappel de rendez-vous : ' || coalesce(ty.name, 'rendez-vous') || ' (' || r.hours_before || ' h avant)',
+             r.claimed_at, r.error
+      from appointment_reminders r join appointments a on a.id = r.appointment_id
+      left join clients cl on cl.id = a.client_id left join appointment_types ty on ty.id = a.type_id
+      left join companies co on co.id = r.company_id
+      where r.delivery = 'unknown'
+    ) u order by at desc, kind, id limit ${LISTED_ROWS}`);
+  return rows.map((r) => ({
+    kind: r.kind as SendKind, id: Number(r.id), ref: sendRef(r.kind as SendKind, Number(r.id)),
+    companyName: (r.company_name as string | null) ?? null, recipient: (r.recipient as string | null) ?? null,
+    subject: String(r.subject), at: asDate(r.at)!, error: (r.error as string | null) ?? null,
+  }));
+}
+
+export type OperatorAction = { id: number; at: Date; actor: string; action: string; target: string; details: Record<string, unknown> };
+
+export async function recordAction(db: Executor, a: { actor: string; action: string; target: string; details?: Record<string, unknown> }): Promise<number> {
+  const rows = await queryRows<{ id: number }>(db, sql`
+    insert into operator_actions (actor, action, target, details)
+    values (${a.actor}, ${a.action}, ${a.target}, ${JSON.stringify(a.details ?? {})}::jsonb) returning id`);
+  return Number(rows[0].id);
+}
+
+export async function readActions(db: Db, limit = LISTED_ACTIONS): Promise<OperatorAction[]> {
+  const rows = await queryRows<Record<string, unknown>>(db, sql`
+    select id, at, actor, action, target, details from operator_actions order by at desc, id desc limit ${limit}`);
+  return rows.map((r) => ({ id: Number(r.id), at: asDate(r.at)!, actor: String(r.actor), action: String(r.action), target: String(r.target), details: (r.details ?? {}) as Record<string, unknown> }));
+}
+
+export class ActionError extends Error {
+  constructor(readonly code: string, message: string) { super(message); }
+}
+
+/**
+ * Resumes a mailbox: forgets its failures and back-off, so the next inbox-sync run tries it. Its
+ * cursor is kept (no message is imported twice). Recorded in the same transaction.
+ */
+export async function resumeIntegration(db: Db, integrationId: number, actor: string): Promise<{ actionId: number; previous: { status: string | null; failures: number } }> {
+  return db.transaction(async (tx) => {
+    const rows = await queryRows<{ prev_status: string | null; prev_failures: number }>(tx, sql`
+      with prev as (select id, last_sync_status, consecutive_failures from inbox_integrations where id = ${integrationId} for update)
+      update inbox_integrations i set last_sync_status = null, last_sync_error = null, consecutive_failures = 0,
+        next_sync_at = null, updated_at = now()
+      from prev where i.id = prev.id
+      returning prev.last_sync_status as prev_status, prev.consecutive_failures as prev_failures`);
+    if (!rows[0]) throw new ActionError('not_found', `boîte mail ${integrationId} introuvable`);
+    const previous = { status: rows[0].prev_status, failures: Number(rows[0].prev_failures) };
+    const actionId = await recordAction(tx, { actor, action: 'resume_integration', target: `inbox_integration:${integrationId}`, details: { previous } });
+    return { actionId, previous };
+  });
+}
+
+export type Resolution = 'sent' | 'resend';
+
+/**
+ * Settles an `unknown` send. `sent`: it went out (found in the Sent folder); recorded as sent and
+ * the follow-up goes on to its next step. `resend`: it did not; the claim is removed and the next
+ * run sends it again. Only a row still `unknown` is touched: resolving twice changes nothing.
+ */
+export async function resolveUnknownSend(db: Db, ref: string, resolution: Resolution, actor: string): Promise<{ actionId: number }> {
+  const parsed = parseSendRef(ref);
+  if (!parsed) throw new ActionError('bad_request', `référence d'envoi invalide : « ${ref} » (attendu followup:<id> ou appointment_reminder:<id>)`);
+  return db.transaction(async (tx) => {
+    let touched: unknown[];
+    if (parsed.kind === 'followup') {
+      touched = resolution === 'sent'
+        ? await queryRows(tx, sql`
+            with h as (update followup_history set delivery = 'sent', error = null, next_attempt_at = null
+                       where id = ${parsed.id} and delivery = 'unknown' returning followup_id)
+            , f as (update followups set status = 'A_FAIRE', updated_at = now()
+                    where id in (select followup_id from h) and status = 'EN_ATTENTE' returning id)
+            select followup_id from h`)
+        : await queryRows(tx, sql`
+            with h as (delete from followup_history where id = ${parsed.id} and delivery = 'unknown' returning followup_id)
+            , f as (update followups set status = 'A_FAIRE', updated_at = now()
+                    where id in (select followup_id from h) and status = 'EN_ATTENTE' returning id)
+            select followup_id from h`);
+    } else {
+      touched = resolution === 'sent'
+        ? await queryRows(tx, sql`update appointment_reminders set delivery = 'sent', sent_at = coalesce(sent_at, claimed_at), error = null
+            where id = ${parsed.id} and delivery = 'unknown' returning id`)
+        : await queryRows(tx, sql`delete from appointment_reminders where id = ${parsed.id} and delivery = 'unknown' returning id`);
+    }
+    if (touched.length === 0) throw new ActionError('not_found', `aucun envoi à l'état inconnu pour ${ref} (déjà résolu ?)`);
+    const actionId = await recordAction(tx, { actor, action: 'resolve_send', target: ref, details: { resolution } });
+    return { actionId };
+  });
+}
