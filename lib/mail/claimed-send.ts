@@ -96,9 +96,15 @@ class ClaimLostError extends Error {}
 const idList = (ids: readonly number[]) => sql`${`{${ids.map((n) => Math.trunc(Number(n))).join(',')}}`}::int[]`;
 const table = (t: ClaimTable) => sql.identifier(t.name);
 
-/** Runs the release statements of a table; the number of claims given back. */
-async function releaseWhere(db: Executor, t: ClaimTable, where: SQL): Promise<number> {
-  const guarded = sql`(${where}) and delivery = 'sending' and handed_at is null`;
+/**
+ * Runs the release statements of a table; the number of claims given back. The owner gives back
+ * what it knows was not delivered (not started, or refused by the server: 4xx); anyone else only
+ * what was never handed over.
+ */
+async function releaseWhere(db: Executor, t: ClaimTable, where: SQL, by: 'owner' | 'sweep'): Promise<number> {
+  const guarded = by === 'owner'
+    ? sql`(${where}) and delivery = 'sending'`
+    : sql`(${where}) and delivery = 'sending' and handed_at is null and claimed_by is not null`;
   const statements = t.release ? t.release(guarded) : [sql`delete from ${table(t)} where ${guarded}`];
   let n = 0;
   for (const st of statements) {
@@ -188,7 +194,7 @@ export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
     },
     async release(claimIds) {
       if (!claimIds.length) return 0;
-      return releaseWhere(o.db, o.table, sql`id = any(${idList(claimIds)}) and claimed_by = ${o.runId}`);
+      return releaseWhere(o.db, o.table, sql`id = any(${idList(claimIds)}) and claimed_by = ${o.runId}`, 'owner');
     },
     async markUnknown(claimIds, error) {
       if (!claimIds.length) return 0;
@@ -218,16 +224,17 @@ export type SweepResult = { released: number; unknownIds: number[] };
 
 /**
  * The start of every sending run: claims of dead runs that were never handed over are given back
- * (they cannot have been delivered), handed-over ones become `unknown`. `scope` limits it to the
+ * (they cannot have been delivered), handed-over ones become `unknown`, and so do stale claims
+ * without an owner (written before this protocol: nobody knows whether they were handed over). `scope` limits it to the
  * run's tenants (a condition on the table's unqualified columns).
  */
 export async function sweepClaims(db: Executor, t: ClaimTable, scope: SQL = sql`true`): Promise<SweepResult> {
   const unknown = await queryRows<{ id: number }>(db, sql`
     update ${table(t)} set delivery = 'unknown',
       error = coalesce(error, 'no SMTP answer recorded: the run that handed it to SMTP ended')
-    where delivery = 'sending' and handed_at is not null and ${ownerGone()} and (${scope})
+    where delivery = 'sending' and (handed_at is not null or claimed_by is null) and ${ownerGone()} and (${scope})
     returning id`);
-  const released = await releaseWhere(db, t, sql`${ownerGone()} and (${scope})`);
+  const released = await releaseWhere(db, t, sql`${ownerGone()} and (${scope})`, 'sweep');
   return { released, unknownIds: unknown.map((r) => Number(r.id)) };
 }
 
