@@ -7,7 +7,7 @@ export type Received = { from: string; to: string[]; raw: string; messageId: str
  * A real SMTP server (smtp-server) on a free loopback port that records what it accepts. `failNext`
  * makes the next N messages fail with a given SMTP code (4xx temporary, 5xx permanent).
  */
-export async function startSmtpSink(opts: { users?: Record<string, string> } = {}) {
+export async function startSmtpSink(opts: { users?: Record<string, string>; /** each answer to DATA waits this long */ delayMs?: number } = {}) {
   const received: Received[] = [];
   const failures: { code: number; message: string }[] = [];
   const server = new SMTPServer({
@@ -43,7 +43,8 @@ export async function startSmtpSink(opts: { users?: Record<string, string> } = {
           to: session.envelope.rcptTo.map((r) => r.address),
           raw, messageId: header('Message-ID'), header,
         });
-        cb();
+        if (opts.delayMs) setTimeout(() => cb(), opts.delayMs);
+        else cb();
       });
     },
   });
