@@ -80,6 +80,15 @@ export type ClaimedSendOptions = {
   log?: Logger;
   /** A `retry` outcome gives the claim back (default), or leaves it to the caller (back-off). */
   releaseOnRetry?: boolean;
+  /**
+   * When the hand-over is written: `transaction` (default) when the email's SMTP transaction
+   * starts; `slot` as soon as `send` is called, i.e. when the email enters one of the caller's
+   * bounded send slots. Either way the body waits for it. `slot` lets the hand-overs of emails
+   * freed together go in one statement (follow-ups: fewer statements per email) at the price of
+   * counting as "maybe" the emails waiting in a slot for a connection; the crash bound stays the
+   * caller's send concurrency.
+   */
+  handOverAt?: 'transaction' | 'slot';
 };
 
 export type ClaimedSend = {
@@ -157,19 +166,13 @@ export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
         return { state: 'not_started', reason: o.stopSignal?.aborted ? 'stopping' : 'deadline' };
       }
       let handover = 'none' as 'none' | 'done' | 'lost' | 'failed';
+      let written: Promise<void> | undefined;
+      const writeHandOver = () => (written ??= handOver(claimId).then(
+        () => { handover = 'done'; },
+        (err: Error) => { handover = err instanceof ClaimLostError ? 'lost' : 'failed'; throw err; }));
+      if (o.handOverAt === 'slot') writeHandOver().catch(() => {}); // awaited before the body
       try {
-        const r = await sender.send(mail, {
-          deadlineAt: o.deadline,
-          beforeData: async () => {
-            try {
-              await handOver(claimId);
-              handover = 'done';
-            } catch (err) {
-              handover = err instanceof ClaimLostError ? 'lost' : 'failed';
-              throw err;
-            }
-          },
-        });
+        const r = await sender.send(mail, { deadlineAt: o.deadline, beforeData: writeHandOver });
         return { state: 'sent', response: r.response };
       } catch (err) {
         // the body was held back: nothing was delivered, whatever the error looks like

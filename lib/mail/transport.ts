@@ -41,8 +41,9 @@ export type SendOptions = {
   /** Epoch ms (real clock): the transaction is abandoned (connection closed) at this instant. */
   deadlineAt?: number;
   /**
-   * Runs once the server accepted DATA, before a byte of the body is sent; the body waits for it.
-   * A rejection aborts the transaction before the email can be delivered.
+   * The hand-over: started when the message's SMTP transaction starts (MAIL FROM, so that it
+   * overlaps the envelope's round trip) and awaited once the server accepted DATA, before a byte
+   * of the body is sent. A rejection aborts the transaction before the email can be delivered.
    */
   beforeData?(): Promise<void>;
 };
@@ -117,15 +118,16 @@ function timeouts(config: Config, maxConnections: number) {
 
 /** Key of the per-send hooks inside nodemailer's message data (read by the stream plugin below). */
 const WATCH_KEY = 'lokarioSendWatch';
-type SendWatch = { stage: SendStage; beforeData?: () => Promise<void> };
+type SendWatch = { stage: SendStage; beforeData?: () => Promise<void>; gate?: Promise<void> };
 
 type StreamLike = { pipe: (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => NodeJS.WritableStream; destroy(err?: Error): void };
 
 /**
  * nodemailer calls `createReadStream` when a pooled connection starts the message's transaction
  * (MAIL FROM), and pipes that stream only after the server answered DATA. Both moments are
- * observed here: the first sets the stage to `envelope`, the second to `data` and holds the body
- * until `beforeData` (the claim's hand-over, written in the database) has resolved.
+ * observed here: the first sets the stage to `envelope` and starts `beforeData` (the claim's
+ * hand-over, written in the database), the second sets it to `data` and holds the body until
+ * the hand-over has resolved.
  */
 function watchPlugin(mail: { data: Record<string, unknown>; message: { createReadStream(...a: unknown[]): StreamLike } }, done: (err?: Error | null) => void) {
   const watch = mail.data[WATCH_KEY] as SendWatch | undefined;
@@ -135,10 +137,12 @@ function watchPlugin(mail: { data: Record<string, unknown>; message: { createRea
     message.createReadStream = (...args: unknown[]) => {
       const source = create(...args);
       watch.stage = 'envelope';
+      const gate = watch.beforeData ? watch.beforeData() : Promise.resolve();
+      gate.catch(() => {}); // observed below, or moot if the envelope fails first
+      watch.gate = gate;
       const pipe = source.pipe.bind(source);
       source.pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => {
         watch.stage = 'data';
-        const gate = watch.beforeData ? watch.beforeData() : Promise.resolve();
         gate.then(() => { pipe(dest, opts); }, (err: Error) => { source.destroy(err); });
         return dest;
       };

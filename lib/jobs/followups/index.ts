@@ -36,6 +36,8 @@ export const BATCH_SIZE = 100;
 export const SEND_CONCURRENCY = 20;
 /** Records of accepted sends per statement at most (group commit: usually fewer). */
 export const RECORD_MAX_BATCH = 50;
+/** Record statements under way at once: one slow statement must not hold every send slot. */
+export const RECORD_PARALLEL = 3;
 /** Kept before the deadline when deciding to claim another batch: time to send what it holds. */
 export const CLAIM_RESERVE_MS = 3_000;
 
@@ -215,9 +217,12 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
     db, table: FOLLOWUP_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log,
     // a refused try is recorded `failed` with its back-off (rules.ts), not simply given back
     releaseOnRetry: false,
+    // the hand-overs of the emails entering the send slots together go in one statement; the
+    // crash bound stays SEND_CONCURRENCY (docs/sending.md)
+    handOverAt: 'slot',
   });
   const recorder = createSendRecorder<SentRecord>({
-    maxBatch: RECORD_MAX_BATCH,
+    maxBatch: RECORD_MAX_BATCH, parallel: RECORD_PARALLEL,
     write: async (records) => { await recordSentBatch(db, records, now); },
     onWriteError: (records, err) => {
       // the emails went out; their rows stay `sending` and become `unknown`: never sent twice

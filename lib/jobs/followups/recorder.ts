@@ -9,6 +9,8 @@
 export type SendRecorderOptions<T> = {
   /** At most this many records per statement. */
   maxBatch: number;
+  /** Statements under way at once (default 1): a slow statement must not hold every send slot. */
+  parallel?: number;
   /** Writes one batch (one statement). */
   write(items: T[]): Promise<void>;
   /** A batch that could not be written: its rows stay `sending` (→ `unknown`), never re-sent. */
@@ -26,36 +28,40 @@ export type SendRecorder<T> = {
 
 export function createSendRecorder<T>(opts: SendRecorderOptions<T>): SendRecorder<T> {
   if (opts.maxBatch < 1) throw new Error('maxBatch must be at least 1');
+  const parallel = Math.max(1, opts.parallel ?? 1);
   let waiting: { item: T; done(): void }[] = [];
   let inWrite = 0;
-  let writer: Promise<void> | null = null;
+  const writers = new Set<Promise<void>>();
 
   const drain = async () => {
     while (waiting.length) {
       const batch = waiting.slice(0, opts.maxBatch);
       waiting = waiting.slice(batch.length);
-      inWrite = batch.length;
+      inWrite += batch.length;
       const items = batch.map((b) => b.item);
       try {
         await opts.write(items);
       } catch (err) {
         opts.onWriteError(items, err);
       }
-      inWrite = 0;
+      inWrite -= batch.length;
       for (const b of batch) b.done();
     }
-    writer = null;
+  };
+  const startWriter = () => {
+    const w: Promise<void> = drain().finally(() => { writers.delete(w); });
+    writers.add(w);
   };
 
   return {
     add(item) {
       return new Promise<void>((resolve) => {
         waiting.push({ item, done: resolve });
-        writer ??= drain();
+        if (writers.size < parallel) startWriter();
       });
     },
     async close() {
-      while (writer) await writer;
+      while (writers.size) await Promise.all([...writers]);
     },
     get unrecorded() { return waiting.length + inWrite; },
   };
