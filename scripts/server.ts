@@ -17,6 +17,13 @@ import { isStatusPath, jobForPath, scheduledCrons } from '../lib/local/vercel-co
 import { loadDotEnv } from '../lib/local/dotenv.js';
 import { consoleRoute, isConsolePath } from '../lib/console/route.js';
 
+/**
+ * How long a stop waits for runs in progress: their SMTP transactions (cut at the run's deadline
+ * anyway), their records and their lease release. Past it the process exits, and a run's emails
+ * still in a transaction become `unknown` (docs/sending.md).
+ */
+const STOP_DRAIN_MS = 20_000;
+
 async function main() {
   loadDotEnv();
   let config;
@@ -30,9 +37,19 @@ async function main() {
   const started = Date.now();
   // the local server applies pending migrations on start (handlers never do on a real database)
   const shared = await openDb({ ...dbOpts, migrate: true });
+  // aborted on SIGTERM/SIGINT: running jobs claim nothing new and start no new SMTP transaction
+  const stopping = new AbortController();
   const rt = runtimeFromConfig(config, {
     openDb: config.databaseDriver === 'neon' ? () => openDb(dbOpts) : async () => ({ ...shared, close: async () => {} }),
+    stopSignal: stopping.signal,
   });
+  // every run and request under way, so that a stop can wait for them
+  const inFlight = new Set<Promise<unknown>>();
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    inFlight.add(p);
+    void p.finally(() => inFlight.delete(p)).catch(() => {});
+    return p;
+  };
   const getRt = () => rt;
   const handlers = new Map<string, Handler>(JOB_IDS.map((id) => [id, cronRoute(JOB_REGISTRY[id], getRt)]));
   const status = statusRoute(getRt);
@@ -48,7 +65,7 @@ async function main() {
       res.end(JSON.stringify({ success: false, error: 'not_found', routes: [...JOB_IDS.map((id) => JOBS[id].path), '/cron/status', '/cron'] }));
       return;
     }
-    handler(req, res).catch((err) => {
+    track(handler(req, res)).catch((err) => {
       rt.logger.error({ err: String(err) }, 'unhandled error');
       if (!res.headersSent) { res.statusCode = 500; res.end('{"success":false,"error":"internal"}'); }
     });
@@ -61,7 +78,8 @@ async function main() {
       const pattern = config.SCHEDULER_EVERY_SECONDS ? `*/${config.SCHEDULER_EVERY_SECONDS} * * * * *` : c.schedule;
       // protect: a run still going when the next tick comes is not started twice in this process
       crons.push(new Cron(pattern, { timezone: 'UTC', protect: true }, async () => {
-        const { body } = await runJob(JOB_REGISTRY[c.job], 'scheduler', params, rt);
+        if (stopping.signal.aborted) return;
+        const { body } = await track(runJob(JOB_REGISTRY[c.job], 'scheduler', params, rt));
         rt.logger.info({ job: c.job, success: body.success, skipped: body.skipped ?? false }, 'scheduled run done');
       }));
     }
@@ -83,16 +101,30 @@ async function main() {
     console.log(lines.join('\n'));
   });
 
-  let stopping = false;
   const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    console.log(`\n${signal}: stopping…`);
+    if (stopping.signal.aborted) {
+      // a second Ctrl-C: leave now (emails in an SMTP transaction become `unknown`)
+      console.log(`${signal} again: exiting without waiting`);
+      process.exit(1);
+    }
+    stopping.abort();
+    console.log(`\n${signal}: stopping… (no new work; waiting up to ${STOP_DRAIN_MS / 1000} s for ${inFlight.size} run(s) in progress)`);
     for (const c of crons) c.stop();
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    server.closeIdleConnections();
+    // runs in progress finish their SMTP transactions, record them and release their lease
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drained = await Promise.race([
+      Promise.allSettled([...inFlight]).then(() => true),
+      new Promise<false>((r) => { timer = setTimeout(() => r(false), STOP_DRAIN_MS); }),
+    ]);
+    clearTimeout(timer);
+    if (!drained) console.log(`stop: ${inFlight.size} run(s) still in progress after ${STOP_DRAIN_MS / 1000} s; exiting anyway`);
     server.closeAllConnections();
-    await new Promise<void>((r) => server.close(() => r()));
+    await closed;
     await closeAllDbs();
-    process.exit(0);
+    console.log('stopped');
+    process.exit(drained ? 0 : 1);
   };
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -1,5 +1,6 @@
-import { boolean, index, integer, jsonb, pgTable, text, timestamp } from 'drizzle-orm/pg-core';
-import { cronRunOutcome } from './enums.js';
+import { sql } from 'drizzle-orm';
+import { boolean, index, integer, jsonb, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { cronRunOutcome, deliveryState } from './enums.js';
 
 const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
@@ -46,3 +47,24 @@ export const operatorActions = pgTable('operator_actions', {
   target: text('target').notNull(), // e.g. "inbox_integration:12", "followup_history:7", "job:followups"
   details: jsonb('details').notNull().default({}),
 }, (t) => [index('operator_actions_at_idx').on(t.at)]);
+
+/**
+ * new: the claims of one-off platform emails that have no row of their own to carry a delivery
+ * state (account-deletion reminder and confirmation). `key` is the email's idempotency key; no
+ * address or other personal data is stored. Protocol: docs/sending.md.
+ */
+export const mailSends = pgTable('mail_sends', {
+  id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
+  key: text('key').notNull(),
+  kind: text('kind').notNull(),
+  delivery: deliveryState('delivery').notNull().default('sending'),
+  claimedAt: tstz('claimed_at').notNull().defaultNow(),
+  claimedBy: text('claimed_by'),
+  handedAt: tstz('handed_at'),
+  sentAt: tstz('sent_at'),
+  messageId: text('message_id'),
+  error: text('error'),
+}, (t) => [
+  uniqueIndex('mail_sends_key').on(t.key),
+  index('mail_sends_sending_idx').on(t.claimedAt).where(sql`${t.delivery} = 'sending'`),
+]);

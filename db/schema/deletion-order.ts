@@ -111,4 +111,4 @@ export const DELETION_ORDER: readonly DeletionStep[] = [
  * Tables that belong to no company and no user: the run ledger, the leases, and the deletion log
  * itself (which holds no personal data), and the operators' action log (operators, not tenants).
  */
-export const GLOBAL_TABLES: readonly string[] = ['cron_runs', 'cron_leases', 'account_deletion_log', 'operator_actions'];
+export const GLOBAL_TABLES: readonly string[] = ['cron_runs', 'cron_leases', 'account_deletion_log', 'operator_actions', 'mail_sends'];

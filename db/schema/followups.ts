@@ -49,6 +49,11 @@ export const followupHistory = pgTable('followup_history', {
   // new: real (database) clock of the latest claim; a `sending` row older than the send lease
   // belonged to a crashed invocation and becomes `unknown` (never re-sent automatically)
   claimedAt: tstz('claimed_at'),
+  // new: the run (cron_runs.id) that holds the claim, and when it handed the email to SMTP (the
+  // server accepted DATA); a claim never handed over is released, a handed one becomes `unknown`
+  // (docs/sending.md)
+  claimedBy: text('claimed_by'),
+  handedAt: tstz('handed_at'),
 }, (t) => [
   uniqueIndex('followup_history_step_key').on(t.followupId, t.step),
   index('followup_history_company_sent_idx').on(t.companyId, t.sentAt),

@@ -1,3 +1,4 @@
+import { sql } from 'drizzle-orm';
 import { boolean, index, integer, pgTable, text, timestamp, unique, uniqueIndex } from 'drizzle-orm/pg-core';
 import { companies, users } from './core.js';
 import { clients } from './crm.js';
@@ -81,7 +82,11 @@ export const appointmentReminders = pgTable('appointment_reminders', {
   delivery: deliveryState('delivery').notNull().default('sending'),
   messageId: text('message_id'),
   error: text('error'),
+  // new: owner run and hand-over to SMTP of the claim (docs/sending.md)
+  claimedBy: text('claimed_by'),
+  handedAt: tstz('handed_at'),
 }, (t) => [
   uniqueIndex('appointment_reminders_key').on(t.appointmentId, t.hoursBefore, t.startDateTime),
   index('appointment_reminders_company_idx').on(t.companyId), // account deletion deletes by company
+  index('appointment_reminders_sending_idx').on(t.claimedAt).where(sql`${t.delivery} = 'sending'`),
 ]);

@@ -82,7 +82,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     const deadline = startedAt.getTime() + runBudgetMs(config.CRON_BUDGET_MS, meta.maxDurationSec);
     const ctx: JobContext = {
       db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,
-      companyId: params.scope.companyId, log, mail, config, runId, trigger,
+      companyId: params.scope.companyId, log, mail, config, runId, trigger, stopSignal: rt.stopSignal,
       progress: (message) => { opts.onProgress?.(message); },
     };
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');

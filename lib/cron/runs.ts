@@ -21,8 +21,10 @@ export async function recordRunEnd(db: Db, runId: string, end: { outcome: RunOut
 }
 
 /**
- * Takes the job's lease with one conditional upsert: it succeeds only when no row exists or the
- * existing one has expired. Expiry uses the database clock, shared by every invocation.
+ * Takes the job's lease with one conditional upsert: it succeeds only when no row exists, the
+ * existing one has expired, or its holder is provably finished (its cron_runs row has a
+ * `finished_at`: the run ended but could not release, e.g. the database went away at that
+ * moment). Expiry uses the database clock, shared by every invocation.
  */
 export async function acquireLease(db: Db, key: string, holder: string, ttlSec: number): Promise<boolean> {
   const rows = await queryRows<{ holder: string }>(db, sql`
@@ -30,6 +32,7 @@ export async function acquireLease(db: Db, key: string, holder: string, ttlSec: 
     values (${key}, ${holder}, now() + make_interval(secs => ${ttlSec}))
     on conflict (job) do update set holder = excluded.holder, expires_at = excluded.expires_at
       where ${cronLeases.expiresAt} < now()
+        or exists (select 1 from cron_runs r where r.id = ${cronLeases.holder} and r.finished_at is not null)
     returning holder`);
   return rows.length === 1 && rows[0].holder === holder;
 }

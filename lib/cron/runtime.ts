@@ -9,6 +9,8 @@ export type Runtime = {
   logger: Logger;
   openDb(): Promise<DbHandle>;
   mailFactory(): MailFactory;
+  /** Aborted when the process is stopping (`npm start` on SIGTERM/SIGINT): runs claim nothing new. */
+  stopSignal?: AbortSignal;
 };
 
 export function runtimeFromConfig(config: Config, overrides: Partial<Omit<Runtime, 'config'>> = {}): Runtime {
@@ -24,6 +26,7 @@ export function runtimeFromConfig(config: Config, overrides: Partial<Omit<Runtim
       migrate: config.databaseDriver === 'pglite',
     })),
     mailFactory: overrides.mailFactory ?? (() => createMailFactory(config)),
+    ...(overrides.stopSignal ? { stopSignal: overrides.stopSignal } : {}),
   };
 }
 

@@ -4,6 +4,19 @@ import { queryRows, type Db } from '../../db/client.js';
 import { JOBS, JOB_IDS, type JobId } from './jobs.js';
 import { readNeedsReauth } from '../oauth/status.js';
 import { readMissedRuns, type MissedVerdict } from './schedule.js';
+import { staleSendingCondition } from '../mail/claimed-send.js';
+
+/**
+ * A run still `running` without a live lease this long after it started has died (its process
+ * was killed): it is shown as failed. The grace covers the instant between the run's ledger row
+ * and its lease.
+ */
+export const CRASHED_RUN_GRACE_SEC = 10;
+/** Error shown for such a run. */
+export const CRASHED_RUN_ERROR = 'crashed: the run never finished (its process died or was killed)';
+
+/** Crash residue of a job's emails: sends in `unknown` and claims left `sending` past the stale timeout. */
+export type Attention = { unknownSends: number; staleClaims: number };
 
 /** Time between two runs of a cron schedule, measured from `now`. */
 export function scheduleIntervalMs(schedule: string, now: Date): number {
@@ -16,9 +29,11 @@ type RunRow = { job: string; outcome: string; started_at: Date; finished_at: Dat
 export type JobHealth = {
   job: JobId;
   schedule: string;
-  health: 'healthy' | 'unhealthy' | 'unknown' | 'missed';
+  health: 'healthy' | 'degraded' | 'unhealthy' | 'unknown' | 'missed';
   healthy: boolean | null;
   reason?: string;
+  /** Emails a person must check (never re-sent automatically), for the jobs that send. */
+  attention?: Attention;
   lastRun: null | { outcome: string; startedAt: string; durationMs: number | null; stats: unknown; error: string | null };
   lastSuccessAt: string | null;
   /** The schedule stopped firing (lib/cron/schedule.ts); overrides `health`. */
@@ -42,23 +57,59 @@ export function judgeHealth(runs: { outcome: string; startedAt: Date }[], lastSu
   return { health: 'healthy' as const };
 }
 
+/**
+ * A job that would be healthy but has crash residue (attention) is `degraded`: not healthy, the
+ * status answers 503 (docs/sending.md: an `unknown` email needs a person, so it must page).
+ */
+export function withAttention<T extends { health: JobHealth['health']; reason?: string }>(verdict: T, attention: Attention | undefined): T {
+  if (!attention || (attention.unknownSends === 0 && attention.staleClaims === 0) || verdict.health === 'unhealthy') return verdict;
+  const parts = [
+    attention.unknownSends ? `${attention.unknownSends} email(s) in an unknown state (check the recipients' mailboxes, then mark them)` : '',
+    attention.staleClaims ? `${attention.staleClaims} claim(s) left sending by a run that died (the next run clears them)` : '',
+  ].filter(Boolean);
+  return { ...verdict, health: 'degraded', reason: parts.join('; ') };
+}
+
 export async function readStatus(db: Db, now: Date) {
-  // the last three counted runs of each job, and each job's last success, in two statements
+  // the last three counted runs of each job, and each job's last success, in two statements; a
+  // run left `running` by a dead process (no live lease) counts as failed
   const runs = await queryRows<RunRow>(db, sql`
     select * from (
       select job, outcome, started_at, finished_at, stats, error,
              row_number() over (partition by job order by started_at desc) as rn
-      from cron_runs where not dry_run and outcome in ('succeeded', 'partial', 'failed')
+      from (
+        select c.job, case when c.outcome = 'running' then 'failed' else c.outcome::text end as outcome,
+               c.started_at, c.finished_at, c.stats,
+               case when c.outcome = 'running' then ${CRASHED_RUN_ERROR} else c.error end as error
+        from cron_runs c
+        where not c.dry_run and (c.outcome in ('succeeded', 'partial', 'failed')
+          or (c.outcome = 'running' and c.finished_at is null
+              and c.started_at < now() - make_interval(secs => ${CRASHED_RUN_GRACE_SEC})
+              and not exists (select 1 from cron_leases l where l.holder = c.id and l.expires_at > now())))
+      ) c
     ) r where rn <= 3`);
   const successes = await queryRows<{ job: string; at: Date }>(db, sql`
     select job, max(started_at) as at from cron_runs
     where not dry_run and outcome in ('succeeded', 'partial') group by job`);
-  const attention = await queryRows<{ integrations_in_error: number; followups_unknown: number; reminders_unknown: number }>(db, sql`
+  const attention = await queryRows<{
+    integrations_in_error: number; followups_unknown: number; reminders_unknown: number; deletion_unknown: number;
+    followups_stale: number; reminders_stale: number; deletion_stale: number;
+  }>(db, sql`
     select
       (select count(*)::int from inbox_integrations where is_active is not false
          and last_sync_status in ('error', 'auth_error', 'paused')) as integrations_in_error,
       (select count(*)::int from followup_history where delivery = 'unknown') as followups_unknown,
-      (select count(*)::int from appointment_reminders where delivery = 'unknown') as reminders_unknown`);
+      (select count(*)::int from appointment_reminders where delivery = 'unknown') as reminders_unknown,
+      (select count(*)::int from mail_sends where delivery = 'unknown') as deletion_unknown,
+      (select count(*)::int from followup_history h where ${staleSendingCondition('h')}) as followups_stale,
+      (select count(*)::int from appointment_reminders h where ${staleSendingCondition('h')}) as reminders_stale,
+      (select count(*)::int from mail_sends h where ${staleSendingCondition('h')}) as deletion_stale`);
+  const a = attention[0];
+  const attentionOf: Partial<Record<JobId, Attention>> = {
+    followups: { unknownSends: a.followups_unknown, staleClaims: a.followups_stale },
+    'overdue-reminders': { unknownSends: a.reminders_unknown, staleClaims: a.reminders_stale },
+    'account-deletions': { unknownSends: a.deletion_unknown, staleClaims: a.deletion_stale },
+  };
   const erroredIntegrations = await queryRows<{ id: number; company_id: number; last_sync_status: string; last_sync_at: Date | null; consecutive_failures: number }>(db, sql`
     select id, company_id, last_sync_status, last_sync_at, consecutive_failures from inbox_integrations
     where is_active is not false and last_sync_status in ('error', 'auth_error', 'paused')
@@ -70,7 +121,9 @@ export async function readStatus(db: Db, now: Date) {
     const mine = runs.filter((r) => r.job === id).sort((a, b) => a.rn - b.rn);
     const s = successes.find((x) => x.job === id);
     const lastSuccess = s?.at ? new Date(s.at) : null;
-    const judged = judgeHealth(mine.map((r) => ({ outcome: r.outcome, startedAt: new Date(r.started_at) })), lastSuccess, scheduleIntervalMs(JOBS[id].schedule, now), now);
+    const judged = withAttention(
+      judgeHealth(mine.map((r) => ({ outcome: r.outcome, startedAt: new Date(r.started_at) })), lastSuccess, scheduleIntervalMs(JOBS[id].schedule, now), now),
+      attentionOf[id]);
     const last = mine[0];
     const missed = missedRuns[id];
     const verdict: { health: JobHealth['health']; reason?: string } = missed.missed
@@ -82,6 +135,7 @@ export async function readStatus(db: Db, now: Date) {
       health: verdict.health,
       healthy: verdict.health === 'unknown' ? null : verdict.health === 'healthy',
       ...(verdict.reason ? { reason: verdict.reason } : {}),
+      ...(attentionOf[id] ? { attention: attentionOf[id] } : {}),
       lastRun: last ? {
         outcome: last.outcome,
         startedAt: new Date(last.started_at).toISOString(),
@@ -93,14 +147,15 @@ export async function readStatus(db: Db, now: Date) {
       missed,
     };
   });
-  const a = attention[0];
   return {
-    healthy: jobs.every((j) => j.health !== 'unhealthy' && j.health !== 'missed'),
+    // 200 only when every job is healthy or has never run; `degraded`, `unhealthy` and `missed` answer 503
+    healthy: jobs.every((j) => j.health === 'healthy' || j.health === 'unknown'),
     jobs,
     inbox: { integrationsInError: a.integrations_in_error, integrations: erroredIntegrations },
     // OAuth mailboxes whose grant is gone: only the company can fix them (reconnect in the web app)
     oauthMailboxes: await readNeedsReauth(db),
-    followups: { sendsInUnknownState: a.followups_unknown },
-    appointmentReminders: { sendsInUnknownState: a.reminders_unknown },
+    followups: { sendsInUnknownState: a.followups_unknown, staleSendingClaims: a.followups_stale },
+    appointmentReminders: { sendsInUnknownState: a.reminders_unknown, staleSendingClaims: a.reminders_stale },
+    deletionEmails: { sendsInUnknownState: a.deletion_unknown, staleSendingClaims: a.deletion_stale },
   };
 }

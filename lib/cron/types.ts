@@ -29,6 +29,11 @@ export type JobContext = {
   config: Config;
   runId: string;
   trigger: Trigger;
+  /**
+   * Aborted when the process is asked to stop (SIGTERM/SIGINT of `npm start`): the job claims
+   * nothing new and starts no new SMTP transaction; what is in flight finishes and is recorded.
+   */
+  stopSignal?: AbortSignal;
   /** Reports how far a long run is (`3/12 mailboxes, 840 messages`): shown by `npm run job`. */
   progress?(message: string): void;
 };
@@ -58,7 +63,7 @@ export function notImplementedJob(id: JobId): Job {
   return { id, run: async () => { throw new NotImplementedError(id); } };
 }
 
-/** True once the run's time budget is spent: claim nothing more, finish what is held. */
-export function budgetSpent(ctx: Pick<JobContext, 'deadline'>, reserveMs = 0): boolean {
-  return Date.now() + reserveMs >= ctx.deadline;
+/** True once the run's time budget is spent (or the process is stopping): claim nothing more, finish what is held. */
+export function budgetSpent(ctx: Pick<JobContext, 'deadline' | 'stopSignal'>, reserveMs = 0): boolean {
+  return ctx.stopSignal?.aborted === true || Date.now() + reserveMs >= ctx.deadline;
 }

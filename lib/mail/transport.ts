@@ -29,9 +29,29 @@ export type SendResult = {
   file?: string;
 };
 
+/**
+ * Where a send stood when it ended: `queued` (no SMTP transaction started: nothing can have been
+ * delivered), `envelope` (MAIL FROM / RCPT TO / DATA in progress: nothing delivered yet), `data`
+ * (the server accepted DATA and the body is going out or awaiting its answer: an error without a
+ * server answer here means the email may have been delivered).
+ */
+export type SendStage = 'queued' | 'envelope' | 'data';
+
+/** The hooks of one send (lib/mail/claimed-send.ts uses them; docs/sending.md). */
+export type SendOptions = {
+  /** Epoch ms (real clock): the transaction is abandoned (connection closed) at this instant. */
+  deadlineAt?: number;
+  /**
+   * The hand-over: started when the message's SMTP transaction starts (MAIL FROM, so that it
+   * overlaps the envelope's round trip) and awaited once the server accepted DATA, before a byte
+   * of the body is sent. A rejection aborts the transaction before the email can be delivered.
+   */
+  beforeData?(): Promise<void>;
+};
+
 export type MailSender = {
   kind: 'smtp' | 'outbox' | 'unconfigured';
-  send(mail: OutgoingMail): Promise<SendResult>;
+  send(mail: OutgoingMail, opts?: SendOptions): Promise<SendResult>;
   close(): void;
 };
 
@@ -48,39 +68,90 @@ export type MailFactory = {
   closeAll(): void;
 };
 
-/** A send that failed, classified: `permanent` (5xx) is not worth retrying soon; 4xx and network errors are. */
+/**
+ * A send that failed, classified: `permanent` (5xx) is not worth retrying soon; 4xx and network
+ * errors are. `stage` says whether the email may have been delivered anyway (`data` without a
+ * server answer: see SendStage).
+ */
 export class MailError extends Error {
   constructor(
     readonly code: string,
     message: string,
     readonly permanent: boolean,
     readonly responseCode?: number,
+    readonly stage: SendStage = 'queued',
   ) {
     super(message);
   }
 }
 
-export function classifySmtpError(err: unknown): MailError {
+export function classifySmtpError(err: unknown, stage: SendStage = 'queued'): MailError {
   if (err instanceof MailError) return err;
-  const e = err as { code?: string; responseCode?: number; message?: string; response?: string };
+  const e = err as { code?: string; name?: string; responseCode?: number; message?: string; response?: string };
   const rc = typeof e.responseCode === 'number' ? e.responseCode : undefined;
   const message = (e.response ?? e.message ?? String(err)).slice(0, 300);
-  if (rc !== undefined && rc >= 500) return new MailError(e.code === 'EAUTH' ? 'smtp_auth' : 'smtp_rejected', message, true, rc);
-  if (rc !== undefined && rc >= 400) return new MailError('smtp_temporary', message, false, rc);
-  if (e.code === 'EAUTH') return new MailError('smtp_auth', message, true, rc);
-  if (e.code === 'ETIMEDOUT') return new MailError('smtp_timeout', message, false);
-  return new MailError('smtp_connection', message, false);
+  if (rc !== undefined && rc >= 500) return new MailError(e.code === 'EAUTH' ? 'smtp_auth' : 'smtp_rejected', message, true, rc, stage);
+  if (rc !== undefined && rc >= 400) return new MailError('smtp_temporary', message, false, rc, stage);
+  if (e.code === 'EAUTH') return new MailError('smtp_auth', message, true, rc, stage);
+  if (e.name === 'AbortError' || e.code === 'ABORT_ERR') return new MailError('smtp_deadline', 'the SMTP transaction did not end before the run deadline', false, undefined, stage);
+  if (e.code === 'ETIMEDOUT') return new MailError('smtp_timeout', message, false, undefined, stage);
+  return new MailError('smtp_connection', message, false, undefined, stage);
 }
 
+/**
+ * Connecting and waiting for the greeting never take more than this share of the run's budget,
+ * whatever SMTP_*_TIMEOUT_MS says: a server that never greets must fail the send early enough
+ * for the run to release its claim and answer in time (5 s of the default 25 s budget).
+ */
+const CONNECT_SHARE_OF_BUDGET = 0.2;
+
 function timeouts(config: Config, maxConnections: number) {
+  const cap = Math.max(500, Math.floor(config.CRON_BUDGET_MS * CONNECT_SHARE_OF_BUDGET));
   return {
     // connections kept open for the whole run instead of one per email
     pool: true as const,
     maxConnections,
-    connectionTimeout: config.SMTP_CONNECT_TIMEOUT_MS,
-    greetingTimeout: config.SMTP_GREETING_TIMEOUT_MS,
+    connectionTimeout: Math.min(config.SMTP_CONNECT_TIMEOUT_MS, cap),
+    greetingTimeout: Math.min(config.SMTP_GREETING_TIMEOUT_MS, cap),
+    // a silent server mid-transaction is cut by the send's own deadline (SendOptions.deadlineAt)
     socketTimeout: config.SMTP_SOCKET_TIMEOUT_MS,
   };
+}
+
+/** Key of the per-send hooks inside nodemailer's message data (read by the stream plugin below). */
+const WATCH_KEY = 'lokarioSendWatch';
+type SendWatch = { stage: SendStage; beforeData?: () => Promise<void>; gate?: Promise<void> };
+
+type StreamLike = { pipe: (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => NodeJS.WritableStream; destroy(err?: Error): void };
+
+/**
+ * nodemailer calls `createReadStream` when a pooled connection starts the message's transaction
+ * (MAIL FROM), and pipes that stream only after the server answered DATA. Both moments are
+ * observed here: the first sets the stage to `envelope` and starts `beforeData` (the claim's
+ * hand-over, written in the database), the second sets it to `data` and holds the body until
+ * the hand-over has resolved.
+ */
+function watchPlugin(mail: { data: Record<string, unknown>; message: { createReadStream(...a: unknown[]): StreamLike } }, done: (err?: Error | null) => void) {
+  const watch = mail.data[WATCH_KEY] as SendWatch | undefined;
+  if (watch) {
+    const message = mail.message;
+    const create = message.createReadStream.bind(message);
+    message.createReadStream = (...args: unknown[]) => {
+      const source = create(...args);
+      watch.stage = 'envelope';
+      const gate = watch.beforeData ? watch.beforeData() : Promise.resolve();
+      gate.catch(() => {}); // observed below, or moot if the envelope fails first
+      watch.gate = gate;
+      const pipe = source.pipe.bind(source);
+      source.pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => {
+        watch.stage = 'data';
+        gate.then(() => { pipe(dest, opts); }, (err: Error) => { source.destroy(err); });
+        return dest;
+      };
+      return source;
+    };
+  }
+  done();
 }
 
 /** MAIL_REDIRECT_TO: every email goes to one address; the intended recipient stays visible. */
@@ -128,18 +199,34 @@ function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefin
   let transport: Promise<Transporter> | undefined;
   return {
     kind: 'smtp',
-    async send(mail) {
+    async send(mail, opts = {}) {
       const m = applyRedirect(assertSingleRecipients(mail), redirectTo);
+      const watch: SendWatch = { stage: 'queued', beforeData: opts.beforeData };
+      const abort = new AbortController();
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        transport ??= loadNodemailer().then((nm) => nm.createTransport(options));
-        const info = await (await transport).sendMail(toNodemailer(m));
-        if (info.rejected?.length) throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true);
+        if (opts.deadlineAt !== undefined) {
+          const left = opts.deadlineAt - Date.now();
+          if (left <= 0) throw new MailError('smtp_deadline', 'no time left before the run deadline', false, undefined, 'queued');
+          // the pool closes the connection of an aborted delivery, or drops it from its queue
+          timer = setTimeout(() => abort.abort(), left);
+        }
+        transport ??= loadNodemailer().then((nm) => {
+          const t = nm.createTransport(options);
+          t.use('stream', watchPlugin as unknown as Parameters<Transporter['use']>[1]);
+          return t;
+        });
+        const info = await (await transport).sendMail({ ...toNodemailer(m), signal: abort.signal, [WATCH_KEY]: watch } as Mail.Options);
+        if (info.rejected?.length) throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true, undefined, watch.stage);
         return { messageId: m.messageId, via: 'smtp', response: String(info.response ?? '') };
       } catch (err) {
-        throw classifySmtpError(err);
+        throw classifySmtpError(err, watch.stage);
+      } finally {
+        if (timer) clearTimeout(timer);
       }
     },
-    close: () => { void transport?.then((t) => t.close(), () => {}); },
+    // force: a connection stuck in a transaction past the deadline must not outlive the run
+    close: () => { void transport?.then((t) => (t.close as (o?: { force?: boolean }) => void)({ force: true }), () => {}); },
   };
 }
 
@@ -147,10 +234,16 @@ function outboxSender(dir: string, redirectTo: string | undefined): MailSender {
   let transport: Promise<Transporter> | undefined;
   return {
     kind: 'outbox',
-    async send(mail) {
+    async send(mail, opts = {}) {
       const m = applyRedirect(assertSingleRecipients(mail), redirectTo);
       transport ??= loadNodemailer().then((nm) => nm.createTransport({ streamTransport: true, buffer: true, newline: 'unix' }));
       const info = await (await transport).sendMail(toNodemailer(m));
+      // the file is the delivery: it is written only once the hand-over is recorded
+      try {
+        await opts.beforeData?.();
+      } catch (err) {
+        throw new MailError('handover_failed', (err as Error).message, false, undefined, 'envelope');
+      }
       const day = new Date().toISOString().slice(0, 10);
       const name = m.messageId.replace(/[<>]/g, '').replace(/[^A-Za-z0-9._@-]/g, '_');
       const file = path.join(dir, day, `${name}.eml`);

@@ -13,6 +13,8 @@ export type SmtpSinkOptions = {
   xoauth2?: (user: string, accessToken: string) => boolean;
   /** Offer STARTTLS (smtp-server's built-in self-signed certificate). */
   starttls?: boolean;
+  /** each answer to DATA waits this long */
+  delayMs?: number;
 };
 
 export async function startSmtpSink(opts: SmtpSinkOptions = {}) {
@@ -59,7 +61,8 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}) {
           to: session.envelope.rcptTo.map((r) => r.address),
           raw, messageId: header('Message-ID'), header, user: typeof session.user === 'string' ? session.user : undefined,
         });
-        cb();
+        if (opts.delayMs) setTimeout(() => cb(), opts.delayMs);
+        else cb();
       });
     },
   });
@@ -74,5 +77,54 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}) {
       for (let i = 0; i < count; i++) failures.push({ code, message });
     },
     close: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+/**
+ * A misbehaving SMTP server written with `net`: `no-greeting` accepts connections and never says
+ * a word; `hang-after-data` talks SMTP until the server's 354 and swallows the body without ever
+ * answering it (the email may or may not have been delivered: the client cannot know).
+ * `bodies` counts the message bodies that started arriving.
+ */
+export async function startBadSmtp(mode: 'no-greeting' | 'hang-after-data') {
+  const net = await import('node:net');
+  const sockets = new Set<import('node:net').Socket>();
+  let bodies = 0;
+  let connections = 0;
+  const server = net.createServer((s) => {
+    connections++;
+    sockets.add(s);
+    s.on('error', () => {});
+    s.on('close', () => sockets.delete(s));
+    if (mode === 'no-greeting') return;
+    s.write('220 bad.test ESMTP\r\n');
+    let inData = false;
+    let buf = '';
+    s.on('data', (chunk: Buffer) => {
+      if (inData) return; // swallowed, never answered
+      buf += chunk.toString('latin1');
+      let i: number;
+      while (!inData && (i = buf.indexOf('\r\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO' || verb === 'HELO') s.write('250 bad.test\r\n');
+        else if (verb === 'MAIL' || verb === 'RCPT' || verb === 'RSET' || verb === 'NOOP') s.write('250 OK\r\n');
+        else if (verb === 'DATA') { s.write('354 go ahead\r\n'); inData = true; bodies++; }
+        else if (verb === 'QUIT') { s.end('221 bye\r\n'); }
+        else s.write('502 not implemented\r\n');
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `smtp://127.0.0.1:${port}`,
+    get bodies() { return bodies; },
+    get connections() { return connections; },
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
   };
 }

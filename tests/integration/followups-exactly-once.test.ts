@@ -1,10 +1,9 @@
-import net from 'node:net';
 import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startBadSmtp, startSmtpSink } from '../helpers/smtp.js';
 import { neonHandle, startNeonProxy, useNeonProxy } from '../helpers/neon-proxy.js';
 import { runJob } from '../../lib/cron/run.js';
 import { readStatus } from '../../lib/cron/status.js';
@@ -139,41 +138,29 @@ describePg('followups: each step is sent exactly once', () => {
     expect(await count(db, 'inbox_messages')).toBe(0);
   });
 
-  it('a process that dies between claim and SMTP answer → unknown after the lease, never re-sent, shown in /cron/status', async () => {
+  it('a run whose SMTP server hangs after DATA → `unknown` at the deadline, never re-sent, shown in /cron/status', async () => {
     const db = t.handle.db;
     const [f] = await seedDue(db, 1, 1);
-    // an SMTP server that accepts the connection and never answers: the send hangs like a dying invocation
-    const sockets: net.Socket[] = [];
-    const silent = net.createServer((s) => { sockets.push(s); s.on('error', () => {}); });
-    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
-    const silentUrl = `smtp://127.0.0.1:${(silent.address() as net.AddressInfo).port}`;
-    const hung = runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: NOW },
-      testRuntime({ CRON_SECRET: SECRET, SMTP_URL: silentUrl, SMTP_GREETING_TIMEOUT_MS: '600000', SMTP_CONNECT_TIMEOUT_MS: '600000' }, t.handle).rt);
-    for (let i = 0; i < 200 && (await history(db, f)).length === 0; i++) await new Promise((r) => setTimeout(r, 25));
-    expect(await history(db, f)).toEqual([expect.objectContaining({ step: 1, delivery: 'sending' })]);
+    const bad = await startBadSmtp('hang-after-data');
+    try {
+      const started = Date.now();
+      const hung = await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: NOW },
+        testRuntime({ CRON_SECRET: SECRET, SMTP_URL: bad.url, CRON_BUDGET_MS: '4000', SMTP_SOCKET_TIMEOUT_MS: '600000' }, t.handle).rt);
+      // the run answers at its deadline, not when the socket times out
+      expect(Date.now() - started).toBeLessThan(4_000 + 5_000);
+      expect(hung.status).toBe(200);
+      expect(bad.bodies).toBe(1);
+      expect((hung.body.stats as any).unknown).toBe(1);
+      expect(await history(db, f)).toEqual([expect.objectContaining({ step: 1, delivery: 'unknown', attempts: 1 })]);
+      expect((await followupRow(db, f)).status).toBe('EN_ATTENTE');
+      expect((await readStatus(db, new Date())).followups.sendsInUnknownState).toBe(1);
 
-    // 11 minutes later: the invocation's job lease and its send lease have both expired
-    await db.execute(sql`update followup_history set claimed_at = now() - interval '11 minutes'`);
-    await db.execute(sql`update cron_leases set expires_at = now() - interval '1 second'`);
-    const env = { CRON_SECRET: SECRET, SMTP_URL: sink.url };
-    const later = await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 11 * 60_000) }, testRuntime(env, t.handle).rt);
-    expect(later.status).toBe(200);
-    expect((later.body.stats as any).markedUnknown).toBe(1);
-    expect(sink.received).toHaveLength(0);
-    expect(await history(db, f)).toEqual([expect.objectContaining({ step: 1, delivery: 'unknown' })]);
-    expect((await followupRow(db, f)).status).toBe('EN_ATTENTE');
-
-    const status = await readStatus(db, new Date());
-    expect(status.followups.sendsInUnknownState).toBe(1);
-
-    await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 3 * 24 * 3600_000) }, testRuntime(env, t.handle).rt);
-    expect(sink.received).toHaveLength(0);
-
-    // the dead invocation's socket finally closes: its late failure must not overwrite `unknown`
-    for (const s of sockets) s.destroy();
-    await new Promise<void>((r) => silent.close(() => r()));
-    await hung;
-    expect(await history(db, f)).toEqual([expect.objectContaining({ step: 1, delivery: 'unknown', attempts: 1 })]);
-    expect(await count(db, 'notifications')).toBe(0);
+      const env = { CRON_SECRET: SECRET, SMTP_URL: sink.url };
+      await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 3 * 24 * 3600_000) }, testRuntime(env, t.handle).rt);
+      expect(sink.received).toHaveLength(0);
+      expect(await count(db, 'notifications')).toBe(0);
+    } finally {
+      await bad.close();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createSendRecorder } from '../../lib/jobs/followups/recorder.js';
 import { isDeadlock } from '../../lib/jobs/followups/sql.js';
 
@@ -9,100 +9,84 @@ function controlledWriter() {
   return { writes, write };
 }
 
-describe('followups: accepted sends are recorded in small, bounded batches', () => {
-  beforeEach(() => { vi.useFakeTimers(); });
-  afterEach(() => { vi.useRealTimers(); });
+describe('followups: accepted sends are recorded by group commit', () => {
+  const tick = () => new Promise((r) => setImmediate(r));
 
-  it('writes one statement per 20 accepted sends, and the rest on close', async () => {
-    const batches: number[][] = [];
-    const r = createSendRecorder<number>({
-      flushSize: 20, flushAfterMs: 200, maxUnrecorded: 40,
-      write: async (items) => { batches.push(items); }, onWriteError: () => { throw new Error('no error expected'); },
-    });
-    for (let i = 0; i < 45; i++) await r.add(i);
-    expect(batches.map((b) => b.length)).toEqual([20, 20]);
-    await r.close();
-    expect(batches.map((b) => b.length)).toEqual([20, 20, 5]);
-    expect(batches.flat()).toEqual(Array.from({ length: 45 }, (_, i) => i));
-    expect(r.unrecorded).toBe(0);
-  });
-
-  it('a partial batch is written 200 ms after its first send, not later', async () => {
-    const batches: number[][] = [];
-    const r = createSendRecorder<number>({
-      flushSize: 20, flushAfterMs: 200, maxUnrecorded: 40, write: async (items) => { batches.push(items); }, onWriteError: () => {},
-    });
-    await r.add(1);
-    await vi.advanceTimersByTimeAsync(150);
-    await r.add(2);
-    expect(batches).toEqual([]);
-    await vi.advanceTimersByTimeAsync(50); // 200 ms after the FIRST send
-    expect(batches).toEqual([[1, 2]]);
-    await r.add(3);
-    await vi.advanceTimersByTimeAsync(199);
-    expect(batches).toEqual([[1, 2]]);
-    await vi.advanceTimersByTimeAsync(1);
-    expect(batches).toEqual([[1, 2], [3]]);
-    await r.close();
-    expect(batches).toHaveLength(2);
-  });
-
-  it('back-pressure: beyond 40 unwritten accepted sends, add() waits for a write to finish', async () => {
+  it('the first send is written at once; those accepted meanwhile go together in the next statement', async () => {
     const w = controlledWriter();
-    const r = createSendRecorder<number>({ flushSize: 20, flushAfterMs: 200, maxUnrecorded: 40, write: w.write, onWriteError: () => {} });
-    for (let i = 0; i < 40; i++) await r.add(i); // two writes under way, nothing waits yet
-    expect(w.writes).toHaveLength(2);
-    expect(r.unrecorded).toBe(40);
-    let resumed = false;
-    const blocked = r.add(40).then(() => { resumed = true; });
-    await vi.advanceTimersByTimeAsync(0);
-    expect(resumed).toBe(false);
-    expect(r.unrecorded).toBe(41); // never more than maxUnrecorded + the sends in flight
+    const r = createSendRecorder<number>({ maxBatch: 50, write: w.write, onWriteError: () => { throw new Error('no error expected'); } });
+    const done: number[] = [];
+    const adds = Array.from({ length: 6 }, (_, i) => r.add(i).then(() => { done.push(i); }));
+    await tick();
+    expect(w.writes.map((x) => x.items)).toEqual([[0]]);
+    expect(r.unrecorded).toBe(6);
     w.writes[0].done();
-    await blocked;
-    expect(resumed).toBe(true);
-    expect(r.unrecorded).toBe(21);
+    await tick();
+    expect(done).toEqual([0]);
+    expect(w.writes.map((x) => x.items)).toEqual([[0], [1, 2, 3, 4, 5]]);
     w.writes[1].done();
-    const closing = r.close();
-    await vi.advanceTimersByTimeAsync(0);
-    expect(w.writes.map((x) => x.items.length)).toEqual([20, 20, 1]);
-    w.writes[2].done();
-    await closing;
+    await Promise.all(adds);
+    await r.close();
+    expect(done).toEqual([0, 1, 2, 3, 4, 5]);
     expect(r.unrecorded).toBe(0);
   });
 
-  it('close() waits for every write under way, not only the last buffer', async () => {
+  it('add() resolves only once its record is written: the send slot holds the email until then', async () => {
     const w = controlledWriter();
-    const r = createSendRecorder<number>({ flushSize: 2, flushAfterMs: 200, maxUnrecorded: 10, write: w.write, onWriteError: () => {} });
-    for (let i = 0; i < 5; i++) await r.add(i);
+    const r = createSendRecorder<number>({ maxBatch: 50, write: w.write, onWriteError: () => {} });
+    let resolved = false;
+    const a = r.add(1).then(() => { resolved = true; });
+    await tick();
+    expect(resolved).toBe(false);
+    w.writes[0].done();
+    await a;
+    expect(resolved).toBe(true);
+  });
+
+  it('never more than maxBatch records per statement', async () => {
+    const batches: number[][] = [];
+    let release!: () => void;
+    const first = new Promise<void>((res) => { release = res; });
+    const r = createSendRecorder<number>({
+      maxBatch: 3, onWriteError: () => {},
+      write: async (items) => { batches.push(items); if (batches.length === 1) await first; },
+    });
+    const adds = Array.from({ length: 8 }, (_, i) => r.add(i));
+    await tick();
+    release();
+    await Promise.all(adds);
+    expect(batches).toEqual([[0], [1, 2, 3], [4, 5, 6], [7]]);
+  });
+
+  it('close() waits for every write under way', async () => {
+    const w = controlledWriter();
+    const r = createSendRecorder<number>({ maxBatch: 2, write: w.write, onWriteError: () => {} });
+    for (let i = 0; i < 3; i++) void r.add(i);
     let closed = false;
     const closing = r.close().then(() => { closed = true; });
-    await vi.advanceTimersByTimeAsync(0);
-    expect(w.writes.map((x) => x.items)).toEqual([[0, 1], [2, 3], [4]]);
-    w.writes[2].done();
+    await tick();
+    expect(closed).toBe(false);
     w.writes[0].done();
-    await vi.advanceTimersByTimeAsync(0);
-    expect(closed).toBe(false); // the second write is still in the database
+    await tick();
     w.writes[1].done();
     await closing;
     expect(closed).toBe(true);
+    expect(r.unrecorded).toBe(0);
   });
 
   it('a failed write reports exactly its sends (they stay `sending`, later `unknown`) and the others go on', async () => {
     const w = controlledWriter();
     const failed: number[][] = [];
-    const r = createSendRecorder<number>({ flushSize: 3, flushAfterMs: 200, maxUnrecorded: 6, write: w.write, onWriteError: (items) => { failed.push(items); } });
-    for (let i = 0; i < 6; i++) await r.add(i);
+    const r = createSendRecorder<number>({ maxBatch: 10, write: w.write, onWriteError: (items) => { failed.push(items); } });
+    const adds = Array.from({ length: 4 }, (_, i) => r.add(i));
+    await tick();
     w.writes[0].fail(new Error('connection reset'));
+    await tick();
     w.writes[1].done();
-    await r.close();
-    expect(failed).toEqual([[0, 1, 2]]);
+    await Promise.all(adds);
+    expect(failed).toEqual([[0]]);
+    expect(w.writes[1].items).toEqual([1, 2, 3]);
     expect(r.unrecorded).toBe(0);
-  });
-
-  it('refuses a bound smaller than a batch (the bound would never hold)', () => {
-    expect(() => createSendRecorder<number>({ flushSize: 20, flushAfterMs: 200, maxUnrecorded: 10, write: async () => {}, onWriteError: () => {} }))
-      .toThrow(/maxUnrecorded/);
   });
 
   it('a deadlock (or serialization failure) is recognised also when the driver layer wraps it', () => {

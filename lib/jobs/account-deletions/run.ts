@@ -4,13 +4,15 @@ import { DELETION_ORDER } from '../../../db/schema/deletion-order.js';
 import { accountDeletionLog, companies, companySettings, users } from '../../../db/schema/index.js';
 import { budgetSpent, type ItemError, type Job, type JobContext, type JobResult } from '../../cron/types.js';
 import { maskEmail } from '../../log.js';
-import { MailError, classifySmtpError } from '../../mail/transport.js';
+import { MailError } from '../../mail/transport.js';
+import { createClaimedSend, sweepClaims, type ClaimedSend } from '../../mail/claimed-send.js';
 import { confirmationMail, reminderMail } from './emails.js';
 import {
   addCounts, decideDeletion, emailSha256, handlesGlobalWork, reminderFailureAction, reminderWindow,
   type DeletionDecision, type LockedUser, type OtherUser,
 } from './plan.js';
 import {
+  CONFIRMATION_KIND, DELETION_EMAIL_CLAIMS, REMINDER_KIND, claimMailSend, recordMailSend,
   countCompanyRows, countExpiredInvoices, countUserRows, deleteCompanyRows, detachRetained, purgeExpiredInvoices,
   intArray, tableName, userScopeFilter, userStatements, type UserStatement,
 } from './sql.js';
@@ -72,13 +74,25 @@ type Stats = {
   remindersLeft: number;
   confirmationsSent: number;
   emailFailures: number;
+  /** Emails without an SMTP answer after DATA this run: `unknown`, never re-sent. */
+  emailsUnknown: number;
+  /** Claims of dead runs: given back (never handed over) / marked `unknown` (handed over). */
+  releasedClaims: number;
+  markedUnknown: number;
 };
 
 const newStats = (): Stats => ({
   due: 0, remaining: 0, deletedUsers: 0, deletedCompanies: 0, skippedCancelled: 0, busy: 0, failures: 0,
   rowsDeleted: {}, rowsNulled: {}, ownersHandedOver: 0, retainedInvoices: 0, purgedInvoices: 0,
-  remindersSent: 0, remindersLeft: 0, confirmationsSent: 0, emailFailures: 0,
+  remindersSent: 0, remindersLeft: 0, confirmationsSent: 0, emailFailures: 0, emailsUnknown: 0, releasedClaims: 0, markedUnknown: 0,
 });
+
+/** The run's two protocol instances: a reminder refused for now is given back, a confirmation kept (`failed`). */
+function deletionSenders(ctx: JobContext) {
+  const base = { db: ctx.db, table: DELETION_EMAIL_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log };
+  return { reminder: createClaimedSend(base), confirmation: createClaimedSend({ ...base, releaseOnRetry: false }) };
+}
+type DeletionSenders = ReturnType<typeof deletionSenders>;
 
 const LOCK_NOT_AVAILABLE = '55P03'; // lock_timeout expired
 const DEADLOCK = '40P01';
@@ -184,7 +198,27 @@ async function deleteAccount(ctx: JobContext, cand: Candidate, hooks: DeletionHo
   });
 }
 
-async function runDeletions(ctx: JobContext, stats: Stats, errors: ItemError[], hooks: DeletionHooks): Promise<boolean> {
+/** The confirmation through the send protocol: it is never retried (the address is gone with the account). */
+async function sendConfirmation(ctx: JobContext, claimed: ClaimedSend, logId: number, email: string, mail: ReturnType<typeof confirmationMail>,
+  stats: Stats, errors: ItemError[]) {
+  const id = await claimMailSend(ctx.db, `${CONFIRMATION_KIND}:${logId}`, CONFIRMATION_KIND, ctx.runId);
+  if (id === null) return; // already claimed: never twice
+  const outcome = await claimed.send(id, ctx.mail.platform(), mail);
+  if (outcome.state === 'sent') {
+    stats.confirmationsSent++;
+    await recordMailSend(ctx.db, id, { sent: true, messageId: mail.messageId });
+    return;
+  }
+  if (outcome.state === 'lost') return;
+  if (outcome.state === 'unknown') stats.emailsUnknown++;
+  else stats.emailFailures++;
+  const e = 'error' in outcome ? outcome.error : new MailError('smtp_deadline', 'not sent before the run deadline', false);
+  if (outcome.state === 'retry' || outcome.state === 'failed') await recordMailSend(ctx.db, id, { sent: false, error: `${e.code}: ${e.message}` });
+  errors.push({ scope: 'confirmation', id: logId, code: e.code, message: e.message });
+  ctx.log.warn({ logId, to: maskEmail(email), code: e.code }, 'confirmation email not sent; the deletion stands');
+}
+
+async function runDeletions(ctx: JobContext, stats: Stats, errors: ItemError[], hooks: DeletionHooks, senders: DeletionSenders): Promise<boolean> {
   const { batch, total } = await selectDue(ctx.db, ctx, ctx.config.DELETION_BATCH);
   stats.due = total;
   let partial = false;
@@ -225,15 +259,7 @@ async function runDeletions(ctx: JobContext, stats: Stats, errors: ItemError[], 
       companyName: outcome.companyName, deletedAt: ctx.now, timezone: outcome.timezone,
       retainedInvoices: outcome.retainedInvoices, from: ctx.config.MAIL_FROM,
     });
-    try {
-      await ctx.mail.platform().send(mail);
-      stats.confirmationsSent++;
-    } catch (err) {
-      const e = classifySmtpError(err);
-      stats.emailFailures++;
-      errors.push({ scope: 'confirmation', id: outcome.logId, code: e.code, message: e.message });
-      ctx.log.warn({ logId: outcome.logId, to: maskEmail(outcome.email), code: e.code }, 'confirmation email failed; the deletion stands');
-    }
+    await sendConfirmation(ctx, senders.confirmation, outcome.logId, outcome.email, mail, stats, errors);
   }
   stats.remaining = Math.max(0, total - stats.deletedUsers - stats.skippedCancelled);
   return partial;
@@ -245,7 +271,7 @@ async function runPurge(ctx: JobContext, stats: Stats): Promise<void> {
   if (res.invoices > 0) ctx.log.info({ purged: res.invoices, rows: res.rows }, 'expired retained invoices purged');
 }
 
-type ClaimedReminder = { id: number; email: string; full_name: string | null; deletion_scheduled_at: Date | string; tz: string | null };
+type ClaimedReminder = { id: number; email: string; full_name: string | null; deletion_scheduled_at: Date | string; tz: string | null; send_id: number | null };
 
 /** Claims reminders that are due (one UPDATE … RETURNING), so two runs never send the same one. */
 async function claimReminders(ctx: JobContext, limit: number, exclude: readonly number[]): Promise<ClaimedReminder[]> {
@@ -263,48 +289,64 @@ async function claimReminders(ctx: JobContext, limit: number, exclude: readonly 
         order by ${users.deletionScheduledAt}, ${users.id}
         limit ${limit}
         for update skip locked)
-      returning id, email, full_name, company_id, deletion_scheduled_at)
+      returning id, email, full_name, company_id, deletion_scheduled_at, deletion_requested_at),
+    -- the email's own claim: one per (user, request), whatever happens to the user row
+    sends as (
+      insert into mail_sends (key, kind, claimed_at, claimed_by, delivery)
+      select ${REMINDER_KIND} || ':' || c.id || ':' || floor(extract(epoch from c.deletion_requested_at) * 1000)::bigint,
+             ${REMINDER_KIND}, now(), ${ctx.runId}, 'sending'
+      from claimed c
+      on conflict (key) do nothing
+      returning id, split_part(key, ':', 2)::int as user_id)
     select c.id, c.email, c.full_name, c.deletion_scheduled_at,
-      (select s.settings->'company_info'->>'timezone' from company_settings s where s.company_id = c.company_id) as tz
+      (select s.settings->'company_info'->>'timezone' from company_settings s where s.company_id = c.company_id) as tz,
+      (select m.id from sends m where m.user_id = c.id) as send_id
     from claimed c`);
 }
 
-/** Gives a claim back (temporary send failure, or the budget ran out before sending). */
-async function releaseReminder(ctx: JobContext, userId: number): Promise<void> {
-  await ctx.db.execute(sql`update ${users} set deletion_reminder_sent_at = null
-    where ${users.id} = ${userId} and ${users.deletionReminderSentAt} = ${ctx.now}`);
-}
-
-async function runReminders(ctx: JobContext, stats: Stats, errors: ItemError[]): Promise<boolean> {
+async function runReminders(ctx: JobContext, stats: Stats, errors: ItemError[], claimed: ClaimedSend): Promise<boolean> {
   // a temporary failure gives the claim back for the next run; this run does not retry it
   const failedThisRun: number[] = [];
   for (;;) {
     if (budgetSpent(ctx)) return true;
-    const claimed = await claimReminders(ctx, REMINDER_CLAIM_BATCH, failedThisRun);
-    if (claimed.length === 0) return false;
-    for (const [i, r] of claimed.entries()) {
+    const batch = await claimReminders(ctx, REMINDER_CLAIM_BATCH, failedThisRun);
+    if (batch.length === 0) return false;
+    for (const [i, r] of batch.entries()) {
       const id = Number(r.id);
+      if (r.send_id === null) { failedThisRun.push(id); continue; } // this request's email was claimed before: never twice
+      const sendId = Number(r.send_id);
       if (budgetSpent(ctx)) {
-        for (const rest of claimed.slice(i)) await releaseReminder(ctx, Number(rest.id));
-        stats.remindersLeft += claimed.length - i;
+        await claimed.release(batch.slice(i).filter((x) => x.send_id !== null).map((x) => Number(x.send_id)));
+        stats.remindersLeft += batch.length - i;
         return true;
       }
       const mail = reminderMail({
         userId: id, to: r.email, fullName: r.full_name, scheduledAt: asDate(r.deletion_scheduled_at)!,
         timezone: r.tz, from: ctx.config.MAIL_FROM, frontendUrl: ctx.config.FRONTEND_URL,
       });
-      try {
-        await ctx.mail.platform().send(mail);
-        stats.remindersSent++;
-      } catch (err) {
-        const e = classifySmtpError(err);
-        stats.emailFailures++;
-        errors.push({ scope: 'reminder', id, code: e.code, message: e.message });
-        if (reminderFailureAction(e) === 'release') {
-          await releaseReminder(ctx, id);
-          failedThisRun.push(id);
+      const outcome = await claimed.send(sendId, ctx.mail.platform(), mail);
+      switch (outcome.state) {
+        case 'sent':
+          stats.remindersSent++;
+          await recordMailSend(ctx.db, sendId, { sent: true, messageId: mail.messageId });
+          break;
+        case 'not_started': stats.remindersLeft++; break;
+        case 'lost': break;
+        case 'unknown':
+          stats.emailsUnknown++;
+          errors.push({ scope: 'reminder', id, code: outcome.error.code, message: `no SMTP answer after the message was sent (never re-sent automatically): ${outcome.error.message}` });
+          break;
+        case 'retry':
+        case 'failed': {
+          const e = outcome.error;
+          stats.emailFailures++;
+          errors.push({ scope: 'reminder', id, code: e.code, message: e.message });
+          // a 4xx was given back by the protocol (the next run retries: a rare duplicate reminder
+          // beats none before an irreversible deletion); a 5xx keeps the claim
+          if (outcome.state === 'failed' || reminderFailureAction(e) === 'keep') await recordMailSend(ctx.db, sendId, { sent: false, error: `${e.code}: ${e.message}` });
+          else failedThisRun.push(id);
+          ctx.log.warn({ userId: id, to: maskEmail(r.email), code: e.code, retryNextRun: outcome.state === 'retry' }, 'deletion reminder failed');
         }
-        ctx.log.warn({ userId: id, to: maskEmail(r.email), code: e.code, retryNextRun: !e.permanent }, 'deletion reminder failed');
       }
     }
   }
@@ -354,12 +396,17 @@ export function createAccountDeletionsJob(opts: { hooks?: DeletionHooks } = {}):
       if (ctx.dryRun) return dryRun(ctx);
       const stats = newStats();
       const errors: ItemError[] = [];
-      let partial = await runDeletions(ctx, stats, errors, hooks);
+      // claims of dead runs: never handed to SMTP → given back; handed over → `unknown`
+      const swept = await sweepClaims(ctx.db, DELETION_EMAIL_CLAIMS);
+      stats.releasedClaims = swept.released;
+      stats.markedUnknown = swept.unknownIds.length;
+      const senders = deletionSenders(ctx);
+      let partial = await runDeletions(ctx, stats, errors, hooks, senders);
       if (!partial && handlesGlobalWork(ctx.scope)) {
         if (budgetSpent(ctx)) partial = true;
         else await runPurge(ctx, stats);
       }
-      if (!partial) partial = await runReminders(ctx, stats, errors);
+      if (!partial) partial = await runReminders(ctx, stats, errors, senders.reminder);
       return { stats: stats as unknown as Record<string, unknown>, errors, partial };
     },
   };

@@ -6,6 +6,7 @@ import { invoices, users } from '../../../db/schema/index.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import { handlesGlobalWork } from './plan.js';
+import type { ClaimTable } from '../../mail/claimed-send.js';
 
 /**
  * The SQL half of account deletion: set-based statements generated from DELETION_ORDER, one per
@@ -159,3 +160,39 @@ export async function purgeExpiredInvoices(tx: Executor, now: Date, limit: numbe
 
 export const countExpiredInvoices = (db: Executor, now: Date) =>
   count(db, sql`select count(*)::int as n from ${invoices} where ${invoices.companyId} is null and ${invoices.retainedUntil} <= ${now}`);
+
+// ---------------------------------------------------------------------------------------------
+// The two emails' claims (`mail_sends`, lib/mail/claimed-send.ts, docs/sending.md)
+
+export const REMINDER_KIND = 'deletion-reminder';
+export const CONFIRMATION_KIND = 'account-deleted';
+
+/**
+ * Claims of deletion emails. Giving a reminder's claim back also clears the user's
+ * `deletion_reminder_sent_at`, so that the next run claims it again; a confirmation has nothing
+ * to give back to (the account is gone), its row is simply deleted.
+ */
+export const DELETION_EMAIL_CLAIMS: ClaimTable = {
+  name: 'mail_sends',
+  release: (where) => [
+    sql`update users set deletion_reminder_sent_at = null
+        where id in (select split_part(key, ':', 2)::int from mail_sends where (${where}) and kind = ${REMINDER_KIND})`,
+    sql`delete from mail_sends where ${where}`,
+  ],
+};
+
+/** A claim in `mail_sends` under `key`; null when the key is already claimed (by this or another run). */
+export async function claimMailSend(db: Executor, key: string, kind: string, runId: string): Promise<number | null> {
+  const rows = await queryRows<{ id: number }>(db, sql`
+    insert into mail_sends (key, kind, claimed_at, claimed_by, delivery) values (${key}, ${kind}, now(), ${runId}, 'sending')
+    on conflict (key) do nothing returning id`);
+  return rows[0] ? Number(rows[0].id) : null;
+}
+
+/** The answer of a claimed deletion email: `sent` (also over `unknown`: a late success is the truth) or `failed`. */
+export async function recordMailSend(db: Executor, id: number, outcome: { sent: true; messageId: string } | { sent: false; error: string }) {
+  await db.execute(outcome.sent
+    ? sql`update mail_sends set delivery = 'sent', sent_at = now(), message_id = ${outcome.messageId}, error = null
+          where id = ${id} and delivery in ('sending', 'unknown')`
+    : sql`update mail_sends set delivery = 'failed', error = ${outcome.error.slice(0, 500)} where id = ${id} and delivery = 'sending'`);
+}

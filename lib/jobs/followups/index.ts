@@ -6,7 +6,9 @@
 import pLimit from 'p-limit';
 import { budgetSpent, type ItemError, type Job, type JobContext, type JobResult } from '../../cron/types.js';
 import { deterministicMessageId } from '../../mail/message-id.js';
-import { MailError, classifySmtpError } from '../../mail/transport.js';
+import { createClaimedSend, sweepClaims, type ClaimedSend } from '../../mail/claimed-send.js';
+import { scopeFilter } from '../../cron/scope.js';
+import { sql } from 'drizzle-orm';
 import { maskEmail } from '../../log.js';
 import { parseCompanySettings, type CompanySettings } from '../../settings.js';
 import { formatFrenchDate } from '../../time/zone.js';
@@ -15,8 +17,8 @@ import {
   type ClientFacts, type CompanyFacts, type Decision, type FollowupFacts, type InvoiceFacts, type QuoteFacts,
 } from './rules.js';
 import {
-  countDue, countSentThisPeriod, createFollowups, loadBatch, loadCreationCompanies, lockQuotaCompanies,
-  markStaleSendsUnknown, previewCreations, recordFailed, recordSentBatch, selectDue, writeClaims,
+  FOLLOWUP_CLAIMS, countDue, countSentThisPeriod, createFollowups, holdUnknownSteps, loadBatch, loadCreationCompanies,
+  lockQuotaCompanies, previewCreations, recordFailed, recordSentBatch, selectDue, writeClaims,
   type ClaimRequest, type CreationConfig, type Cursor, type DueRow, type LoadedBatch, type SentRecord,
 } from './sql.js';
 import { formatEuros, renderMessage, type RenderedMessage, type TemplateVariables } from './templates.js';
@@ -26,18 +28,16 @@ import { createSendRecorder, type SendRecorder } from './recorder.js';
 
 /** Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim. */
 export const BATCH_SIZE = 100;
-/** Sends handed to the transports at once: enough to keep every pooled connection busy. */
-export const SEND_CONCURRENCY = 20;
 /**
- * Accepted sends written per statement. 50 rather than 20: measured 0.90 vs 0.77 of the bare
- * transport's rate (bench/followups.ts, docs/followups.md) for at most 100 emails instead of 40
- * recorded `unknown` instead of `sent` if the process dies mid-run.
+ * Emails in progress at once, from hand-over to the written record: enough to keep every pooled
+ * connection busy while others wait for their record, and the bound on what a crash can leave
+ * `unknown` (docs/sending.md).
  */
-export const RECORD_FLUSH_SIZE = 50;
-/** A partial batch of accepted sends waits at most this long before it is written. */
-export const RECORD_FLUSH_MS = 200;
-/** Accepted-but-unwritten sends beyond which sending pauses (bounds what a crash leaves `unknown`). */
-export const MAX_UNRECORDED = 2 * RECORD_FLUSH_SIZE;
+export const SEND_CONCURRENCY = 20;
+/** Records of accepted sends per statement at most (group commit: usually fewer). */
+export const RECORD_MAX_BATCH = 50;
+/** Record statements under way at once: one slow statement must not hold every send slot. */
+export const RECORD_PARALLEL = 3;
 /** Kept before the deadline when deciding to claim another batch: time to send what it holds. */
 export const CLAIM_RESERVE_MS = 3_000;
 
@@ -155,7 +155,7 @@ function sourceLink(f: FollowupFacts, frontendUrl: string): { url: string; text:
 
 type Stats = {
   created: Counter; due: number; sent: number; failedTries: number; failedFinal: number; retried: number;
-  stopped: Counter; waiting: Counter; markedUnknown: number; lostClaims: number;
+  stopped: Counter; waiting: Counter; markedUnknown: number; releasedClaims: number; unknown: number; notStarted: number; lostClaims: number;
   unknownTemplateVariables: Counter; legacyPlaintextPasswords: number; via: Counter;
 };
 
@@ -165,7 +165,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   const plan: PlanItem[] = [];
   const stats: Stats = {
     created: {}, due: 0, sent: 0, failedTries: 0, failedFinal: 0, retried: 0, stopped: {}, waiting: {},
-    markedUnknown: 0, lostClaims: 0, unknownTemplateVariables: {}, legacyPlaintextPasswords: 0, via: {},
+    markedUnknown: 0, releasedClaims: 0, unknown: 0, notStarted: 0, lostClaims: 0, unknownTemplateVariables: {}, legacyPlaintextPasswords: 0, via: {},
   };
   const settingsOf = settingsCache(errors);
   const senders = senderCache(ctx.mail, config.ENCRYPTION_MASTER_KEY, { db, config, log: ctx.log });
@@ -202,8 +202,11 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
     }));
   } else {
     for (const r of await createFollowups(db, cfg, now)) bump(stats.created, r.type === 'FACTURE_IMPAYEE' ? 'invoices' : 'quotes', r.n);
-    // 2. Sends whose invocation died become `unknown` (never re-sent)
-    stats.markedUnknown = await markStaleSendsUnknown(db, scope);
+    // 2. Claims of dead runs: never handed to SMTP → given back; handed over → `unknown`, never re-sent
+    const swept = await sweepClaims(db, FOLLOWUP_CLAIMS, scopeFilter(sql`company_id`, scope));
+    stats.releasedClaims = swept.released;
+    stats.markedUnknown = swept.unknownIds.length;
+    await holdUnknownSteps(db, swept.unknownIds);
   }
 
   // 3. Send, batch by batch, while the budget lasts
@@ -212,8 +215,16 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   let partial = false;
   let virtualDone = false;
   const limit = pLimit(SEND_CONCURRENCY);
+  const claimed = createClaimedSend({
+    db, table: FOLLOWUP_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log,
+    // a refused try is recorded `failed` with its back-off (rules.ts), not simply given back
+    releaseOnRetry: false,
+    // the hand-overs of the emails entering the send slots together go in one statement; the
+    // crash bound stays SEND_CONCURRENCY (docs/sending.md)
+    handOverAt: 'slot',
+  });
   const recorder = createSendRecorder<SentRecord>({
-    flushSize: RECORD_FLUSH_SIZE, flushAfterMs: RECORD_FLUSH_MS, maxUnrecorded: MAX_UNRECORDED,
+    maxBatch: RECORD_MAX_BATCH, parallel: RECORD_PARALLEL,
     write: async (records) => { await recordSentBatch(db, records, now); },
     onWriteError: (records, err) => {
       // the emails went out; their rows stay `sending` and become `unknown`: never sent twice
@@ -297,7 +308,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
       if (dryRun) {
         let due = await selectDue(db, scope, now, cursor, BATCH_SIZE, false);
         if (!due.length && !virtualDone) { due = virtualDue; virtualDone = true; }
-        else if (due.length) cursor = { dueDate: toDate(due[due.length - 1].due_date)!, id: due[due.length - 1].id };
+        else if (due.length) cursor = { dueKey: due[due.length - 1].due_key!, id: due[due.length - 1].id };
         if (!due.length) break;
         stats.due += due.length;
         const loaded = await loadBatch(db, due);
@@ -324,7 +335,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
       const owned = await db.transaction(async (tx) => {
         const due = await selectDue(tx, scope, now, cursor, BATCH_SIZE, true);
         if (!due.length) return null;
-        cursor = { dueDate: toDate(due[due.length - 1].due_date)!, id: due[due.length - 1].id };
+        cursor = { dueKey: due[due.length - 1].due_key!, id: due[due.length - 1].id };
         stats.due += due.length;
         await lockQuotaCompanies(tx, [...new Set(due.map((d) => d.company_id))]);
         const loaded = await loadBatch(tx, due);
@@ -333,14 +344,17 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
           followup_id: p.facts.followup.id, company_id: p.facts.company.id, step: p.decision.step,
           message: p.message.body, message_id: p.messageId, retry: p.decision.retry,
         }));
-        return writeClaims(tx, claims, stops, now, MAX_ATTEMPTS_PER_STEP);
+        return writeClaims(tx, claims, stops, now, MAX_ATTEMPTS_PER_STEP, ctx.runId);
       });
       if (owned === null) break;
 
-      const ownedKey = new Map(owned.map((o) => [`${o.followup_id}:${o.step}`, o.attempts]));
+      const ownedKey = new Map(owned.map((o) => [`${o.followup_id}:${o.step}`, o]));
       const mine = prepared.filter((p) => ownedKey.has(`${p.facts.followup.id}:${p.decision.step}`));
       stats.lostClaims += prepared.length - mine.length; // another invocation claimed them first
-      const sends = Promise.all(mine.map((p) => limit(() => sendOne(ctx, p, ownedKey.get(`${p.facts.followup.id}:${p.decision.step}`)!, senders, recorder, stats, errors))));
+      const sends = Promise.all(mine.map((p) => limit(() => {
+        const claim = ownedKey.get(`${p.facts.followup.id}:${p.decision.step}`)!;
+        return sendOne(ctx, p, Number(claim.id), claim.attempts, claimed, senders, recorder, stats, errors);
+      })));
       sends.catch(() => {}); // observed by an `await inFlight`; never an unhandled rejection meanwhile
       const previous = inFlight;
       inFlight = sends;
@@ -352,6 +366,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
     await recorder.close();
   }
   await inFlight;
+  if (stats.notStarted > 0) partial = true; // given back for the next run
 
   if (partial) (stats as unknown as Record<string, unknown>).remaining = dryRun ? null : await countDue(db, scope, now);
   const out: Record<string, unknown> = { ...stats };
@@ -364,46 +379,61 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   return { stats: out, errors, partial, ...(dryRun ? { plan } : {}) };
 }
 
-/** One claimed step: SMTP, then `sent` + next step + outbound message, or `failed` + back-off. */
-async function sendOne(ctx: JobContext, p: Prepared, attempts: number, senders: ReturnType<typeof senderCache>,
-  recorder: SendRecorder<SentRecord>, stats: Stats, errors: ItemError[]) {
+/**
+ * One claimed step through the send protocol: `sent` (recorded with the next step and the
+ * outbound message, the slot held until it is written), refused (`failed` + back-off), `unknown`
+ * (on hold, never re-sent), or given back untouched (deadline, stopping).
+ */
+async function sendOne(ctx: JobContext, p: Prepared, claimId: number, attempts: number, claimed: ClaimedSend,
+  senders: ReturnType<typeof senderCache>, recorder: SendRecorder<SentRecord>, stats: Stats, errors: ItemError[]) {
   const f = p.facts;
   const { sender } = senders.get(p.sender);
   const previous = p.decision.previousMessageId;
-  try {
-    await sender.send({
-      from: p.fromHeader,
-      to: f.client!.email!,
-      subject: p.message.subject,
-      text: p.message.body,
-      ...(p.sender.kind === 'platform' && p.sender.replyTo ? { replyTo: p.sender.replyTo } : {}),
-      messageId: p.messageId,
-      // later steps thread under the previous one in the client's mail program
-      ...(previous ? { inReplyTo: previous, references: [previous] } : {}),
-      headers: { 'Auto-Submitted': 'auto-generated', 'X-Lokario-Followup': `${f.followup.id}/${p.decision.step}` },
-    });
-  } catch (err) {
-    const e = err instanceof MailError ? err : classifySmtpError(err);
-    const next = afterFailure(attempts, e.permanent, ctx.now);
-    stats.failedTries++;
-    if (next.final) stats.failedFinal++;
-    const link = sourceLink(f, ctx.config.FRONTEND_URL);
-    const clientName = f.client?.name ?? 'le client';
-    try {
-      await recordFailed(ctx.db, {
-        followupId: f.followup.id, step: p.decision.step, companyId: f.company.id,
-        error: `${e.code}: ${e.message}`, nextAttemptAt: next.nextAttemptAt, final: next.final,
-        notification: next.final ? {
-          title: 'Relance automatique non envoyée',
-          message: `La relance n°${p.decision.step} (${f.followup.sourceLabel}) destinée à ${clientName} n'a pas pu être envoyée après ${attempts} tentatives : ${e.message}. Les relances automatiques de ce dossier sont suspendues.`,
-          linkUrl: link.url, linkText: link.text,
-        } : null,
-      });
-    } catch (dbErr) {
-      ctx.log.error({ followupId: f.followup.id, step: p.decision.step, err: (dbErr as Error).message }, 'could not record a failed send');
+  const outcome = await claimed.send(claimId, sender, {
+    from: p.fromHeader,
+    to: f.client!.email!,
+    subject: p.message.subject,
+    text: p.message.body,
+    ...(p.sender.kind === 'platform' && p.sender.replyTo ? { replyTo: p.sender.replyTo } : {}),
+    messageId: p.messageId,
+    // later steps thread under the previous one in the client's mail program
+    ...(previous ? { inReplyTo: previous, references: [previous] } : {}),
+    headers: { 'Auto-Submitted': 'auto-generated', 'X-Lokario-Followup': `${f.followup.id}/${p.decision.step}` },
+  });
+  switch (outcome.state) {
+    case 'not_started': stats.notStarted++; return;
+    case 'lost': stats.lostClaims++; return;
+    case 'unknown': {
+      stats.unknown++;
+      await holdUnknownSteps(ctx.db, [claimId]).catch(() => {});
+      errors.push({ scope: 'followup', id: f.followup.id, code: outcome.error.code, message: `step ${p.decision.step}: no SMTP answer after the message was sent (never re-sent automatically): ${outcome.error.message}` });
+      return;
     }
-    errors.push({ scope: 'followup', id: f.followup.id, code: e.code, message: `step ${p.decision.step}, try ${attempts}: ${e.message}` });
-    return;
+    case 'retry':
+    case 'failed': {
+      const e = outcome.error;
+      const next = afterFailure(attempts, e.permanent, ctx.now);
+      stats.failedTries++;
+      if (next.final) stats.failedFinal++;
+      const link = sourceLink(f, ctx.config.FRONTEND_URL);
+      const clientName = f.client?.name ?? 'le client';
+      try {
+        await recordFailed(ctx.db, {
+          followupId: f.followup.id, step: p.decision.step, companyId: f.company.id,
+          error: `${e.code}: ${e.message}`, nextAttemptAt: next.nextAttemptAt, final: next.final,
+          notification: next.final ? {
+            title: 'Relance automatique non envoyée',
+            message: `La relance n°${p.decision.step} (${f.followup.sourceLabel}) destinée à ${clientName} n'a pas pu être envoyée après ${attempts} tentatives : ${e.message}. Les relances automatiques de ce dossier sont suspendues.`,
+            linkUrl: link.url, linkText: link.text,
+          } : null,
+        });
+      } catch (dbErr) {
+        ctx.log.error({ followupId: f.followup.id, step: p.decision.step, err: (dbErr as Error).message }, 'could not record a failed send');
+      }
+      errors.push({ scope: 'followup', id: f.followup.id, code: e.code, message: `step ${p.decision.step}, try ${attempts}: ${e.message}` });
+      return;
+    }
+    case 'sent': break;
   }
   stats.sent++;
   if (p.decision.retry) stats.retried++;

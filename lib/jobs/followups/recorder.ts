@@ -1,21 +1,16 @@
 /**
- * Completed sends are recorded in small batches instead of one statement each: the SMTP slot is
- * free as soon as the server has answered, and the database does one statement per batch.
- *
- * The price is a window: an email the server accepted stays `sending` until its batch is written.
- * If the invocation dies inside that window, the sweep later marks it `unknown` (never re-sent):
- * exactly-once still holds, only the record says "maybe" for an email that did go out. The
- * window is bounded in count (`maxUnrecorded`: `add` waits once that many accepted sends are not
- * yet written, so sending pauses rather than letting the backlog grow) and in time (`flushAfterMs`
- * after the first buffered send, plus the statement itself). The numbers are in docs/followups.md.
+ * Accepted sends are recorded by group commit: the first one is written at once, and every one
+ * accepted while a write is under way goes into the next statement (at most `maxBatch`). `add`
+ * resolves once its record is written, so the send slot that holds the email is only freed then:
+ * what a crash can leave `sending` (then `unknown`) is bounded by the send slots, not by a buffer
+ * (docs/sending.md). Under load the statements grow by themselves: one per database round trip,
+ * not one per email.
  */
 export type SendRecorderOptions<T> = {
-  /** Written as soon as this many are buffered. */
-  flushSize: number;
-  /** A partial buffer is written at the latest this long after its first entry. */
-  flushAfterMs: number;
-  /** Accepted-but-unwritten sends beyond which `add` waits for a write to finish (≥ flushSize). */
-  maxUnrecorded: number;
+  /** At most this many records per statement. */
+  maxBatch: number;
+  /** Statements under way at once (default 1): a slow statement must not hold every send slot. */
+  parallel?: number;
   /** Writes one batch (one statement). */
   write(items: T[]): Promise<void>;
   /** A batch that could not be written: its rows stay `sending` (→ `unknown`), never re-sent. */
@@ -23,47 +18,51 @@ export type SendRecorderOptions<T> = {
 };
 
 export type SendRecorder<T> = {
-  /** Buffers one accepted send; resolves at once unless too many are unwritten (back-pressure). */
+  /** Records one accepted send; resolves once it is written (or its write failed and was reported). */
   add(item: T): Promise<void>;
-  /** Writes what is buffered and waits for every write (end of run, budget spent, or an error). */
+  /** Waits for every record under way (end of run). */
   close(): Promise<void>;
-  /** Accepted sends not written yet (buffered or being written). */
+  /** Accepted sends not written yet (waiting or being written). */
   readonly unrecorded: number;
 };
 
 export function createSendRecorder<T>(opts: SendRecorderOptions<T>): SendRecorder<T> {
-  if (opts.maxUnrecorded < opts.flushSize) throw new Error('maxUnrecorded must be at least flushSize');
-  let buffer: T[] = [];
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let unrecorded = 0;
-  const writing = new Set<Promise<void>>();
+  if (opts.maxBatch < 1) throw new Error('maxBatch must be at least 1');
+  const parallel = Math.max(1, opts.parallel ?? 1);
+  let waiting: { item: T; done(): void }[] = [];
+  let inWrite = 0;
+  const writers = new Set<Promise<void>>();
 
-  const flush = () => {
-    if (timer) { clearTimeout(timer); timer = undefined; }
-    if (!buffer.length) return;
-    const items = buffer;
-    buffer = [];
-    const w: Promise<void> = opts.write(items)
-      .catch((err) => opts.onWriteError(items, err))
-      .finally(() => { unrecorded -= items.length; writing.delete(w); });
-    writing.add(w);
+  const drain = async () => {
+    while (waiting.length) {
+      const batch = waiting.slice(0, opts.maxBatch);
+      waiting = waiting.slice(batch.length);
+      inWrite += batch.length;
+      const items = batch.map((b) => b.item);
+      try {
+        await opts.write(items);
+      } catch (err) {
+        opts.onWriteError(items, err);
+      }
+      inWrite -= batch.length;
+      for (const b of batch) b.done();
+    }
+  };
+  const startWriter = () => {
+    const w: Promise<void> = drain().finally(() => { writers.delete(w); });
+    writers.add(w);
   };
 
   return {
-    async add(item) {
-      buffer.push(item);
-      unrecorded++;
-      if (buffer.length >= opts.flushSize) flush();
-      else if (!timer) {
-        timer = setTimeout(flush, opts.flushAfterMs);
-        timer.unref?.(); // never what keeps a process alive; close() writes the rest
-      }
-      while (unrecorded > opts.maxUnrecorded && writing.size) await Promise.race(writing);
+    add(item) {
+      return new Promise<void>((resolve) => {
+        waiting.push({ item, done: resolve });
+        if (writers.size < parallel) startWriter();
+      });
     },
     async close() {
-      flush();
-      while (writing.size) await Promise.all([...writing]);
+      while (writers.size) await Promise.all([...writers]);
     },
-    get unrecorded() { return unrecorded; },
+    get unrecorded() { return waiting.length + inWrite; },
   };
 }

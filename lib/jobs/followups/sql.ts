@@ -8,9 +8,7 @@ import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import type { AutoFollowupType } from './templates.js';
 import type { Delivery } from './rules.js';
-
-/** A `sending` row older than this belonged to an invocation that died (maxDuration is 60 s). */
-export const SEND_LEASE_MINUTES = 10;
+import type { ClaimTable } from '../../mail/claimed-send.js';
 
 const json = (v: unknown) => sql`${JSON.stringify(v)}::jsonb`;
 const iso = (d: Date) => sql`${d.toISOString()}::timestamptz`;
@@ -101,33 +99,49 @@ export async function previewCreations(db: Executor, cfg: CreationConfig[], now:
 // Send phase (SPEC §5.2.2–5.2.6)
 
 /**
- * `sending` rows whose invocation died (older than the send lease, real clock) become `unknown`,
- * never re-sent; their follow-up goes on hold (EN_ATTENTE) for a human to decide.
+ * The claims of follow-up steps for lib/mail/claimed-send.ts. Giving one back: a first try's row
+ * is deleted (the step is due again), a retry's row returns to `failed` with its try count and
+ * is due again at once (docs/sending.md).
  */
-export async function markStaleSendsUnknown(db: Executor, scope: Scope) {
+export const FOLLOWUP_CLAIMS: ClaimTable = {
+  name: 'followup_history',
+  release: (where) => [
+    sql`delete from followup_history where (${where}) and attempts <= 1`,
+    sql`update followup_history set delivery = 'failed', attempts = attempts - 1, next_attempt_at = claimed_at, claimed_by = null
+        where (${where}) and attempts > 1`,
+  ],
+};
+
+/**
+ * Follow-ups whose step ended `unknown` (swept, or no answer after DATA) go on hold
+ * (EN_ATTENTE) for a human to decide; their step is never re-sent automatically.
+ */
+export async function holdUnknownSteps(db: Executor, historyIds: number[]) {
+  if (!historyIds.length) return 0;
   const rows = await queryRows<{ n: number }>(db, sql`
-    with stale as (
-      update followup_history h set delivery = 'unknown',
-        error = coalesce(h.error, 'no SMTP answer recorded: the invocation that was sending ended')
-      where h.delivery = 'sending' and h.claimed_at < now() - make_interval(mins => ${SEND_LEASE_MINUTES})
-        and ${scopeFilter(sql`h.company_id`, scope)}
-      returning h.followup_id
-    ),
-    held as (
+    with held as (
       update followups f set status = 'EN_ATTENTE', updated_at = now()
-      where f.id in (select followup_id from stale) and f.status = 'A_FAIRE'
+      where f.id in (select h.followup_id from followup_history h where h.id in (select (jsonb_array_elements_text(${json(historyIds)}))::int))
+        and f.status = 'A_FAIRE'
       returning f.id
     )
-    select count(*)::int as n from stale`);
+    select count(*)::int as n from held`);
   return rows[0]?.n ?? 0;
 }
 
 export type DueRow = {
   id: number; company_id: number; client_id: number; type: AutoFollowupType; source_type: string;
   source_id: number | null; source_label: string; due_date: Date | string; created_at: Date | string;
+  /** `due_date` as PostgreSQL prints it (microseconds): the keyset cursor, compared at the column's precision. */
+  due_key?: string;
 };
 
-export type Cursor = { dueDate: Date; id: number } | null;
+/**
+ * Where the previous batch ended. `dueKey` is the text of the column itself, never a JS Date:
+ * a Date keeps milliseconds, `due_date` has microseconds, and a cursor rounded down re-reads the
+ * same rows forever when many share one instant.
+ */
+export type Cursor = { dueKey: string; id: number } | null;
 
 /**
  * The next due follow-ups after the cursor, in due order. With `lock` (inside the claim
@@ -135,12 +149,13 @@ export type Cursor = { dueDate: Date; id: number } | null;
  */
 export async function selectDue(db: Executor, scope: Scope, now: Date, cursor: Cursor, limit: number, lock: boolean) {
   return queryRows<DueRow>(db, sql`
-    select f.id, f.company_id, f.client_id, f.type, f.source_type, f.source_id, f.source_label, f.due_date, f.created_at
+    select f.id, f.company_id, f.client_id, f.type, f.source_type, f.source_id, f.source_label, f.due_date, f.created_at,
+           f.due_date::text as due_key
     from followups f
     where f.auto_enabled and f.status = 'A_FAIRE' and f.due_date <= ${iso(now)}
       and f.type in ('FACTURE_IMPAYEE', 'DEVIS_NON_REPONDU')
       and ${scopeFilter(sql`f.company_id`, scope)}
-      ${cursor ? sql`and (f.due_date, f.id) > (${iso(cursor.dueDate)}, ${cursor.id})` : sql``}
+      ${cursor ? sql`and (f.due_date, f.id) > (${cursor.dueKey}::timestamptz, ${cursor.id})` : sql``}
     order by f.due_date, f.id
     limit ${limit}
     ${lock ? sql`for update of f skip locked` : sql``}`);
@@ -241,34 +256,34 @@ export type ClaimRequest = { followup_id: number; company_id: number; step: numb
  * key IS the claim, ON CONFLICT means another invocation has it — or a failed step taken back
  * for a retry with a conditional update; plus the stops (→ FAIT). Returns what this run owns.
  */
-export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: number[], now: Date, maxAttempts: number) {
+export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: number[], now: Date, maxAttempts: number, runId: string) {
   if (!claims.length && !stops.length) return [];
-  return queryRows<{ followup_id: number; step: number; attempts: number }>(db, sql`
+  return queryRows<{ id: number; followup_id: number; step: number; attempts: number }>(db, sql`
     with sends as (select * from jsonb_to_recordset(${json(claims)})
                    as s(followup_id int, company_id int, step int, message text, message_id text, retry bool)),
     new_claims as (
       insert into followup_history (followup_id, company_id, message, message_type, status, sent_by_name, sent_at,
-                                    step, delivery, message_id, attempts, claimed_at)
+                                    step, delivery, message_id, attempts, claimed_at, claimed_by)
       select followup_id, company_id, message, 'email', 'ENVOYE', 'Système automatique', ${iso(now)},
-             step, 'sending', message_id, 1, now()
+             step, 'sending', message_id, 1, now(), ${runId}
       from sends where not retry
       on conflict (followup_id, step) do nothing
-      returning followup_id, step, attempts
+      returning id, followup_id, step, attempts
     ),
     retry_claims as (
-      update followup_history h set delivery = 'sending', attempts = h.attempts + 1, claimed_at = now(),
-             sent_at = ${iso(now)}, message = s.message, message_id = s.message_id, next_attempt_at = null
+      update followup_history h set delivery = 'sending', attempts = h.attempts + 1, claimed_at = now(), claimed_by = ${runId},
+             handed_at = null, sent_at = ${iso(now)}, message = s.message, message_id = s.message_id, next_attempt_at = null
       from sends s
       where s.retry and h.followup_id = s.followup_id and h.step = s.step and h.delivery = 'failed' and h.attempts < ${maxAttempts}
-      returning h.followup_id, h.step, h.attempts
+      returning h.id, h.followup_id, h.step, h.attempts
     ),
     stopped as (
       update followups f set status = 'FAIT', updated_at = now()
       where f.id in (select (jsonb_array_elements_text(${json(stops)}))::int) and f.status = 'A_FAIRE'
       returning f.id
     )
-    select followup_id, step, attempts from new_claims
-    union all select followup_id, step, attempts from retry_claims`);
+    select id, followup_id, step, attempts from new_claims
+    union all select id, followup_id, step, attempts from retry_claims`);
 }
 
 export type SentRecord = {

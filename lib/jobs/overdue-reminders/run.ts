@@ -3,12 +3,13 @@ import { budgetSpent, type ItemError, type JobContext, type JobResult } from '..
 import { MailError, classifySmtpError } from '../../mail/transport.js';
 import { checkZone, loadPostgresZones } from '../../time/zone.js';
 import { fullErrorForLog, publicError } from '../../cron/errors.js';
+import { createClaimedSend } from '../../mail/claimed-send.js';
 import {
   planReminders, reminderCompany, renderReminder, type ReminderCandidate, type ReminderCompany, type SkipReason,
 } from './plan.js';
 import {
-  claimReminders, companiesWithInvalidZone, expireTrials, insertReminderNotifications, markReminderFailed, markReminderSent, markStuckClaims,
-  planNotificationPart, readReminderCandidates, readReminderCompanies, releaseReminderClaim, runNotificationPart,
+  REMINDER_CLAIMS, claimReminders, companiesWithInvalidZone, expireTrials, insertReminderNotifications, markReminderFailed, markReminderSent,
+  planNotificationPart, readReminderCandidates, readReminderCompanies, runNotificationPart, sweepReminderClaims,
   type NotificationPart, type PartResult, type ReminderNotification,
 } from './sql.js';
 
@@ -19,7 +20,7 @@ export const MAX_REMINDERS_PER_RUN = 500;
 export const CLAIM_CHUNK = 25;
 /** Parallel SMTP sends within a chunk (a handful of connections to the platform relay). */
 export const SEND_CONCURRENCY = 4;
-/** Time kept back before claiming a chunk: worst case for a chunk of sends to answer. */
+/** Time kept back before claiming a chunk: a chunk's sends get at least this long before the deadline. */
 const CHUNK_RESERVE_MS = 5_000;
 const PLAN_SAMPLE = 50;
 
@@ -32,6 +33,10 @@ type ReminderStats = {
   /** Where emails go: smtp, outbox (.eml files, the embedded default) or unconfigured. */
   via: string;
   candidates: number; sent: number; alreadySent: number; inProgress: number; unknown: number; markedUnknown: number;
+  /** Claims of dead runs given back (never handed to SMTP). */
+  releasedClaims: number;
+  /** Sent this run without an SMTP answer after DATA: recorded `unknown`, never re-sent. */
+  noAnswer: number;
   failed: number; retryLater: number; lostRace: number; deferred: number; notificationsCreated: number;
   skipped: Partial<Record<SkipReason | 'budget', number>>;
 };
@@ -104,10 +109,13 @@ export async function runOverdueReminders(ctx: JobContext): Promise<JobResult> {
 async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[]): Promise<{ stats: ReminderStats; partial: boolean }> {
   const sender = ctx.mail.platform();
   const stats: ReminderStats = {
-    via: sender.kind, candidates: 0, sent: 0, alreadySent: 0, inProgress: 0, unknown: 0, markedUnknown: 0, failed: 0, retryLater: 0,
+    via: sender.kind, candidates: 0, sent: 0, alreadySent: 0, inProgress: 0, unknown: 0, markedUnknown: 0, releasedClaims: 0, noAnswer: 0,
+    failed: 0, retryLater: 0,
     lostRace: 0, deferred: 0, notificationsCreated: 0, skipped: {},
   };
-  stats.markedUnknown = await markStuckClaims(ctx.db, { scope: ctx.scope, dryRun: ctx.dryRun });
+  const swept = await sweepReminderClaims(ctx.db, { scope: ctx.scope, dryRun: ctx.dryRun });
+  stats.markedUnknown = swept.markedUnknown;
+  stats.releasedClaims = swept.released;
 
   const companyRows = await readReminderCompanies(ctx.db, { now: ctx.now, scope: ctx.scope });
   const companies = new Map<number, ReminderCompany>();
@@ -143,6 +151,7 @@ async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[
   }
 
   const limit = pLimit(SEND_CONCURRENCY);
+  const claimedSend = createClaimedSend({ db: ctx.db, table: REMINDER_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log });
   let partial = decided.deferred > 0;
   for (let i = 0; i < decided.send.length; i += CLAIM_CHUNK) {
     const chunk = decided.send.slice(i, i + CLAIM_CHUNK);
@@ -154,7 +163,7 @@ async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[
     }
     ctx.progress?.(`${stats.sent}/${decided.send.length} reminders sent`);
     const claimed = await claimReminders(ctx.db, {
-      now: ctx.now, scope: ctx.scope,
+      now: ctx.now, scope: ctx.scope, runId: ctx.runId,
       items: chunk.map((r) => ({ appointment_id: r.appointmentId, hours_before: r.hoursBefore, start_iso: r.startIso })),
     });
     stats.lostRace += chunk.length - claimed.length;
@@ -166,22 +175,34 @@ async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[
       if (m.unknownVariables.length) {
         errors.push({ scope: 'company', id: row.companyId, code: 'template_unknown_variable', message: `reminder template: unknown {${m.unknownVariables.join('}, {')}}` });
       }
-      try {
-        await sender.send({ from: m.from, to: m.to, replyTo: m.replyTo, subject: m.subject, text: m.text, messageId: m.messageId });
-      } catch (err) {
-        const e = err instanceof MailError ? err : classifySmtpError(err);
-        // 5xx: the address is refused, retrying would only bounce again; anything else
-        // (4xx, network, SMTP not configured yet) is released for a later run
-        const keep = e.permanent && e.code !== 'smtp_not_configured';
-        if (keep) {
-          await markReminderFailed(ctx.db, claim.id, `${e.code}: ${e.message}`);
-          stats.failed++;
-        } else {
-          await releaseReminderClaim(ctx.db, claim.id);
-          stats.retryLater++;
+      const outcome = await claimedSend.send(claim.id, sender, { from: m.from, to: m.to, replyTo: m.replyTo, subject: m.subject, text: m.text, messageId: m.messageId });
+      const itemId = `${row.appointmentId}:${row.hoursBefore}`;
+      switch (outcome.state) {
+        case 'sent': break;
+        case 'not_started':
+          stats.skipped.budget = (stats.skipped.budget ?? 0) + 1;
+          partial = true;
+          return;
+        case 'lost': stats.lostRace++; return;
+        case 'unknown':
+          stats.noAnswer++;
+          errors.push({ scope: 'appointment_reminder', id: itemId, code: outcome.error.code, message: `no SMTP answer after the message was sent (never re-sent automatically): ${outcome.error.message}` });
+          return;
+        case 'retry':
+        case 'failed': {
+          const e = outcome.error;
+          // 5xx: the address is refused, retrying would only bounce again; SMTP not configured
+          // yet is given back like a 4xx (the protocol already gave those back)
+          if (outcome.state === 'failed' && e.code !== 'smtp_not_configured') {
+            await markReminderFailed(ctx.db, claim.id, `${e.code}: ${e.message}`);
+            stats.failed++;
+          } else {
+            if (outcome.state === 'failed') await claimedSend.release([claim.id]);
+            stats.retryLater++;
+          }
+          errors.push({ scope: 'appointment_reminder', id: itemId, code: e.code, message: e.message });
+          return;
         }
-        errors.push({ scope: 'appointment_reminder', id: `${row.appointmentId}:${row.hoursBefore}`, code: e.code, message: e.message });
-        return;
       }
       await markReminderSent(ctx.db, claim.id, m.messageId);
       stats.sent++;

@@ -3,6 +3,8 @@ import { queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import { isKnownZone, zoneSql } from '../../time/zone.js';
+import { DEFAULT_TIMEZONE } from '../../time/zone.js';
+import { ownerGone, sweepClaims, type ClaimTable } from '../../mail/claimed-send.js';
 import {
   CRITICAL_HORIZON_HOURS, CRITICAL_PRIORITIES, MAX_REMINDER_HOURS, OVERDUE_REPEAT_DAYS, PRIORITY_LABELS,
   REMINDABLE_STATUSES, TEXTS, trimSlash, type Delivery, type ReminderCandidate,
@@ -223,23 +225,24 @@ export async function expireTrials(db: Executor, p: { now: Date; scope: Scope; d
 // Appointment reminders (SPEC §5.4.4)
 // ---------------------------------------------------------------------------------------------
 
-/**
- * A claim still `sending` this long after it was taken belongs to a run that died between the
- * claim and SMTP's answer (a run lasts at most maxDuration 60 s; its lease 120 s). Real clock.
- */
-export const STUCK_CLAIM_AFTER_SEC = 15 * 60;
+/** The claims of appointment reminders for lib/mail/claimed-send.ts (given back = deleted). */
+export const REMINDER_CLAIMS: ClaimTable = { name: 'appointment_reminders' };
 
-/** Claims of dead runs become `unknown`: never re-sent automatically, shown in /cron/status. */
-export async function markStuckClaims(db: Executor, p: { scope: Scope; dryRun: boolean }): Promise<number> {
-  const where = sql`r.delivery = 'sending' and r.claimed_at < now() - make_interval(secs => ${STUCK_CLAIM_AFTER_SEC})
-    and ${scopeFilter(sql`r.company_id`, p.scope)}`;
-  const rows = p.dryRun
-    ? await queryRows<{ n: number }>(db, sql`${tag('reminders:stuck:dry-run')} select count(*)::int as n from appointment_reminders r where ${where}`)
-    : await queryRows<{ n: number }>(db, sql`${tag('reminders:stuck')}
-        with upd as (update appointment_reminders r set delivery = 'unknown', error = 'no answer recorded before the claim expired'
-                     where ${where} returning 1)
-        select count(*)::int as n from upd`);
-  return rows[0]?.n ?? 0;
+/**
+ * Claims of dead runs (docs/sending.md): never handed to SMTP → given back (a later run sends
+ * them while the appointment is ahead); handed over → `unknown`, never re-sent, in /cron/status.
+ */
+export async function sweepReminderClaims(db: Executor, p: { scope: Scope; dryRun: boolean }): Promise<{ released: number; markedUnknown: number }> {
+  const scope = scopeFilter(sql`company_id`, p.scope);
+  if (p.dryRun) {
+    const rows = await queryRows<{ released: number; unknown: number }>(db, sql`${tag('reminders:stuck:dry-run')}
+      select count(*) filter (where handed_at is null and claimed_by is not null)::int as released,
+             count(*) filter (where handed_at is not null or claimed_by is null)::int as unknown
+      from appointment_reminders where delivery = 'sending' and ${ownerGone()} and ${scope}`);
+    return { released: rows[0]?.released ?? 0, markedUnknown: rows[0]?.unknown ?? 0 };
+  }
+  const r = await sweepClaims(db, REMINDER_CLAIMS, scope);
+  return { released: r.released, markedUnknown: r.unknownIds.length };
 }
 
 /** Companies in scope with an appointment ahead inside the largest reminder horizon, with their settings. */
@@ -292,12 +295,12 @@ export async function readReminderCandidates(db: Executor, p: { now: Date; scope
  * Claims reminders before sending: one INSERT … ON CONFLICT DO NOTHING for the batch, re-checking
  * against the live appointment (still active, same start, still ahead). What comes back is ours.
  */
-export async function claimReminders(db: Executor, p: { now: Date; scope: Scope; items: { appointment_id: number; hours_before: number; start_iso: string }[] }) {
+export async function claimReminders(db: Executor, p: { now: Date; scope: Scope; runId: string; items: { appointment_id: number; hours_before: number; start_iso: string }[] }) {
   if (p.items.length === 0) return [];
   const statuses = sql.join(REMINDABLE_STATUSES.map((s) => sql`${s}`), sql`, `);
   return queryRows<{ id: number; appointment_id: number; hours_before: number }>(db, sql`${tag('reminders:claim')}
-    insert into appointment_reminders (company_id, appointment_id, hours_before, start_date_time, claimed_at, delivery)
-    select a.company_id, a.id, i.hours_before, a.start_date_time, now(), 'sending'
+    insert into appointment_reminders (company_id, appointment_id, hours_before, start_date_time, claimed_at, claimed_by, delivery)
+    select a.company_id, a.id, i.hours_before, a.start_date_time, now(), ${p.runId}, 'sending'
     from jsonb_to_recordset(${JSON.stringify(p.items)}::jsonb) as i(appointment_id int, hours_before int, start_iso text)
     join appointments a on a.id = i.appointment_id and a.start_date_time = i.start_iso::timestamptz
     where a.status::text in (${statuses}) and a.start_date_time > ${nowParam(p.now)}
@@ -318,12 +321,6 @@ export async function markReminderFailed(db: Executor, id: number, error: string
   await db.execute(sql`${tag('reminders:failed')}
     update appointment_reminders set delivery = 'failed', error = ${error.slice(0, 500)}
     where id = ${id} and delivery = 'sending'`);
-}
-
-/** A temporary failure: the claim is released, so a later run retries while the appointment is ahead. */
-export async function releaseReminderClaim(db: Executor, id: number): Promise<void> {
-  await db.execute(sql`${tag('reminders:release')}
-    delete from appointment_reminders where id = ${id} and delivery = 'sending'`);
 }
 
 export type ReminderNotification = {

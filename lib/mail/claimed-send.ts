@@ -1,0 +1,248 @@
+/**
+ * The exactly-once send protocol, shared by every job that emails (follow-up steps, appointment
+ * reminders, account-deletion emails). The whole state machine and its reasons are in
+ * docs/sending.md; in short:
+ *
+ *   claim (unique key, `sending`, owner = run)  ──►  hand-over (`handed_at`, written once the
+ *   server accepted DATA, before the body)  ──►  answer: 2xx `sent` · 4xx released (retry) ·
+ *   5xx `failed` · no answer after DATA `unknown` (never re-sent automatically)
+ *
+ * A claim that was never handed over cannot have been delivered: the next run releases it as
+ * soon as its owner is provably gone. A handed-over claim left `sending` by a dead run becomes
+ * `unknown`. A run only hands over what it still owns, so a late answer after a sweep changes
+ * nothing.
+ *
+ * A table that carries claims has the columns `id`, `delivery` (delivery_state), `claimed_at`,
+ * `claimed_by` (the cron_runs id), `handed_at` and `error`.
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import { queryRows, type Executor } from '../../db/client.js';
+import type { Logger } from '../log.js';
+import { MailError, classifySmtpError, type MailSender, type OutgoingMail } from './transport.js';
+
+/**
+ * The one stale-claim timeout: a run can hold a claim at most this long. A run answers within
+ * its budget (≤ maxDuration − 5 s) plus a few seconds and its lease lives maxDuration + 60 s =
+ * 120 s, so a claim whose run started longer ago than this belongs to a dead run.
+ */
+export const STALE_CLAIM_SEC = 120;
+
+/**
+ * No SMTP transaction is started with less than this left before the run's deadline: connecting,
+ * the envelope and the body of one email fit in it on a healthy server, and a transaction that
+ * would be cut at the deadline has to be started with time to spare or not at all.
+ */
+export const MIN_TRANSACTION_MS = 1_500;
+
+/** A table holding claims, and how a claim that was never handed over is given back. */
+export type ClaimTable = {
+  /** The table's name (an SQL identifier). */
+  name: string;
+  /**
+   * The statements (plain DELETE / UPDATE, no RETURNING) that give back the rows matching
+   * `where` (a condition on the table's own columns, already limited to `sending` rows never
+   * handed over). Default: delete them.
+   */
+  release?: (where: SQL) => SQL[];
+};
+
+/** What became of one claimed email. */
+export type SendOutcome =
+  /** The server accepted it: record `sent` (the caller does, batched or not). */
+  | { state: 'sent'; response?: string }
+  /** Refused for now (4xx, network before DATA, deadline before DATA): released unless `releaseOnRetry: false`. */
+  | { state: 'retry'; error: MailError }
+  /** Refused for good (5xx, authentication): the caller records `failed`. */
+  | { state: 'failed'; error: MailError }
+  /** No answer after DATA (timeout, connection lost): recorded `unknown`, never re-sent automatically. */
+  | { state: 'unknown'; error: MailError }
+  /** Not started (run deadline near, or the process is stopping): released. */
+  | { state: 'not_started'; reason: 'deadline' | 'stopping' }
+  /** The claim is no longer this run's (a sweep took it back): nothing sent, nothing written. */
+  | { state: 'lost' };
+
+/** The protocol's reading of a failed send: may it have been delivered, and is it worth a retry? */
+export function classifyFailure(e: MailError): 'retry' | 'failed' | 'unknown' {
+  // an error without a server answer once the body was on its way: maybe delivered
+  if (e.stage === 'data' && e.responseCode === undefined) return 'unknown';
+  return e.permanent ? 'failed' : 'retry';
+}
+
+export type ClaimedSendOptions = {
+  db: Executor;
+  table: ClaimTable;
+  /** The run that owns the claims (cron_runs.id, written in `claimed_by`). */
+  runId: string;
+  /** Epoch ms (real clock): no SMTP transaction runs past it. */
+  deadline: number;
+  /** Aborted when the process is asked to stop: no new transaction starts. */
+  stopSignal?: AbortSignal;
+  log?: Logger;
+  /** A `retry` outcome gives the claim back (default), or leaves it to the caller (back-off). */
+  releaseOnRetry?: boolean;
+  /**
+   * When the hand-over is written: `transaction` (default) when the email's SMTP transaction
+   * starts; `slot` as soon as `send` is called, i.e. when the email enters one of the caller's
+   * bounded send slots. Either way the body waits for it. `slot` lets the hand-overs of emails
+   * freed together go in one statement (follow-ups: fewer statements per email) at the price of
+   * counting as "maybe" the emails waiting in a slot for a connection; the crash bound stays the
+   * caller's send concurrency.
+   */
+  handOverAt?: 'transaction' | 'slot';
+};
+
+export type ClaimedSend = {
+  /** Sends one claimed email through the protocol; never throws for an SMTP or hand-over failure. */
+  send(claimId: number, sender: MailSender, mail: OutgoingMail): Promise<SendOutcome>;
+  /** Gives back claims this run will not send (budget spent, stopping). */
+  release(claimIds: number[]): Promise<number>;
+  /** Records claims as `unknown` (the answer could not be recorded, or never came). */
+  markUnknown(claimIds: number[], error: string): Promise<number>;
+};
+
+class ClaimLostError extends Error {}
+
+const idList = (ids: readonly number[]) => sql`${`{${ids.map((n) => Math.trunc(Number(n))).join(',')}}`}::int[]`;
+const table = (t: ClaimTable) => sql.identifier(t.name);
+
+/**
+ * Runs the release statements of a table; the number of claims given back. The owner gives back
+ * what it knows was not delivered (not started, or refused by the server: 4xx); anyone else only
+ * what was never handed over.
+ */
+async function releaseWhere(db: Executor, t: ClaimTable, where: SQL, by: 'owner' | 'sweep'): Promise<number> {
+  const guarded = by === 'owner'
+    ? sql`(${where}) and delivery = 'sending'`
+    : sql`(${where}) and delivery = 'sending' and handed_at is null and claimed_by is not null`;
+  const statements = t.release ? t.release(guarded) : [sql`delete from ${table(t)} where ${guarded}`];
+  let n = 0;
+  for (const st of statements) {
+    const rows = await queryRows<{ n: number }>(db, sql`with released as (${st} returning 1) select count(*)::int as n from released`);
+    n += rows[0]?.n ?? 0;
+  }
+  return n;
+}
+
+/**
+ * Hand-overs arriving while one is being written go together in the next statement: one
+ * statement per SMTP round trip of the busiest connection, not one per email.
+ */
+function handoverWriter(o: ClaimedSendOptions) {
+  let pending: { id: number; resolve(): void; reject(err: Error): void }[] = [];
+  let writing = false;
+  const drain = async () => {
+    writing = true;
+    while (pending.length) {
+      const batch = pending;
+      pending = [];
+      try {
+        const rows = await queryRows<{ id: number }>(o.db, sql`
+          update ${table(o.table)} set handed_at = now()
+          where id = any(${idList(batch.map((b) => b.id))}) and delivery = 'sending' and claimed_by = ${o.runId}
+          returning id`);
+        const mine = new Set(rows.map((r) => Number(r.id)));
+        for (const b of batch) {
+          if (mine.has(b.id)) b.resolve();
+          else b.reject(new ClaimLostError(`claim ${b.id} is no longer held by this run`));
+        }
+      } catch (err) {
+        for (const b of batch) b.reject(err as Error);
+      }
+    }
+    writing = false;
+  };
+  return (id: number) => new Promise<void>((resolve, reject) => {
+    pending.push({ id, resolve, reject });
+    if (!writing) void drain();
+  });
+}
+
+export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
+  const handOver = handoverWriter(o);
+  const api: ClaimedSend = {
+    async send(claimId, sender, mail) {
+      if (o.stopSignal?.aborted || o.deadline - Date.now() < MIN_TRANSACTION_MS) {
+        await api.release([claimId]).catch((err) => o.log?.warn({ claimId, err: (err as Error).message }, 'claim not released; the next run releases it'));
+        return { state: 'not_started', reason: o.stopSignal?.aborted ? 'stopping' : 'deadline' };
+      }
+      let handover = 'none' as 'none' | 'done' | 'lost' | 'failed';
+      let written: Promise<void> | undefined;
+      const writeHandOver = () => (written ??= handOver(claimId).then(
+        () => { handover = 'done'; },
+        (err: Error) => { handover = err instanceof ClaimLostError ? 'lost' : 'failed'; throw err; }));
+      if (o.handOverAt === 'slot') writeHandOver().catch(() => {}); // awaited before the body
+      try {
+        const r = await sender.send(mail, { deadlineAt: o.deadline, beforeData: writeHandOver });
+        return { state: 'sent', response: r.response };
+      } catch (err) {
+        // the body was held back: nothing was delivered, whatever the error looks like
+        if (handover === 'lost') return { state: 'lost' };
+        const e = handover === 'failed'
+          ? new MailError('handover_failed', `the hand-over could not be recorded: ${(err as Error).message}`, false, undefined, 'envelope')
+          : err instanceof MailError ? err : classifySmtpError(err);
+        const kind = classifyFailure(e);
+        if (kind === 'unknown') {
+          await api.markUnknown([claimId], `${e.code}: ${e.message}`).catch((dbErr) =>
+            o.log?.error({ claimId, err: (dbErr as Error).message }, 'could not record an unknown send; the next run marks it'));
+          return { state: 'unknown', error: e };
+        }
+        if (kind === 'retry') {
+          if (o.releaseOnRetry !== false) {
+            await api.release([claimId]).catch((dbErr) => o.log?.warn({ claimId, err: (dbErr as Error).message }, 'claim not released; the next run releases it'));
+          }
+          return { state: 'retry', error: e };
+        }
+        return { state: 'failed', error: e };
+      }
+    },
+    async release(claimIds) {
+      if (!claimIds.length) return 0;
+      return releaseWhere(o.db, o.table, sql`id = any(${idList(claimIds)}) and claimed_by = ${o.runId}`, 'owner');
+    },
+    async markUnknown(claimIds, error) {
+      if (!claimIds.length) return 0;
+      const rows = await queryRows<{ id: number }>(o.db, sql`
+        update ${table(o.table)} set delivery = 'unknown', error = ${error.slice(0, 500)}
+        where id = any(${idList(claimIds)}) and delivery = 'sending'
+        returning id`);
+      return rows.length;
+    },
+  };
+  return api;
+}
+
+/**
+ * True for a claim (unqualified columns of the claim table) whose run is provably over: its
+ * cron_runs row has finished, or started more than STALE_CLAIM_SEC ago; without an owner row,
+ * a claim older than that.
+ */
+export function ownerGone(): SQL {
+  const stale = sql`now() - make_interval(secs => ${STALE_CLAIM_SEC})`;
+  return sql`coalesce(
+    (select r.finished_at is not null or r.started_at < ${stale} from cron_runs r where r.id = claimed_by),
+    claimed_at < ${stale})`;
+}
+
+export type SweepResult = { released: number; unknownIds: number[] };
+
+/**
+ * The start of every sending run: claims of dead runs that were never handed over are given back
+ * (they cannot have been delivered), handed-over ones become `unknown`, and so do stale claims
+ * without an owner (written before this protocol: nobody knows whether they were handed over). `scope` limits it to the
+ * run's tenants (a condition on the table's unqualified columns).
+ */
+export async function sweepClaims(db: Executor, t: ClaimTable, scope: SQL = sql`true`): Promise<SweepResult> {
+  const unknown = await queryRows<{ id: number }>(db, sql`
+    update ${table(t)} set delivery = 'unknown',
+      error = coalesce(error, 'no SMTP answer recorded: the run that handed it to SMTP ended')
+    where delivery = 'sending' and (handed_at is not null or claimed_by is null) and ${ownerGone()} and (${scope})
+    returning id`);
+  const released = await releaseWhere(db, t, sql`${ownerGone()} and (${scope})`, 'sweep');
+  return { released, unknownIds: unknown.map((r) => Number(r.id)) };
+}
+
+/** `sending` claims older than the stale timeout (for /cron/status: crash residue not swept yet). */
+export function staleSendingCondition(alias: string): SQL {
+  const a = sql.identifier(alias);
+  return sql`${a}.delivery = 'sending' and ${a}.claimed_at < now() - make_interval(secs => ${STALE_CLAIM_SEC})`;
+}

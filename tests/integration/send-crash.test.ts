@@ -1,0 +1,156 @@
+/**
+ * The follow-ups job in a child process (`npm start`'s server on real PostgreSQL, a real SMTP
+ * server that answers each message after a pause), killed mid-run with SIGKILL, or stopped with
+ * SIGTERM; then a restart. Exactly once is checked on what the SMTP server received.
+ */
+import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
+import { sql } from 'drizzle-orm';
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
+import { describePg } from '../helpers/services.js';
+import { startSmtpSink } from '../helpers/smtp.js';
+import { startLocalServer, type LocalServer } from '../helpers/server.js';
+import { testRuntime } from '../helpers/runtime.js';
+import { queryRows, type Db } from '../../db/client.js';
+import { runJob } from '../../lib/cron/run.js';
+import { SEND_CONCURRENCY, followupsJob } from '../../lib/jobs/followups/index.js';
+import { seedCompany, wipe } from './followups-fixtures.js';
+
+const NOW = '2026-03-11T10:00:00.000Z';
+const TOTAL = 300;
+
+/** TOTAL due follow-ups over 3 companies, written set-based (the seeding is not what is tested). */
+async function seed(db: Db) {
+  const ids: number[] = [];
+  for (let c = 0; c < 3; c++) {
+    const s = await seedCompany(db);
+    const rows = await queryRows<{ id: number }>(db, sql`
+      with inv as (
+        insert into invoices (company_id, client_id, number, status, total_ttc, sent_at)
+        select ${s.companyId}, ${s.clientId}, 'FAC-' || ${s.companyId} || '-' || g, 'ENVOYEE', 1200, '2026-01-01T09:00:00Z'
+        from generate_series(1, ${TOTAL / 3}) g
+        returning id)
+      insert into followups (company_id, client_id, type, source_type, source_id, source_label, due_date, status, auto_enabled)
+      select ${s.companyId}, ${s.clientId}, 'FACTURE_IMPAYEE', 'invoice', inv.id, 'Facture ' || inv.id, '2026-01-01T00:00:00Z', 'A_FAIRE', true
+      from inv
+      returning id`);
+    ids.push(...rows.map((r) => Number(r.id)));
+  }
+  return ids;
+}
+
+const steps = (db: Db) => queryRows<{ followup_id: number; delivery: string; handed: boolean }>(db, sql`
+  select followup_id, delivery::text, handed_at is not null as handed from followup_history where step = 1 order by followup_id`);
+
+async function waitFor(cond: () => boolean, what: string, ms = 60_000) {
+  const until = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describePg('followups: kill -9 and SIGTERM of the process mid-run, then a restart', () => {
+  let t: TestDatabase;
+  let sink: Awaited<ReturnType<typeof startSmtpSink>>;
+  let server: LocalServer | undefined;
+  beforeAll(async () => {
+    t = await createTestDatabase('send_crash');
+    // ~25 ms per answer on 5 connections: a run of 300 emails lasts long enough to be interrupted
+    sink = await startSmtpSink({ delayMs: 25 });
+  });
+  afterAll(async () => {
+    server?.child.kill('SIGKILL');
+    await sink?.close();
+    await t?.drop();
+  });
+  beforeEach(async () => { await wipe(t.handle.db); sink.received.length = 0; });
+
+  const start = () => startLocalServer({ DATABASE_URL: t.url, SMTP_URL: sink.url, SCHEDULER: 'off', PORT: '0', LOG_LEVEL: 'warn' });
+  const trigger = (s: LocalServer) => fetch(`${s.url}/followups/process-automatic?now=${NOW}`).then((r) => r.json(), () => null);
+  const restart = async () => {
+    const { rt } = testRuntime({ SMTP_URL: sink.url }, t.handle);
+    for (let i = 0; i < 10; i++) {
+      const res = await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW) }, rt);
+      expect(res.status).toBe(200);
+      expect(res.body.skipped).toBeUndefined();
+      if (!res.body.partial) return;
+    }
+    throw new Error('the restart never finished');
+  };
+  const receivedPerFollowup = () => {
+    const n = new Map<number, number>();
+    for (const m of sink.received) {
+      const id = Number(/followup\.(\d+)\.1@/.exec(m.messageId ?? '')?.[1]);
+      n.set(id, (n.get(id) ?? 0) + 1);
+    }
+    return n;
+  };
+
+  it('kill -9 mid-run, then a restart: 0 duplicates, unknown ≤ the send concurrency, every other email sent exactly once', { timeout: 180_000 }, async () => {
+    const db = t.handle.db;
+    const ids = await seed(db);
+    server = await start();
+    void trigger(server);
+    await waitFor(() => sink.received.length >= 60, '60 emails');
+    const exited = new Promise((r) => server!.child.once('exit', r));
+    server.child.kill('SIGKILL');
+    await exited;
+    server = undefined;
+
+    const residue = (await steps(db)).filter((s) => s.delivery === 'sending');
+    // what a crash can leave `maybe`: the emails in an SMTP transaction or waiting for their record
+    expect(residue.filter((s) => s.handed).length).toBeLessThanOrEqual(SEND_CONCURRENCY);
+
+    // the stale timeout passes (its lease expires, its ledger row is old): the restart takes over
+    await db.execute(sql`update cron_runs set started_at = started_at - interval '10 minutes' where finished_at is null`);
+    await db.execute(sql`update cron_leases set expires_at = now() - interval '1 second'`);
+    await restart();
+
+    const final = await steps(db);
+    const unknown = final.filter((s) => s.delivery === 'unknown');
+    expect(unknown.length).toBeLessThanOrEqual(SEND_CONCURRENCY);
+    expect(final.filter((s) => s.delivery === 'sending')).toEqual([]);
+    const got = receivedPerFollowup();
+    expect([...got.values()].filter((n) => n > 1)).toEqual([]); // no duplicate, ever
+    const unknownIds = new Set(unknown.map((s) => s.followup_id));
+    for (const id of ids) {
+      if (unknownIds.has(id)) expect(got.get(id) ?? 0).toBeLessThanOrEqual(1);
+      else {
+        expect(final.find((s) => s.followup_id === id)?.delivery, `follow-up ${id}`).toBe('sent');
+        expect(got.get(id), `follow-up ${id}`).toBe(1);
+      }
+    }
+  });
+
+  it('SIGTERM mid-run: stops claiming, finishes and records what is in flight, releases the lease, exits 0; the next run sends the rest once', { timeout: 180_000 }, async () => {
+    const db = t.handle.db;
+    const ids = await seed(db);
+    server = await start();
+    const answer = trigger(server);
+    await waitFor(() => sink.received.length >= 60, '60 emails');
+    const exited = new Promise<number | null>((r) => server!.child.once('exit', (code) => r(code)));
+    const stoppedAt = Date.now();
+    server.child.kill('SIGTERM');
+    const code = await exited;
+    const output = server.output();
+    server = undefined;
+    expect(code, output).toBe(0);
+    expect(Date.now() - stoppedAt).toBeLessThan(20_000 + 5_000);
+    const body = (await answer) as { partial?: boolean } | null;
+    expect(body?.partial).toBe(true);
+
+    // nothing left in flight, nothing unknown, the lease free, the run closed
+    const after = await steps(db);
+    expect(after.filter((s) => s.delivery !== 'sent')).toEqual([]);
+    expect(after.length).toBe(sink.received.length);
+    expect(after.length).toBeLessThan(TOTAL);
+    expect((await queryRows<{ n: number }>(db, sql`select count(*)::int as n from cron_leases`))[0].n).toBe(0);
+    expect((await queryRows<{ n: number }>(db, sql`select count(*)::int as n from cron_runs where finished_at is null`))[0].n).toBe(0);
+
+    // no waiting for any timeout: the next run starts at once and sends the rest, once each
+    await restart();
+    const got = receivedPerFollowup();
+    expect(ids.map((id) => got.get(id))).toEqual(ids.map(() => 1));
+    expect((await steps(db)).every((s) => s.delivery === 'sent')).toBe(true);
+  });
+});
