@@ -4,7 +4,7 @@
  *
  *   status                          health of every job, mailboxes and sends needing a human
  *   unknown                         sends in `unknown`, with their reference
- *   resolve <ref> sent|resend       settle one (ref: followup:<id> or appointment_reminder:<id>)
+ *   resolve <ref> sent|resend       settle one (ref: followup:<id>, appointment_reminder:<id> or deletion_email:<id>)
  *   resume <integration id>         resume a paused or failing mailbox
  *   runs <job> [--last N]           the job's latest runs (default 20)
  */
@@ -21,7 +21,7 @@ import { HEALTH_LABEL, MAILBOX_STATUS_LABEL, OUTCOME_LABEL, RESOLUTION_LABEL, ma
 import { parisTime } from '../lib/console/render.js';
 import { loadDotEnv } from '../lib/local/dotenv.js';
 
-const usage = `usage: npm run ops -- status | unknown | resolve <followup:<id>|appointment_reminder:<id>> sent|resend | resume <integration id> | runs <${JOB_IDS.join('|')}> [--last N]  [--as <name>]`;
+const usage = `usage: npm run ops -- status | unknown | resolve <followup:<id>|appointment_reminder:<id>|deletion_email:<id>> sent|resend | resume <integration id> | runs <${JOB_IDS.join('|')}> [--last N]  [--as <name>]`;
 const MAX_CELL = 70;
 
 /** A plain text table: columns as wide as their widest cell (capped), a rule under the header. */

@@ -1,5 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db, type Executor } from '../../db/client.js';
+import { DELETION_EMAIL_CLAIMS, REMINDER_KIND } from '../jobs/account-deletions/sql.js';
 
 /** How far back the runs timeline reaches. */
 export const TIMELINE_DAYS = 7;
@@ -60,16 +61,16 @@ export async function readMailboxProblems(db: Db, now: Date): Promise<MailboxPro
   }));
 }
 
-export type SendKind = 'followup' | 'appointment_reminder';
+export type SendKind = 'followup' | 'appointment_reminder' | 'deletion_email';
 export type UnknownSend = { kind: SendKind; id: number; ref: string; companyName: string | null; recipient: string | null; subject: string; at: Date; error: string | null };
 
-/** `followup:12` / `appointment_reminder:7`: how the page and the CLI name an unknown send. */
+/** `followup:12` / `appointment_reminder:7` / `deletion_email:3`: how the page and the CLI name an unknown send. */
 export function sendRef(kind: SendKind, id: number): string {
   return `${kind}:${id}`;
 }
 
 export function parseSendRef(ref: string): { kind: SendKind; id: number } | null {
-  const m = /^(followup|appointment_reminder):(\d{1,10})$/.exec(ref.trim());
+  const m = /^(followup|appointment_reminder|deletion_email):(\d{1,10})$/.exec(ref.trim());
   return m ? { kind: m[1] as SendKind, id: Number(m[2]) } : null;
 }
 
@@ -94,6 +95,14 @@ export async function readUnknownSends(db: Executor): Promise<UnknownSend[]> {
       left join clients cl on cl.id = a.client_id left join appointment_types ty on ty.id = a.type_id
       left join companies co on co.id = r.company_id
       where r.delivery = 'unknown'
+      union all
+      -- deletion emails keep no address (the account is being erased): the key names the user
+      select 'deletion_email', m.id, null, null,
+             case when m.kind = ${REMINDER_KIND} then 'Rappel avant suppression du compte' else 'Confirmation de suppression du compte' end
+               || ' (' || m.key || ')',
+             m.claimed_at, m.error
+      from mail_sends m
+      where m.delivery = 'unknown'
     ) u order by at desc, kind, id limit ${LISTED_ROWS}`);
   return rows.map((r) => ({
     kind: r.kind as SendKind, id: Number(r.id), ref: sendRef(r.kind as SendKind, Number(r.id)),
@@ -149,7 +158,7 @@ export type Resolution = 'sent' | 'resend';
  */
 export async function resolveUnknownSend(db: Db, ref: string, resolution: Resolution, actor: string): Promise<{ actionId: number }> {
   const parsed = parseSendRef(ref);
-  if (!parsed) throw new ActionError('bad_request', `référence d'envoi invalide : « ${ref} » (attendu followup:<id> ou appointment_reminder:<id>)`);
+  if (!parsed) throw new ActionError('bad_request', `référence d'envoi invalide : « ${ref} » (attendu followup:<id>, appointment_reminder:<id> ou deletion_email:<id>)`);
   return db.transaction(async (tx) => {
     let touched: unknown[];
     if (parsed.kind === 'followup') {
@@ -165,6 +174,15 @@ export async function resolveUnknownSend(db: Db, ref: string, resolution: Resolu
             , f as (update followups set status = 'A_FAIRE', updated_at = now()
                     where id in (select followup_id from h) and status = 'EN_ATTENTE' returning id)
             select followup_id from h`);
+    } else if (parsed.kind === 'deletion_email') {
+      // resend: the claim is given back the protocol's way (a reminder is claimed again next run)
+      const where = sql`id = ${parsed.id} and delivery = 'unknown'`;
+      if (resolution === 'sent') {
+        touched = await queryRows(tx, sql`update mail_sends set delivery = 'sent', sent_at = coalesce(sent_at, claimed_at), error = null where ${where} returning id`);
+      } else {
+        touched = await queryRows(tx, sql`select id from mail_sends where ${where} for update`);
+        for (const statement of DELETION_EMAIL_CLAIMS.release!(where)) await tx.execute(statement);
+      }
     } else {
       touched = resolution === 'sent'
         ? await queryRows(tx, sql`update appointment_reminders set delivery = 'sent', sent_at = coalesce(sent_at, claimed_at), error = null
