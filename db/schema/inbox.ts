@@ -33,6 +33,12 @@ export const inboxIntegrations = pgTable('inbox_integrations', {
   consecutiveFailures: integer('consecutive_failures').notNull().default(0), // new
   nextSyncAt: tstz('next_sync_at'), // new: back-off
   syncLeaseUntil: tstz('sync_lease_until'), // new: per-integration lease
+  // new: how fast this mailbox's server delivers (bytes/s, measured by previous runs); sizes the
+  // next run's segments so a slow link commits small ones and advances every run (docs/inbox-sync.md)
+  syncBytesPerSec: integer('sync_bytes_per_sec'),
+  // new: the last run that moved the cursor (stored messages or skipped known ones): /cron/status
+  // shows a mailbox that stopped advancing
+  lastProgressAt: tstz('last_progress_at'),
   createdAt: tstz('created_at').notNull().defaultNow(),
   updatedAt: tstz('updated_at').notNull().defaultNow(),
 }, (t) => [index('inbox_integrations_company_idx').on(t.companyId)]);
