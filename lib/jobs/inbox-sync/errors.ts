@@ -80,7 +80,7 @@ export function classifyImapError(err: unknown, phase: SessionPhase = 'session')
 
 function certificateText(c: CertificateInfo | undefined): string {
   if (!c) return '';
-  return ` Certificat présenté : sujet « ${c.subject} », émetteur « ${c.issuer} », valide du ${c.validFrom} au ${c.validTo}${c.altNames ? `, noms ${c.altNames}` : ''}.`;
+  return ` Certificat : sujet « ${c.subject} », émetteur « ${c.issuer} », valide du ${c.validFrom} au ${c.validTo}${c.altNames ? `, noms ${c.altNames}` : ''}.`;
 }
 
 /** The French sentence stored in `last_sync_error` and returned in the run's `errors[]`. */
@@ -89,9 +89,10 @@ export function frenchImapError(e: ImapSyncError, host: string): string {
   const cert = certificateText(e.certificate);
   switch (e.code) {
     case 'auth_failed': return `Identifiants refusés par le serveur IMAP : ${e.message}`;
-    case 'cert_untrusted': return `Le certificat du serveur IMAP ${host} n'est signé par aucune autorité de confiance : synchronisation refusée pour ne pas envoyer le mot de passe à un serveur non authentifié.${cert}${detail}`;
-    case 'cert_hostname_mismatch': return `Le certificat du serveur IMAP n'est pas établi pour le nom « ${host} » : vérifiez l'adresse du serveur dans les réglages de la boîte.${cert}${detail}`;
-    case 'cert_expired': return `Le certificat du serveur IMAP ${host} est expiré (ou pas encore valide) : le fournisseur doit le renouveler.${cert}${detail}`;
+    // the certificate first: the response lists only the first 300 characters
+    case 'cert_untrusted': return `Certificat du serveur IMAP ${host} signé par aucune autorité de confiance (mot de passe non envoyé).${cert}${detail}`;
+    case 'cert_hostname_mismatch': return `Le certificat du serveur IMAP n'est pas établi pour le nom « ${host} » (vérifiez l'adresse du serveur).${cert}${detail}`;
+    case 'cert_expired': return `Le certificat du serveur IMAP ${host} est expiré ou pas encore valide (le fournisseur doit le renouveler).${cert}${detail}`;
     case 'tls_failed': return `La négociation TLS avec le serveur IMAP ${host} a échoué (port ou option SSL incorrects ?)${detail}`;
     case 'starttls_not_offered': return `Le serveur IMAP ${host} n'offre pas de connexion chiffrée (STARTTLS) : synchronisation refusée pour ne pas envoyer le mot de passe en clair. Activez SSL/TLS (port 993) dans les réglages.${detail}`;
     case 'connection_refused': return `Le serveur IMAP ${host} refuse la connexion sur ce port : vérifiez le port et l'option SSL.${detail}`;

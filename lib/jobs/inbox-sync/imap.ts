@@ -94,8 +94,8 @@ export async function connectAndLogin(target: ImapTarget, opts: ImapSessionOptio
     tls: { minVersion: 'TLSv1.2', ...opts.tls },
     clientInfo: { name: 'Lokario inbox-sync' },
   });
-  // a socket error after connect() would otherwise be an unhandled 'error' event
-  client.on('error', () => {});
+  // kept to name the cause: after a socket timeout or reset, the command in flight only sees "closed"
+  client.on('error', (err: unknown) => { if (!emittedErrors.has(client)) emittedErrors.set(client, err); });
   deadline.arm(client);
   try {
     await client.connect();
@@ -103,7 +103,7 @@ export async function connectAndLogin(target: ImapTarget, opts: ImapSessionOptio
     deadline.disarm();
     client.close();
     if (deadline.expired) throw deadline.error('connect');
-    const e = classifyImapError(err, 'connect');
+    const e = classifyImapError(underlyingError(client, err), 'connect');
     if (isCertificateCode(e.code)) {
       const certificate = await probeCertificate(target, opts, Math.min(CERT_PROBE_TIMEOUT_MS, deadline.remainingMs())).catch(() => null);
       if (certificate) throw new ImapSyncError(e.code, e.message, certificate);
@@ -111,6 +111,18 @@ export async function connectAndLogin(target: ImapTarget, opts: ImapSessionOptio
     throw e;
   }
   return client;
+}
+
+const emittedErrors = new WeakMap<ImapFlow, unknown>();
+
+/**
+ * The error that explains a failed command: when the command only saw the connection close
+ * (NoConnection), the error the connection itself reported first (a socket timeout, a reset).
+ */
+export function underlyingError(client: ImapFlow, err: unknown): unknown {
+  const code = (err as { code?: unknown })?.code;
+  const closed = code === 'NoConnection' || code === 'ClosedAfterConnectText' || code === 'ClosedAfterConnectTLS';
+  return closed && emittedErrors.has(client) ? emittedErrors.get(client) : err;
 }
 
 /** SNI and certificate name: the host name, never an IP literal. */
@@ -128,7 +140,8 @@ export async function probeCertificate(target: ImapTarget, opts: Pick<ImapSessio
   const tls = await import('node:tls');
   return new Promise<CertificateInfo | null>((resolve) => {
     const sockets: import('node:net').Socket[] = [];
-    const done = (v: CertificateInfo | null) => { clearTimeout(timer); for (const s of sockets) s.destroy(); resolve(v); };
+    // the TLS socket first: destroying the plain socket under a live TLS one aborts the process (Node 20)
+    const done = (v: CertificateInfo | null) => { clearTimeout(timer); for (const s of [...sockets].reverse()) s.destroy(); resolve(v); };
     const timer = setTimeout(() => done(null), timeoutMs);
     const handshake = (socket?: import('node:net').Socket) => {
       const t = tls.connect({

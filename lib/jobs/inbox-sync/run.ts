@@ -15,7 +15,7 @@ import { parseCompanySettings } from '../../settings.js';
 import { maskEmail } from '../../log.js';
 import { cursorAfter, planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan } from './cursor.js';
 import {
-  closeSession, connectAndLogin, countReceivedBytes, examineFolder, folderStatus, fetchHeaders, fetchMeta, ImapDeadline, streamSources,
+  closeSession, connectAndLogin, countReceivedBytes, underlyingError, examineFolder, folderStatus, fetchHeaders, fetchMeta, ImapDeadline, streamSources,
   searchUidsFrom, searchUidsSince, type ImapSessionOptions, type MessageMeta,
 } from './imap.js';
 import { classifyImapError, frenchImapError, ImapSyncError } from './errors.js';
@@ -262,11 +262,11 @@ function segmentParseItems(d: DownloadedSegment, rule: SizeRule): { items: Parse
 type SessionResult = { folder: FolderState; plan: SyncPlan; planned: number[]; processed: number; stopped: boolean; seg: SegmentResult };
 
 /** Runs one IMAP command of the session; once the deadline closed the connection, says so instead. */
-async function imapStep<T>(deadline: ImapDeadline, phase: string, fn: () => Promise<T>): Promise<T> {
+async function imapStep<T>(client: ImapFlow, deadline: ImapDeadline, phase: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    throw deadline.expired ? deadline.error(phase) : classifyImapError(err);
+    throw deadline.expired ? deadline.error(phase) : classifyImapError(underlyingError(client, err));
   }
 }
 
@@ -293,14 +293,14 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
   try {
     const folderName = row.imap_folder || 'INBOX';
     const cursor: Cursor = { uidValidity: toNum(row.uid_validity), lastUid: toNum(row.last_uid), highestModseq: row.highest_modseq, lastSyncAt: row.last_sync_at };
-    const status = await imapStep(deadline, 'STATUS', () => folderStatus(client, folderName));
+    const status = await imapStep(client, deadline, 'STATUS', () => folderStatus(client, folderName));
     if (planSync(cursor, status, ctx.now).kind === 'up-to-date') return { folder: status, plan: { kind: 'up-to-date' }, planned: [], processed: 0, stopped: false, seg };
     // there is work: select the folder read-only and plan again on what EXAMINE says
-    const folder = await imapStep(deadline, 'EXAMINE', () => examineFolder(client, folderName));
+    const folder = await imapStep(client, deadline, 'EXAMINE', () => examineFolder(client, folderName));
     const plan = planSync(cursor, folder, ctx.now);
     let planned: number[] = [];
-    if (plan.kind === 'uid-range') planned = uidsToProcess(await imapStep(deadline, 'SEARCH', () => searchUidsFrom(client, plan.fromUid)), plan.fromUid);
-    else if (plan.kind === 'since') planned = uidsToProcess(await imapStep(deadline, 'SEARCH', () => searchUidsSince(client, plan.since)), 1);
+    if (plan.kind === 'uid-range') planned = uidsToProcess(await imapStep(client, deadline, 'SEARCH', () => searchUidsFrom(client, plan.fromUid)), plan.fromUid);
+    else if (plan.kind === 'since') planned = uidsToProcess(await imapStep(client, deadline, 'SEARCH', () => searchUidsSince(client, plan.since)), 1);
     if (dryRun) return { folder, plan, planned, processed: 0, stopped: false, seg };
 
     const hookStop = () => opts.hooks?.shouldStop?.() ?? false;
@@ -343,7 +343,8 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
       }
     } catch (err) {
       client.close();
-      throw err;
+      // a failed download: named by what the connection reported (a stored segment's failure is not IMAP's)
+      throw underlyingError(client, err);
     }
     if (deadline.expired && processed < planned.length) { stopped = true; cutShort = true; }
     if (!cutShort) streaming = false; // every FETCH ran to its end
