@@ -5,6 +5,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
 import { badLink } from '../helpers/imap-relay.js';
+import { readInboxProgress } from '../../lib/cron/status.js';
 import { createCompany, createIntegration, integrationRow, messagesOf, newMailbox, runSync, simpleMail } from '../helpers/inbox-fixtures.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
@@ -76,6 +77,52 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
       console.log(`[slow link] ${runs.length} runs: ${runs.map((r) => `${r.imported} in ${(r.ms / 1000).toFixed(1)} s`).join(', ')}; measured ${stored.sync_bytes_per_sec} B/s`);
     } finally { await link.close(); }
   }, 600_000);
+
+  it('a message larger than the link can deliver within a run is recorded (headers and a note) and skipped, never retried; /cron/status shows the mailbox', async () => {
+    const db = t.handle.db;
+    const box = newMailbox(d, 'huge');
+    const small = Array.from({ length: 20 }, (_, i) => simpleMail(`h-${i + 1}@t`, { body: `petit ${i + 1} `.repeat(60) }));
+    const huge = simpleMail('h-huge@t', { subject: 'Plans du chantier', body: 'p'.repeat(76).concat('\r\n').repeat(8_000) }); // ~600 KB: 30 s at 20 KB/s
+    await d.append(box.user, box.password, [...small.slice(0, 10), huge, ...small.slice(10)]);
+    const link = await badLink(d.port);
+    link.throttle(20 * 1024);
+    const budgetMs = 8_000;
+    try {
+      const companyId = await createCompany(db);
+      const id = await createIntegration(db, companyId, d, box.user, box.password, { port: link.port });
+      const t0 = Date.now();
+      const results = [];
+      for (let n = 0; n < 4; n++) {
+        const started = Date.now();
+        const r = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0 + n * 300_000), env: { CRON_BUDGET_MS: String(budgetMs) } });
+        expect(Date.now() - started).toBeLessThan(budgetMs + ANSWER_SLACK_MS);
+        expect(r.body.stats).toMatchObject({ failed: 0, messagesDuplicate: 0 });
+        results.push(r);
+        if (n === 0) {
+          // unmeasured link: the first run learns its speed; the status shows the mailbox behind
+          const progress = await readInboxProgress(db, new Date());
+          const mine = progress.mailboxes.find((m) => m.id === id)!;
+          expect(mine).toMatchObject({ status: 'partial' });
+          expect(mine.bytesPerSec).toBeGreaterThan(1024);
+          expect(['stalled', 'advancing']).toContain(mine.progress);
+        }
+        if (!r.body.partial) break;
+      }
+      expect(results.at(-1)!.body.partial).toBe(false);
+      expect(results.length).toBeLessThanOrEqual(3); // once measured, the big message no longer blocks the mailbox
+      const msgs = await messagesOf(db, companyId);
+      expect(msgs.map((m) => m.external_id).sort()).toEqual([...Array.from({ length: 20 }, (_, i) => `h-${i + 1}@t`), 'h-huge@t'].sort());
+      const big = msgs.find((m) => m.external_id === 'h-huge@t')!;
+      expect(big.content).toMatch(/^\[Message de 6\d\d Ko non importé : la liaison avec le serveur de messagerie \(environ \d+ Ko\/s\)/);
+      expect((await integrationRow(db, id)).last_sync_status).toBe('success');
+      // never retried: the next run finds nothing to do
+      const again = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0 + 3_600_000), env: { CRON_BUDGET_MS: String(budgetMs) } });
+      expect(again.body.stats).toMatchObject({ messagesImported: 0, messagesDuplicate: 0 });
+      const progress = await readInboxProgress(db, new Date());
+      expect(progress.mailboxes.find((m) => m.id === id)).toBeUndefined(); // caught up: only counted
+      expect(progress.caughtUp).toBeGreaterThanOrEqual(1);
+    } finally { await link.close(); }
+  }, 120_000);
 
   it('the server stops sending in the middle of a FETCH: the run answers within budget + 5 s with what arrived whole; the next run continues', async () => {
     const db = t.handle.db;

@@ -368,7 +368,8 @@ async function recordSuccess(db: Db, row: IntegrationRow, s: SessionResult, now:
   const current: Cursor = { ...prev, uidValidity: toNum(stored[0]?.uid_validity ?? null), lastUid: toNum(stored[0]?.last_uid ?? null) };
   const next = cursorAfter(s.folder, s.planned, s.processed, current.uidValidity === s.folder.uidValidity ? current : { ...prev, uidValidity: null, lastUid: null });
   const partial = s.stopped;
-  const moved = next.lastUid !== current.lastUid || next.uidValidity !== current.uidValidity;
+  // a finished run that moved the cursor (e.g. past expunged UIDs) advanced too; a cut one before its first message did not
+  const moved = !partial && (next.lastUid ?? 0) > (current.lastUid ?? 0);
   await db.execute(sql`
     update inbox_integrations set
       uid_validity = ${next.uidValidity}, last_uid = ${next.lastUid}, highest_modseq = ${next.highestModseq},
