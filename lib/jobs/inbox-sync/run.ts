@@ -350,9 +350,12 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
     if (!cutShort) streaming = false; // every FETCH ran to its end
     return { folder, plan, planned, processed, stopped, seg };
   } finally {
-    deadline.disarm();
-    if (streaming) client.close(); // see above: never LOGOUT behind an abandoned FETCH
-    else await closeSession(client);
+    try {
+      if (streaming) client.close(); // see above: never LOGOUT behind an abandoned FETCH
+      else await closeSession(client); // LOGOUT too is bounded by the deadline
+    } finally {
+      deadline.disarm();
+    }
   }
 }
 
