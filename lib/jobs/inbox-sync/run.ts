@@ -19,7 +19,7 @@ import {
   searchUidsFrom, searchUidsSince, type ImapSessionOptions, type MessageMeta,
 } from './imap.js';
 import { classifyImapError, frenchImapError, ImapSyncError } from './errors.js';
-import { linkTooSlowNote, nextThroughput, syncLimits, type SyncLimits } from './sizing.js';
+import { FIRST_META_CHUNK, linkTooSlowNote, nextThroughput, syncLimits, type SyncLimits } from './sizing.js';
 import { mapSerial, readAhead } from './pipeline.js';
 import { parseItems, type ParseItem, type ParsedMessage } from './parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
@@ -126,6 +126,8 @@ type DownloadedSegment = {
   headers: Map<number, Buffer>;
   /** Messages skipped without download: their Message-ID is already stored. */
   knownDuplicates: number;
+  /** The size rule its messages were downloaded under (the link's speed is re-measured as the run goes). */
+  rule: SizeRule;
 };
 
 /** What a run learns about the mailbox's link, filled in as it goes (a failed run reports it too). */
@@ -142,7 +144,7 @@ type SizeRule = { maxMessage: number; linkMax: number | null; bytesPerSec: numbe
 const bodyLimit = (r: SizeRule) => (r.linkMax === null ? r.maxMessage : Math.min(r.maxMessage, r.linkMax));
 
 /**
- * The IMAP stage: sizes and Message-IDs of the planned UIDs (one FETCH per `limits.metaChunk`),
+ * The IMAP stage: sizes and Message-IDs of the planned UIDs (one FETCH per `metaChunk`),
  * then the segments in UID order, each with its sources downloaded. The sources of several
  * segments come from one FETCH (up to `limits.fetchGroupBytes`): each segment is handed out as
  * soon as its last message has arrived, while the rest keeps streaming. Stops before the next
@@ -150,20 +152,32 @@ const bodyLimit = (r: SizeRule) => (r.linkMax === null ? r.maxMessage : Math.min
  * flight is dropped and the stage simply ends (what was handed out is stored).
  */
 async function* downloadSegments(
-  ctx: JobContext, client: ImapFlow, companyId: number, planned: readonly number[], rule: SizeRule, limits: SyncLimits,
+  ctx: JobContext, client: ImapFlow, companyId: number, planned: readonly number[], sizing: { maxMessage: number; storedRate: number | null },
   stop: () => boolean, deadline: ImapDeadline, link: LinkProgress,
 ): AsyncGenerator<DownloadedSegment> {
   const received = countReceivedBytes(client);
   const startedAt = Date.now();
   let waitedMs = 0; // time spent handing a segment to a slower consumer: not the link's
+  // before each chunk: the limits from the link as measured so far in this run (else by the previous runs)
+  let chunks = 0;
+  const currentLimits = (): { limits: SyncLimits; rule: SizeRule } => {
+    const rate = nextThroughput(sizing.storedRate, received(), Date.now() - startedAt - waitedMs);
+    const limits = syncLimits(rate, deadline.remainingMs());
+    // an unmeasured link starts with a small chunk, so that the run measures it before asking for much
+    if (rate === null && chunks === 0) limits.metaChunk = FIRST_META_CHUNK;
+    return { limits, rule: { maxMessage: sizing.maxMessage, linkMax: limits.linkMaxMessageBytes, bytesPerSec: rate } };
+  };
   const hand = async function* (s: DownloadedSegment) {
     const t = Date.now();
     yield s;
     waitedMs += Date.now() - t;
   };
   try {
-    for (let c = 0; c < planned.length; c += limits.metaChunk) {
+    for (let c = 0; c < planned.length;) {
+      const { limits, rule } = currentLimits();
+      chunks++;
       const chunk = planned.slice(c, c + limits.metaChunk);
+      c += chunk.length;
       if (stop()) return;
       const metaByUid = new Map((await fetchMeta(client, chunk)).map((m) => [m.uid, m]));
       // known Message-IDs are not downloaded at all (a UIDVALIDITY re-scan costs their Message-ID headers only)
@@ -172,7 +186,7 @@ async function* downloadSegments(
         ? new Set((await queryRows<{ external_id: string }>(ctx.db, sql`
             select external_id from inbox_messages where company_id = ${companyId} and external_id = any(${sql.param(headerIds)}::text[])`)).map((r) => r.external_id))
         : new Set<string>();
-      const segments = planSegments(chunk, metaByUid, known, bodyLimit(rule), limits);
+      const segments = planSegments(chunk, metaByUid, known, rule, limits);
       for (let g = 0; g < segments.length;) {
         if (stop()) return;
         // the next FETCH: consecutive segments, bounded in bytes
@@ -217,7 +231,8 @@ async function* downloadSegments(
 }
 
 /** Cuts a chunk of UIDs into segments: consecutive UIDs, bounded in downloads and in bytes. */
-function planSegments(chunk: readonly number[], metaByUid: Map<number, MessageMeta>, known: Set<string>, maxBody: number, limits: SyncLimits): { segment: DownloadedSegment; bytes: number }[] {
+function planSegments(chunk: readonly number[], metaByUid: Map<number, MessageMeta>, known: Set<string>, rule: SizeRule, limits: SyncLimits): { segment: DownloadedSegment; bytes: number }[] {
+  const maxBody = bodyLimit(rule);
   const out: { segment: DownloadedSegment; bytes: number }[] = [];
   let i = 0;
   while (i < chunk.length) {
@@ -236,7 +251,7 @@ function planSegments(chunk: readonly number[], metaByUid: Map<number, MessageMe
     }
     const metas = uids.map((u) => metaByUid.get(u)).filter((m): m is MessageMeta => !!m);
     const toDownload = metas.filter((m) => { const id = normaliseMessageId(m.messageId); return !(id && known.has(id)); });
-    out.push({ segment: { uids, lastUid: uids[uids.length - 1], toDownload, sources: new Map(), headers: new Map(), knownDuplicates: metas.length - toDownload.length }, bytes });
+    out.push({ segment: { uids, lastUid: uids[uids.length - 1], toDownload, sources: new Map(), headers: new Map(), knownDuplicates: metas.length - toDownload.length, rule }, bytes });
   }
   return out;
 }
@@ -246,7 +261,8 @@ function planSegments(chunk: readonly number[], metaByUid: Map<number, MessageMe
  * limit. A message under MAX_MESSAGE_BYTES but beyond what the link delivers in a run is parsed as
  * an oversize one (same dedupe key whatever the link's speed) and gets its own note afterwards.
  */
-function segmentParseItems(d: DownloadedSegment, rule: SizeRule): { items: ParseItem[]; linkSkipped: Set<number> } {
+function segmentParseItems(d: DownloadedSegment): { items: ParseItem[]; linkSkipped: Set<number> } {
+  const rule = d.rule;
   const items: ParseItem[] = [];
   const linkSkipped = new Set<number>();
   for (const meta of d.toDownload) {
@@ -305,22 +321,20 @@ async function syncMailbox(ctx: JobContext, row: IntegrationRow, password: strin
 
     const hookStop = () => opts.hooks?.shouldStop?.() ?? false;
     const base = { companyId: row.company_id, integrationId: row.id, blockedDomains: await blockedDomainsOf(ctx.db, row.company_id), now: ctx.now };
-    const limits = syncLimits(row.sync_bytes_per_sec, deadline.remainingMs());
-    const rule: SizeRule = { maxMessage: ctx.config.MAX_MESSAGE_BYTES, linkMax: limits.linkMaxMessageBytes, bytesPerSec: row.sync_bytes_per_sec };
     const maxAttachment = ctx.config.MAX_ATTACHMENT_BYTES;
     let processed = 0;
     let stopped = false;
     // Three stages overlap, each one segment apart: IMAP downloads segment k+2 while segment k+1
     // is parsed and segment k is stored. Order is kept (segments are stored, and the cursor moves,
     // strictly in UID order).
-    const downloaded = readAhead(downloadSegments(ctx, client, row.company_id, planned, rule, limits, () => {
+    const downloaded = readAhead(downloadSegments(ctx, client, row.company_id, planned, { maxMessage: ctx.config.MAX_MESSAGE_BYTES, storedRate: row.sync_bytes_per_sec }, () => {
       if (hookStop() || deadline.expired) stopped = true;
       return stopped;
     }, deadline, link), PIPELINE_DEPTH);
     const parsed = readAhead(mapSerial(downloaded, async (d) => {
-      const { items, linkSkipped } = segmentParseItems(d, rule);
+      const { items, linkSkipped } = segmentParseItems(d);
       const r = await parseItems(items, { maxAttachmentBytes: maxAttachment });
-      for (const m of r.messages) if (linkSkipped.has(m.uid)) m.text = linkTooSlowNote(m.bytes, rule.bytesPerSec ?? 1);
+      for (const m of r.messages) if (linkSkipped.has(m.uid)) m.text = linkTooSlowNote(m.bytes, d.rule.bytesPerSec ?? 1);
       d.sources.clear();
       d.headers.clear();
       return { ...d, ...r };

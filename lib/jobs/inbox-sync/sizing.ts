@@ -14,6 +14,9 @@ export const SEGMENT_BYTES = 16 * 1024 * 1024;
 export const FETCH_GROUP_BYTES = 64 * 1024 * 1024;
 /** UIDs whose size and Message-ID are asked for in one FETCH (~100 bytes each in the answer). */
 export const META_CHUNK = 1_000;
+/** The first chunk of a run over a link never measured: small, so the run measures the link
+ *  (~25 KB of answer) before asking for more; one extra round trip on a fast link's first sync. */
+export const FIRST_META_CHUNK = 200;
 /** The fewest UIDs in one size/Message-ID FETCH, whatever the link (a round trip each). */
 export const MIN_META_CHUNK = 20;
 /** What one UID costs in that FETCH's answer, with its Message-ID header (measured on Dovecot: ~110). */
