@@ -41,6 +41,12 @@ export const inboxIntegrations = pgTable('inbox_integrations', {
   oauthAccessToken: text('oauth_access_token'), // Fernet
   oauthAccessTokenExpiresAt: tstz('oauth_access_token_expires_at'),
   oauthScopes: text('oauth_scopes'), // space-separated, as granted
+  // new: how fast this mailbox's server delivers (bytes/s, measured by previous runs); sizes the
+  // next run's segments so a slow link commits small ones and advances every run (docs/inbox-sync.md)
+  syncBytesPerSec: integer('sync_bytes_per_sec'),
+  // new: the last run that moved the cursor (stored messages or skipped known ones): /cron/status
+  // shows a mailbox that stopped advancing
+  lastProgressAt: tstz('last_progress_at'),
   createdAt: tstz('created_at').notNull().defaultNow(),
   updatedAt: tstz('updated_at').notNull().defaultNow(),
 }, (t) => [

@@ -147,15 +147,71 @@ export async function readStatus(db: Db, now: Date) {
       missed,
     };
   });
+  const inboxProgress = await readInboxProgress(db, now);
   return {
     // 200 only when every job is healthy or has never run; `degraded`, `unhealthy` and `missed` answer 503
     healthy: jobs.every((j) => j.health === 'healthy' || j.health === 'unknown'),
     jobs,
-    inbox: { integrationsInError: a.integrations_in_error, integrations: erroredIntegrations },
+    inbox: { integrationsInError: a.integrations_in_error, integrations: erroredIntegrations, progress: inboxProgress },
     // OAuth mailboxes whose grant is gone: only the company can fix them (reconnect in the web app)
     oauthMailboxes: await readNeedsReauth(db),
     followups: { sendsInUnknownState: a.followups_unknown, staleSendingClaims: a.followups_stale },
     appointmentReminders: { sendsInUnknownState: a.reminders_unknown, staleSendingClaims: a.reminders_stale },
     deletionEmails: { sendsInUnknownState: a.deletion_unknown, staleSendingClaims: a.deletion_stale },
+  };
+}
+
+// ---- inbox mailboxes: are they advancing? ----
+
+/** A mailbox not caught up that moved its cursor within this many inbox-sync intervals is advancing. */
+export const ADVANCING_INTERVALS = 3;
+/** Mailboxes listed one by one (the others are only counted). */
+export const MAX_LISTED_MAILBOXES = 50;
+
+export type MailboxProgressRow = {
+  id: number; company_id: number; last_sync_status: string | null; last_sync_at: Date | string | null;
+  last_progress_at: Date | string | null; sync_bytes_per_sec: number | null;
+};
+
+/**
+ * Pure: `caught-up` (the last run finished the folder), `advancing` (behind, but its cursor moved
+ * recently: a slow link that commits a little every run), `stalled` (behind, and no progress for
+ * ADVANCING_INTERVALS intervals: stuck behind a link or an error), `never` (never synced).
+ */
+export function mailboxProgress(row: Pick<MailboxProgressRow, 'last_sync_status' | 'last_progress_at'>, intervalMs: number, now: Date): 'caught-up' | 'advancing' | 'stalled' | 'never' {
+  if (row.last_sync_status === 'success') return 'caught-up';
+  if (row.last_sync_status === null && row.last_progress_at === null) return 'never';
+  const at = row.last_progress_at === null ? null : new Date(row.last_progress_at);
+  return at && now.getTime() - at.getTime() <= ADVANCING_INTERVALS * intervalMs ? 'advancing' : 'stalled';
+}
+
+/** Per mailbox that is not caught up: its progress, last progress and measured bytes per second. */
+export async function readInboxProgress(db: Db, now: Date) {
+  const intervalMs = scheduleIntervalMs(JOBS['inbox-sync'].schedule, now);
+  const rows = await queryRows<MailboxProgressRow & { total: number }>(db, sql`
+    select id, company_id, last_sync_status, last_sync_at, last_progress_at, sync_bytes_per_sec, count(*) over ()::int as total
+    from inbox_integrations
+    where is_active is not false and integration_type = 'imap' and last_sync_status is distinct from 'success'
+    order by last_progress_at nulls first, id
+    limit ${MAX_LISTED_MAILBOXES}`);
+  const counts = await queryRows<{ caught_up: number; behind: number }>(db, sql`
+    select count(*) filter (where last_sync_status = 'success')::int as caught_up,
+           count(*) filter (where last_sync_status is distinct from 'success')::int as behind
+    from inbox_integrations where is_active is not false and integration_type = 'imap'`);
+  const iso = (v: Date | string | null) => (v === null ? null : new Date(v).toISOString());
+  const mailboxes = rows.map((r) => ({
+    id: r.id,
+    companyId: r.company_id,
+    status: r.last_sync_status,
+    progress: mailboxProgress(r, intervalMs, now),
+    lastProgressAt: iso(r.last_progress_at),
+    lastSyncAt: iso(r.last_sync_at),
+    bytesPerSec: r.sync_bytes_per_sec,
+  }));
+  return {
+    caughtUp: counts[0]?.caught_up ?? 0,
+    behind: counts[0]?.behind ?? 0,
+    stalledListed: mailboxes.filter((m) => m.progress === 'stalled').length,
+    mailboxes,
   };
 }

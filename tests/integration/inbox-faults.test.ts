@@ -115,7 +115,7 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
       const id = await createIntegration(db, companyId, d, 'x@test.local', 'pw', { port: silent.port });
       const r = await runSync(t.handle, d, { scope: { companyId }, env: { IMAP_GREETING_TIMEOUT_MS: '300', IMAP_CONNECT_TIMEOUT_MS: '300' } });
       expect(r.status).toBe(200);
-      expect((r.body.errors as { code: string }[])[0]).toMatchObject({ code: 'timeout' });
+      expect((r.body.errors as { code: string }[])[0]).toMatchObject({ code: 'timeout_greeting' });
       const row = await integrationRow(db, id);
       expect(row).toMatchObject({ last_sync_status: 'error', consecutive_failures: 1, sync_lease_until: null });
       expect(row.next_sync_at).not.toBeNull();
@@ -140,7 +140,7 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
       const companyId = await createCompany(db);
       const id = await createIntegration(db, companyId, d, 'victim@test.local', 'super-secret-password', { port: plain.port });
       const r = await runSync(t.handle, d, { scope: { companyId } });
-      expect((r.body.errors as { code: string }[])[0]).toMatchObject({ code: 'tls_required' });
+      expect((r.body.errors as { code: string }[])[0]).toMatchObject({ code: 'starttls_not_offered' });
       expect(received.join('\n')).not.toMatch(/LOGIN|AUTHENTICATE|super-secret-password/i);
       expect((await integrationRow(db, id)).last_sync_status).toBe('error');
     } finally { await plain.close(); }
@@ -178,7 +178,7 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
       const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { onCommand } });
       expect(r1.status).toBe(200);
       expect(r1.body.stats).toMatchObject({ failed: 1, messagesImported: 50 });
-      expect((r1.body.errors as { code: string }[])[0].code).toBe('connection');
+      expect((r1.body.errors as { code: string }[])[0].code).toBe('connection_lost');
       const mid = await integrationRow(db, id);
       expect(mid).toMatchObject({ last_sync_status: 'error', consecutive_failures: 1, sync_lease_until: null });
       expect(Number(mid.last_uid)).toBe(50);
@@ -206,7 +206,7 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
       const t0 = Date.now();
       const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { hooks: { afterSegment: () => proxy.cutNow() } } });
       expect(r1.body.stats).toMatchObject({ failed: 1 });
-      expect((r1.body.errors as { code: string }[])[0].code).toBe('connection');
+      expect((r1.body.errors as { code: string }[])[0].code).toBe('connection_lost');
       const stored = (r1.body.stats as { messagesImported: number }).messagesImported;
       expect(stored % 50).toBe(0); // whole segments only, in UID order
       expect(stored).toBeGreaterThanOrEqual(50);

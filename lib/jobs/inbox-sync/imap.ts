@@ -5,6 +5,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import type { ImapFlow, FetchMessageObject } from 'imapflow';
 import type { FolderState } from './cursor.js';
+import { classifyImapError, ImapSyncError, isCertificateCode, type CertificateInfo } from './errors.js';
 
 /** `pass` for password mailboxes; `accessToken` (SASL XOAUTH2) for OAuth ones (docs/oauth-mailboxes.md). */
 export type ImapTarget = { host: string; port: number; useSsl: boolean; user: string } & ({ pass: string } | { accessToken: string });
@@ -21,30 +22,49 @@ export type ImapSessionOptions = {
   onWarn?: (msg: string) => void;
 };
 
-export class ImapSyncError extends Error {
-  constructor(readonly code: 'auth_failed' | 'tls_required' | 'timeout' | 'connection' | 'mailbox' | 'protocol', message: string) {
-    super(message);
+export { classifyImapError, ImapSyncError } from './errors.js';
+
+/**
+ * The run's deadline over one IMAP session: when it comes, the connection is closed, which settles
+ * whatever was in flight (connect, greeting, login, SEARCH, a FETCH still streaming) at once.
+ * Socket-idle timeouts alone never bound a link that keeps trickling bytes.
+ */
+export class ImapDeadline {
+  /** Set when the deadline closed the connection: what fails afterwards failed because of it. */
+  expired = false;
+  private timer: NodeJS.Timeout | undefined;
+  constructor(readonly at: number) {}
+  remainingMs(now = Date.now()): number { return Math.max(0, this.at - now); }
+  /** Closes `client` at the deadline (immediately when it has passed). */
+  arm(client: ImapFlow): void {
+    this.disarm();
+    const fire = () => { this.expired = true; client.close(); };
+    const ms = this.remainingMs();
+    if (ms <= 0) { fire(); return; }
+    this.timer = setTimeout(fire, ms);
+  }
+  disarm(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+  /** The error to report instead of what imapflow threw, once the deadline closed the connection. */
+  error(phase: string): ImapSyncError {
+    return new ImapSyncError('deadline', `run deadline reached during ${phase}`);
   }
 }
 
-/** Maps what imapflow throws to the few cases the job treats differently (SPEC §5.1.8). */
-export function classifyImapError(err: unknown): ImapSyncError {
-  if (err instanceof ImapSyncError) return err;
-  const e = err as { authenticationFailed?: boolean; tlsFailed?: boolean; code?: string; message?: string; responseText?: string; serverResponseCode?: string };
-  const msg = String(e.responseText || e.message || err).slice(0, 300);
-  if (e.authenticationFailed || e.serverResponseCode === 'AUTHENTICATIONFAILED') return new ImapSyncError('auth_failed', `login refused: ${msg}`);
-  if (e.tlsFailed) return new ImapSyncError('tls_required', `TLS required but not available: ${msg}`);
-  if (e.code === 'ETIMEOUT' || e.code === 'CONNECT_TIMEOUT' || e.code === 'GREETING_TIMEOUT' || /timeout/i.test(msg)) return new ImapSyncError('timeout', msg);
-  if (e.code === 'NoConnection' || /ECONNREFUSED|ECONNRESET|EPIPE|ENOTFOUND|EHOSTUNREACH|closed|Connection not available/i.test(`${e.code} ${msg}`)) return new ImapSyncError('connection', msg);
-  return new ImapSyncError('protocol', msg);
-}
+/** Time given to the credential-free handshake that reads a refused certificate. */
+export const CERT_PROBE_TIMEOUT_MS = 3_000;
 
 /**
- * Connects and logs in. `use_ssl` → implicit TLS; otherwise STARTTLS is required
- * (`doSTARTTLS: true`): a server that does not offer it fails the connection before LOGIN,
- * so a password never crosses the network in clear (defect 3).
+ * Connects, secures and logs in: the one place where a session is set up (a later sign-in method,
+ * e.g. OAuth, plugs in here). `use_ssl` → implicit TLS; otherwise STARTTLS is required
+ * (`doSTARTTLS: true`): a server that does not offer it fails the connection before LOGIN, so a
+ * password never crosses the network in clear. Bounded by `deadline` as a whole; a certificate
+ * refusal is reported with the certificate's subject and issuer.
  */
-export async function openSession(target: ImapTarget, opts: ImapSessionOptions): Promise<ImapFlow> {
+export async function connectAndLogin(target: ImapTarget, opts: ImapSessionOptions, deadline: ImapDeadline): Promise<ImapFlow> {
+  if (deadline.remainingMs() <= 0) throw deadline.error('connect');
   const logger = {
     trace: () => {},
     debug: (o: { src?: string; msg?: string }) => {
@@ -65,7 +85,7 @@ export async function openSession(target: ImapTarget, opts: ImapSessionOptions):
     port: target.port,
     secure: target.useSsl,
     doSTARTTLS: target.useSsl ? undefined : true,
-    servername: /^[\d.]+$|:/.test(target.host) ? undefined : target.host,
+    servername: serverName(target.host),
     auth: 'accessToken' in target ? { user: target.user, accessToken: target.accessToken } : { user: target.user, pass: target.pass },
     logger: logger as never,
     connectionTimeout: opts.connectTimeoutMs,
@@ -75,15 +95,91 @@ export async function openSession(target: ImapTarget, opts: ImapSessionOptions):
     tls: { minVersion: 'TLSv1.2', ...opts.tls },
     clientInfo: { name: 'Lokario inbox-sync' },
   });
-  // a socket error after connect() would otherwise be an unhandled 'error' event
-  client.on('error', () => {});
+  // kept to name the cause: after a socket timeout or reset, the command in flight only sees "closed"
+  client.on('error', (err: unknown) => { if (!emittedErrors.has(client)) emittedErrors.set(client, err); });
+  deadline.arm(client);
   try {
     await client.connect();
   } catch (err) {
+    deadline.disarm();
     client.close();
-    throw classifyImapError(err);
+    if (deadline.expired) throw deadline.error('connect');
+    const e = classifyImapError(underlyingError(client, err), 'connect');
+    if (isCertificateCode(e.code)) {
+      const certificate = await probeCertificate(target, opts, Math.min(CERT_PROBE_TIMEOUT_MS, deadline.remainingMs())).catch(() => null);
+      if (certificate) throw new ImapSyncError(e.code, e.message, certificate);
+    }
+    throw e;
   }
   return client;
+}
+
+const emittedErrors = new WeakMap<ImapFlow, unknown>();
+
+/**
+ * The error that explains a failed command: when the command only saw the connection close
+ * (NoConnection), the error the connection itself reported first (a socket timeout, a reset).
+ */
+export function underlyingError(client: ImapFlow, err: unknown): unknown {
+  const code = (err as { code?: unknown })?.code;
+  const closed = code === 'NoConnection' || code === 'ClosedAfterConnectText' || code === 'ClosedAfterConnectTLS';
+  return closed && emittedErrors.has(client) ? emittedErrors.get(client) : err;
+}
+
+/** SNI and certificate name: the host name, never an IP literal. */
+const serverName = (host: string) => (/^[\d.]+$|:/.test(host) ? undefined : host);
+
+const dnText = (dn: unknown) => Object.entries((dn ?? {}) as Record<string, string | string[]>).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`).join(', ') || '?';
+
+/**
+ * Reads the certificate a server presents, after verification refused it: a second handshake with
+ * verification off that sends nothing but STARTTLS (never a credential) and is closed at once.
+ */
+export async function probeCertificate(target: ImapTarget, opts: Pick<ImapSessionOptions, 'tls'>, timeoutMs: number): Promise<CertificateInfo | null> {
+  if (timeoutMs <= 0) return null;
+  const net = await import('node:net');
+  const tls = await import('node:tls');
+  return new Promise<CertificateInfo | null>((resolve) => {
+    const sockets: import('node:net').Socket[] = [];
+    // the TLS socket first: destroying the plain socket under a live TLS one aborts the process (Node 20)
+    const done = (v: CertificateInfo | null) => { clearTimeout(timer); for (const s of [...sockets].reverse()) s.destroy(); resolve(v); };
+    const timer = setTimeout(() => done(null), timeoutMs);
+    const handshake = (socket?: import('node:net').Socket) => {
+      const t = tls.connect({
+        ...(socket ? { socket } : { host: target.host, port: target.port }),
+        servername: serverName(target.host), minVersion: 'TLSv1.2', ...opts.tls, rejectUnauthorized: false,
+      }, () => {
+        const c = t.getPeerCertificate();
+        done(c && c.subject ? { subject: dnText(c.subject), issuer: dnText(c.issuer), validFrom: c.valid_from, validTo: c.valid_to, altNames: c.subjectaltname ?? null } : null);
+      });
+      sockets.push(t);
+      t.on('error', () => done(null));
+    };
+    if (target.useSsl) { handshake(); return; }
+    const plain = net.connect({ host: target.host, port: target.port });
+    sockets.push(plain);
+    plain.on('error', () => done(null));
+    let buf = '';
+    let sent = false;
+    const onData = (d: Buffer) => {
+      buf += d.toString('latin1');
+      if (!sent && /^\* OK/m.test(buf)) { sent = true; buf = ''; plain.write('P1 STARTTLS\r\n'); return; }
+      if (sent && /^P1 OK/m.test(buf)) { plain.removeListener('data', onData); handshake(plain); }
+      else if (sent && /^P1 (NO|BAD)/m.test(buf)) done(null);
+    };
+    plain.on('data', onData);
+  });
+}
+
+/**
+ * Bytes received on the session's socket from now on (after login, so the socket is the final
+ * one, TLS or STARTTLS): the measure of the link. Returns a reader of the running count.
+ */
+export function countReceivedBytes(client: ImapFlow): () => number {
+  let n = 0;
+  const socket = (client as unknown as { socket?: import('node:net').Socket }).socket;
+  socket?.on('data', (d: Buffer) => { n += d.length; });
+  return () => n;
 }
 
 /**
