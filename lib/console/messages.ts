@@ -12,6 +12,7 @@ export const JOB_LABEL: Record<JobId, string> = {
 export const HEALTH_LABEL: Record<string, string> = {
   healthy: 'En bonne santé',
   unhealthy: 'En panne',
+  degraded: 'À vérifier',
   unknown: 'Jamais exécuté',
   missed: 'Exécutions manquées',
 };

@@ -36,9 +36,9 @@ section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:1
 h2{font-size:1.05rem;margin:0 0 .6rem}h3{font-size:1rem;margin:0}
 .jobs{display:grid;grid-template-columns:repeat(auto-fit,minmax(18rem,1fr));gap:1rem}
 .job{border:1px solid var(--line);border-left:6px solid var(--mute);border-radius:6px;padding:.8rem}
-.job.healthy{border-left-color:var(--ok)}.job.unhealthy,.job.missed{border-left-color:var(--bad)}
+.job.healthy{border-left-color:var(--ok)}.job.unhealthy,.job.missed{border-left-color:var(--bad)}.job.degraded{border-left-color:var(--warn,#9a6700)}
 .badge{display:inline-block;padding:.05rem .5rem;border-radius:1rem;font-size:.8rem;font-weight:600;background:#eaeef2}
-.healthy .badge,.badge.healthy{background:#dafbe1;color:var(--ok)}.unhealthy .badge,.missed .badge,.badge.bad{background:#ffebe9;color:var(--bad)}
+.healthy .badge,.badge.healthy{background:#dafbe1;color:var(--ok)}.unhealthy .badge,.missed .badge,.badge.bad{background:#ffebe9;color:var(--bad)}.degraded .badge{background:#fff8c5;color:#7d4e00}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.1rem .6rem;margin:.5rem 0;font-size:.9rem}dt{color:var(--mute)}dd{margin:0}
 svg{width:100%;height:48px;background:var(--bg);border-radius:4px}.r-succeeded{fill:var(--ok)}.r-partial{fill:var(--warn)}.r-failed{fill:var(--bad)}.r-skipped,.r-running{fill:var(--mute)}
 .errors{font-size:.85rem;color:var(--bad);margin:.4rem 0 0;padding-left:1.1rem;overflow-wrap:anywhere}
@@ -122,7 +122,8 @@ function jobCard(j: DashboardData['jobs'][number], d: DashboardData, f: Form): s
   const last = j.lastRun;
   const reason = j.health === 'missed'
     ? `Aucune exécution planifiée reçue depuis ${parisTime(new Date(j.missed.windowStart))} : le déclencheur (Vercel Cron, cron-job.org) ne se déclenche plus ?`
-    : j.health === 'unhealthy' ? (j.reason === 'the last three runs failed' ? 'Les trois dernières exécutions ont échoué.' : 'Aucun succès depuis plus de trois intervalles.') : '';
+    : j.health === 'unhealthy' ? (j.reason === 'the last three runs failed' ? 'Les trois dernières exécutions ont échoué.' : 'Aucun succès depuis plus de trois intervalles.')
+    : j.health === 'degraded' ? 'Des envois sont à l’état inconnu ou bloqués par une exécution interrompue : vérifiez-les dans « Envois à l’état inconnu ».' : '';
   return `<article class="job ${esc(j.health)}" data-job="${esc(id)}"><h3>${esc(JOB_LABEL[id])} <span class="badge">${esc(HEALTH_LABEL[j.health] ?? j.health)}</span></h3>`
     + `<div class="mute">${esc(id)} · <code>${esc(j.schedule)}</code> (UTC)</div>`
     + (reason ? `<p class="notice bad">${esc(reason)}</p>` : '')
