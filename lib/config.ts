@@ -21,6 +21,18 @@ const EnvSchema = z.object({
   ENCRYPTION_MASTER_KEY: z.string().min(1).optional(),
   CRON_BUDGET_MS: int(25_000, 1_000),
   SYNC_CONCURRENCY: int(4, 1),
+  // fan-out (docs/scale.md): a run with more due work than one invocation can do starts shards of itself
+  FANOUT: z.enum(['auto', 'off']).default('auto'),
+  FANOUT_MAX: z.coerce.number().int().min(1).max(64).default(16),
+  FANOUT_ACCEPT_TIMEOUT_MS: int(8_000, 100),
+  // replaces the ledger's per-item estimate (ms of one invocation per mailbox / email)
+  FANOUT_ITEM_COST_MS: z.coerce.number().positive().optional(),
+  SELF_URL: z.url().optional(),
+  VERCEL_URL: z.string().min(1).optional(),
+  VERCEL_PROJECT_PRODUCTION_URL: z.string().min(1).optional(),
+  VERCEL_AUTOMATION_BYPASS_SECRET: z.string().min(1).optional(),
+  // concurrent IMAP connections to one mail host, all shards together (providers refuse logins beyond)
+  IMAP_HOST_MAX_CONNECTIONS: int(10, 1),
   IMAP_CONNECT_TIMEOUT_MS: int(10_000, 100),
   IMAP_GREETING_TIMEOUT_MS: int(10_000, 100),
   IMAP_SOCKET_TIMEOUT_MS: int(30_000, 100),

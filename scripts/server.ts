@@ -29,8 +29,10 @@ async function main() {
   const started = Date.now();
   // the local server applies pending migrations on start (handlers never do on a real database)
   const shared = await openDb({ ...dbOpts, migrate: true });
+  let localUrl: string | undefined; // known once listening: fan-out shards call this server
   const rt = runtimeFromConfig(config, {
     openDb: config.databaseDriver === 'neon' ? () => openDb(dbOpts) : async () => ({ ...shared, close: async () => {} }),
+    selfUrl: () => localUrl,
   });
   const getRt = () => rt;
   const handlers = new Map<string, Handler>(JOB_IDS.map((id) => [id, cronRoute(JOB_REGISTRY[id], getRt)]));
@@ -68,6 +70,7 @@ async function main() {
   server.listen(config.PORT, () => {
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
+    localUrl = `http://127.0.0.1:${port}`;
     const lines = [
       `Lokario cron jobs listening on http://localhost:${port}  (ready in ${Date.now() - started} ms)`,
       `  database: ${config.databaseDriver}${config.databaseDriver === 'pglite' ? ` (${config.PGLITE_DIR})` : ''}`,

@@ -2,6 +2,7 @@ import { Cron } from 'croner';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import { JOBS, JOB_IDS, type JobId } from './jobs.js';
+import { readSweeps } from './sweep.js';
 
 /** Time between two runs of a cron schedule, measured from `now`. */
 export function scheduleIntervalMs(schedule: string, now: Date): number {
@@ -83,9 +84,13 @@ export async function readStatus(db: Db, now: Date) {
     };
   });
   const a = attention[0];
+  // fan-out sweeps and inbox freshness (lib/cron/sweep.ts)
+  const { sweeps, inboxFreshness } = await readSweeps(db, now);
   return {
-    healthy: jobs.every((j) => j.health !== 'unhealthy'),
+    healthy: jobs.every((j) => j.health !== 'unhealthy') && inboxFreshness.healthy,
     jobs,
+    sweeps,
+    inboxFreshness,
     inbox: { integrationsInError: a.integrations_in_error, integrations: erroredIntegrations },
     followups: { sendsInUnknownState: a.followups_unknown },
     appointmentReminders: { sendsInUnknownState: a.reminders_unknown },
