@@ -10,6 +10,8 @@ import { describeWithService, hasPostgres } from '../helpers/services.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
 import { createCompany, createIntegration, MASTER_KEY, newMailbox, simpleMail } from '../helpers/inbox-fixtures.js';
 import { startLocalServer, stopLocalServer, type LocalServer } from '../helpers/server.js';
+import { startSmtpSink } from '../helpers/smtp.js';
+import { seedCompany, seedFollowup, seedInvoice } from './followups-fixtures.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 const SECRET = 'fanout-secret-0123456789abcdef';
@@ -50,6 +52,7 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
   let d: Dovecot;
   let srv: LocalServer;
   let dataDir: string;
+  let sink: Awaited<ReturnType<typeof startSmtpSink>>;
   const relay = shardRelay();
   const companies: number[] = [];
   const boxes: { id: number; user: string; password: string }[] = [];
@@ -97,9 +100,10 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
     const ca = path.join(dataDir, 'dovecot-ca.pem');
     fs.writeFileSync(ca, d.cert);
     const self = await relay.listen();
+    sink = await startSmtpSink();
     srv = await startLocalServer({
       PORT: '0', SCHEDULER: 'off', CRON_SECRET: SECRET, DATABASE_URL: t.url, ENCRYPTION_MASTER_KEY: MASTER_KEY,
-      NODE_EXTRA_CA_CERTS: ca, LOG_LEVEL: 'warn', SELF_URL: self,
+      NODE_EXTRA_CA_CERTS: ca, LOG_LEVEL: 'warn', SELF_URL: self, SMTP_URL: sink.url,
       // 12 mailboxes are enough work for FANOUT_MAX shards once each one is said to cost a minute
       FANOUT_ITEM_COST_MS: '600000', FANOUT_MAX: String(SHARDS), FANOUT_ACCEPT_TIMEOUT_MS: '5000',
     });
@@ -109,6 +113,7 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
   afterAll(async () => {
     if (srv) await stopLocalServer(srv);
     await relay.close();
+    await sink?.close();
     await d?.stop();
     await t?.drop();
     if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
@@ -196,4 +201,27 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
     expect(shard.body.stats?.fanout).toBeUndefined();
     expect(relay.attempts.length).toBe(before);
   }, 60_000);
+
+  it('followups: a coordinator fans out and every due follow-up is sent exactly once', async () => {
+    const ids: number[] = [];
+    for (let c = 0; c < 6; c++) {
+      const co = await seedCompany(db());
+      for (let i = 0; i < 5; i++) ids.push(await seedFollowup(db(), co, { sourceId: await seedInvoice(db(), co) }));
+    }
+    const r = await fetch(`${srv.url}/followups/process-automatic`, { headers: { authorization: `Bearer ${SECRET}` } });
+    const body = (await r.json()) as Body;
+    expect(body.stats).toMatchObject({ fanout: true, due: ids.length, shards: SHARDS, shardsAccepted: SHARDS });
+    const kids = await waitForChildren(body.runId, SHARDS);
+    expect(kids.every((k) => k.outcome === 'succeeded' && k.trigger === 'fanout')).toBe(true);
+    expect(kids.reduce((n, k) => n + (k.stats?.sent ?? 0), 0)).toBe(ids.length);
+    expect(sink.received).toHaveLength(ids.length);
+    expect(new Set(sink.received.map((m) => m.messageId)).size).toBe(ids.length);
+    const [{ n }] = await queryRows<{ n: number }>(db(), sql`select count(*)::int as n from followup_history where delivery = 'sent'`);
+    expect(n).toBe(ids.length);
+    // the next run finds nothing due: it runs alone and sends nothing
+    const again = (await (await fetch(`${srv.url}/followups/process-automatic`, { headers: { authorization: `Bearer ${SECRET}` } })).json()) as Body;
+    expect(again.stats.fanout).toBeUndefined();
+    expect(again.stats.sent).toBe(0);
+    expect(sink.received).toHaveLength(ids.length);
+  }, 120_000);
 });
