@@ -23,7 +23,10 @@ export async function countDueMailboxes(db: Executor, now: Date): Promise<number
  */
 export async function oldestSyncedAt(db: Executor): Promise<{ at: Date | null; mailboxes: number }> {
   const rows = await queryRows<{ at: string | Date | null; n: number }>(db, sql`
-    select min(coalesce(i.last_sync_at, i.created_at)) as at, count(*)::int as n
+    -- last_sync_at is the job's clock (a local rehearsal with now= moves it); after a success,
+    -- updated_at is the database's clock of that success
+    select min(case when i.last_sync_status = 'success' then greatest(i.last_sync_at, i.updated_at)
+                    else coalesce(i.last_sync_at, i.created_at) end) as at, count(*)::int as n
     from inbox_integrations i join companies co on co.id = i.company_id
     where i.integration_type = 'imap' and i.is_active and i.last_sync_status is distinct from 'paused' and co.is_active`);
   const r = rows[0];
