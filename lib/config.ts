@@ -24,6 +24,8 @@ const EnvSchema = z.object({
   // fan-out (docs/scale.md): a run with more due work than one invocation can do starts shards of itself
   FANOUT: z.enum(['auto', 'off']).default('auto'),
   FANOUT_MAX: z.coerce.number().int().min(1).max(64).default(16),
+  // a sweep is sized to finish within this: every mailbox stays within one interval + this of fresh
+  FANOUT_TARGET_SEC: z.coerce.number().int().min(5).max(800).default(60),
   FANOUT_ACCEPT_TIMEOUT_MS: int(8_000, 100),
   // replaces the ledger's per-item estimate (ms of one invocation per mailbox / email)
   FANOUT_ITEM_COST_MS: z.coerce.number().positive().optional(),

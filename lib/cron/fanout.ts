@@ -53,15 +53,16 @@ export type FanoutPlan =
   | { kind: 'fanout'; due: number; costMsPerItem: number; n: number };
 
 /**
- * Pure: one invocation when the due work fits in this run's budget, else `n` shards sized from
- * the backlog and the shards' (longer) budget, at most `max`.
+ * Pure: one invocation when the due work fits in this run (its budget, and the sweep's target
+ * duration), else `n` shards sized so that each finishes within the target, at most `max` (beyond
+ * that, shards run longer, up to their budget; what is left waits for the next sweep, oldest first).
  */
-export function planFanout(p: { due: number; costMsPerItem: number; ownBudgetMs: number; shardBudgetMs: number; max: number }): FanoutPlan {
+export function planFanout(p: { due: number; costMsPerItem: number; ownBudgetMs: number; shardBudgetMs: number; targetMs: number; max: number }): FanoutPlan {
   const work = p.due * p.costMsPerItem;
   const base = { due: p.due, costMsPerItem: p.costMsPerItem };
   if (p.due === 0) return { kind: 'inline', ...base, reason: 'nothing due' };
-  if (work <= p.ownBudgetMs * SHARD_FILL) return { kind: 'inline', ...base, reason: 'fits in this run' };
-  const n = Math.max(1, Math.min(p.max, Math.ceil(work / (p.shardBudgetMs * SHARD_FILL))));
+  if (work <= Math.min(p.ownBudgetMs, p.targetMs) * SHARD_FILL) return { kind: 'inline', ...base, reason: 'fits in this run' };
+  const n = Math.max(1, Math.min(p.max, Math.ceil(work / (Math.min(p.shardBudgetMs, p.targetMs) * SHARD_FILL))));
   return { kind: 'fanout', ...base, n };
 }
 
@@ -154,7 +155,7 @@ export async function coordinateIfNeeded(
   const due = await spec.countDue(ctx.db, ctx.now);
   const costMsPerItem = c.FANOUT_ITEM_COST_MS ?? (await ledgerCost(ctx.db, job, spec));
   const shardBudgetMs = budgetFor('fanout', c.CRON_BUDGET_MS, JOBS[job].maxDurationSec).ms;
-  const plan = planFanout({ due, costMsPerItem, ownBudgetMs: env.budget.ms, shardBudgetMs, max: c.FANOUT_MAX });
+  const plan = planFanout({ due, costMsPerItem, ownBudgetMs: env.budget.ms, shardBudgetMs, targetMs: c.FANOUT_TARGET_SEC * 1000, max: c.FANOUT_MAX });
   const sweep = { due, costMsPerItem };
   if (plan.kind === 'inline' || !env.selfUrl) {
     if (plan.kind === 'fanout') ctx.log.warn({ due }, 'fan-out needed but no URL of this deployment is known (SELF_URL): running alone');

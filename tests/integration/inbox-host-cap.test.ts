@@ -76,7 +76,7 @@ describeImap('inbox-sync: per-mail-host cap on concurrent connections (real Dove
     expect(relay.stats().peak).toBeGreaterThan(3);
   }, 60_000);
 
-  it('shards share the cap: two shards at once with a cap of 4 never exceed 4 together', async () => {
+  it('two shards at once in one process share the cap of 4: never more than 4 together', async () => {
     relay.reset();
     const env = { SYNC_CONCURRENCY: '8', IMAP_HOST_MAX_CONNECTIONS: '4' };
     const rs = await Promise.all([0, 1].map((k) => runSync(t.handle, d, { env, scope: { shard: { k, n: 2 } } })));

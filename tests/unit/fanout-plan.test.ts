@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { budgetFor, SAFETY_MARGIN_MS } from '../../lib/cron/budget.js';
 import { estimateCostMs, fanoutParentOf, MIN_LEDGER_ITEMS, planFanout, selfBaseUrl, SHARD_FILL, shardUrl, startJitterMs } from '../../lib/cron/fanout.js';
 import { judgeFreshness, summariseSweep } from '../../lib/cron/sweep.js';
-import { hostCapPerShard, hostKey } from '../../lib/jobs/inbox-sync/host-limit.js';
+import { createHostLimiter, hostKey } from '../../lib/jobs/inbox-sync/host-limit.js';
 
 describe('budget by trigger', () => {
   it('Vercel Cron, the local scheduler and fan-out shards get maxDuration minus the margin', () => {
@@ -18,16 +18,20 @@ describe('budget by trigger', () => {
 });
 
 describe('fan-out planning (pure)', () => {
-  const base = { ownBudgetMs: 25_000, shardBudgetMs: 295_000, max: 16 };
+  const base = { ownBudgetMs: 25_000, shardBudgetMs: 295_000, targetMs: 60_000, max: 16 };
   it('runs alone when nothing is due or the work fits in this run', () => {
     expect(planFanout({ ...base, due: 0, costMsPerItem: 100 })).toMatchObject({ kind: 'inline', reason: 'nothing due' });
     expect(planFanout({ ...base, due: 100, costMsPerItem: 100 })).toMatchObject({ kind: 'inline', reason: 'fits in this run' });
+    // a Vercel Cron run (295 s) still fans out past the sweep's target duration
+    expect(planFanout({ ...base, ownBudgetMs: 295_000, due: 400, costMsPerItem: 100 })).toMatchObject({ kind: 'inline' });
+    expect(planFanout({ ...base, ownBudgetMs: 295_000, due: 1_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: 3 });
   });
-  it('sizes n from the backlog and the shards\' budget, bounded by FANOUT_MAX', () => {
-    // 2,000 mailboxes at 100 ms: 200 s of work > 17.5 s: one 295 s shard fills 206.5 s → 1 shard
-    expect(planFanout({ ...base, due: 2_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: 1 });
-    // 10,000 at 100 ms = 1,000 s → ceil(1000 / 206.5) = 5
-    expect(planFanout({ ...base, due: 10_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: Math.ceil(1_000_000 / (295_000 * SHARD_FILL)) });
+  it('sizes n from the backlog so that each shard finishes within the target, bounded by FANOUT_MAX', () => {
+    // 2,000 mailboxes at 100 ms: 200 s of work; a shard fills 70 % of 60 s → 5 shards
+    expect(planFanout({ ...base, due: 2_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: Math.ceil(200_000 / (60_000 * SHARD_FILL)) });
+    expect(planFanout({ ...base, due: 2_000, costMsPerItem: 100 })).toMatchObject({ n: 5 });
+    // a target beyond the shards' budget: the budget bounds it
+    expect(planFanout({ ...base, targetMs: 900_000, due: 10_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: Math.ceil(1_000_000 / (295_000 * SHARD_FILL)) });
     expect(planFanout({ ...base, due: 1_000_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: 16 });
     expect(planFanout({ ...base, max: 3, due: 1_000_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: 3 });
   });
@@ -65,11 +69,19 @@ describe('fan-out planning (pure)', () => {
 });
 
 describe('per-host connection cap', () => {
-  it('splits the cap between the shards, at least one each', () => {
-    expect(hostCapPerShard(10, undefined)).toBe(10);
-    expect(hostCapPerShard(10, 3)).toBe(3);
-    expect(hostCapPerShard(10, 16)).toBe(1);
+  it('one host whatever its spelling; at most cap tasks at once per host, other hosts not held', async () => {
     expect(hostKey(' IMAP.Gmail.com. ')).toBe('imap.gmail.com');
+    const limit = createHostLimiter(2, new Map());
+    let open = 0;
+    let peak = 0;
+    const gates: (() => void)[] = [];
+    const task = () => new Promise<void>((r) => { open++; peak = Math.max(peak, open); gates.push(() => { open--; r(); }); });
+    const all = [1, 2, 3, 4].map(() => limit('imap.gmail.com', task));
+    const other = limit('ssl0.ovh.net', async () => 'ovh');
+    expect(await other).toBe('ovh'); // not queued behind gmail
+    while (gates.length || open) { await new Promise((r) => setTimeout(r, 1)); gates.shift()?.(); }
+    await Promise.all(all);
+    expect(peak).toBe(2);
   });
 });
 

@@ -21,7 +21,7 @@ import {
 import { mapSerial, readAhead } from './pipeline.js';
 import { parseItems, type ParseItem, type ParsedMessage } from './parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
-import { createHostLimiter, hostCapPerShard } from './host-limit.js';
+import { createHostLimiter } from './host-limit.js';
 import { AUTH_FAILURES_BEFORE_PAUSE, nextSyncAfterFailure, normaliseMessageId } from './threading.js';
 
 /** UIDs whose size and Message-ID are asked for in one FETCH (~100 bytes each in the answer). */
@@ -434,7 +434,7 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
     limit ${MAX_INTEGRATIONS_PER_RUN}`).then((rows) => rows.map(asRow));
   const limit = pLimit(ctx.config.SYNC_CONCURRENCY);
   // the host's slot first, then a run slot: a mailbox waiting for a busy host holds no run slot
-  const hostLimit = createHostLimiter(hostCapPerShard(ctx.config.IMAP_HOST_MAX_CONNECTIONS, ctx.scope.shard?.n));
+  const hostLimit = createHostLimiter(ctx.config.IMAP_HOST_MAX_CONNECTIONS);
   let notStarted = 0;
   let claimedElsewhere = 0;
   let finished = 0;
