@@ -171,6 +171,8 @@ export async function coordinateIfNeeded(
   const failed = shards.filter((s) => s.status === 'failed');
   const fanout = {
     due, costMsPerItem: Math.round(costMsPerItem * 10) / 10, n: plan.n, shardBudgetMs,
+    // each invocation's pool is bounded: the sweep holds at most this many (docs/scale.md)
+    dbConnectionsMax: (plan.n + 1) * c.DB_POOL_MAX,
     children: shards.map((s) => ({ shard: s.shard, status: s.status, attempts: s.attempts, ...(s.runId ? { runId: s.runId } : {}), ...(s.error ? { error: s.error } : {}) })),
   };
   await ctx.db.execute(sql`update cron_runs set fanout = ${JSON.stringify(fanout)}::jsonb where id = ${ctx.runId}`);
