@@ -20,7 +20,10 @@ const EnvSchema = z.object({
   FRONTEND_URL: z.url().default('http://localhost:3000'),
   ENCRYPTION_MASTER_KEY: z.string().min(1).optional(),
   CRON_BUDGET_MS: int(25_000, 1_000),
-  SYNC_CONCURRENCY: int(4, 1),
+  // I/O-bound: ~20 ms of CPU per mailbox (TLS, IMAP parsing, 3 statements; bench/scale.ts) against
+  // ~400 ms of wall time over a real link, so a 1-vCPU function runs out of CPU near 20 at once;
+  // 16 keeps a fifth of the vCPU for parsing new mail and GC (docs/scale.md)
+  SYNC_CONCURRENCY: int(16, 1),
   // fan-out (docs/scale.md): a run with more due work than one invocation can do starts shards of itself
   FANOUT: z.enum(['auto', 'off']).default('auto'),
   FANOUT_MAX: z.coerce.number().int().min(1).max(64).default(16),
