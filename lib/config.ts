@@ -30,7 +30,24 @@ const EnvSchema = z.object({
   FRONTEND_URL: z.url().default('http://localhost:3000'),
   ENCRYPTION_MASTER_KEY: z.string().min(1).optional(),
   CRON_BUDGET_MS: int(25_000, 1_000),
-  SYNC_CONCURRENCY: int(4, 1),
+  // I/O-bound: ~20 ms of CPU per mailbox (TLS, IMAP parsing, 3 statements; bench/scale.ts) against
+  // ~400 ms of wall time over a real link, so a 1-vCPU function runs out of CPU near 20 at once;
+  // 16 keeps a fifth of the vCPU for parsing new mail and GC (docs/scale.md)
+  SYNC_CONCURRENCY: int(16, 1),
+  // fan-out (docs/scale.md): a run with more due work than one invocation can do starts shards of itself
+  FANOUT: z.enum(['auto', 'off']).default('auto'),
+  FANOUT_MAX: z.coerce.number().int().min(1).max(64).default(16),
+  // a sweep is sized to finish within this: every mailbox stays within one interval + this of fresh
+  FANOUT_TARGET_SEC: z.coerce.number().int().min(5).max(800).default(60),
+  FANOUT_ACCEPT_TIMEOUT_MS: int(8_000, 100),
+  // replaces the ledger's per-item estimate (ms of one invocation per mailbox / email)
+  FANOUT_ITEM_COST_MS: z.coerce.number().positive().optional(),
+  SELF_URL: z.url().optional(),
+  VERCEL_URL: z.string().min(1).optional(),
+  VERCEL_PROJECT_PRODUCTION_URL: z.string().min(1).optional(),
+  VERCEL_AUTOMATION_BYPASS_SECRET: z.string().min(1).optional(),
+  // concurrent IMAP connections to one mail host, all shards together (providers refuse logins beyond)
+  IMAP_HOST_MAX_CONNECTIONS: int(10, 1),
   IMAP_CONNECT_TIMEOUT_MS: int(10_000, 100),
   IMAP_GREETING_TIMEOUT_MS: int(10_000, 100),
   IMAP_SOCKET_TIMEOUT_MS: int(30_000, 100),

@@ -39,9 +39,11 @@ async function main() {
   const shared = await openDb({ ...dbOpts, migrate: true });
   // aborted on SIGTERM/SIGINT: running jobs claim nothing new and start no new SMTP transaction
   const stopping = new AbortController();
+  let localUrl: string | undefined; // known once listening: fan-out shards call this server
   const rt = runtimeFromConfig(config, {
     openDb: config.databaseDriver === 'neon' ? () => openDb(dbOpts) : async () => ({ ...shared, close: async () => {} }),
     stopSignal: stopping.signal,
+    selfUrl: () => localUrl,
   });
   // every run and request under way, so that a stop can wait for them
   const inFlight = new Set<Promise<unknown>>();
@@ -88,6 +90,7 @@ async function main() {
   server.listen(config.PORT, () => {
     const addr = server.address();
     const port = typeof addr === 'object' && addr ? addr.port : config.PORT;
+    localUrl = `http://127.0.0.1:${port}`;
     const lines = [
       `Lokario cron jobs listening on http://localhost:${port}  (ready in ${Date.now() - started} ms)`,
       `  database: ${config.databaseDriver}${config.databaseDriver === 'pglite' ? ` (${config.PGLITE_DIR})` : ''}`,

@@ -15,7 +15,11 @@ export const cronRuns = pgTable('cron_runs', {
   dryRun: boolean('dry_run').notNull().default(false),
   stats: jsonb('stats'),
   error: text('error'),
-}, (t) => [index('cron_runs_job_started_idx').on(t.job, t.startedAt)]);
+  /** A fan-out shard: the coordinator run that started it. */
+  parentRunId: text('parent_run_id'),
+  /** A coordinator: its plan (due, per-item cost, n) and each shard's start (child run id or error). */
+  fanout: jsonb('fanout'),
+}, (t) => [index('cron_runs_job_started_idx').on(t.job, t.startedAt), index('cron_runs_parent_idx').on(t.parentRunId)]);
 
 /** new: one lease per job (and shard); free when expired (SPEC §2.5). */
 export const cronLeases = pgTable('cron_leases', {

@@ -15,23 +15,24 @@ export type JobMeta = {
   maxDurationSec: number;
 };
 
-// maxDuration 60 s: allowed on every Vercel plan; the run's budget (CRON_BUDGET_MS, 25 s) stays
-// well inside it so that cron-job.org's 30 s timeout sees the answer.
+// maxDuration 300 s: the default and the ceiling of Hobby, the default of Pro (Fluid compute).
+// Runs from Vercel Cron, the local scheduler and fan-out shards use it (minus a margin); an
+// external ping keeps CRON_BUDGET_MS (25 s) for cron-job.org's 30 s timeout (lib/cron/budget.ts).
 export const JOBS: Record<JobId, JobMeta> = {
   'inbox-sync': {
-    id: 'inbox-sync', path: '/inbox/integrations/sync-all', schedule: '*/5 * * * *', maxDurationSec: 60,
+    id: 'inbox-sync', path: '/inbox/integrations/sync-all', schedule: '*/5 * * * *', maxDurationSec: 300,
     message: 'Synchronisation inbox terminée avec succès',
   },
   followups: {
-    id: 'followups', path: '/followups/process-automatic', schedule: '0 * * * *', maxDurationSec: 60,
+    id: 'followups', path: '/followups/process-automatic', schedule: '0 * * * *', maxDurationSec: 300,
     message: 'Traitement des relances automatiques terminé avec succès',
   },
   'account-deletions': {
-    id: 'account-deletions', path: '/users/process-account-deletions', schedule: '0 2 * * *', maxDurationSec: 60,
+    id: 'account-deletions', path: '/users/process-account-deletions', schedule: '0 2 * * *', maxDurationSec: 300,
     message: 'Traitement des suppressions de comptes terminé avec succès',
   },
   'overdue-reminders': {
-    id: 'overdue-reminders', path: '/cron/check-overdue-and-reminders', schedule: '0 * * * *', maxDurationSec: 60,
+    id: 'overdue-reminders', path: '/cron/check-overdue-and-reminders', schedule: '0 * * * *', maxDurationSec: 300,
     message: 'Vérification des éléments en retard et des rappels terminée avec succès',
   },
 };

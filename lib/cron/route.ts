@@ -5,6 +5,8 @@ import { fullErrorForLog } from './errors.js';
 import { AMBIGUOUS_CREDENTIALS_BODY, FORBIDDEN_BODY, MISCONFIGURED_SECRET_BODY, ambiguousCredentials, isAuthorized } from './auth.js';
 import { BadRequestError, parseRunParams } from './params.js';
 import { runJob } from './run.js';
+import { fanoutParentOf } from './fanout.js';
+import { runShard } from './shard.js';
 import { defaultRuntime, type Runtime } from './runtime.js';
 import { readStatus } from './status.js';
 import type { Job, Trigger } from './types.js';
@@ -109,7 +111,9 @@ export function cronRoute(job: Job, getRuntime: () => Runtime = defaultRuntime):
       }
       throw err;
     }
-    const { status, body } = await runJob(job, triggerOf(req), params, g.rt);
+    // a fan-out shard answers once accepted and works on (lib/cron/shard.ts)
+    const parentRunId = fanoutParentOf(req.headers, params.scope);
+    const { status, body } = parentRunId ? await runShard(job, params, g.rt, parentRunId) : await runJob(job, triggerOf(req), params, g.rt);
     send(res, status, g.unprotected ? { ...body, warning: UNPROTECTED_WARNING } : body);
   };
 }

@@ -7,9 +7,10 @@ import type { RunParams } from './params.js';
 import { fullErrorForLog, publicError, publicErrorText } from './errors.js';
 import { loadPostgresZones } from '../time/zone.js';
 import { pingSummary, runPings } from './healthcheck.js';
+import { budgetFor, SAFETY_MARGIN_MS } from './budget.js';
+import { coordinateIfNeeded, type SweepInfo } from './fanout.js';
 
-/** Kept between the budget and maxDuration: time to finish held work and answer. */
-export const SAFETY_MARGIN_MS = 5_000;
+export { SAFETY_MARGIN_MS };
 /** The lease outlives the longest possible invocation, so only a crashed run's lease expires. */
 export const LEASE_EXTRA_SEC = 60;
 export const MAX_LISTED_ERRORS = 20; // cron-job.org reads at most 64 KB of the body
@@ -29,7 +30,14 @@ const shortError = (err: unknown, secrets: string[]) => publicError(err, secrets
  * runs), deadline, the job, release in `finally`, the response body. Shared by the HTTP route,
  * the CLI and the local scheduler.
  */
-export type RunOptions = { onProgress?: (message: string) => void };
+export type RunOptions = {
+  onProgress?: (message: string) => void;
+  // fan-out (lib/cron/fanout.ts): a shard's coordinator, told once the shard holds its lease, and
+  // the shard's start jitter
+  parentRunId?: string;
+  onAccepted?: (runId: string) => void;
+  startDelayMs?: number;
+};
 
 async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions): Promise<RunResponse> {
   const meta = JOBS[job.id];
@@ -40,8 +48,10 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
   const log = rt.logger.child({ job: job.id, runId });
   const previewDryRun = config.isPreview && config.PREVIEW_SIDE_EFFECTS !== 'on' && !params.dryRun;
   const dryRun = params.dryRun || previewDryRun;
+  const budget = budgetFor(trigger, config.CRON_BUDGET_MS, meta.maxDurationSec);
   const base = {
-    job: job.id, runId, trigger, dryRun,
+    job: job.id, runId, trigger, dryRun, budget: { ms: budget.ms, source: budget.source },
+    ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}),
     ...(previewDryRun ? { previewDryRun: true, note: 'Preview deployment: run as a dry run (set PREVIEW_SIDE_EFFECTS=on to allow side effects)' } : {}),
     ...(params.nowOverride ? { now: params.nowOverride.toISOString() } : {}),
     ...(params.scope.shard ? { shard: params.scope.shard } : {}),
@@ -54,7 +64,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
   let handle;
   try {
     handle = await rt.openDb();
-    await recordRunStart(handle.db, { id: runId, job: job.id, trigger, dryRun, startedAt });
+    await recordRunStart(handle.db, { id: runId, job: job.id, trigger, dryRun, startedAt, parentRunId: opts.parentRunId });
   } catch (err) {
     const e = shortError(err, secrets);
     log.error({ err: fullErrorForLog(err) }, 'database unavailable');
@@ -77,20 +87,26 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
         };
       }
     }
+    opts.onAccepted?.(runId);
+    if (opts.startDelayMs) await new Promise((r) => setTimeout(r, opts.startDelayMs));
     // every job's zone rule (lib/time/zone.ts) knows PostgreSQL's zone names before it runs
     await loadPostgresZones(db);
-    const deadline = startedAt.getTime() + runBudgetMs(config.CRON_BUDGET_MS, meta.maxDurationSec);
+    const deadline = startedAt.getTime() + budget.ms;
     const ctx: JobContext = {
       db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,
       companyId: params.scope.companyId, log, mail, config, runId, trigger, stopSignal: rt.stopSignal,
       progress: (message) => { opts.onProgress?.(message); },
     };
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');
-    const result: JobResult = await job.run(ctx);
+    // fan-out: a coordinator starts shards instead of doing the work (lib/cron/fanout.ts)
+    const coordinated = await coordinateIfNeeded(job.id, ctx, { budget, selfUrl: rt.selfUrl?.() ?? null });
+    const sweep: SweepInfo | undefined = coordinated.sweep;
+    const result: JobResult = coordinated.result ?? await job.run(ctx);
     const durationMs = Date.now() - startedAt.getTime();
     const errors: ItemError[] = result.errors.slice(0, MAX_LISTED_ERRORS).map((e) => ({ ...e, message: publicErrorText(e.message, secrets, 300) }));
     const outcome = result.partial ? 'partial' : 'succeeded';
-    await recordRunEnd(db, runId, { outcome, stats: { ...result.stats, errorsCount: result.errors.length, durationMs } });
+    const ledgerStats = { ...result.stats, errorsCount: result.errors.length, durationMs, budgetMs: budget.ms, budgetSource: budget.source, ...(sweep ? { sweepDue: sweep.due } : {}) };
+    await recordRunEnd(db, runId, { outcome, stats: ledgerStats });
     log.info({ outcome, durationMs, stats: result.stats, errors: result.errors.length }, 'run finished');
     const body: Record<string, unknown> = {
       success: true, message: meta.message, timestamp: new Date().toISOString(), ...base,

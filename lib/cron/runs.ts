@@ -9,8 +9,8 @@ export const newRunId = () => randomUUID();
 export type RunOutcome = 'succeeded' | 'partial' | 'failed' | 'skipped';
 
 /** Opens the ledger row of a run (dry runs included). Uses the real clock, never `now=`. */
-export async function recordRunStart(db: Db, run: { id: string; job: string; trigger: Trigger; dryRun: boolean; startedAt: Date }) {
-  await db.insert(cronRuns).values({ ...run, outcome: 'running' });
+export async function recordRunStart(db: Db, run: { id: string; job: string; trigger: Trigger; dryRun: boolean; startedAt: Date; parentRunId?: string }) {
+  await db.insert(cronRuns).values({ ...run, parentRunId: run.parentRunId ?? null, outcome: 'running' });
 }
 
 export async function recordRunEnd(db: Db, runId: string, end: { outcome: RunOutcome; stats?: Stats; error?: string }) {

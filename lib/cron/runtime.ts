@@ -2,6 +2,7 @@ import { getConfig, type Config } from '../config.js';
 import { openDb, type DbHandle } from '../../db/client.js';
 import { createLogger, type Logger } from '../log.js';
 import { createMailFactory, type MailFactory } from '../mail/transport.js';
+import { selfBaseUrl } from './fanout.js';
 
 /** What a run needs from the outside world; tests and the local server build their own. */
 export type Runtime = {
@@ -11,6 +12,8 @@ export type Runtime = {
   mailFactory(): MailFactory;
   /** Aborted when the process is stopping (`npm start` on SIGTERM/SIGINT): runs claim nothing new. */
   stopSignal?: AbortSignal;
+  /** The local server's own address, for fan-out shards (lib/cron/fanout.ts); on Vercel, from the environment. */
+  selfUrl?(): string | undefined;
 };
 
 export function runtimeFromConfig(config: Config, overrides: Partial<Omit<Runtime, 'config'>> = {}): Runtime {
@@ -27,6 +30,7 @@ export function runtimeFromConfig(config: Config, overrides: Partial<Omit<Runtim
     })),
     mailFactory: overrides.mailFactory ?? (() => createMailFactory(config)),
     ...(overrides.stopSignal ? { stopSignal: overrides.stopSignal } : {}),
+    selfUrl: () => selfBaseUrl(config, overrides.selfUrl?.()) ?? undefined,
   };
 }
 

@@ -17,6 +17,7 @@ export const CRASHED_RUN_ERROR = 'crashed: the run never finished (its process d
 
 /** Crash residue of a job's emails: sends in `unknown` and claims left `sending` past the stale timeout. */
 export type Attention = { unknownSends: number; staleClaims: number };
+import { readSweeps } from './sweep.js';
 
 /** Time between two runs of a cron schedule, measured from `now`. */
 export function scheduleIntervalMs(schedule: string, now: Date): number {
@@ -148,10 +149,15 @@ export async function readStatus(db: Db, now: Date) {
     };
   });
   const inboxProgress = await readInboxProgress(db, now);
+  // fan-out sweeps and inbox freshness (lib/cron/sweep.ts)
+  const { sweeps, inboxFreshness } = await readSweeps(db, now);
   return {
-    // 200 only when every job is healthy or has never run; `degraded`, `unhealthy` and `missed` answer 503
-    healthy: jobs.every((j) => j.health === 'healthy' || j.health === 'unknown'),
+    // 200 only when every job is healthy or has never run and the mailboxes are fresh;
+    // `degraded`, `unhealthy`, `missed` and stale mailboxes answer 503
+    healthy: jobs.every((j) => j.health === 'healthy' || j.health === 'unknown') && inboxFreshness.healthy,
     jobs,
+    sweeps,
+    inboxFreshness,
     inbox: { integrationsInError: a.integrations_in_error, integrations: erroredIntegrations, progress: inboxProgress },
     // OAuth mailboxes whose grant is gone: only the company can fix them (reconnect in the web app)
     oauthMailboxes: await readNeedsReauth(db),

@@ -4,7 +4,8 @@ import type { Logger } from '../log.js';
 import type { MailFactory } from '../mail/transport.js';
 import type { JobId } from './jobs.js';
 
-export type Trigger = 'vercel-cron' | 'http' | 'cli' | 'scheduler' | 'console';
+/** `console`: run from the operator's console; `fanout`: a shard started by a coordinator run of the same deployment (docs/scale.md). */
+export type Trigger = 'vercel-cron' | 'http' | 'cli' | 'scheduler' | 'console' | 'fanout';
 
 /** Which tenants a run handles (SPEC §2.3 companyId, §2.9 shards). */
 export type Scope = { companyId?: number; shard?: { k: number; n: number } };

@@ -73,7 +73,7 @@ describe('query parameters', () => {
 describe('configuration', () => {
   it('defaults: embedded database, 25 s budget, concurrency 4, Europe-friendly mail defaults', () => {
     const c = parseConfig({});
-    expect(c).toMatchObject({ databaseDriver: 'pglite', PGLITE_DIR: '.data/pglite', CRON_BUDGET_MS: 25000, SYNC_CONCURRENCY: 4, MAIL_FROM: 'Lokario <noreply@lokario.fr>', IMAP_CONNECT_TIMEOUT_MS: 10000, SMTP_SOCKET_TIMEOUT_MS: 30000, MAX_MESSAGE_BYTES: 25 * 1024 * 1024 });
+    expect(c).toMatchObject({ databaseDriver: 'pglite', PGLITE_DIR: '.data/pglite', CRON_BUDGET_MS: 25000, SYNC_CONCURRENCY: 16, MAIL_FROM: 'Lokario <noreply@lokario.fr>', IMAP_CONNECT_TIMEOUT_MS: 10000, SMTP_SOCKET_TIMEOUT_MS: 30000, MAX_MESSAGE_BYTES: 25 * 1024 * 1024 });
     expect(c.isProductionLike).toBe(false);
   });
 

@@ -24,6 +24,7 @@ import { FIRST_META_CHUNK, linkTooSlowNote, nextThroughput, syncLimits, type Syn
 import { mapSerial, readAhead } from './pipeline.js';
 import { parseItems, type ParseItem, type ParsedMessage } from './parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
+import { createHostLimiter } from './host-limit.js';
 import { AUTH_FAILURES_BEFORE_PAUSE, nextSyncAfterFailure, normaliseMessageId } from './threading.js';
 
 export { FETCH_GROUP_BYTES, META_CHUNK, SEGMENT_BYTES, SEGMENT_MESSAGES } from './sizing.js';
@@ -558,10 +559,15 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
   const runStartedAt = new Date(Number(ms));
   const candidates = await queryRows<IntegrationRow>(ctx.db, sql`
     select ${COLUMNS} from inbox_integrations i join companies co on co.id = i.company_id
-    where ${ELIGIBLE(ctx.now)} and co.is_active and ${scopeFilter(sql`i.company_id`, ctx.scope)}
-    order by i.next_sync_at nulls first, i.last_sync_at nulls first, i.id
+    where ${ELIGIBLE(ctx.now)} and co.is_active and ${scopeFilter(sql`i.company_id`, { companyId: ctx.scope.companyId })}
+      -- shards split mailboxes, not companies: a big tenant spreads over every shard (docs/scale.md)
+      and ${ctx.scope.shard ? sql`mod(i.id, ${ctx.scope.shard.n}) = ${ctx.scope.shard.k}` : sql`true`}
+    -- the stalest mailbox first, whatever its company: nobody starves behind a big tenant
+    order by i.last_sync_at nulls first, i.id
     limit ${MAX_INTEGRATIONS_PER_RUN}`).then((rows) => rows.map(asRow));
   const limit = pLimit(ctx.config.SYNC_CONCURRENCY);
+  // the host's slot first, then a run slot: a mailbox waiting for a busy host holds no run slot
+  const hostLimit = createHostLimiter(ctx.config.IMAP_HOST_MAX_CONNECTIONS);
   let notStarted = 0;
   let claimedElsewhere = 0;
   let finished = 0;
@@ -572,7 +578,7 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
     ctx.progress?.(`${finished}/${candidates.length} mailboxes, ${importedSoFar} messages`);
     return o;
   };
-  const outcomes = await Promise.all(candidates.map((cand) => limit(async (): Promise<IntegrationOutcome | null> => {
+  const outcomes = await Promise.all(candidates.map((cand) => hostLimit(cand.imap_server ?? '', () => limit(async (): Promise<IntegrationOutcome | null> => {
     if (budgetSpent(ctx, STOP_RESERVE_MS)) { notStarted++; return null; }
     const row = ctx.dryRun ? cand : await claim(ctx, cand.id, runStartedAt);
     if (!row) { claimedElsewhere++; return null; }
@@ -585,7 +591,7 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
       ctx.log.error({ integrationId: row.id, err: { message: e.message } }, 'integration sync crashed');
       return { integrationId: row.id, status: 'error', seg: emptySeg(), legacyPlaintext: false, error: { scope: 'inbox_integration', id: row.id, code: 'store_failed', message: e.message.slice(0, 300) } };
     }
-  })));
+  }))));
   const done = outcomes.filter((o): o is IntegrationOutcome => o !== null);
   const total = emptySeg();
   for (const o of done) addSeg(total, o.seg);

@@ -1,0 +1,22 @@
+import type { Trigger } from './types.js';
+
+/** Kept between the budget and maxDuration: time to finish held work and answer. */
+export const SAFETY_MARGIN_MS = 5_000;
+/** No run gets less than this, whatever the configuration. */
+export const MIN_BUDGET_MS = 1_000;
+
+/**
+ * Where a run's budget came from. Nobody waits on a Vercel Cron call, a local scheduler tick or a
+ * fan-out shard (the coordinator waits only for its acceptance): they may use the whole function.
+ * An external pinger (cron-job.org gives up after 30 s) and a terminal keep `CRON_BUDGET_MS`.
+ */
+export type BudgetSource = 'maxDuration' | 'CRON_BUDGET_MS';
+export type Budget = { ms: number; source: BudgetSource };
+
+const LONG_BUDGET_TRIGGERS: readonly Trigger[] = ['vercel-cron', 'scheduler', 'fanout'];
+
+export function budgetFor(trigger: Trigger, cronBudgetMs: number, maxDurationSec: number): Budget {
+  const ceiling = maxDurationSec * 1000 - SAFETY_MARGIN_MS;
+  if (LONG_BUDGET_TRIGGERS.includes(trigger)) return { ms: Math.max(MIN_BUDGET_MS, ceiling), source: 'maxDuration' };
+  return { ms: Math.max(MIN_BUDGET_MS, Math.min(cronBudgetMs, ceiling)), source: 'CRON_BUDGET_MS' };
+}
