@@ -120,7 +120,7 @@ export function normaliseSubject(subject: string | null | undefined): string {
 }
 export const subjectKey = (subject: string | null | undefined) => normaliseSubject(subject).toLowerCase();
 
-// Local parts of automated senders that must never become clients (SPEC §5.1.5): role
+// Local parts of automated senders that must never become clients: role
 // accounts at the start (`notifications@`, `mailer-daemon@`), no-reply anywhere (`gmail-noreply@`,
 // `notifications-noreply@`, `ne-pas-repondre.factures@`): no person has such an address.
 const ROLE_LOCAL = /^(?:mailer[-_.]?daemon|postmaster|bounces?|notifications?|newsletters?|automated?|auto[-_.]?confirm)(?:[-_.+].*)?$/i;
