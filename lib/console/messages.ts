@@ -40,6 +40,8 @@ export function mailboxReason(status: string | null, failures: number, backoffUn
       return `Synchronisation suspendue : le serveur a refusé la connexion ${failures} fois de suite. Mettez à jour le mot de passe de la boîte, puis reprenez-la.`;
     case 'auth_error':
       return `Connexion refusée par le serveur (identifiants) — ${failures} échec(s) de suite ; la boîte sera suspendue si cela continue.`;
+    case 'needs_reauth':
+      return 'Autorisation OAuth (Microsoft / Google) révoquée ou expirée : l’entreprise doit reconnecter sa boîte dans Lokario. « Reprendre » ne suffit pas sans nouvelle autorisation.';
     case 'error':
       return `Erreur de synchronisation — ${failures} échec(s) de suite${backoffUntil ? `, prochain essai ${backoffUntil}` : ''}.`;
     default:
@@ -48,5 +50,5 @@ export function mailboxReason(status: string | null, failures: number, backoffUn
 }
 
 export const MAILBOX_STATUS_LABEL: Record<string, string> = {
-  paused: 'Suspendue', auth_error: 'Identifiants refusés', error: 'En erreur',
+  paused: 'Suspendue', auth_error: 'Identifiants refusés', error: 'En erreur', needs_reauth: 'À reconnecter (OAuth)',
 };

@@ -50,7 +50,7 @@ export async function readMailboxProblems(db: Db, now: Date): Promise<MailboxPro
     select i.id, i.company_id, co.name as company_name, i.name, i.email_address, i.last_sync_status, i.last_sync_error,
            i.consecutive_failures, i.last_sync_at, i.next_sync_at
     from inbox_integrations i left join companies co on co.id = i.company_id
-    where i.is_active and (i.last_sync_status in ('error', 'auth_error', 'paused') or i.next_sync_at > ${now}::timestamptz)
+    where i.is_active and (i.last_sync_status in ('error', 'auth_error', 'paused', 'needs_reauth') or i.next_sync_at > ${now}::timestamptz)
     order by (i.last_sync_status = 'paused') desc, i.consecutive_failures desc, i.id
     limit ${LISTED_ROWS}`);
   return rows.map((r) => ({

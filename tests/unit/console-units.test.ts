@@ -7,6 +7,7 @@ import {
 } from '../../lib/console/session.js';
 import { esc, parisTime, timelineSvg } from '../../lib/console/render.js';
 import { parseSendRef } from '../../lib/console/sql.js';
+import { HEALTH_LABEL, MAILBOX_STATUS_LABEL, mailboxReason } from '../../lib/console/messages.js';
 
 const at = (iso: string) => new Date(iso);
 
@@ -139,6 +140,13 @@ describe('console session, CSRF, escaping', () => {
   it('send references', () => {
     expect(parseSendRef('followup:12')).toEqual({ kind: 'followup', id: 12 });
     expect(parseSendRef('appointment_reminder:7')).toEqual({ kind: 'appointment_reminder', id: 7 });
+    expect(parseSendRef('deletion_email:3')).toEqual({ kind: 'deletion_email', id: 3 });
     expect(parseSendRef('users:1')).toBeNull();
+  });
+
+  it('health and mailbox labels cover the states other features add (degraded sends, OAuth re-consent)', () => {
+    expect(HEALTH_LABEL.degraded).toBe('À vérifier');
+    expect(MAILBOX_STATUS_LABEL.needs_reauth).toBe('À reconnecter (OAuth)');
+    expect(mailboxReason('needs_reauth', 0, null)).toMatch(/^Autorisation OAuth .* reconnecter sa boîte/);
   });
 });
