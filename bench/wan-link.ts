@@ -1,5 +1,5 @@
 /**
- * The simulated WAN link of bench/inbox-sync.ts part 1b, for bench/scale.ts: a TCP relay (in a child
+ * The simulated WAN link of bench/inbox-sync.ts part 1b and bench/scale.ts: a TCP relay (in a child
  * process, so its CPU is not the caller's) where every chunk arrives `oneWayMs` later and no faster
  * than `mbitPerSec`, in order, both ways.
  */
