@@ -111,14 +111,15 @@ function invocationLine(runs: Row[], itemsStat: string) {
 
 async function seedMailboxes(pool: pg.Pool, d: Dovecot, linkPort: number, count: number, companyOf: (i: number) => number) {
   const boxes = Array.from({ length: count }, () => d.takeMailbox());
-  const values: unknown[] = [];
-  const rows = boxes.map((b, i) => {
-    values.push(companyOf(i), linkPort, b.user, encryptSecret(b.password, KEY));
-    const o = i * 4;
-    return `($${o + 1}, 'imap', 'Bench', '127.0.0.1', $${o + 2}, $${o + 3}, $${o + 4}, false, 'INBOX')`;
-  });
-  for (let i = 0; i < rows.length; i += 500) {
-    await pool.query(`insert into inbox_integrations (company_id, integration_type, name, imap_server, imap_port, email_address, email_password, use_ssl, imap_folder) values ${rows.slice(i, i + 500).join(',')}`, values.slice(i * 4, (i + 500) * 4));
+  // 500 rows per INSERT, each statement with its own numbered parameters
+  for (let i = 0; i < boxes.length; i += 500) {
+    const values: unknown[] = [];
+    const rows = boxes.slice(i, i + 500).map((b, j) => {
+      values.push(companyOf(i + j), linkPort, b.user, encryptSecret(b.password, KEY));
+      const o = j * 4;
+      return `($${o + 1}, 'imap', 'Bench', '127.0.0.1', $${o + 2}, $${o + 3}, $${o + 4}, false, 'INBOX')`;
+    });
+    await pool.query(`insert into inbox_integrations (company_id, integration_type, name, imap_server, imap_port, email_address, email_password, use_ssl, imap_folder) values ${rows.join(',')}`, values);
   }
   return boxes;
 }

@@ -66,6 +66,8 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}) {
       });
     },
   });
+  // a client killed mid-transaction (kill -9 tests) resets its sockets: not a failure of the sink
+  server.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET') throw err; });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const port = (server.server.address() as AddressInfo).port;
   return {
