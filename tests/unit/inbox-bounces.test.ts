@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseBounce } from '../../lib/jobs/inbox-sync/bounces.js';
+import { effectiveSeverity, parseBounce } from '../../lib/jobs/inbox-sync/bounces.js';
 
 const crlf = (s: string) => s.replace(/\r?\n/g, '\r\n');
 const MID = 'lokario-f12-s2.1733000000@lokario.fr';
@@ -210,4 +210,14 @@ Your message wasn't delivered to nobody@client.fr because the address couldn't b
 
 it('a message naming no failed recipient is not a bounce we act on', () => {
   expect(parseBounce(crlf(`From: mailer-daemon@x.fr\r\nTo: a@b.fr\r\nSubject: hello\r\n\r\nNothing here.\r\n`))).toBeNull();
+});
+
+describe('soft bounces in a row', () => {
+  it('the third soft bounce in a row counts as hard; a hard one in between resets nothing it did not start', () => {
+    expect(effectiveSeverity([], 'soft')).toBe('soft');
+    expect(effectiveSeverity(['soft'], 'soft')).toBe('soft');
+    expect(effectiveSeverity(['soft', 'soft'], 'soft')).toBe('hard');
+    expect(effectiveSeverity(['soft', 'hard', 'soft'], 'soft')).toBe('soft');
+    expect(effectiveSeverity([], 'hard')).toBe('hard');
+  });
 });

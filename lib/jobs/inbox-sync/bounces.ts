@@ -186,3 +186,17 @@ export function parseBounce(source: Buffer | string): ParsedBounce | null {
     originalSubject: returned.subject,
   };
 }
+
+/** Soft bounces in a row for one address after which it is treated as unknown (a mailbox full for three sends is dead in practice). */
+export const SOFT_BOUNCES_AS_HARD = 3;
+
+/**
+ * What the latest bounce for an address amounts to, given that address's earlier bounces
+ * (oldest first, a successful delivery in between resets the count: pass only the bounces since).
+ */
+export function effectiveSeverity(previous: readonly BounceSeverity[], latest: BounceSeverity): BounceSeverity {
+  if (latest === 'hard') return 'hard';
+  let soft = 1;
+  for (let i = previous.length - 1; i >= 0 && previous[i] === 'soft'; i--) soft++;
+  return soft >= SOFT_BOUNCES_AS_HARD ? 'hard' : 'soft';
+}
