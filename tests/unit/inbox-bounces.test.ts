@@ -213,7 +213,7 @@ it('a message naming no failed recipient is not a bounce we act on', () => {
 });
 
 describe('soft bounces in a row', () => {
-  it('the third soft bounce in a row counts as hard; a hard one in between resets nothing it did not start', () => {
+  it('the third soft bounce in a row counts as hard; any other bounce in between breaks the run', () => {
     expect(effectiveSeverity([], 'soft')).toBe('soft');
     expect(effectiveSeverity(['soft'], 'soft')).toBe('soft');
     expect(effectiveSeverity(['soft', 'soft'], 'soft')).toBe('hard');
