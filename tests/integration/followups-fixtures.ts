@@ -72,11 +72,11 @@ export async function addPayment(db: Db, invoiceId: number, amount: string) {
   await db.insert(invoicePayments).values({ invoiceId, amount });
 }
 
-export async function addInboundMessage(db: Db, s: SeedCompany, at: Date) {
+export async function addInboundMessage(db: Db, s: SeedCompany, at: Date, kind: 'person' | 'auto_reply' | 'bounce' = 'person') {
   const [cv] = await db.insert(conversations).values({ companyId: s.companyId, clientId: s.clientId, subject: 'Re: relance', lastMessageAt: at }).returning();
   await db.insert(inboxMessages).values({
     conversationId: cv.id, companyId: s.companyId, fromName: 'Client', fromEmail: 'client@client.example', content: 'Je règle demain',
-    isFromClient: true, externalId: `in-${++seq}@client.example`, sentAt: at, createdAt: at,
+    isFromClient: true, externalId: `in-${++seq}@client.example`, sentAt: at, createdAt: at, kind,
   });
 }
 

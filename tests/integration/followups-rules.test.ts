@@ -138,6 +138,24 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     });
   }
 
+  it('an out-of-office from the client does not stop the dunning; a real reply does', async () => {
+    const db = t.handle.db;
+    const s = await seedCompany(db);
+    const invoiceId = await seedInvoice(db, s);
+    await seedFollowup(db, s, { sourceId: invoiceId });
+    await addInboundMessage(db, s, new Date('2026-03-01T10:00:00Z'), 'auto_reply');
+    const first = await run(NOW);
+    expect(first.stats.stopped ?? {}).not.toHaveProperty('client_replied');
+    expect(sink.received).toHaveLength(1);
+    expect((await queryRows<{ status: string }>(db, sql`select status::text from followups`))[0]!.status).not.toBe('FAIT');
+    // after the step just sent (its sent_at is the database clock)
+    const [{ at }] = await queryRows<{ at: Date }>(db, sql`select max(sent_at) + interval '1 minute' as at from followup_history`);
+    await addInboundMessage(db, s, new Date(at), 'person');
+    const second = await run('2026-06-01T10:00:00Z');
+    expect(second.stats.stopped).toEqual({ client_replied: 1 });
+    expect(sink.received).toHaveLength(1);
+  });
+
   it('max_relances reached (settings lowered after two steps) → FAIT without a third email', async () => {
     const db = t.handle.db;
     const s = await seedCompany(db, { settings: {

@@ -233,6 +233,8 @@ export async function loadBatch(db: Executor, due: DueRow[]): Promise<LoadedBatc
               from (select distinct company_id, client_id from ids) x
               join conversations cv on cv.company_id = x.company_id and cv.client_id = x.client_id
               join inbox_messages m on m.conversation_id = cv.id and m.is_from_client
+                -- an out-of-office or a bounce is not an answer (docs/bounces.md)
+                and m.kind = 'person'
               group by cv.company_id, cv.client_id) r) as replies`);
   return rows[0];
 }
