@@ -18,8 +18,9 @@ export const MAX_PLAN_ITEMS = 50;
 
 export type RunResponse = { status: number; body: Record<string, unknown> };
 
+/** The budget of a run nobody waits long on (external ping, CLI): the one rule is budget.ts. */
 export function runBudgetMs(budgetMs: number, maxDurationSec: number): number {
-  return Math.max(1_000, Math.min(budgetMs, maxDurationSec * 1000 - SAFETY_MARGIN_MS));
+  return budgetFor('http', budgetMs, maxDurationSec).ms;
 }
 
 /** Code and message for the response and the ledger: the driver's cause, no SQL, host or port (errors.ts). */

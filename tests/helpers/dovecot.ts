@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { ImapFlow } from 'imapflow';
+import { freePort } from './ports.js';
 
 /**
  * A real Dovecot (SPEC §7) on free loopback ports with a throwaway configuration, passwd-file
@@ -24,16 +25,6 @@ export function dovecotBinary(): string | null {
 
 export const hasDovecot = () => dovecotBinary() !== null;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForGreeting(port: number, opts: { tls?: boolean } = {}, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;

@@ -12,6 +12,7 @@ import { JOB_IDS } from '../../lib/cron/jobs.js';
 import { queryRows } from '../../db/client.js';
 import { decodeForRedaction } from '../../lib/log.js';
 import type { Job } from '../../lib/cron/types.js';
+import { freePort } from '../helpers/ports.js';
 
 const SECRET = 'hardening-secret-0123456789';
 const auth = { headers: { authorization: `Bearer ${SECRET}` } };
@@ -26,15 +27,6 @@ async function rawRequest(url: string, lines: string[]): Promise<{ status: numbe
     socket.on('end', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1]), body: data.split('\r\n\r\n').slice(1).join('\r\n\r\n') }));
     socket.on('error', reject);
   });
-}
-
-/** A loopback port nobody listens on. */
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 /** HTTP hardening (docs/security.md) over real HTTP against the route handlers, real PostgreSQL. */
@@ -116,7 +108,7 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
   });
 
   it('a failed run: response and ledger without SQL text, host or port; the full error is in the log, redacted', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const jobs: Job[] = [
       { id: 'followups', run: async (ctx) => { await ctx.db.execute(sql`select * from no_such_table where note = ${'client@exemple.fr'}`); return { stats: {}, errors: [], partial: false }; } },
       { id: 'overdue-reminders', run: async () => { const c = new pg.Client({ host: '127.0.0.1', port }); await c.connect(); return { stats: {}, errors: [], partial: false }; } },
@@ -152,7 +144,7 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
   });
 
   it('the database unreachable: 500 database_unavailable without its host or port', async () => {
-    const port = await closedPort();
+    const port = await freePort();
     const { rt } = testRuntime({ CRON_SECRET: SECRET, DATABASE_URL: `postgres://lokario:pw@127.0.0.1:${port}/lokario`, DATABASE_DRIVER: 'pg' });
     const s = await serveHandler(cronRoute({ id: 'followups', run: async () => ({ stats: {}, errors: [], partial: false }) }, () => rt));
     try {

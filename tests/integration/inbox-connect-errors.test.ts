@@ -10,6 +10,7 @@ import { describeWithService, hasPostgres } from '../helpers/services.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
 import { createCompany, createIntegration, integrationRow, newMailbox, runSync } from '../helpers/inbox-fixtures.js';
 import { publicErrorText } from '../../lib/cron/errors.js';
+import { freePort } from '../helpers/ports.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 
@@ -63,14 +64,6 @@ async function tcpSilent() {
   const handle = { port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }) };
   open.add(handle);
   return handle;
-}
-
-async function closedPort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 describeImap('inbox-sync: each connection failure names its cause (real sockets, openssl certificates, real PostgreSQL)', () => {
@@ -177,7 +170,7 @@ describeImap('inbox-sync: each connection failure names its cause (real sockets,
   });
 
   it('connection refused: connection_refused', async () => {
-    const e = await failure({ port: await closedPort(), tls: true });
+    const e = await failure({ port: await freePort(), tls: true });
     expect(e.code).toBe('connection_refused');
   });
 
