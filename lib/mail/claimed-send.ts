@@ -56,8 +56,8 @@ export type SendOutcome =
   | { state: 'failed'; error: MailError }
   /** No answer after DATA (timeout, connection lost): recorded `unknown`, never re-sent automatically. */
   | { state: 'unknown'; error: MailError }
-  /** Not started (run deadline near, or the process is stopping): released. */
-  | { state: 'not_started'; reason: 'deadline' | 'stopping' }
+  /** Not started (run deadline near, the process is stopping, or the hand-over could not be written): released. */
+  | { state: 'not_started'; reason: 'deadline' | 'stopping' | 'database' }
   /** The claim is no longer this run's (a sweep took it back): nothing sent, nothing written. */
   | { state: 'lost' };
 
@@ -80,15 +80,6 @@ export type ClaimedSendOptions = {
   log?: Logger;
   /** A `retry` outcome gives the claim back (default), or leaves it to the caller (back-off). */
   releaseOnRetry?: boolean;
-  /**
-   * When the hand-over is written: `transaction` (default) when the email's SMTP transaction
-   * starts; `slot` as soon as `send` is called, i.e. when the email enters one of the caller's
-   * bounded send slots. Either way the body waits for it. `slot` lets the hand-overs of emails
-   * freed together go in one statement (follow-ups: fewer statements per email) at the price of
-   * counting as "maybe" the emails waiting in a slot for a connection; the crash bound stays the
-   * caller's send concurrency.
-   */
-  handOverAt?: 'transaction' | 'slot';
 };
 
 export type ClaimedSend = {
@@ -102,8 +93,17 @@ export type ClaimedSend = {
 
 class ClaimLostError extends Error {}
 
-const idList = (ids: readonly number[]) => sql`${`{${ids.map((n) => Math.trunc(Number(n))).join(',')}}`}::int[]`;
-const table = (t: ClaimTable) => sql.identifier(t.name);
+/** A list of claim ids as one `int[]` parameter. */
+const claimIdList = (ids: readonly number[]) => sql`${`{${ids.map((n) => Math.trunc(Number(n))).join(',')}}`}::int[]`;
+/** The claim table's name as an SQL identifier. */
+const claimTableIdentifier = (t: ClaimTable) => sql.identifier(t.name);
+
+/** The hand-over of claims still owned by the run, as one `UPDATE … RETURNING id` (a CTE, or a statement). */
+export function handOverStatement(t: ClaimTable, runId: string, claimIds: readonly number[]): SQL {
+  return sql`update ${claimTableIdentifier(t)} set handed_at = now()
+    where id = any(${claimIdList(claimIds)}) and delivery = 'sending' and claimed_by = ${runId}
+    returning id`;
+}
 
 /**
  * Runs the release statements of a table; the number of claims given back. The owner gives back
@@ -114,7 +114,7 @@ async function releaseWhere(db: Executor, t: ClaimTable, where: SQL, by: 'owner'
   const guarded = by === 'owner'
     ? sql`(${where}) and delivery = 'sending'`
     : sql`(${where}) and delivery = 'sending' and handed_at is null and claimed_by is not null`;
-  const statements = t.release ? t.release(guarded) : [sql`delete from ${table(t)} where ${guarded}`];
+  const statements = t.release ? t.release(guarded) : [sql`delete from ${claimTableIdentifier(t)} where ${guarded}`];
   let n = 0;
   for (const st of statements) {
     const rows = await queryRows<{ n: number }>(db, sql`with released as (${st} returning 1) select count(*)::int as n from released`);
@@ -136,10 +136,7 @@ function handoverWriter(o: ClaimedSendOptions) {
       const batch = pending;
       pending = [];
       try {
-        const rows = await queryRows<{ id: number }>(o.db, sql`
-          update ${table(o.table)} set handed_at = now()
-          where id = any(${idList(batch.map((b) => b.id))}) and delivery = 'sending' and claimed_by = ${o.runId}
-          returning id`);
+        const rows = await queryRows<{ id: number }>(o.db, handOverStatement(o.table, o.runId, batch.map((b) => b.id)));
         const mine = new Set(rows.map((r) => Number(r.id)));
         for (const b of batch) {
           if (mine.has(b.id)) b.resolve();
@@ -170,7 +167,6 @@ export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
       const writeHandOver = () => (written ??= handOver(claimId).then(
         () => { handover = 'done'; },
         (err: Error) => { handover = err instanceof ClaimLostError ? 'lost' : 'failed'; throw err; }));
-      if (o.handOverAt === 'slot') writeHandOver().catch(() => {}); // awaited before the body
       try {
         const r = await sender.send(mail, { deadlineAt: o.deadline, beforeData: writeHandOver });
         return { state: 'sent', response: r.response };
@@ -197,13 +193,13 @@ export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
     },
     async release(claimIds) {
       if (!claimIds.length) return 0;
-      return releaseWhere(o.db, o.table, sql`id = any(${idList(claimIds)}) and claimed_by = ${o.runId}`, 'owner');
+      return releaseWhere(o.db, o.table, sql`id = any(${claimIdList(claimIds)}) and claimed_by = ${o.runId}`, 'owner');
     },
     async markUnknown(claimIds, error) {
       if (!claimIds.length) return 0;
       const rows = await queryRows<{ id: number }>(o.db, sql`
-        update ${table(o.table)} set delivery = 'unknown', error = ${error.slice(0, 500)}
-        where id = any(${idList(claimIds)}) and delivery = 'sending'
+        update ${claimTableIdentifier(o.table)} set delivery = 'unknown', error = ${error.slice(0, 500)}
+        where id = any(${claimIdList(claimIds)}) and delivery = 'sending'
         returning id`);
       return rows.length;
     },
@@ -233,7 +229,7 @@ export type SweepResult = { released: number; unknownIds: number[] };
  */
 export async function sweepClaims(db: Executor, t: ClaimTable, scope: SQL = sql`true`): Promise<SweepResult> {
   const unknown = await queryRows<{ id: number }>(db, sql`
-    update ${table(t)} set delivery = 'unknown',
+    update ${claimTableIdentifier(t)} set delivery = 'unknown',
       error = coalesce(error, 'no SMTP answer recorded: the run that handed it to SMTP ended')
     where delivery = 'sending' and (handed_at is not null or claimed_by is null) and ${ownerGone()} and (${scope})
     returning id`);

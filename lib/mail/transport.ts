@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Transporter } from 'nodemailer';
@@ -192,41 +193,68 @@ const MAILBOX_SMTP_CONNECTIONS = 1;
 // nodemailer is loaded on the first send, not at import: it is ~50 ms of every cold start
 const loadNodemailer = async () => (await import('nodemailer')).default;
 
+/**
+ * One abort signal per deadline instant, shared by every send that has it (all the sends of a
+ * run): one timer per run instead of one timer and one controller per email.
+ */
+function deadlineSignals() {
+  const byInstant = new Map<number, { controller: AbortController; timer: ReturnType<typeof setTimeout> }>();
+  return {
+    at(instant: number): AbortSignal {
+      let d = byInstant.get(instant);
+      if (!d) {
+        const controller = new AbortController();
+        // every send in flight listens to it, and removes its listener when it ends
+        setMaxListeners(0, controller.signal);
+        const timer = setTimeout(() => { byInstant.delete(instant); controller.abort(); }, Math.max(0, instant - Date.now()));
+        timer.unref(); // never what keeps a process alive
+        d = { controller, timer };
+        byInstant.set(instant, d);
+      }
+      return d.controller.signal;
+    },
+    clear() {
+      for (const d of byInstant.values()) clearTimeout(d.timer);
+      byInstant.clear();
+    },
+  };
+}
+
 function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefined): MailSender {
   // the promise, not the transport, is memoised: concurrent first sends must share ONE pool
   // (awaiting the import before assigning gave each of them its own pool, its own connections,
   // and close() only closed the last one)
   let transport: Promise<Transporter> | undefined;
+  const deadlines = deadlineSignals();
   return {
     kind: 'smtp',
     async send(mail, opts = {}) {
       const m = applyRedirect(assertSingleRecipients(mail), redirectTo);
       const watch: SendWatch = { stage: 'queued', beforeData: opts.beforeData };
-      const abort = new AbortController();
-      let timer: ReturnType<typeof setTimeout> | undefined;
+      let signal: AbortSignal | undefined;
       try {
         if (opts.deadlineAt !== undefined) {
-          const left = opts.deadlineAt - Date.now();
-          if (left <= 0) throw new MailError('smtp_deadline', 'no time left before the run deadline', false, undefined, 'queued');
+          if (opts.deadlineAt - Date.now() <= 0) throw new MailError('smtp_deadline', 'no time left before the run deadline', false, undefined, 'queued');
           // the pool closes the connection of an aborted delivery, or drops it from its queue
-          timer = setTimeout(() => abort.abort(), left);
+          signal = deadlines.at(opts.deadlineAt);
         }
         transport ??= loadNodemailer().then((nm) => {
           const t = nm.createTransport(options);
           t.use('stream', watchPlugin as unknown as Parameters<Transporter['use']>[1]);
           return t;
         });
-        const info = await (await transport).sendMail({ ...toNodemailer(m), signal: abort.signal, [WATCH_KEY]: watch } as Mail.Options);
+        const info = await (await transport).sendMail({ ...toNodemailer(m), ...(signal ? { signal } : {}), [WATCH_KEY]: watch } as Mail.Options);
         if (info.rejected?.length) throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true, undefined, watch.stage);
         return { messageId: m.messageId, via: 'smtp', response: String(info.response ?? '') };
       } catch (err) {
         throw classifySmtpError(err, watch.stage);
-      } finally {
-        if (timer) clearTimeout(timer);
       }
     },
     // force: a connection stuck in a transaction past the deadline must not outlive the run
-    close: () => { void transport?.then((t) => (t.close as (o?: { force?: boolean }) => void)({ force: true }), () => {}); },
+    close: () => {
+      deadlines.clear();
+      void transport?.then((t) => (t.close as (o?: { force?: boolean }) => void)({ force: true }), () => {});
+    },
   };
 }
 

@@ -1,4 +1,4 @@
-import { DateTime } from 'luxon';
+import { DateTime, IANAZone } from 'luxon';
 import { sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../../db/client.js';
 
@@ -20,8 +20,17 @@ const LUXON_KEYWORDS = /^(local|system|default)$/i;
 const OFFSET_FORM = /^(utc|gmt|ut)?\s*[+-]\d/i;
 const ZONE_NAME = /^[A-Za-z][A-Za-z0-9_+-]*(\/[A-Za-z0-9_+-]+)*$/;
 
+/** Zone names already judged: luxon builds a formatter to judge one (~0.3 ms), once is enough. */
+const luxonVerdicts = new Map<string, boolean>();
+/** Beyond this many distinct names (garbage settings), verdicts are no longer kept. */
+const MAX_KEPT_VERDICTS = 2_000;
+
 function luxonKnows(tz: string): boolean {
-  return tz.length <= 64 && ZONE_NAME.test(tz) && !LUXON_KEYWORDS.test(tz) && !OFFSET_FORM.test(tz) && DateTime.now().setZone(tz).isValid;
+  const kept = luxonVerdicts.get(tz);
+  if (kept !== undefined) return kept;
+  const known = tz.length <= 64 && ZONE_NAME.test(tz) && !LUXON_KEYWORDS.test(tz) && !OFFSET_FORM.test(tz) && IANAZone.isValidZone(tz);
+  if (luxonVerdicts.size < MAX_KEPT_VERDICTS) luxonVerdicts.set(tz, known);
+  return known;
 }
 
 /**

@@ -107,7 +107,7 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
       followupId: id, step: 1, companyId: s.companyId, clientId: s.clientId, nextStatus: 'A_FAIRE', nextDueDate: new Date('2026-03-25T10:00:00Z'),
       subject: 'Rappel', fromName: 'Société', fromEmail: 'noreply@lokario.test', externalId: `lokario.followup.${id}.1@lokario.test`, inReplyTo: null,
     });
-    const recorded = await recordSentBatch(db, ids.map(record), NOW);
+    const { recorded } = await recordSentBatch(db, ids.map(record), NOW);
     expect(recorded.map((r) => r.followup_id).sort((x, y) => x - y)).toEqual([ids[0], ids[1]]);
     expect((await history(db)).map((r) => r.delivery)).toEqual(['sent', 'sent', 'failed']);
     expect(await count(db, 'inbox_messages')).toBe(2);
@@ -115,7 +115,7 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
     expect(await queryRows<{ content: string }>(db, sql`select content from inbox_messages`)).toEqual([{ content: 'relance' }, { content: 'relance' }]);
     expect((await followupRow(db, ids[2])).actual_date).toBeNull();
     // written twice (a retried flush): the second is a no-op, nothing doubles
-    expect(await recordSentBatch(db, ids.map(record), NOW)).toEqual([]);
+    expect((await recordSentBatch(db, ids.map(record), NOW)).recorded).toEqual([]);
     expect(await count(db, 'inbox_messages')).toBe(2);
     expect(await count(db, 'conversations')).toBe(1);
   });
@@ -155,7 +155,7 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
       }
       await other.query('select id from followup_history where id = $1 for update', [hx.id]); // the statement is rolled back
       await other.query('commit');
-      const recorded = await recording;
+      const { recorded } = await recording;
       expect(recorded.map((r) => r.followup_id).sort((a, b) => a - b)).toEqual([fx, fy].sort((a, b) => a - b));
     } finally {
       await other.query('rollback').catch(() => {});

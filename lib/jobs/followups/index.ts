@@ -3,10 +3,10 @@
  * unanswered quotes, then send the due steps exactly once. The rules are in rules.ts (pure), the
  * statements in sql.ts; this file only sequences them. State machine: docs/followups.md.
  */
-import pLimit from 'p-limit';
 import { budgetSpent, type ItemError, type Job, type JobContext, type JobResult } from '../../cron/types.js';
 import { deterministicMessageId } from '../../mail/message-id.js';
-import { createClaimedSend, sweepClaims, type ClaimedSend } from '../../mail/claimed-send.js';
+import { sweepClaims } from '../../mail/claimed-send.js';
+import { createSendWindow, type SendWindow } from '../../mail/send-window.js';
 import { scopeFilter } from '../../cron/scope.js';
 import { sql } from 'drizzle-orm';
 import { maskEmail } from '../../log.js';
@@ -24,20 +24,24 @@ import {
 import { formatEuros, renderMessage, type RenderedMessage, type TemplateVariables } from './templates.js';
 import { CredentialError, formatFrom, planSender, senderCache, type SenderPlan } from './transport.js';
 import { addDays, loadPostgresZones } from '../../time/zone.js';
-import { createSendRecorder, type SendRecorder } from './recorder.js';
 
-/** Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim. */
-export const BATCH_SIZE = 100;
 /**
- * Emails in progress at once, from hand-over to the written record: enough to keep every pooled
- * connection busy while others wait for their record, and the bound on what a crash can leave
- * `unknown` (docs/sending.md).
+ * Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim (each
+ * statement costs about as much CPU as sending an email, measured by bench/followups.ts), small
+ * enough that a claim transaction stays a few tens of milliseconds.
+ */
+export const BATCH_SIZE = 200;
+/**
+ * Emails handed over and not yet recorded, at most (the send window): enough to keep every pooled
+ * connection busy while half of them wait for their record, and the bound on what a crash can
+ * leave `unknown` (docs/sending.md).
  */
 export const SEND_CONCURRENCY = 20;
-/** Records of accepted sends per statement at most (group commit: usually fewer). */
-export const RECORD_MAX_BATCH = 50;
-/** Record statements under way at once: one slow statement must not hold every send slot. */
-export const RECORD_PARALLEL = 3;
+/**
+ * Accepted sends recorded, and as many waiting emails handed over, in one statement: half the
+ * window, so the other half keeps the connections busy meanwhile (~0.1 statement per email).
+ */
+export const SEND_GROUP = 10;
 /** Kept before the deadline when deciding to claim another batch: time to send what it holds. */
 export const CLAIM_RESERVE_MS = 3_000;
 
@@ -214,25 +218,12 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   let cursor: Cursor = null;
   let partial = false;
   let virtualDone = false;
-  const limit = pLimit(SEND_CONCURRENCY);
-  const claimed = createClaimedSend({
+  const window = createSendWindow<SentRecord>({
     db, table: FOLLOWUP_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log,
+    size: SEND_CONCURRENCY, group: SEND_GROUP,
     // a refused try is recorded `failed` with its back-off (rules.ts), not simply given back
     releaseOnRetry: false,
-    // the hand-overs of the emails entering the send slots together go in one statement; the
-    // crash bound stays SEND_CONCURRENCY (docs/sending.md)
-    handOverAt: 'slot',
-  });
-  const recorder = createSendRecorder<SentRecord>({
-    maxBatch: RECORD_MAX_BATCH, parallel: RECORD_PARALLEL,
-    write: async (records) => { await recordSentBatch(db, records, now); },
-    onWriteError: (records, err) => {
-      // the emails went out; their rows stay `sending` and become `unknown`: never sent twice
-      ctx.log.error({ followupIds: records.map((r) => r.followupId), err: (err as Error).message }, 'sent, but could not record it');
-      for (const r of records) {
-        errors.push({ scope: 'followup', id: r.followupId, code: 'record_failed', message: `step ${r.step} was sent but not recorded` });
-      }
-    },
+    recordAndHandOver: async (records, handOver) => (await recordSentBatch(db, records, now, handOver)).handedIds,
   });
   // a pipeline of depth 2: the next batch is claimed while the previous one sends, and its sends
   // queue right behind (no idle connection between batches); at most two batches are claimed
@@ -351,10 +342,10 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
       const ownedKey = new Map(owned.map((o) => [`${o.followup_id}:${o.step}`, o]));
       const mine = prepared.filter((p) => ownedKey.has(`${p.facts.followup.id}:${p.decision.step}`));
       stats.lostClaims += prepared.length - mine.length; // another invocation claimed them first
-      const sends = Promise.all(mine.map((p) => limit(() => {
+      const sends = Promise.all(mine.map((p) => {
         const claim = ownedKey.get(`${p.facts.followup.id}:${p.decision.step}`)!;
-        return sendOne(ctx, p, Number(claim.id), claim.attempts, claimed, senders, recorder, stats, errors);
-      })));
+        return sendOne(ctx, p, Number(claim.id), claim.attempts, window, senders, stats, errors);
+      }));
       sends.catch(() => {}); // observed by an `await inFlight`; never an unhandled rejection meanwhile
       const previous = inFlight;
       inFlight = sends;
@@ -363,7 +354,6 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   } finally {
     // whatever ends the loop (no more due rows, budget, an error), accepted sends get recorded
     await inFlight.catch(() => {});
-    await recorder.close();
   }
   await inFlight;
   if (stats.notStarted > 0) partial = true; // given back for the next run
@@ -384,12 +374,13 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
  * outbound message, the slot held until it is written), refused (`failed` + back-off), `unknown`
  * (on hold, never re-sent), or given back untouched (deadline, stopping).
  */
-async function sendOne(ctx: JobContext, p: Prepared, claimId: number, attempts: number, claimed: ClaimedSend,
-  senders: ReturnType<typeof senderCache>, recorder: SendRecorder<SentRecord>, stats: Stats, errors: ItemError[]) {
+async function sendOne(ctx: JobContext, p: Prepared, claimId: number, attempts: number, window: SendWindow<SentRecord>,
+  senders: ReturnType<typeof senderCache>, stats: Stats, errors: ItemError[]) {
   const f = p.facts;
   const { sender } = senders.get(p.sender);
   const previous = p.decision.previousMessageId;
-  const outcome = await claimed.send(claimId, sender, {
+  const next = p.next;
+  const outcome = await window.submit(claimId, sender, {
     from: p.fromHeader,
     to: f.client!.email!,
     subject: p.message.subject,
@@ -399,6 +390,11 @@ async function sendOne(ctx: JobContext, p: Prepared, claimId: number, attempts: 
     // later steps thread under the previous one in the client's mail program
     ...(previous ? { inReplyTo: previous, references: [previous] } : {}),
     headers: { 'Auto-Submitted': 'auto-generated', 'X-Lokario-Followup': `${f.followup.id}/${p.decision.step}` },
+  }, {
+    followupId: f.followup.id, step: p.decision.step, companyId: f.company.id, clientId: f.followup.clientId,
+    nextStatus: next.status, nextDueDate: next.dueDate, subject: p.message.subject,
+    fromName: f.company.name, fromEmail: p.sender.fromAddress, externalId: p.messageId.replace(/^<|>$/g, ''),
+    inReplyTo: previous ? previous.replace(/^<|>$/g, '') : null,
   });
   switch (outcome.state) {
     case 'not_started': stats.notStarted++; return;
@@ -433,18 +429,17 @@ async function sendOne(ctx: JobContext, p: Prepared, claimId: number, attempts: 
       errors.push({ scope: 'followup', id: f.followup.id, code: e.code, message: `step ${p.decision.step}, try ${attempts}: ${e.message}` });
       return;
     }
-    case 'sent': break;
+    case 'sent':
+      if ('recordError' in outcome) {
+        // the email went out; its row stays `sending` and becomes `unknown`: never sent twice
+        ctx.log.error({ followupId: f.followup.id, step: p.decision.step, err: outcome.recordError.message }, 'sent, but could not record it');
+        errors.push({ scope: 'followup', id: f.followup.id, code: 'record_failed', message: `step ${p.decision.step} was sent but not recorded` });
+      }
+      break;
   }
   stats.sent++;
   if (p.decision.retry) stats.retried++;
   bump(stats.via, p.sender.kind);
-  const next = p.next;
-  await recorder.add({
-    followupId: f.followup.id, step: p.decision.step, companyId: f.company.id, clientId: f.followup.clientId,
-    nextStatus: next.status, nextDueDate: next.dueDate, subject: p.message.subject,
-    fromName: f.company.name, fromEmail: p.sender.fromAddress, externalId: p.messageId.replace(/^<|>$/g, ''),
-    inReplyTo: previous ? previous.replace(/^<|>$/g, '') : null,
-  });
 }
 
 export const followupsJob: Job = { id: 'followups', run: runFollowups };

@@ -303,14 +303,14 @@ export type SentRecord = {
  * The message text is the one the claim stored in the history row (what was sent), not sent again.
  * Returns the (follow-up, step) pairs recorded; a pair whose row is `failed` or gone is skipped.
  */
-export async function recordSentBatch(db: Executor, records: SentRecord[], now: Date) {
-  if (!records.length) return [];
+export async function recordSentBatch(db: Executor, records: SentRecord[], now: Date, handOver: SQL | null = null) {
+  if (!records.length) return { recorded: [], handedIds: [] };
   // the same client's follow-ups sit next to each other: two statements that share clients tend
   // to take their conversation rows in the same order
   const sorted = [...records].sort((a, b) => a.companyId - b.companyId || a.clientId - b.clientId || a.followupId - b.followupId);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await recordSentStatement(db, sorted, now);
+      return await recordSentStatement(db, sorted, now, handOver);
     } catch (err) {
       // two statements touching the same conversations (same clients, this run's next batch or
       // another invocation's) can deadlock; PostgreSQL rolls one back whole, so running it again
@@ -332,14 +332,19 @@ export function isDeadlock(err: unknown): boolean {
   return false;
 }
 
-async function recordSentStatement(db: Executor, records: SentRecord[], now: Date) {
+/**
+ * One statement: the records of accepted sends and, in the same transaction, the hand-over of the
+ * next emails of the send window (lib/mail/send-window.ts); the hand-over touches other rows.
+ */
+async function recordSentStatement(db: Executor, records: SentRecord[], now: Date, handOver: SQL | null) {
   const rows = records.map((r) => ({
     followup_id: r.followupId, step: r.step, company_id: r.companyId, client_id: r.clientId,
     next_status: r.nextStatus, next_due: r.nextDueDate.toISOString(), subject: r.subject,
     from_name: r.fromName, from_email: r.fromEmail, external_id: r.externalId, in_reply_to: r.inReplyTo,
   }));
-  return queryRows<{ followup_id: number; step: number }>(db, sql`
-    with r as (
+  const out = await queryRows<{ followup_id: number | null; step: number | null; handed_id: number | null }>(db, sql`
+    with handed as (${handOver ?? sql`select null::int as id where false`}),
+    r as (
       select * from jsonb_to_recordset(${json(rows)}) as r(followup_id int, step int, company_id int, client_id int,
         next_status text, next_due timestamptz, subject text, from_name text, from_email text,
         external_id text, in_reply_to text)
@@ -398,7 +403,12 @@ async function recordSentStatement(db: Executor, records: SentRecord[], now: Dat
       where c.id in (select e.id from conv_existing e) and exists (select 1 from h)
       returning c.id
     )
-    select followup_id, step from h`);
+    select followup_id, step, null::int as handed_id from h
+    union all select null, null, id from handed`);
+  return {
+    recorded: out.filter((x) => x.followup_id !== null).map((x) => ({ followup_id: x.followup_id!, step: x.step! })),
+    handedIds: out.filter((x) => x.handed_id !== null).map((x) => Number(x.handed_id)),
+  };
 }
 
 export type FailedRecord = {
