@@ -62,9 +62,10 @@ export function createSendWindow<R>(o: SendWindowOptions<R>): SendWindow<R> {
   const stopReason = (): 'stopping' | 'deadline' | null =>
     o.stopSignal?.aborted ? 'stopping' : o.deadline - Date.now() < MIN_TRANSACTION_MS ? 'deadline' : null;
 
-  const giveBack = (entries: Entry<R>[], outcome: WindowOutcome) => {
+  /** Claims this run will not send: released (once written, the caller hears of it). */
+  const giveBack = async (entries: Entry<R>[], outcome: WindowOutcome) => {
     if (!entries.length) return;
-    single.release(entries.map((e) => e.claimId)).catch((err) =>
+    await single.release(entries.map((e) => e.claimId)).catch((err) =>
       o.log?.warn({ claimIds: entries.map((e) => e.claimId), err: (err as Error).message }, 'claims not released; the next run releases them'));
     for (const e of entries) e.settle(outcome);
   };
@@ -104,7 +105,7 @@ export function createSendWindow<R>(o: SendWindowOptions<R>): SendWindow<R> {
       // the statement rolled back whole: the accepted emails stay `sending` + handed over (the
       // next run marks them `unknown`, never re-sent); the hand-overs did not happen
       for (const e of records) e.settle({ state: 'sent', recordError: err as Error });
-      giveBack(handing, { state: 'not_started', reason: 'database' });
+      await giveBack(handing, { state: 'not_started', reason: 'database' });
       o.log?.error({ err: (err as Error).message }, 'send window: record / hand-over statement failed');
     }
   };
@@ -112,7 +113,7 @@ export function createSendWindow<R>(o: SendWindowOptions<R>): SendWindow<R> {
   function pump() {
     if (flushing) return;
     const stop = stopReason();
-    if (stop) giveBack(waiting.splice(0), { state: 'not_started', reason: stop });
+    if (stop) void giveBack(waiting.splice(0), { state: 'not_started', reason: stop });
     // places to fill: a whole group, or every waiting email if fewer wait (the end of a batch)
     const free = Math.min(waiting.length, o.size - inSmtp);
     const due = accepted.length >= o.group || (free > 0 && free >= Math.min(o.group, waiting.length)) || (inSmtp === 0 && accepted.length > 0);
