@@ -7,7 +7,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { startSmtpSink } from '../helpers/smtp.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
-import { recordSentBatch, type SentRecord } from '../../lib/jobs/followups/sql.js';
+import { recordSentBatch, type SentRecord } from '../../lib/jobs/followups/sql-record.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { conversations, followupHistory } from '../../db/schema/index.js';
 import { encryptSecret } from '../../lib/crypto/fernet.js';

@@ -12,7 +12,8 @@ import { startLocalServer, type LocalServer } from '../helpers/server.js';
 import { testRuntime } from '../helpers/runtime.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { runJob } from '../../lib/cron/run.js';
-import { SEND_CONCURRENCY, followupsJob } from '../../lib/jobs/followups/index.js';
+import { followupsJob } from '../../lib/jobs/followups/index.js';
+import { SEND_CONCURRENCY } from '../../lib/jobs/followups/run.js';
 import { seedCompany, wipe } from './followups-fixtures.js';
 
 const NOW = '2026-03-11T10:00:00.000Z';

@@ -3,7 +3,7 @@ import { parseCompanySettings } from '../../lib/settings.js';
 import {
   STARTER_MONTHLY_QUOTA, afterFailure, afterSent, creationAnchor, decideBatch, decideFollowup, delayBeforeStep, inSendWindow,
   retryDelayMs, stepDueAt, type FollowupFacts, type StepRecord,
-} from '../../lib/jobs/followups/rules.js';
+} from '../../lib/jobs/followups/plan.js';
 import { addDays } from '../../lib/time/zone.js';
 
 const NOW = new Date('2026-03-11T10:00:00Z'); // Wednesday 11:00 in Paris

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseTemplate, formatEuros, renderMessage, renderText, type TemplateVariables } from '../../lib/jobs/followups/templates.js';
+import { chooseTemplate, formatEuros, renderMessage, renderText, type TemplateVariables } from '../../lib/jobs/followups/messages.js';
 import { addressOf, formatFrom, planSender } from '../../lib/jobs/followups/transport.js';
 
 const NBSP = '\u00a0';

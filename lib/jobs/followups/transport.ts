@@ -1,5 +1,5 @@
 /**
- * Who a follow-up comes from and through which SMTP server (SPEC §5.2.5): the company's primary
+ * Who a follow-up comes from and through which SMTP server (docs/followups.md, "Message and transport"): the company's primary
  * mailbox when it has SMTP settings (From = that address, display name = the company name), else
  * the platform transport (From = MAIL_FROM's address under the company's name, Reply-To = the
  * company's address). The decision is pure; the senders are opened once per run and reused.
@@ -70,7 +70,7 @@ export class CredentialError extends Error {
   readonly code = 'mailbox_credentials';
 }
 
-/** Opens (once per run) the sender of a plan; decrypts the mailbox password (SPEC §3). */
+/** Opens (once per run) the sender of a plan; decrypts the mailbox password (lib/crypto/, docs/security.md). */
 export function senderCache(mail: MailFactory, masterKey: string | undefined, oauth?: GrantDeps) {
   const mailboxes = new Map<number, { sender: MailSender; legacyPlaintext: boolean } | CredentialError>();
   return {

@@ -1,6 +1,7 @@
 /**
- * Follow-up messages (SPEC §5.2.3): the company's template for the type, else the built-in French
- * default; the variables of the spec; amounts as French money. Pure.
+ * Every French text of the follow-ups job: the messages (the company's template for the type,
+ * else the built-in default; the variables of docs/followups.md; amounts as French money), the
+ * notification of a step that could not be sent, and the links to the source. Pure.
  */
 export type AutoFollowupType = 'FACTURE_IMPAYEE' | 'DEVIS_NON_REPONDU';
 
@@ -54,7 +55,7 @@ function labelKey(s: string): string {
 
 /**
  * The company's template for the type: matched on the French label (what the settings screen
- * stores) or on the enum name. The original compared `str(enum)` and never matched (defect 19).
+ * stores) or on the enum name (the original backend compared `str(enum)` and never matched).
  */
 export function chooseTemplate(type: AutoFollowupType, messages: readonly TemplateSetting[]): ChosenTemplate {
   const wanted = new Set([labelKey(FRENCH_LABEL[type]), labelKey(type)]);
@@ -136,5 +137,21 @@ export function renderMessage(template: ChosenTemplate, vars: TemplateVariables)
     body: tidy(body.text),
     unknownVariables: [...new Set([...subject.unknown, ...body.unknown])],
     template: template.source,
+  };
+}
+
+/** The link from a notification to the follow-up's source document. */
+export function sourceLink(source: { sourceType: string; sourceId: number | null }, frontendUrl: string): { url: string; text: string } {
+  const base = frontendUrl.replace(/\/+$/, '');
+  return source.sourceType === 'quote'
+    ? { url: `${base}/app/billing/quotes/${source.sourceId}`, text: 'Voir le devis' }
+    : { url: `${base}/app/billing/invoices/${source.sourceId}`, text: 'Voir la facture' };
+}
+
+/** The company's notification once a step failed for good and the follow-up is suspended. */
+export function failedStepNotification(p: { step: number; sourceLabel: string; clientName: string | null; attempts: number; error: string }) {
+  return {
+    title: 'Relance automatique non envoyée',
+    message: `La relance n°${p.step} (${p.sourceLabel}) destinée à ${p.clientName ?? 'le client'} n'a pas pu être envoyée après ${p.attempts} tentatives : ${p.error}. Les relances automatiques de ce dossier sont suspendues.`,
   };
 }

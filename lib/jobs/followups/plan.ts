@@ -1,5 +1,5 @@
 /**
- * The rules of automatic follow-ups (SPEC §5.2), pure: rows + `now` in, decisions out. No I/O,
+ * The rules of automatic follow-ups (docs/followups.md), pure: rows + `now` in, decisions out. No I/O,
  * so every rule is unit-tested with an injected clock. The state machine is in docs/followups.md.
  */
 import type { Delivery } from '../../../db/schema/enums.js';
@@ -7,13 +7,13 @@ export type { Delivery };
 import type { CompanySettings } from '../../settings.js';
 import { addDays, localWeekdayAndMinutes, startOfMonth } from '../../time/zone.js';
 import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
-import { chooseTemplate, type AutoFollowupType, type ChosenTemplate } from './templates.js';
+import { chooseTemplate, type AutoFollowupType, type ChosenTemplate } from './messages.js';
 
 export const AUTO_TYPES: readonly AutoFollowupType[] = ['FACTURE_IMPAYEE', 'DEVIS_NON_REPONDU'];
 
 /** STARTER plan: 20 follow-ups per calendar month (reference §A.4); the other plans are unlimited. */
 export const STARTER_MONTHLY_QUOTA = 20;
-/** SMTP tries per step before giving up and telling the company (SPEC §5.2.4). */
+/** SMTP tries per step before giving up and telling the company (docs/followups.md, "State machine"). */
 export const MAX_ATTEMPTS_PER_STEP = 3;
 
 
@@ -114,7 +114,7 @@ export function delayBeforeStep(step: number, delays: readonly number[]): number
 
 /**
  * When step `step` is due. Step 1: `relance_delays[0]` calendar days (company zone) after the
- * anchor — not twice the delay (defect 20). Step k+1: `relance_delays[k]` days after step k was sent.
+ * anchor — not twice the delay (the original counted it twice). Step k+1: `relance_delays[k]` days after step k was sent.
  */
 export function stepDueAt(step: number, reference: Date, delays: readonly number[], tz: string): Date {
   return addDays(reference, delayBeforeStep(step, delays), tz);
@@ -248,7 +248,7 @@ export function decideBatch(batch: readonly FollowupFacts[], now: Date): Decisio
   });
 }
 
-/** After step k was sent: the next due time, or done after the last step (SPEC §5.2.6). */
+/** After step k was sent: the next due time, or done after the last step (docs/followups.md). */
 export function afterSent(step: number, sentAt: Date, settings: CompanySettings): { status: 'A_FAIRE' | 'FAIT'; dueDate: Date } {
   const { max_relances, relance_delays } = settings.followups;
   if (step >= max_relances) return { status: 'FAIT', dueDate: sentAt };

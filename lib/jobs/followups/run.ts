@@ -1,0 +1,306 @@
+/**
+ * The sequence of the follow-ups run: create, sweep, then batch by batch claim → plan → send →
+ * record while the budget lasts. Decisions are in plan.ts / prepare.ts (pure), statements in
+ * sql*.ts, French texts in messages.ts. State machine: docs/followups.md.
+ */
+import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
+import { sweepClaims } from '../../mail/claimed-send.js';
+import { createSendWindow, type SendWindow } from '../../mail/send-window.js';
+import { scopeFilter } from '../../cron/scope.js';
+import { sql } from 'drizzle-orm';
+import { MAX_ATTEMPTS_PER_STEP, afterFailure, afterSent, monthlyQuota, quotaPeriodStart, type CompanyFacts, type FollowupFacts } from './plan.js';
+import { FOLLOWUP_CLAIMS, countDue, countSentThisPeriod, holdUnknownSteps, loadBatch, lockQuotaCompanies, selectDue, writeClaims,
+  type ClaimRequest, type Cursor, type DueRow, type LoadedBatch } from './sql.js';
+import { createFollowups, loadCreationCompanies, previewCreations, type CreationConfig } from './sql-create.js';
+import { recordFailed, recordSentBatch, type SentRecord } from './sql-record.js';
+import { failedStepNotification, sourceLink } from './messages.js';
+import { CredentialError, senderCache } from './transport.js';
+import { buildFacts, planBatch, planItemOf, settingsCache, toDate, type PlanItem, type Prepared } from './prepare.js';
+import { addDays, loadPostgresZones } from '../../time/zone.js';
+
+/**
+ * Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim (each
+ * statement costs about as much CPU as sending an email, measured by bench/followups.ts), small
+ * enough that a claim transaction stays a few tens of milliseconds.
+ */
+export const BATCH_SIZE = 200;
+/**
+ * Emails handed over and not yet recorded, at most (the send window): enough to keep every pooled
+ * connection busy while half of them wait for their record, and the bound on what a crash can
+ * leave `unknown` (docs/sending.md).
+ */
+export const SEND_CONCURRENCY = 20;
+/**
+ * Accepted sends recorded, and as many waiting emails handed over, in one statement: half the
+ * window, so the other half keeps the connections busy meanwhile (~0.1 statement per email).
+ */
+export const SEND_GROUP = 10;
+/** Kept before the deadline when deciding to claim another batch: time to send what it holds. */
+export const CLAIM_RESERVE_MS = 3_000;
+
+type Counter = Record<string, number>;
+const bump = (c: Counter, key: string, by = 1) => { c[key] = (c[key] ?? 0) + by; };
+
+type Stats = {
+  created: Counter; due: number; sent: number; failedTries: number; failedFinal: number; retried: number;
+  stopped: Counter; waiting: Counter; markedUnknown: number; releasedClaims: number; unknown: number; notStarted: number; lostClaims: number;
+  unknownTemplateVariables: Counter; legacyPlaintextPasswords: number; via: Counter;
+};
+
+export async function runFollowups(ctx: JobContext): Promise<JobResult> {
+  const { db, now, scope, dryRun, config } = ctx;
+  const errors: ItemError[] = [];
+  const plan: PlanItem[] = [];
+  const stats: Stats = {
+    created: {}, due: 0, sent: 0, failedTries: 0, failedFinal: 0, retried: 0, stopped: {}, waiting: {},
+    markedUnknown: 0, releasedClaims: 0, unknown: 0, notStarted: 0, lostClaims: 0, unknownTemplateVariables: {}, legacyPlaintextPasswords: 0, via: {},
+  };
+  const settingsOf = settingsCache(errors);
+  const senders = senderCache(ctx.mail, config.ENCRYPTION_MASTER_KEY, { db, config, log: ctx.log });
+  // the state after step k depends only on the company's settings and the run's `now`: one
+  // calendar computation per (company, step), not one per email
+  const nextStates = new Map<string, ReturnType<typeof afterSent>>();
+  const nextAfterSent = (f: FollowupFacts, step: number) => {
+    const key = `${f.company.id}:${step}`;
+    let n = nextStates.get(key);
+    if (!n) { n = afterSent(step, now, f.company.settings); nextStates.set(key, n); }
+    return n;
+  };
+  const legacyCounted = new Set<number>();
+  /** A company mailbox's sender opens (its password decrypts); else its follow-ups wait, reported once. */
+  const senderUsable = (p: Prepared): boolean => {
+    if (p.sender.kind !== 'mailbox') return true;
+    try {
+      const opened = senders.get(p.sender);
+      if (opened.legacyPlaintext && !legacyCounted.has(p.sender.integrationId)) {
+        legacyCounted.add(p.sender.integrationId);
+        stats.legacyPlaintextPasswords++;
+      }
+      return true;
+    } catch (err) {
+      if (!(err instanceof CredentialError)) throw err;
+      bump(stats.waiting, 'mailbox_credentials');
+      const companyId = p.facts.company.id;
+      if (!errors.some((e) => e.code === err.code && e.id === companyId)) errors.push({ scope: 'company', id: companyId, code: err.code, message: err.message });
+      return false;
+    }
+  };
+
+  // zones are checked against PostgreSQL's names (cached per process) before any is used
+  await loadPostgresZones(db);
+  // 1. Create (only the billing switch matters, not the `followups` settings object)
+  const creationCompanies = await loadCreationCompanies(db, scope);
+  const cfg: CreationConfig[] = creationCompanies.map((c) => {
+    const s = settingsOf(c.company_id, c.settings);
+    return {
+      company_id: c.company_id, quotes: s.autoFollowups.quotes_enabled, invoices: s.autoFollowups.invoices_enabled,
+      first_delay: s.followups.relance_delays[0] ?? 7, tz: s.companyInfo.timezone,
+    };
+  }).filter((c) => c.quotes || c.invoices);
+  let virtualDue: DueRow[] = [];
+  if (dryRun) {
+    const preview = await previewCreations(db, cfg, now);
+    for (const p of preview) bump(stats.created, p.type === 'FACTURE_IMPAYEE' ? 'invoices' : 'quotes');
+    // a dry run shows what the real run would send, including follow-ups it would create first
+    virtualDue = preview.filter((p) => toDate(p.due_date)!.getTime() <= now.getTime()).map((p, i) => ({
+      id: -(i + 1), company_id: p.company_id, client_id: p.client_id, type: p.type, source_type: p.source_type,
+      source_id: p.source_id, source_label: p.source_label, due_date: toDate(p.due_date)!, created_at: now,
+    }));
+  } else {
+    for (const r of await createFollowups(db, cfg, now)) bump(stats.created, r.type === 'FACTURE_IMPAYEE' ? 'invoices' : 'quotes', r.n);
+    // 2. Claims of dead runs: never handed to SMTP → given back; handed over → `unknown`, never re-sent
+    const swept = await sweepClaims(db, FOLLOWUP_CLAIMS, scopeFilter(sql`company_id`, scope));
+    stats.releasedClaims = swept.released;
+    stats.markedUnknown = swept.unknownIds.length;
+    await holdUnknownSteps(db, swept.unknownIds);
+  }
+
+  // 3. Send, batch by batch, while the budget lasts
+  const plannedPerCompany = new Map<number, number>(); // dry run: sends planned in earlier batches
+  let cursor: Cursor = null;
+  let partial = false;
+  let virtualDone = false;
+  const window = createSendWindow<SentRecord>({
+    db, table: FOLLOWUP_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log,
+    size: SEND_CONCURRENCY, group: SEND_GROUP,
+    // a refused try is recorded `failed` with its back-off (rules.ts), not simply given back
+    releaseOnRetry: false,
+    recordAndHandOver: async (records, handOver) => (await recordSentBatch(db, records, now, handOver)).handedIds,
+  });
+  // a pipeline of depth 2: the next batch is claimed while the previous one sends, and its sends
+  // queue right behind (no idle connection between batches); at most two batches are claimed
+  // and unfinished at any time
+  let inFlight: Promise<unknown> = Promise.resolve();
+  try {
+    for (;;) {
+      if (budgetSpent(ctx, CLAIM_RESERVE_MS)) { partial = true; break; }
+      ctx.progress?.(`${stats.sent} follow-ups sent`);
+      const prepared: Prepared[] = [];
+      const stops: number[] = [];
+
+      /** Plans a loaded batch (pure), then checks the mailbox credentials of its sends. */
+      const decide = (due: DueRow[], loaded: LoadedBatch, sentThisMonth: Map<number, number>) => {
+        const batch = planBatch(buildFacts(due, loaded, settingsOf, sentThisMonth), loaded, now,
+          { mailFrom: config.MAIL_FROM, frontendUrl: config.FRONTEND_URL }, nextAfterSent);
+        for (const s of batch.stops) { bump(stats.stopped, s.reason); stops.push(s.followupId); }
+        for (const w of batch.waits) {
+          bump(stats.waiting, w.reason);
+          if (w.problem) errors.push({ scope: 'followup', id: w.followupId, ...w.problem });
+        }
+        for (const p of batch.sends) {
+          if (!dryRun && !senderUsable(p)) continue;
+          for (const v of p.message.unknownVariables) bump(stats.unknownTemplateVariables, v);
+          prepared.push(p);
+        }
+      };
+
+      /** The quota count of the batch's STARTER companies, in each company's calendar month. */
+      const countQuota = async (exec: typeof db, loaded: LoadedBatch) => {
+        const periods = loaded.companies
+          .filter((c) => monthlyQuota((c.plan as CompanyFacts['plan'] | null) ?? 'STARTER') !== null)
+          .map((c) => {
+            const tz = settingsOf(c.id, c.settings).companyInfo.timezone;
+            const from = quotaPeriodStart(now, tz);
+            const to = quotaPeriodStart(addDays(from, 40, tz), tz);
+            return { company_id: c.id, from: from.toISOString(), to: to.toISOString() };
+          });
+        return countSentThisPeriod(exec, periods);
+      };
+
+      if (dryRun) {
+        let due = await selectDue(db, scope, now, cursor, BATCH_SIZE, false);
+        if (!due.length && !virtualDone) { due = virtualDue; virtualDone = true; }
+        else if (due.length) cursor = { dueKey: due[due.length - 1].due_key!, id: due[due.length - 1].id };
+        if (!due.length) break;
+        stats.due += due.length;
+        const loaded = await loadBatch(db, due);
+        const counts = await countQuota(db, loaded);
+        for (const [id, n] of plannedPerCompany) counts.set(id, (counts.get(id) ?? 0) + n);
+        decide(due, loaded, counts);
+        for (const p of prepared) {
+          plannedPerCompany.set(p.facts.company.id, (plannedPerCompany.get(p.facts.company.id) ?? 0) + 1);
+          bump(stats.via, p.sender.kind);
+          if (plan.length < 50) plan.push(planItemOf(p));
+        }
+        stats.sent += prepared.length; // reported as wouldSend below
+        continue;
+      }
+
+      // the claim: lock due rows (skipping others' locks), load fresh facts, decide, write the claims
+      const owned = await db.transaction(async (tx) => {
+        const due = await selectDue(tx, scope, now, cursor, BATCH_SIZE, true);
+        if (!due.length) return null;
+        cursor = { dueKey: due[due.length - 1].due_key!, id: due[due.length - 1].id };
+        stats.due += due.length;
+        await lockQuotaCompanies(tx, [...new Set(due.map((d) => d.company_id))]);
+        const loaded = await loadBatch(tx, due);
+        decide(due, loaded, await countQuota(tx, loaded));
+        const claims: ClaimRequest[] = prepared.map((p) => ({
+          followup_id: p.facts.followup.id, company_id: p.facts.company.id, step: p.decision.step,
+          message: p.message.body, message_id: p.messageId, retry: p.decision.retry,
+        }));
+        return writeClaims(tx, claims, stops, now, MAX_ATTEMPTS_PER_STEP, ctx.runId);
+      });
+      if (owned === null) break;
+
+      const ownedKey = new Map(owned.map((o) => [`${o.followup_id}:${o.step}`, o]));
+      const mine = prepared.filter((p) => ownedKey.has(`${p.facts.followup.id}:${p.decision.step}`));
+      stats.lostClaims += prepared.length - mine.length; // another invocation claimed them first
+      const sends = Promise.all(mine.map((p) => {
+        const claim = ownedKey.get(`${p.facts.followup.id}:${p.decision.step}`)!;
+        return sendOne(ctx, p, Number(claim.id), claim.attempts, window, senders, stats, errors);
+      }));
+      sends.catch(() => {}); // observed by an `await inFlight`; never an unhandled rejection meanwhile
+      const previous = inFlight;
+      inFlight = sends;
+      await previous; // the batch before: done before the next claim
+    }
+  } finally {
+    // whatever ends the loop (no more due rows, budget, an error), accepted sends get recorded
+    await inFlight.catch(() => {});
+  }
+  await inFlight;
+  if (stats.notStarted > 0) partial = true; // given back for the next run
+
+  if (partial) (stats as unknown as Record<string, unknown>).remaining = dryRun ? null : await countDue(db, scope, now);
+  const out: Record<string, unknown> = { ...stats };
+  if (dryRun) {
+    out.wouldSend = stats.sent;
+    out.wouldCreate = stats.created;
+    delete out.sent;
+    delete out.created;
+  }
+  return { stats: out, errors, partial, ...(dryRun ? { plan } : {}) };
+}
+
+/**
+ * One claimed step through the send protocol: `sent` (recorded with the next step and the
+ * outbound message, the slot held until it is written), refused (`failed` + back-off), `unknown`
+ * (on hold, never re-sent), or given back untouched (deadline, stopping).
+ */
+async function sendOne(ctx: JobContext, p: Prepared, claimId: number, attempts: number, window: SendWindow<SentRecord>,
+  senders: ReturnType<typeof senderCache>, stats: Stats, errors: ItemError[]) {
+  const f = p.facts;
+  const { sender } = senders.get(p.sender);
+  const previous = p.decision.previousMessageId;
+  const next = p.next;
+  const outcome = await window.submit(claimId, sender, {
+    from: p.fromHeader,
+    to: f.client!.email!,
+    subject: p.message.subject,
+    text: p.message.body,
+    ...(p.sender.kind === 'platform' && p.sender.replyTo ? { replyTo: p.sender.replyTo } : {}),
+    messageId: p.messageId,
+    // later steps thread under the previous one in the client's mail program
+    ...(previous ? { inReplyTo: previous, references: [previous] } : {}),
+    headers: { 'Auto-Submitted': 'auto-generated', 'X-Lokario-Followup': `${f.followup.id}/${p.decision.step}` },
+  }, {
+    followupId: f.followup.id, step: p.decision.step, companyId: f.company.id, clientId: f.followup.clientId,
+    nextStatus: next.status, nextDueDate: next.dueDate, subject: p.message.subject,
+    fromName: f.company.name, fromEmail: p.sender.fromAddress, externalId: p.messageId.replace(/^<|>$/g, ''),
+    inReplyTo: previous ? previous.replace(/^<|>$/g, '') : null,
+  });
+  switch (outcome.state) {
+    case 'not_started': stats.notStarted++; return;
+    case 'lost': stats.lostClaims++; return;
+    case 'unknown': {
+      stats.unknown++;
+      await holdUnknownSteps(ctx.db, [claimId]).catch(() => {});
+      errors.push({ scope: 'followup', id: f.followup.id, code: outcome.error.code, message: `step ${p.decision.step}: no SMTP answer after the message was sent (never re-sent automatically): ${outcome.error.message}` });
+      return;
+    }
+    case 'retry':
+    case 'failed': {
+      const e = outcome.error;
+      const next = afterFailure(attempts, e.permanent, ctx.now);
+      stats.failedTries++;
+      if (next.final) stats.failedFinal++;
+      const link = sourceLink(f.followup, ctx.config.FRONTEND_URL);
+      try {
+        await recordFailed(ctx.db, {
+          followupId: f.followup.id, step: p.decision.step, companyId: f.company.id,
+          error: `${e.code}: ${e.message}`, nextAttemptAt: next.nextAttemptAt, final: next.final,
+          notification: next.final ? {
+            ...failedStepNotification({ step: p.decision.step, sourceLabel: f.followup.sourceLabel, clientName: f.client?.name ?? null, attempts, error: e.message }),
+            linkUrl: link.url, linkText: link.text,
+          } : null,
+        });
+      } catch (dbErr) {
+        ctx.log.error({ followupId: f.followup.id, step: p.decision.step, err: (dbErr as Error).message }, 'could not record a failed send');
+      }
+      errors.push({ scope: 'followup', id: f.followup.id, code: e.code, message: `step ${p.decision.step}, try ${attempts}: ${e.message}` });
+      return;
+    }
+    case 'sent':
+      if ('recordError' in outcome) {
+        // the email went out; its row stays `sending` and becomes `unknown`: never sent twice
+        ctx.log.error({ followupId: f.followup.id, step: p.decision.step, err: outcome.recordError.message }, 'sent, but could not record it');
+        errors.push({ scope: 'followup', id: f.followup.id, code: 'record_failed', message: `step ${p.decision.step} was sent but not recorded` });
+      }
+      break;
+  }
+  stats.sent++;
+  if (p.decision.retry) stats.retried++;
+  bump(stats.via, p.sender.kind);
+}
+
