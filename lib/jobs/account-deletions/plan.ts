@@ -9,7 +9,7 @@ import type { ClaimedReminderRow, DueRow, OtherUserRow, UserRow } from './sql.js
  */
 
 /** Days before `deletion_scheduled_at` when the one reminder email goes out (a last chance to cancel). */
-export const REMINDER_LEAD_DAYS = 7;
+const REMINDER_LEAD_DAYS = 7;
 const DAY_MS = 86_400_000;
 
 /** The request columns of a user row, as read (selection) or re-read under the row lock. */

@@ -30,7 +30,7 @@ export const newStats = (): DeletionStats => ({
 });
 
 /** Adds per-table counts into a running total. */
-export function addCounts(total: Record<string, number>, counts: Record<string, number>): void {
+function addCounts(total: Record<string, number>, counts: Record<string, number>): void {
   for (const [k, v] of Object.entries(counts)) total[k] = (total[k] ?? 0) + v;
 }
 

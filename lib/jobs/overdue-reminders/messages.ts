@@ -64,7 +64,7 @@ function trimSlash(url: string): string {
 // The appointment reminder email
 
 /** The email's text when the offset has no `content` of its own. */
-export const DEFAULT_REMINDER_CONTENT = 'Rappel : Vous avez un rendez-vous le {date} à {time}.';
+const DEFAULT_REMINDER_CONTENT = 'Rappel : Vous avez un rendez-vous le {date} à {time}.';
 
 export type ReminderMessage = {
   to: string;
