@@ -61,6 +61,49 @@ export function isTransientDbError(err: unknown): boolean {
   return /connection (terminated|closed|lost|ended)|socket hang up|timeout exceeded when trying to connect/i.test(String(root?.message ?? err));
 }
 
+/**
+ * The database rolled the transaction back to settle a conflict with another one (deadlock
+ * victim, serialization failure: SQLSTATE class 40). Running the same work again is the remedy
+ * PostgreSQL documents, and is safe: nothing of the rolled-back attempt remains.
+ */
+export function isTransactionRollback(err: unknown): boolean {
+  return pgErrorCode(err)?.startsWith('40') ?? false;
+}
+
+/** Another transaction is in the way: a lock wait ran out (`lock_timeout`), or a class-40 rollback. */
+export function isLockConflict(err: unknown): boolean {
+  return pgErrorCode(err) === LOCK_NOT_AVAILABLE || isTransactionRollback(err);
+}
+const LOCK_NOT_AVAILABLE = '55P03';
+
+export type TransientRetryOptions = {
+  /** Tries in all, the first one included. */
+  attempts?: number;
+  /**
+   * Which failures are tried again. Default: class-40 rollbacks only. A lost connection is
+   * transient too (isTransientDbError), but the answer to a COMMIT may be what was lost: a caller
+   * opts in only when running the work twice is harmless.
+   */
+  retryOn?: (err: unknown) => boolean;
+  /** Pause before try n+1 is up to n × this (random), so that the two sides of a deadlock do not meet again. */
+  backoffMs?: number;
+};
+
+/** Runs `fn`, and runs it again (a few times, with a short random pause) after a transient failure. */
+export async function withTransientRetry<T>(fn: () => Promise<T>, opts: TransientRetryOptions = {}): Promise<T> {
+  const attempts = opts.attempts ?? 3;
+  const retryOn = opts.retryOn ?? isTransactionRollback;
+  const backoffMs = opts.backoffMs ?? 20;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= attempts || !retryOn(err)) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * backoffMs * attempt));
+    }
+  }
+}
+
 // PGlite costs ~3 s and ~1 GB to start: one instance per directory per process.
 const pgliteInstances = new Map<string, Promise<{ db: Db; close(): Promise<void> }>>();
 const pgPools = new Map<string, Promise<{ db: Db; close(): Promise<void> }>>();

@@ -59,3 +59,28 @@ export function fullErrorForLog(err: unknown): Record<string, unknown> {
   }
   return { chain };
 }
+
+/** A failure as a job reports it: where it belongs, a short code, one public line. */
+export type JobError = { kind: 'item' | 'run'; code: string; message: string };
+
+/**
+ * The one reading of a failure, for a job's item errors and for the run itself. The message is
+ * always publicError's (the driver's cause; no SQL, host, port or secret).
+ *
+ * With `itemCode`, the failure of one item (an account, a part of a run) that the run reports
+ * and gets past: `kind: 'item'`, and the code says what failed — `database_error` when the
+ * database refused (a SQLSTATE), an error of ours by its own code (`smtp_temporary`,
+ * `invalid_recipient`…), otherwise the item's own code (a bug, a lost connection).
+ * Without it, the run failed: `kind: 'run'` and publicError's code (`database_error`,
+ * `connection_error`, `not_implemented`, `job_failed`…).
+ */
+export function classifyJobError(err: unknown, opts: { itemCode?: string; secrets?: readonly string[] } = {}): JobError {
+  const { code, message } = publicError(err, opts.secrets);
+  if (opts.itemCode === undefined) return { kind: 'run', code, message };
+  const saysWhat = code !== 'connection_error' && code !== 'job_failed';
+  return { kind: 'item', code: saysWhat ? code : opts.itemCode, message };
+}
+
+/** The item error text of an email handed to SMTP that got no answer (`unknown`, docs/sending.md). */
+export const noSmtpAnswerText = (detail: string) =>
+  `no SMTP answer after the message was sent (never re-sent automatically): ${detail}`;

@@ -10,6 +10,7 @@ import { parseConfig } from '../../lib/config.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
 import { queryRows, type Db } from '../../db/client.js';
 import * as schema from '../../db/schema/index.js';
+import { reminderDueWhere } from '../../lib/jobs/account-deletions/sql.js';
 import { DAY_MS, handBuiltContext, insertCompany, insertUser } from './deletions-seed.js';
 
 const NOW = new Date('2026-03-10T02:00:00Z');
@@ -43,6 +44,20 @@ describePg('J-7 deletion reminder', () => {
     return r.s === null ? null : new Date(r.s);
   };
   const to = (addr: string) => sink.received.filter((m) => m.to.includes(addr));
+
+  it('the "reminder due" rule, evaluated by PostgreSQL at its edges (the one rule the claim and the dry run share)', async () => {
+    const admin = (over: Parameters<typeof insertUser>[1]) => insertUser(db, { companyId: null, role: 'super_admin', ...over });
+    const edge = await admin({ deletionRequestedAt: at(-23), deletionScheduledAt: at(7) });
+    const justPast = await admin({ deletionRequestedAt: at(-23), deletionScheduledAt: new Date(at(7).getTime() + 1) });
+    const cancelled = await admin({ deletionRequestedAt: null, deletionScheduledAt: null });
+    const alreadySent = await admin({ deletionRequestedAt: at(-23), deletionScheduledAt: at(7), deletionReminderSentAt: at(-1) });
+    const dueNow = await admin({ deletionRequestedAt: at(-30), deletionScheduledAt: NOW });
+    const earlierRequest = await admin({ deletionRequestedAt: at(-23), deletionScheduledAt: at(7), deletionReminderSentAt: at(-60) });
+    const ids = [edge, justPast, cancelled, alreadySent, dueNow, earlierRequest];
+    const due = await queryRows<{ id: number }>(db, sql`select id from users
+      where ${reminderDueWhere(NOW, {})} and id = any(${`{${ids.join(',')}}`}::int[]) order by id`);
+    expect(due.map((r) => r.id)).toEqual([edge, earlierRequest]);
+  });
 
   it('is sent once across many runs (sequential and simultaneous), in French, with the date in the company\'s zone', async () => {
     const companyId = await insertCompany(db, 'Rappel');

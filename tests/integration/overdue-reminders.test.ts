@@ -8,6 +8,7 @@ import { testRuntime } from '../helpers/runtime.js';
 import { runJob } from '../../lib/cron/run.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
+import { readReminderCandidates } from '../../lib/jobs/overdue-reminders/sql-reminders.js';
 import type { Config } from '../../lib/config.js';
 import {
   appointment, appointmentType, client, company, handContext, notificationsOf, testConfig, user,
@@ -182,6 +183,18 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     await db.execute(sql`insert into appointment_reminders (company_id, appointment_id, hours_before, start_date_time, delivery)
       values (${s.c}, ${b}, 24, '2026-04-20T11:00:00Z', 'sending')`);
     expect((await runAt(s.c, '2026-04-19T13:30:00Z')).stats.reminders).toMatchObject({ markedUnknown: 0, inProgress: 1, sent: 0 });
+  });
+
+  it('the send window, evaluated by PostgreSQL at its edges: from start − offset, until (not including) the start', async () => {
+    const s = await setup();
+    const now = '2026-04-19T10:00:00.000Z';
+    const at = (ms: number) => new Date(Date.parse(now) + ms).toISOString();
+    const H = 3_600_000;
+    const starts = { opens: at(24 * H), notYet: at(24 * H + 1), lastMoment: at(1), started: now, past: at(-1) };
+    const ids = Object.fromEntries(await Promise.all(Object.entries(starts).map(async ([k, start]) =>
+      [k, await appointment(db, { companyId: s.c, clientId: s.cl, typeId: s.type, start })] as const)));
+    const rows = await readReminderCandidates(db, { now: new Date(now), scope: { companyId: s.c }, offsets: [{ company_id: s.c, hours_before: 24 }] });
+    expect(rows.map((r) => r.appointment_id).sort((a, b) => a - b)).toEqual([ids.opens, ids.lastMoment].sort((a, b) => a - b));
   });
 
   it('dry run: the plan, nothing claimed, nothing sent', async () => {

@@ -1,9 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
-  decideDeletion, emailSha256, handlesGlobalWork, isDeletionDue, newOwner, reminderDue, reminderFailureAction,
-  reminderWindow, type LockedUser, type OtherUser,
+  decideDeletion, emailSha256, handlesGlobalWork, isDeletionDue, newOwner, reminderWindow, type LockedUser, type OtherUser,
 } from '../../lib/jobs/account-deletions/plan.js';
-import { confirmationMail, reminderMail } from '../../lib/jobs/account-deletions/emails.js';
+import { confirmationMail, reminderMail } from '../../lib/jobs/account-deletions/messages.js';
 
 const now = new Date('2026-03-10T02:00:00Z');
 const days = (n: number) => new Date(now.getTime() + n * 86_400_000);
@@ -66,24 +65,10 @@ describe('newOwner', () => {
   });
 });
 
-describe('J-7 reminder rules', () => {
-  const req = { deletionRequestedAt: days(-23), deletionScheduledAt: days(7), deletionReminderSentAt: null };
-  it('due when the deletion is at most 7 days ahead and none was sent for this request', () => {
+describe('J-7 reminder window', () => {
+  // the rule itself is SQL (sql.ts reminderDueWhere), tested against PostgreSQL in tests/integration/deletions-reminders.test.ts
+  it('is the 7 days after now, now excluded', () => {
     expect(reminderWindow(now)).toEqual({ after: now, until: days(7) });
-    expect(reminderDue(req, now)).toBe(true);
-    expect(reminderDue({ ...req, deletionScheduledAt: new Date(days(7).getTime() + 1) }, now)).toBe(false);
-  });
-  it('not for a cancelled request, nor once sent, nor once the deletion date has passed', () => {
-    expect(reminderDue({ ...req, deletionRequestedAt: null, deletionScheduledAt: null }, now)).toBe(false);
-    expect(reminderDue({ ...req, deletionReminderSentAt: days(-1) }, now)).toBe(false);
-    expect(reminderDue({ ...req, deletionScheduledAt: now }, now)).toBe(false);
-  });
-  it('a reminder sent for an earlier, cancelled request does not count for a new one', () => {
-    expect(reminderDue({ ...req, deletionReminderSentAt: days(-60) }, now)).toBe(true);
-  });
-  it('a temporary failure gives the claim back; a permanent one keeps it', () => {
-    expect(reminderFailureAction({ permanent: false })).toBe('release');
-    expect(reminderFailureAction({ permanent: true })).toBe('keep');
   });
 });
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
-  addressOf, fillTemplate, overdueWeek, planReminders, reminderCompany, reminderDedupeKey, reminderIsDue, renderReminder,
-  rescheduleUrl, type ReminderCandidate, type ReminderCompany,
+  planReminders, reminderCompany, reminderDedupeKey, type ReminderCandidate, type ReminderCompany,
 } from '../../lib/jobs/overdue-reminders/plan.js';
+import { addressOf, fillTemplate, renderReminder, rescheduleUrl } from '../../lib/jobs/overdue-reminders/messages.js';
 
 const H = 3_600_000;
 const start = new Date('2026-03-30T07:00:00Z'); // 09:00 in Paris (CEST)
@@ -17,20 +17,8 @@ function companyOf(settings: unknown = {}, id = 10): ReminderCompany {
   return reminderCompany(id, 'Cabinet Lefèvre', settings).company;
 }
 
-describe('overdue week (weekly repeat of INVOICE_OVERDUE)', () => {
-  it('days 1–7 are week 0, day 8 starts week 1: a notification on day 1, 8, 15, …', () => {
-    expect([1, 2, 7, 8, 14, 15, 22].map(overdueWeek)).toEqual([0, 0, 0, 1, 1, 2, 3]);
-  });
-});
-
-describe('reminder window', () => {
-  it('is due from start − offset until (not including) the start', () => {
-    expect(reminderIsDue(start, 24, new Date(start.getTime() - 24 * H - 1))).toBe(false);
-    expect(reminderIsDue(start, 24, new Date(start.getTime() - 24 * H))).toBe(true);
-    expect(reminderIsDue(start, 24, new Date(start.getTime() - 1))).toBe(true);
-    expect(reminderIsDue(start, 24, start)).toBe(false);
-  });
-});
+// the weekly repeat of INVOICE_OVERDUE and the reminders' send window are SQL rules, tested against
+// PostgreSQL: tests/integration/overdue-notifications.test.ts and overdue-reminders.test.ts
 
 describe('reminder settings', () => {
   it('defaults: enabled, one 24 h offset, no reschedule link, Europe/Paris', () => {
@@ -56,7 +44,6 @@ describe('reminder settings', () => {
 });
 
 describe('planReminders', () => {
-  const now = new Date(start.getTime() - 10 * H);
   const companies = new Map([[10, companyOf()], [11, companyOf({ appointments: { auto_reminder_enabled: false } }, 11)]]);
 
   it('sends what is due; counts already sent, in progress, unknown and each skip reason', () => {
@@ -71,24 +58,18 @@ describe('planReminders', () => {
       candidate({ appointmentId: 8, companyId: 11 }),
       candidate({ appointmentId: 9, clientEmail: null }),
       candidate({ appointmentId: 10, clientEmail: 'jeanne at example' }),
-      candidate({ appointmentId: 11, hoursBefore: 2 }), // not yet: 10 h ahead
       candidate({ appointmentId: 12, status: 'CONFIRMED' }),
-    ], companies, now, 500);
+    ], companies, 500);
     expect(plan.send.map((r) => r.appointmentId)).toEqual([1, 12]);
     expect(plan).toMatchObject({ alreadySent: 1, inProgress: 1, unknown: 1, deferred: 0 });
     expect(plan.skipped).toEqual({
-      failed_permanently: 1, appointment_cancelled: 1, appointment_not_active: 1, reminders_disabled: 1, no_client_email: 1, invalid_client_email: 1, not_due: 1,
+      failed_permanently: 1, appointment_cancelled: 1, appointment_not_active: 1, reminders_disabled: 1, no_client_email: 1, invalid_client_email: 1,
     });
-  });
-
-  it('never sends once the appointment has started', () => {
-    expect(planReminders([candidate()], companies, start, 500).send).toEqual([]);
-    expect(planReminders([candidate()], companies, new Date(start.getTime() + H), 500).skipped).toEqual({ not_due: 1 });
   });
 
   it('caps the sends per run, most overdue first, and counts the rest as deferred', () => {
     const rows = [3, 1, 2].map((i) => candidate({ appointmentId: i, start: new Date(start.getTime() + i * H) }));
-    const plan = planReminders(rows, companies, now, 2);
+    const plan = planReminders(rows, companies, 2);
     expect(plan.send.map((r) => r.appointmentId)).toEqual([1, 2]);
     expect(plan.deferred).toBe(1);
   });

@@ -1,6 +1,16 @@
 import type { Job } from '../../cron/types.js';
-import { createAccountDeletionsJob } from './run.js';
+import { dryRunAccountDeletions } from './dry-run.js';
+import { runAccountDeletions, type DeletionHooks } from './run.js';
 
-/** `/users/process-account-deletions` (SPEC §5.3): deletes accounts 30 days after the request. */
+export type { DeletionHooks };
+
+/** `/users/process-account-deletions`: deletes accounts 30 days after the request (docs/account-deletions.md). */
+export function createAccountDeletionsJob(opts: { hooks?: DeletionHooks } = {}): Job {
+  const hooks = opts.hooks ?? {};
+  return {
+    id: 'account-deletions',
+    run: (ctx) => (ctx.dryRun ? dryRunAccountDeletions(ctx) : runAccountDeletions(ctx, hooks)),
+  };
+}
+
 export const accountDeletionsJob: Job = createAccountDeletionsJob();
-export { createAccountDeletionsJob, type DeletionHooks } from './run.js';

@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
 import type { Scope } from '../../cron/types.js';
+import type { ClaimedReminderRow, DueRow, OtherUserRow, UserRow } from './sql.js';
 
 /**
- * The pure half of account deletion (SPEC §5.3): rows and `now` in, decisions out. No I/O.
+ * The pure half of account deletion (docs/account-deletions.md): rows and `now` in, decisions
+ * out. No I/O. Also the mapping of sql.ts's raw rows to the facts the decisions take, and the
+ * dry run's plan items.
  */
 
-/** Days before `deletion_scheduled_at` when the one reminder email goes out (SPEC §5.3.5). */
-export const REMINDER_LEAD_DAYS = 7;
+/** Days before `deletion_scheduled_at` when the one reminder email goes out (a last chance to cancel). */
+const REMINDER_LEAD_DAYS = 7;
 const DAY_MS = 86_400_000;
 
 /** The request columns of a user row, as read (selection) or re-read under the row lock. */
@@ -86,31 +89,9 @@ export function newOwner(leaving: Pick<LockedUser, 'role'>, activeOthers: readon
   return sorted[0].id;
 }
 
-/** The window of reminders due at `now`: deletions scheduled in (now, now + 7 days]. */
+/** The window of reminders due at `now`: deletions scheduled in (now, now + 7 days] (sql.ts reminderDueWhere). */
 export function reminderWindow(now: Date): { after: Date; until: Date } {
   return { after: now, until: new Date(now.getTime() + REMINDER_LEAD_DAYS * DAY_MS) };
-}
-
-/**
- * Whether the reminder for the current request still has to go out. A reminder sent for an
- * earlier request (cancelled, then asked again) does not count: the app that clears the two
- * request columns on cancellation does not know about `deletion_reminder_sent_at`.
- */
-export function reminderDue(u: DeletionRequest & { deletionReminderSentAt: Date | null }, now: Date): boolean {
-  if (u.deletionRequestedAt === null || u.deletionScheduledAt === null) return false;
-  const { after, until } = reminderWindow(now);
-  const t = u.deletionScheduledAt.getTime();
-  if (t <= after.getTime() || t > until.getTime()) return false;
-  return u.deletionReminderSentAt === null || u.deletionReminderSentAt.getTime() < u.deletionRequestedAt.getTime();
-}
-
-/**
- * After a failed reminder send: a temporary failure (4xx, network) gives the claim back so the
- * next run retries (a rare duplicate reminder is better than none before an irreversible
- * deletion); a permanent one (5xx: no such mailbox) keeps it, so a dead address is not retried.
- */
-export function reminderFailureAction(err: { permanent?: boolean }): 'release' | 'keep' {
-  return err.permanent ? 'keep' : 'release';
 }
 
 /** The deletion log's only trace of the person: sha256 of the trimmed, lowercased address. */
@@ -126,7 +107,49 @@ export function handlesGlobalWork(scope: Scope): boolean {
   return scope.companyId === undefined && (!scope.shard || scope.shard.k === 0);
 }
 
-/** Adds per-table counts into a running total. */
-export function addCounts(total: Record<string, number>, counts: Record<string, number>): void {
-  for (const [k, v] of Object.entries(counts)) total[k] = (total[k] ?? 0) + v;
+// ---------------------------------------------------------------------------------------------
+// Rows → facts
+
+const asDate = (v: unknown): Date | null => (v === null || v === undefined ? null : v instanceof Date ? v : new Date(String(v)));
+const asId = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+
+/** A selected account: who, and the company whose row the deletion locks first. */
+export type Candidate = { id: number; companyId: number | null };
+
+export const candidateOf = (r: DueRow): Candidate => ({ id: Number(r.id), companyId: asId(r.company_id) });
+
+export function lockedUserOf(r: UserRow | undefined): LockedUser | undefined {
+  return r && {
+    id: Number(r.id), email: String(r.email), fullName: r.full_name ?? null, role: String(r.role),
+    companyId: asId(r.company_id), isActive: Boolean(r.is_active),
+    deletionRequestedAt: asDate(r.deletion_requested_at), deletionScheduledAt: asDate(r.deletion_scheduled_at),
+  };
+}
+
+export const otherUserOf = (o: OtherUserRow): OtherUser => ({
+  id: Number(o.id), role: String(o.role), isActive: Boolean(o.is_active),
+  createdAt: asDate(o.created_at)!, deletionRequestedAt: asDate(o.deletion_requested_at),
+});
+
+/** A claimed reminder; `sendId` null when this request's email was claimed before (never twice). */
+export type ClaimedReminder = {
+  userId: number; email: string; fullName: string | null; scheduledAt: Date; timezone: string | null; sendId: number | null;
+};
+
+export const claimedReminderOf = (r: ClaimedReminderRow): ClaimedReminder => ({
+  userId: Number(r.id), email: r.email, fullName: r.full_name, scheduledAt: asDate(r.deletion_scheduled_at)!,
+  timezone: r.tz, sendId: asId(r.send_id),
+});
+
+// ---------------------------------------------------------------------------------------------
+// Dry-run plan items
+
+type Counts = Record<string, number>;
+
+/** What the dry run lists for one account it would delete. */
+export function planItem(cand: Candidate, decision: Exclude<DeletionDecision, { kind: 'skip' }>,
+  counts: { deleted: Counts; retained?: Counts; nulled?: Counts }) {
+  return decision.kind === 'company'
+    ? { action: 'delete-company', userId: cand.id, companyId: cand.companyId, rows: counts.deleted, retained: counts.retained ?? {} }
+    : { action: 'delete-user', userId: cand.id, companyId: cand.companyId, rows: counts.deleted, nulled: counts.nulled ?? {} };
 }

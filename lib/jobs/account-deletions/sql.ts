@@ -1,165 +1,152 @@
-import { getTableName, sql, type SQL } from 'drizzle-orm';
-import type { AnyPgColumn, PgTable } from 'drizzle-orm/pg-core';
+import { sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../../../db/client.js';
-import { DELETION_ORDER, type DeletionStep } from '../../../db/schema/deletion-order.js';
-import { invoices, users } from '../../../db/schema/index.js';
+import { accountDeletionLog, companies, companySettings, users } from '../../../db/schema/index.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
-import { handlesGlobalWork } from './plan.js';
 import type { ClaimTable } from '../../mail/claimed-send.js';
+import { handlesGlobalWork, reminderWindow } from './plan.js';
+import { intArray, rowCount } from './sql-order.js';
 
 /**
- * The SQL half of account deletion: set-based statements generated from DELETION_ORDER, one per
- * table (never one per row), each answering its own row count.
+ * The statements of account deletion other than the per-table ones (sql-order.ts): the
+ * selection, the locks and re-reads of the deleting transaction, its log row, the J-7 reminders
+ * and the claims of the two emails. They answer raw rows; plan.ts turns them into facts.
  */
-
-export const tableName = (t: PgTable) => getTableName(t);
-
-function stepOf(table: PgTable): DeletionStep {
-  const step = DELETION_ORDER.find((s) => s.table === table);
-  if (!step) throw new Error(`table ${tableName(table)} is not in DELETION_ORDER`);
-  return step;
-}
 
 /**
- * The rows of one company in a step's table. `deletable`: without the rows kept by legal
- * retention (and without the children of kept rows), i.e. exactly what the deletion removes.
+ * A lock held longer than this belongs to a stuck transaction (or another deletion of the same
+ * company): the account is left for the next run rather than eating the whole budget.
  */
-export function companyRows(step: DeletionStep, companyId: number, mode: 'deletable' | 'all'): SQL {
-  const c = step.company;
-  if (c.by === 'parent') {
-    const parent = stepOf(c.parent);
-    return sql`${c.column} in (select ${c.parentKey} from ${c.parent} where ${companyRows(parent, companyId, mode)})`;
-  }
-  const own = sql`${c.column} = ${companyId}`;
-  if (mode === 'deletable' && step.retain) return sql`${own} and not (${step.retain.keep})`;
-  return own;
-}
-
-const counted = (statement: SQL) => sql`with affected as (${statement} returning 1) select count(*)::int as n from affected`;
-
-async function count(tx: Executor, query: SQL): Promise<number> {
-  const rows = await queryRows<{ n: number }>(tx, query);
-  return Number(rows[0]?.n ?? 0);
-}
-
-export const deleteCompanyRows = (tx: Executor, step: DeletionStep, companyId: number) =>
-  count(tx, counted(sql`delete from ${step.table} where ${companyRows(step, companyId, 'deletable')}`));
-
-/** Detaches the retained rows of a step (invoices): links and free text cleared, retention date set. */
-export function detachRetained(tx: Executor, step: DeletionStep, companyId: number): Promise<number> {
-  const r = step.retain;
-  if (!r || step.company.by !== 'company') return Promise.resolve(0);
-  const sets = [
-    ...r.clear.map((col) => sql`${sql.identifier(col.name)} = null`),
-    sql`${sql.identifier(r.retainedUntil.column.name)} = ${r.retainedUntil.from} + make_interval(years => ${r.retainedUntil.years})`,
-  ];
-  return count(tx, counted(sql`update ${step.table} set ${sql.join(sets, sql`, `)}
-    where ${step.company.column} = ${companyId} and (${r.keep})`));
-}
-
-/** Dry run: what a whole-company deletion would remove and retain, per table (one statement). */
-export async function countCompanyRows(db: Executor, companyId: number): Promise<{ deleted: Record<string, number>; retained: Record<string, number> }> {
-  const cols: SQL[] = [];
-  for (const step of DELETION_ORDER) {
-    const name = tableName(step.table);
-    cols.push(sql`(select count(*)::int from ${step.table} where ${companyRows(step, companyId, 'deletable')}) as ${sql.identifier(`d:${name}`)}`);
-    if (step.retain && step.company.by === 'company') {
-      cols.push(sql`(select count(*)::int from ${step.table} where ${step.company.column} = ${companyId} and (${step.retain.keep})) as ${sql.identifier(`r:${name}`)}`);
-    }
-  }
-  const [row] = await queryRows<Record<string, number>>(db, sql`select ${sql.join(cols, sql`, `)}`);
-  const deleted: Record<string, number> = {};
-  const retained: Record<string, number> = {};
-  for (const [k, v] of Object.entries(row ?? {})) {
-    if (k.startsWith('d:')) deleted[k.slice(2)] = Number(v);
-    else retained[k.slice(2)] = Number(v);
-  }
-  return { deleted, retained };
-}
-
-export type UserStatement = { table: string; kind: 'deleted' | 'nulled'; query: SQL };
-
-/**
- * The statements of each table's `user` action, in the order's order. `users`: one user id (a
- * single-user deletion), or every user of a company (a whole-company deletion: what still points
- * at them from elsewhere, e.g. tasks of a company they used to work for, must not block it).
- */
-export function userStatements(target: { userId: number } | { companyId: number }): UserStatement[] {
-  const match = (col: AnyPgColumn) => ('userId' in target
-    ? sql`${col} = ${target.userId}`
-    : sql`${col} in (select ${users.id} from ${users} where ${users.companyId} = ${target.companyId})`);
-  const out: UserStatement[] = [];
-  for (const step of DELETION_ORDER) {
-    const u = step.user;
-    const name = tableName(step.table);
-    if (u.action === 'delete' || (u.action === 'self' && 'userId' in target)) {
-      out.push({ table: name, kind: 'deleted', query: counted(sql`delete from ${step.table} where ${match(u.column)}`) });
-    } else if (u.action === 'nullify') {
-      for (const col of u.columns) {
-        out.push({ table: name, kind: 'nulled', query: counted(sql`update ${step.table} set ${sql.identifier(col.name)} = null where ${match(col)}`) });
-      }
-    }
-  }
-  return out;
-}
-
-/** Dry run: what a single-user deletion would delete and null, per table (one statement). */
-export async function countUserRows(db: Executor, userId: number): Promise<{ deleted: Record<string, number>; nulled: Record<string, number> }> {
-  const cols: SQL[] = [];
-  for (const step of DELETION_ORDER) {
-    const u = step.user;
-    const name = tableName(step.table);
-    if (u.action === 'delete' || u.action === 'self') {
-      cols.push(sql`(select count(*)::int from ${step.table} where ${u.column} = ${userId}) as ${sql.identifier(`d:${name}`)}`);
-    } else if (u.action === 'nullify') {
-      const any = sql.join(u.columns.map((c) => sql`${c} = ${userId}`), sql` or `);
-      cols.push(sql`(select count(*)::int from ${step.table} where ${any}) as ${sql.identifier(`n:${name}`)}`);
-    }
-  }
-  const [row] = await queryRows<Record<string, number>>(db, sql`select ${sql.join(cols, sql`, `)}`);
-  const deleted: Record<string, number> = {};
-  const nulled: Record<string, number> = {};
-  for (const [k, v] of Object.entries(row ?? {})) {
-    if (k.startsWith('d:')) deleted[k.slice(2)] = Number(v);
-    else nulled[k.slice(2)] = Number(v);
-  }
-  return { deleted, nulled };
-}
+export const LOCK_TIMEOUT_MS = 5_000;
 
 /** Users of the run's tenants; company-less users (super_admin) only for an unscoped run or shard 0. */
-export function userScopeFilter(scope: Scope): SQL {
+function userScopeFilter(scope: Scope): SQL {
   const tenants = scopeFilter(users.companyId, scope);
   return handlesGlobalWork(scope) ? sql`(${users.companyId} is null or (${tenants}))` : tenants;
 }
 
-/** A Postgres int[] literal for `= any(…::int[])` (ids are integers, so the literal is safe). */
-export const intArray = (ids: readonly number[]) => `{${ids.map((n) => Math.trunc(Number(n))).join(',')}}`;
+// ---------------------------------------------------------------------------------------------
+// Selection and the deleting transaction
 
-/** The children of invoices in the order (lines, payments): purged with their retained invoice. */
-export const invoiceChildren = () => DELETION_ORDER.filter((s) => s.company.by === 'parent' && s.company.parent === invoices);
+export type DueRow = { id: number; company_id: number | null };
 
-/** Retained invoices past their date: claimed (SKIP LOCKED) and deleted with their children. */
-export async function purgeExpiredInvoices(tx: Executor, now: Date, limit: number): Promise<{ invoices: number; rows: Record<string, number> }> {
-  const claimed = await queryRows<{ id: number }>(tx, sql`
-    select ${invoices.id} as id from ${invoices}
-    where ${invoices.companyId} is null and ${invoices.retainedUntil} <= ${now}
-    order by ${invoices.retainedUntil}, ${invoices.id} limit ${limit}
-    for update skip locked`);
-  const rows: Record<string, number> = {};
-  if (claimed.length === 0) return { invoices: 0, rows };
-  const ids = intArray(claimed.map((r) => r.id));
-  for (const step of invoiceChildren()) {
-    const col = step.company.column;
-    rows[tableName(step.table)] = await count(tx, counted(sql`delete from ${step.table} where ${col} = any(${ids}::int[])`));
-  }
-  const n = await count(tx, counted(sql`delete from ${invoices} where ${invoices.id} = any(${ids}::int[])`));
-  rows[tableName(invoices)] = n;
-  return { invoices: n, rows };
+/** Due requests in the run's tenants, oldest first (at most `limit`), and how many are due in all. */
+export async function selectDueRequests(db: Executor, p: { now: Date; scope: Scope; limit: number }): Promise<{ rows: DueRow[]; total: number }> {
+  const where = sql`${users.deletionRequestedAt} is not null and ${users.deletionScheduledAt} <= ${p.now} and ${userScopeFilter(p.scope)}`;
+  const rows = await queryRows<DueRow>(db, sql`
+    select ${users.id} as id, ${users.companyId} as company_id from ${users} where ${where}
+    order by ${users.deletionScheduledAt}, ${users.id} limit ${p.limit}`);
+  const total = await rowCount(db, sql`select count(*)::int as n from ${users} where ${where}`);
+  return { rows, total };
 }
 
-export const countExpiredInvoices = (db: Executor, now: Date) =>
-  count(db, sql`select count(*)::int as n from ${invoices} where ${invoices.companyId} is null and ${invoices.retainedUntil} <= ${now}`);
+/** For the current transaction only (`set_config(…, true)`): see LOCK_TIMEOUT_MS. */
+export async function setLockTimeout(tx: Executor): Promise<void> {
+  await tx.execute(sql`select set_config('lock_timeout', ${`${LOCK_TIMEOUT_MS}ms`}, true)`);
+}
+
+export type CompanyRow = { name: string; tz: string | null };
+
+/** Locks the company row (FOR UPDATE) and reads its name and zone setting; undefined when it is gone. */
+export async function lockCompany(tx: Executor, companyId: number): Promise<CompanyRow | undefined> {
+  const rows = await queryRows<CompanyRow>(tx, sql`
+    select ${companies.name} as name,
+      (select ${companySettings.settings}->'company_info'->>'timezone' from ${companySettings} where ${companySettings.companyId} = ${companies.id}) as tz
+    from ${companies} where ${companies.id} = ${companyId} for update of ${companies}`);
+  return rows[0];
+}
+
+export type UserRow = {
+  id: number; email: string; full_name: string | null; role: string; company_id: number | null; is_active: boolean;
+  deletion_requested_at: unknown; deletion_scheduled_at: unknown;
+};
+
+/** The user row, locked (FOR UPDATE) in the deleting transaction, plainly read by the dry run. */
+export async function readUser(tx: Executor, userId: number, opts: { lock: boolean }): Promise<UserRow | undefined> {
+  const rows = await queryRows<UserRow>(tx, sql`
+    select id, email, full_name, role, company_id, is_active, deletion_requested_at, deletion_scheduled_at
+    from ${users} where ${users.id} = ${userId} ${opts.lock ? sql`for update` : sql``}`);
+  return rows[0];
+}
+
+export type OtherUserRow = { id: number; role: string; is_active: boolean; created_at: unknown; deletion_requested_at: unknown };
+
+/** The company's other users (read after the company row lock, so "last active user" is decided on fresh rows). */
+export function readOtherUsers(tx: Executor, companyId: number, userId: number): Promise<OtherUserRow[]> {
+  return queryRows<OtherUserRow>(tx, sql`
+    select id, role, is_active, created_at, deletion_requested_at from ${users}
+    where ${users.companyId} = ${companyId} and ${users.id} <> ${userId}`);
+}
+
+export async function handOverOwnership(tx: Executor, userId: number): Promise<void> {
+  await tx.execute(sql`update ${users} set role = 'owner' where ${users.id} = ${userId}`);
+}
+
+/** The deletion's log row, in the deleting transaction: ids, the address's sha256, counts. */
+export async function insertDeletionLog(tx: Executor, entry: {
+  userId: number; companyId: number | null; emailSha256: string; scope: 'user' | 'company'; counts: Record<string, unknown>;
+}): Promise<number> {
+  const [row] = await queryRows<{ id: number }>(tx, sql`
+    insert into ${accountDeletionLog} (user_id, company_id, email_sha256, scope, counts)
+    values (${entry.userId}, ${entry.companyId}, ${entry.emailSha256}, ${entry.scope}, ${JSON.stringify(entry.counts)}::jsonb)
+    returning id`);
+  return Number(row.id);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The J-7 reminders
+
+/**
+ * The one rule of "a reminder is due": the deletion is inside the window of plan.ts's
+ * reminderWindow, and no reminder went out *for this request* (a reminder sent for an earlier
+ * request, cancelled then asked again, does not count: the app that clears the two request
+ * columns on cancellation does not know about `deletion_reminder_sent_at`).
+ */
+export function reminderDueWhere(now: Date, scope: Scope): SQL {
+  const { after, until } = reminderWindow(now);
+  return sql`${users.deletionRequestedAt} is not null
+    and ${users.deletionScheduledAt} > ${after} and ${users.deletionScheduledAt} <= ${until}
+    and (${users.deletionReminderSentAt} is null or ${users.deletionReminderSentAt} < ${users.deletionRequestedAt})
+    and ${userScopeFilter(scope)}`;
+}
+
+/** Dry run: how many reminders are due. */
+export const countDueReminders = (db: Executor, now: Date, scope: Scope) =>
+  rowCount(db, sql`select count(*)::int as n from ${users} where ${reminderDueWhere(now, scope)}`);
+
+export type ClaimedReminderRow = {
+  id: number; email: string; full_name: string | null; deletion_scheduled_at: unknown; tz: string | null; send_id: number | null;
+};
+
+/**
+ * Claims due reminders (one UPDATE … RETURNING, SKIP LOCKED), so two runs never send the same
+ * one, and each one's `mail_sends` claim in the same statement. `send_id` null: this request's
+ * email was claimed before (never twice).
+ */
+export function claimDueReminders(db: Executor, p: { now: Date; scope: Scope; runId: string; limit: number; exclude: readonly number[] }): Promise<ClaimedReminderRow[]> {
+  return queryRows<ClaimedReminderRow>(db, sql`
+    with claimed as (
+      update ${users} set deletion_reminder_sent_at = ${p.now}
+      where ${users.id} in (
+        select ${users.id} from ${users}
+        where ${reminderDueWhere(p.now, p.scope)} and ${users.id} <> all(${intArray(p.exclude)}::int[])
+        order by ${users.deletionScheduledAt}, ${users.id}
+        limit ${p.limit}
+        for update skip locked)
+      returning id, email, full_name, company_id, deletion_scheduled_at, deletion_requested_at),
+    -- the email's own claim: one per (user, request), whatever happens to the user row
+    sends as (
+      insert into mail_sends (key, kind, claimed_at, claimed_by, delivery)
+      select ${REMINDER_KIND} || ':' || c.id || ':' || floor(extract(epoch from c.deletion_requested_at) * 1000)::bigint,
+             ${REMINDER_KIND}, now(), ${p.runId}, 'sending'
+      from claimed c
+      on conflict (key) do nothing
+      returning id, split_part(key, ':', 2)::int as user_id)
+    select c.id, c.email, c.full_name, c.deletion_scheduled_at,
+      (select s.settings->'company_info'->>'timezone' from company_settings s where s.company_id = c.company_id) as tz,
+      (select m.id from sends m where m.user_id = c.id) as send_id
+    from claimed c`);
+}
 
 // ---------------------------------------------------------------------------------------------
 // The two emails' claims (`mail_sends`, lib/mail/claimed-send.ts, docs/sending.md)

@@ -2,7 +2,7 @@ import type { Job } from '../../cron/types.js';
 import { runOverdueReminders } from './run.js';
 
 /**
- * `/cron/check-overdue-and-reminders` (SPEC §5.4): overdue invoices and tasks, critical tasks,
- * appointment reminders, expired trials. plan.ts decides, sql.ts and run.ts do.
+ * `/cron/check-overdue-and-reminders`: overdue invoices and tasks, critical tasks, appointment
+ * reminders, expired trials (docs/overdue-reminders.md).
  */
 export const overdueRemindersJob: Job = { id: 'overdue-reminders', run: runOverdueReminders };

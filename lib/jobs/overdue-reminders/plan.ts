@@ -1,84 +1,34 @@
 import { parseCompanySettings } from '../../settings.js';
 import type { Delivery } from '../../../db/schema/enums.js';
-export type { Delivery };
-import { formatFrenchDate, formatFrenchTime } from '../../time/zone.js';
-import { deterministicMessageId } from '../../mail/message-id.js';
 import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
+import type { CandidateRow } from './sql-reminders.js';
+
+export type { Delivery };
 
 /**
- * The pure half of the job (SPEC §5.4): given rows read from the database and the clock, decide
- * which appointment reminders go out, what they say, and why the others do not. No I/O here.
- * The notification parts are whole SQL statements (sql.ts); their French texts live here.
+ * The pure half of the job (docs/overdue-reminders.md): the rules' constants (the notification
+ * parts are whole SQL statements in sql.ts, which take them from here), and, from rows read by
+ * sql-reminders.ts and the clock, which appointment reminders go out and why the others do not.
+ * No I/O here; the texts are in messages.ts.
  */
 
 // ---------------------------------------------------------------------------------------------
-// Notification texts (reference §B.4), used by the SQL of sql.ts through format()
-// ---------------------------------------------------------------------------------------------
-
-export const TEXTS = {
-  invoiceOverdue: {
-    title: 'Facture en retard',
-    // %1$s number, %2$s days overdue, %3$s plural "s", %4$s due date dd/mm/yyyy
-    message: 'La facture %1$s est en retard de %2$s jour%3$s (échéance le %4$s).',
-    linkText: 'Voir la facture',
-  },
-  taskOverdue: {
-    title: 'Tâche en retard',
-    // %1$s title, %2$s days late, %3$s plural "s", %4$s due date
-    message: 'La tâche « %1$s » est en retard de %2$s jour%3$s (échéance le %4$s).',
-    linkText: 'Voir les tâches',
-  },
-  taskCritical: {
-    title: 'Tâche critique à venir',
-    // %1$s title, %2$s priority label, %3$s "aujourd'hui" | "demain" | "dans N jours", %4$s due date
-    message: 'La tâche « %1$s » (priorité %2$s) arrive à échéance %3$s (le %4$s).',
-    linkText: 'Voir les tâches',
-  },
-  appointmentReminder: {
-    title: 'Rappel de rendez-vous envoyé',
-    linkText: 'Voir les rendez-vous',
-  },
-} as const;
-
-/** Relative paths of the links, as in the original front end (reference §B.4). */
-export const LINKS = {
-  invoice: (frontendUrl: string, id: number) => `${trimSlash(frontendUrl)}/app/billing/invoices/${id}`,
-  tasks: (frontendUrl: string) => `${trimSlash(frontendUrl)}/app/tasks`,
-  appointments: (frontendUrl: string) => `${trimSlash(frontendUrl)}/app/appointments`,
-};
-
-export function trimSlash(url: string): string {
-  return url.replace(/\/+$/, '');
-}
+// Notification rules (applied in SQL by sql.ts)
 
 /** Priorities that make a task "critical" (the original also accepted `urgent`). */
 export const CRITICAL_PRIORITIES = ['high', 'critical', 'urgent'] as const;
-export const PRIORITY_LABELS: Record<(typeof CRITICAL_PRIORITIES)[number], string> = {
-  high: 'haute',
-  critical: 'critique',
-  urgent: 'urgente',
-};
-
-/** How far ahead a critical task is announced (SPEC §5.4.3). */
+/** How far ahead a critical task is announced: two days leave time to act on it. */
 export const CRITICAL_HORIZON_HOURS = 48;
-/** The overdue-invoice notification repeats once per this many days while it stays overdue (SPEC §5.4.1). */
-export const OVERDUE_REPEAT_DAYS = 7;
-
 /**
- * The overdue week of an invoice `daysOverdue` calendar days late (≥ 1): days 1–7 are week 0,
- * 8–14 week 1, … so the notification comes on the first overdue day and then every 7 days.
- * sql.ts computes the same expression in SQL; this one documents it and is unit-tested against it.
+ * The overdue-invoice notification repeats once per this many days while it stays overdue:
+ * days 1–7 late are week 0, 8–14 week 1, … (a notification on day 1, 8, 15…; sql.ts dedupe key).
  */
-export function overdueWeek(daysOverdue: number): number {
-  return Math.floor((daysOverdue - 1) / OVERDUE_REPEAT_DAYS);
-}
+export const OVERDUE_REPEAT_DAYS = 7;
 
 // ---------------------------------------------------------------------------------------------
 // Appointment reminders
-// ---------------------------------------------------------------------------------------------
 
-export const DEFAULT_REMINDER_CONTENT = 'Rappel : Vous avez un rendez-vous le {date} à {time}.';
-/** Statuses of an appointment that still takes place (SPEC §5.4.4). */
+/** Statuses of an appointment that still takes place. */
 export const REMINDABLE_STATUSES = ['SCHEDULED', 'CONFIRMED'] as const;
 /** The largest offset the settings accept (settings.ts: 60 days): bounds the appointment scan. */
 export const MAX_REMINDER_HOURS = 24 * 60;
@@ -97,7 +47,7 @@ export type ReminderCompany = {
   invalidReplyTo: boolean;
 };
 
-/** A company's reminder configuration from its settings blob (defaults of SPEC §4). */
+/** A company's reminder configuration from its settings blob (lib/settings.ts defaults). */
 export function reminderCompany(companyId: number, name: string, rawSettings: unknown): { company: ReminderCompany; problems: string[] } {
   const { settings, problems } = parseCompanySettings(rawSettings);
   const a = settings.appointments;
@@ -125,14 +75,7 @@ export function reminderCompany(companyId: number, name: string, rawSettings: un
   };
 }
 
-/** An offset is due once its send time has come and while the appointment is still ahead. */
-export function reminderIsDue(start: Date, hoursBefore: number, now: Date): boolean {
-  const sendAt = start.getTime() - hoursBefore * 3_600_000;
-  return now.getTime() >= sendAt && now.getTime() < start.getTime();
-}
-
-
-/** One (appointment, offset) whose window contains `now`, as read by sql.ts. */
+/** One (appointment, offset) whose window contains `now`, as read by sql-reminders.ts. */
 export type ReminderCandidate = {
   appointmentId: number;
   companyId: number;
@@ -155,7 +98,6 @@ export type SkipReason =
   | 'invalid_reply_to'
   | 'appointment_cancelled'
   | 'appointment_not_active'
-  | 'not_due'
   | 'failed_permanently';
 
 export type ReminderPlan = {
@@ -174,10 +116,12 @@ export type ReminderPlan = {
 };
 
 /**
- * Decides, per (appointment, offset) candidate, whether a reminder goes out now. Sends are
- * ordered by send time (the most overdue first) and capped at `maxSends`.
+ * Decides, per (appointment, offset) candidate, whether a reminder goes out now. The candidates
+ * are those whose send window contains now (`start − hours_before ≤ now < start`: the one rule is
+ * sql-reminders.ts readReminderCandidates). Sends are ordered by send time (the most overdue
+ * first) and capped at `maxSends`.
  */
-export function planReminders(rows: ReminderCandidate[], companies: Map<number, ReminderCompany>, now: Date, maxSends: number): ReminderPlan {
+export function planReminders(rows: ReminderCandidate[], companies: Map<number, ReminderCompany>, maxSends: number): ReminderPlan {
   const plan: ReminderPlan = { send: [], alreadySent: 0, inProgress: 0, unknown: 0, skipped: {}, deferred: 0, invalidRecipients: [] };
   const skip = (r: SkipReason) => { plan.skipped[r] = (plan.skipped[r] ?? 0) + 1; };
   const due: ReminderCandidate[] = [];
@@ -187,7 +131,6 @@ export function planReminders(rows: ReminderCandidate[], companies: Map<number, 
     if (row.existingDelivery === 'unknown') { plan.unknown++; continue; }
     if (row.existingDelivery === 'failed') { skip('failed_permanently'); continue; }
     const company = companies.get(row.companyId);
-    if (!reminderIsDue(row.start, row.hoursBefore, now)) { skip('not_due'); continue; }
     if (row.status === 'CANCELLED') { skip('appointment_cancelled'); continue; }
     if (!(REMINDABLE_STATUSES as readonly string[]).includes(row.status)) { skip('appointment_not_active'); continue; }
     if (!company || !company.enabled) { skip('reminders_disabled'); continue; }
@@ -213,88 +156,41 @@ export function planReminders(rows: ReminderCandidate[], companies: Map<number, 
 
 const sendTime = (r: ReminderCandidate) => r.start.getTime() - r.hoursBefore * 3_600_000;
 
-export type ReminderMessage = {
-  to: string;
-  from: string;
-  replyTo?: string;
-  subject: string;
-  text: string;
-  messageId: string;
-  notification: { title: string; message: string; linkUrl: string; linkText: string; dedupeKey: string };
-  unknownVariables: string[];
-};
-
-/** Replaces `{name}` variables; unknown ones stay visible and are reported. */
-export function fillTemplate(template: string, vars: Record<string, string>): { text: string; unknown: string[] } {
-  const unknown: string[] = [];
-  const text = template.replace(/\{([a-z_]+)\}/g, (m, name: string) => {
-    if (name in vars) return vars[name];
-    unknown.push(name);
-    return m;
-  });
-  return { text, unknown };
-}
-
-/** `Name <addr>` → `addr`; a bare address stays as it is. */
-export function addressOf(from: string): string {
-  const m = /<([^>]+)>/.exec(from);
-  return (m ? m[1] : from).trim();
-}
-
-/** A display name safe inside double quotes (nodemailer encodes non-ASCII). */
-function quotedName(name: string): string {
-  return `"${name.replace(/["\\\r\n]/g, ' ').trim()}"`;
-}
 
 /** The dedupe key of a reminder notification: one per (offset, start time) of an appointment. */
 export function reminderDedupeKey(startIso: string, hoursBefore: number): string {
   return `start:${startIso};h:${hoursBefore}`;
 }
 
-/**
- * The email to the client and the notification for the employee. Dates and times are in the
- * company's timezone; the Message-ID depends only on the claim key, so a retry reuses it.
- */
-export function renderReminder(row: ReminderCandidate, company: ReminderCompany, opts: { frontendUrl: string; mailFrom: string }): ReminderMessage {
-  const offset = company.offsets.find((o) => o.hoursBefore === row.hoursBefore);
-  const date = formatFrenchDate(row.start, company.timezone);
-  const time = formatFrenchTime(row.start, company.timezone);
-  const clientName = row.clientName?.trim() || 'Client';
-  const rescheduleLink = company.rescheduleBaseUrl ? rescheduleUrl(company.rescheduleBaseUrl, row.appointmentId) : '';
-  const vars: Record<string, string> = {
-    date, time, client_name: clientName, company_name: company.name,
-    appointment_type: row.typeName ?? '', reschedule_link: rescheduleLink,
-  };
-  const custom = offset?.content ?? null;
-  const body = fillTemplate(custom ?? DEFAULT_REMINDER_CONTENT, vars);
-  const lines: string[] = [];
-  if (!custom) lines.push(`Bonjour ${clientName},`, '');
-  lines.push(body.text);
-  if (rescheduleLink && !(custom ?? '').includes('{reschedule_link}')) {
-    lines.push('', `Pour déplacer votre rendez-vous : ${rescheduleLink}`);
-  }
-  lines.push('', 'Cordialement,', company.name);
-  const mailFromAddress = addressOf(opts.mailFrom);
-  return {
-    to: row.clientEmail!.trim(),
-    from: `${quotedName(company.name)} <${mailFromAddress}>`,
-    ...(company.email ? { replyTo: company.email } : {}),
-    subject: `Rappel : votre rendez-vous du ${date} à ${time}`,
-    text: lines.join('\n'),
-    messageId: deterministicMessageId('appointment-reminder', [row.appointmentId, row.hoursBefore, row.start.getTime()], mailFromAddress),
-    notification: {
-      title: TEXTS.appointmentReminder.title,
-      message: `Rappel envoyé à ${clientName} pour le rendez-vous${row.typeName ? ` « ${row.typeName} »` : ''} du ${date} à ${time}.`,
-      linkUrl: LINKS.appointments(opts.frontendUrl),
-      linkText: TEXTS.appointmentReminder.linkText,
-      dedupeKey: reminderDedupeKey(row.startIso, row.hoursBefore),
-    },
-    unknownVariables: body.unknown,
-  };
-}
+export const candidateOf = (r: CandidateRow): ReminderCandidate => ({
+  appointmentId: r.appointment_id, companyId: r.company_id, status: r.status, start: new Date(r.start), startIso: r.start_iso,
+  employeeId: r.employee_id, hoursBefore: r.hours_before, clientName: r.client_name, clientEmail: r.client_email,
+  typeName: r.type_name, existingDelivery: r.delivery,
+});
 
-/** `{appointment_id}` in the base URL is replaced; otherwise the id is appended as a path segment. */
-export function rescheduleUrl(base: string, appointmentId: number): string {
-  if (base.includes('{appointment_id}')) return base.replace(/\{appointment_id\}/g, String(appointmentId));
-  return `${trimSlash(base)}/${appointmentId}`;
-}
+/** The offsets to look for, company by company (disabled companies too: the planner counts what their setting held back). */
+export const offsetsOf = (companies: Iterable<ReminderCompany>) =>
+  [...companies].flatMap((c) => c.offsets.map((o) => ({ company_id: c.companyId, hours_before: o.hoursBefore })));
+
+/** The claim items of a chunk of planned sends. */
+export const claimItemsOf = (rows: readonly ReminderCandidate[]) =>
+  rows.map((r) => ({ appointment_id: r.appointmentId, hours_before: r.hoursBefore, start_iso: r.startIso }));
+
+/** The item id of a reminder in errors and logs. */
+export const reminderItemId = (r: { appointmentId: number; hoursBefore: number }) => `${r.appointmentId}:${r.hoursBefore}`;
+
+// ---------------------------------------------------------------------------------------------
+// Dry-run plan items and notification rows
+
+/** Sample items of a dry run's plan (the route keeps at most 50 in all). */
+export const PLAN_SAMPLE = 50;
+
+export const trialPlanItems = (companyIds: readonly number[]) =>
+  companyIds.slice(0, 10).map((companyId) => ({ part: 'trials', action: 'expire_trial', companyId }));
+
+export const reminderPlanItem = (row: ReminderCandidate, subject: string) =>
+  ({ part: 'reminders', action: 'send_reminder', appointmentId: row.appointmentId, hoursBefore: row.hoursBefore, start: row.startIso, subject });
+
+/** The employee's notification of a sent reminder, as sql-reminders.ts inserts it. */
+export const notificationRowOf = (reminderId: number, n: { title: string; message: string; linkUrl: string; linkText: string; dedupeKey: string }) =>
+  ({ reminder_id: reminderId, title: n.title, message: n.message, link_url: n.linkUrl, link_text: n.linkText, dedupe_key: n.dedupeKey });

@@ -3,15 +3,12 @@ import { queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import { isKnownZone, zoneSql } from '../../time/zone.js';
-import { DEFAULT_TIMEZONE } from '../../time/zone.js';
-import { ownerGone, sweepClaims, type ClaimTable } from '../../mail/claimed-send.js';
-import {
-  CRITICAL_HORIZON_HOURS, CRITICAL_PRIORITIES, MAX_REMINDER_HOURS, OVERDUE_REPEAT_DAYS, PRIORITY_LABELS,
-  REMINDABLE_STATUSES, TEXTS, trimSlash, type Delivery, type ReminderCandidate,
-} from './plan.js';
+import { DAY_PLURAL, DUE_WHEN, LINKS, PRIORITY_LABELS, TEXTS } from './messages.js';
+import { CRITICAL_HORIZON_HOURS, CRITICAL_PRIORITIES, OVERDUE_REPEAT_DAYS } from './plan.js';
 
 /**
- * The effectful half: whole set-based statements. Each notification part is ONE statement
+ * The statements of the notification parts, the expired trials and the zone check (the
+ * appointment reminders' are in sql-reminders.ts): whole set-based statements. Each notification part is ONE statement
  * (candidates → status change → INSERT … ON CONFLICT DO NOTHING → counts), so the number of
  * statements never grows with the number of rows. "Today" is computed in SQL in each company's
  * zone (joined in the same statement), validated by lib/time/zone.ts's rule (known to luxon and
@@ -21,9 +18,9 @@ import {
 export type PartParams = { now: Date; scope: Scope; frontendUrl: string };
 
 /** Statements carry a tag comment so a benchmark (or pg_stat_statements) can count them per part. */
-const tag = (name: string) => sql.raw(`/* overdue-reminders:${name} */ `);
+export const tag = (name: string) => sql.raw(`/* overdue-reminders:${name} */ `);
 
-const nowParam = (now: Date) => sql`${now.toISOString()}::timestamptz`;
+export const nowParam = (now: Date) => sql`${now.toISOString()}::timestamptz`;
 
 /**
  * Each company in scope with its zone: `company_info.timezone` when it is valid (zoneSql: the
@@ -58,7 +55,7 @@ export async function companiesWithInvalidZone(db: Executor, scope: Scope): Prom
 /** `dd/mm/yyyy` of an instant in the company's zone. */
 const frDate = (col: SQL) => sql`to_char(${col} at time zone z.tz, 'DD/MM/YYYY')`;
 /** A stable text for an instant (UTC, microseconds): part of dedupe keys. */
-const isoInstant = (col: SQL) => sql`to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+export const isoInstant = (col: SQL) => sql`to_char(${col} at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 /**
  * The candidate rows of each notification part, all with the same columns (those of
@@ -68,8 +65,8 @@ function invoiceCandidates(p: PartParams): SQL {
   const now = nowParam(p.now);
   return sql`select i.company_id, null::int as user_id, 'INVOICE_OVERDUE'::notificationtype as type,
       ${TEXTS.invoiceOverdue.title}::text as title,
-      format(${TEXTS.invoiceOverdue.message}::text, i.number, d.days, case when d.days > 1 then 's' else '' end, ${frDate(sql`i.due_date`)}) as message,
-      ${trimSlash(p.frontendUrl) + '/app/billing/invoices/'}::text || i.id as link_url,
+      format(${TEXTS.invoiceOverdue.message}::text, i.number, d.days, ${plural}, ${frDate(sql`i.due_date`)}) as message,
+      ${LINKS.invoicePrefix(p.frontendUrl)}::text || i.id as link_url,
       ${TEXTS.invoiceOverdue.linkText}::text as link_text,
       'invoice'::text as source_type, i.id as source_id,
       'due:' || ${isoInstant(sql`i.due_date`)} || ';week:' || ((d.days - 1) / ${OVERDUE_REPEAT_DAYS}) as dedupe_key,
@@ -83,6 +80,9 @@ function invoiceCandidates(p: PartParams): SQL {
       and i.total_ttc - coalesce((select sum(pay.amount) from invoice_payments pay where pay.invoice_id = i.id), 0) > 0`;
 }
 
+/** "jour" or "jours" after the number of days `d.days`. */
+const plural = sql`case when d.days > 1 then ${DAY_PLURAL}::text else '' end`;
+
 /** The assignee when it is an active user of the company, else the whole company (null). */
 const assigneeJoin = sql`left join users u on u.id = t.assigned_to_id and u.company_id = t.company_id and u.is_active`;
 
@@ -90,8 +90,8 @@ function overdueTaskCandidates(p: PartParams): SQL {
   const now = nowParam(p.now);
   return sql`select t.company_id, u.id as user_id, 'TASK_OVERDUE'::notificationtype as type,
       ${TEXTS.taskOverdue.title}::text as title,
-      format(${TEXTS.taskOverdue.message}::text, t.title, d.days, case when d.days > 1 then 's' else '' end, ${frDate(sql`t.due_date`)}) as message,
-      ${trimSlash(p.frontendUrl) + '/app/tasks'}::text as link_url,
+      format(${TEXTS.taskOverdue.message}::text, t.title, d.days, ${plural}, ${frDate(sql`t.due_date`)}) as message,
+      ${LINKS.tasks(p.frontendUrl)}::text as link_url,
       ${TEXTS.taskOverdue.linkText}::text as link_text,
       'task'::text as source_type, t.id as source_id,
       'due:' || ${isoInstant(sql`t.due_date`)} as dedupe_key,
@@ -110,9 +110,9 @@ function criticalTaskCandidates(p: PartParams): SQL {
   return sql`select t.company_id, u.id as user_id, 'TASK_CRITICAL'::notificationtype as type,
       ${TEXTS.taskCritical.title}::text as title,
       format(${TEXTS.taskCritical.message}::text, t.title, (case lower(t.priority) ${label} end)::text,
-        case d.days when 0 then 'aujourd''hui' when 1 then 'demain' else 'dans ' || d.days || ' jours' end,
+        case d.days when 0 then ${DUE_WHEN.today}::text when 1 then ${DUE_WHEN.tomorrow}::text else format(${DUE_WHEN.inDays}::text, d.days) end,
         ${frDate(sql`t.due_date`)}) as message,
-      ${trimSlash(p.frontendUrl) + '/app/tasks'}::text as link_url,
+      ${LINKS.tasks(p.frontendUrl)}::text as link_url,
       ${TEXTS.taskCritical.linkText}::text as link_text,
       'task'::text as source_type, t.id as source_id,
       'due:' || ${isoInstant(sql`t.due_date`)} as dedupe_key,
@@ -134,7 +134,7 @@ const CANDIDATES: Record<NotificationPart, (p: PartParams) => SQL> = {
   criticalTasks: criticalTaskCandidates,
 };
 
-const NOTIFICATION_COLUMNS = sql`company_id, user_id, type, title, message, link_url, link_text, source_type, source_id, dedupe_key`;
+export const NOTIFICATION_COLUMNS = sql`company_id, user_id, type, title, message, link_url, link_text, source_type, source_id, dedupe_key`;
 
 export type PartResult = { candidates: number; created: number; alreadyNotified: number; markedOverdue?: number; sample: unknown[] };
 
@@ -202,7 +202,7 @@ export async function planNotificationPart(db: Executor, part: NotificationPart,
 }
 
 // ---------------------------------------------------------------------------------------------
-// Expired trials (SPEC §5.4.5)
+// Expired trials: a trial that ended without a Stripe subscription
 // ---------------------------------------------------------------------------------------------
 
 function expiredTrialsWhere(p: { now: Date; scope: Scope }): SQL {
@@ -219,130 +219,4 @@ export async function expireTrials(db: Executor, p: { now: Date; scope: Scope; d
         where id in (select s.id from subscriptions s where ${expiredTrialsWhere(p)} for update of s skip locked)
         returning company_id`);
   return { expired: rows.length, companyIds: rows.map((r) => r.company_id) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Appointment reminders (SPEC §5.4.4)
-// ---------------------------------------------------------------------------------------------
-
-/** The claims of appointment reminders for lib/mail/claimed-send.ts (given back = deleted). */
-export const REMINDER_CLAIMS: ClaimTable = { name: 'appointment_reminders' };
-
-/**
- * Claims of dead runs (docs/sending.md): never handed to SMTP → given back (a later run sends
- * them while the appointment is ahead); handed over → `unknown`, never re-sent, in /cron/status.
- */
-export async function sweepReminderClaims(db: Executor, p: { scope: Scope; dryRun: boolean }): Promise<{ released: number; markedUnknown: number }> {
-  const scope = scopeFilter(sql`company_id`, p.scope);
-  if (p.dryRun) {
-    const rows = await queryRows<{ released: number; unknown: number }>(db, sql`${tag('reminders:stuck:dry-run')}
-      select count(*) filter (where handed_at is null and claimed_by is not null)::int as released,
-             count(*) filter (where handed_at is not null or claimed_by is null)::int as unknown
-      from appointment_reminders where delivery = 'sending' and ${ownerGone()} and ${scope}`);
-    return { released: rows[0]?.released ?? 0, markedUnknown: rows[0]?.unknown ?? 0 };
-  }
-  const r = await sweepClaims(db, REMINDER_CLAIMS, scope);
-  return { released: r.released, markedUnknown: r.unknownIds.length };
-}
-
-/** Companies in scope with an appointment ahead inside the largest reminder horizon, with their settings. */
-export async function readReminderCompanies(db: Executor, p: { now: Date; scope: Scope }) {
-  const now = nowParam(p.now);
-  return queryRows<{ company_id: number; name: string; settings: unknown }>(db, sql`${tag('reminders:companies')}
-    select c.id as company_id, c.name, cs.settings
-    from companies c
-    left join company_settings cs on cs.company_id = c.id
-    where c.is_active and ${scopeFilter(sql`c.id`, p.scope)}
-      and c.id in (select a.company_id from appointments a
-                   where a.start_date_time > ${now} and a.start_date_time <= ${now} + make_interval(hours => ${MAX_REMINDER_HOURS}))
-    order by c.id`);
-}
-
-type CandidateRow = {
-  appointment_id: number; company_id: number; status: string; start: Date; start_iso: string; employee_id: number | null;
-  hours_before: number; client_name: string | null; client_email: string | null; type_name: string | null; delivery: Delivery | null;
-};
-
-/**
- * Every (appointment, offset) whose send window contains `now`, whatever the appointment's status
- * (the planner counts why a cancelled one is not sent), with its claim if there is one.
- */
-export async function readReminderCandidates(db: Executor, p: { now: Date; scope: Scope; offsets: { company_id: number; hours_before: number }[] }): Promise<ReminderCandidate[]> {
-  if (p.offsets.length === 0) return [];
-  const now = nowParam(p.now);
-  const rows = await queryRows<CandidateRow>(db, sql`${tag('reminders:candidates')}
-    select a.id as appointment_id, a.company_id, a.status::text as status, a.start_date_time as start,
-           ${isoInstant(sql`a.start_date_time`)} as start_iso, a.employee_id, o.hours_before,
-           cl.name as client_name, cl.email as client_email, ty.name as type_name, r.delivery::text as delivery
-    from jsonb_to_recordset(${JSON.stringify(p.offsets)}::jsonb) as o(company_id int, hours_before int)
-    join appointments a on a.company_id = o.company_id
-      and a.start_date_time > ${now}
-      and a.start_date_time <= ${now} + make_interval(hours => o.hours_before)
-    left join clients cl on cl.id = a.client_id
-    left join appointment_types ty on ty.id = a.type_id
-    left join appointment_reminders r on r.appointment_id = a.id and r.hours_before = o.hours_before
-      and r.start_date_time = a.start_date_time
-    where ${scopeFilter(sql`a.company_id`, p.scope)}
-    order by a.start_date_time - make_interval(hours => o.hours_before), a.id, o.hours_before desc`);
-  return rows.map((r) => ({
-    appointmentId: r.appointment_id, companyId: r.company_id, status: r.status, start: new Date(r.start), startIso: r.start_iso,
-    employeeId: r.employee_id, hoursBefore: r.hours_before, clientName: r.client_name, clientEmail: r.client_email,
-    typeName: r.type_name, existingDelivery: r.delivery,
-  }));
-}
-
-/**
- * Claims reminders before sending: one INSERT … ON CONFLICT DO NOTHING for the batch, re-checking
- * against the live appointment (still active, same start, still ahead). What comes back is ours.
- */
-export async function claimReminders(db: Executor, p: { now: Date; scope: Scope; runId: string; items: { appointment_id: number; hours_before: number; start_iso: string }[] }) {
-  if (p.items.length === 0) return [];
-  const statuses = sql.join(REMINDABLE_STATUSES.map((s) => sql`${s}`), sql`, `);
-  return queryRows<{ id: number; appointment_id: number; hours_before: number }>(db, sql`${tag('reminders:claim')}
-    insert into appointment_reminders (company_id, appointment_id, hours_before, start_date_time, claimed_at, claimed_by, delivery)
-    select a.company_id, a.id, i.hours_before, a.start_date_time, now(), ${p.runId}, 'sending'
-    from jsonb_to_recordset(${JSON.stringify(p.items)}::jsonb) as i(appointment_id int, hours_before int, start_iso text)
-    join appointments a on a.id = i.appointment_id and a.start_date_time = i.start_iso::timestamptz
-    where a.status::text in (${statuses}) and a.start_date_time > ${nowParam(p.now)}
-      and ${scopeFilter(sql`a.company_id`, p.scope)}
-    order by a.id, i.hours_before
-    on conflict (appointment_id, hours_before, start_date_time) do nothing
-    returning id, appointment_id, hours_before`);
-}
-
-export async function markReminderSent(db: Executor, id: number, messageId: string): Promise<void> {
-  await db.execute(sql`${tag('reminders:sent')}
-    update appointment_reminders set delivery = 'sent', sent_at = now(), message_id = ${messageId}, error = null
-    where id = ${id} and delivery = 'sending'`);
-}
-
-/** A permanent refusal (5xx): kept as `failed`, not retried (repeated bounces hurt the sender). */
-export async function markReminderFailed(db: Executor, id: number, error: string): Promise<void> {
-  await db.execute(sql`${tag('reminders:failed')}
-    update appointment_reminders set delivery = 'failed', error = ${error.slice(0, 500)}
-    where id = ${id} and delivery = 'sending'`);
-}
-
-export type ReminderNotification = {
-  reminder_id: number; title: string; message: string; link_url: string; link_text: string; dedupe_key: string;
-};
-
-/** APPOINTMENT_REMINDER for the employee (or the company) of each reminder that was sent: one statement. */
-export async function insertReminderNotifications(db: Executor, items: ReminderNotification[]): Promise<number> {
-  if (items.length === 0) return 0;
-  const rows = await queryRows<{ n: number }>(db, sql`${tag('reminders:notifications')}
-    with ins as (
-      insert into notifications (${NOTIFICATION_COLUMNS})
-      select r.company_id, u.id, 'APPOINTMENT_REMINDER'::notificationtype, i.title, i.message, i.link_url, i.link_text,
-             'appointment', r.appointment_id, i.dedupe_key
-      from jsonb_to_recordset(${JSON.stringify(items)}::jsonb)
-           as i(reminder_id int, title text, message text, link_url text, link_text text, dedupe_key text)
-      join appointment_reminders r on r.id = i.reminder_id and r.delivery = 'sent'
-      join appointments a on a.id = r.appointment_id
-      left join users u on u.id = a.employee_id and u.company_id = a.company_id and u.is_active
-      order by r.company_id, r.appointment_id, i.dedupe_key
-      on conflict do nothing
-      returning 1)
-    select count(*)::int as n from ins`);
-  return rows[0]?.n ?? 0;
 }

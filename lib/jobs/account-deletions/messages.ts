@@ -2,7 +2,10 @@ import type { OutgoingMail } from '../../mail/transport.js';
 import { deterministicMessageId } from '../../mail/message-id.js';
 import { formatFrenchDate, formatFrenchTime, safeZone } from '../../time/zone.js';
 
-/** The two French emails of account deletion (pure: data in, message out). */
+/**
+ * Every text of account deletion: the two French emails (pure: data in, message out) and the
+ * operator-facing texts of its logs and item errors.
+ */
 
 const greeting = (fullName: string | null) => (fullName && fullName.trim() ? `Bonjour ${fullName.trim()},` : 'Bonjour,');
 const frenchDateTime = (d: Date, tz: string) => `${formatFrenchDate(d, tz)} à ${formatFrenchTime(d, tz)}`;
@@ -83,3 +86,8 @@ export function confirmationMail(input: {
     messageId: deterministicMessageId('account-deleted', [input.userId, input.logId], input.from),
   };
 }
+
+/** Operator-facing texts of item errors (English, like the logs). */
+export const OPERATOR_TEXTS = {
+  confirmationDeadline: 'not sent before the run deadline',
+} as const;
