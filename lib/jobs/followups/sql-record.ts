@@ -4,7 +4,7 @@
  * refused one (back-off, notification after the last try). docs/followups.md, "Send and record".
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { queryRows, type Executor } from '../../../db/client.js';
+import { queryRows, withTransientRetry, type Executor } from '../../../db/client.js';
 import { json, iso } from './sql.js';
 
 export type SentRecord = {
@@ -27,29 +27,14 @@ export async function recordSentBatch(db: Executor, records: SentRecord[], now: 
   // the same client's follow-ups sit next to each other: two statements that share clients tend
   // to take their conversation rows in the same order
   const sorted = [...records].sort((a, b) => a.companyId - b.companyId || a.clientId - b.clientId || a.followupId - b.followupId);
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await recordSentStatement(db, sorted, now, handOver);
-    } catch (err) {
-      // two statements touching the same conversations (same clients, this run's next batch or
-      // another invocation's) can deadlock; PostgreSQL rolls one back whole, so running it again
-      // is safe: every step of it is conditional (`sending`/`unknown` rows, ON CONFLICT)
-      if (attempt >= RECORD_DEADLOCK_TRIES || !isDeadlock(err)) throw err;
-      await new Promise((r) => setTimeout(r, 5 + Math.random() * 20 * attempt));
-    }
-  }
+  // two statements touching the same conversations (same clients, this run's next batch or
+  // another invocation's) can deadlock; PostgreSQL rolls one back whole, so running it again is
+  // safe: every step of it is conditional (`sending`/`unknown` rows, ON CONFLICT)
+  return withTransientRetry(() => recordSentStatement(db, sorted, now, handOver), { attempts: RECORD_DEADLOCK_TRIES });
 }
 
 /** Tries of one record statement rolled back by a deadlock (or serialization failure). */
-export const RECORD_DEADLOCK_TRIES = 4;
-
-/** 40P01 deadlock_detected / 40001 serialization_failure, possibly wrapped by the driver layer. */
-export function isDeadlock(err: unknown): boolean {
-  for (let e = err as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
-    if (e.code === '40P01' || e.code === '40001') return true;
-  }
-  return false;
-}
+const RECORD_DEADLOCK_TRIES = 4;
 
 /**
  * One statement: the records of accepted sends and, in the same transaction, the hand-over of the
