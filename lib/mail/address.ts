@@ -92,3 +92,15 @@ export function checkMailbox(raw: string): { ok: true; address: string; name: st
   const c = checkSingleAddress(entry.address);
   return c.ok ? { ok: true, address: c.address, name: entry.name } : c;
 }
+
+/** The address part of `Name <addr>` or a bare address. */
+export function addressOf(from: string): string {
+  const m = /<([^>]+)>\s*$/.exec(from.trim());
+  return (m ? m[1] : from).trim();
+}
+
+/** `"Name" <addr>`, quoted so that a comma or a quote in a company name cannot break the header. */
+export function formatFrom(name: string, address: string): string {
+  const clean = name.replace(/[\r\n]+/g, ' ').trim() || address;
+  return `"${clean.replace(/(["\\])/g, '\\$1')}" <${address}>`;
+}

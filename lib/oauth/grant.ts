@@ -9,6 +9,7 @@
  * never dropped: if that transaction fails to commit, the new tokens are written again on their own
  * (Microsoft rotates refresh tokens: losing the new one could leave only a dead one).
  */
+import { links } from '../links.js';
 import { sql } from 'drizzle-orm';
 import { isTransientDbError, queryRows, type Db, type Executor } from '../../db/client.js';
 import type { Config } from '../config.js';
@@ -85,7 +86,7 @@ function decrypt(stored: string, masterKey: string | undefined, what: string): s
  */
 async function recordNeedsReauth(exec: Executor, config: Config, row: Pick<GrantRow, 'id' | 'company_id' | 'name' | 'email_address' | 'oauth_provider'>, reason: string): Promise<string> {
   const message = needsReauthError(row.oauth_provider, reason).slice(0, 500);
-  const link = new URL('/inbox?settings=integrations', config.FRONTEND_URL).toString();
+  const link = links.mailboxSettings(config.FRONTEND_URL);
   await exec.execute(sql`
     update inbox_integrations set last_sync_status = ${NEEDS_REAUTH}, last_sync_error = ${message}
     where id = ${row.id}`);

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { chooseTemplate, formatEuros, renderMessage, renderText, type TemplateVariables } from '../../lib/jobs/followups/messages.js';
-import { addressOf, formatFrom, planSender } from '../../lib/jobs/followups/transport.js';
+import { chooseTemplate, formatEuros, renderMessage, type TemplateVariables } from '../../lib/jobs/followups/messages.js';
+import { fillTemplate } from '../../lib/text/template.js';
+import { planSender } from '../../lib/jobs/followups/transport.js';
+import { addressOf, formatFrom } from '../../lib/mail/address.js';
 
 const NBSP = '\u00a0';
 const vars: TemplateVariables = {
@@ -38,7 +40,7 @@ describe('templates (defect 19)', () => {
     expect(chooseTemplate('FACTURE_IMPAYEE', [{ type: 'Facture impayée', content: 'x', method: 'SMS' }]).method).toBe('sms');
   });
   it('unknown variables stay visible and are reported; known ones are replaced', () => {
-    expect(renderText('{client_name} {oops} {amount}', vars as unknown as Record<string, string>)).toEqual({
+    expect(fillTemplate('{client_name} {oops} {amount}', vars as unknown as Record<string, string>)).toEqual({
       text: `Mme Martin {oops} 1${NBSP}200,00${NBSP}€`, unknown: ['oops'],
     });
   });

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   planReminders, reminderCompany, reminderDedupeKey, type ReminderCandidate, type ReminderCompany,
 } from '../../lib/jobs/overdue-reminders/plan.js';
-import { addressOf, fillTemplate, renderReminder, rescheduleUrl } from '../../lib/jobs/overdue-reminders/messages.js';
+import { renderReminder, rescheduleUrl } from '../../lib/jobs/overdue-reminders/messages.js';
+import { addressOf } from '../../lib/mail/address.js';
+import { fillTemplate } from '../../lib/text/template.js';
 
 const H = 3_600_000;
 const start = new Date('2026-03-30T07:00:00Z'); // 09:00 in Paris (CEST)
@@ -121,6 +123,8 @@ describe('renderReminder', () => {
 
   it('helpers: template variables, MAIL_FROM address, reschedule URL', () => {
     expect(fillTemplate('{a} {b} {a}', { a: 'x' })).toEqual({ text: 'x {b} x', unknown: ['b'] });
+    // one grammar for every job: a capitalised name is a variable too, and reported when unknown
+    expect(fillTemplate('Bonjour {Client_Name}, {client_name}', { client_name: 'Jeanne' })).toEqual({ text: 'Bonjour {Client_Name}, Jeanne', unknown: ['Client_Name'] });
     expect(addressOf('Lokario <noreply@lokario.fr>')).toBe('noreply@lokario.fr');
     expect(addressOf('noreply@lokario.fr')).toBe('noreply@lokario.fr');
     expect(rescheduleUrl('https://x/rdv/{appointment_id}/move', 7)).toBe('https://x/rdv/7/move');

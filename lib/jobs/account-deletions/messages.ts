@@ -1,3 +1,4 @@
+import { links } from '../../links.js';
 import type { OutgoingMail } from '../../mail/transport.js';
 import { deterministicMessageId } from '../../mail/message-id.js';
 import { formatFrenchDate, formatFrenchTime, safeZone } from '../../time/zone.js';
@@ -21,7 +22,7 @@ export function reminderMail(input: {
 }): OutgoingMail {
   const tz = safeZone(input.timezone);
   const when = frenchDateTime(input.scheduledAt, tz);
-  const loginUrl = new URL('/login', input.frontendUrl).toString();
+  const loginUrl = links.login(input.frontendUrl);
   return {
     from: input.from,
     to: input.to,

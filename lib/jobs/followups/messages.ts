@@ -3,9 +3,12 @@
  * else the built-in default; the variables of docs/followups.md; amounts as French money), the
  * notification of a step that could not be sent, and the links to the source. Pure.
  */
+import { links } from '../../links.js';
+import { fillTemplate } from '../../text/template.js';
+
 export type AutoFollowupType = 'FACTURE_IMPAYEE' | 'DEVIS_NON_REPONDU';
 
-/** The French labels the settings screen stores in `followups.messages[].type` (reference §A.8). */
+/** The French labels the settings screen stores in `followups.messages[].type` (the original's settings screen). */
 export const FRENCH_LABEL: Record<AutoFollowupType, string> = {
   FACTURE_IMPAYEE: 'Facture impayée',
   DEVIS_NON_REPONDU: 'Devis non répondu',
@@ -98,22 +101,6 @@ export type TemplateVariables = {
   company_vat_number: string;
 };
 
-const VARIABLE = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-
-/**
- * Replaces the known variables; an unknown one is left visible (the reader sees `{foo}`, the
- * operator sees it in the stats) rather than silently emptied.
- */
-export function renderText(text: string, vars: Record<string, string>): { text: string; unknown: string[] } {
-  const unknown: string[] = [];
-  const out = text.replace(VARIABLE, (whole, name: string) => {
-    if (Object.prototype.hasOwnProperty.call(vars, name)) return vars[name];
-    unknown.push(name);
-    return whole;
-  });
-  return { text: out, unknown };
-}
-
 /** Tidies what empty variables leave behind: trailing spaces, runs of blank lines. */
 function tidy(text: string): string {
   return text.replace(/[ \t]+$/gm, '').replace(/\n{3,}/g, '\n\n').trim() + '\n';
@@ -129,8 +116,8 @@ export function renderMessage(template: ChosenTemplate, vars: TemplateVariables)
       ? `\nVous pouvez la consulter et la signer en ligne : ${vars.signature_link}\n`
       : '';
   }
-  const subject = renderText(template.subject, all);
-  const body = renderText(template.body, all);
+  const subject = fillTemplate(template.subject, all);
+  const body = fillTemplate(template.body, all);
   return {
     // a subject is one line whatever the template says
     subject: subject.text.replace(/\s+/g, ' ').trim(),
@@ -142,10 +129,9 @@ export function renderMessage(template: ChosenTemplate, vars: TemplateVariables)
 
 /** The link from a notification to the follow-up's source document. */
 export function sourceLink(source: { sourceType: string; sourceId: number | null }, frontendUrl: string): { url: string; text: string } {
-  const base = frontendUrl.replace(/\/+$/, '');
   return source.sourceType === 'quote'
-    ? { url: `${base}/app/billing/quotes/${source.sourceId}`, text: 'Voir le devis' }
-    : { url: `${base}/app/billing/invoices/${source.sourceId}`, text: 'Voir la facture' };
+    ? { url: links.quote(frontendUrl, source.sourceId ?? ''), text: 'Voir le devis' }
+    : { url: links.invoice(frontendUrl, source.sourceId ?? ''), text: 'Voir la facture' };
 }
 
 /** The company's notification once a step failed for good and the follow-up is suspended. */

@@ -14,7 +14,9 @@ import {
 } from './plan.js';
 import type { DueRow, LoadedBatch } from './sql.js';
 import { formatEuros, renderMessage, type RenderedMessage, type TemplateVariables } from './messages.js';
-import { formatFrom, planSender, type SenderPlan } from './transport.js';
+import { planSender, type SenderPlan } from './transport.js';
+import { formatFrom } from '../../mail/address.js';
+import { links } from '../../links.js';
 
 export type Prepared = {
   facts: FollowupFacts;
@@ -107,7 +109,7 @@ export function templateVariables(f: FollowupFacts, balanceCents: number, integr
     company_phone: info.phone ?? '',
     amount: formatEuros(balanceCents),
     due_date: due ? formatFrenchDate(due, tz) : '',
-    signature_link: f.quote?.publicToken ? `${frontendUrl.replace(/\/+$/, '')}/quote/${encodeURIComponent(f.quote.publicToken)}` : '',
+    signature_link: f.quote?.publicToken ? links.quoteSignature(frontendUrl, f.quote.publicToken) : '',
     company_address: info.address ?? '',
     company_city: info.city ?? '',
     company_postal_code: info.postal_code ?? '',

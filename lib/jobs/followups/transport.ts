@@ -10,25 +10,13 @@ import { NEEDS_REAUTH, type GrantDeps } from '../../oauth/grant.js';
 import { needsReauthError } from '../../oauth/messages.js';
 import { oauthMailboxSender } from '../../oauth/smtp.js';
 import type { LoadedIntegration } from './sql.js';
-import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
+import { addressOf, checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
 
 export type SenderPlan =
   | { kind: 'mailbox'; integrationId: number; host: string; port: number; secure: boolean; user: string; storedPassword: string; fromAddress: string; auth?: 'password' }
   /** An OAuth 2.0 mailbox (docs/oauth-mailboxes.md): XOAUTH2 with a token the grant keeps fresh. */
   | { kind: 'mailbox'; integrationId: number; host: string; port: number; secure: boolean; user: string; fromAddress: string; auth: 'oauth2'; provider: string | null; needsReauth: boolean }
   | { kind: 'platform'; fromAddress: string; replyTo: string | null };
-
-/** The address part of `Name <addr>` or a bare address. */
-export function addressOf(from: string): string {
-  const m = /<([^>]+)>\s*$/.exec(from.trim());
-  return (m ? m[1] : from).trim();
-}
-
-/** `"Name" <addr>`, quoted so that a comma or a quote in a company name cannot break the header. */
-export function formatFrom(name: string, address: string): string {
-  const clean = name.replace(/[\r\n]+/g, ' ').trim() || address;
-  return `"${clean.replace(/(["\\])/g, '\\$1')}" <${address}>`;
-}
 
 /** A From or Reply-To address of the company that is not exactly one address: nothing is sent. */
 export type InvalidSender = { kind: 'invalid'; problem: { code: 'invalid_sender_address'; message: string } };

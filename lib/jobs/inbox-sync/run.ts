@@ -3,6 +3,7 @@
  * with bounded concurrency inside the run's budget, and always leave the status columns and
  * the lease in a truthful state.
  */
+import { links } from '../../links.js';
 import type { ConnectionOptions } from 'node:tls';
 import type { ImapFlow } from 'imapflow';
 import pLimit from 'p-limit';
@@ -435,7 +436,7 @@ async function recordFailure(ctx: JobContext, row: IntegrationRow, err: Error, l
     if (status === PAUSED) {
       // one notification per pause episode: the episode is named by the last successful sync
       const episode = `auth-paused:${row.last_sync_at ? row.last_sync_at.toISOString() : 'never'}`;
-      const link = new URL('/inbox?settings=integrations', ctx.config.FRONTEND_URL).toString();
+      const link = links.mailboxSettings(ctx.config.FRONTEND_URL);
       await tx.execute(sql`
         insert into notifications (company_id, user_id, type, title, message, link_url, link_text, source_type, source_id, dedupe_key)
         values (${row.company_id}, null, 'INBOX_INTEGRATION_PAUSED', ${'Synchronisation de la boîte mail suspendue'},

@@ -1,4 +1,7 @@
 import { deterministicMessageId } from '../../mail/message-id.js';
+import { addressOf, formatFrom } from '../../mail/address.js';
+import { links } from '../../links.js';
+import { fillTemplate } from '../../text/template.js';
 import { formatFrenchDate, formatFrenchTime } from '../../time/zone.js';
 import { reminderDedupeKey, type CRITICAL_PRIORITIES, type ReminderCandidate, type ReminderCompany } from './plan.js';
 
@@ -48,17 +51,6 @@ export const PRIORITY_LABELS: Record<(typeof CRITICAL_PRIORITIES)[number], strin
   urgent: 'urgente',
 };
 
-/** The links of the notifications, absolute from FRONTEND_URL, paths as in the original front end. */
-export const LINKS = {
-  /** followed by the invoice id (in SQL) */
-  invoicePrefix: (frontendUrl: string) => `${trimSlash(frontendUrl)}/app/billing/invoices/`,
-  tasks: (frontendUrl: string) => `${trimSlash(frontendUrl)}/app/tasks`,
-  appointments: (frontendUrl: string) => `${trimSlash(frontendUrl)}/app/appointments`,
-};
-
-function trimSlash(url: string): string {
-  return url.replace(/\/+$/, '');
-}
 
 // ---------------------------------------------------------------------------------------------
 // The appointment reminder email
@@ -76,28 +68,6 @@ export type ReminderMessage = {
   notification: { title: string; message: string; linkUrl: string; linkText: string; dedupeKey: string };
   unknownVariables: string[];
 };
-
-/** Replaces `{name}` variables; unknown ones stay visible and are reported. */
-export function fillTemplate(template: string, vars: Record<string, string>): { text: string; unknown: string[] } {
-  const unknown: string[] = [];
-  const text = template.replace(/\{([a-z_]+)\}/g, (m, name: string) => {
-    if (name in vars) return vars[name];
-    unknown.push(name);
-    return m;
-  });
-  return { text, unknown };
-}
-
-/** `Name <addr>` → `addr`; a bare address stays as it is. */
-export function addressOf(from: string): string {
-  const m = /<([^>]+)>/.exec(from);
-  return (m ? m[1] : from).trim();
-}
-
-/** A display name safe inside double quotes (nodemailer encodes non-ASCII). */
-function quotedName(name: string): string {
-  return `"${name.replace(/["\\\r\n]/g, ' ').trim()}"`;
-}
 
 /**
  * The email to the client and the notification for the employee. Dates and times are in the
@@ -125,7 +95,7 @@ export function renderReminder(row: ReminderCandidate, company: ReminderCompany,
   const mailFromAddress = addressOf(opts.mailFrom);
   return {
     to: row.clientEmail!.trim(),
-    from: `${quotedName(company.name)} <${mailFromAddress}>`,
+    from: formatFrom(company.name, mailFromAddress),
     ...(company.email ? { replyTo: company.email } : {}),
     subject: `Rappel : votre rendez-vous du ${date} à ${time}`,
     text: lines.join('\n'),
@@ -133,7 +103,7 @@ export function renderReminder(row: ReminderCandidate, company: ReminderCompany,
     notification: {
       title: TEXTS.appointmentReminder.title,
       message: `Rappel envoyé à ${clientName} pour le rendez-vous${row.typeName ? ` « ${row.typeName} »` : ''} du ${date} à ${time}.`,
-      linkUrl: LINKS.appointments(opts.frontendUrl),
+      linkUrl: links.appointments(opts.frontendUrl),
       linkText: TEXTS.appointmentReminder.linkText,
       dedupeKey: reminderDedupeKey(row.startIso, row.hoursBefore),
     },
@@ -144,7 +114,7 @@ export function renderReminder(row: ReminderCandidate, company: ReminderCompany,
 /** `{appointment_id}` in the base URL is replaced; otherwise the id is appended as a path segment. */
 export function rescheduleUrl(base: string, appointmentId: number): string {
   if (base.includes('{appointment_id}')) return base.replace(/\{appointment_id\}/g, String(appointmentId));
-  return `${trimSlash(base)}/${appointmentId}`;
+  return `${base.replace(/\/+$/, '')}/${appointmentId}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ import { queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import { isKnownZone, zoneSql } from '../../time/zone.js';
-import { DAY_PLURAL, DUE_WHEN, LINKS, PRIORITY_LABELS, TEXTS } from './messages.js';
+import { DAY_PLURAL, DUE_WHEN, PRIORITY_LABELS, TEXTS } from './messages.js';
+import { links } from '../../links.js';
 import { CRITICAL_HORIZON_HOURS, CRITICAL_PRIORITIES, OVERDUE_REPEAT_DAYS } from './plan.js';
 
 /**
@@ -66,7 +67,7 @@ function invoiceCandidates(p: PartParams): SQL {
   return sql`select i.company_id, null::int as user_id, 'INVOICE_OVERDUE'::notificationtype as type,
       ${TEXTS.invoiceOverdue.title}::text as title,
       format(${TEXTS.invoiceOverdue.message}::text, i.number, d.days, ${plural}, ${frDate(sql`i.due_date`)}) as message,
-      ${LINKS.invoicePrefix(p.frontendUrl)}::text || i.id as link_url,
+      ${links.invoicePrefix(p.frontendUrl)}::text || i.id as link_url,
       ${TEXTS.invoiceOverdue.linkText}::text as link_text,
       'invoice'::text as source_type, i.id as source_id,
       'due:' || ${isoInstant(sql`i.due_date`)} || ';week:' || ((d.days - 1) / ${OVERDUE_REPEAT_DAYS}) as dedupe_key,
@@ -91,7 +92,7 @@ function overdueTaskCandidates(p: PartParams): SQL {
   return sql`select t.company_id, u.id as user_id, 'TASK_OVERDUE'::notificationtype as type,
       ${TEXTS.taskOverdue.title}::text as title,
       format(${TEXTS.taskOverdue.message}::text, t.title, d.days, ${plural}, ${frDate(sql`t.due_date`)}) as message,
-      ${LINKS.tasks(p.frontendUrl)}::text as link_url,
+      ${links.tasks(p.frontendUrl)}::text as link_url,
       ${TEXTS.taskOverdue.linkText}::text as link_text,
       'task'::text as source_type, t.id as source_id,
       'due:' || ${isoInstant(sql`t.due_date`)} as dedupe_key,
@@ -112,7 +113,7 @@ function criticalTaskCandidates(p: PartParams): SQL {
       format(${TEXTS.taskCritical.message}::text, t.title, (case lower(t.priority) ${label} end)::text,
         case d.days when 0 then ${DUE_WHEN.today}::text when 1 then ${DUE_WHEN.tomorrow}::text else format(${DUE_WHEN.inDays}::text, d.days) end,
         ${frDate(sql`t.due_date`)}) as message,
-      ${LINKS.tasks(p.frontendUrl)}::text as link_url,
+      ${links.tasks(p.frontendUrl)}::text as link_url,
       ${TEXTS.taskCritical.linkText}::text as link_text,
       'task'::text as source_type, t.id as source_id,
       'due:' || ${isoInstant(sql`t.due_date`)} as dedupe_key,
