@@ -76,6 +76,14 @@ export function safeZone(tz: unknown): string {
 }
 
 /**
+ * SQL: a company's `company_info.timezone` setting as stored (text, possibly invalid): check it
+ * with checkZone, or wrap it in zoneSql. `companyId` is the SQL expression of the company's id.
+ */
+export function companyZoneSetting(companyId: SQL): SQL {
+  return sql`(select zs.settings #>> '{company_info,timezone}' from company_settings zs where zs.company_id = ${companyId})`;
+}
+
+/**
  * SQL: the zone of `raw` (a text expression, e.g. `settings #>> '{company_info,timezone}'`) by
  * the same rule as checkZone, for statements that cover many companies. Needs loadPostgresZones.
  */

@@ -1,6 +1,7 @@
+import { companyZoneSetting } from '../../time/zone.js';
 import { sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../../../db/client.js';
-import { accountDeletionLog, companies, companySettings, users } from '../../../db/schema/index.js';
+import { accountDeletionLog, companies, users } from '../../../db/schema/index.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import type { ClaimTable } from '../../mail/claimed-send.js';
@@ -51,7 +52,7 @@ export type CompanyRow = { name: string; tz: string | null };
 export async function lockCompany(tx: Executor, companyId: number): Promise<CompanyRow | undefined> {
   const rows = await queryRows<CompanyRow>(tx, sql`
     select ${companies.name} as name,
-      (select ${companySettings.settings}->'company_info'->>'timezone' from ${companySettings} where ${companySettings.companyId} = ${companies.id}) as tz
+      ${companyZoneSetting(sql`${companies.id}`)} as tz
     from ${companies} where ${companies.id} = ${companyId} for update of ${companies}`);
   return rows[0];
 }
@@ -143,7 +144,7 @@ export function claimDueReminders(db: Executor, p: { now: Date; scope: Scope; ru
       on conflict (key) do nothing
       returning id, split_part(key, ':', 2)::int as user_id)
     select c.id, c.email, c.full_name, c.deletion_scheduled_at,
-      (select s.settings->'company_info'->>'timezone' from company_settings s where s.company_id = c.company_id) as tz,
+      ${companyZoneSetting(sql`c.company_id`)} as tz,
       (select m.id from sends m where m.user_id = c.id) as send_id
     from claimed c`);
 }

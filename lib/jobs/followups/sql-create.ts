@@ -8,6 +8,7 @@ import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import type { AutoFollowupType } from './messages.js';
 import { json, iso } from './sql.js';
+import { openIssuedInvoice } from '../../billing/sql.js';
 
 export type CreationConfig = { company_id: number; quotes: boolean; invoices: boolean; first_delay: number; tz: string };
 
@@ -35,12 +36,10 @@ function candidatesCte(cfg: CreationConfig[], now: Date): SQL {
              ((coalesce(i.due_date, i.sent_at) at time zone c.tz) + make_interval(days => c.first_delay)) at time zone c.tz as due_date,
              i.total_ttc as amount
       from invoices i join cfg c on c.company_id = i.company_id and c.invoices
-      where i.invoice_type = 'FACTURE' and i.status in ('ENVOYEE', 'IMPAYEE', 'EN_RETARD')
-        and i.deleted_at is null and i.archived_at is null and i.client_id is not null
+      where ${openIssuedInvoice('i')} and i.client_id is not null
         and coalesce(i.due_date, i.sent_at) is not null
         and not exists (select 1 from followup_creations fc where fc.company_id = i.company_id and fc.source_type = 'invoice'
                         and fc.source_id = i.id and fc.type = 'FACTURE_IMPAYEE')
-        and i.total_ttc - coalesce((select sum(p.amount) from invoice_payments p where p.invoice_id = i.id), 0) > 0
       union all
       select q.company_id, q.client_id, 'DEVIS_NON_REPONDU'::followuptype, 'quote'::text, q.id,
              'Devis ' || q.number,

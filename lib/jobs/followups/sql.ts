@@ -10,6 +10,7 @@ import type { Scope } from '../../cron/types.js';
 import type { AutoFollowupType } from './messages.js';
 import type { Delivery } from './plan.js';
 import type { ClaimTable } from '../../mail/claimed-send.js';
+import { invoicePaid } from '../../billing/sql.js';
 
 /** A list or object as one jsonb parameter. */
 export const json = (v: unknown) => sql`${JSON.stringify(v)}::jsonb`;
@@ -134,7 +135,7 @@ export async function loadBatch(db: Executor, due: DueRow[]): Promise<LoadedBatc
       (select coalesce(json_agg(json_build_object(
           'id', i.id, 'number', i.number, 'invoice_type', i.invoice_type, 'status', i.status,
           'total_cents', round(i.total_ttc * 100)::bigint,
-          'paid_cents', round(coalesce((select sum(p.amount) from invoice_payments p where p.invoice_id = i.id), 0) * 100)::bigint,
+          'paid_cents', round(${invoicePaid('i')} * 100)::bigint,
           'due_date', i.due_date, 'sent_at', i.sent_at, 'deleted_at', i.deleted_at, 'archived_at', i.archived_at)), '[]'::json)
         from invoices i where (i.id, i.company_id) in (select source_id, company_id from ids where source_type = 'invoice')) as invoices,
       (select coalesce(json_agg(json_build_object(

@@ -2,9 +2,10 @@ import { sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
-import { isKnownZone, zoneSql } from '../../time/zone.js';
+import { companyZoneSetting, isKnownZone, zoneSql } from '../../time/zone.js';
 import { DAY_PLURAL, DUE_WHEN, PRIORITY_LABELS, TEXTS } from './messages.js';
 import { links } from '../../links.js';
+import { openIssuedInvoice } from '../../billing/sql.js';
 import { CRITICAL_HORIZON_HOURS, CRITICAL_PRIORITIES, OVERDUE_REPEAT_DAYS } from './plan.js';
 
 /**
@@ -30,9 +31,8 @@ export const nowParam = (now: Date) => sql`${now.toISOString()}::timestamptz`;
  */
 function zonesCte(scope: Scope): SQL {
   return sql`zones as (
-    select c.id as company_id, ${zoneSql(sql`cs.settings #>> '{company_info,timezone}'`)} as tz
+    select c.id as company_id, ${zoneSql(companyZoneSetting(sql`c.id`))} as tz
     from companies c
-    left join company_settings cs on cs.company_id = c.id
     where c.is_active and ${scopeFilter(sql`c.id`, scope)}
   )`;
 }
@@ -75,10 +75,8 @@ function invoiceCandidates(p: PartParams): SQL {
     from invoices i
     join zones z on z.company_id = i.company_id
     cross join lateral (select ((${now} at time zone z.tz)::date - (i.due_date at time zone z.tz)::date) as days) d
-    where i.invoice_type = 'FACTURE' and i.status in ('ENVOYEE', 'IMPAYEE', 'EN_RETARD')
-      and i.deleted_at is null and i.archived_at is null
-      and i.due_date is not null and i.due_date < ${now} and d.days >= 1
-      and i.total_ttc - coalesce((select sum(pay.amount) from invoice_payments pay where pay.invoice_id = i.id), 0) > 0`;
+    where ${openIssuedInvoice('i')}
+      and i.due_date is not null and i.due_date < ${now} and d.days >= 1`;
 }
 
 /** "jour" or "jours" after the number of days `d.days`. */
