@@ -2,7 +2,8 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import { encryptSecret } from '../../lib/crypto/fernet.js';
 import { runJob } from '../../lib/cron/run.js';
-import { createInboxSyncJob, type InboxSyncOptions } from '../../lib/jobs/inbox-sync/run.js';
+import { createInboxSyncJob } from '../../lib/jobs/inbox-sync/index.js';
+import type { InboxSyncOptions } from '../../lib/jobs/inbox-sync/session.js';
 import type { Dovecot } from './dovecot.js';
 import { testRuntime } from './runtime.js';
 

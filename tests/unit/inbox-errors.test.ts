@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { classifyImapError, frenchImapError, IMAP_ERROR_CODES, ImapSyncError } from '../../lib/jobs/inbox-sync/errors.js';
+import { classifyImapError, IMAP_ERROR_CODES, ImapSyncError } from '../../lib/jobs/inbox-sync/errors.js';
+import { frenchImapError } from '../../lib/jobs/inbox-sync/messages.js';
 
 const err = (code: string, message = 'x', extra: Record<string, unknown> = {}) => Object.assign(new Error(message), { code, ...extra });
 

@@ -1,5 +1,5 @@
 /**
- * The per-folder IMAP cursor of SPEC §5.1.3 (pure: no I/O). Modelled on EmailEngine's: the
+ * The per-folder IMAP cursor (pure: no I/O; docs/inbox-sync.md, "How a run goes"). Modelled on EmailEngine's: the
  * folder's UIDVALIDITY, the highest UID fully processed, and HIGHESTMODSEQ (kept for a later
  * flag sync; new mail is detected by UIDNEXT alone).
  */

@@ -1,6 +1,10 @@
+/** inbox-sync: incremental, gap-free, duplicate-free IMAP import of every active mailbox (docs/inbox-sync.md). */
 import type { Job } from '../../cron/types.js';
-import { createInboxSyncJob } from './run.js';
+import { runInboxSync, type InboxSyncOptions } from './run.js';
 
-/** SPEC §5.1: incremental, gap-free, duplicate-free IMAP import of every active mailbox. */
+/** The job, with injectable TLS trust, command counting and hooks (tests and the benchmark). */
+export function createInboxSyncJob(opts: InboxSyncOptions = {}): Job {
+  return { id: 'inbox-sync', run: (ctx) => runInboxSync(ctx, opts) };
+}
+
 export const inboxSyncJob: Job = createInboxSyncJob();
-export { createInboxSyncJob } from './run.js';

@@ -1,7 +1,7 @@
 /**
  * Writes one segment of a mailbox (a few dozen messages in UID order) and the cursor that follows
  * it, in one transaction: either the messages and the cursor move together, or neither does.
- * Every lookup is one set-based query for the whole segment (defect 13: no query per message).
+ * Every lookup is one set-based query for the whole segment (never a query per message).
  */
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db, type Tx } from '../../../db/client.js';
@@ -101,7 +101,7 @@ export async function storeSegment(db: Db, input: SegmentInput): Promise<Segment
     }
 
     if (fresh.length) {
-      // 2. clients: found case-insensitively, created only for real people (SPEC §5.1.5)
+      // 2. clients: found case-insensitively, created only for real people (docs/inbox-sync.md, "Clients")
       const emails = [...new Set(fresh.map((m) => m.fromEmail).filter((e): e is string => !!e))];
       const clientByEmail = new Map<string, number>();
       if (emails.length) {

@@ -1,10 +1,10 @@
 /**
- * The pure rules of SPEC §5.1.4–5.1.7: dedupe keys, client eligibility, threading, attachment
+ * The pure rules of docs/inbox-sync.md: dedupe keys, client eligibility, threading, attachment
  * names, back-off. No I/O: rows and `now` in, decisions out.
  */
 import { createHash } from 'node:crypto';
 
-/** Message-ID without angle brackets and surrounding space, compared exactly (SPEC §5.1.4). */
+/** Message-ID without angle brackets and surrounding space, compared exactly (docs/inbox-sync.md, "Dedupe key"). */
 export function normaliseMessageId(raw: string | null | undefined): string | null {
   if (!raw) return null;
   let s = raw.trim();
@@ -205,7 +205,7 @@ export function clientCreationBlocker(m: SenderFacts, blockedDomains: readonly s
   return null;
 }
 
-/** Conversations seen by subject are matched only within this window (SPEC §5.1.6). */
+/** Conversations seen by subject are matched only within this window (docs/inbox-sync.md, "Threading"). */
 export const SUBJECT_MATCH_DAYS = 30;
 
 export type ThreadInput = {
@@ -289,7 +289,7 @@ export function fileTypeOf(name: string, mime: string | null): 'image' | 'pdf' |
   return 'other';
 }
 
-/** Back-off after a failed sync: the cron period doubled per failure, capped (SPEC §5.1.8). */
+/** Back-off after a failed sync: the cron period doubled per failure, capped (docs/inbox-sync.md, "Failures"). */
 export const BACKOFF_BASE_MS = 5 * 60_000; // the cron runs every 5 min: the first retry skips one run
 export const BACKOFF_CAP_MS = 60 * 60_000; // at most an hour without trying
 export function nextSyncAfterFailure(consecutiveFailures: number, now: Date): Date {
