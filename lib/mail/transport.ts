@@ -1,4 +1,3 @@
-import { setMaxListeners } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Transporter } from 'nodemailer';
@@ -6,6 +5,7 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { Config } from '../config.js';
 import { checkSingleAddress, describeAddressProblem } from './address.js';
+import { WATCH_KEY, deadlineSignals, watchPlugin, type SendWatch } from './send-watch.js';
 
 export type OutgoingMail = {
   from: string;
@@ -119,42 +119,6 @@ function timeouts(config: Config, maxConnections: number) {
   };
 }
 
-/** Key of the per-send hooks inside nodemailer's message data (read by the stream plugin below). */
-const WATCH_KEY = 'lokarioSendWatch';
-type SendWatch = { stage: SendStage; beforeData?: () => Promise<void>; gate?: Promise<void> };
-
-type StreamLike = { pipe: (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => NodeJS.WritableStream; destroy(err?: Error): void };
-
-/**
- * nodemailer calls `createReadStream` when a pooled connection starts the message's transaction
- * (MAIL FROM), and pipes that stream only after the server answered DATA. Both moments are
- * observed here: the first sets the stage to `envelope` and starts `beforeData` (the claim's
- * hand-over, written in the database), the second sets it to `data` and holds the body until
- * the hand-over has resolved.
- */
-function watchPlugin(mail: { data: Record<string, unknown>; message: { createReadStream(...a: unknown[]): StreamLike } }, done: (err?: Error | null) => void) {
-  const watch = mail.data[WATCH_KEY] as SendWatch | undefined;
-  if (watch) {
-    const message = mail.message;
-    const create = message.createReadStream.bind(message);
-    message.createReadStream = (...args: unknown[]) => {
-      const source = create(...args);
-      watch.stage = 'envelope';
-      const gate = watch.beforeData ? watch.beforeData() : Promise.resolve();
-      gate.catch(() => {}); // observed below, or moot if the envelope fails first
-      watch.gate = gate;
-      const pipe = source.pipe.bind(source);
-      source.pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => {
-        watch.stage = 'data';
-        gate.then(() => { pipe(dest, opts); }, (err: Error) => { source.destroy(err); });
-        return dest;
-      };
-      return source;
-    };
-  }
-  done();
-}
-
 /** MAIL_REDIRECT_TO: every email goes to one address; the intended recipient stays visible. */
 function applyRedirect(mail: OutgoingMail, redirectTo: string | undefined): OutgoingMail {
   if (!redirectTo) return mail;
@@ -192,33 +156,6 @@ const MAILBOX_SMTP_CONNECTIONS = 1;
 
 // nodemailer is loaded on the first send, not at import: it is ~50 ms of every cold start
 const loadNodemailer = async () => (await import('nodemailer')).default;
-
-/**
- * One abort signal per deadline instant, shared by every send that has it (all the sends of a
- * run): one timer per run instead of one timer and one controller per email.
- */
-function deadlineSignals() {
-  const byInstant = new Map<number, { controller: AbortController; timer: ReturnType<typeof setTimeout> }>();
-  return {
-    at(instant: number): AbortSignal {
-      let d = byInstant.get(instant);
-      if (!d) {
-        const controller = new AbortController();
-        // every send in flight listens to it, and removes its listener when it ends
-        setMaxListeners(0, controller.signal);
-        const timer = setTimeout(() => { byInstant.delete(instant); controller.abort(); }, Math.max(0, instant - Date.now()));
-        timer.unref(); // never what keeps a process alive
-        d = { controller, timer };
-        byInstant.set(instant, d);
-      }
-      return d.controller.signal;
-    },
-    clear() {
-      for (const d of byInstant.values()) clearTimeout(d.timer);
-      byInstant.clear();
-    },
-  };
-}
 
 function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefined): MailSender {
   // the promise, not the transport, is memoised: concurrent first sends must share ONE pool

@@ -6,10 +6,8 @@
 import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
 import { sweepClaims } from '../../mail/claimed-send.js';
 import { createSendWindow, type SendWindow } from '../../mail/send-window.js';
-import { scopeFilter } from '../../cron/scope.js';
-import { sql } from 'drizzle-orm';
 import { MAX_ATTEMPTS_PER_STEP, afterFailure, afterSent, monthlyQuota, quotaPeriodStart, type CompanyFacts, type FollowupFacts } from './plan.js';
-import { FOLLOWUP_CLAIMS, countDue, countSentThisPeriod, holdUnknownSteps, loadBatch, lockQuotaCompanies, selectDue, writeClaims,
+import { FOLLOWUP_CLAIMS, claimScope, countDue, countSentThisPeriod, holdUnknownSteps, loadBatch, lockQuotaCompanies, selectDue, writeClaims,
   type ClaimRequest, type Cursor, type DueRow, type LoadedBatch } from './sql.js';
 import { createFollowups, loadCreationCompanies, previewCreations, type CreationConfig } from './sql-create.js';
 import { recordFailed, recordSentBatch, type SentRecord } from './sql-record.js';
@@ -109,7 +107,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   } else {
     for (const r of await createFollowups(db, cfg, now)) bump(stats.created, r.type === 'FACTURE_IMPAYEE' ? 'invoices' : 'quotes', r.n);
     // 2. Claims of dead runs: never handed to SMTP → given back; handed over → `unknown`, never re-sent
-    const swept = await sweepClaims(db, FOLLOWUP_CLAIMS, scopeFilter(sql`company_id`, scope));
+    const swept = await sweepClaims(db, FOLLOWUP_CLAIMS, claimScope(scope));
     stats.releasedClaims = swept.released;
     stats.markedUnknown = swept.unknownIds.length;
     await holdUnknownSteps(db, swept.unknownIds);

@@ -31,6 +31,9 @@ export const FOLLOWUP_CLAIMS: ClaimTable = {
   ],
 };
 
+/** The run's scope as a condition on a follow-up claim's own columns (the sweep's). */
+export const claimScope = (scope: Scope): SQL => scopeFilter(sql`company_id`, scope);
+
 /**
  * Follow-ups whose step ended `unknown` (swept, or no answer after DATA) go on hold
  * (EN_ATTENTE) for a human to decide; their step is never re-sent automatically.
