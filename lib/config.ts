@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ADDRESS_PROBLEM_TEXT, checkMailbox, checkSingleAddress } from './mail/address.js';
 
-/** Every environment variable of SPEC §3, parsed once with zod. `.env.example` documents each one. */
+/** Every environment variable, parsed once with zod. `.env.example` documents each one. */
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const onOff = (def: 'on' | 'off') => z.enum(['on', 'off']).default(def);
 // the same single-address rule as every recipient we build (lib/mail/address.ts)

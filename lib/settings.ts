@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { checkZone } from './time/zone.js';
 
 /**
- * `company_settings.settings`, with the defaults of SPEC §4. Each section is parsed on its own: a
+ * `company_settings.settings` with its defaults (the schemas below are the reference). Each section is parsed on its own: a
  * malformed section falls back to its defaults and is reported in `problems`, so one company's bad
  * blob never stops the others. The zone follows lib/time/zone.ts (known to luxon and PostgreSQL;
  * jobs run loadPostgresZones first). Tenant isolation: docs/security.md.

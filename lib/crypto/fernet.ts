@@ -74,7 +74,7 @@ export function fernetDecrypt(key: string, token: string, opts: { ttlSec?: numbe
 export type StoredSecret = { value: string; legacyPlaintext: boolean };
 
 /**
- * A mailbox password as stored by the original (SPEC §3): a Fernet token (`gAAAAA…`) is decrypted
+ * A mailbox password as stored by the original backend (docs/security.md): a Fernet token (`gAAAAA…`) is decrypted
  * and must verify, else the integration fails (never sent as if it were the password); anything
  * else is a legacy plaintext password, used and flagged.
  */

@@ -3,7 +3,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import { queryRows, type Executor } from '../../db/client.js';
 
 /**
- * The only place that knows about time zones (SPEC §5: "today", "midnight", "weekday", "month"
+ * The only place that knows about time zones (every job's "today", "midnight", "weekday", "month"
  * are in the company's zone). Instants in, instants out.
  *
  * A company's zone is used both by luxon (here) and by PostgreSQL (`at time zone` in set-based
