@@ -12,7 +12,6 @@
  */
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
-import { sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import * as schema from '../db/schema/index.js';

@@ -10,28 +10,19 @@
  * SMTP once its hand-over is committed; its body needs no further wait.
  */
 import type { SQL } from 'drizzle-orm';
-import { queryRows, type Executor } from '../../db/client.js';
-import type { Logger } from '../log.js';
+import { queryRows } from '../../db/client.js';
 import {
   MIN_TRANSACTION_MS, classifyFailure, createClaimedSend, handOverStatement,
-  type ClaimTable, type SendOutcome,
+  type ClaimedSendOptions, type SendOutcome,
 } from './claimed-send.js';
 import { MailError, classifySmtpError, type MailSender, type OutgoingMail } from './transport.js';
 
-export type SendWindowOptions<R> = {
-  db: Executor;
-  table: ClaimTable;
-  runId: string;
-  /** Epoch ms (real clock): no SMTP transaction runs past it, none starts within MIN_TRANSACTION_MS of it. */
-  deadline: number;
-  stopSignal?: AbortSignal;
-  log?: Logger;
+/** The protocol's options (run, deadline, stop signal, retry policy), plus the window's. */
+export type SendWindowOptions<R> = ClaimedSendOptions & {
   /** Emails handed over and not yet recorded, at most: the crash bound. */
   size: number;
   /** Records and hand-overs written together once this many places can be refilled. */
   group: number;
-  /** A `retry` outcome gives the claim back (default), or leaves it to the caller (back-off). */
-  releaseOnRetry?: boolean;
   /**
    * Writes the records of accepted sends and, when `handOver` is given, runs that hand-over
    * (an `UPDATE … RETURNING id` to put in a CTE) in the SAME statement; returns the ids the
