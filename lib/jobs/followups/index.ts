@@ -25,6 +25,7 @@ import { formatEuros, renderMessage, type RenderedMessage, type TemplateVariable
 import { CredentialError, formatFrom, planSender, senderCache, type SenderPlan } from './transport.js';
 import { addDays, loadPostgresZones } from '../../time/zone.js';
 import { createSendRecorder, type SendRecorder } from './recorder.js';
+import { clientsWithBouncedAddress, countRecentBounces, resumeBouncedFollowups } from '../../bounces/sql.js';
 
 /** Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim. */
 export const BATCH_SIZE = 100;
@@ -157,6 +158,7 @@ type Stats = {
   created: Counter; due: number; sent: number; failedTries: number; failedFinal: number; retried: number;
   stopped: Counter; waiting: Counter; markedUnknown: number; releasedClaims: number; unknown: number; notStarted: number; lostClaims: number;
   unknownTemplateVariables: Counter; legacyPlaintextPasswords: number; via: Counter;
+  resumedAfterBounce?: number; bounces?: { hard: number; soft: number; ignored: number };
 };
 
 export async function runFollowups(ctx: JobContext): Promise<JobResult> {
@@ -207,6 +209,8 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
     stats.releasedClaims = swept.released;
     stats.markedUnknown = swept.unknownIds.length;
     await holdUnknownSteps(db, swept.unknownIds);
+    // on hold after a hard bounce, and the client's address has changed since (docs/bounces.md)
+    stats.resumedAfterBounce = await resumeBouncedFollowups(db, scopeFilter(sql`f.company_id`, scope));
   }
 
   // 3. Send, batch by batch, while the budget lasts
@@ -246,8 +250,9 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
       const stops: number[] = [];
 
       /** Decide a loaded batch: stops, waits, and the messages of the sends. */
-      const decide = (due: DueRow[], loaded: LoadedBatch, sentThisMonth: Map<number, number>) => {
+      const decide = (due: DueRow[], loaded: LoadedBatch, sentThisMonth: Map<number, number>, bounced: Set<number>) => {
         const facts = buildFacts(due, loaded, settingsOf, sentThisMonth);
+        for (const f of facts) f.clientAddressBounced = bounced.has(f.followup.clientId); // docs/bounces.md
         const decisions = decideBatch(facts, now);
         facts.forEach((f, i) => {
           const d = decisions[i];
@@ -314,7 +319,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
         const loaded = await loadBatch(db, due);
         const counts = await countQuota(db, loaded);
         for (const [id, n] of plannedPerCompany) counts.set(id, (counts.get(id) ?? 0) + n);
-        decide(due, loaded, counts);
+        decide(due, loaded, counts, await clientsWithBouncedAddress(db, due.map((d) => d.client_id)));
         for (const p of prepared) {
           plannedPerCompany.set(p.facts.company.id, (plannedPerCompany.get(p.facts.company.id) ?? 0) + 1);
           bump(stats.via, p.sender.kind);
@@ -339,7 +344,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
         stats.due += due.length;
         await lockQuotaCompanies(tx, [...new Set(due.map((d) => d.company_id))]);
         const loaded = await loadBatch(tx, due);
-        decide(due, loaded, await countQuota(tx, loaded));
+        decide(due, loaded, await countQuota(tx, loaded), await clientsWithBouncedAddress(tx, due.map((d) => d.client_id)));
         const claims: ClaimRequest[] = prepared.map((p) => ({
           followup_id: p.facts.followup.id, company_id: p.facts.company.id, step: p.decision.step,
           message: p.message.body, message_id: p.messageId, retry: p.decision.retry,
@@ -369,6 +374,8 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   if (stats.notStarted > 0) partial = true; // given back for the next run
 
   if (partial) (stats as unknown as Record<string, unknown>).remaining = dryRun ? null : await countDue(db, scope, now);
+  // bounces of follow-up emails recorded over the last day (inbox-sync acts on them; docs/bounces.md)
+  stats.bounces = await countRecentBounces(db, 24, sql`sb.send_kind = 'followup_step' and ${scopeFilter(sql`sb.company_id`, scope)}`);
   const out: Record<string, unknown> = { ...stats };
   if (dryRun) {
     out.wouldSend = stats.sent;

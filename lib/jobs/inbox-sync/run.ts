@@ -25,6 +25,7 @@ import { mapSerial, readAhead } from './pipeline.js';
 import { parseItems, type ParseItem, type ParsedMessage } from './parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
 import { createHostLimiter } from './host-limit.js';
+import { afterInboxSync } from '../../bounces/after-sync.js';
 import { AUTH_FAILURES_BEFORE_PAUSE, nextSyncAfterFailure, normaliseMessageId } from './threading.js';
 
 export { FETCH_GROUP_BYTES, META_CHUNK, SEGMENT_BYTES, SEGMENT_MESSAGES } from './sizing.js';
@@ -593,6 +594,9 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
     }
   }))));
   const done = outcomes.filter((o): o is IntegrationOutcome => o !== null);
+  // bounces and auto-replies of what was stored, and the platform bounce mailbox (docs/bounces.md)
+  const companyOf = new Map(candidates.map((c) => [c.id, c.company_id]));
+  const bounces = await afterInboxSync(ctx, done.map((o) => companyOf.get(o.integrationId)!), opts.tls);
   const total = emptySeg();
   for (const o of done) addSeg(total, o.seg);
   const count = (st: IntegrationOutcome['status'][]) => done.filter((o) => st.includes(o.status)).length;
@@ -614,6 +618,7 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
     conversationsCreated: total.conversationsCreated,
     clientsNotCreated: total.clientsNotCreated,
     legacyPlaintextPasswords: done.filter((o) => o.legacyPlaintext).length,
+    ...(bounces ? { bounces } : {}),
   };
   const result: JobResult = {
     stats,

@@ -146,6 +146,8 @@ export type ReminderCandidate = {
   clientEmail: string | null;
   typeName: string | null;
   existingDelivery: Delivery | null;
+  /** The client's current address bounced hard (docs/bounces.md). */
+  clientAddressBounced?: boolean;
 };
 
 export type SkipReason =
@@ -156,7 +158,9 @@ export type SkipReason =
   | 'appointment_cancelled'
   | 'appointment_not_active'
   | 'not_due'
-  | 'failed_permanently';
+  | 'failed_permanently'
+  /** The client's address bounced hard (docs/bounces.md), or this reminder did. */
+  | 'bounced';
 
 export type ReminderPlan = {
   send: ReminderCandidate[];
@@ -186,6 +190,7 @@ export function planReminders(rows: ReminderCandidate[], companies: Map<number, 
     if (row.existingDelivery === 'sending') { plan.inProgress++; continue; }
     if (row.existingDelivery === 'unknown') { plan.unknown++; continue; }
     if (row.existingDelivery === 'failed') { skip('failed_permanently'); continue; }
+    if (row.existingDelivery === 'bounced' || row.clientAddressBounced) { skip('bounced'); continue; }
     const company = companies.get(row.companyId);
     if (!reminderIsDue(row.start, row.hoursBefore, now)) { skip('not_due'); continue; }
     if (row.status === 'CANCELLED') { skip('appointment_cancelled'); continue; }

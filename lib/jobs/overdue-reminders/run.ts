@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { markBouncedRecipients } from '../../bounces/reminders.js';
 import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
 import { MailError, classifySmtpError } from '../../mail/transport.js';
 import { checkZone, loadPostgresZones } from '../../time/zone.js';
@@ -129,6 +130,7 @@ async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[
   // disabled companies are read too, so the planner can count what their setting held back
   const offsets = [...companies.values()].flatMap((c) => c.offsets.map((o) => ({ company_id: c.companyId, hours_before: o.hoursBefore })));
   const candidates = await readReminderCandidates(ctx.db, { now: ctx.now, scope: ctx.scope, offsets });
+  await markBouncedRecipients(ctx.db, candidates); // docs/bounces.md
   const decided = planReminders(candidates, companies, ctx.now, MAX_REMINDERS_PER_RUN);
   stats.candidates = candidates.length;
   stats.alreadySent = decided.alreadySent;
