@@ -218,7 +218,7 @@ function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefin
           return t;
         });
         // the envelope sender (Return-Path) is where bounces go: BOUNCE_ADDRESS, VERP or not (docs/bounces.md)
-        const envelope = envelopeFrom ? { envelope: { from: envelopeFrom(m), to: [m.to] } } : {};
+        const envelope: Mail.Options = envelopeFrom ? { envelope: { from: envelopeFrom(m), to: [m.to] } } : {};
         const info = await (await transport).sendMail({ ...toNodemailer(m), ...envelope, signal: abort.signal, [WATCH_KEY]: watch } as Mail.Options);
         if (info.rejected?.length) throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true, undefined, watch.stage);
         return { messageId: m.messageId, via: 'smtp', response: String(info.response ?? '') };
