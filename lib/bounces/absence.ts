@@ -50,7 +50,8 @@ function nextOccurrence(from: { y: number; m: number; d: number }, month: number
 
 function sentenceAround(text: string, index: number, length: number): string {
   const start = Math.max(text.lastIndexOf('.', index - 1), text.lastIndexOf('\n', index - 1), text.lastIndexOf('!', index - 1)) + 1;
-  const ends = ['.', '\n', '!'].map((c) => { const i = text.indexOf(c, index + length); return i < 0 ? text.length : i; });
+  // the date may end with its own dot ("déc."): the sentence ends at the first one from there
+  const ends = ['.', '\n', '!'].map((c) => { const i = text.indexOf(c, index + length - 1); return i < 0 ? text.length : i; });
   let end = Math.min(...ends);
   // a date like 15.12.2026 holds dots: the sentence goes on after it
   if (end < index + length) end = index + length;
