@@ -226,9 +226,12 @@ export async function clientsWithBouncedAddress(db: Executor, clientIds: number[
  * Follow-ups on hold because of a bounce whose client has a new address since: back to `A_FAIRE`
  * (the bounced step is sent again, to the new address).
  */
-export async function resumeBouncedFollowups(db: Executor, scope: SQL) {
+export async function resumeBouncedFollowups(db: Executor, scope: SQL, now: Date) {
   const rows = await queryRows<{ id: number }>(db, sql`
-    update followups f set status = 'A_FAIRE', hold_reason = null, updated_at = now()
+    update followups f set status = 'A_FAIRE', hold_reason = null, updated_at = now(),
+      -- the step that bounced is due again at once; a follow-up held only for its client's address keeps its date
+      due_date = case when exists (select 1 from followup_history h where h.followup_id = f.id and h.delivery = 'bounced')
+                      then least(f.due_date, ${now.toISOString()}::timestamptz) else f.due_date end
     from clients c
     where f.status = 'EN_ATTENTE' and f.hold_reason = 'bounced' and c.id = f.client_id and ${scope}
       and nullif(trim(c.email), '') is not null

@@ -26,8 +26,8 @@ export async function dueFollowup(db: Db, s: SeedCompany) {
 }
 
 /** One run of the followups job through the SMTP sink (its pooled connections closed afterwards). */
-export async function runFollowups(db: Db, smtpUrl: string, now = NOW) {
-  const ctx = handContext(db, { SMTP_URL: smtpUrl, FRONTEND_URL: FRONTEND }, now);
+export async function runFollowups(db: Db, smtpUrl: string, now = NOW, companyId?: number) {
+  const ctx = handContext(db, { SMTP_URL: smtpUrl, FRONTEND_URL: FRONTEND }, now, companyId ? { scope: { companyId } } : {});
   try { return await followupsJob.run(ctx); } finally { ctx.mail.closeAll(); }
 }
 

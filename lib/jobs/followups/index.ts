@@ -210,7 +210,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
     stats.markedUnknown = swept.unknownIds.length;
     await holdUnknownSteps(db, swept.unknownIds);
     // on hold after a hard bounce, and the client's address has changed since (docs/bounces.md)
-    stats.resumedAfterBounce = await resumeBouncedFollowups(db, scopeFilter(sql`f.company_id`, scope));
+    stats.resumedAfterBounce = await resumeBouncedFollowups(db, scopeFilter(sql`f.company_id`, scope), now);
   }
 
   // 3. Send, batch by batch, while the budget lasts
