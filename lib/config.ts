@@ -26,6 +26,11 @@ const EnvSchema = z.object({
   OUTBOX_DIR: z.string().min(1).default('.data/outbox'),
   MAIL_FROM: mailbox.default('Lokario <noreply@lokario.fr>'),
   MAIL_REDIRECT_TO: singleAddress.optional(),
+  // bounces of platform emails (docs/bounces.md): the envelope sender, VERP `local+<id>@domain`
+  // when BOUNCE_VERP=on, and the mailbox inbox-sync reads them from
+  BOUNCE_ADDRESS: singleAddress.optional(),
+  BOUNCE_VERP: z.preprocess((v) => (v === '1' || v === 'true' ? 'on' : v === '0' || v === 'false' ? 'off' : v), onOff('off')),
+  BOUNCE_IMAP_URL: z.string().regex(/^imaps?:\/\/[^@/]+@[^/]+/, 'must be imap(s)://user:password@host[:port][/folder]').optional(),
   PREVIEW_SIDE_EFFECTS: onOff('off'),
   FRONTEND_URL: z.url().default('http://localhost:3000'),
   ENCRYPTION_MASTER_KEY: z.string().min(1).optional(),
@@ -118,6 +123,9 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
   if (databaseDriver === 'pglite' && (e.VERCEL_ENV === 'production' || e.VERCEL_ENV === 'preview')) {
     // a function's file system is read-only and per instance: an embedded database would be empty every time
     throw new ConfigError('DATABASE_URL: required on a Vercel deployment (the embedded database is for local use)');
+  }
+  if (e.BOUNCE_VERP === 'on' && !e.BOUNCE_ADDRESS) {
+    throw new ConfigError('BOUNCE_VERP: needs BOUNCE_ADDRESS (the address VERP extends)');
   }
   if (databaseDriver !== 'pglite' && !e.DATABASE_URL) {
     throw new ConfigError(`DATABASE_URL: required when DATABASE_DRIVER=${databaseDriver}`);

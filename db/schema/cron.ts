@@ -71,4 +71,6 @@ export const mailSends = pgTable('mail_sends', {
 }, (t) => [
   uniqueIndex('mail_sends_key').on(t.key),
   index('mail_sends_sending_idx').on(t.claimedAt).where(sql`${t.delivery} = 'sending'`),
+  // a bounce names the Message-ID it returns (docs/bounces.md)
+  index('mail_sends_message_id_idx').on(t.messageId).where(sql`${t.messageId} is not null`),
 ]);

@@ -6,6 +6,7 @@ import { invoiceLines, invoicePayments, invoices, quotes } from './billing.js';
 import { conversations, inboxIntegrations, inboxMessages, inboxPoisonMessages, messageAttachments } from './inbox.js';
 import { followupCreations, followupHistory, followups } from './followups.js';
 import { appointmentReminders, appointmentTypes, appointments, notifications, tasks } from './work.js';
+import { sendBounces } from './bounces.js';
 
 /**
  * Account deletion (SPEC §5.3): the ONE ordered list of every company- or user-scoped table,
@@ -70,6 +71,8 @@ export const DELETION_ORDER: readonly DeletionStep[] = [
   // inbox: attachments → messages → poison records → follow-up history (points at conversations)
   { table: messageAttachments, company: { by: 'parent', column: messageAttachments.messageId, parent: inboxMessages, parentKey: inboxMessages.id }, user: none },
   { table: inboxMessages, company: { by: 'company', column: inboxMessages.companyId }, user: none },
+  // bounces acted on: the company's record of addresses that bounced (docs/bounces.md)
+  { table: sendBounces, company: { by: 'company', column: sendBounces.companyId }, user: none },
   { table: inboxPoisonMessages, company: { by: 'company', column: inboxPoisonMessages.companyId }, user: none },
   { table: followupHistory, company: { by: 'company', column: followupHistory.companyId }, user: none },
   { table: followups, company: { by: 'company', column: followups.companyId }, user: none },
@@ -111,4 +114,4 @@ export const DELETION_ORDER: readonly DeletionStep[] = [
  * Tables that belong to no company and no user: the run ledger, the leases, and the deletion log
  * itself (which holds no personal data), and the operators' action log (operators, not tenants).
  */
-export const GLOBAL_TABLES: readonly string[] = ['cron_runs', 'cron_leases', 'account_deletion_log', 'operator_actions', 'mail_sends'];
+export const GLOBAL_TABLES: readonly string[] = ['cron_runs', 'cron_leases', 'account_deletion_log', 'operator_actions', 'mail_sends', 'bounce_mailbox_cursors'];

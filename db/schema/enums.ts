@@ -13,8 +13,11 @@ export const followupType = pgEnum('followuptype', [
 ]);
 export const followupStatus = pgEnum('followupstatus', ['A_FAIRE', 'FAIT', 'EN_ATTENTE']);
 export const followupHistoryStatus = pgEnum('followuphistorystatus', ['ENVOYE', 'LU', 'REPONDU']);
-/** new: delivery state of one automatic send; `unknown` is never re-sent automatically (SPEC §5.2.4). */
-export const deliveryState = pgEnum('delivery_state', ['sending', 'sent', 'failed', 'unknown']);
+/**
+ * new: delivery state of one automatic send; `unknown` is never re-sent automatically (SPEC §5.2.4);
+ * `bounced`: accepted by SMTP, then returned as undeliverable (a hard bounce, docs/bounces.md).
+ */
+export const deliveryState = pgEnum('delivery_state', ['sending', 'sent', 'failed', 'unknown', 'bounced']);
 export type Delivery = (typeof deliveryState.enumValues)[number];
 export const notificationType = pgEnum('notificationtype', [
   'FOLLOWUP_COMPLETED', 'QUOTE_SIGNED', 'INVOICE_PAID', 'FOLLOWUP_FAILED', 'QUOTE_REJECTED', 'INVOICE_OVERDUE',
@@ -24,6 +27,8 @@ export const notificationType = pgEnum('notificationtype', [
   'INBOX_INTEGRATION_PAUSED',
   // new: an OAuth mailbox's grant was revoked or expired; the company must reconnect it
   'INBOX_INTEGRATION_NEEDS_REAUTH',
+  // new: an email to a client came back undeliverable (hard bounce); its follow-ups are on hold
+  'EMAIL_BOUNCED',
 ]);
 export const taskStatus = pgEnum('taskstatus', ['A_FAIRE', 'EN_COURS', 'TERMINE', 'EN_RETARD']);
 export const appointmentStatus = pgEnum('appointmentstatus', [

@@ -1,5 +1,5 @@
 import { sql } from 'drizzle-orm';
-import { boolean, index, integer, numeric, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
+import { boolean, date, index, integer, numeric, pgTable, text, timestamp, uniqueIndex } from 'drizzle-orm/pg-core';
 import { companies } from './core.js';
 import { clients } from './crm.js';
 import { conversations } from './inbox.js';
@@ -20,6 +20,13 @@ export const followups = pgTable('followups', {
   status: followupStatus('status').notNull().default('A_FAIRE'),
   amount: numeric('amount', { precision: 10, scale: 2 }),
   autoEnabled: boolean('auto_enabled').notNull().default(false),
+  // new: why an EN_ATTENTE follow-up is held (`bounced`: the client's address bounced hard;
+  // resumed when the address changes, docs/bounces.md); null otherwise
+  holdReason: text('hold_reason'),
+  // new: the client's out-of-office announced a return ("absent jusqu'au 15"): its text, and the
+  // date when it states one explicitly. Informative only: dunning goes on (docs/bounces.md)
+  clientAwayUntil: date('client_away_until', { mode: 'string' }),
+  clientAwayNote: text('client_away_note'),
   createdAt: tstz('created_at').notNull().defaultNow(),
   updatedAt: tstz('updated_at').notNull().defaultNow(),
 }, (t) => [
@@ -59,6 +66,8 @@ export const followupHistory = pgTable('followup_history', {
   index('followup_history_company_sent_idx').on(t.companyId, t.sentAt),
   index('followup_history_conversation_idx').on(t.conversationId),
   index('followup_history_sending_idx').on(t.claimedAt).where(sql`${t.delivery} = 'sending'`),
+  // a bounce names the Message-ID it returns (docs/bounces.md)
+  index('followup_history_message_id_idx').on(t.messageId).where(sql`${t.messageId} is not null`),
 ]);
 
 /**

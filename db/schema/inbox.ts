@@ -100,6 +100,8 @@ export const inboxMessages = pgTable('inbox_messages', {
   check('inbox_messages_kind_check', sql`${t.kind} in ('person', 'auto_reply', 'bounce', 'report', 'list', 'automated')`),
   uniqueIndex('inbox_messages_external_key').on(t.companyId, t.externalId).where(sql`${t.externalId} is not null`),
   index('inbox_messages_conversation_idx').on(t.conversationId),
+  // the delivery-report sweep after each sync reads only these (docs/bounces.md)
+  index('inbox_messages_reports_idx').on(t.companyId, t.createdAt).where(sql`${t.kind} in ('bounce', 'auto_reply')`),
 ]);
 
 export const messageAttachments = pgTable('message_attachments', {

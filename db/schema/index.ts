@@ -7,3 +7,4 @@ export * from './inbox.js';
 export * from './followups.js';
 export * from './work.js';
 export * from './cron.js';
+export * from './bounces.js';

@@ -89,4 +89,6 @@ export const appointmentReminders = pgTable('appointment_reminders', {
   uniqueIndex('appointment_reminders_key').on(t.appointmentId, t.hoursBefore, t.startDateTime),
   index('appointment_reminders_company_idx').on(t.companyId), // account deletion deletes by company
   index('appointment_reminders_sending_idx').on(t.claimedAt).where(sql`${t.delivery} = 'sending'`),
+  // a bounce names the Message-ID it returns (docs/bounces.md)
+  index('appointment_reminders_message_id_idx').on(t.messageId).where(sql`${t.messageId} is not null`),
 ]);

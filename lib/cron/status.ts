@@ -1,3 +1,4 @@
+import { readBounceStatus } from '../bounces/status.js';
 import { Cron } from 'croner';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
@@ -164,6 +165,8 @@ export async function readStatus(db: Db, now: Date) {
     followups: { sendsInUnknownState: a.followups_unknown, staleSendingClaims: a.followups_stale },
     appointmentReminders: { sendsInUnknownState: a.reminders_unknown, staleSendingClaims: a.reminders_stale },
     deletionEmails: { sendsInUnknownState: a.deletion_unknown, staleSendingClaims: a.deletion_stale },
+    // hard / soft / ignored bounces of the last 24 h, addresses known bounced (docs/bounces.md)
+    bounces: await readBounceStatus(db),
   };
 }
 

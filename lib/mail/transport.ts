@@ -5,6 +5,7 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { Config } from '../config.js';
 import { checkSingleAddress, describeAddressProblem } from './address.js';
+import { envelopeSender } from '../bounces/verp.js';
 import { WATCH_KEY, deadlineSignals, watchPlugin, type SendWatch } from './send-watch.js';
 
 export type OutgoingMail = {
@@ -157,7 +158,7 @@ const MAILBOX_SMTP_CONNECTIONS = 1;
 // nodemailer is loaded on the first send, not at import: it is ~50 ms of every cold start
 const loadNodemailer = async () => (await import('nodemailer')).default;
 
-function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefined): MailSender {
+function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefined, envelopeFrom?: (mail: OutgoingMail) => string): MailSender {
   // the promise, not the transport, is memoised: concurrent first sends must share ONE pool
   // (awaiting the import before assigning gave each of them its own pool, its own connections,
   // and close() only closed the last one)
@@ -180,7 +181,9 @@ function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefin
           t.use('stream', watchPlugin as unknown as Parameters<Transporter['use']>[1]);
           return t;
         });
-        const info = await (await transport).sendMail({ ...toNodemailer(m), ...(signal ? { signal } : {}), [WATCH_KEY]: watch } as Mail.Options);
+        // the envelope sender (Return-Path) is where bounces go: BOUNCE_ADDRESS, VERP or not (docs/bounces.md)
+        const envelope: Mail.Options = envelopeFrom ? { envelope: { from: envelopeFrom(m), to: [m.to] } } : {};
+        const info = await (await transport).sendMail({ ...toNodemailer(m), ...envelope, ...(signal ? { signal } : {}), [WATCH_KEY]: watch } as Mail.Options);
         if (info.rejected?.length) throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true, undefined, watch.stage);
         return { messageId: m.messageId, via: 'smtp', response: String(info.response ?? '') };
       } catch (err) {
@@ -246,7 +249,7 @@ export function createMailFactory(config: Config): MailFactory {
           secure: url.protocol === 'smtps:',
           auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
           ...timeouts(config, PLATFORM_SMTP_CONNECTIONS),
-        }, config.MAIL_REDIRECT_TO);
+        }, config.MAIL_REDIRECT_TO, config.BOUNCE_ADDRESS ? (m) => envelopeSender(config.BOUNCE_ADDRESS!, m.messageId, config.BOUNCE_VERP === 'on') : undefined);
       } else if (config.isProductionLike) {
         platform = unconfiguredSender();
       } else {

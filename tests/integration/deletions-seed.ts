@@ -44,6 +44,9 @@ function topological(tables: PgTable[]): PgTable[] {
 
 let counter = 0;
 
+/** Columns under a check constraint and without a default: a value the constraint accepts. */
+const CHECKED_VALUES: Record<string, Record<string, unknown>> = { send_bounces: { outcome: 'ignored' } };
+
 function generated(table: string, key: string, col: PgColumn, tag: string, now: Date): unknown {
   const n = ++counter;
   const enumValues = (col as unknown as { enumValues?: string[] }).enumValues;
@@ -73,7 +76,7 @@ export async function seedTenant(db: Db, tag: string, now: Date, overrides: RowO
       const r = fk.reference();
       fkOf.set(r.columns[0], getTableName(r.foreignTable));
     }
-    const base = overrides[name]?.(ids) ?? [{}];
+    const base = (overrides[name]?.(ids) ?? [{}]).map((row) => ({ ...CHECKED_VALUES[name], ...row }));
     const rows = base.map((row) => {
       const out: Record<string, unknown> = { ...row };
       for (const [key, col] of Object.entries(columns)) {

@@ -89,6 +89,8 @@ export type FollowupFacts = {
   steps: StepRecord[];
   /** The latest inbound message of this client (Date header, else import time), if any. */
   lastClientMessageAt: Date | null;
+  /** The client's current address bounced hard (docs/bounces.md): nothing is sent to it. */
+  clientAddressBounced?: boolean;
 };
 
 export type StopReason =
@@ -98,7 +100,7 @@ export type StopReason =
 
 export type WaitReason =
   | 'in_flight' | 'delivery_unknown' | 'failed_final' | 'retry_backoff' | 'company_inactive' | 'no_client_email' | 'invalid_client_email'
-  | 'channel_unsupported' | 'outside_send_window' | 'quota_exceeded';
+  | 'channel_unsupported' | 'outside_send_window' | 'quota_exceeded' | 'bounced';
 
 export type Decision =
   | { kind: 'stop'; reason: StopReason }
@@ -210,6 +212,7 @@ export function decideFollowup(
   if (!to.ok) {
     return { kind: 'wait', reason: 'invalid_client_email', problem: { code: 'invalid_recipient', message: describeAddressProblem(`client ${f.client.id} email`, f.client.email, to.reason) } };
   }
+  if (f.clientAddressBounced) return { kind: 'wait', reason: 'bounced' };
   const template = chooseTemplate(f.followup.type, settings.followups.messages);
   if (template.method !== 'email') return { kind: 'wait', reason: 'channel_unsupported' };
   if (!sendWindowOpen(f)) {
@@ -217,7 +220,8 @@ export function decideFollowup(
   }
   const previous = f.steps.find((s) => s.step === lastSent);
   const balanceCents = f.invoice ? f.invoice.totalCents - f.invoice.paidCents : f.quote?.totalCents ?? 0;
-  return { kind: 'send', step: nextStep, retry: pending?.delivery === 'failed', template, previousMessageId: previous?.messageId ?? null, balanceCents };
+  // a bounced step goes again once the client has a new address (it never reached them)
+  return { kind: 'send', step: nextStep, retry: pending?.delivery === 'failed' || pending?.delivery === 'bounced', template, previousMessageId: previous?.messageId ?? null, balanceCents };
 }
 
 /**

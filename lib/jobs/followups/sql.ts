@@ -198,7 +198,8 @@ export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: n
       update followup_history h set delivery = 'sending', attempts = h.attempts + 1, claimed_at = now(), claimed_by = ${runId},
              handed_at = null, sent_at = ${iso(now)}, message = s.message, message_id = s.message_id, next_attempt_at = null
       from sends s
-      where s.retry and h.followup_id = s.followup_id and h.step = s.step and h.delivery = 'failed' and h.attempts < ${maxAttempts}
+      where s.retry and h.followup_id = s.followup_id and h.step = s.step
+        and (h.delivery = 'failed' and h.attempts < ${maxAttempts} or h.delivery = 'bounced')
       returning h.id, h.followup_id, h.step, h.attempts
     ),
     stopped as (

@@ -132,7 +132,8 @@ function plainRecipients(text: string, exclude: Set<string>): string[] {
   for (const m of text.matchAll(/^<([^>\s]+@[^>\s]+)>:/gm)) add(bareAddress(m[1]!));
   if (!found.length) for (const m of text.matchAll(/^[ \t]{2,}([^\s@]+@[^\s]+)\s*$/gm)) add(bareAddress(m[1]!));
   if (!found.length) {
-    const sentence = /(?:delivered to|message to|delivery to the following recipients?[^\n]*\n\s*|wasn't delivered to|n'a pas pu être remis à|couldn't be delivered to)\s*<?([^\s<>]+@[^\s<>]+)>?/i.exec(text);
+    // the French texts are matched whatever the charset did to their accents (UTF-8 read as Latin-1)
+    const sentence = /(?:delivered to|message to|delivery to the following recipients?[^\n]*\n\s*|delivery has failed to these recipients or groups:\s*|wasn't delivered to|n'a pas pu \S{4,6} remis \S{1,2}|couldn't be delivered to)\s*<?([^\s<>,]+@[^\s<>,]+)>?/i.exec(text);
     if (sentence) add(bareAddress(sentence[1]!));
   }
   return found;

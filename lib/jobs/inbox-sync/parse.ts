@@ -6,6 +6,7 @@
 import type { ParsedMail, AddressObject } from 'mailparser';
 import { convert as htmlToText } from 'html-to-text';
 import { repairSource } from './decode.js';
+import { reportFacts, type ReportFacts } from '../../bounces/facts.js';
 import {
   classifyMessage, fallbackKey, legacyFallbackKey, normaliseMessageId, parseIdList, sanitiseFilename, fileTypeOf, storableDate, storableText,
   type MessageKind,
@@ -44,6 +45,8 @@ export type ParsedMessage = {
   /** The message was over MAX_MESSAGE_BYTES: headers only, with a note as its content. */
   oversize: boolean;
   bytes: number;
+  /** A bounce's or an auto-reply's facts, kept in external_metadata (lib/bounces/facts.ts). */
+  reports?: ReportFacts;
 };
 
 export type ParseLimits = { maxAttachmentBytes: number };
@@ -175,7 +178,7 @@ export async function parseMessage(
     xAutorespond: rawHeader(p, 'x-autorespond'),
   };
   const inReplyTo = parseIdList(rawHeader(p, 'in-reply-to'))[0] ?? null;
-  return {
+  const message: ParsedMessage = {
     uid,
     externalId: messageId ?? fallbackKey(source, { oversizeBytes: opts.oversize?.bytes }),
     legacyKey,
@@ -195,6 +198,8 @@ export async function parseMessage(
     oversize: !!opts.oversize,
     bytes: opts.oversize?.bytes ?? source.length,
   };
+  message.reports = reportFacts(message, source);
+  return message;
 }
 
 export type ParseItem = { uid: number; source: Buffer; oversize?: { bytes: number; maxBytes: number } };

@@ -11,6 +11,7 @@ import { OAuthError, withAccessToken } from '../../oauth/grant.js';
 import type { SyncPlan } from './cursor.js';
 import { classifyImapError, ImapSyncError } from './errors.js';
 import { createHostLimiter } from './host-limit.js';
+import { afterInboxSync } from '../../bounces/after-sync.js';
 import { CONFIG_INCOMPLETE, frenchError } from './messages.js';
 import { addSeg, emptySeg } from './plan.js';
 import { STOP_RESERVE_MS, syncMailbox, type InboxSyncOptions, type LinkProgress, type SessionResult } from './session.js';
@@ -144,6 +145,9 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
     }
   }))));
   const done = outcomes.filter((o): o is IntegrationOutcome => o !== null);
+  // bounces and auto-replies of what was stored, and the platform bounce mailbox (docs/bounces.md)
+  const companyOf = new Map(candidates.map((c) => [c.id, c.company_id]));
+  const bounces = await afterInboxSync(ctx, done.map((o) => companyOf.get(o.integrationId)!), opts.tls);
   const total = emptySeg();
   for (const o of done) addSeg(total, o.seg);
   const count = (st: IntegrationOutcome['status'][]) => done.filter((o) => st.includes(o.status)).length;
@@ -165,6 +169,7 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
     conversationsCreated: total.conversationsCreated,
     clientsNotCreated: total.clientsNotCreated,
     legacyPlaintextPasswords: done.filter((o) => o.legacyPlaintext).length,
+    ...(bounces ? { bounces } : {}),
   };
   const result: JobResult = {
     stats,

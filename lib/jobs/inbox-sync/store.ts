@@ -159,7 +159,9 @@ export async function storeSegment(db: Db, input: SegmentInput): Promise<Segment
       for (const m of fresh) {
         const clientId = m.fromEmail ? clientByEmail.get(m.fromEmail) ?? null : null;
         const key = subjectKey(m.subject);
-        const d = threadFor({ inReplyTo: m.inReplyTo, references: m.references, subjectKey: key, clientId }, { byExternalId, byClientSubject });
+        // a bounce is not part of the client's conversation (docs/bounces.md): it never threads into it
+        const bounce = m.kind === 'bounce';
+        const d = threadFor({ inReplyTo: bounce ? null : m.inReplyTo, references: bounce ? [] : m.references, subjectKey: key, clientId }, { byExternalId, byClientSubject });
         let conversationId = d.conversationId;
         if (conversationId === null) {
           conversationId = convIds[newConvs.length];
@@ -185,6 +187,7 @@ export async function storeSegment(db: Db, input: SegmentInput): Promise<Segment
         externalMetadata: {
           to: m.to, subject: m.subject, imap_uid: m.uid, uid_validity: input.cursor.uidValidity, integration_id: input.integrationId,
           ...(m.messageId ? {} : { dedupe: 'content-hash' }), ...(m.oversize ? { oversize_bytes: m.bytes } : {}),
+          ...m.reports, // a bounce's or an auto-reply's facts (lib/bounces/facts.ts)
         },
         inReplyTo: m.inReplyTo, sentAt: m.sentAt,
       }))).onConflictDoNothing({ target: [inboxMessages.companyId, inboxMessages.externalId], where: sql`${inboxMessages.externalId} is not null` })

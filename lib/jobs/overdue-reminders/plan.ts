@@ -89,6 +89,8 @@ export type ReminderCandidate = {
   clientEmail: string | null;
   typeName: string | null;
   existingDelivery: Delivery | null;
+  /** The client's current address bounced hard (docs/bounces.md). */
+  clientAddressBounced?: boolean;
 };
 
 export type SkipReason =
@@ -98,7 +100,9 @@ export type SkipReason =
   | 'invalid_reply_to'
   | 'appointment_cancelled'
   | 'appointment_not_active'
-  | 'failed_permanently';
+  | 'failed_permanently'
+  /** The client's address bounced hard (docs/bounces.md), or this reminder did. */
+  | 'bounced';
 
 export type ReminderPlan = {
   send: ReminderCandidate[];
@@ -130,6 +134,7 @@ export function planReminders(rows: ReminderCandidate[], companies: Map<number, 
     if (row.existingDelivery === 'sending') { plan.inProgress++; continue; }
     if (row.existingDelivery === 'unknown') { plan.unknown++; continue; }
     if (row.existingDelivery === 'failed') { skip('failed_permanently'); continue; }
+    if (row.existingDelivery === 'bounced' || row.clientAddressBounced) { skip('bounced'); continue; }
     const company = companies.get(row.companyId);
     if (row.status === 'CANCELLED') { skip('appointment_cancelled'); continue; }
     if (!(REMINDABLE_STATUSES as readonly string[]).includes(row.status)) { skip('appointment_not_active'); continue; }

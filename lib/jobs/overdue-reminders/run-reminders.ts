@@ -1,3 +1,4 @@
+import { markBouncedRecipients } from '../../bounces/reminders.js';
 import pLimit from 'p-limit';
 import { budgetSpent, type ItemError, type JobContext } from '../../cron/types.js';
 import { noSmtpAnswerText } from '../../cron/errors.js';
@@ -62,6 +63,7 @@ export async function runReminders(ctx: JobContext, errors: ItemError[], plan: u
   }
   const offsets = offsetsOf(companies.values());
   const candidates = (await readReminderCandidates(ctx.db, { now: ctx.now, scope: ctx.scope, offsets })).map(candidateOf);
+  await markBouncedRecipients(ctx.db, candidates); // docs/bounces.md
   const decided = planReminders(candidates, companies, MAX_REMINDERS_PER_RUN);
   stats.candidates = candidates.length;
   stats.alreadySent = decided.alreadySent;

@@ -1,0 +1,250 @@
+/**
+ * The statements of bounce handling (docs/bounces.md): set-based, lists as one jsonb parameter.
+ * Every write is conditional, and the send_bounces insert (ON CONFLICT DO NOTHING RETURNING) is
+ * what makes a bounce act once.
+ */
+import { sql, type SQL } from 'drizzle-orm';
+import { queryRows, type Executor } from '../../db/client.js';
+import type { BounceSeverity } from '../jobs/inbox-sync/bounces.js';
+import type { SendRef } from './match.js';
+
+const json = (v: unknown) => sql`${JSON.stringify(v)}::jsonb`;
+const textList = (v: readonly string[]) => sql`(select jsonb_array_elements_text(${json(v)}))`;
+
+/** One company's bounces are decided one batch at a time (the soft-bounce count reads what the previous batch wrote). */
+export async function lockCompanyBounces(db: Executor, scope: string) {
+  await db.execute(sql`select pg_advisory_xact_lock(hashtext('bounces'), hashtext(${scope}))`);
+}
+
+export type PendingReport = {
+  id: number; external_id: string; kind: 'bounce' | 'auto_reply'; at: string; from_email: string | null; subject: string | null;
+  bounce: import('./facts.js').StoredBounce | null; absence: import('./absence.js').Absence | null;
+};
+
+/**
+ * Delivery reports of a company not acted on yet: bounces without their send_bounces row, and
+ * auto-replies whose announced return is not copied to the follow-ups yet. Only recent imports
+ * (the index `inbox_messages_reports_idx`); anything older was acted on by an earlier run.
+ */
+export async function pendingReports(db: Executor, companyId: number, sinceDays: number, limit: number) {
+  return queryRows<PendingReport>(db, sql`
+    select im.id, im.external_id, im.kind, coalesce(least(im.sent_at, im.created_at), im.created_at)::text as at, im.from_email,
+           im.external_metadata->>'subject' as subject, im.external_metadata->'bounce' as bounce, im.external_metadata->'absence' as absence
+    from inbox_messages im
+    where im.company_id = ${companyId} and im.kind in ('bounce', 'auto_reply')
+      and im.created_at >= now() - make_interval(days => ${sinceDays}) and im.external_id is not null
+      and case when im.kind = 'bounce'
+            then im.external_metadata ? 'bounce' and not exists (select 1 from send_bounces sb where sb.scope = ${`company:${companyId}`} and sb.bounce_key = im.external_id)
+            else im.external_metadata ? 'absence' and not im.external_metadata ? 'absence_applied' end
+    order by im.id
+    limit ${limit}`);
+}
+
+type SendRow = {
+  kind: SendRef['kind']; id: number; company_id: number | null; message_id: string | null; recipient: string | null;
+  subject: string | null; sent_at: string | null; client_id: number | null; client_name: string | null; followup_id: number | null; label: string | null;
+};
+
+const SENDS = (where: { followups: SQL; reminders: SQL; deletions: SQL }) => sql`
+  select 'followup_step' as kind, h.id, h.company_id, trim(both '<>' from h.message_id) as message_id, lower(trim(c.email)) as recipient,
+         om.external_metadata->>'subject' as subject, h.sent_at::text as sent_at, f.client_id, c.name as client_name, f.id as followup_id,
+         'la relance n°' || h.step || ' (' || f.source_label || ')' as label
+  from followup_history h join followups f on f.id = h.followup_id left join clients c on c.id = f.client_id
+  left join inbox_messages om on om.company_id = h.company_id and om.external_id = trim(both '<>' from h.message_id)
+  where h.delivery in ('sent', 'unknown', 'bounced') and ${where.followups}
+  union all
+  select 'appointment_reminder', r.id, r.company_id, trim(both '<>' from r.message_id), lower(trim(c.email)), null, r.sent_at::text,
+         a.client_id, c.name, null, 'le rappel du rendez-vous du ' || to_char(r.start_date_time at time zone 'Europe/Paris', 'DD/MM/YYYY')
+  from appointment_reminders r join appointments a on a.id = r.appointment_id left join clients c on c.id = a.client_id
+  where r.delivery in ('sent', 'unknown', 'bounced') and ${where.reminders}
+  union all
+  select 'deletion_email', m.id, u.company_id, trim(both '<>' from m.message_id), lower(u.email), null, m.sent_at::text, null, null, null,
+         'l''e-mail de suppression du compte'
+  from mail_sends m left join users u on split_part(m.key, ':', 2) ~ '^[0-9]{1,9}$' and u.id = split_part(m.key, ':', 2)::int
+  where m.delivery in ('sent', 'unknown', 'bounced') and ${where.deletions}`;
+
+/**
+ * Our sends a batch of bounces may be about: by Message-ID (any company when `companyId` is
+ * null: the platform mailbox), and — inside one company only — to one of the failed addresses
+ * within the window.
+ */
+export async function candidateSends(db: Executor, p: { companyId: number | null; messageIds: string[]; recipients: string[]; since: Date; until: Date }): Promise<SendRef[]> {
+  const ids = [...new Set(p.messageIds)].map((id) => `<${id}>`);
+  const parts: SQL[] = [];
+  if (ids.length) {
+    const company = (col: SQL) => (p.companyId === null ? sql`true` : sql`${col} = ${p.companyId}`);
+    parts.push(SENDS({
+      followups: sql`h.message_id in ${textList(ids)} and ${company(sql`h.company_id`)}`,
+      reminders: sql`r.message_id in ${textList(ids)} and ${company(sql`r.company_id`)}`,
+      deletions: sql`m.message_id in ${textList(ids)} and ${p.companyId === null ? sql`true` : sql`u.company_id = ${p.companyId}`}`,
+    }));
+  }
+  if (p.companyId !== null && p.recipients.length) {
+    const window = (col: SQL) => sql`${col} >= ${p.since.toISOString()}::timestamptz and ${col} <= ${p.until.toISOString()}::timestamptz`;
+    parts.push(SENDS({
+      followups: sql`h.company_id = ${p.companyId} and ${window(sql`h.sent_at`)} and lower(trim(c.email)) in ${textList(p.recipients)}`,
+      reminders: sql`r.company_id = ${p.companyId} and ${window(sql`r.sent_at`)} and lower(trim(c.email)) in ${textList(p.recipients)}`,
+      deletions: sql`u.company_id = ${p.companyId} and ${window(sql`m.sent_at`)} and lower(u.email) in ${textList(p.recipients)}`,
+    }));
+  }
+  if (!parts.length) return [];
+  const rows = await queryRows<SendRow>(db, sql.join(parts, sql` union `));
+  const seen = new Set<string>();
+  return rows.flatMap((r) => {
+    const k = `${r.kind}:${r.id}`;
+    if (seen.has(k)) return [];
+    seen.add(k);
+    return [{
+      kind: r.kind, id: Number(r.id), companyId: r.company_id === null ? null : Number(r.company_id), messageId: r.message_id,
+      recipient: r.recipient, subject: r.subject, sentAt: r.sent_at ? new Date(r.sent_at) : null,
+      clientId: r.client_id === null ? null : Number(r.client_id), clientName: r.client_name,
+      followupId: r.followup_id === null ? null : Number(r.followup_id), label: r.label,
+    }];
+  });
+}
+
+/** The severities already recorded for some (company, address) pairs since `since`, oldest first. */
+export async function bounceHistory(db: Executor, pairs: { company_id: number; recipient: string }[], since: Date) {
+  const out = new Map<string, BounceSeverity[]>();
+  if (!pairs.length) return out;
+  const rows = await queryRows<{ company_id: number; recipient: string; severity: BounceSeverity }>(db, sql`
+    select sb.company_id, sb.recipient, sb.severity
+    from jsonb_to_recordset(${json(pairs)}) as p(company_id int, recipient text)
+    join send_bounces sb on sb.company_id = p.company_id and sb.recipient = p.recipient
+    where sb.outcome in ('hard', 'soft') and sb.bounced_at >= ${since.toISOString()}::timestamptz
+    order by sb.bounced_at, sb.id`);
+  for (const r of rows) {
+    const k = `${r.company_id}:${r.recipient}`;
+    out.set(k, [...(out.get(k) ?? []), r.severity]);
+  }
+  return out;
+}
+
+export type BounceRow = {
+  scope: string; bounce_key: string; company_id: number | null; inbox_message_id: number | null; send_kind: string | null; send_id: number | null;
+  client_id: number | null; recipient: string | null; severity: string | null; effective_severity: string | null; outcome: string;
+  matched_by: string | null; status_code: string | null; diagnostic: string | null; bounced_at: string;
+};
+
+/** The claim of each bounce: what comes back is this run's to act on; the rest was acted on already. */
+export async function insertBounces(db: Executor, rows: BounceRow[]) {
+  if (!rows.length) return [];
+  return queryRows<{ id: number; bounce_key: string }>(db, sql`
+    insert into send_bounces (scope, bounce_key, company_id, inbox_message_id, send_kind, send_id, client_id, recipient, severity,
+                              effective_severity, outcome, matched_by, status_code, diagnostic, bounced_at)
+    select scope, bounce_key, company_id, inbox_message_id, send_kind, send_id, client_id, recipient, severity,
+           effective_severity, outcome, matched_by, status_code, diagnostic, bounced_at
+    from jsonb_to_recordset(${json(rows)}) as r(scope text, bounce_key text, company_id int, inbox_message_id int, send_kind text, send_id int,
+      client_id int, recipient text, severity text, effective_severity text, outcome text, matched_by text, status_code text, diagnostic text,
+      bounced_at timestamptz)
+    on conflict (scope, bounce_key) do nothing
+    returning id, bounce_key`);
+}
+
+export type HardBounce = { send_kind: string; send_id: number; error: string; company_id: number | null; client_id: number | null; recipient: string };
+export type BounceNotification = { company_id: number; client_id: number; recipient: string; title: string; message: string; link_url: string; link_text: string };
+
+/**
+ * Hard bounces, one statement: the sends become `bounced` (code and diagnostic in `error`), the
+ * client's automatic follow-ups still running go on hold (`EN_ATTENTE`, reason `bounced`), and
+ * the company gets one EMAIL_BOUNCED notification per (client, address).
+ */
+export async function applyHardBounces(db: Executor, hard: HardBounce[], notifications: BounceNotification[]) {
+  if (!hard.length) return { sends: 0, held: 0, notified: 0 };
+  const [r] = await queryRows<{ sends: number; held: number; notified: number }>(db, sql`
+    with b as (select * from jsonb_to_recordset(${json(hard)}) as b(send_kind text, send_id int, error text, company_id int, client_id int, recipient text)),
+    fh as (
+      update followup_history h set delivery = 'bounced', error = b.error from b
+      where b.send_kind = 'followup_step' and h.id = b.send_id and h.delivery in ('sent', 'unknown')
+      returning h.id
+    ),
+    ar as (
+      update appointment_reminders r set delivery = 'bounced', error = b.error from b
+      where b.send_kind = 'appointment_reminder' and r.id = b.send_id and r.delivery in ('sent', 'unknown')
+      returning r.id
+    ),
+    ms as (
+      update mail_sends m set delivery = 'bounced', error = b.error from b
+      where b.send_kind = 'deletion_email' and m.id = b.send_id and m.delivery in ('sent', 'unknown')
+      returning m.id
+    ),
+    held as (
+      update followups f set status = 'EN_ATTENTE', hold_reason = 'bounced', updated_at = now()
+      from b join clients c on c.id = b.client_id and c.company_id = b.company_id
+      where f.company_id = b.company_id and f.client_id = b.client_id and f.auto_enabled
+        and f.status in ('A_FAIRE', 'EN_ATTENTE') and f.hold_reason is distinct from 'bounced'
+        and lower(trim(c.email)) = b.recipient
+      returning f.id
+    ),
+    n as (
+      insert into notifications (company_id, user_id, type, title, message, link_url, link_text, source_type, source_id, dedupe_key)
+      select company_id, null, 'EMAIL_BOUNCED', title, message, link_url, link_text, 'client', client_id, 'bounced:' || recipient
+      from jsonb_to_recordset(${json(notifications)}) as n(company_id int, client_id int, recipient text, title text, message text, link_url text, link_text text)
+      on conflict do nothing
+      returning id
+    )
+    select (select count(*) from fh)::int + (select count(*) from ar)::int + (select count(*) from ms)::int as sends,
+           (select count(*) from held)::int as held, (select count(*) from n)::int as notified`);
+  return r;
+}
+
+/**
+ * An out-of-office's announced return, copied to the sender's follow-ups still running (it changes
+ * nothing else); the messages are marked so it is done once.
+ */
+export async function applyAbsences(db: Executor, companyId: number, items: { message_id: number; email: string; until: string | null; note: string }[]) {
+  if (!items.length) return 0;
+  const [r] = await queryRows<{ n: number }>(db, sql`
+    with a as (select * from jsonb_to_recordset(${json(items)}) as a(message_id int, email text, until date, note text)),
+    latest as (select distinct on (email) email, until, note from a order by email, message_id desc),
+    f as (
+      update followups f set client_away_until = l.until, client_away_note = l.note, updated_at = now()
+      from latest l join clients c on c.company_id = ${companyId} and lower(trim(c.email)) = l.email
+      where f.company_id = ${companyId} and f.client_id = c.id and f.status in ('A_FAIRE', 'EN_ATTENTE')
+      returning f.id
+    ),
+    m as (
+      update inbox_messages im set external_metadata = im.external_metadata || '{"absence_applied": true}'::jsonb
+      where im.id in (select message_id from a) and im.company_id = ${companyId}
+      returning im.id
+    )
+    select (select count(*) from f)::int + 0 * (select count(*) from m)::int as n`);
+  return r.n;
+}
+
+/** Of these clients, the ones whose current address is known bounced hard (their emails wait). */
+export async function clientsWithBouncedAddress(db: Executor, clientIds: number[]): Promise<Set<number>> {
+  if (!clientIds.length) return new Set();
+  const rows = await queryRows<{ id: number }>(db, sql`
+    select c.id from clients c
+    where c.id in (select (jsonb_array_elements_text(${json([...new Set(clientIds)])}))::int)
+      and exists (select 1 from send_bounces sb where sb.company_id = c.company_id and sb.recipient = lower(trim(c.email)) and sb.outcome = 'hard')`);
+  return new Set(rows.map((r) => Number(r.id)));
+}
+
+/**
+ * Follow-ups on hold because of a bounce whose client has a new address since: back to `A_FAIRE`
+ * (the bounced step is sent again, to the new address).
+ */
+export async function resumeBouncedFollowups(db: Executor, scope: SQL, now: Date) {
+  const rows = await queryRows<{ id: number }>(db, sql`
+    update followups f set status = 'A_FAIRE', hold_reason = null, updated_at = now(),
+      -- the step that bounced is due again at once; a follow-up held only for its client's address keeps its date
+      due_date = case when exists (select 1 from followup_history h where h.followup_id = f.id and h.delivery = 'bounced')
+                      then least(f.due_date, ${now.toISOString()}::timestamptz) else f.due_date end
+    from clients c
+    where f.status = 'EN_ATTENTE' and f.hold_reason = 'bounced' and c.id = f.client_id and ${scope}
+      and nullif(trim(c.email), '') is not null
+      and not exists (select 1 from send_bounces sb where sb.company_id = f.company_id and sb.recipient = lower(trim(c.email)) and sb.outcome = 'hard')
+    returning f.id`);
+  return rows.length;
+}
+
+/** Bounces recorded over the last `hours` (optionally of one kind of send, inside a scope): hard, soft, ignored. */
+export async function countRecentBounces(db: Executor, hours: number, where: SQL = sql`true`) {
+  const [r] = await queryRows<{ hard: number; soft: number; ignored: number }>(db, sql`
+    select count(*) filter (where outcome = 'hard')::int as hard, count(*) filter (where outcome = 'soft')::int as soft,
+           count(*) filter (where outcome = 'ignored')::int as ignored
+    from send_bounces sb where sb.created_at >= now() - make_interval(hours => ${hours}) and ${where}`);
+  return r;
+}
