@@ -7,7 +7,7 @@ import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
 import { startSmtpSink } from '../helpers/smtp.js';
 import { createIntegration, MASTER_KEY, runSync, simpleMail } from '../helpers/inbox-fixtures.js';
 import { BOUNCE_SAMPLES, softBounce, type SampleInput } from '../helpers/bounce-samples.js';
-import { createInboxSyncJob } from '../../lib/jobs/inbox-sync/run.js';
+import { createInboxSyncJob } from '../../lib/jobs/inbox-sync/index.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
 import { processCompanyReports } from '../../lib/bounces/act.js';
 import { handContext } from './followups-fixtures.js';

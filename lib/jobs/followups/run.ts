@@ -7,7 +7,7 @@ import { budgetSpent, type ItemError, type JobContext, type JobResult } from '..
 import { sweepClaims } from '../../mail/claimed-send.js';
 import { createSendWindow, type SendWindow } from '../../mail/send-window.js';
 import { MAX_ATTEMPTS_PER_STEP, afterFailure, afterSent, monthlyQuota, quotaPeriodStart, type CompanyFacts, type FollowupFacts } from './plan.js';
-import { FOLLOWUP_CLAIMS, claimScope, countDue, countSentThisPeriod, holdUnknownSteps, loadBatch, lockQuotaCompanies, selectDue, writeClaims,
+import { FOLLOWUP_CLAIMS, claimScope, clientsWithBouncedAddress, countDue, recentFollowupBounces, resumeAfterBounce, countSentThisPeriod, holdUnknownSteps, loadBatch, lockQuotaCompanies, selectDue, writeClaims,
   type ClaimRequest, type Cursor, type DueRow, type LoadedBatch } from './sql.js';
 import { createFollowups, loadCreationCompanies, previewCreations, type CreationConfig } from './sql-create.js';
 import { recordFailed, recordSentBatch, type SentRecord } from './sql-record.js';
@@ -43,6 +43,7 @@ type Stats = {
   created: Counter; due: number; sent: number; failedTries: number; failedFinal: number; retried: number;
   stopped: Counter; waiting: Counter; markedUnknown: number; releasedClaims: number; unknown: number; notStarted: number; lostClaims: number;
   unknownTemplateVariables: Counter; legacyPlaintextPasswords: number; via: Counter;
+  resumedAfterBounce?: number; bounces?: { hard: number; soft: number; ignored: number };
 };
 
 export async function runFollowups(ctx: JobContext): Promise<JobResult> {
@@ -111,6 +112,8 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
     stats.releasedClaims = swept.released;
     stats.markedUnknown = swept.unknownIds.length;
     await holdUnknownSteps(db, swept.unknownIds);
+    // on hold after a hard bounce, and the client's address has changed since (docs/bounces.md)
+    stats.resumedAfterBounce = await resumeAfterBounce(db, scope, now);
   }
 
   // 3. Send, batch by batch, while the budget lasts
@@ -137,8 +140,10 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
       const stops: number[] = [];
 
       /** Plans a loaded batch (pure), then checks the mailbox credentials of its sends. */
-      const decide = (due: DueRow[], loaded: LoadedBatch, sentThisMonth: Map<number, number>) => {
-        const batch = planBatch(buildFacts(due, loaded, settingsOf, sentThisMonth), loaded, now,
+      const decide = (due: DueRow[], loaded: LoadedBatch, sentThisMonth: Map<number, number>, bounced: Set<number>) => {
+        const facts = buildFacts(due, loaded, settingsOf, sentThisMonth);
+        for (const f of facts) f.clientAddressBounced = bounced.has(f.followup.clientId); // docs/bounces.md
+        const batch = planBatch(facts, loaded, now,
           { mailFrom: config.MAIL_FROM, frontendUrl: config.FRONTEND_URL }, nextAfterSent);
         for (const s of batch.stops) { bump(stats.stopped, s.reason); stops.push(s.followupId); }
         for (const w of batch.waits) {
@@ -174,7 +179,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
         const loaded = await loadBatch(db, due);
         const counts = await countQuota(db, loaded);
         for (const [id, n] of plannedPerCompany) counts.set(id, (counts.get(id) ?? 0) + n);
-        decide(due, loaded, counts);
+        decide(due, loaded, counts, await clientsWithBouncedAddress(db, due.map((d) => d.client_id)));
         for (const p of prepared) {
           plannedPerCompany.set(p.facts.company.id, (plannedPerCompany.get(p.facts.company.id) ?? 0) + 1);
           bump(stats.via, p.sender.kind);
@@ -192,7 +197,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
         stats.due += due.length;
         await lockQuotaCompanies(tx, [...new Set(due.map((d) => d.company_id))]);
         const loaded = await loadBatch(tx, due);
-        decide(due, loaded, await countQuota(tx, loaded));
+        decide(due, loaded, await countQuota(tx, loaded), await clientsWithBouncedAddress(tx, due.map((d) => d.client_id)));
         const claims: ClaimRequest[] = prepared.map((p) => ({
           followup_id: p.facts.followup.id, company_id: p.facts.company.id, step: p.decision.step,
           message: p.message.body, message_id: p.messageId, retry: p.decision.retry,
@@ -221,6 +226,8 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   if (stats.notStarted > 0) partial = true; // given back for the next run
 
   if (partial) (stats as unknown as Record<string, unknown>).remaining = dryRun ? null : await countDue(db, scope, now);
+  // bounces of follow-up emails recorded over the last day (inbox-sync acts on them; docs/bounces.md)
+  stats.bounces = await recentFollowupBounces(db, scope);
   const out: Record<string, unknown> = { ...stats };
   if (dryRun) {
     out.wouldSend = stats.sent;

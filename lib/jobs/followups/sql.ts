@@ -11,6 +11,8 @@ import type { AutoFollowupType } from './messages.js';
 import type { Delivery } from './plan.js';
 import type { ClaimTable } from '../../mail/claimed-send.js';
 import { invoicePaid } from '../../billing/sql.js';
+import { countRecentBounces, resumeBouncedFollowups } from '../../bounces/sql.js';
+export { clientsWithBouncedAddress } from '../../bounces/sql.js';
 
 /** A list or object as one jsonb parameter. */
 export const json = (v: unknown) => sql`${JSON.stringify(v)}::jsonb`;
@@ -33,6 +35,13 @@ export const FOLLOWUP_CLAIMS: ClaimTable = {
 
 /** The run's scope as a condition on a follow-up claim's own columns (the sweep's). */
 export const claimScope = (scope: Scope): SQL => scopeFilter(sql`company_id`, scope);
+
+/** Follow-ups held after a hard bounce whose client's address has changed since: due again (docs/bounces.md). */
+export const resumeAfterBounce = (db: Executor, scope: Scope, now: Date) => resumeBouncedFollowups(db, scopeFilter(sql`f.company_id`, scope), now);
+
+/** Bounces of follow-up emails recorded over the last day, in the run's scope (for the stats). */
+export const recentFollowupBounces = (db: Executor, scope: Scope) =>
+  countRecentBounces(db, 24, sql`sb.send_kind = 'followup_step' and ${scopeFilter(sql`sb.company_id`, scope)}`);
 
 /**
  * Follow-ups whose step ended `unknown` (swept, or no answer after DATA) go on hold
