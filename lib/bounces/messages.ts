@@ -1,4 +1,5 @@
 /** The French texts of bounce handling: the company's notification and the reason in words. */
+import { links } from '../links.js';
 
 /** The reason of a hard bounce in the words a company understands, from its status code and diagnostic. */
 export function bounceReason(status: string | null, diagnostic: string | null, softAsHard: boolean): string {
@@ -12,10 +13,6 @@ export function bounceReason(status: string | null, diagnostic: string | null, s
   return 'refusé par le serveur du destinataire';
 }
 
-const trimSlash = (url: string) => url.replace(/\/+$/, '');
-
-export const clientLink = (frontendUrl: string, clientId: number) => `${trimSlash(frontendUrl)}/app/clients/${clientId}`;
-
 export function bounceNotification(p: {
   clientName: string | null; address: string; reason: string; status: string | null; what: string | null; frontendUrl: string; clientId: number;
 }) {
@@ -24,7 +21,7 @@ export function bounceNotification(p: {
     title: `Adresse e-mail invalide : ${name}`,
     message: `${p.what ? `${p.what[0].toUpperCase()}${p.what.slice(1)}` : 'Un e-mail'} envoyé à ${name} (${p.address}) n'a pas pu être distribué : ${p.reason}${p.status ? ` (${p.status})` : ''}. `
       + `Les relances automatiques et les rappels de rendez-vous vers cette adresse sont suspendus jusqu'à ce qu'elle soit corrigée dans la fiche du client.`,
-    link_url: clientLink(p.frontendUrl, p.clientId),
+    link_url: links.client(p.frontendUrl, p.clientId),
     link_text: 'Voir le client',
   };
 }
