@@ -11,6 +11,7 @@ import { accountDeletionsJob, createAccountDeletionsJob } from '../../lib/jobs/a
 import { queryRows, type DbHandle } from '../../db/client.js';
 import { dueOwnerCompany, dueRequest, insertCompany, insertUser, remainingRows, seedTenant } from './deletions-seed.js';
 import type { Job } from '../../lib/cron/types.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const NOW = new Date('2026-03-10T02:00:00Z');
 
@@ -75,7 +76,7 @@ for (const driver of ['pg', 'neon'] as const) {
         hooks: { afterStep: (table) => { if (table === 'invoices') throw new Error('simulated crash after invoices'); } },
       });
       const res = await run(crashing);
-      expect(res.status).toBe(200);
+      expect(httpStatusOf(res)).toBe(200);
       expect(res.body.stats).toMatchObject({ deletedUsers: 0, failures: 1 });
       expect(res.body.errors).toEqual([expect.objectContaining({ scope: 'account', code: 'deletion_failed', message: 'simulated crash after invoices' })]);
       await expectUntouched(a);

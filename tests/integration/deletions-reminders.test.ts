@@ -11,6 +11,7 @@ import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
 import { queryRows, type Db } from '../../db/client.js';
 import * as schema from '../../db/schema/index.js';
 import { DAY_MS, handBuiltContext, insertCompany, insertUser } from './deletions-seed.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const NOW = new Date('2026-03-10T02:00:00Z');
 const at = (days: number) => new Date(NOW.getTime() + days * DAY_MS);
@@ -49,7 +50,7 @@ describePg('J-7 deletion reminder', () => {
     await db.insert(schema.companySettings).values({ companyId, settings: { company_info: { timezone: 'America/Martinique' } } });
     await insertUser(db, { companyId, role: 'owner' });
     const u = await insertUser(db, { companyId, email: 'rappel@example.fr', fullName: 'Léa', deletionRequestedAt: at(-25), deletionScheduledAt: at(5) });
-    for (let i = 0; i < 4; i++) expect((await run()).status).toBe(200);
+    for (let i = 0; i < 4; i++) expect(httpStatusOf(await run())).toBe(200);
     const config = parseConfig({ NODE_ENV: 'test', SMTP_URL: sink.url });
     const ctxs = Array.from({ length: 3 }, () => handBuiltContext(db, config, NOW));
     await Promise.all(ctxs.map((c) => accountDeletionsJob.run(c)));

@@ -14,6 +14,7 @@ import { queryRows, type Db } from '../../db/client.js';
 import { runJob } from '../../lib/cron/run.js';
 import { SEND_CONCURRENCY, followupsJob } from '../../lib/jobs/followups/index.js';
 import { seedCompany, wipe } from './followups-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const NOW = '2026-03-11T10:00:00.000Z';
 const TOTAL = 300;
@@ -71,7 +72,7 @@ describePg('followups: kill -9 and SIGTERM of the process mid-run, then a restar
     const { rt } = testRuntime({ SMTP_URL: sink.url }, t.handle);
     for (let i = 0; i < 10; i++) {
       const res = await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW) }, rt);
-      expect(res.status).toBe(200);
+      expect(httpStatusOf(res)).toBe(200);
       expect(res.body.skipped).toBeUndefined();
       if (!res.body.partial) return;
     }
