@@ -47,9 +47,23 @@ export type JobResult = {
   plan?: unknown[];
 };
 
+/** A job's emails a person must check: sends in `unknown`, claims left `sending` by a dead run (docs/sending.md). */
+export type EmailAttention = { unknownSends: number; staleClaims: number };
+
+/**
+ * What of a job needs a person, read from its own tables (lib/jobs/<job>/attention.ts) for
+ * /cron/status: `emails` turns a healthy job `degraded`; `sections` are the job's own fields of
+ * the status body, merged at its top level (docs/contract.md).
+ */
+export type JobAttention<S extends Record<string, unknown> = Record<string, unknown>> = {
+  emails?: EmailAttention;
+  sections: S;
+};
+
 export type Job = {
   id: JobId;
   run(ctx: JobContext): Promise<JobResult>;
+  attention?(db: Db, now: Date): Promise<JobAttention>;
 };
 
 /** A job whose issue has not landed: the route answers 501, never a fake success. */

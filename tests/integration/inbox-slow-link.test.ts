@@ -5,7 +5,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
 import { badLink } from '../helpers/imap-relay.js';
-import { readInboxProgress } from '../../lib/cron/status.js';
+import { readInboxProgress } from '../../lib/jobs/inbox-sync/attention.js';
 import { createCompany, createIntegration, integrationRow, messagesOf, newMailbox, runSync, simpleMail } from '../helpers/inbox-fixtures.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
 

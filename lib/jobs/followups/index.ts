@@ -25,6 +25,7 @@ import { formatEuros, renderMessage, type RenderedMessage, type TemplateVariable
 import { CredentialError, formatFrom, planSender, senderCache, type SenderPlan } from './transport.js';
 import { addDays, loadPostgresZones } from '../../time/zone.js';
 import { createSendRecorder, type SendRecorder } from './recorder.js';
+import { readFollowupsAttention } from './attention.js';
 
 /** Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim. */
 export const BATCH_SIZE = 100;
@@ -447,4 +448,4 @@ async function sendOne(ctx: JobContext, p: Prepared, claimId: number, attempts: 
   });
 }
 
-export const followupsJob: Job = { id: 'followups', run: runFollowups };
+export const followupsJob: Job = { id: 'followups', run: runFollowups, attention: readFollowupsAttention };
