@@ -3,7 +3,7 @@ import { queryRows, type Db } from '../../db/client.js';
 import { encryptSecret } from '../../lib/crypto/fernet.js';
 import { runJob } from '../../lib/cron/run.js';
 import { createInboxSyncJob, type InboxSyncOptions } from '../../lib/jobs/inbox-sync/run.js';
-import type { Dovecot } from './dovecot.js';
+import type { Dovecot } from '../../devtools/dovecot.js';
 import { testRuntime } from './runtime.js';
 
 /** Fixtures shared by the inbox-sync integration tests. */

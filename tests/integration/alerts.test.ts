@@ -9,7 +9,7 @@ import { statusRoute } from '../../lib/cron/route.js';
 import { runJob } from '../../lib/cron/run.js';
 import { PING_TIMEOUT_MS } from '../../lib/cron/healthcheck.js';
 import type { Job } from '../../lib/cron/types.js';
-import { seedHealthyRuns } from '../helpers/console-fixtures.js';
+import { seedHealthyRuns } from '../../devtools/console-fixtures.js';
 import { serveHandler } from '../helpers/http.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { testRuntime } from '../helpers/runtime.js';

@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { serveHandler } from '../helpers/http.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { queryRows } from '../../db/client.js';
 import { statusRoute } from '../../lib/cron/route.js';
 import { acquireLease } from '../../lib/cron/runs.js';

@@ -3,7 +3,7 @@ import { getTableName, sql } from 'drizzle-orm';
 import type { TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { databaseOnDriver, type DriverDatabase } from '../helpers/drivers.js';
 import { runJob } from '../../lib/cron/run.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';

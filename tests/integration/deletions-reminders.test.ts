@@ -4,7 +4,7 @@ import { simpleParser } from 'mailparser';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { runJob } from '../../lib/cron/run.js';
 import { parseConfig } from '../../lib/config.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';

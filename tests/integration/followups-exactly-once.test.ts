@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startBadSmtp, startSmtpSink } from '../helpers/smtp.js';
+import { startBadSmtp, startSmtpSink } from '../../devtools/smtp.js';
 import { neonHandle, startNeonProxy, useNeonProxy } from '../helpers/neon-proxy.js';
 import { runJob } from '../../lib/cron/run.js';
 import { readStatus } from '../../lib/cron/status.js';

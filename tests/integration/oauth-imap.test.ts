@@ -8,7 +8,7 @@ import { parseConfig } from '../../lib/config.js';
 import { readStatus } from '../../lib/cron/status.js';
 import { adminQuery, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { createCompany, createIntegration, inboxEnv, messagesOf, simpleMail } from '../helpers/inbox-fixtures.js';
 import { startOAuthProvider, type OAuthProviderServer } from '../helpers/oauth-provider.js';
 import { createOAuthIntegration, grantRow, oauthEnv, reauthNotifications, storeGrant } from '../helpers/oauth-fixtures.js';
