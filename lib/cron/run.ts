@@ -7,23 +7,17 @@ import type { RunParams } from './params.js';
 import { fullErrorForLog, publicError, publicErrorText } from './errors.js';
 import { loadPostgresZones } from '../time/zone.js';
 import { pingSummary, runPings } from './healthcheck.js';
-import { budgetFor, SAFETY_MARGIN_MS } from './budget.js';
+import { budgetFor } from './budget.js';
 import { coordinateIfNeeded, type SweepInfo } from './fanout.js';
 import type { OutcomeKind, RunOutcome } from './outcome.js';
 import { secretsOf } from '../config.js';
 
-export { SAFETY_MARGIN_MS };
 /** The lease outlives the longest possible invocation, so only a crashed run's lease expires. */
 export const LEASE_EXTRA_SEC = 60;
 export const MAX_LISTED_ERRORS = 20; // cron-job.org reads at most 64 KB of the body
 export const MAX_PLAN_ITEMS = 50;
 
 export type { RunOutcome } from './outcome.js';
-
-/** The budget of a run nobody waits long on (external ping, CLI): the one rule is budget.ts. */
-export function runBudgetMs(budgetMs: number, maxDurationSec: number): number {
-  return budgetFor('http', budgetMs, maxDurationSec).ms;
-}
 
 /** Code and message for the response and the ledger: the driver's cause, no SQL, host or port (errors.ts). */
 const shortError = (err: unknown, secrets: string[]) => publicError(err, secrets);
@@ -97,7 +91,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     const deadline = startedAt.getTime() + budget.ms;
     const ctx: JobContext = {
       db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,
-      companyId: params.scope.companyId, log, mail, config, runId, trigger, stopSignal: rt.stopSignal,
+      log, mail, config, runId, trigger, stopSignal: rt.stopSignal,
       progress: (message) => { opts.onProgress?.(message); },
     };
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');

@@ -90,7 +90,7 @@ export function handContext(db: Db, o: { now: Date; scope?: Scope; dryRun?: bool
   const mail = createMailFactory(o.config);
   return {
     db, now: o.now, deadline: Date.now() + (o.deadlineMs ?? 120_000), dryRun: o.dryRun ?? false, scope: o.scope ?? {},
-    companyId: o.scope?.companyId, log: createLogger({ level: 'silent' }), mail, config: o.config, runId: randomUUID(), trigger: 'http',
+    log: createLogger({ level: 'silent' }), mail, config: o.config, runId: randomUUID(), trigger: 'http',
     close: () => mail.closeAll(),
   };
 }
