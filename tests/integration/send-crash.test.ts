@@ -15,6 +15,7 @@ import { runJob } from '../../lib/cron/run.js';
 import { SEND_CONCURRENCY, followupsJob } from '../../lib/jobs/followups/index.js';
 import { seedCompany, wipe } from './followups-fixtures.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
+import { insertDueInvoiceFollowups } from '../helpers/seed.js';
 
 const NOW = '2026-03-11T10:00:00.000Z';
 const TOTAL = 300;
@@ -24,17 +25,7 @@ async function seed(db: Db) {
   const ids: number[] = [];
   for (let c = 0; c < 3; c++) {
     const s = await seedCompany(db);
-    const rows = await queryRows<{ id: number }>(db, sql`
-      with inv as (
-        insert into invoices (company_id, client_id, number, status, total_ttc, sent_at)
-        select ${s.companyId}, ${s.clientId}, 'FAC-' || ${s.companyId} || '-' || g, 'ENVOYEE', 1200, '2026-01-01T09:00:00Z'
-        from generate_series(1, ${TOTAL / 3}) g
-        returning id)
-      insert into followups (company_id, client_id, type, source_type, source_id, source_label, due_date, status, auto_enabled)
-      select ${s.companyId}, ${s.clientId}, 'FACTURE_IMPAYEE', 'invoice', inv.id, 'Facture ' || inv.id, '2026-01-01T00:00:00Z', 'A_FAIRE', true
-      from inv
-      returning id`);
-    ids.push(...rows.map((r) => Number(r.id)));
+    ids.push(...await insertDueInvoiceFollowups(db, s, { count: TOTAL / 3, numberPrefix: `FAC-${s.companyId}-`, totalTtc: 1200, dueDate: '2026-01-01T00:00:00Z' }));
   }
   return ids;
 }
