@@ -24,7 +24,7 @@ import { encryptSecret } from '../lib/crypto/fernet.js';
 import { runInboxSync, type InboxSyncOptions } from '../lib/jobs/inbox-sync/run.js';
 import { parseMessage } from '../lib/jobs/inbox-sync/parse.js';
 import type { JobContext } from '../lib/cron/types.js';
-import { startDovecot, type Dovecot } from '../tests/helpers/dovecot.js';
+import { startDovecot, type Dovecot } from '../devtools/dovecot.js';
 import { slowLink } from './wan-link.js';
 
 /** Rounds of part 1 (a bare fetch, then a first sync into a fresh database); compared by medians. */

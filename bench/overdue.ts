@@ -20,7 +20,7 @@ import { parseConfig } from '../lib/config.js';
 import { createLogger } from '../lib/log.js';
 import { createMailFactory } from '../lib/mail/transport.js';
 import { overdueRemindersJob } from '../lib/jobs/overdue-reminders/index.js';
-import { startSmtpSink } from '../tests/helpers/smtp.js';
+import { startSmtpSink } from '../devtools/smtp.js';
 
 const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const SIZES = [100, 10_000];

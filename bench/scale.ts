@@ -22,9 +22,9 @@ import type { AddressInfo } from 'node:net';
 import pg from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { encryptSecret } from '../lib/crypto/fernet.js';
-import { adminQuery, urlFor } from '../tests/helpers/pg-admin.js';
-import { startDovecot, type Dovecot } from '../tests/helpers/dovecot.js';
-import { startLocalServer, stopLocalServer, type LocalServer } from '../tests/helpers/server.js';
+import { adminQuery, urlFor } from '../devtools/pg-admin.js';
+import { startDovecot, type Dovecot } from '../devtools/dovecot.js';
+import { startLocalServer, stopLocalServer, type LocalServer } from '../devtools/server.js';
 import { migrateDb } from '../db/client.js';
 import { slowLink } from './wan-link.js';
 

@@ -22,9 +22,9 @@ import { parseArgs } from 'node:util';
 import { sql } from 'drizzle-orm';
 import { closeAllDbs, migrateDb, openDb, queryRows, type Db } from '../db/client.js';
 import { encryptSecret } from '../lib/crypto/fernet.js';
-import { startSmtpSink } from '../tests/helpers/smtp.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../tests/helpers/dovecot.js';
-import { ADMIN_URL, adminQuery, urlFor } from '../tests/helpers/pg-admin.js';
+import { startSmtpSink } from '../devtools/smtp.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../devtools/dovecot.js';
+import { ADMIN_URL, adminQuery, urlFor } from '../devtools/pg-admin.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const COMPANIES = 12;

@@ -161,7 +161,7 @@ async function migratePg(db: Db, driver: Driver) {
 }
 
 /**
- * Opens the database chosen by the configuration (SPEC §3). PGlite and `pg` pools are shared per
+ * Opens the database chosen by the configuration (DATABASE_URL / DATABASE_DRIVER, README). PGlite and `pg` pools are shared per
  * process (a warm serverless instance reuses them); a Neon pool lives for one invocation, as Neon
  * recommends for WebSocket pools in serverless functions.
  */

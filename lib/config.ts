@@ -98,6 +98,14 @@ export type Config = Env & {
   databaseDriver: 'neon' | 'pg' | 'pglite';
 };
 
+/**
+ * The configured values that must never appear in a response, a log line or a ledger row: the
+ * one list every redaction uses (logger, route, run errors, CLI). Unset ones are left out.
+ */
+export function secretsOf(config: Pick<Config, 'CRON_SECRET' | 'ENCRYPTION_MASTER_KEY'>): string[] {
+  return [config.CRON_SECRET, config.ENCRYPTION_MASTER_KEY].filter((s): s is string => typeof s === 'string' && s.length > 0);
+}
+
 export class ConfigError extends Error {
   readonly code = 'misconfigured';
 }

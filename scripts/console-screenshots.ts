@@ -8,9 +8,9 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import puppeteer from 'puppeteer-core';
 import { closeAllDbs, migrateDb, openDb, queryRows } from '../db/client.js';
-import { adminQuery, urlFor } from '../tests/helpers/pg-admin.js';
-import { pauseIntegration, seedCompany, seedHealthyRuns, seedUnknownFollowup, seedUnknownReminder } from '../tests/helpers/console-fixtures.js';
-import { startLocalServer, stopLocalServer } from '../tests/helpers/server.js';
+import { adminQuery, urlFor } from '../devtools/pg-admin.js';
+import { pauseIntegration, seedCompany, seedHealthyRuns, seedUnknownFollowup, seedUnknownReminder } from '../devtools/console-fixtures.js';
+import { startLocalServer, stopLocalServer } from '../devtools/server.js';
 
 const SECRET = 'screenshot-secret-0123456789abcdef';
 const docs = path.resolve(import.meta.dirname, '../docs');

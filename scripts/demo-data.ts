@@ -1,5 +1,5 @@
 /**
- * A realistic French demo tenant (SPEC §6), relative to a chosen instant so that the demo always
+ * A realistic French demo tenant (docs/newcomer.md), relative to a chosen instant so that the demo always
  * has something due: used by `npm run demo` and the end-to-end test.
  */
 import { DateTime } from 'luxon';
@@ -200,7 +200,7 @@ Se désinscrire : https://newsletter.example.fr/desinscription?u=4471`),
 
 /**
  * The demo company's IMAP mailbox, pointing at a local server. The password is stored the way
- * Lokario stores it: Fernet-encrypted with the ENCRYPTION_MASTER_KEY (SPEC §3).
+ * Lokario stores it: Fernet-encrypted with the ENCRYPTION_MASTER_KEY (lib/crypto/fernet.ts).
  */
 export async function createDemoIntegration(db: Db, companyId: number, mailbox: { host: string; port: number; user: string; password: string; masterKey: string }): Promise<number> {
   const [row] = await db.insert(inboxIntegrations).values({

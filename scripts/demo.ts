@@ -17,7 +17,7 @@ import { summarise } from '../lib/local/summary.js';
 import type { JobId } from '../lib/cron/jobs.js';
 import type { Job } from '../lib/cron/types.js';
 import { createInboxSyncJob } from '../lib/jobs/inbox-sync/index.js';
-import { dovecotBinary, startDovecot, type Dovecot } from '../tests/helpers/dovecot.js';
+import { dovecotBinary, startDovecot, type Dovecot } from '../devtools/dovecot.js';
 import { createDemoIntegration, demoMailbox, seedDemo } from './demo-data.js';
 import { loadDotEnv } from '../lib/local/dotenv.js';
 

@@ -3,10 +3,11 @@
  * once from the terminal and prints a readable summary. Exit code 0 on success, 1 otherwise.
  */
 import { parseArgs } from 'node:util';
-import { getConfig } from '../lib/config.js';
+import { getConfig, secretsOf } from '../lib/config.js';
 import { closeAllDbs } from '../db/client.js';
 import { runtimeFromConfig } from '../lib/cron/runtime.js';
 import { runJob } from '../lib/cron/run.js';
+import { exitCodeOf } from '../lib/cron/outcome.js';
 import { parseRunParams, BadRequestError } from '../lib/cron/params.js';
 import { JOB_IDS, isJobId } from '../lib/cron/jobs.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
@@ -48,13 +49,13 @@ async function main() {
     throw err;
   }
   // logs go to stderr so that stdout keeps the summary (or the JSON with --json)
-  const rt = runtimeFromConfig(config, { logger: createLogger({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, secrets: [config.CRON_SECRET ?? ''], destination: process.stderr }) });
+  const rt = runtimeFromConfig(config, { logger: createLogger({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, secrets: secretsOf(config), destination: process.stderr }) });
   const progress = progressPrinter(id);
-  const { status, body } = await runJob(JOB_REGISTRY[id], 'cli', params, rt, { onProgress: (m) => progress.update(m) });
+  const outcome = await runJob(JOB_REGISTRY[id], 'cli', params, rt, { onProgress: (m) => progress.update(m) });
   progress.done();
-  console.log(values.json ? JSON.stringify(body, null, 2) : summarise(body));
+  console.log(values.json ? JSON.stringify(outcome.body, null, 2) : summarise(outcome.body));
   await closeAllDbs();
-  return status === 200 && body.success ? 0 : 1;
+  return exitCodeOf(outcome);
 }
 
 process.exitCode = await main();

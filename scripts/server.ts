@@ -1,5 +1,5 @@
 /**
- * `npm start`: the local server (SPEC §6). Serves every route under `/api/<path>` and the bare
+ * `npm start`: the local server. Serves every route under `/api/<path>` and the bare
  * `<path>` through the same handlers, and runs the four jobs on their vercel.json schedules
  * (unless SCHEDULER=off). Embedded database and file outbox unless configured otherwise.
  */

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the project with Vercel's own builder, offline, into .vercel/output/ (SPEC §7).
+# Builds the project with Vercel's own builder, offline, into .vercel/output/ (docs/vercel.md).
 # No account, no token, no network: a hand-written .vercel/project.json with a `settings` object
 # keeps the CLI from asking Vercel's API for the project, and VERCEL_INSTALL_COMPLETED=1 keeps it
 # from running its own `npm install`. Fails on a non-zero exit and on any `error TS` in the log

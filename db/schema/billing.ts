@@ -23,14 +23,14 @@ export const quotes = pgTable('quotes', {
   createdAt: tstz('created_at').notNull().defaultNow(),
 }, (t) => [
   index('quotes_company_status_idx').on(t.companyId, t.status),
-  // foreign-key index: account deletion removes parents in bulk (SPEC §5.3), and each removed parent row
+  // foreign-key index: account deletion removes parents in bulk (docs/account-deletions.md), and each removed parent row
   // is checked against this column; without it every check scans the whole table
   index('quotes_client_idx').on(t.clientId),
 ]);
 
 export const invoices = pgTable('invoices', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
-  // nullable: a deleted company's invoices are retained, detached (SPEC §5.3.2)
+  // nullable: a deleted company's invoices are retained 10 years, detached (docs/account-deletions.md)
   companyId: integer('company_id').references(() => companies.id),
   clientId: integer('client_id').references(() => clients.id),
   number: text('number').notNull(),

@@ -11,6 +11,6 @@ export const clients = pgTable('clients', {
   type: text('type').notNull().default('Client'),
   createdAt: timestamp('created_at', { withTimezone: true, mode: 'date' }).notNull().defaultNow(),
 }, (t) => [
-  // email is matched case-insensitively within a company (SPEC §4)
+  // email is matched case-insensitively within a company (inbox-sync finds the client by it)
   index('clients_company_email_idx').on(t.companyId, sql`lower(${t.email})`),
 ]);

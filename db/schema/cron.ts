@@ -4,7 +4,7 @@ import { cronRunOutcome, deliveryState } from './enums.js';
 
 const tstz = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' });
 
-/** new: the run ledger (SPEC §2.5). Not company-scoped. */
+/** new: the run ledger, one row per run, dry runs included (docs/contract.md). Not company-scoped. */
 export const cronRuns = pgTable('cron_runs', {
   id: text('id').primaryKey(), // the runId (uuid) returned in the response
   job: text('job').notNull(),
@@ -21,14 +21,14 @@ export const cronRuns = pgTable('cron_runs', {
   fanout: jsonb('fanout'),
 }, (t) => [index('cron_runs_job_started_idx').on(t.job, t.startedAt), index('cron_runs_parent_idx').on(t.parentRunId)]);
 
-/** new: one lease per job (and shard); free when expired (SPEC §2.5). */
+/** new: one lease per job (and shard); free when expired (docs/contract.md, runs and leases). */
 export const cronLeases = pgTable('cron_leases', {
   job: text('job').primaryKey(), // job id, plus `#k/n` for a shard
   holder: text('holder').notNull(), // runId of the holder
   expiresAt: tstz('expires_at').notNull(),
 });
 
-/** new: proof of each account deletion, without personal data (SPEC §5.3.4). */
+/** new: proof of each account deletion, without personal data (docs/account-deletions.md). */
 export const accountDeletionLog = pgTable('account_deletion_log', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
   deletedAt: tstz('deleted_at').notNull().defaultNow(),

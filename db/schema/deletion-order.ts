@@ -9,7 +9,7 @@ import { appointmentReminders, appointmentTypes, appointments, notifications, ta
 import { sendBounces } from './bounces.js';
 
 /**
- * Account deletion (SPEC §5.3): the ONE ordered list of every company- or user-scoped table,
+ * Account deletion (docs/account-deletions.md): the ONE ordered list of every company- or user-scoped table,
  * children before parents, with how each table's rows are found for a company and for a user.
  *
  * Adding a table to the schema without adding it here makes the schema-coverage test
@@ -79,7 +79,7 @@ export const DELETION_ORDER: readonly DeletionStep[] = [
   // the record that stops the automatic job from re-creating a follow-up a user deleted
   { table: followupCreations, company: { by: 'company', column: followupCreations.companyId }, user: none },
   { table: conversations, company: { by: 'company', column: conversations.companyId }, user: none },
-  // mailbox credentials go with the company (SPEC §5.3.2, defect 30)
+  // mailbox credentials go with the company: the original left them behind
   { table: inboxIntegrations, company: { by: 'company', column: inboxIntegrations.companyId }, user: none },
   { table: notifications, company: { by: 'company', column: notifications.companyId }, user: { action: 'delete', column: notifications.userId } },
   { table: appointmentReminders, company: { by: 'company', column: appointmentReminders.companyId }, user: none },

@@ -14,7 +14,7 @@ export const followupType = pgEnum('followuptype', [
 export const followupStatus = pgEnum('followupstatus', ['A_FAIRE', 'FAIT', 'EN_ATTENTE']);
 export const followupHistoryStatus = pgEnum('followuphistorystatus', ['ENVOYE', 'LU', 'REPONDU']);
 /**
- * new: delivery state of one automatic send; `unknown` is never re-sent automatically (SPEC §5.2.4);
+ * new: delivery state of one automatic send; `unknown` is never re-sent automatically (docs/sending.md);
  * `bounced`: accepted by SMTP, then returned as undeliverable (a hard bounce, docs/bounces.md).
  */
 export const deliveryState = pgEnum('delivery_state', ['sending', 'sent', 'failed', 'unknown', 'bounced']);
@@ -23,7 +23,7 @@ export const notificationType = pgEnum('notificationtype', [
   'FOLLOWUP_COMPLETED', 'QUOTE_SIGNED', 'INVOICE_PAID', 'FOLLOWUP_FAILED', 'QUOTE_REJECTED', 'INVOICE_OVERDUE',
   'TASK_OVERDUE', 'TASK_CRITICAL', 'APPOINTMENT_REMINDER', 'APPOINTMENT_CANCELLED', 'APPOINTMENT_MODIFIED',
   'APPOINTMENT_CREATED',
-  // new: inbox-sync paused a mailbox after repeated login failures (SPEC §5.1.8)
+  // new: inbox-sync paused a mailbox after repeated login failures (docs/inbox-sync.md)
   'INBOX_INTEGRATION_PAUSED',
   // new: an OAuth mailbox's grant was revoked or expired; the company must reconnect it
   'INBOX_INTEGRATION_NEEDS_REAUTH',

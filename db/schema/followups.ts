@@ -72,7 +72,7 @@ export const followupHistory = pgTable('followup_history', {
 
 /**
  * new: one row per source the automatic job ever created a follow-up for. A follow-up a user
- * deleted by hand is therefore not re-created by the next run (the original's defect 23).
+ * deleted by hand is therefore not re-created by the next run (the original re-created them).
  */
 export const followupCreations = pgTable('followup_creations', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),

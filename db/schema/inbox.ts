@@ -72,7 +72,7 @@ export const conversations = pgTable('conversations', {
   threadKey: text('thread_key'),
 }, (t) => [
   index('conversations_company_client_idx').on(t.companyId, t.clientId, t.lastMessageAt),
-  // foreign-key index: account deletion removes parents in bulk (SPEC §5.3), and each removed parent row
+  // foreign-key index: account deletion removes parents in bulk (docs/account-deletions.md), and each removed parent row
   // is checked against this column; without it every check scans the whole table
   index('conversations_client_idx').on(t.clientId),
   uniqueIndex('conversations_thread_key').on(t.companyId, t.threadKey).where(sql`${t.threadKey} is not null`),
@@ -115,7 +115,7 @@ export const messageAttachments = pgTable('message_attachments', {
   skippedReason: text('skipped_reason'), // new
 }, (t) => [index('message_attachments_message_idx').on(t.messageId)]);
 
-/** new: a message that could not be parsed or stored; recorded once and skipped (SPEC §5.1.8). */
+/** new: a message that could not be parsed or stored; recorded once and skipped (docs/inbox-sync.md). */
 export const inboxPoisonMessages = pgTable('inbox_poison_messages', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
   companyId: integer('company_id').notNull().references(() => companies.id),

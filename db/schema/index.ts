@@ -1,4 +1,4 @@
-// The single source of truth for the data model (SPEC §4).
+// The single source of truth for the data model: migrations are generated from it.
 export * from './enums.js';
 export * from './core.js';
 export * from './crm.js';

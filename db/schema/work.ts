@@ -21,7 +21,7 @@ export const notifications = pgTable('notifications', {
   createdAt: tstz('created_at').notNull().defaultNow(),
   dedupeKey: text('dedupe_key'), // new
 }, (t) => [
-  // idempotency key of every notification a job creates (SPEC §2.5); nulls compare equal
+  // idempotency key of every notification a job creates: a re-run never notifies twice; nulls compare equal
   unique('notifications_dedupe_key').on(t.companyId, t.type, t.sourceType, t.sourceId, t.dedupeKey).nullsNotDistinct(),
   index('notifications_user_idx').on(t.userId),
 ]);
@@ -38,7 +38,7 @@ export const tasks = pgTable('tasks', {
   createdAt: tstz('created_at').notNull().defaultNow(),
 }, (t) => [
   index('tasks_company_due_idx').on(t.companyId, t.dueDate),
-  // foreign-key index: account deletion removes parents in bulk (SPEC §5.3), and each removed parent row
+  // foreign-key index: account deletion removes parents in bulk (docs/account-deletions.md), and each removed parent row
   // is checked against this column; without it every check scans the whole table
   index('tasks_assigned_to_idx').on(t.assignedToId),
 ]);
@@ -63,14 +63,14 @@ export const appointments = pgTable('appointments', {
 }, (t) => [
   index('appointments_start_idx').on(t.startDateTime),
   index('appointments_company_idx').on(t.companyId),
-  // foreign-key index: account deletion removes parents in bulk (SPEC §5.3), and each removed parent row
+  // foreign-key index: account deletion removes parents in bulk (docs/account-deletions.md), and each removed parent row
   // is checked against this column; without it every check scans the whole table
   index('appointments_client_idx').on(t.clientId),
   index('appointments_type_idx').on(t.typeId),
   index('appointments_employee_idx').on(t.employeeId),
 ]);
 
-/** new: one row per reminder email, claimed before sending (SPEC §5.4.4). */
+/** new: one row per reminder email, claimed before sending, so it is sent at most once (docs/sending.md). */
 export const appointmentReminders = pgTable('appointment_reminders', {
   id: integer('id').primaryKey().generatedByDefaultAsIdentity(),
   companyId: integer('company_id').notNull().references(() => companies.id),

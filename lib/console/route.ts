@@ -4,6 +4,7 @@ import { ConfigError } from '../config.js';
 import { redactText } from '../log.js';
 import { JOBS, JOB_IDS, isJobId } from '../cron/jobs.js';
 import { runJob } from '../cron/run.js';
+import { httpStatusOf } from '../cron/outcome.js';
 import { defaultRuntime, type Runtime } from '../cron/runtime.js';
 import { readStatus } from '../cron/status.js';
 import { nextExpectedRun } from '../cron/schedule.js';
@@ -190,9 +191,9 @@ export function consoleRoute(getRuntime: () => Runtime = defaultRuntime, clock: 
         handle = await rt.openDb();
         await recordAction(handle.db, {
           actor, action: dryRun ? 'dry_run_job' : 'run_job', target: `job:${job}`,
-          details: { runId: result.body.runId ?? null, outcome: result.body.success === true ? (result.body.skipped ? 'ignorée' : 'terminée') : `échec ${String(result.body.error ?? result.status)}` },
+          details: { runId: result.body.runId ?? null, outcome: result.body.success === true ? (result.body.skipped ? 'ignorée' : 'terminée') : `échec ${String(result.body.error ?? httpStatusOf(result))}` },
         });
-        html(res, 200, renderRunResult(job, dryRun, result.status, result.body, formCtx));
+        html(res, 200, renderRunResult(job, dryRun, httpStatusOf(result), result.body, formCtx));
         return;
       }
       handle = await rt.openDb();

@@ -1,6 +1,7 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
 import type { JobId } from './jobs.js';
+import { httpStatusOf, type RunOutcome } from './outcome.js';
 
 /**
  * Push alerts: the start / success / failure pings that healthchecks.io, Cronitor and Better Stack
@@ -82,9 +83,9 @@ export function runPings(config: Config, job: JobId, log?: Logger): RunPings {
 }
 
 /** The ping body: one line of French for the service's log. */
-export function pingSummary(job: JobId, res: { status: number; body: Record<string, unknown> }): string {
+export function pingSummary(job: JobId, res: RunOutcome): string {
   const b = res.body;
-  if (b.success !== true) return `${job} : échec (HTTP ${res.status}) — ${String(b.error ?? 'erreur')} : ${String(b.message ?? '')}`.trim();
+  if (b.success !== true) return `${job} : échec (HTTP ${httpStatusOf(res)}) — ${String(b.error ?? 'erreur')} : ${String(b.message ?? '')}`.trim();
   if (b.skipped) return `${job} : ignoré, une autre exécution est en cours`;
   const errors = Number(b.errorsCount ?? 0);
   const what = b.partial ? 'partiel (reprend au prochain passage)' : 'réussi';

@@ -1,5 +1,5 @@
 /**
- * The four jobs as data (SPEC §1): read by the routes, the local scheduler, the CLI, the status
+ * The four jobs as data: read by the routes, the local scheduler, the CLI, the status
  * route and the vercel.json check. No job code is imported here, so reading it costs nothing.
  */
 export const JOB_IDS = ['inbox-sync', 'followups', 'account-deletions', 'overdue-reminders'] as const;

@@ -40,7 +40,7 @@ export class BadRequestError extends Error {
 const KNOWN = ['dryRun', 'companyId', 'shard', 'shards', 'now'] as const;
 
 /**
- * Validates the query string (SPEC §2.3). Unknown parameters are ignored (`secret` among them);
+ * Validates the query string (docs/contract.md, parameters). Unknown parameters are ignored (`secret` among them);
  * a repeated known parameter is a 400, never a silent pick.
  */
 export function parseRunParams(query: Record<string, string | string[] | undefined>, config: Config): RunParams {

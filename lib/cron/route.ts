@@ -1,10 +1,11 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ConfigError } from '../config.js';
+import { ConfigError, secretsOf } from '../config.js';
 import { redactUrl } from '../log.js';
 import { fullErrorForLog } from './errors.js';
 import { AMBIGUOUS_CREDENTIALS_BODY, FORBIDDEN_BODY, MISCONFIGURED_SECRET_BODY, ambiguousCredentials, isAuthorized } from './auth.js';
 import { BadRequestError, parseRunParams } from './params.js';
 import { runJob } from './run.js';
+import { httpStatusOf } from './outcome.js';
 import { fanoutParentOf } from './fanout.js';
 import { runShard } from './shard.js';
 import { defaultRuntime, type Runtime } from './runtime.js';
@@ -46,7 +47,7 @@ export function triggerOf(req: Req): Trigger {
 
 type Guarded = { rt: Runtime; query: Record<string, string | string[] | undefined>; unprotected: boolean };
 
-/** Method → configuration → secret (SPEC §2.2–2.3). Answers and returns null when the request stops here. */
+/** Method → configuration → secret (docs/contract.md). Answers and returns null when the request stops here. */
 function guard(req: Req, res: Res, getRuntime: () => Runtime): Guarded | null {
   if (req.method !== 'GET' && req.method !== 'POST') {
     send(res, 405, { success: false, error: 'method_not_allowed', detail: `Use ${ALLOWED}` }, { Allow: ALLOWED });
@@ -61,7 +62,7 @@ function guard(req: Req, res: Res, getRuntime: () => Runtime): Guarded | null {
     return null;
   }
   const { config } = rt;
-  const secrets = [config.CRON_SECRET ?? ''];
+  const secrets = secretsOf(config);
   rt.logger.info({ method: req.method, url: redactUrl(req.url ?? '', secrets) }, 'request');
   let query: ReturnType<typeof queryOf>;
   try {
@@ -113,12 +114,13 @@ export function cronRoute(job: Job, getRuntime: () => Runtime = defaultRuntime):
     }
     // a fan-out shard answers once accepted and works on (lib/cron/shard.ts)
     const parentRunId = fanoutParentOf(req.headers, params.scope);
-    const { status, body } = parentRunId ? await runShard(job, params, g.rt, parentRunId) : await runJob(job, triggerOf(req), params, g.rt);
-    send(res, status, g.unprotected ? { ...body, warning: UNPROTECTED_WARNING } : body);
+    const outcome = parentRunId ? await runShard(job, params, g.rt, parentRunId) : await runJob(job, triggerOf(req), params, g.rt);
+    const { body } = outcome;
+    send(res, httpStatusOf(outcome), g.unprotected ? { ...body, warning: UNPROTECTED_WARNING } : body);
   };
 }
 
-/** `/cron/status`: read-only health of every job (SPEC §2.7); 200 when healthy, 503 otherwise. */
+/** `/cron/status`: read-only health of every job (docs/contract.md); 200 when healthy, 503 otherwise. */
 export function statusRoute(getRuntime: () => Runtime = defaultRuntime): Handler {
   return async (req, res) => {
     const g = guard(req, res, getRuntime);

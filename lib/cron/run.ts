@@ -7,29 +7,25 @@ import type { RunParams } from './params.js';
 import { fullErrorForLog, publicError, publicErrorText } from './errors.js';
 import { loadPostgresZones } from '../time/zone.js';
 import { pingSummary, runPings } from './healthcheck.js';
-import { budgetFor, SAFETY_MARGIN_MS } from './budget.js';
+import { budgetFor } from './budget.js';
 import { coordinateIfNeeded, type SweepInfo } from './fanout.js';
+import type { OutcomeKind, RunOutcome } from './outcome.js';
+import { secretsOf } from '../config.js';
 
-export { SAFETY_MARGIN_MS };
 /** The lease outlives the longest possible invocation, so only a crashed run's lease expires. */
 export const LEASE_EXTRA_SEC = 60;
 export const MAX_LISTED_ERRORS = 20; // cron-job.org reads at most 64 KB of the body
 export const MAX_PLAN_ITEMS = 50;
 
-export type RunResponse = { status: number; body: Record<string, unknown> };
-
-/** The budget of a run nobody waits long on (external ping, CLI): the one rule is budget.ts. */
-export function runBudgetMs(budgetMs: number, maxDurationSec: number): number {
-  return budgetFor('http', budgetMs, maxDurationSec).ms;
-}
+export type { RunOutcome } from './outcome.js';
 
 /** Code and message for the response and the ledger: the driver's cause, no SQL, host or port (errors.ts). */
 const shortError = (err: unknown, secrets: string[]) => publicError(err, secrets);
 
 /**
- * One run of a job through the whole contract (SPEC §2.4–2.6): ledger row, lease (not for dry
- * runs), deadline, the job, release in `finally`, the response body. Shared by the HTTP route,
- * the CLI and the local scheduler.
+ * One run of a job through the whole contract (docs/contract.md): ledger row, lease (not for dry
+ * runs), deadline, the job, release in `finally`, the outcome. Shared by the HTTP route, the CLI,
+ * the console and the local scheduler.
  */
 export type RunOptions = {
   onProgress?: (message: string) => void;
@@ -40,12 +36,12 @@ export type RunOptions = {
   startDelayMs?: number;
 };
 
-async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions): Promise<RunResponse> {
+async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions): Promise<RunOutcome> {
   const meta = JOBS[job.id];
   const startedAt = new Date();
   const runId = newRunId();
   const { config } = rt;
-  const secrets = [config.CRON_SECRET ?? '', config.ENCRYPTION_MASTER_KEY ?? ''];
+  const secrets = secretsOf(config);
   const log = rt.logger.child({ job: job.id, runId });
   const previewDryRun = config.isPreview && config.PREVIEW_SIDE_EFFECTS !== 'on' && !params.dryRun;
   const dryRun = params.dryRun || previewDryRun;
@@ -58,8 +54,8 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     ...(params.scope.shard ? { shard: params.scope.shard } : {}),
     ...(params.scope.companyId !== undefined ? { companyId: params.scope.companyId } : {}),
   };
-  const fail = (status: number, code: string, message: string): RunResponse => ({
-    status, body: { success: false, ...base, error: code, message, timestamp: new Date().toISOString() },
+  const fail = (kind: OutcomeKind, code: string, message: string): RunOutcome => ({
+    kind, body: { success: false, ...base, error: code, message, timestamp: new Date().toISOString() },
   });
 
   let handle;
@@ -70,7 +66,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     const e = shortError(err, secrets);
     log.error({ err: fullErrorForLog(err) }, 'database unavailable');
     await handle?.close().catch(() => {});
-    return fail(500, 'database_unavailable', e.message);
+    return fail('failed', 'database_unavailable', e.message);
   }
   const db = handle.db;
   const key = leaseKey(job.id, params.scope);
@@ -83,7 +79,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
         await recordRunEnd(db, runId, { outcome: 'skipped', stats: { reason: 'already-running' } });
         log.info('skipped: another run holds the lease');
         return {
-          status: 200,
+          kind: 'skipped',
           body: { success: true, skipped: true, reason: 'already-running', message: meta.message, timestamp: new Date().toISOString(), ...base },
         };
       }
@@ -95,7 +91,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     const deadline = startedAt.getTime() + budget.ms;
     const ctx: JobContext = {
       db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,
-      companyId: params.scope.companyId, log, mail, config, runId, trigger, stopSignal: rt.stopSignal,
+      log, mail, config, runId, trigger, stopSignal: rt.stopSignal,
       progress: (message) => { opts.onProgress?.(message); },
     };
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');
@@ -114,14 +110,14 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
       durationMs, partial: result.partial, stats: result.stats, errors, errorsCount: result.errors.length,
     };
     if (dryRun) body.plan = (result.plan ?? []).slice(0, MAX_PLAN_ITEMS);
-    return { status: 200, body };
+    return { kind: 'ran', body };
   } catch (err) {
     const notImplemented = err instanceof NotImplementedError;
     const e = notImplemented ? { code: 'not_implemented', message: (err as Error).message } : shortError(err, secrets);
     if (notImplemented) log.warn(e.message);
     else log.error({ err: fullErrorForLog(err) }, 'run failed');
     await recordRunEnd(db, runId, { outcome: 'failed', error: `${e.code}: ${e.message}` }).catch(() => {});
-    return fail(notImplemented ? 501 : 500, e.code, e.message);
+    return fail(notImplemented ? 'not_implemented' : 'failed', e.code, e.message);
   } finally {
     if (holdsLease) await releaseLease(db, key, runId).catch((err) => log.error({ err: fullErrorForLog(err) }, 'lease release failed; it will expire'));
     mail.closeAll();
@@ -130,7 +126,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
 }
 
 /** A run, with its health-check pings around it (lib/cron/healthcheck.ts; never for a dry run). */
-export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions = {}): Promise<RunResponse> {
+export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions = {}): Promise<RunOutcome> {
   const dryRun = params.dryRun || (rt.config.isPreview && rt.config.PREVIEW_SIDE_EFFECTS !== 'on');
   const pings = dryRun ? null : runPings(rt.config, job.id, rt.logger.child({ job: job.id }));
   pings?.start();

@@ -1,4 +1,4 @@
-import { getConfig, type Config } from '../config.js';
+import { getConfig, secretsOf, type Config } from '../config.js';
 import { openDb, type DbHandle } from '../../db/client.js';
 import { createLogger, type Logger } from '../log.js';
 import { createMailFactory, type MailFactory } from '../mail/transport.js';
@@ -19,7 +19,7 @@ export type Runtime = {
 export function runtimeFromConfig(config: Config, overrides: Partial<Omit<Runtime, 'config'>> = {}): Runtime {
   return {
     config,
-    logger: overrides.logger ?? createLogger({ level: config.LOG_LEVEL, secrets: [config.CRON_SECRET ?? '', config.ENCRYPTION_MASTER_KEY ?? ''] }),
+    logger: overrides.logger ?? createLogger({ level: config.LOG_LEVEL, secrets: secretsOf(config) }),
     openDb: overrides.openDb ?? (() => openDb({
       driver: config.databaseDriver,
       url: config.DATABASE_URL,

@@ -3,6 +3,12 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import { JOBS, JOB_IDS, type JobId } from './jobs.js';
 
+/** Time between two runs of a cron schedule, measured from `now`. */
+export function scheduleIntervalMs(schedule: string, now: Date): number {
+  const [a, b] = new Cron(schedule, { timezone: 'UTC', paused: true }).nextRuns(2, now);
+  return (b as Date).getTime() - (a as Date).getTime();
+}
+
 /**
  * Vercel's Hobby plan fires a cron at any minute of the scheduled hour: a run may arrive up to
  * 59 minutes after (or, counting clock skew, before) its expected time without anything being wrong.

@@ -1,4 +1,5 @@
-import { runJob, type RunResponse } from './run.js';
+import { runJob } from './run.js';
+import { httpStatusOf, type RunOutcome } from './outcome.js';
 import { platformWaitUntil, SHARD_START_JITTER_MS, startJitterMs } from './fanout.js';
 import type { RunParams } from './params.js';
 import type { Runtime } from './runtime.js';
@@ -9,7 +10,7 @@ import type { Job } from './types.js';
  * its lease, and goes on working after the answer (kept alive by Vercel's waitUntil). A shard that
  * cannot start (lease held, database down) answers as any run would.
  */
-export function runShard(job: Job, params: RunParams, rt: Runtime, parentRunId: string, random: () => number = Math.random): Promise<RunResponse> {
+export function runShard(job: Job, params: RunParams, rt: Runtime, parentRunId: string, random: () => number = Math.random): Promise<RunOutcome> {
   return new Promise((resolve) => {
     let answered = false;
     const run = runJob(job, 'fanout', params, rt, {
@@ -17,14 +18,14 @@ export function runShard(job: Job, params: RunParams, rt: Runtime, parentRunId: 
       startDelayMs: startJitterMs(random, SHARD_START_JITTER_MS),
       onAccepted: (runId) => {
         answered = true;
-        resolve({ status: 202, body: { success: true, accepted: true, job: job.id, runId, parentRunId, shard: params.scope.shard, trigger: 'fanout', timestamp: new Date().toISOString() } });
+        resolve({ kind: 'accepted', body: { success: true, accepted: true, job: job.id, runId, parentRunId, shard: params.scope.shard, trigger: 'fanout', timestamp: new Date().toISOString() } });
       },
     }).then((r) => {
       if (!answered) resolve(r);
-      else rt.logger.info({ job: job.id, parentRunId, status: r.status, partial: r.body.partial ?? null }, 'fan-out shard finished');
+      else rt.logger.info({ job: job.id, parentRunId, status: httpStatusOf(r), partial: r.body.partial ?? null }, 'fan-out shard finished');
     }, (err) => {
       rt.logger.error({ job: job.id, parentRunId, err: String((err as Error)?.message ?? err) }, 'fan-out shard crashed');
-      if (!answered) resolve({ status: 500, body: { success: false, error: 'job_failed', message: 'the shard could not run' } });
+      if (!answered) resolve({ kind: 'failed', body: { success: false, error: 'job_failed', message: 'the shard could not run' } });
     });
     platformWaitUntil()?.(run);
   });

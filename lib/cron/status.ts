@@ -1,11 +1,14 @@
 import { readBounceStatus } from '../bounces/status.js';
-import { Cron } from 'croner';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import { JOBS, JOB_IDS, type JobId } from './jobs.js';
-import { readNeedsReauth } from '../oauth/status.js';
-import { readMissedRuns, type MissedVerdict } from './schedule.js';
-import { staleSendingCondition } from '../mail/claimed-send.js';
+import { readMissedRuns, scheduleIntervalMs, type MissedVerdict } from './schedule.js';
+import type { EmailAttention, Job } from './types.js';
+import { JOB_REGISTRY } from '../jobs/registry.js';
+import type { InboxSyncSections } from '../jobs/inbox-sync/attention.js';
+import type { FollowupsSections } from '../jobs/followups/attention.js';
+import type { AccountDeletionsSections } from '../jobs/account-deletions/attention.js';
+import type { OverdueRemindersSections } from '../jobs/overdue-reminders/attention.js';
 
 /**
  * A run still `running` without a live lease this long after it started has died (its process
@@ -17,14 +20,11 @@ export const CRASHED_RUN_GRACE_SEC = 10;
 export const CRASHED_RUN_ERROR = 'crashed: the run never finished (its process died or was killed)';
 
 /** Crash residue of a job's emails: sends in `unknown` and claims left `sending` past the stale timeout. */
-export type Attention = { unknownSends: number; staleClaims: number };
+export type Attention = EmailAttention;
 import { readSweeps } from './sweep.js';
 
-/** Time between two runs of a cron schedule, measured from `now`. */
-export function scheduleIntervalMs(schedule: string, now: Date): number {
-  const [a, b] = new Cron(schedule, { timezone: 'UTC', paused: true }).nextRuns(2, now);
-  return (b as Date).getTime() - (a as Date).getTime();
-}
+/** The sections the jobs' attention readers add to the status body (lib/jobs/<job>/attention.ts). */
+export type JobSections = InboxSyncSections & FollowupsSections & AccountDeletionsSections & OverdueRemindersSections;
 
 type RunRow = { job: string; outcome: string; started_at: Date; finished_at: Date | null; stats: unknown; error: string | null; rn: number };
 
@@ -43,7 +43,7 @@ export type JobHealth = {
 };
 
 /**
- * Pure health rule (SPEC §2.7), given a job's latest non-dry, non-skipped runs (newest first) and
+ * Pure health rule (docs/contract.md), given a job's latest non-dry, non-skipped runs (newest first) and
  * its last success: unhealthy when the last success is older than three schedule intervals, or
  * the last three runs failed; `unknown` when it has never run.
  */
@@ -72,7 +72,7 @@ export function withAttention<T extends { health: JobHealth['health']; reason?: 
   return { ...verdict, health: 'degraded', reason: parts.join('; ') };
 }
 
-export async function readStatus(db: Db, now: Date) {
+export async function readStatus(db: Db, now: Date, registry: Record<JobId, Pick<Job, 'attention'>> = JOB_REGISTRY) {
   // the last three counted runs of each job, and each job's last success, in two statements; a
   // run left `running` by a dead process (no live lease) counts as failed
   const runs = await queryRows<RunRow>(db, sql`
@@ -93,29 +93,16 @@ export async function readStatus(db: Db, now: Date) {
   const successes = await queryRows<{ job: string; at: Date }>(db, sql`
     select job, max(started_at) as at from cron_runs
     where not dry_run and outcome in ('succeeded', 'partial') group by job`);
-  const attention = await queryRows<{
-    integrations_in_error: number; followups_unknown: number; reminders_unknown: number; deletion_unknown: number;
-    followups_stale: number; reminders_stale: number; deletion_stale: number;
-  }>(db, sql`
-    select
-      (select count(*)::int from inbox_integrations where is_active is not false
-         and last_sync_status in ('error', 'auth_error', 'paused')) as integrations_in_error,
-      (select count(*)::int from followup_history where delivery = 'unknown') as followups_unknown,
-      (select count(*)::int from appointment_reminders where delivery = 'unknown') as reminders_unknown,
-      (select count(*)::int from mail_sends where delivery = 'unknown') as deletion_unknown,
-      (select count(*)::int from followup_history h where ${staleSendingCondition('h')}) as followups_stale,
-      (select count(*)::int from appointment_reminders h where ${staleSendingCondition('h')}) as reminders_stale,
-      (select count(*)::int from mail_sends h where ${staleSendingCondition('h')}) as deletion_stale`);
-  const a = attention[0];
-  const attentionOf: Partial<Record<JobId, Attention>> = {
-    followups: { unknownSends: a.followups_unknown, staleClaims: a.followups_stale },
-    'overdue-reminders': { unknownSends: a.reminders_unknown, staleClaims: a.reminders_stale },
-    'account-deletions': { unknownSends: a.deletion_unknown, staleClaims: a.deletion_stale },
-  };
-  const erroredIntegrations = await queryRows<{ id: number; company_id: number; last_sync_status: string; last_sync_at: Date | null; consecutive_failures: number }>(db, sql`
-    select id, company_id, last_sync_status, last_sync_at, consecutive_failures from inbox_integrations
-    where is_active is not false and last_sync_status in ('error', 'auth_error', 'paused')
-    order by id limit 20`);
+  // each job reads what of it needs a person from its own tables (lib/jobs/<job>/attention.ts)
+  const attentionOf: Partial<Record<JobId, Attention>> = {};
+  const sections: Record<string, unknown> = {};
+  for (const id of JOB_IDS) {
+    const read = registry[id].attention;
+    if (!read) continue;
+    const a = await read(db, now);
+    if (a.emails) attentionOf[id] = a.emails;
+    Object.assign(sections, a.sections);
+  }
 
   const missedRuns = await readMissedRuns(db, now);
 
@@ -149,7 +136,6 @@ export async function readStatus(db: Db, now: Date) {
       missed,
     };
   });
-  const inboxProgress = await readInboxProgress(db, now);
   // fan-out sweeps and inbox freshness (lib/cron/sweep.ts)
   const { sweeps, inboxFreshness } = await readSweeps(db, now);
   return {
@@ -159,68 +145,8 @@ export async function readStatus(db: Db, now: Date) {
     jobs,
     sweeps,
     inboxFreshness,
-    inbox: { integrationsInError: a.integrations_in_error, integrations: erroredIntegrations, progress: inboxProgress },
-    // OAuth mailboxes whose grant is gone: only the company can fix them (reconnect in the web app)
-    oauthMailboxes: await readNeedsReauth(db),
-    followups: { sendsInUnknownState: a.followups_unknown, staleSendingClaims: a.followups_stale },
-    appointmentReminders: { sendsInUnknownState: a.reminders_unknown, staleSendingClaims: a.reminders_stale },
-    deletionEmails: { sendsInUnknownState: a.deletion_unknown, staleSendingClaims: a.deletion_stale },
+    ...(sections as JobSections),
     // hard / soft / ignored bounces of the last 24 h, addresses known bounced (docs/bounces.md)
     bounces: await readBounceStatus(db),
-  };
-}
-
-// ---- inbox mailboxes: are they advancing? ----
-
-/** A mailbox not caught up that moved its cursor within this many inbox-sync intervals is advancing. */
-export const ADVANCING_INTERVALS = 3;
-/** Mailboxes listed one by one (the others are only counted). */
-export const MAX_LISTED_MAILBOXES = 50;
-
-export type MailboxProgressRow = {
-  id: number; company_id: number; last_sync_status: string | null; last_sync_at: Date | string | null;
-  last_progress_at: Date | string | null; sync_bytes_per_sec: number | null;
-};
-
-/**
- * Pure: `caught-up` (the last run finished the folder), `advancing` (behind, but its cursor moved
- * recently: a slow link that commits a little every run), `stalled` (behind, and no progress for
- * ADVANCING_INTERVALS intervals: stuck behind a link or an error), `never` (never synced).
- */
-export function mailboxProgress(row: Pick<MailboxProgressRow, 'last_sync_status' | 'last_progress_at'>, intervalMs: number, now: Date): 'caught-up' | 'advancing' | 'stalled' | 'never' {
-  if (row.last_sync_status === 'success') return 'caught-up';
-  if (row.last_sync_status === null && row.last_progress_at === null) return 'never';
-  const at = row.last_progress_at === null ? null : new Date(row.last_progress_at);
-  return at && now.getTime() - at.getTime() <= ADVANCING_INTERVALS * intervalMs ? 'advancing' : 'stalled';
-}
-
-/** Per mailbox that is not caught up: its progress, last progress and measured bytes per second. */
-export async function readInboxProgress(db: Db, now: Date) {
-  const intervalMs = scheduleIntervalMs(JOBS['inbox-sync'].schedule, now);
-  const rows = await queryRows<MailboxProgressRow & { total: number }>(db, sql`
-    select id, company_id, last_sync_status, last_sync_at, last_progress_at, sync_bytes_per_sec, count(*) over ()::int as total
-    from inbox_integrations
-    where is_active is not false and integration_type = 'imap' and last_sync_status is distinct from 'success'
-    order by last_progress_at nulls first, id
-    limit ${MAX_LISTED_MAILBOXES}`);
-  const counts = await queryRows<{ caught_up: number; behind: number }>(db, sql`
-    select count(*) filter (where last_sync_status = 'success')::int as caught_up,
-           count(*) filter (where last_sync_status is distinct from 'success')::int as behind
-    from inbox_integrations where is_active is not false and integration_type = 'imap'`);
-  const iso = (v: Date | string | null) => (v === null ? null : new Date(v).toISOString());
-  const mailboxes = rows.map((r) => ({
-    id: r.id,
-    companyId: r.company_id,
-    status: r.last_sync_status,
-    progress: mailboxProgress(r, intervalMs, now),
-    lastProgressAt: iso(r.last_progress_at),
-    lastSyncAt: iso(r.last_sync_at),
-    bytesPerSec: r.sync_bytes_per_sec,
-  }));
-  return {
-    caughtUp: counts[0]?.caught_up ?? 0,
-    behind: counts[0]?.behind ?? 0,
-    stalledListed: mailboxes.filter((m) => m.progress === 'stalled').length,
-    mailboxes,
   };
 }

@@ -7,7 +7,7 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import { SWEEP_JOBS } from './fanout.js';
 import { JOBS, type JobId } from './jobs.js';
-import { scheduleIntervalMs } from './status.js';
+import { scheduleIntervalMs } from './schedule.js';
 
 type SweepRow = { id: string; job: string; outcome: string; started_at: string | Date; stats: Record<string, unknown> | null; fanout: { n?: number; due?: number } | null };
 type ChildRow = { parent_run_id: string; outcome: string; stats: Record<string, unknown> | null };

@@ -7,7 +7,7 @@ import type { JobId } from './jobs.js';
 /** `console`: run from the operator's console; `fanout`: a shard started by a coordinator run of the same deployment (docs/scale.md). */
 export type Trigger = 'vercel-cron' | 'http' | 'cli' | 'scheduler' | 'console' | 'fanout';
 
-/** Which tenants a run handles (SPEC §2.3 companyId, §2.9 shards). */
+/** Which tenants a run handles: `companyId=` and `shard=&shards=` (docs/contract.md). */
 export type Scope = { companyId?: number; shard?: { k: number; n: number } };
 
 /** One item that failed without failing the run (a mailbox that refused the login, a bounce). */
@@ -19,12 +19,10 @@ export type JobContext = {
   db: Db;
   /** The job's clock: the real time, or the `now=` override in local development. */
   now: Date;
-  /** Epoch ms (real clock) after which the job claims no new work (SPEC §2.6). */
+  /** Epoch ms (real clock) after which the job claims no new work (docs/contract.md, time budget). */
   deadline: number;
   dryRun: boolean;
   scope: Scope;
-  /** Shorthand for scope.companyId. */
-  companyId?: number;
   log: Logger;
   mail: MailFactory;
   config: Config;
@@ -47,21 +45,31 @@ export type JobResult = {
   plan?: unknown[];
 };
 
+/** A job's emails a person must check: sends in `unknown`, claims left `sending` by a dead run (docs/sending.md). */
+export type EmailAttention = { unknownSends: number; staleClaims: number };
+
+/**
+ * What of a job needs a person, read from its own tables (lib/jobs/<job>/attention.ts) for
+ * /cron/status: `emails` turns a healthy job `degraded`; `sections` are the job's own fields of
+ * the status body, merged at its top level (docs/contract.md).
+ */
+export type JobAttention<S extends Record<string, unknown> = Record<string, unknown>> = {
+  emails?: EmailAttention;
+  sections: S;
+};
+
 export type Job = {
   id: JobId;
   run(ctx: JobContext): Promise<JobResult>;
+  attention?(db: Db, now: Date): Promise<JobAttention>;
 };
 
-/** A job whose issue has not landed: the route answers 501, never a fake success. */
+/** Thrown by a job that has no implementation yet: the run answers 501, never a fake success. */
 export class NotImplementedError extends Error {
   readonly code = 'not_implemented';
   constructor(job: string) {
     super(`${job} is not implemented yet`);
   }
-}
-
-export function notImplementedJob(id: JobId): Job {
-  return { id, run: async () => { throw new NotImplementedError(id); } };
 }
 
 /** True once the run's time budget is spent (or the process is stopping): claim nothing more, finish what is held. */

@@ -6,7 +6,7 @@ export type DriverDatabase = { t: TestDatabase; handle: DbHandle; close(): Promi
 
 /**
  * A fresh test database reached through the production driver under test: the `pg` pool, or the
- * Neon serverless driver through the local WebSocket proxy (SPEC §3: transactional paths run on both).
+ * Neon serverless driver through the local WebSocket proxy (transactional paths must behave the same on both).
  */
 export async function databaseOnDriver(driver: 'pg' | 'neon', label: string, poolMax = 10): Promise<DriverDatabase> {
   const t = await createTestDatabase(label);

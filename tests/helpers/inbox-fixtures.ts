@@ -4,8 +4,9 @@ import { encryptSecret } from '../../lib/crypto/fernet.js';
 import { runJob } from '../../lib/cron/run.js';
 import { createInboxSyncJob } from '../../lib/jobs/inbox-sync/index.js';
 import type { InboxSyncOptions } from '../../lib/jobs/inbox-sync/session.js';
-import type { Dovecot } from './dovecot.js';
+import type { Dovecot } from '../../devtools/dovecot.js';
 import { testRuntime } from './runtime.js';
+import { insertCompany, insertCompanySettings } from './seed.js';
 
 /** Fixtures shared by the inbox-sync integration tests. */
 export const MASTER_KEY = 'test-master-key-for-inbox-sync';
@@ -13,10 +14,9 @@ let seq = 0;
 
 export async function createCompany(db: Db, settings: unknown = {}): Promise<number> {
   const n = ++seq;
-  const [row] = await queryRows<{ id: number }>(db, sql`
-    insert into companies (code, name) values (${`C${process.pid}-${n}-${Date.now()}`}, ${`Société ${n}`}) returning id`);
-  await db.execute(sql`insert into company_settings (company_id, settings) values (${row.id}, ${JSON.stringify(settings)}::jsonb)`);
-  return row.id;
+  const id = await insertCompany(db, { name: `Société ${n}` });
+  await insertCompanySettings(db, id, settings);
+  return id;
 }
 
 export async function createIntegration(db: Db, companyId: number, d: Pick<Dovecot, 'host' | 'port' | 'tlsPort'>, user: string, password: string, over: { tls?: boolean; folder?: string; plaintext?: boolean; port?: number; host?: string } = {}): Promise<number> {

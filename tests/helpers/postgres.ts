@@ -1,8 +1,8 @@
 import { inject } from 'vitest';
 import { closeAllDbs, openDb, type DbHandle } from '../../db/client.js';
 
-export { ADMIN_URL, adminQuery, postgresReachable, urlFor } from './pg-admin.js';
-import { ADMIN_URL, adminQuery, urlFor } from './pg-admin.js';
+export { ADMIN_URL, adminQuery, postgresReachable, urlFor } from '../../devtools/pg-admin.js';
+import { ADMIN_URL, adminQuery, urlFor } from '../../devtools/pg-admin.js';
 
 let counter = 0;
 

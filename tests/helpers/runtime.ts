@@ -1,5 +1,5 @@
 import { Writable } from 'node:stream';
-import { parseConfig } from '../../lib/config.js';
+import { parseConfig, secretsOf } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { runtimeFromConfig, type Runtime } from '../../lib/cron/runtime.js';
 import type { DbHandle } from '../../db/client.js';
@@ -25,7 +25,7 @@ export function testRuntime(env: Record<string, string | undefined>, handle?: Db
   // configurations (VERCEL_ENV, which require one) valid
   const config = parseConfig({ NODE_ENV: 'test', ...(handle ? { DATABASE_URL: 'postgres://handle-given-by-the-test/db' } : {}), ...env });
   const logs = logCapture();
-  const logger = createLogger({ level: 'debug', secrets: [config.CRON_SECRET ?? ''], destination: logs.stream });
+  const logger = createLogger({ level: 'debug', secrets: secretsOf(config), destination: logs.stream });
   const rt = runtimeFromConfig(config, {
     logger,
     ...(handle ? { openDb: async () => ({ ...handle, close: async () => {} }) } : {}),

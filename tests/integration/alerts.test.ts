@@ -9,11 +9,12 @@ import { statusRoute } from '../../lib/cron/route.js';
 import { runJob } from '../../lib/cron/run.js';
 import { PING_TIMEOUT_MS } from '../../lib/cron/healthcheck.js';
 import type { Job } from '../../lib/cron/types.js';
-import { seedHealthyRuns } from '../helpers/console-fixtures.js';
+import { seedHealthyRuns } from '../../devtools/console-fixtures.js';
 import { serveHandler } from '../helpers/http.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { testRuntime } from '../helpers/runtime.js';
 import { describePg } from '../helpers/services.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const SECRET = 'alerts-secret-0123456789abcdef';
 
@@ -96,7 +97,7 @@ describePg('health-check pings against a local HTTP server (real PostgreSQL)', (
   it('start then success (bare URL), each with a short text body; the template takes {job}', async () => {
     const { rt } = testRuntime({ HEALTHCHECK_URL: `${hc.url}/ping/{job}` }, t.handle);
     const res = await runJob(ok, 'http', { dryRun: false, scope: {} }, rt);
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     expect(hc.pings.map((p) => p.path)).toEqual(['/ping/followups/start', '/ping/followups']);
     expect(hc.pings[0].body).toBe('followups : démarrage');
     expect(hc.pings[1].body).toMatch(/^followups : réussi en \d+ ms, 0 erreur\(s\) d'élément — \{"sent":3\}$/);
@@ -105,7 +106,7 @@ describePg('health-check pings against a local HTTP server (real PostgreSQL)', (
   it('failure pings /fail with the error; a per-job variable wins over the template; dry runs ping nothing', async () => {
     const { rt } = testRuntime({ HEALTHCHECK_URL: `${hc.url}/tpl/{job}`, HEALTHCHECK_URL_INBOX_SYNC: `${hc.url}/own-uuid` }, t.handle);
     const res = await runJob(broken, 'http', { dryRun: false, scope: {} }, rt);
-    expect(res.status).toBe(500);
+    expect(httpStatusOf(res)).toBe(500);
     expect(hc.pings.map((p) => p.path)).toEqual(['/own-uuid/start', '/own-uuid/fail']);
     expect(hc.pings[1].body).toBe('inbox-sync : échec (HTTP 500) — imap_down : IMAP en panne');
     hc.pings.length = 0;
@@ -125,7 +126,7 @@ describePg('health-check pings against a local HTTP server (real PostgreSQL)', (
         const started = Date.now();
         const res = await runJob(ok, 'http', { dryRun: false, scope: {} }, rt);
         const elapsed = Date.now() - started;
-        expect(res.status).toBe(200);
+        expect(httpStatusOf(res)).toBe(200);
         expect(res.body.success).toBe(true);
         // the job itself takes milliseconds: start (3 s timeout, from the start) then the end ping (3 s)
         expect(elapsed).toBeLessThan(2 * PING_TIMEOUT_MS + 5_000);

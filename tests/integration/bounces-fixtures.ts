@@ -2,7 +2,7 @@
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
-import type { Dovecot } from '../helpers/dovecot.js';
+import type { Dovecot } from '../../devtools/dovecot.js';
 import { createIntegration } from '../helpers/inbox-fixtures.js';
 import { handContext, seedCompany, seedFollowup, seedInvoice, type SeedCompany } from './followups-fixtures.js';
 

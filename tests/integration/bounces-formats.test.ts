@@ -1,8 +1,9 @@
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { runSync } from '../helpers/inbox-fixtures.js';
 import { BOUNCE_SAMPLES } from '../helpers/bounce-samples.js';
 import { seedInvoice } from './followups-fixtures.js';
@@ -41,7 +42,7 @@ describeImap('bounces of follow-ups, every format (real SMTP sink, real Dovecot,
       await d.append(x.box.user, x.box.password, [raw]);
     }
     const sync = await runSync(t.handle, d, { env: { FRONTEND_URL: FRONTEND }, now: new Date(NOW.getTime() + 10 * 60_000) });
-    expect(sync.status).toBe(200);
+    expect(httpStatusOf(sync)).toBe(200);
     expect((sync.body as { stats: { bounces: unknown } }).stats.bounces).toMatchObject({ hard: BOUNCE_SAMPLES.length, soft: 0, ignored: 0, errors: 0 });
 
     for (const x of tenants) {

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
-import { startBadSmtp, startSmtpSink } from '../helpers/smtp.js';
+import { startBadSmtp, startSmtpSink } from '../../devtools/smtp.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory, type OutgoingMail } from '../../lib/mail/transport.js';

@@ -6,11 +6,11 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { queryRows } from '../../db/client.js';
 import { JOB_IDS } from '../../lib/cron/jobs.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { createIntegration, MASTER_KEY, messagesOf, simpleMail } from '../helpers/inbox-fixtures.js';
-import { pauseIntegration, seedCompany, seedHealthyRuns, seedUnknownFollowup } from '../helpers/console-fixtures.js';
+import { pauseIntegration, seedCompany, seedHealthyRuns, seedUnknownFollowup } from '../../devtools/console-fixtures.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
-import { startLocalServer, stopLocalServer, type LocalServer } from '../helpers/server.js';
+import { startLocalServer, stopLocalServer, type LocalServer } from '../../devtools/server.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
 
 /**

@@ -4,7 +4,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
 import { serveHandler } from '../helpers/http.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { cronRoute } from '../../lib/cron/route.js';
 import { runJob } from '../../lib/cron/run.js';
 import { scopeFilter } from '../../lib/cron/scope.js';

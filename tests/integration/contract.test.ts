@@ -8,7 +8,7 @@ import { cronRoute, statusRoute } from '../../lib/cron/route.js';
 import { parseConfig } from '../../lib/config.js';
 import { runtimeFromConfig } from '../../lib/cron/runtime.js';
 import { queryRows } from '../../db/client.js';
-import { notImplementedJob, type Job } from '../../lib/cron/types.js';
+import { NotImplementedError, type Job } from '../../lib/cron/types.js';
 import { FORBIDDEN_BODY } from '../../lib/cron/auth.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
@@ -133,7 +133,7 @@ describePg('HTTP contract (SPEC §2.2–2.4) over real HTTP and real PostgreSQL'
   });
 
   it('a job whose issue has not landed answers 501 not_implemented, never a fake success', async () => {
-    const s = await serve({ CRON_SECRET: SECRET }, notImplementedJob('inbox-sync'));
+    const s = await serve({ CRON_SECRET: SECRET }, { id: 'inbox-sync', run: async () => { throw new NotImplementedError('inbox-sync'); } });
     try {
       const r = await fetch(`${s.url}/`, { headers: { authorization: `Bearer ${SECRET}` } });
       expect(r.status).toBe(501);

@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { serveHandler } from '../helpers/http.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { queryRows } from '../../db/client.js';
 import { statusRoute } from '../../lib/cron/route.js';
 import { acquireLease } from '../../lib/cron/runs.js';
@@ -18,6 +18,7 @@ import { CRASHED_RUN_ERROR, readStatus } from '../../lib/cron/status.js';
 import { STALE_CLAIM_SEC } from '../../lib/mail/claimed-send.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { handContext, seedCompany, wipe } from './followups-fixtures.js';
+import { insertDueInvoiceFollowups } from '../helpers/seed.js';
 
 describePg('crash residue: status, crashed runs, leases; cursors that advance', () => {
   let t: TestDatabase;
@@ -81,14 +82,7 @@ describePg('crash residue: status, crashed runs, leases; cursors that advance', 
     try {
       const s = await seedCompany(db, { clientEmail: null }); // no email: every one waits, none is sent
       // one statement, one `now()`-like instant with microseconds, as rows written together get
-      await db.execute(sql`
-        with inv as (
-          insert into invoices (company_id, client_id, number, status, total_ttc, sent_at)
-          select ${s.companyId}, ${s.clientId}, 'FAC-' || g, 'ENVOYEE', 100, '2026-01-01T09:00:00Z' from generate_series(1, 3000) g
-          returning id)
-        insert into followups (company_id, client_id, type, source_type, source_id, source_label, due_date, status, auto_enabled)
-        select ${s.companyId}, ${s.clientId}, 'FACTURE_IMPAYEE', 'invoice', inv.id, 'Facture ' || inv.id, '2026-03-01T08:00:00.123456Z', 'A_FAIRE', true
-        from inv`);
+      await insertDueInvoiceFollowups(db, s, { count: 3000, numberPrefix: 'FAC-', totalTtc: 100, dueDate: '2026-03-01T08:00:00.123456Z' });
       const other = await seedCompany(db);
       const [inv] = await queryRows<{ id: number }>(db, sql`insert into invoices (company_id, client_id, number, status, total_ttc, sent_at)
         values (${other.companyId}, ${other.clientId}, 'FAC-LAST', 'ENVOYEE', 100, '2026-01-01T09:00:00Z') returning id`);

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import type { TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { databaseOnDriver, type DriverDatabase } from '../helpers/drivers.js';
 import { parseConfig } from '../../lib/config.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';

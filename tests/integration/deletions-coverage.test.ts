@@ -3,7 +3,7 @@ import { getTableName, sql } from 'drizzle-orm';
 import type { TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { databaseOnDriver, type DriverDatabase } from '../helpers/drivers.js';
 import { runJob } from '../../lib/cron/run.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
@@ -13,6 +13,7 @@ import { emailSha256 } from '../../lib/jobs/account-deletions/plan.js';
 import {
   checksumExcept, dueOwnerCompany, livingCompany, remainingRows, schemaTables, seedTenant, tenantTables, type SeededIds,
 } from './deletions-seed.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const NOW = new Date('2026-03-10T02:00:00Z');
 
@@ -57,7 +58,7 @@ for (const driver of ['pg', 'neon'] as const) {
 
       const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), SMTP_URL: sink.url }, handle);
       const res = await runJob(accountDeletionsJob, 'http', { dryRun: false, scope: {}, nowOverride: NOW }, rt);
-      expect(res.status).toBe(200);
+      expect(httpStatusOf(res)).toBe(200);
       expect(res.body.errors).toEqual([]);
       expect(res.body.stats).toMatchObject({ deletedUsers: 1, deletedCompanies: 1, retainedInvoices: 1, failures: 0, confirmationsSent: 1 });
 

@@ -4,13 +4,14 @@ import pg from 'pg';
 import type { TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { databaseOnDriver, type DriverDatabase } from '../helpers/drivers.js';
 import { runJob } from '../../lib/cron/run.js';
 import { accountDeletionsJob, createAccountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
 import { queryRows, type DbHandle } from '../../db/client.js';
 import { dueOwnerCompany, dueRequest, insertCompany, insertUser, remainingRows, seedTenant } from './deletions-seed.js';
 import type { Job } from '../../lib/cron/types.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const NOW = new Date('2026-03-10T02:00:00Z');
 
@@ -75,7 +76,7 @@ for (const driver of ['pg', 'neon'] as const) {
         hooks: { afterStep: (table) => { if (table === 'invoices') throw new Error('simulated crash after invoices'); } },
       });
       const res = await run(crashing);
-      expect(res.status).toBe(200);
+      expect(httpStatusOf(res)).toBe(200);
       expect(res.body.stats).toMatchObject({ deletedUsers: 0, failures: 1 });
       expect(res.body.errors).toEqual([expect.objectContaining({ scope: 'account', code: 'deletion_failed', message: 'simulated crash after invoices' })]);
       await expectUntouched(a);

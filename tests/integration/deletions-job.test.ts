@@ -5,7 +5,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { runJob } from '../../lib/cron/run.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
 import { queryRows, type Db, type DbHandle } from '../../db/client.js';
@@ -14,6 +14,7 @@ import type { Scope } from '../../lib/cron/types.js';
 import {
   DAY_MS, checksumExcept, dueOwnerCompany, dueRequest, insertCompany, insertUser, livingCompany, remainingRows, seedTenant,
 } from './deletions-seed.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const NOW = new Date('2026-03-10T02:00:00Z');
 const SECRET = 'x'.repeat(24);
@@ -57,7 +58,7 @@ describePg('account-deletions job on real PostgreSQL', () => {
     const [shared] = await db.insert(schema.notifications).values({ companyId, userId: null, type: 'TASK_OVERDUE', title: 't', message: 'm', sourceId: 2 }).returning();
 
     const res = await run();
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     expect(res.body.stats).toMatchObject({ deletedUsers: 1, deletedCompanies: 0, ownersHandedOver: 1, rowsDeleted: { notifications: 1, users: 1 }, rowsNulled: { tasks: 1, appointments: 1 } });
     expect(await exists('users', owner)).toBe(false);
     expect(await exists('notifications', mine.id)).toBe(false);
@@ -154,7 +155,7 @@ describePg('account-deletions job on real PostgreSQL', () => {
     const a = await seedTenant(db, 'DRY', NOW, dueOwnerCompany('DRY', NOW));
     const before = await checksumExcept(db, new Map());
     const res = await run({ dryRun: true });
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     expect(res.body.dryRun).toBe(true);
     expect(res.body.stats).toMatchObject({
       deletedUsers: 1, deletedCompanies: 1, retainedInvoices: 1,
@@ -193,7 +194,7 @@ describePg('account-deletions job on real PostgreSQL', () => {
     const u = await insertUser(db, { companyId: null, role: 'super_admin', ...dueRequest(NOW) });
     sink.failNext(1, 550);
     const res = await run();
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     expect(res.body.stats).toMatchObject({ deletedUsers: 1, confirmationsSent: 0, emailFailures: 1 });
     expect(res.body.errors).toEqual([expect.objectContaining({ scope: 'confirmation', code: 'smtp_rejected' })]);
     expect(await exists('users', u)).toBe(false);
@@ -279,7 +280,7 @@ describePg('account-deletions job on real PostgreSQL', () => {
     await db.execute(sql`insert into legacy_blocker values (${bad.companyId})`);
     try {
       const res = await run();
-      expect(res.status).toBe(200);
+      expect(httpStatusOf(res)).toBe(200);
       expect(res.body.stats).toMatchObject({ deletedUsers: 1, failures: 1 });
       expect(res.body.errors).toEqual([expect.objectContaining({ scope: 'account', id: bad.ids.get('users')![0], code: 'database_error' })]);
       expect(await exists('users', good)).toBe(false);

@@ -4,7 +4,7 @@ import { simpleParser } from 'mailparser';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { runJob } from '../../lib/cron/run.js';
 import { parseConfig } from '../../lib/config.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
@@ -12,6 +12,7 @@ import { queryRows, type Db } from '../../db/client.js';
 import * as schema from '../../db/schema/index.js';
 import { reminderDueWhere } from '../../lib/jobs/account-deletions/sql.js';
 import { DAY_MS, handBuiltContext, insertCompany, insertUser } from './deletions-seed.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const NOW = new Date('2026-03-10T02:00:00Z');
 const at = (days: number) => new Date(NOW.getTime() + days * DAY_MS);
@@ -64,7 +65,7 @@ describePg('J-7 deletion reminder', () => {
     await db.insert(schema.companySettings).values({ companyId, settings: { company_info: { timezone: 'America/Martinique' } } });
     await insertUser(db, { companyId, role: 'owner' });
     const u = await insertUser(db, { companyId, email: 'rappel@example.fr', fullName: 'Léa', deletionRequestedAt: at(-25), deletionScheduledAt: at(5) });
-    for (let i = 0; i < 4; i++) expect((await run()).status).toBe(200);
+    for (let i = 0; i < 4; i++) expect(httpStatusOf(await run())).toBe(200);
     const config = parseConfig({ NODE_ENV: 'test', SMTP_URL: sink.url });
     const ctxs = Array.from({ length: 3 }, () => handBuiltContext(db, config, NOW));
     await Promise.all(ctxs.map((c) => accountDeletionsJob.run(c)));

@@ -8,6 +8,7 @@ import type { Config } from '../../lib/config.js';
 import type { JobContext } from '../../lib/cron/types.js';
 import { createLogger } from '../../lib/log.js';
 import { createMailFactory, type MailFactory } from '../../lib/mail/transport.js';
+import { insertCompany as seedInsertCompany } from '../helpers/seed.js';
 
 /**
  * Test data for account deletion, generated from the drizzle schema itself: every table of the
@@ -176,24 +177,10 @@ export function handBuiltContext(db: Db, config: Config, now: Date, over: Partia
   };
 }
 
-/** Inserts one user with a request (or none), returning its id. */
-export async function insertUser(db: Db, values: {
-  email?: string; companyId?: number | null; role?: string; isActive?: boolean; fullName?: string;
-  deletionRequestedAt?: Date | null; deletionScheduledAt?: Date | null; deletionReminderSentAt?: Date | null; createdAt?: Date;
-}): Promise<number> {
-  const [row] = await db.insert(schema.users).values({
-    email: values.email ?? `u.${Math.random().toString(36).slice(2)}@example.fr`,
-    companyId: values.companyId ?? null, role: values.role ?? 'user', isActive: values.isActive ?? true,
-    fullName: values.fullName ?? null, deletionRequestedAt: values.deletionRequestedAt ?? null,
-    deletionScheduledAt: values.deletionScheduledAt ?? null, deletionReminderSentAt: values.deletionReminderSentAt ?? null,
-    ...(values.createdAt ? { createdAt: values.createdAt } : {}),
-  }).returning({ id: schema.users.id });
-  return row.id;
-}
+export { insertUser } from '../helpers/seed.js';
 
 export async function insertCompany(db: Db, name = 'Entreprise'): Promise<number> {
-  const [row] = await db.insert(schema.companies).values({ name, code: `c-${randomUUID()}` }).returning({ id: schema.companies.id });
-  return row.id;
+  return seedInsertCompany(db, { name, code: `c-${randomUUID()}` });
 }
 
 /** A request due at `now` (asked 31 days earlier). */

@@ -9,9 +9,9 @@ import { closeAllDbs, openDb, queryRows, type DbHandle } from '../../db/client.j
 import { companies, subscriptions } from '../../db/schema/index.js';
 import { JOBS, type JobId } from '../../lib/cron/jobs.js';
 import { createDemoIntegration, demoMailbox, seedDemo, type DemoIds } from '../../scripts/demo-data.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { describeWithService } from '../helpers/services.js';
-import { startLocalServer } from '../helpers/server.js';
+import { startLocalServer } from '../../devtools/server.js';
 
 /**
  * The newcomer's path end to end (issue 7): `npm start`'s entry point as a child process, real

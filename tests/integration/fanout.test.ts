@@ -7,10 +7,10 @@ import { sql } from 'drizzle-orm';
 import { queryRows } from '../../db/client.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { createCompany, createIntegration, MASTER_KEY, newMailbox, simpleMail } from '../helpers/inbox-fixtures.js';
-import { startLocalServer, stopLocalServer, type LocalServer } from '../helpers/server.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startLocalServer, stopLocalServer, type LocalServer } from '../../devtools/server.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { seedCompany, seedFollowup, seedInvoice } from './followups-fixtures.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');

@@ -7,7 +7,7 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { runJob } from '../../lib/cron/run.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { encryptSecret } from '../../lib/crypto/fernet.js';
@@ -17,6 +17,7 @@ import { followupHistory } from '../../db/schema/index.js';
 import {
   addClient, addMailbox, decodeBody, followupRow, handContext, history, seedCompany, seedFollowup, seedInvoice, seedQuote, wipe,
 } from './followups-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const SECRET = 'x'.repeat(24);
 const MASTER = 'demo-master-key-not-a-secret-0123456789';
@@ -38,7 +39,7 @@ describePg('followups: create phase, templates, transport, dry run', () => {
   const run = async (now: Date, opts: { dryRun?: boolean; env?: Record<string, string> } = {}) => {
     const { rt } = testRuntime({ CRON_SECRET: SECRET, SMTP_URL: sink.url, ENCRYPTION_MASTER_KEY: MASTER, ...opts.env }, t.handle);
     const res = await runJob(followupsJob, 'http', { dryRun: opts.dryRun ?? false, scope: {}, nowOverride: now }, rt);
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     return res.body as { stats: Record<string, any>; errors: any[]; plan?: any[] };
   };
   const followupsOf = (db: Db) => queryRows<{ source_type: string; type: string; due_date: string; status: string; source_label: string; amount: string }>(db,

@@ -3,13 +3,14 @@ import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startBadSmtp, startSmtpSink } from '../helpers/smtp.js';
+import { startBadSmtp, startSmtpSink } from '../../devtools/smtp.js';
 import { neonHandle, startNeonProxy, useNeonProxy } from '../helpers/neon-proxy.js';
 import { runJob } from '../../lib/cron/run.js';
 import { readStatus } from '../../lib/cron/status.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { followupRow, handContext, history, seedCompany, seedFollowup, seedInvoice, wipe } from './followups-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const SECRET = 'x'.repeat(24);
 
@@ -46,7 +47,7 @@ describePg('followups: each step is sent exactly once', () => {
     const ids = await seedDue(db, 3, 10);
     const { rt } = testRuntime({ CRON_SECRET: SECRET, SMTP_URL: sink.url }, t.handle);
     const results = await Promise.all(Array.from({ length: 10 }, () => runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: NOW }, rt)));
-    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(results.every((r) => httpStatusOf(r) === 200)).toBe(true);
     expect(sink.received).toHaveLength(ids.length);
     expect(new Set(sink.received.map((m) => m.messageId)).size).toBe(ids.length);
     expect(await count(db, 'inbox_messages')).toBe(ids.length);
@@ -148,7 +149,7 @@ describePg('followups: each step is sent exactly once', () => {
         testRuntime({ CRON_SECRET: SECRET, SMTP_URL: bad.url, CRON_BUDGET_MS: '4000', SMTP_SOCKET_TIMEOUT_MS: '600000' }, t.handle).rt);
       // the run answers at its deadline, not when the socket times out
       expect(Date.now() - started).toBeLessThan(4_000 + 5_000);
-      expect(hung.status).toBe(200);
+      expect(httpStatusOf(hung)).toBe(200);
       expect(bad.bodies).toBe(1);
       expect((hung.body.stats as any).unknown).toBe(1);
       expect(await history(db, f)).toEqual([expect.objectContaining({ step: 1, delivery: 'unknown', attempts: 1 })]);

@@ -2,13 +2,14 @@
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import {
-  clients, companies, companySettings, conversations, followupHistory, followups, inboxIntegrations, inboxMessages,
+  clients, companies, conversations, followupHistory, followups, inboxIntegrations, inboxMessages,
   invoicePayments, invoices, quotes, subscriptions,
 } from '../../db/schema/index.js';
 import { createMailFactory } from '../../lib/mail/transport.js';
 import { parseConfig } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import type { JobContext } from '../../lib/cron/types.js';
+import { insertClient, insertCompany, insertCompanySettings, insertSubscription } from '../helpers/seed.js';
 
 let seq = 0;
 
@@ -20,27 +21,22 @@ export async function seedCompany(db: Db, opts: {
   clientEmail?: string | null; clientName?: string;
 } = {}): Promise<SeedCompany> {
   const n = ++seq;
-  const [c] = await db.insert(companies).values({ code: `C${n}-${Date.now()}`, name: opts.name ?? `Société ${n}` }).returning();
-  await db.insert(companySettings).values({
-    companyId: c.id,
-    settings: opts.settings ?? {
-      billing: { auto_followups: { invoices_enabled: true, quotes_enabled: true } },
-      company_info: { email: `contact${n}@societe.example`, phone: '01 23 45 67 89' },
-      followups: { send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] } },
-    },
+  const companyId = await insertCompany(db, { name: opts.name ?? `Société ${n}` });
+  await insertCompanySettings(db, companyId, opts.settings ?? {
+    billing: { auto_followups: { invoices_enabled: true, quotes_enabled: true } },
+    company_info: { email: `contact${n}@societe.example`, phone: '01 23 45 67 89' },
+    followups: { send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] } },
   });
-  if (opts.plan !== null) await db.insert(subscriptions).values({ companyId: c.id, plan: opts.plan ?? 'PROFESSIONAL', status: 'ACTIVE' });
-  const [cl] = await db.insert(clients).values({
-    companyId: c.id, name: opts.clientName ?? `Client ${n}`,
-    email: opts.clientEmail === undefined ? `client${n}@client.example` : opts.clientEmail,
-  }).returning();
-  return { companyId: c.id, clientId: cl.id };
+  if (opts.plan !== null) await insertSubscription(db, companyId, { plan: opts.plan ?? 'PROFESSIONAL', status: 'ACTIVE' });
+  const clientId = await insertClient(db, companyId, {
+    name: opts.clientName ?? `Client ${n}`, email: opts.clientEmail === undefined ? `client${n}@client.example` : opts.clientEmail,
+  });
+  return { companyId, clientId };
 }
 
 export async function addClient(db: Db, companyId: number, email: string | null = null) {
   const n = ++seq;
-  const [cl] = await db.insert(clients).values({ companyId, name: `Client ${n}`, email: email ?? `client${n}@client.example` }).returning();
-  return cl.id;
+  return insertClient(db, companyId, { name: `Client ${n}`, email: email ?? `client${n}@client.example` });
 }
 
 export async function seedInvoice(db: Db, s: SeedCompany, opts: Partial<typeof invoices.$inferInsert> = {}) {

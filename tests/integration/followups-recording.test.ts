@@ -5,7 +5,7 @@ import pg from 'pg';
 import { SMTPServer, type SMTPServerOptions } from 'smtp-server';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { recordSentBatch, type SentRecord } from '../../lib/jobs/followups/sql-record.js';
 import { queryRows, type Db } from '../../db/client.js';

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { runJob } from '../../lib/cron/run.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { queryRows } from '../../db/client.js';
@@ -11,6 +11,7 @@ import { followupHistory } from '../../db/schema/index.js';
 import {
   addInboundMessage, addPayment, decodeBody, followupRow, history, seedCompany, seedFollowup, seedInvoice, seedQuote, wipe,
 } from './followups-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 /**
  * The rules of SPEC §5.2 end to end: real PostgreSQL, a real SMTP server counting what it
@@ -29,7 +30,7 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
   const run = async (now: string, extra: { dryRun?: boolean } = {}) => {
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), SMTP_URL: sink.url }, t.handle);
     const res = await runJob(followupsJob, 'http', { dryRun: extra.dryRun ?? false, scope: {}, nowOverride: new Date(now) }, rt);
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     return res.body as { stats: Record<string, any>; errors: unknown[]; plan?: any[]; partial: boolean };
   };
 

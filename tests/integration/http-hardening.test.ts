@@ -12,7 +12,7 @@ import { JOB_IDS } from '../../lib/cron/jobs.js';
 import { queryRows } from '../../db/client.js';
 import { decodeForRedaction } from '../../lib/log.js';
 import type { Job } from '../../lib/cron/types.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort } from '../../devtools/ports.js';
 
 const SECRET = 'hardening-secret-0123456789';
 const auth = { headers: { authorization: `Bearer ${SECRET}` } };

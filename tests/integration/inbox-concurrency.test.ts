@@ -3,8 +3,9 @@ import { sql } from 'drizzle-orm';
 import { queryRows } from '../../db/client.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { createCompany, createIntegration, newMailbox, runSync, simpleMail } from '../helpers/inbox-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 
@@ -51,7 +52,7 @@ describeImap('inbox-sync: simultaneous invocations (real Dovecot, real PostgreSQ
     await fill(companyId, 'shard', 4, 30, shared);
     const scopes = [{ companyId }, {}, { shard: { k: 0, n: 1 } }, { shard: { k: companyId % 2, n: 2 } }, { shard: { k: companyId % 3, n: 3 } }];
     const results = await Promise.all(scopes.map((scope) => runSync(t.handle, d, { scope })));
-    for (const r of results) expect(r.status).toBe(200);
+    for (const r of results) expect(httpStatusOf(r)).toBe(200);
     const imported = results.reduce((n, r) => n + ((r.body.stats as { messagesImported?: number })?.messagesImported ?? 0), 0);
     expect(imported).toBe(4 * 30 + 2);
     expect(await counts(companyId)).toEqual({ messages: 122, distinct_ids: 122, clients: 9, distinct_clients: 9, empty_convs: 0 });

@@ -7,10 +7,11 @@ import tls from 'node:tls';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { createCompany, createIntegration, integrationRow, newMailbox, runSync } from '../helpers/inbox-fixtures.js';
 import { publicErrorText } from '../../lib/cron/errors.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort } from '../../devtools/ports.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 
@@ -91,7 +92,7 @@ describeImap('inbox-sync: each connection failure names its cause (real sockets,
     const id = await createIntegration(db, companyId, d, 'someone@test.local', 'secret-pw', over);
     const started = Date.now();
     const r = await runSync(t.handle, d, { scope: { companyId }, env, job: { tls: { ca: certs.ca } } });
-    expect(r.status).toBe(200);
+    expect(httpStatusOf(r)).toBe(200);
     const errors = r.body.errors as { code: string; message: string }[];
     expect(errors).toHaveLength(1);
     const row = await integrationRow(db, id);

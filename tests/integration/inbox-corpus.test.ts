@@ -3,9 +3,10 @@ import { sql } from 'drizzle-orm';
 import { queryRows } from '../../db/client.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { buildCorpus, type CorpusMessage } from '../helpers/mail-corpus.js';
 import { createCompany, createIntegration, integrationRow, messagesOf, newMailbox, runSync } from '../helpers/inbox-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 
@@ -31,7 +32,7 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
 
   it('has at least 30 messages and the run succeeds', () => {
     expect(corpus.length).toBeGreaterThanOrEqual(30);
-    expect(first.status).toBe(200);
+    expect(httpStatusOf(first)).toBe(200);
     expect(first.body).toMatchObject({ success: true, partial: false, message: 'Synchronisation inbox terminée avec succès' });
     const duplicatesInCorpus = corpus.filter((c) => c.expect.duplicateOf).length;
     const poisonInCorpus = corpus.filter((c) => c.expect.poison).length;

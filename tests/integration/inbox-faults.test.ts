@@ -4,8 +4,9 @@ import { sql } from 'drizzle-orm';
 import { queryRows } from '../../db/client.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { createCompany, createIntegration, integrationRow, messagesOf, newMailbox, runSync, simpleMail } from '../helpers/inbox-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 const HOUR = 3_600_000;
@@ -63,7 +64,7 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
     const id = await createIntegration(db, companyId, d, box.user, 'not-the-password');
     const t0 = Date.now();
     const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0) });
-    expect(r1.status).toBe(200);
+    expect(httpStatusOf(r1)).toBe(200);
     expect(r1.body.stats).toMatchObject({ synced: 0, failed: 1, paused: 0 });
     expect((r1.body.errors as { code: string }[])[0]).toMatchObject({ scope: 'inbox_integration', id, code: 'auth_failed' });
     let row = await integrationRow(db, id);
@@ -114,7 +115,7 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
       const companyId = await createCompany(db);
       const id = await createIntegration(db, companyId, d, 'x@test.local', 'pw', { port: silent.port });
       const r = await runSync(t.handle, d, { scope: { companyId }, env: { IMAP_GREETING_TIMEOUT_MS: '300', IMAP_CONNECT_TIMEOUT_MS: '300' } });
-      expect(r.status).toBe(200);
+      expect(httpStatusOf(r)).toBe(200);
       expect((r.body.errors as { code: string }[])[0]).toMatchObject({ code: 'timeout_greeting' });
       const row = await integrationRow(db, id);
       expect(row).toMatchObject({ last_sync_status: 'error', consecutive_failures: 1, sync_lease_until: null });
@@ -176,7 +177,7 @@ describeImap('inbox-sync: failures (real Dovecot, real PostgreSQL)', () => {
       let fetches = 0;
       const onCommand = (_id: number, verb: string) => { if (verb === 'FETCH' && ++fetches === 2) proxy.cutAfterServerBytes(3_000_000); };
       const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { onCommand } });
-      expect(r1.status).toBe(200);
+      expect(httpStatusOf(r1)).toBe(200);
       expect(r1.body.stats).toMatchObject({ failed: 1, messagesImported: 50 });
       expect((r1.body.errors as { code: string }[])[0].code).toBe('connection_lost');
       const mid = await integrationRow(db, id);

@@ -3,10 +3,11 @@ import { sql } from 'drizzle-orm';
 import { queryRows } from '../../db/client.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { badLink } from '../helpers/imap-relay.js';
-import { readInboxProgress } from '../../lib/cron/status.js';
+import { readInboxProgress } from '../../lib/jobs/inbox-sync/attention.js';
 import { createCompany, createIntegration, integrationRow, messagesOf, newMailbox, runSync, simpleMail } from '../helpers/inbox-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 
@@ -48,7 +49,7 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
         // each run is a later cron tick (the partial mailbox is due again at once)
         const r = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0 += 300_000), env: { CRON_BUDGET_MS: String(budgetMs) } });
         const ms = Date.now() - started;
-        expect(r.status).toBe(200);
+        expect(httpStatusOf(r)).toBe(200);
         const stats = r.body.stats as { messagesImported: number; messagesDuplicate: number; failed: number };
         expect(stats.failed).toBe(0);
         expect(stats.messagesDuplicate).toBe(0);
@@ -142,7 +143,7 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
       const started = Date.now();
       const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { onCommand }, env: { CRON_BUDGET_MS: String(budgetMs), IMAP_SOCKET_TIMEOUT_MS: '30000' } });
       expect(Date.now() - started).toBeLessThan(budgetMs + ANSWER_SLACK_MS);
-      expect(r1.status).toBe(200);
+      expect(httpStatusOf(r1)).toBe(200);
       expect(r1.body.partial).toBe(true);
       const s1 = r1.body.stats as { messagesImported: number; failed: number; incomplete: number };
       expect(s1).toMatchObject({ failed: 0, incomplete: 1 });

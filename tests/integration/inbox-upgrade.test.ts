@@ -5,7 +5,7 @@ import type { AddressObject } from 'mailparser';
 import { queryRows } from '../../db/client.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { realWorldMessages } from '../helpers/mail-corpus.js';
 import { createCompany, createIntegration, messagesOf, newMailbox, runSync } from '../helpers/inbox-fixtures.js';
 

@@ -7,6 +7,7 @@ import { runJob } from '../../lib/cron/run.js';
 import { acquireLease, releaseLease } from '../../lib/cron/runs.js';
 import { queryRows } from '../../db/client.js';
 import type { Job } from '../../lib/cron/types.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 describePg('lease on real PostgreSQL (pg driver)', () => {
   let t: TestDatabase;
@@ -28,7 +29,7 @@ describePg('lease on real PostgreSQL (pg driver)', () => {
     };
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), DATABASE_URL: t.url }, t.handle);
     const results = await Promise.all(Array.from({ length: 10 }, () => runJob(slowJob, 'http', { dryRun: false, scope: {} }, rt)));
-    const ran = results.filter((r) => r.status === 200 && !r.body.skipped);
+    const ran = results.filter((r) => httpStatusOf(r) === 200 && !r.body.skipped);
     const skipped = results.filter((r) => r.body.skipped === true);
     expect(ran).toHaveLength(1);
     expect(skipped).toHaveLength(9);
@@ -55,12 +56,12 @@ describePg('lease on real PostgreSQL (pg driver)', () => {
     const boom: Job = { id: 'overdue-reminders', run: async () => { throw new Error('boom'); } };
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24) }, t.handle);
     const res = await runJob(boom, 'http', { dryRun: false, scope: {} }, rt);
-    expect(res.status).toBe(500);
+    expect(httpStatusOf(res)).toBe(500);
     expect(res.body).toMatchObject({ success: false, job: 'overdue-reminders', error: 'job_failed', message: 'boom' });
     const leases = await queryRows(t.handle.db, sql`select * from cron_leases where job = 'overdue-reminders'`);
     expect(leases).toEqual([]);
     const again = await runJob({ ...boom, run: async () => ({ stats: {}, errors: [], partial: false }) }, 'http', { dryRun: false, scope: {} }, rt);
-    expect(again.status).toBe(200);
+    expect(httpStatusOf(again)).toBe(200);
     expect(again.body.skipped).toBeUndefined();
   });
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describe } from 'vitest';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory, MailError } from '../../lib/mail/transport.js';
-import { startLocalServer } from '../helpers/server.js';
+import { startLocalServer } from '../../devtools/server.js';
 
 const SECRET = 'local-server-secret-0123456789';
 

@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory } from '../../lib/mail/transport.js';
 import { deterministicMessageId } from '../../lib/mail/message-id.js';

@@ -7,6 +7,7 @@ import { testRuntime } from '../helpers/runtime.js';
 import { runJob } from '../../lib/cron/run.js';
 import { queryRows } from '../../db/client.js';
 import type { Job } from '../../lib/cron/types.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 describePg('lease over the Neon serverless driver (WebSocket proxy → real PostgreSQL)', () => {
   let t: TestDatabase;
@@ -35,7 +36,7 @@ describePg('lease over the Neon serverless driver (WebSocket proxy → real Post
     // no handle given: the runtime opens (and closes) a Neon pool per invocation from the config
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), DATABASE_URL: t.url, DATABASE_DRIVER: 'neon' });
     const results = await Promise.all(Array.from({ length: 10 }, () => runJob(job, 'http', { dryRun: false, scope: {} }, rt)));
-    expect(results.every((r) => r.status === 200)).toBe(true);
+    expect(results.every((r) => httpStatusOf(r) === 200)).toBe(true);
     expect(results.filter((r) => r.body.skipped === true)).toHaveLength(9);
     expect(maxInside).toBe(1);
     const rows = await queryRows<{ outcome: string; n: number }>(t.handle.db, sql`select outcome::text, count(*)::int as n from cron_runs group by 1 order by 1`);
@@ -46,7 +47,7 @@ describePg('lease over the Neon serverless driver (WebSocket proxy → real Post
   it('a run that throws over Neon releases the lease', async () => {
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), DATABASE_URL: t.url, DATABASE_DRIVER: 'neon' });
     const res = await runJob({ id: 'followups', run: async () => { throw new Error('crash'); } }, 'http', { dryRun: false, scope: {} }, rt);
-    expect(res.status).toBe(500);
+    expect(httpStatusOf(res)).toBe(500);
     expect(await queryRows(t.handle.db, sql`select * from cron_leases`)).toEqual([]);
   });
 });

@@ -9,12 +9,13 @@ import { parseConfig } from '../../lib/config.js';
 import { readStatus } from '../../lib/cron/status.js';
 import { adminQuery, createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
-import { hasDovecot, startDovecot, type Dovecot } from '../helpers/dovecot.js';
+import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { createCompany, createIntegration, inboxEnv, messagesOf, simpleMail } from '../helpers/inbox-fixtures.js';
 import { startOAuthProvider, type OAuthProviderServer } from '../helpers/oauth-provider.js';
 import { createOAuthIntegration, grantRow, oauthEnv, reauthNotifications, storeGrant } from '../helpers/oauth-fixtures.js';
 import { logCapture, testRuntime } from '../helpers/runtime.js';
 import { createLogger } from '../../lib/log.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 const MINUTE = 60_000;
@@ -64,7 +65,7 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     const id = await createOAuthIntegration(db, companyId, d, box.user, { refreshToken: g.refreshToken, accessToken: g.accessToken, expiresAt: new Date(Date.now() + 50 * MINUTE) });
     const before = { ...p.counters };
     const r = await sync(companyId);
-    expect(r.status).toBe(200);
+    expect(httpStatusOf(r)).toBe(200);
     expect(r.body.stats).toMatchObject({ integrations: 1, synced: 1, failed: 0, needsReauth: 0, messagesImported: 2 });
     expect(p.counters.refreshRequests - before.refreshRequests).toBe(0);
     expect(p.counters.introspections - before.introspections).toBeGreaterThanOrEqual(1); // Dovecot asked the provider
@@ -114,7 +115,7 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     const before = { ...p.counters };
     // the stored token looks valid: Dovecot refuses it, one refresh is tried, the provider says invalid_grant
     const r = await sync(companyId);
-    expect(r.status).toBe(200);
+    expect(httpStatusOf(r)).toBe(200);
     expect(r.body.stats).toMatchObject({ integrations: 1, synced: 0, needsReauth: 1, failed: 0 });
     expect((r.body.errors as { code: string; id: number }[])).toEqual([expect.objectContaining({ id, code: 'oauth_needs_reauth' })]);
     expect(p.counters.refused - before.refused).toBe(1);

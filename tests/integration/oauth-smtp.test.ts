@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { startOAuthProvider, type OAuthProviderServer } from '../helpers/oauth-provider.js';
 import { grantRow, oauthEnv, reauthNotifications } from '../helpers/oauth-fixtures.js';
 import { MASTER_KEY } from '../helpers/inbox-fixtures.js';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { queryRows } from '../../db/client.js';
-import { pauseIntegration, seedCompany, seedHealthyRuns, seedUnknownFollowup, seedUnknownReminder } from '../helpers/console-fixtures.js';
+import { pauseIntegration, seedCompany, seedHealthyRuns, seedUnknownFollowup, seedUnknownReminder } from '../../devtools/console-fixtures.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 

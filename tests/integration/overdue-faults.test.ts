@@ -7,6 +7,7 @@ import { runJob } from '../../lib/cron/run.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
 import { company, invoice, notificationsOf, task } from './overdue-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 describePg('overdue-reminders: a failing part (real PostgreSQL)', () => {
   let t: TestDatabase;
@@ -22,7 +23,7 @@ describePg('overdue-reminders: a failing part (real PostgreSQL)', () => {
     await db.execute(sql`alter table subscriptions rename to subscriptions_gone`);
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24) }, t.handle);
     const res = await runJob(overdueRemindersJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date('2026-02-10T09:00:00Z') }, rt);
-    expect(res.status).toBe(500);
+    expect(httpStatusOf(res)).toBe(500);
     expect(res.body).toMatchObject({ success: false, job: 'overdue-reminders', error: 'part_failed' });
     expect(String(res.body.message)).toContain('trials');
     // the other parts ran and committed
@@ -32,7 +33,7 @@ describePg('overdue-reminders: a failing part (real PostgreSQL)', () => {
     expect(runs[0].outcome).toBe('failed');
     await db.execute(sql`alter table subscriptions_gone rename to subscriptions`);
     const again = await runJob(overdueRemindersJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date('2026-02-10T10:00:00Z') }, rt);
-    expect(again.status).toBe(200);
+    expect(httpStatusOf(again)).toBe(200);
     expect(again.body.stats).toMatchObject({ invoices: { created: 0, alreadyNotified: 1 } });
   });
 
@@ -43,7 +44,7 @@ describePg('overdue-reminders: a failing part (real PostgreSQL)', () => {
     // a job wrapper that hands over an already-spent deadline
     const spent = { ...overdueRemindersJob, run: (ctx: Parameters<typeof overdueRemindersJob.run>[0]) => overdueRemindersJob.run({ ...ctx, deadline: Date.now() - 1 }) };
     const res = await runJob(spent, 'http', { dryRun: false, scope: { companyId: c }, nowOverride: new Date('2026-02-20T09:00:00Z') }, rt);
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     expect(res.body).toMatchObject({ partial: true, stats: { invoices: { skipped: 'budget' }, reminders: { skipped: 'budget' } } });
   });
 });

@@ -5,6 +5,7 @@ import { parseConfig, type Config } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { createMailFactory } from '../../lib/mail/transport.js';
 import type { JobContext, Scope } from '../../lib/cron/types.js';
+import { insertClient, insertCompany, insertCompanySettings, insertUser } from '../helpers/seed.js';
 
 /** Seeding helpers for the overdue-reminders integration tests (plain SQL on the real server). */
 
@@ -16,23 +17,17 @@ export async function one<T>(db: Db, q: ReturnType<typeof sql>): Promise<T> {
 }
 
 export async function company(db: Db, opts: { name?: string; settings?: unknown; active?: boolean } = {}): Promise<number> {
-  const r = await one<{ id: number }>(db, sql`insert into companies (code, name, is_active)
-    values (${uniq()}, ${opts.name ?? 'Atelier Dupont'}, ${opts.active ?? true}) returning id`);
-  if (opts.settings !== undefined) {
-    await db.execute(sql`insert into company_settings (company_id, settings) values (${r.id}, ${JSON.stringify(opts.settings)}::jsonb)`);
-  }
-  return r.id;
+  const id = await insertCompany(db, { name: opts.name ?? 'Atelier Dupont', isActive: opts.active ?? true });
+  if (opts.settings !== undefined) await insertCompanySettings(db, id, opts.settings);
+  return id;
 }
 
 export async function user(db: Db, companyId: number, opts: { active?: boolean } = {}): Promise<number> {
-  const r = await one<{ id: number }>(db, sql`insert into users (email, full_name, role, company_id, is_active)
-    values (${`u${uniq()}@example.com`}, 'Marie Curie', 'user', ${companyId}, ${opts.active ?? true}) returning id`);
-  return r.id;
+  return insertUser(db, { email: `u${uniq()}@example.com`, fullName: 'Marie Curie', role: 'user', companyId, isActive: opts.active ?? true });
 }
 
 export async function client(db: Db, companyId: number, email: string | null = `client${uniq()}@example.com`, name = 'Jean Martin'): Promise<number> {
-  const r = await one<{ id: number }>(db, sql`insert into clients (company_id, name, email) values (${companyId}, ${name}, ${email}) returning id`);
-  return r.id;
+  return insertClient(db, companyId, { name, email });
 }
 
 export type InvoiceOpts = {
@@ -90,7 +85,7 @@ export function handContext(db: Db, o: { now: Date; scope?: Scope; dryRun?: bool
   const mail = createMailFactory(o.config);
   return {
     db, now: o.now, deadline: Date.now() + (o.deadlineMs ?? 120_000), dryRun: o.dryRun ?? false, scope: o.scope ?? {},
-    companyId: o.scope?.companyId, log: createLogger({ level: 'silent' }), mail, config: o.config, runId: randomUUID(), trigger: 'http',
+    log: createLogger({ level: 'silent' }), mail, config: o.config, runId: randomUUID(), trigger: 'http',
     close: () => mail.closeAll(),
   };
 }

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { neonHandle, startNeonProxy, useNeonProxy } from '../helpers/neon-proxy.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { queryRows, type DbHandle } from '../../db/client.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
 import { appointment, appointmentType, client, company, handContext, invoice, notificationsOf, testConfig } from './overdue-fixtures.js';

@@ -9,6 +9,7 @@ import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
 import {
   company, handContext, invoice, notificationsOf, one, payment, subscription, task, testConfig, user,
 } from './overdue-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 describePg('overdue-reminders: notifications, invoice status, trials (real PostgreSQL)', () => {
   let t: TestDatabase;
@@ -245,7 +246,7 @@ describePg('overdue-reminders: notifications, invoice status, trials (real Postg
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), FRONTEND_URL: 'https://app.lokario.fr' }, t.handle);
     const params = { dryRun: false, scope: { companyId: c }, nowOverride: new Date('2026-02-10T09:00:00Z') };
     const results = await Promise.all(Array.from({ length: 10 }, () => runJob(overdueRemindersJob, 'http', params, rt)));
-    const ran = results.filter((r) => r.status === 200 && !r.body.skipped);
+    const ran = results.filter((r) => httpStatusOf(r) === 200 && !r.body.skipped);
     expect(ran).toHaveLength(1);
     expect(results.filter((r) => r.body.skipped === true)).toHaveLength(9);
     expect(ran[0].body).toMatchObject({

@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import { simpleParser } from 'mailparser';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { testRuntime } from '../helpers/runtime.js';
 import { runJob } from '../../lib/cron/run.js';
 import { queryRows, type Db } from '../../db/client.js';

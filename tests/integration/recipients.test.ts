@@ -3,7 +3,7 @@ import { simpleParser } from 'mailparser';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { runJob } from '../../lib/cron/run.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
@@ -13,6 +13,7 @@ import { history, seedCompany, seedFollowup, seedInvoice, wipe } from './followu
 import { appointment, appointmentType, client, company } from './overdue-fixtures.js';
 import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
 import { DAY_MS, insertCompany, insertUser } from './deletions-seed.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 /** The injections of the production probes, and the bare non-address that used to be only a counter. */
 const INJECTED = ['x@t.test\r\nBcc: victim@evil.test', 'a@x, b@evil', 'a@x;Bcc: b@evil'];
@@ -36,7 +37,7 @@ describePg('recipients: one address, never an injected one', () => {
   const run = async (job = followupsJob, env: Record<string, string> = {}) => {
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), SMTP_URL: sink.url, ...env }, t.handle);
     const res = await runJob(job, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW) }, rt);
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     return res.body as { stats: Record<string, any>; errors: { scope: string; id: unknown; code: string; message: string }[] };
   };
   const envelopes = () => sink.received.flatMap((m) => m.to);

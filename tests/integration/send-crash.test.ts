@@ -7,14 +7,16 @@ import { afterAll, beforeAll, beforeEach, expect, it } from 'vitest';
 import { sql } from 'drizzle-orm';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
-import { startSmtpSink } from '../helpers/smtp.js';
-import { startLocalServer, type LocalServer } from '../helpers/server.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
+import { startLocalServer, type LocalServer } from '../../devtools/server.js';
 import { testRuntime } from '../helpers/runtime.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { runJob } from '../../lib/cron/run.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { SEND_CONCURRENCY } from '../../lib/jobs/followups/run.js';
 import { seedCompany, wipe } from './followups-fixtures.js';
+import { httpStatusOf } from '../../lib/cron/outcome.js';
+import { insertDueInvoiceFollowups } from '../helpers/seed.js';
 
 const NOW = '2026-03-11T10:00:00.000Z';
 const TOTAL = 300;
@@ -24,17 +26,7 @@ async function seed(db: Db) {
   const ids: number[] = [];
   for (let c = 0; c < 3; c++) {
     const s = await seedCompany(db);
-    const rows = await queryRows<{ id: number }>(db, sql`
-      with inv as (
-        insert into invoices (company_id, client_id, number, status, total_ttc, sent_at)
-        select ${s.companyId}, ${s.clientId}, 'FAC-' || ${s.companyId} || '-' || g, 'ENVOYEE', 1200, '2026-01-01T09:00:00Z'
-        from generate_series(1, ${TOTAL / 3}) g
-        returning id)
-      insert into followups (company_id, client_id, type, source_type, source_id, source_label, due_date, status, auto_enabled)
-      select ${s.companyId}, ${s.clientId}, 'FACTURE_IMPAYEE', 'invoice', inv.id, 'Facture ' || inv.id, '2026-01-01T00:00:00Z', 'A_FAIRE', true
-      from inv
-      returning id`);
-    ids.push(...rows.map((r) => Number(r.id)));
+    ids.push(...await insertDueInvoiceFollowups(db, s, { count: TOTAL / 3, numberPrefix: `FAC-${s.companyId}-`, totalTtc: 1200, dueDate: '2026-01-01T00:00:00Z' }));
   }
   return ids;
 }
@@ -72,7 +64,7 @@ describePg('followups: kill -9 and SIGTERM of the process mid-run, then a restar
     const { rt } = testRuntime({ SMTP_URL: sink.url }, t.handle);
     for (let i = 0; i < 10; i++) {
       const res = await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW) }, rt);
-      expect(res.status).toBe(200);
+      expect(httpStatusOf(res)).toBe(200);
       expect(res.body.skipped).toBeUndefined();
       if (!res.body.partial) return;
     }

@@ -4,13 +4,14 @@ import { simpleParser } from 'mailparser';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 import { testRuntime } from '../helpers/runtime.js';
-import { startSmtpSink } from '../helpers/smtp.js';
+import { startSmtpSink } from '../../devtools/smtp.js';
 import { runJob } from '../../lib/cron/run.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
 import { queryRows } from '../../db/client.js';
 import { seedCompany, seedFollowup, seedInvoice, wipe } from './followups-fixtures.js';
 import { appointment, appointmentType, client, company, invoice } from './overdue-fixtures.js';
+import { httpStatusOf, type RunOutcome } from '../../lib/cron/outcome.js';
 
 const WINDOW = { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] };
 const ON = { auto_followups: { invoices_enabled: true, quotes_enabled: true } };
@@ -53,7 +54,7 @@ describePg('tenant isolation: bad zones and settings of one company never fail t
   const run = async (job: typeof followupsJob, now: string) => {
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), SMTP_URL: sink.url }, t.handle);
     const res = await runJob(job, 'http', { dryRun: false, scope: {}, nowOverride: new Date(now) }, rt);
-    return res as { status: number; body: { stats: Record<string, any>; errors: { scope: string; id: unknown; code: string; message: string }[] } };
+    return res as RunOutcome & { body: { stats: Record<string, any>; errors: { scope: string; id: unknown; code: string; message: string }[] } };
   };
 
   it('follow-ups: created and sent for the good company whatever the others hold; each bad company is a settings_invalid item', async () => {
@@ -68,7 +69,7 @@ describePg('tenant isolation: bad zones and settings of one company never fail t
       bad.push(s.companyId);
     }
     const res = await run(followupsJob, '2026-03-10T09:00:00Z');
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     expect(sink.received.filter((m) => m.to.includes('bon@client.example'))).toHaveLength(1);
     const flagged = res.body.errors.filter((e) => e.scope === 'company' && e.code === 'settings_invalid').map((e) => e.id);
     expect(new Set(flagged)).toEqual(new Set(bad));
@@ -96,7 +97,7 @@ describePg('tenant isolation: bad zones and settings of one company never fail t
     for (const [i, settings] of BAD_SETTINGS.entries()) settingsCompanies.push(await mk(settings, `s${i}@client.example`));
 
     const res = await run(overdueRemindersJob, '2026-03-10T12:00:00Z');
-    expect(res.status).toBe(200);
+    expect(httpStatusOf(res)).toBe(200);
     const toGood = sink.received.filter((m) => m.to.includes('bon@client.example'));
     expect(toGood).toHaveLength(1);
     const notes = await queryRows<{ company_id: number }>(db, sql`select company_id from notifications where type = 'INVOICE_OVERDUE'`);

@@ -70,8 +70,8 @@ describe('health-check URLs', () => {
   });
 
   it('the summary is one short French line', () => {
-    expect(pingSummary('followups', { status: 500, body: { success: false, error: 'database_unavailable', message: 'refused' } })).toBe('followups : échec (HTTP 500) — database_unavailable : refused');
-    expect(pingSummary('followups', { status: 200, body: { success: true, durationMs: 12, errorsCount: 0, stats: { sent: 2 } } })).toBe('followups : réussi en 12 ms, 0 erreur(s) d\'élément — {"sent":2}');
+    expect(pingSummary('followups', { kind: 'failed', body: { success: false, error: 'database_unavailable', message: 'refused' } })).toBe('followups : échec (HTTP 500) — database_unavailable : refused');
+    expect(pingSummary('followups', { kind: 'ran', body: { success: true, durationMs: 12, errorsCount: 0, stats: { sent: 2 } } })).toBe('followups : réussi en 12 ms, 0 erreur(s) d\'élément — {"sent":2}');
   });
 });
 

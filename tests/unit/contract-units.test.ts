@@ -3,9 +3,10 @@ import { describe, expect, it, vi } from 'vitest';
 import { isAuthorized, secretMatches } from '../../lib/cron/auth.js';
 import { BadRequestError, parseRunParams } from '../../lib/cron/params.js';
 import { ConfigError, parseConfig } from '../../lib/config.js';
-import { judgeHealth, scheduleIntervalMs } from '../../lib/cron/status.js';
+import { judgeHealth } from '../../lib/cron/status.js';
+import { scheduleIntervalMs } from '../../lib/cron/schedule.js';
 import { redactText } from '../../lib/log.js';
-import { runBudgetMs, SAFETY_MARGIN_MS } from '../../lib/cron/run.js';
+import { budgetFor, SAFETY_MARGIN_MS } from '../../lib/cron/budget.js';
 import { leaseKey } from '../../lib/cron/scope.js';
 import { scheduledCrons, readVercelJson, jobForPath } from '../../lib/local/vercel-config.js';
 import { JOBS, JOB_IDS } from '../../lib/cron/jobs.js';
@@ -127,8 +128,8 @@ describe('logs and budget', () => {
     expect(out).toContain('j***@example.fr');
   });
   it('the budget never exceeds maxDuration minus the safety margin', () => {
-    expect(runBudgetMs(25_000, 60)).toBe(25_000);
-    expect(runBudgetMs(120_000, 60)).toBe(60_000 - SAFETY_MARGIN_MS);
+    expect(budgetFor('http', 25_000, 60).ms).toBe(25_000);
+    expect(budgetFor('http', 120_000, 60).ms).toBe(60_000 - SAFETY_MARGIN_MS);
   });
   it('lease keys include the shard', () => {
     expect(leaseKey('inbox-sync', {})).toBe('inbox-sync');

@@ -3,7 +3,7 @@ import {
   FETCH_GROUP_BYTES, META_CHUNK, MIN_META_CHUNK, MIN_SAMPLE_BYTES, MIN_SAMPLE_MS, SEGMENT_BYTES, SEGMENT_MESSAGES,
   linkTooSlowNote, nextThroughput, syncLimits,
 } from '../../lib/jobs/inbox-sync/sizing.js';
-import { mailboxProgress } from '../../lib/cron/status.js';
+import { mailboxProgress } from '../../lib/jobs/inbox-sync/attention.js';
 
 describe('syncLimits: segments sized by the link', () => {
   it('an unmeasured link gets the defaults and no link size rule', () => {

@@ -1,6 +1,7 @@
 import type { Job } from '../../cron/types.js';
 import { dryRunAccountDeletions } from './dry-run.js';
 import { runAccountDeletions, type DeletionHooks } from './run.js';
+import { readAccountDeletionsAttention } from './attention.js';
 
 export type { DeletionHooks };
 
@@ -10,6 +11,7 @@ export function createAccountDeletionsJob(opts: { hooks?: DeletionHooks } = {}):
   return {
     id: 'account-deletions',
     run: (ctx) => (ctx.dryRun ? dryRunAccountDeletions(ctx) : runAccountDeletions(ctx, hooks)),
+    attention: readAccountDeletionsAttention,
   };
 }
 

@@ -1,7 +1,7 @@
 import { sql } from 'drizzle-orm';
-import { queryRows, type Db } from '../../db/client.js';
-import { JOB_IDS, JOBS } from '../../lib/cron/jobs.js';
-import { previousOccurrences } from '../../lib/cron/schedule.js';
+import { queryRows, type Db } from '../db/client.js';
+import { JOB_IDS, JOBS } from '../lib/cron/jobs.js';
+import { previousOccurrences } from '../lib/cron/schedule.js';
 
 /** Seeds for the operator's console tests (browser, CLI) and the README screenshots. */
 

@@ -7,7 +7,7 @@ import { ImapFlow } from 'imapflow';
 import { freePort } from './ports.js';
 
 /**
- * A real Dovecot (SPEC §7) on free loopback ports with a throwaway configuration, passwd-file
+ * A real Dovecot (tests never mock IMAP) on free loopback ports with a throwaway configuration, passwd-file
  * and maildir under os.tmpdir(): a plain listener that offers STARTTLS and an implicit-TLS
  * listener, both with a self-signed certificate made by `openssl req`. Recipe and traps:
  * stack-notes §4 (stdio 'ignore' or the spawn hangs; chmod 755 so `nobody` reaches the mail).

@@ -2,7 +2,7 @@ import pg from 'pg';
 
 // No vitest import here: the benches use these helpers too.
 
-/** The real PostgreSQL the integration tests use (SPEC §7): TEST_DATABASE_URL or the local server. */
+/** The real PostgreSQL the integration tests and benches use: TEST_DATABASE_URL or the local server. */
 export const ADMIN_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 export function urlFor(database: string): string {

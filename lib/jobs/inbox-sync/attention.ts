@@ -1,0 +1,87 @@
+import { sql } from 'drizzle-orm';
+import { queryRows, type Db } from '../../../db/client.js';
+import { JOBS } from '../../cron/jobs.js';
+import { scheduleIntervalMs } from '../../cron/schedule.js';
+import type { JobAttention } from '../../cron/types.js';
+import { readNeedsReauth } from '../../oauth/status.js';
+
+/** Mailboxes in error listed one by one in /cron/status (the count is exact). */
+export const MAX_LISTED_ERRORED = 20;
+/** A mailbox not caught up that moved its cursor within this many inbox-sync intervals is advancing. */
+export const ADVANCING_INTERVALS = 3;
+/** Mailboxes listed one by one (the others are only counted). */
+export const MAX_LISTED_MAILBOXES = 50;
+
+export type InboxSyncSections = {
+  inbox: { integrationsInError: number; integrations: ErroredMailbox[]; progress: Awaited<ReturnType<typeof readInboxProgress>> };
+  /** OAuth mailboxes whose grant is gone: only the company can fix them (reconnect in the web app). */
+  oauthMailboxes: Awaited<ReturnType<typeof readNeedsReauth>>;
+};
+type ErroredMailbox = { id: number; company_id: number; last_sync_status: string; last_sync_at: Date | null; consecutive_failures: number };
+
+/** /cron/status: mailboxes in error, their progress, OAuth mailboxes to reconnect (docs/inbox-sync.md). */
+export async function readInboxSyncAttention(db: Db, now: Date): Promise<JobAttention<InboxSyncSections>> {
+  const [count] = await queryRows<{ n: number }>(db, sql`
+    select count(*)::int as n from inbox_integrations where is_active is not false
+      and last_sync_status in ('error', 'auth_error', 'paused')`);
+  const integrations = await queryRows<ErroredMailbox>(db, sql`
+    select id, company_id, last_sync_status, last_sync_at, consecutive_failures from inbox_integrations
+    where is_active is not false and last_sync_status in ('error', 'auth_error', 'paused')
+    order by id limit ${MAX_LISTED_ERRORED}`);
+  const progress = await readInboxProgress(db, now);
+  return {
+    sections: {
+      inbox: { integrationsInError: count.n, integrations, progress },
+      oauthMailboxes: await readNeedsReauth(db),
+    },
+  };
+}
+
+
+export type MailboxProgressRow = {
+  id: number; company_id: number; last_sync_status: string | null; last_sync_at: Date | string | null;
+  last_progress_at: Date | string | null; sync_bytes_per_sec: number | null;
+};
+
+/**
+ * Pure: `caught-up` (the last run finished the folder), `advancing` (behind, but its cursor moved
+ * recently: a slow link that commits a little every run), `stalled` (behind, and no progress for
+ * ADVANCING_INTERVALS intervals: stuck behind a link or an error), `never` (never synced).
+ */
+export function mailboxProgress(row: Pick<MailboxProgressRow, 'last_sync_status' | 'last_progress_at'>, intervalMs: number, now: Date): 'caught-up' | 'advancing' | 'stalled' | 'never' {
+  if (row.last_sync_status === 'success') return 'caught-up';
+  if (row.last_sync_status === null && row.last_progress_at === null) return 'never';
+  const at = row.last_progress_at === null ? null : new Date(row.last_progress_at);
+  return at && now.getTime() - at.getTime() <= ADVANCING_INTERVALS * intervalMs ? 'advancing' : 'stalled';
+}
+
+/** Per mailbox that is not caught up: its progress, last progress and measured bytes per second. */
+export async function readInboxProgress(db: Db, now: Date) {
+  const intervalMs = scheduleIntervalMs(JOBS['inbox-sync'].schedule, now);
+  const rows = await queryRows<MailboxProgressRow & { total: number }>(db, sql`
+    select id, company_id, last_sync_status, last_sync_at, last_progress_at, sync_bytes_per_sec, count(*) over ()::int as total
+    from inbox_integrations
+    where is_active is not false and integration_type = 'imap' and last_sync_status is distinct from 'success'
+    order by last_progress_at nulls first, id
+    limit ${MAX_LISTED_MAILBOXES}`);
+  const counts = await queryRows<{ caught_up: number; behind: number }>(db, sql`
+    select count(*) filter (where last_sync_status = 'success')::int as caught_up,
+           count(*) filter (where last_sync_status is distinct from 'success')::int as behind
+    from inbox_integrations where is_active is not false and integration_type = 'imap'`);
+  const iso = (v: Date | string | null) => (v === null ? null : new Date(v).toISOString());
+  const mailboxes = rows.map((r) => ({
+    id: r.id,
+    companyId: r.company_id,
+    status: r.last_sync_status,
+    progress: mailboxProgress(r, intervalMs, now),
+    lastProgressAt: iso(r.last_progress_at),
+    lastSyncAt: iso(r.last_sync_at),
+    bytesPerSec: r.sync_bytes_per_sec,
+  }));
+  return {
+    caughtUp: counts[0]?.caught_up ?? 0,
+    behind: counts[0]?.behind ?? 0,
+    stalledListed: mailboxes.filter((m) => m.progress === 'stalled').length,
+    mailboxes,
+  };
+}
