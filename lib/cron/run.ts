@@ -4,7 +4,7 @@ import { leaseKey } from './scope.js';
 import type { Runtime } from './runtime.js';
 import { NotImplementedError, type ItemError, type Job, type JobContext, type JobResult, type Trigger } from './types.js';
 import type { RunParams } from './params.js';
-import { fullErrorForLog, publicError, publicErrorText } from './errors.js';
+import { classifyJobError, fullErrorForLog, publicErrorText } from './errors.js';
 import { loadPostgresZones } from '../time/zone.js';
 import { pingSummary, runPings } from './healthcheck.js';
 import { budgetFor } from './budget.js';
@@ -20,7 +20,6 @@ export const MAX_PLAN_ITEMS = 50;
 export type { RunOutcome } from './outcome.js';
 
 /** Code and message for the response and the ledger: the driver's cause, no SQL, host or port (errors.ts). */
-const shortError = (err: unknown, secrets: string[]) => publicError(err, secrets);
 
 /**
  * One run of a job through the whole contract (docs/contract.md): ledger row, lease (not for dry
@@ -63,7 +62,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     handle = await rt.openDb();
     await recordRunStart(handle.db, { id: runId, job: job.id, trigger, dryRun, startedAt, parentRunId: opts.parentRunId });
   } catch (err) {
-    const e = shortError(err, secrets);
+    const e = classifyJobError(err, { secrets });
     log.error({ err: fullErrorForLog(err) }, 'database unavailable');
     await handle?.close().catch(() => {});
     return fail('failed', 'database_unavailable', e.message);
@@ -112,8 +111,9 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     if (dryRun) body.plan = (result.plan ?? []).slice(0, MAX_PLAN_ITEMS);
     return { kind: 'ran', body };
   } catch (err) {
+    // one classifier for every job's failure (lib/cron/errors.ts): a run error, code and message
+    const e = classifyJobError(err, { secrets });
     const notImplemented = err instanceof NotImplementedError;
-    const e = notImplemented ? { code: 'not_implemented', message: (err as Error).message } : shortError(err, secrets);
     if (notImplemented) log.warn(e.message);
     else log.error({ err: fullErrorForLog(err) }, 'run failed');
     await recordRunEnd(db, runId, { outcome: 'failed', error: `${e.code}: ${e.message}` }).catch(() => {});
