@@ -242,3 +242,11 @@ export function staleSendingCondition(alias: string): SQL {
   const a = sql.identifier(alias);
   return sql`${a}.delivery = 'sending' and ${a}.claimed_at < now() - make_interval(secs => ${STALE_CLAIM_SEC})`;
 }
+
+/** A claim table's crash residue: sends in `unknown` and `sending` claims older than the stale timeout (/cron/status). */
+export async function claimResidue(db: Executor, t: ClaimTable): Promise<{ unknownSends: number; staleClaims: number }> {
+  const [r] = await queryRows<{ unknown: number; stale: number }>(db, sql`
+    select (select count(*)::int from ${claimTableIdentifier(t)} where delivery = 'unknown') as unknown,
+           (select count(*)::int from ${claimTableIdentifier(t)} h where ${staleSendingCondition('h')}) as stale`);
+  return { unknownSends: r.unknown, staleClaims: r.stale };
+}
