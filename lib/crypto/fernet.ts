@@ -3,7 +3,7 @@ import { createCipheriv, createDecipheriv, createHmac, pbkdf2Sync, randomBytes, 
 /**
  * Fernet (spec: version 0x80 ‖ 8-byte big-endian timestamp ‖ 16-byte IV ‖ AES-128-CBC/PKCS7
  * ciphertext ‖ HMAC-SHA256 of all that), compatible with Python's `cryptography.fernet`, which the
- * original backend used for mailbox passwords (reference §A.10.1).
+ * original backend used for mailbox passwords (docs/security.md).
  */
 export class FernetError extends Error {
   readonly code = 'fernet_invalid';

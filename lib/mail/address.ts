@@ -63,12 +63,6 @@ export function checkSingleAddress(raw: unknown): AddressCheck {
   return { ok: true, address: value };
 }
 
-/** The address, or null when it is not exactly one valid address. */
-export function singleAddressOrNull(raw: unknown): string | null {
-  const c = checkSingleAddress(raw);
-  return c.ok ? c.address : null;
-}
-
 /** The operator text of an item error: `client email "…" is not exactly one address (…)`. */
 export function describeAddressProblem(what: string, raw: unknown, reason: AddressProblem): string {
   const shown = typeof raw === 'string' ? JSON.stringify(raw.length > 80 ? `${raw.slice(0, 80)}…` : raw) : String(raw);

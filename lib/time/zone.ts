@@ -94,16 +94,6 @@ export function zoneSql(raw: SQL): SQL {
 
 const inZone = (instant: Date, tz: string) => DateTime.fromJSDate(instant, { zone: safeZone(tz) });
 
-/** Midnight (00:00) of the day that contains `instant`, in `tz`, as an instant. */
-export function startOfDay(instant: Date, tz: string): Date {
-  return inZone(instant, tz).startOf('day').toJSDate();
-}
-
-/** The calendar date (`YYYY-MM-DD`) of `instant` in `tz`. */
-export function localDate(instant: Date, tz: string): string {
-  return inZone(instant, tz).toISODate()!;
-}
-
 /** First instant of the calendar month that contains `instant`, in `tz`. */
 export function startOfMonth(instant: Date, tz: string): Date {
   return inZone(instant, tz).startOf('month').toJSDate();
@@ -126,9 +116,4 @@ export function formatFrenchDate(instant: Date, tz: string): string {
 }
 export function formatFrenchTime(instant: Date, tz: string): string {
   return inZone(instant, tz).toFormat('HH:mm');
-}
-
-/** Whole calendar days from `a` to `b` in `tz` (local dates, not 24-hour periods). */
-export function calendarDaysBetween(a: Date, b: Date, tz: string): number {
-  return Math.round(inZone(b, tz).startOf('day').diff(inZone(a, tz).startOf('day'), 'days').days);
 }

@@ -60,6 +60,17 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     expect(rows[0].source_label).toMatch(/^Facture FAC-/);
   });
 
+  it('the anchor of step 1 is the invoice due date, else its sending; neither → no follow-up yet (the SQL rule)', async () => {
+    const db = t.handle.db;
+    const s = await seedCompany(db);
+    await seedInvoice(db, s, { dueDate: new Date('2026-03-20T09:00:00Z'), sentAt: new Date('2026-03-01T09:00:00Z') });
+    await seedInvoice(db, s, { dueDate: null, sentAt: new Date('2026-03-05T09:00:00Z') });
+    await seedInvoice(db, s, { dueDate: null, sentAt: null });
+    const body = await run(NOW);
+    expect(body.stats.created).toEqual({ invoices: 2 });
+    expect((await followupsOf(db)).map((r) => new Date(r.due_date).toISOString())).toEqual(['2026-03-27T09:00:00.000Z', '2026-03-12T09:00:00.000Z']);
+  });
+
   it('creates only for eligible sources: FACTURE with a balance, ENVOYE/VU unsigned unexpired quotes', async () => {
     const db = t.handle.db;
     const s = await seedCompany(db);

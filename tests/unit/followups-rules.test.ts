@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseCompanySettings } from '../../lib/settings.js';
 import {
-  STARTER_MONTHLY_QUOTA, afterFailure, afterSent, creationAnchor, decideBatch, decideFollowup, delayBeforeStep, inSendWindow,
+  STARTER_MONTHLY_QUOTA, afterFailure, afterSent, decideBatch, decideFollowup, delayBeforeStep, inSendWindow,
   retryDelayMs, stepDueAt, type FollowupFacts, type StepRecord,
 } from '../../lib/jobs/followups/plan.js';
 import { addDays } from '../../lib/time/zone.js';
@@ -50,13 +50,6 @@ describe('followups rules: due dates (defect 20)', () => {
   it('days are calendar days in the company zone: 10:00 in Paris stays 10:00 across the DST switch', () => {
     const sent = new Date('2026-03-25T09:00:00Z'); // 10:00 CET
     expect(stepDueAt(3, sent, [7, 14, 21], 'Europe/Paris').toISOString()).toBe('2026-04-15T08:00:00.000Z'); // 10:00 CEST
-  });
-  it('the anchor is the invoice due date, else its sending; none → no follow-up yet', () => {
-    const d = new Date('2026-01-01T00:00:00Z');
-    const s = new Date('2026-01-05T00:00:00Z');
-    expect(creationAnchor({ dueDate: d, sentAt: s })).toBe(d);
-    expect(creationAnchor({ dueDate: null, sentAt: s })).toBe(s);
-    expect(creationAnchor({ dueDate: null, sentAt: null })).toBeNull();
   });
   it('after step k: next due relance_delays[k] days later; FAIT after max_relances', () => {
     const { settings } = parseCompanySettings({});

@@ -9,13 +9,10 @@ import { addDays, localWeekdayAndMinutes, startOfMonth } from '../../time/zone.j
 import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
 import { chooseTemplate, type AutoFollowupType, type ChosenTemplate } from './messages.js';
 
-export const AUTO_TYPES: readonly AutoFollowupType[] = ['FACTURE_IMPAYEE', 'DEVIS_NON_REPONDU'];
-
-/** STARTER plan: 20 follow-ups per calendar month (reference §A.4); the other plans are unlimited. */
+/** STARTER plan: 20 follow-ups per calendar month (as in the original backend); the other plans are unlimited. */
 export const STARTER_MONTHLY_QUOTA = 20;
 /** SMTP tries per step before giving up and telling the company (docs/followups.md, "State machine"). */
 export const MAX_ATTEMPTS_PER_STEP = 3;
-
 
 /** One automatic step already recorded in followup_history. */
 export type StepRecord = {
@@ -61,7 +58,7 @@ export type CompanyFacts = {
   name: string;
   isActive: boolean;
   settings: CompanySettings;
-  /** STARTER when the company has no subscription row (reference §A.4). */
+  /** STARTER when the company has no subscription row (as in the original backend). */
   plan: 'STARTER' | 'PROFESSIONAL' | 'ENTERPRISE';
   /** History rows (automatic and manual) that count against this calendar month's quota. */
   sentThisMonth: number;
@@ -120,11 +117,6 @@ export function delayBeforeStep(step: number, delays: readonly number[]): number
  */
 export function stepDueAt(step: number, reference: Date, delays: readonly number[], tz: string): Date {
   return addDays(reference, delayBeforeStep(step, delays), tz);
-}
-
-/** The anchor of step 1: the invoice's due date, else when it was sent; the quote's sending. */
-export function creationAnchor(source: { dueDate?: Date | null; sentAt: Date | null }): Date | null {
-  return source.dueDate ?? source.sentAt ?? null;
 }
 
 /** Inside the company's send window (local time, ISO weekdays, [start, end)). */

@@ -25,7 +25,7 @@ export type SyncPlan =
   /** The folder is empty: only the cursor is stored. */
   | { kind: 'empty' };
 
-/** The first sync imports the last 14 days, as the original did (reference §D). */
+/** The first sync imports the last 14 days, as the original backend did. */
 export const FIRST_SYNC_DAYS = 14;
 /**
  * After a UIDVALIDITY change the old UIDs mean nothing. The re-scan covers the first-sync window
