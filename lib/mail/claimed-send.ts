@@ -105,6 +105,11 @@ export function handOverStatement(t: ClaimTable, runId: string, claimIds: readon
     returning id`;
 }
 
+/** A `sending` claim of a gone owner that was never handed over: it cannot have been delivered (released). */
+const NEVER_HANDED_OVER = sql`handed_at is null and claimed_by is not null`;
+/** A `sending` claim of a gone owner that was handed over, or predates owners: maybe delivered (`unknown`). */
+const MAYBE_DELIVERED = sql`(handed_at is not null or claimed_by is null)`;
+
 /**
  * Runs the release statements of a table; the number of claims given back. The owner gives back
  * what it knows was not delivered (not started, or refused by the server: 4xx); anyone else only
@@ -113,7 +118,7 @@ export function handOverStatement(t: ClaimTable, runId: string, claimIds: readon
 async function releaseWhere(db: Executor, t: ClaimTable, where: SQL, by: 'owner' | 'sweep'): Promise<number> {
   const guarded = by === 'owner'
     ? sql`(${where}) and delivery = 'sending'`
-    : sql`(${where}) and delivery = 'sending' and handed_at is null and claimed_by is not null`;
+    : sql`(${where}) and delivery = 'sending' and ${NEVER_HANDED_OVER}`;
   const statements = t.release ? t.release(guarded) : [sql`delete from ${claimTableIdentifier(t)} where ${guarded}`];
   let n = 0;
   for (const st of statements) {
@@ -231,10 +236,18 @@ export async function sweepClaims(db: Executor, t: ClaimTable, scope: SQL = sql`
   const unknown = await queryRows<{ id: number }>(db, sql`
     update ${claimTableIdentifier(t)} set delivery = 'unknown',
       error = coalesce(error, 'no SMTP answer recorded: the run that handed it to SMTP ended')
-    where delivery = 'sending' and (handed_at is not null or claimed_by is null) and ${ownerGone()} and (${scope})
+    where delivery = 'sending' and ${MAYBE_DELIVERED} and ${ownerGone()} and (${scope})
     returning id`);
   const released = await releaseWhere(db, t, sql`${ownerGone()} and (${scope})`, 'sweep');
   return { released, unknownIds: unknown.map((r) => Number(r.id)) };
+}
+
+/** What sweepClaims would do now, written nowhere (a dry run). */
+export async function previewSweep(db: Executor, t: ClaimTable, scope: SQL = sql`true`): Promise<{ released: number; unknown: number }> {
+  const [r] = await queryRows<{ released: number; unknown: number }>(db, sql`
+    select count(*) filter (where ${NEVER_HANDED_OVER})::int as released, count(*) filter (where ${MAYBE_DELIVERED})::int as unknown
+    from ${claimTableIdentifier(t)} where delivery = 'sending' and ${ownerGone()} and (${scope})`);
+  return { released: r?.released ?? 0, unknown: r?.unknown ?? 0 };
 }
 
 /** `sending` claims older than the stale timeout (for /cron/status: crash residue not swept yet). */

@@ -8,6 +8,9 @@ import { fillTemplate } from '../../text/template.js';
 
 export type AutoFollowupType = 'FACTURE_IMPAYEE' | 'DEVIS_NON_REPONDU';
 
+/** `sent_by_name` of an automatic step in the history (what the web app shows as the sender). */
+export const AUTOMATIC_SENDER_NAME = 'Système automatique';
+
 /** The French labels the settings screen stores in `followups.messages[].type` (the original's settings screen). */
 export const FRENCH_LABEL: Record<AutoFollowupType, string> = {
   FACTURE_IMPAYEE: 'Facture impayée',

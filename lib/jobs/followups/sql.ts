@@ -11,6 +11,7 @@ import type { AutoFollowupType } from './messages.js';
 import type { Delivery } from './plan.js';
 import type { ClaimTable } from '../../mail/claimed-send.js';
 import { invoicePaid } from '../../billing/sql.js';
+import { AUTOMATIC_SENDER_NAME } from './messages.js';
 import { countRecentBounces, resumeBouncedFollowups } from '../../bounces/sql.js';
 export { clientsWithBouncedAddress } from '../../bounces/sql.js';
 
@@ -197,7 +198,7 @@ export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: n
     new_claims as (
       insert into followup_history (followup_id, company_id, message, message_type, status, sent_by_name, sent_at,
                                     step, delivery, message_id, attempts, claimed_at, claimed_by)
-      select followup_id, company_id, message, 'email', 'ENVOYE', 'Système automatique', ${iso(now)},
+      select followup_id, company_id, message, 'email', 'ENVOYE', ${AUTOMATIC_SENDER_NAME}, ${iso(now)},
              step, 'sending', message_id, 1, now(), ${runId}
       from sends where not retry
       on conflict (followup_id, step) do nothing

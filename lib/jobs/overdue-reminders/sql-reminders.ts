@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
-import { ownerGone, sweepClaims, type ClaimTable } from '../../mail/claimed-send.js';
+import { previewSweep, sweepClaims, type ClaimTable } from '../../mail/claimed-send.js';
 import { MAX_REMINDER_HOURS, REMINDABLE_STATUSES, type Delivery } from './plan.js';
 import { NOTIFICATION_COLUMNS, isoInstant, nowParam, tag } from './sql.js';
 
@@ -21,11 +21,8 @@ export const REMINDER_CLAIMS: ClaimTable = { name: 'appointment_reminders' };
 export async function sweepReminderClaims(db: Executor, p: { scope: Scope; dryRun: boolean }): Promise<{ released: number; markedUnknown: number }> {
   const scope = scopeFilter(sql`company_id`, p.scope);
   if (p.dryRun) {
-    const rows = await queryRows<{ released: number; unknown: number }>(db, sql`${tag('reminders:stuck:dry-run')}
-      select count(*) filter (where handed_at is null and claimed_by is not null)::int as released,
-             count(*) filter (where handed_at is not null or claimed_by is null)::int as unknown
-      from appointment_reminders where delivery = 'sending' and ${ownerGone()} and ${scope}`);
-    return { released: rows[0]?.released ?? 0, markedUnknown: rows[0]?.unknown ?? 0 };
+    const r = await previewSweep(db, REMINDER_CLAIMS, scope);
+    return { released: r.released, markedUnknown: r.unknown };
   }
   const r = await sweepClaims(db, REMINDER_CLAIMS, scope);
   return { released: r.released, markedUnknown: r.unknownIds.length };
