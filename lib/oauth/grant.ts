@@ -11,7 +11,7 @@
  */
 import { links } from '../links.js';
 import { sql } from 'drizzle-orm';
-import { isTransientDbError, queryRows, type Db, type Executor } from '../../db/client.js';
+import { isTransientDbError, queryRows, withTransientRetry, type Db, type Executor } from '../../db/client.js';
 import type { Config } from '../config.js';
 import { decryptStoredSecret, encryptSecret } from '../crypto/fernet.js';
 import type { Logger } from '../log.js';
@@ -26,6 +26,7 @@ import { needsRefresh, requestRefresh, type IssuedTokens } from './refresh.js';
 export const NEEDS_REAUTH = 'needs_reauth';
 /** Tries of the stand-alone write of tokens whose transaction failed to commit. */
 export const ISSUED_TOKENS_WRITE_TRIES = 5;
+/** Mean pause before try n+1 is n × this (withTransientRetry draws it at random up to twice that). */
 const ISSUED_TOKENS_RETRY_MS = 200;
 
 export type OAuthErrorCode =
@@ -123,22 +124,18 @@ type Issued = { tokens: IssuedTokens; access: string; refresh: string | null; pr
 
 /** The new tokens, written on their own after the refresh transaction failed to commit. */
 async function writeIssuedAgain(deps: GrantDeps, integrationId: number, issued: Issued): Promise<boolean> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      // only over the grant that was refreshed: a grant stored meanwhile by the web app wins
-      const rows = await queryRows<{ id: number }>(deps.db, sql`
-        update inbox_integrations set oauth_access_token = ${issued.access},
-          oauth_refresh_token = coalesce(${issued.refresh}, oauth_refresh_token),
-          oauth_access_token_expires_at = now() + make_interval(secs => ${issued.tokens.expiresInSec}),
-          oauth_scopes = coalesce(${issued.tokens.scope}, oauth_scopes)
-        where id = ${integrationId} and oauth_refresh_token is not distinct from ${issued.previousRefresh}
-        returning id`);
-      return rows.length > 0;
-    } catch (err) {
-      if (attempt >= ISSUED_TOKENS_WRITE_TRIES || !isTransientDbError(err)) throw err;
-      await new Promise((r) => setTimeout(r, ISSUED_TOKENS_RETRY_MS * attempt));
-    }
-  }
+  // running it twice is harmless (conditional on the refreshed grant): a lost connection is retried too
+  return withTransientRetry(async () => {
+    // only over the grant that was refreshed: a grant stored meanwhile by the web app wins
+    const rows = await queryRows<{ id: number }>(deps.db, sql`
+      update inbox_integrations set oauth_access_token = ${issued.access},
+        oauth_refresh_token = coalesce(${issued.refresh}, oauth_refresh_token),
+        oauth_access_token_expires_at = now() + make_interval(secs => ${issued.tokens.expiresInSec}),
+        oauth_scopes = coalesce(${issued.tokens.scope}, oauth_scopes)
+      where id = ${integrationId} and oauth_refresh_token is not distinct from ${issued.previousRefresh}
+      returning id`);
+    return rows.length > 0;
+  }, { attempts: ISSUED_TOKENS_WRITE_TRIES, retryOn: isTransientDbError, backoffMs: 2 * ISSUED_TOKENS_RETRY_MS });
 }
 
 export type AccessTokenOptions = {
