@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import type { SQL } from 'drizzle-orm';
+import { sql, type SQL } from 'drizzle-orm';
 import * as schema from './schema/index.js';
 
 /** The drizzle database, whatever the driver: PGlite, node-postgres or Neon share this type. */
@@ -27,6 +27,9 @@ export type DbOptions = {
 };
 
 export const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+/** A list or object as one jsonb parameter: the same on pg, Neon and PGlite, whatever its size. */
+export const jsonb = (v: unknown): SQL => sql`${JSON.stringify(v)}::jsonb`;
 
 /** Rows of a raw statement; the three drivers all answer `{ rows }`. */
 export async function queryRows<T = Record<string, unknown>>(db: Executor, query: SQL): Promise<T[]> {

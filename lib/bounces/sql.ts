@@ -4,12 +4,12 @@
  * what makes a bounce act once.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { queryRows, type Executor } from '../../db/client.js';
+import { jsonb, queryRows, type Executor } from '../../db/client.js';
 import type { BounceSeverity } from '../jobs/inbox-sync/bounces.js';
 import type { SendRef } from './match.js';
+import { SENT_LABELS } from './messages.js';
 
-const json = (v: unknown) => sql`${JSON.stringify(v)}::jsonb`;
-const textList = (v: readonly string[]) => sql`(select jsonb_array_elements_text(${json(v)}))`;
+const textList = (v: readonly string[]) => sql`(select jsonb_array_elements_text(${jsonb(v)}))`;
 
 /** One company's bounces are decided one batch at a time (the soft-bounce count reads what the previous batch wrote). */
 export async function lockCompanyBounces(db: Executor, scope: string) {
@@ -48,18 +48,18 @@ type SendRow = {
 const SENDS = (where: { followups: SQL; reminders: SQL; deletions: SQL }) => sql`
   select 'followup_step' as kind, h.id, h.company_id, trim(both '<>' from h.message_id) as message_id, lower(trim(c.email)) as recipient,
          om.external_metadata->>'subject' as subject, h.sent_at::text as sent_at, f.client_id, c.name as client_name, f.id as followup_id,
-         'la relance n°' || h.step || ' (' || f.source_label || ')' as label
+         format(${SENT_LABELS.followupStep}::text, h.step, f.source_label) as label
   from followup_history h join followups f on f.id = h.followup_id left join clients c on c.id = f.client_id
   left join inbox_messages om on om.company_id = h.company_id and om.external_id = trim(both '<>' from h.message_id)
   where h.delivery in ('sent', 'unknown', 'bounced') and ${where.followups}
   union all
   select 'appointment_reminder', r.id, r.company_id, trim(both '<>' from r.message_id), lower(trim(c.email)), null, r.sent_at::text,
-         a.client_id, c.name, null, 'le rappel du rendez-vous du ' || to_char(r.start_date_time at time zone 'Europe/Paris', 'DD/MM/YYYY')
+         a.client_id, c.name, null, format(${SENT_LABELS.appointmentReminder}::text, to_char(r.start_date_time at time zone 'Europe/Paris', 'DD/MM/YYYY'))
   from appointment_reminders r join appointments a on a.id = r.appointment_id left join clients c on c.id = a.client_id
   where r.delivery in ('sent', 'unknown', 'bounced') and ${where.reminders}
   union all
   select 'deletion_email', m.id, u.company_id, trim(both '<>' from m.message_id), lower(u.email), null, m.sent_at::text, null, null, null,
-         'l''e-mail de suppression du compte'
+         ${SENT_LABELS.deletionEmail}::text
   from mail_sends m left join users u on split_part(m.key, ':', 2) ~ '^[0-9]{1,9}$' and u.id = split_part(m.key, ':', 2)::int
   where m.delivery in ('sent', 'unknown', 'bounced') and ${where.deletions}`;
 
@@ -109,7 +109,7 @@ export async function bounceHistory(db: Executor, pairs: { company_id: number; r
   if (!pairs.length) return out;
   const rows = await queryRows<{ company_id: number; recipient: string; severity: BounceSeverity }>(db, sql`
     select sb.company_id, sb.recipient, sb.severity
-    from jsonb_to_recordset(${json(pairs)}) as p(company_id int, recipient text)
+    from jsonb_to_recordset(${jsonb(pairs)}) as p(company_id int, recipient text)
     join send_bounces sb on sb.company_id = p.company_id and sb.recipient = p.recipient
     where sb.outcome in ('hard', 'soft') and sb.bounced_at >= ${since.toISOString()}::timestamptz
     order by sb.bounced_at, sb.id`);
@@ -134,7 +134,7 @@ export async function insertBounces(db: Executor, rows: BounceRow[]) {
                               effective_severity, outcome, matched_by, status_code, diagnostic, bounced_at)
     select scope, bounce_key, company_id, inbox_message_id, send_kind, send_id, client_id, recipient, severity,
            effective_severity, outcome, matched_by, status_code, diagnostic, bounced_at
-    from jsonb_to_recordset(${json(rows)}) as r(scope text, bounce_key text, company_id int, inbox_message_id int, send_kind text, send_id int,
+    from jsonb_to_recordset(${jsonb(rows)}) as r(scope text, bounce_key text, company_id int, inbox_message_id int, send_kind text, send_id int,
       client_id int, recipient text, severity text, effective_severity text, outcome text, matched_by text, status_code text, diagnostic text,
       bounced_at timestamptz)
     on conflict (scope, bounce_key) do nothing
@@ -152,7 +152,7 @@ export type BounceNotification = { company_id: number; client_id: number; recipi
 export async function applyHardBounces(db: Executor, hard: HardBounce[], notifications: BounceNotification[]) {
   if (!hard.length) return { sends: 0, held: 0, notified: 0 };
   const [r] = await queryRows<{ sends: number; held: number; notified: number }>(db, sql`
-    with b as (select * from jsonb_to_recordset(${json(hard)}) as b(send_kind text, send_id int, error text, company_id int, client_id int, recipient text)),
+    with b as (select * from jsonb_to_recordset(${jsonb(hard)}) as b(send_kind text, send_id int, error text, company_id int, client_id int, recipient text)),
     fh as (
       update followup_history h set delivery = 'bounced', error = b.error from b
       where b.send_kind = 'followup_step' and h.id = b.send_id and h.delivery in ('sent', 'unknown')
@@ -179,7 +179,7 @@ export async function applyHardBounces(db: Executor, hard: HardBounce[], notific
     n as (
       insert into notifications (company_id, user_id, type, title, message, link_url, link_text, source_type, source_id, dedupe_key)
       select company_id, null, 'EMAIL_BOUNCED', title, message, link_url, link_text, 'client', client_id, 'bounced:' || recipient
-      from jsonb_to_recordset(${json(notifications)}) as n(company_id int, client_id int, recipient text, title text, message text, link_url text, link_text text)
+      from jsonb_to_recordset(${jsonb(notifications)}) as n(company_id int, client_id int, recipient text, title text, message text, link_url text, link_text text)
       on conflict do nothing
       returning id
     )
@@ -195,7 +195,7 @@ export async function applyHardBounces(db: Executor, hard: HardBounce[], notific
 export async function applyAbsences(db: Executor, companyId: number, items: { message_id: number; email: string; until: string | null; note: string }[]) {
   if (!items.length) return 0;
   const [r] = await queryRows<{ n: number }>(db, sql`
-    with a as (select * from jsonb_to_recordset(${json(items)}) as a(message_id int, email text, until date, note text)),
+    with a as (select * from jsonb_to_recordset(${jsonb(items)}) as a(message_id int, email text, until date, note text)),
     latest as (select distinct on (email) email, until, note from a order by email, message_id desc),
     f as (
       update followups f set client_away_until = l.until, client_away_note = l.note, updated_at = now()
@@ -217,7 +217,7 @@ export async function clientsWithBouncedAddress(db: Executor, clientIds: number[
   if (!clientIds.length) return new Set();
   const rows = await queryRows<{ id: number }>(db, sql`
     select c.id from clients c
-    where c.id in (select (jsonb_array_elements_text(${json([...new Set(clientIds)])}))::int)
+    where c.id in (select (jsonb_array_elements_text(${jsonb([...new Set(clientIds)])}))::int)
       and exists (select 1 from send_bounces sb where sb.company_id = c.company_id and sb.recipient = lower(trim(c.email)) and sb.outcome = 'hard')`);
   return new Set(rows.map((r) => Number(r.id)));
 }

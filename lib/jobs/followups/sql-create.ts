@@ -3,11 +3,11 @@
  * "Create"). Set-based: one statement for every company of the run.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { queryRows, type Executor } from '../../../db/client.js';
+import { jsonb, queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import type { AutoFollowupType } from './messages.js';
-import { json, iso } from './sql.js';
+import { iso } from './sql.js';
 import { openIssuedInvoice } from '../../billing/sql.js';
 
 export type CreationConfig = { company_id: number; quotes: boolean; invoices: boolean; first_delay: number; tz: string };
@@ -29,7 +29,7 @@ export type CandidateRow = {
 function candidatesCte(cfg: CreationConfig[], now: Date): SQL {
   // step 1 is due first_delay calendar days after the anchor, in the company's zone (once: docs/followups.md)
   return sql`
-    cfg as (select * from jsonb_to_recordset(${json(cfg)}) as c(company_id int, quotes bool, invoices bool, first_delay int, tz text)),
+    cfg as (select * from jsonb_to_recordset(${jsonb(cfg)}) as c(company_id int, quotes bool, invoices bool, first_delay int, tz text)),
     candidates as (
       select i.company_id, i.client_id, 'FACTURE_IMPAYEE'::followuptype as type, 'invoice'::text as source_type, i.id as source_id,
              'Facture ' || i.number as source_label,

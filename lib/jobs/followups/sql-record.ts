@@ -4,8 +4,8 @@
  * refused one (back-off, notification after the last try). docs/followups.md, "Send and record".
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { queryRows, withTransientRetry, type Executor } from '../../../db/client.js';
-import { json, iso } from './sql.js';
+import { jsonb, queryRows, withTransientRetry, type Executor } from '../../../db/client.js';
+import { iso } from './sql.js';
 
 export type SentRecord = {
   followupId: number; step: number; companyId: number; clientId: number;
@@ -49,7 +49,7 @@ async function recordSentStatement(db: Executor, records: SentRecord[], now: Dat
   const out = await queryRows<{ followup_id: number | null; step: number | null; handed_id: number | null }>(db, sql`
     with handed as (${handOver ?? sql`select null::int as id where false`}),
     r as (
-      select * from jsonb_to_recordset(${json(rows)}) as r(followup_id int, step int, company_id int, client_id int,
+      select * from jsonb_to_recordset(${jsonb(rows)}) as r(followup_id int, step int, company_id int, client_id int,
         next_status text, next_due timestamptz, subject text, from_name text, from_email text,
         external_id text, in_reply_to text)
     ),

@@ -4,7 +4,7 @@
  * per batch whatever its size. Lists travel as one jsonb parameter (the same on pg, Neon, PGlite).
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { queryRows, type Executor } from '../../../db/client.js';
+import { jsonb, queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import type { AutoFollowupType } from './messages.js';
@@ -15,8 +15,6 @@ import { AUTOMATIC_SENDER_NAME } from './messages.js';
 import { countRecentBounces, resumeBouncedFollowups } from '../../bounces/sql.js';
 export { clientsWithBouncedAddress } from '../../bounces/sql.js';
 
-/** A list or object as one jsonb parameter. */
-export const json = (v: unknown) => sql`${JSON.stringify(v)}::jsonb`;
 /** An instant as a timestamptz parameter. */
 export const iso = (d: Date) => sql`${d.toISOString()}::timestamptz`;
 
@@ -53,7 +51,7 @@ export async function holdUnknownSteps(db: Executor, historyIds: number[]) {
   const rows = await queryRows<{ n: number }>(db, sql`
     with held as (
       update followups f set status = 'EN_ATTENTE', updated_at = now()
-      where f.id in (select h.followup_id from followup_history h where h.id in (select (jsonb_array_elements_text(${json(historyIds)}))::int))
+      where f.id in (select h.followup_id from followup_history h where h.id in (select (jsonb_array_elements_text(${jsonb(historyIds)}))::int))
         and f.status = 'A_FAIRE'
       returning f.id
     )
@@ -101,7 +99,7 @@ export async function lockQuotaCompanies(db: Executor, companyIds: number[]) {
   if (!companyIds.length) return;
   await db.execute(sql`
     select c.id from companies c left join subscriptions s on s.company_id = c.id
-    where c.id in (select (jsonb_array_elements_text(${json(companyIds)}))::int)
+    where c.id in (select (jsonb_array_elements_text(${jsonb(companyIds)}))::int)
       and coalesce(s.plan, 'STARTER') = 'STARTER'
     order by c.id for no key update of c`);
 }
@@ -131,7 +129,7 @@ export type LoadedBatch = {
 export async function loadBatch(db: Executor, due: DueRow[]): Promise<LoadedBatch> {
   const keys = due.map((d) => ({ id: d.id, company_id: d.company_id, client_id: d.client_id, source_type: d.source_type, source_id: d.source_id }));
   const rows = await queryRows<LoadedBatch>(db, sql`
-    with ids as (select * from jsonb_to_recordset(${json(keys)}) as x(id int, company_id int, client_id int, source_type text, source_id int))
+    with ids as (select * from jsonb_to_recordset(${jsonb(keys)}) as x(id int, company_id int, client_id int, source_type text, source_id int))
     select
       (select coalesce(json_agg(json_build_object(
           'id', c.id, 'name', c.name, 'is_active', c.is_active, 'settings', s.settings, 'plan', sub.plan,
@@ -176,7 +174,7 @@ export async function countSentThisPeriod(db: Executor, periods: { company_id: n
   if (!periods.length) return new Map<number, number>();
   const rows = await queryRows<{ company_id: number; n: number }>(db, sql`
     select p.company_id, count(h.id)::int as n
-    from jsonb_to_recordset(${json(periods)}) as p(company_id int, "from" timestamptz, "to" timestamptz)
+    from jsonb_to_recordset(${jsonb(periods)}) as p(company_id int, "from" timestamptz, "to" timestamptz)
     join followup_history h on h.company_id = p.company_id and h.sent_at >= p."from" and h.sent_at < p."to"
       and (h.delivery is null or h.delivery <> 'failed')
     group by p.company_id`);
@@ -193,7 +191,7 @@ export type ClaimRequest = { followup_id: number; company_id: number; step: numb
 export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: number[], now: Date, maxAttempts: number, runId: string) {
   if (!claims.length && !stops.length) return [];
   return queryRows<{ id: number; followup_id: number; step: number; attempts: number }>(db, sql`
-    with sends as (select * from jsonb_to_recordset(${json(claims)})
+    with sends as (select * from jsonb_to_recordset(${jsonb(claims)})
                    as s(followup_id int, company_id int, step int, message text, message_id text, retry bool)),
     new_claims as (
       insert into followup_history (followup_id, company_id, message, message_type, status, sent_by_name, sent_at,
@@ -214,7 +212,7 @@ export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: n
     ),
     stopped as (
       update followups f set status = 'FAIT', updated_at = now()
-      where f.id in (select (jsonb_array_elements_text(${json(stops)}))::int) and f.status = 'A_FAIRE'
+      where f.id in (select (jsonb_array_elements_text(${jsonb(stops)}))::int) and f.status = 'A_FAIRE'
       returning f.id
     )
     select id, followup_id, step, attempts from new_claims
