@@ -11,7 +11,7 @@ import type { Absence } from './absence.js';
 import { CLOCK_SKEW_MS, MATCH_WINDOW_DAYS, SOFT_HISTORY_DAYS, decideBounces, type BounceEvidence } from './match.js';
 import { bounceNotification, bounceReason, bouncedSendError } from './messages.js';
 import {
-  applyAbsences, applyHardBounces, bounceHistory, candidateSends, insertBounces, lockCompanyBounces, pendingReports,
+  applyAbsences, applyHardBounces, bounceHistory, candidateSends, companiesWithPendingReports, insertBounces, lockCompanyBounces, pendingReports,
   type BounceNotification, type BounceRow, type HardBounce, type PendingReport,
 } from './sql.js';
 import type { StoredBounce } from './facts.js';
@@ -131,7 +131,15 @@ export async function processCompanyReports(db: Db, companyId: number, frontendU
  */
 export async function processReportsOf(db: Db, companyIds: Iterable<number>, frontendUrl: string, log: Logger): Promise<BounceCounts & { errors: number }> {
   const total = { ...noBounces(), errors: 0 };
-  for (const companyId of new Set(companyIds)) {
+  // most syncs import no report: one statement finds the companies that have one to act on
+  let pending: number[];
+  try {
+    pending = await companiesWithPendingReports(db, [...new Set(companyIds)], PENDING_DAYS);
+  } catch (err) {
+    log.error({ err: (err as Error).message }, 'bounce processing failed; the next run retries');
+    return { ...total, errors: 1 };
+  }
+  for (const companyId of pending) {
     try {
       addBounces(total, await processCompanyReports(db, companyId, frontendUrl));
     } catch (err) {

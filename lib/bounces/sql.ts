@@ -31,13 +31,30 @@ export async function pendingReports(db: Executor, companyId: number, sinceDays:
     select im.id, im.external_id, im.kind, coalesce(least(im.sent_at, im.created_at), im.created_at)::text as at, im.from_email,
            im.external_metadata->>'subject' as subject, im.external_metadata->'bounce' as bounce, im.external_metadata->'absence' as absence
     from inbox_messages im
-    where im.company_id = ${companyId} and im.kind in ('bounce', 'auto_reply')
-      and im.created_at >= now() - make_interval(days => ${sinceDays}) and im.external_id is not null
-      and case when im.kind = 'bounce'
-            then im.external_metadata ? 'bounce' and not exists (select 1 from send_bounces sb where sb.scope = ${`company:${companyId}`} and sb.bounce_key = im.external_id)
-            else im.external_metadata ? 'absence' and not im.external_metadata ? 'absence_applied' end
+    where im.company_id = ${companyId} and ${isPendingReport(sinceDays)}
     order by im.id
     limit ${limit}`);
+}
+
+/**
+ * A delivery report (`im`, an inbox_messages row) not acted on yet: a bounce without its
+ * send_bounces row, or an auto-reply whose announced return is not copied yet; recent only.
+ */
+function isPendingReport(sinceDays: number): SQL {
+  return sql`im.kind in ('bounce', 'auto_reply')
+      and im.created_at >= now() - make_interval(days => ${sinceDays}) and im.external_id is not null
+      and case when im.kind = 'bounce'
+            then im.external_metadata ? 'bounce' and not exists (select 1 from send_bounces sb where sb.scope = 'company:' || im.company_id and sb.bounce_key = im.external_id)
+            else im.external_metadata ? 'absence' and not im.external_metadata ? 'absence_applied' end`;
+}
+
+/** Which of these companies have a delivery report to act on: one statement, before any per-company transaction. */
+export async function companiesWithPendingReports(db: Executor, companyIds: number[], sinceDays: number): Promise<number[]> {
+  if (!companyIds.length) return [];
+  const rows = await queryRows<{ company_id: number }>(db, sql`
+    select distinct im.company_id from inbox_messages im
+    where im.company_id in (select (jsonb_array_elements_text(${jsonb(companyIds)}))::int) and ${isPendingReport(sinceDays)}`);
+  return rows.map((r) => Number(r.company_id));
 }
 
 type SendRow = {
