@@ -6,13 +6,12 @@
  * Cursor and lease: `bounce_mailbox_cursors`. docs/bounces.md.
  */
 import type { ConnectionOptions } from 'node:tls';
-import { sql } from 'drizzle-orm';
-import { queryRows } from '../../db/client.js';
 import { budgetSpent, type JobContext } from '../cron/types.js';
 import { closeSession, connectAndLogin, examineFolder, ImapDeadline, searchUidsFrom, searchUidsSince, streamSources } from '../jobs/inbox-sync/imap.js';
 import { parseMessage } from '../jobs/inbox-sync/parse.js';
 import { actOnBounces, evidenceOf, noBounces, type BounceCounts } from './act.js';
 import type { BounceEvidence } from './match.js';
+import { claimBounceMailbox, releaseBounceMailbox } from './sql.js';
 
 /** Messages read per run: a bounce mailbox gets a few a day; a backlog is worked off over runs. */
 export const PLATFORM_BATCH = 200;
@@ -41,11 +40,7 @@ export async function syncPlatformBounces(ctx: JobContext, tls?: ConnectionOptio
   if (!url || ctx.dryRun) return { ...noBounces(), read: 0, status: 'not_configured' };
   const box = parseBounceImapUrl(url);
   const leaseSec = Math.max(60, Math.ceil((ctx.deadline - Date.now()) / 1000)) + LEASE_EXTRA_SEC;
-  await ctx.db.execute(sql`insert into bounce_mailbox_cursors (mailbox) values (${box.key}) on conflict do nothing`);
-  const [cursor] = await queryRows<{ uid_validity: string | null; last_uid: string | null }>(ctx.db, sql`
-    update bounce_mailbox_cursors set lease_until = now() + make_interval(secs => ${leaseSec})
-    where mailbox = ${box.key} and (lease_until is null or lease_until < now())
-    returning uid_validity::text, last_uid::text`);
+  const cursor = await claimBounceMailbox(ctx.db, box.key, leaseSec);
   if (!cursor) return { ...noBounces(), read: 0, status: 'busy' };
   const result: PlatformResult = { ...noBounces(), read: 0, status: 'ok' };
   const deadline = new ImapDeadline(ctx.deadline - RESERVE_MS);
@@ -90,11 +85,7 @@ export async function syncPlatformBounces(ctx: JobContext, tls?: ConnectionOptio
     ctx.log.warn({ mailbox: 'bounce mailbox', err: result.error }, 'bounce mailbox not read');
   } finally {
     deadline.disarm();
-    await ctx.db.execute(sql`
-      update bounce_mailbox_cursors set lease_until = null, updated_at = now(),
-        uid_validity = ${next ? next.uidValidity : sql`uid_validity`}, last_uid = ${next ? next.lastUid : sql`last_uid`},
-        last_sync_at = ${next ? sql`now()` : sql`last_sync_at`}, last_error = ${result.error ?? null}
-      where mailbox = ${box.key}`).catch(() => {});
+    await releaseBounceMailbox(ctx.db, box.key, next, result.error ?? null).catch(() => {});
   }
   return result;
 }

@@ -1,15 +1,13 @@
 /** Appointment reminders are not sent to an address that bounced hard (docs/bounces.md). */
-import { sql } from 'drizzle-orm';
-import { queryRows, type Executor } from '../../db/client.js';
+import type { Executor } from '../../db/client.js';
+import { hardBouncedPairs } from './sql.js';
 
 /** Sets `clientAddressBounced` on the candidates whose client address is known bounced hard in their company: one statement. */
 export async function markBouncedRecipients(db: Executor, candidates: { companyId: number; clientEmail: string | null; clientAddressBounced?: boolean }[]) {
   const pairs = [...new Map(candidates.filter((c) => c.clientEmail?.trim())
     .map((c) => [`${c.companyId}:${c.clientEmail!.trim().toLowerCase()}`, { company_id: c.companyId, recipient: c.clientEmail!.trim().toLowerCase() }])).values()];
   if (!pairs.length) return 0;
-  const rows = await queryRows<{ company_id: number; recipient: string }>(db, sql`
-    select distinct p.company_id, p.recipient from jsonb_to_recordset(${JSON.stringify(pairs)}::jsonb) as p(company_id int, recipient text)
-    where exists (select 1 from send_bounces sb where sb.company_id = p.company_id and sb.recipient = p.recipient and sb.outcome = 'hard')`);
+  const rows = await hardBouncedPairs(db, pairs);
   const bounced = new Set(rows.map((r) => `${r.company_id}:${r.recipient}`));
   let n = 0;
   for (const c of candidates) {

@@ -265,3 +265,29 @@ export async function countRecentBounces(db: Executor, hours: number, where: SQL
     from send_bounces sb where sb.created_at >= now() - make_interval(hours => ${hours}) and ${where}`);
   return r;
 }
+
+/** Of these (company, address) pairs, the ones known bounced hard in their company. */
+export async function hardBouncedPairs(db: Executor, pairs: { company_id: number; recipient: string }[]) {
+  return queryRows<{ company_id: number; recipient: string }>(db, sql`
+    select distinct p.company_id, p.recipient from jsonb_to_recordset(${jsonb(pairs)}) as p(company_id int, recipient text)
+    where exists (select 1 from send_bounces sb where sb.company_id = p.company_id and sb.recipient = p.recipient and sb.outcome = 'hard')`);
+}
+
+/** The platform bounce mailbox's cursor, claimed with its lease (undefined: another run reads it). */
+export async function claimBounceMailbox(db: Executor, mailbox: string, leaseSec: number) {
+  await db.execute(sql`insert into bounce_mailbox_cursors (mailbox) values (${mailbox}) on conflict do nothing`);
+  const [cursor] = await queryRows<{ uid_validity: string | null; last_uid: string | null }>(db, sql`
+    update bounce_mailbox_cursors set lease_until = now() + make_interval(secs => ${leaseSec})
+    where mailbox = ${mailbox} and (lease_until is null or lease_until < now())
+    returning uid_validity::text, last_uid::text`);
+  return cursor;
+}
+
+/** Releases the platform bounce mailbox, with the cursor it reached (null: unchanged) and the last error. */
+export async function releaseBounceMailbox(db: Executor, mailbox: string, next: { uidValidity: number; lastUid: number } | null, error: string | null) {
+  await db.execute(sql`
+    update bounce_mailbox_cursors set lease_until = null, updated_at = now(),
+      uid_validity = ${next ? next.uidValidity : sql`uid_validity`}, last_uid = ${next ? next.lastUid : sql`last_uid`},
+      last_sync_at = ${next ? sql`now()` : sql`last_sync_at`}, last_error = ${error}
+    where mailbox = ${mailbox}`);
+}
