@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
@@ -34,6 +35,45 @@ export const jsonb = (v: unknown): SQL => sql`${JSON.stringify(v)}::jsonb`;
 /** Rows of a raw statement; the three drivers all answer `{ rows }`. */
 export async function queryRows<T = Record<string, unknown>>(db: Executor, query: SQL): Promise<T[]> {
   const res = (await db.execute(query)) as unknown as { rows: T[] };
+  return res.rows;
+}
+
+/**
+ * What `preparedRows` needs of drizzle's database object: its dialect (SQL → text and parameters)
+ * and its session (runs a query under a statement name). Both exist on a database and on a
+ * transaction, for the three drivers (drizzle-orm 0.45).
+ */
+type NamedStatementRunner = {
+  dialect: { sqlToQuery(query: SQL): { sql: string; params: unknown[] } };
+  session: { prepareQuery(query: { sql: string; params: unknown[] }, fields: undefined, name: string, arrayMode: boolean): { execute(): Promise<unknown> } };
+};
+
+/** Statement names by text; the hot statements are a few dozen texts, the cap only bounds a mistake. */
+const statementNames = new Map<string, string>();
+const STATEMENT_NAMES_CAP = 1_000;
+
+/** A name that is a function of the text: a name never stands for two texts on one connection. */
+function statementName(text: string): string {
+  let name = statementNames.get(text);
+  if (!name) {
+    if (statementNames.size >= STATEMENT_NAMES_CAP) statementNames.clear();
+    name = `lk_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`;
+    statementNames.set(text, name);
+  }
+  return name;
+}
+
+/**
+ * Rows of a statement the hot path runs many times per run (a claim, a record, a hand-over): run
+ * as a named prepared statement, so PostgreSQL parses and plans it once per connection instead of
+ * every time (docs/sending.md, "Cost of a statement"). The text must not embed values that vary
+ * (they are parameters: lists travel as one jsonb). node-postgres and Neon keep the statement per
+ * connection (Neon's pooler tracks protocol-level prepared statements); PGlite runs it unnamed.
+ */
+export async function preparedRows<T = Record<string, unknown>>(db: Executor, query: SQL): Promise<T[]> {
+  const { dialect, session } = db as unknown as NamedStatementRunner;
+  const built = dialect.sqlToQuery(query);
+  const res = (await session.prepareQuery(built, undefined, statementName(built.sql), false).execute()) as { rows: T[] };
   return res.rows;
 }
 

@@ -16,7 +16,7 @@
  * `claimed_by` (the cron_runs id), `handed_at` and `error`.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { queryRows, type Executor } from '../../db/client.js';
+import { preparedRows, queryRows, type Executor } from '../../db/client.js';
 import type { Logger } from '../log.js';
 import { MailError, classifySmtpError, type MailSender, type OutgoingMail } from './transport.js';
 
@@ -141,7 +141,7 @@ function handoverWriter(o: ClaimedSendOptions) {
       const batch = pending;
       pending = [];
       try {
-        const rows = await queryRows<{ id: number }>(o.db, handOverStatement(o.table, o.runId, batch.map((b) => b.id)));
+        const rows = await preparedRows<{ id: number }>(o.db, handOverStatement(o.table, o.runId, batch.map((b) => b.id)));
         const mine = new Set(rows.map((r) => Number(r.id)));
         for (const b of batch) {
           if (mine.has(b.id)) b.resolve();

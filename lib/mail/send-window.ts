@@ -10,7 +10,7 @@
  * SMTP once its hand-over is committed; its body needs no further wait.
  */
 import type { SQL } from 'drizzle-orm';
-import { queryRows } from '../../db/client.js';
+import { preparedRows } from '../../db/client.js';
 import {
   MIN_TRANSACTION_MS, classifyFailure, createClaimedSend, handOverStatement,
   type ClaimedSendOptions, type SendOutcome,
@@ -86,7 +86,7 @@ export function createSendWindow<R>(o: SendWindowOptions<R>): SendWindow<R> {
     try {
       const handed = new Set((records.length
         ? await o.recordAndHandOver(records.map((e) => e.record), handOver)
-        : (await queryRows<{ id: number }>(o.db, handOver!)).map((r) => r.id)).map(Number));
+        : (await preparedRows<{ id: number }>(o.db, handOver!)).map((r) => r.id)).map(Number));
       for (const e of records) e.settle({ state: 'sent' });
       for (const e of handing) {
         if (handed.has(e.claimId)) startSmtp(e);

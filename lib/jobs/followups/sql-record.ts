@@ -4,7 +4,7 @@
  * refused one (back-off, notification after the last try). docs/followups.md, "Send and record".
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { jsonb, queryRows, withTransientRetry, type Executor } from '../../../db/client.js';
+import { jsonb, preparedRows, queryRows, withTransientRetry, type Executor } from '../../../db/client.js';
 import { iso } from './sql.js';
 
 export type SentRecord = {
@@ -46,7 +46,7 @@ async function recordSentStatement(db: Executor, records: SentRecord[], now: Dat
     next_status: r.nextStatus, next_due: r.nextDueDate.toISOString(), subject: r.subject,
     from_name: r.fromName, from_email: r.fromEmail, external_id: r.externalId, in_reply_to: r.inReplyTo,
   }));
-  const out = await queryRows<{ followup_id: number | null; step: number | null; handed_id: number | null }>(db, sql`
+  const out = await preparedRows<{ followup_id: number | null; step: number | null; handed_id: number | null }>(db, sql`
     with handed as (${handOver ?? sql`select null::int as id where false`}),
     r as (
       select * from jsonb_to_recordset(${jsonb(rows)}) as r(followup_id int, step int, company_id int, client_id int,

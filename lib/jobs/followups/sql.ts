@@ -4,7 +4,7 @@
  * per batch whatever its size. Lists travel as one jsonb parameter (the same on pg, Neon, PGlite).
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { jsonb, queryRows, type Executor } from '../../../db/client.js';
+import { jsonb, preparedRows, queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import type { AutoFollowupType } from './messages.js';
@@ -78,7 +78,7 @@ export type Cursor = { dueKey: string; id: number } | null;
  * transaction) rows another invocation holds are skipped, never waited for.
  */
 export async function selectDue(db: Executor, scope: Scope, now: Date, cursor: Cursor, limit: number, lock: boolean) {
-  return queryRows<DueRow>(db, sql`
+  return preparedRows<DueRow>(db, sql`
     select f.id, f.company_id, f.client_id, f.type, f.source_type, f.source_id, f.source_label, f.due_date, f.created_at,
            f.due_date::text as due_key
     from followups f
@@ -97,7 +97,7 @@ export async function selectDue(db: Executor, scope: Scope, now: Date, cursor: C
  */
 export async function lockQuotaCompanies(db: Executor, companyIds: number[]) {
   if (!companyIds.length) return;
-  await db.execute(sql`
+  await preparedRows(db, sql`
     select c.id from companies c left join subscriptions s on s.company_id = c.id
     where c.id in (select (jsonb_array_elements_text(${jsonb(companyIds)}))::int)
       and coalesce(s.plan, 'STARTER') = 'STARTER'
@@ -128,7 +128,7 @@ export type LoadedBatch = {
  */
 export async function loadBatch(db: Executor, due: DueRow[]): Promise<LoadedBatch> {
   const keys = due.map((d) => ({ id: d.id, company_id: d.company_id, client_id: d.client_id, source_type: d.source_type, source_id: d.source_id }));
-  const rows = await queryRows<LoadedBatch>(db, sql`
+  const rows = await preparedRows<LoadedBatch>(db, sql`
     with ids as (select * from jsonb_to_recordset(${jsonb(keys)}) as x(id int, company_id int, client_id int, source_type text, source_id int))
     select
       (select coalesce(json_agg(json_build_object(
@@ -172,7 +172,7 @@ export async function loadBatch(db: Executor, due: DueRow[]): Promise<LoadedBatc
 /** History rows that count against the monthly quota: manual and automatic, not failed tries. */
 export async function countSentThisPeriod(db: Executor, periods: { company_id: number; from: string; to: string }[]) {
   if (!periods.length) return new Map<number, number>();
-  const rows = await queryRows<{ company_id: number; n: number }>(db, sql`
+  const rows = await preparedRows<{ company_id: number; n: number }>(db, sql`
     select p.company_id, count(h.id)::int as n
     from jsonb_to_recordset(${jsonb(periods)}) as p(company_id int, "from" timestamptz, "to" timestamptz)
     join followup_history h on h.company_id = p.company_id and h.sent_at >= p."from" and h.sent_at < p."to"
@@ -190,7 +190,7 @@ export type ClaimRequest = { followup_id: number; company_id: number; step: numb
  */
 export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: number[], now: Date, maxAttempts: number, runId: string) {
   if (!claims.length && !stops.length) return [];
-  return queryRows<{ id: number; followup_id: number; step: number; attempts: number }>(db, sql`
+  return preparedRows<{ id: number; followup_id: number; step: number; attempts: number }>(db, sql`
     with sends as (select * from jsonb_to_recordset(${jsonb(claims)})
                    as s(followup_id int, company_id int, step int, message text, message_id text, retry bool)),
     new_claims as (
