@@ -37,9 +37,28 @@ export const ADDRESS_PROBLEM_TEXT: Record<AddressProblem, string> = {
   too_long: 'is longer than SMTP allows',
 };
 
+/**
+ * Verdicts by raw value: a run checks the same addresses several times (each client when planned
+ * and again when sent, the same sender for every email), and the parser is the costliest step
+ * of planning an email. Bounded: cleared when full.
+ */
+const verdicts = new Map<string, AddressCheck>();
+const VERDICTS_CAP = 10_000;
+
 /** One addr-spec, trimmed of surrounding spaces; anything else is refused with a reason. */
 export function checkSingleAddress(raw: unknown): AddressCheck {
-  if (typeof raw !== 'string' || raw.trim() === '') return { ok: false, reason: 'empty' };
+  if (typeof raw !== 'string') return { ok: false, reason: 'empty' };
+  let verdict = verdicts.get(raw);
+  if (!verdict) {
+    if (verdicts.size >= VERDICTS_CAP) verdicts.clear();
+    verdict = parseSingleAddress(raw);
+    verdicts.set(raw, Object.freeze(verdict));
+  }
+  return verdict;
+}
+
+function parseSingleAddress(raw: string): AddressCheck {
+  if (raw.trim() === '') return { ok: false, reason: 'empty' };
   if (CONTROL.test(raw)) return { ok: false, reason: 'control_characters' };
   const value = raw.trim();
   let parsed: ReturnType<typeof addressparser>;

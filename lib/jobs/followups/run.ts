@@ -23,6 +23,11 @@ import { addDays, loadPostgresZones } from '../../time/zone.js';
  */
 export const BATCH_SIZE = 200;
 /**
+ * The first claim of a run is one send window: its emails reach SMTP after a claim a tenth as
+ * long, so the connections (TLS, greeting, login) open while the next, full batch is claimed.
+ */
+export const FIRST_BATCH_SIZE = 20;
+/**
  * Emails handed over and not yet recorded, at most (the send window): enough to keep every pooled
  * connection busy while half of them wait for their record, and the bound on what a crash can
  * leave `unknown` (docs/sending.md).
@@ -191,7 +196,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
 
       // the claim: lock due rows (skipping others' locks), load fresh facts, decide, write the claims
       const owned = await db.transaction(async (tx) => {
-        const due = await selectDue(tx, scope, now, cursor, BATCH_SIZE, true);
+        const due = await selectDue(tx, scope, now, cursor, cursor === null ? FIRST_BATCH_SIZE : BATCH_SIZE, true);
         if (!due.length) return null;
         cursor = { dueKey: due[due.length - 1].due_key!, id: due[due.length - 1].id };
         stats.due += due.length;

@@ -54,9 +54,14 @@ async function recordSentStatement(db: Executor, records: SentRecord[], now: Dat
         external_id text, in_reply_to text)
     ),
     h0 as (
-      select h.id, r.* from followup_history h join r on h.followup_id = r.followup_id and h.step = r.step
-      where h.delivery in ('sending', 'unknown')
-      order by h.id for update of h
+      -- one unique-key lookup per record, whatever the planner thinks of the table's size (a
+      -- hash join over the whole history was its choice on a freshly filled table); rows are
+      -- locked in the records' order, the same (company, client, follow-up) order in every statement
+      select h.id, r.* from r cross join lateral (
+        select x.id from followup_history x
+        where x.followup_id = r.followup_id and x.step = r.step and x.delivery in ('sending', 'unknown')
+        for update
+      ) h
     ),
     conv_existing as (
       select distinct on (c.company_id, c.client_id) c.company_id, c.client_id, c.id from conversations c
