@@ -6,7 +6,7 @@ import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { Config } from '../config.js';
 import { checkSingleAddress, describeAddressProblem } from './address.js';
 import { envelopeSender } from '../bounces/verp.js';
-import { WATCH_KEY, deadlineSignals, watchPlugin, type SendWatch } from './send-watch.js';
+import { WATCH_KEY, deadlineCut, watchPlugin, type SendWatch } from './send-watch.js';
 
 export type OutgoingMail = {
   from: string;
@@ -87,6 +87,8 @@ export class MailError extends Error {
   }
 }
 
+const DEADLINE_CUT_TEXT = 'the SMTP transaction did not end before the run deadline';
+
 export function classifySmtpError(err: unknown, stage: SendStage = 'queued'): MailError {
   if (err instanceof MailError) return err;
   const e = err as { code?: string; name?: string; responseCode?: number; message?: string; response?: string };
@@ -95,7 +97,7 @@ export function classifySmtpError(err: unknown, stage: SendStage = 'queued'): Ma
   if (rc !== undefined && rc >= 500) return new MailError(e.code === 'EAUTH' ? 'smtp_auth' : 'smtp_rejected', message, true, rc, stage);
   if (rc !== undefined && rc >= 400) return new MailError('smtp_temporary', message, false, rc, stage);
   if (e.code === 'EAUTH') return new MailError('smtp_auth', message, true, rc, stage);
-  if (e.name === 'AbortError' || e.code === 'ABORT_ERR') return new MailError('smtp_deadline', 'the SMTP transaction did not end before the run deadline', false, undefined, stage);
+  if (e.name === 'AbortError' || e.code === 'ABORT_ERR') return new MailError('smtp_deadline', DEADLINE_CUT_TEXT, false, undefined, stage);
   if (e.code === 'ETIMEDOUT') return new MailError('smtp_timeout', message, false, undefined, stage);
   return new MailError('smtp_connection', message, false, undefined, stage);
 }
@@ -163,37 +165,45 @@ function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefin
   // (awaiting the import before assigning gave each of them its own pool, its own connections,
   // and close() only closed the last one)
   let transport: Promise<Transporter> | undefined;
-  const deadlines = deadlineSignals();
+  const closeTransport = () => {
+    const t = transport;
+    transport = undefined;
+    void t?.then((x) => (x.close as (o?: { force?: boolean }) => void)({ force: true }), () => {});
+  };
+  // at the deadline the pool is closed: a queued message fails at once, a delivering connection
+  // is cut (before DATA → nothing delivered; after → maybe, `unknown`)
+  const deadline = deadlineCut(closeTransport);
   return {
     kind: 'smtp',
     async send(mail, opts = {}) {
       const m = applyRedirect(assertSingleRecipients(mail), redirectTo);
       const watch: SendWatch = { stage: 'queued', beforeData: opts.beforeData };
-      let signal: AbortSignal | undefined;
+      let generation = deadline.current();
       try {
         if (opts.deadlineAt !== undefined) {
           if (opts.deadlineAt - Date.now() <= 0) throw new MailError('smtp_deadline', 'no time left before the run deadline', false, undefined, 'queued');
-          // the pool closes the connection of an aborted delivery, or drops it from its queue
-          signal = deadlines.at(opts.deadlineAt);
+          generation = deadline.arm(opts.deadlineAt);
         }
         transport ??= loadNodemailer().then((nm) => {
           const t = nm.createTransport(options);
           t.use('stream', watchPlugin as unknown as Parameters<Transporter['use']>[1]);
           return t;
         });
+        const pool = transport;
         // the envelope sender (Return-Path) is where bounces go: BOUNCE_ADDRESS, VERP or not (docs/bounces.md)
         const envelope: Mail.Options = envelopeFrom ? { envelope: { from: envelopeFrom(m), to: [m.to] } } : {};
-        const info = await (await transport).sendMail({ ...toNodemailer(m), ...envelope, ...(signal ? { signal } : {}), [WATCH_KEY]: watch } as Mail.Options);
+        const info = await (await pool).sendMail({ ...toNodemailer(m), ...envelope, [WATCH_KEY]: watch } as Mail.Options);
         if (info.rejected?.length) throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true, undefined, watch.stage);
         return { messageId: m.messageId, via: 'smtp', response: String(info.response ?? '') };
       } catch (err) {
+        if (!(err instanceof MailError) && deadline.wasCut(generation)) throw new MailError('smtp_deadline', DEADLINE_CUT_TEXT, false, undefined, watch.stage);
         throw classifySmtpError(err, watch.stage);
       }
     },
     // force: a connection stuck in a transaction past the deadline must not outlive the run
     close: () => {
-      deadlines.clear();
-      void transport?.then((t) => (t.close as (o?: { force?: boolean }) => void)({ force: true }), () => {});
+      deadline.clear();
+      closeTransport();
     },
   };
 }
