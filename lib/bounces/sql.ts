@@ -4,7 +4,7 @@
  * what makes a bounce act once.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { jsonb, preparedRows, queryRows, type Executor } from '../../db/client.js';
+import { jsonb, queryRows, type Executor } from '../../db/client.js';
 import type { BounceSeverity } from '../jobs/inbox-sync/bounces.js';
 import type { SendRef } from './match.js';
 import { SENT_LABELS } from './messages.js';
@@ -229,15 +229,14 @@ export async function applyAbsences(db: Executor, companyId: number, items: { me
   return r.n;
 }
 
-/** Of these clients, the ones whose current address is known bounced hard (their emails wait). */
-export async function clientsWithBouncedAddress(db: Executor, clientIds: number[]): Promise<Set<number>> {
-  if (!clientIds.length) return new Set();
-  const rows = await preparedRows<{ id: number }>(db, sql`
-    select c.id from clients c
-    where c.id in (select (jsonb_array_elements_text(${jsonb([...new Set(clientIds)])}))::int)
-      and exists (select 1 from send_bounces sb where sb.company_id = c.company_id and sb.recipient = lower(trim(c.email)) and sb.outcome = 'hard')`);
-  return new Set(rows.map((r) => Number(r.id)));
-}
+/**
+ * Of the clients `clientIds` (a subquery of ids), the ones whose current address is known bounced
+ * hard (their emails wait): a subquery, part of the statement that loads a batch's facts.
+ */
+export const clientsWithBouncedAddress = (clientIds: SQL): SQL => sql`
+  select c.id from clients c
+  where c.id in (${clientIds})
+    and exists (select 1 from send_bounces sb where sb.company_id = c.company_id and sb.recipient = lower(trim(c.email)) and sb.outcome = 'hard')`;
 
 /**
  * Follow-ups on hold because of a bounce whose client has a new address since: back to `A_FAIRE`

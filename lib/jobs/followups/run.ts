@@ -7,7 +7,7 @@ import { budgetSpent, type ItemError, type JobContext, type JobResult } from '..
 import { sweepClaims } from '../../mail/claimed-send.js';
 import { createSendWindow, type SendWindow } from '../../mail/send-window.js';
 import { MAX_ATTEMPTS_PER_STEP, afterFailure, afterSent, monthlyQuota, quotaPeriodStart, type CompanyFacts, type FollowupFacts } from './plan.js';
-import { FOLLOWUP_CLAIMS, claimScope, clientsWithBouncedAddress, countDue, recentFollowupBounces, resumeAfterBounce, countSentThisPeriod, holdUnknownSteps, loadBatch, lockQuotaCompanies, selectDue, writeClaims,
+import { FOLLOWUP_CLAIMS, claimScope, countDue, recentFollowupBounces, resumeAfterBounce, countSentThisPeriod, holdUnknownSteps, loadBatch, selectDue, writeClaims,
   type ClaimRequest, type Cursor, type DueRow, type LoadedBatch } from './sql.js';
 import { createFollowups, loadCreationCompanies, previewCreations, type CreationConfig } from './sql-create.js';
 import { recordFailed, recordSentBatch, type SentRecord } from './sql-record.js';
@@ -126,6 +126,7 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
   let cursor: Cursor = null;
   let partial = false;
   let virtualDone = false;
+  let lastBatch = false;
   const window = createSendWindow<SentRecord>({
     db, table: FOLLOWUP_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log,
     size: SEND_CONCURRENCY, group: SEND_GROUP,
@@ -145,8 +146,9 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
       const stops: number[] = [];
 
       /** Plans a loaded batch (pure), then checks the mailbox credentials of its sends. */
-      const decide = (due: DueRow[], loaded: LoadedBatch, sentThisMonth: Map<number, number>, bounced: Set<number>) => {
+      const decide = (due: DueRow[], loaded: LoadedBatch, sentThisMonth: Map<number, number>) => {
         const facts = buildFacts(due, loaded, settingsOf, sentThisMonth);
+        const bounced = new Set(loaded.bounced.map(Number));
         for (const f of facts) f.clientAddressBounced = bounced.has(f.followup.clientId); // docs/bounces.md
         const batch = planBatch(facts, loaded, now,
           { mailFrom: config.MAIL_FROM, frontendUrl: config.FRONTEND_URL }, nextAfterSent);
@@ -181,10 +183,10 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
         else if (due.length) cursor = { dueKey: due[due.length - 1].due_key!, id: due[due.length - 1].id };
         if (!due.length) break;
         stats.due += due.length;
-        const loaded = await loadBatch(db, due);
+        const loaded = await loadBatch(db, due, { lockQuota: false });
         const counts = await countQuota(db, loaded);
         for (const [id, n] of plannedPerCompany) counts.set(id, (counts.get(id) ?? 0) + n);
-        decide(due, loaded, counts, await clientsWithBouncedAddress(db, due.map((d) => d.client_id)));
+        decide(due, loaded, counts);
         for (const p of prepared) {
           plannedPerCompany.set(p.facts.company.id, (plannedPerCompany.get(p.facts.company.id) ?? 0) + 1);
           bump(stats.via, p.sender.kind);
@@ -194,15 +196,18 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
         continue;
       }
 
+      if (lastBatch) break;
       // the claim: lock due rows (skipping others' locks), load fresh facts, decide, write the claims
       const owned = await db.transaction(async (tx) => {
-        const due = await selectDue(tx, scope, now, cursor, cursor === null ? FIRST_BATCH_SIZE : BATCH_SIZE, true);
+        const limit = cursor === null ? FIRST_BATCH_SIZE : BATCH_SIZE;
+        const due = await selectDue(tx, scope, now, cursor, limit, true);
         if (!due.length) return null;
+        // fewer than asked: nothing more is due (or others hold it), no claim after this one
+        lastBatch = due.length < limit;
         cursor = { dueKey: due[due.length - 1].due_key!, id: due[due.length - 1].id };
         stats.due += due.length;
-        await lockQuotaCompanies(tx, [...new Set(due.map((d) => d.company_id))]);
-        const loaded = await loadBatch(tx, due);
-        decide(due, loaded, await countQuota(tx, loaded), await clientsWithBouncedAddress(tx, due.map((d) => d.client_id)));
+        const loaded = await loadBatch(tx, due, { lockQuota: true });
+        decide(due, loaded, await countQuota(tx, loaded));
         const claims: ClaimRequest[] = prepared.map((p) => ({
           followup_id: p.facts.followup.id, company_id: p.facts.company.id, step: p.decision.step,
           message: p.message.body, message_id: p.messageId, retry: p.decision.retry,

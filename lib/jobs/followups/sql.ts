@@ -12,8 +12,7 @@ import type { Delivery } from './plan.js';
 import type { ClaimTable } from '../../mail/claimed-send.js';
 import { invoicePaid } from '../../billing/sql.js';
 import { AUTOMATIC_SENDER_NAME } from './messages.js';
-import { countRecentBounces, resumeBouncedFollowups } from '../../bounces/sql.js';
-export { clientsWithBouncedAddress } from '../../bounces/sql.js';
+import { clientsWithBouncedAddress, countRecentBounces, resumeBouncedFollowups } from '../../bounces/sql.js';
 
 /** An instant as a timestamptz parameter. */
 export const iso = (d: Date) => sql`${d.toISOString()}::timestamptz`;
@@ -91,19 +90,6 @@ export async function selectDue(db: Executor, scope: Scope, now: Date, cursor: C
     ${lock ? sql`for update of f skip locked` : sql``}`);
 }
 
-/**
- * STARTER companies of the batch, row-locked until the claim commits, so that two invocations
- * cannot both count 19 sends and both send the 20th and 21st.
- */
-export async function lockQuotaCompanies(db: Executor, companyIds: number[]) {
-  if (!companyIds.length) return;
-  await preparedRows(db, sql`
-    select c.id from companies c left join subscriptions s on s.company_id = c.id
-    where c.id in (select (jsonb_array_elements_text(${jsonb(companyIds)}))::int)
-      and coalesce(s.plan, 'STARTER') = 'STARTER'
-    order by c.id for no key update of c`);
-}
-
 export type LoadedIntegration = {
   id: number; email_address: string | null; email_password: string | null;
   /** `password` or `oauth2` (docs/oauth-mailboxes.md); an OAuth mailbox in `needs_reauth` cannot send. */
@@ -119,18 +105,29 @@ export type LoadedBatch = {
     refused_at: string | null; valid_until: string | null; signed: boolean; public_token: string | null; deleted_at: string | null }[];
   steps: { followup_id: number; step: number; delivery: Delivery; sent_at: string; attempts: number; next_attempt_at: string | null; message_id: string | null }[];
   replies: { company_id: number; client_id: number; at: string }[];
+  /** Clients whose current address hard-bounced (docs/bounces.md). */
+  bounced: number[];
 };
 
 /**
  * Everything the batch's decisions need, fresh, in ONE statement: companies (settings, plan,
- * primary mailbox), clients, sources (invoice balance from its payments), automatic steps, and the
- * latest inbound message of each client.
+ * primary mailbox), clients, sources (invoice balance from its payments), automatic steps, the
+ * latest inbound message of each client and the clients whose address bounced. In a claim
+ * (`lockQuota`) the same statement row-locks the batch's STARTER companies until the claim
+ * commits, so that two invocations cannot both count 19 sends and both send the 20th and 21st
+ * (the count is the next statement).
  */
-export async function loadBatch(db: Executor, due: DueRow[]): Promise<LoadedBatch> {
+export async function loadBatch(db: Executor, due: DueRow[], opts: { lockQuota: boolean }): Promise<LoadedBatch> {
   const keys = due.map((d) => ({ id: d.id, company_id: d.company_id, client_id: d.client_id, source_type: d.source_type, source_id: d.source_id }));
   const rows = await preparedRows<LoadedBatch>(db, sql`
     with ids as (select * from jsonb_to_recordset(${jsonb(keys)}) as x(id int, company_id int, client_id int, source_type text, source_id int))
+    ${opts.lockQuota ? sql`, quota_locked as (
+      select c.id from companies c left join subscriptions s on s.company_id = c.id
+      where c.id in (select company_id from ids) and coalesce(s.plan, 'STARTER') = 'STARTER'
+      order by c.id for no key update of c)` : sql``}
     select
+      ${opts.lockQuota ? sql`(select count(*) from quota_locked)::int as quota_locked,` : sql``}
+      (select coalesce(json_agg(b.id), '[]'::json) from (${clientsWithBouncedAddress(sql`select client_id from ids`)}) b) as bounced,
       (select coalesce(json_agg(json_build_object(
           'id', c.id, 'name', c.name, 'is_active', c.is_active, 'settings', s.settings, 'plan', sub.plan,
           'integration', (select json_build_object('id', ii.id, 'email_address', ii.email_address, 'email_password', ii.email_password,
