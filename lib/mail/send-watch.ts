@@ -26,10 +26,15 @@ export function watchPlugin(mail: { data: Record<string, unknown>; message: { cr
     message.createReadStream = (...args: unknown[]) => {
       const source = create(...args);
       watch.stage = 'envelope';
-      const gate = watch.beforeData ? watch.beforeData() : Promise.resolve();
+      const pipe = source.pipe.bind(source);
+      if (!watch.beforeData) {
+        // nothing to wait for (the hand-over was written before the send): only the stage is watched
+        source.pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => { watch.stage = 'data'; return pipe(dest, opts); };
+        return source;
+      }
+      const gate = watch.beforeData();
       gate.catch(() => {}); // observed below, or moot if the envelope fails first
       watch.gate = gate;
-      const pipe = source.pipe.bind(source);
       source.pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => {
         watch.stage = 'data';
         gate.then(() => { pipe(dest, opts); }, (err: Error) => { source.destroy(err); });

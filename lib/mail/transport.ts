@@ -4,7 +4,7 @@ import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { Config } from '../config.js';
-import { checkSingleAddress, describeAddressProblem } from './address.js';
+import { checkMailbox, checkSingleAddress, describeAddressProblem } from './address.js';
 import { envelopeSender } from '../bounces/verp.js';
 import { WATCH_KEY, deadlineCut, watchPlugin, type SendWatch } from './send-watch.js';
 
@@ -140,14 +140,31 @@ export function assertSingleRecipients(mail: OutgoingMail): OutgoingMail {
     const c = checkSingleAddress(value);
     if (!c.ok) throw new MailError('invalid_recipient', describeAddressProblem(field, value, c.reason), true);
   }
-  return { ...mail, to: mail.to.trim(), ...(mail.replyTo !== undefined ? { replyTo: mail.replyTo.trim() } : {}) };
+  const to = mail.to.trim();
+  const replyTo = mail.replyTo?.trim();
+  return to === mail.to && replyTo === mail.replyTo ? mail : { ...mail, to, ...(replyTo !== undefined ? { replyTo } : {}) };
 }
 // --- end of the recipient guard ---
 
+/** `Name <addr>` as nodemailer's address object, parsed once per distinct sender (a run has a few). */
+const senderMailboxes = new Map<string, Mail.Address | string>();
+function senderMailbox(from: string): Mail.Address | string {
+  let mailbox = senderMailboxes.get(from);
+  if (mailbox === undefined) {
+    if (senderMailboxes.size >= 1_000) senderMailboxes.clear();
+    const parsed = checkMailbox(from);
+    // a From that is not one mailbox goes as written: nodemailer reads it as it always did
+    mailbox = parsed.ok ? { name: parsed.name, address: parsed.address } : from;
+    senderMailboxes.set(from, mailbox);
+  }
+  return mailbox;
+}
+
 function toNodemailer(mail: OutgoingMail): Mail.Options {
   return {
-    // address objects, not strings: nodemailer must never read a recipient as a list
-    from: mail.from, to: { name: '', address: mail.to }, subject: mail.subject, text: mail.text, html: mail.html,
+    // address objects, not strings: nodemailer must never read a recipient as a list (nor parse
+    // the same From again for every email)
+    from: senderMailbox(mail.from), to: { name: '', address: mail.to }, subject: mail.subject, text: mail.text, html: mail.html,
     replyTo: mail.replyTo === undefined ? undefined : { name: '', address: mail.replyTo }, messageId: mail.messageId, inReplyTo: mail.inReplyTo,
     references: mail.references, headers: mail.headers,
   };
