@@ -4,6 +4,8 @@ import { startSmtpSink } from '../../devtools/smtp.js';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory } from '../../lib/mail/transport.js';
 import { deterministicMessageId } from '../../lib/mail/message-id.js';
+import { formatFrom } from '../../lib/mail/address.js';
+import { simpleParser } from 'mailparser';
 
 const mail = (n: number) => ({ from: 'Lokario <noreply@lokario.fr>', to: 'client@example.com', subject: `s${n}`, text: 'Bonjour', messageId: `<m${n}@lokario.fr>` });
 
@@ -23,6 +25,19 @@ describe('SMTP transport against a real SMTP server', () => {
     await expect(t.send(mail(3))).rejects.toMatchObject({ code: 'smtp_rejected', permanent: true, responseCode: 550 });
     await t.send(mail(4));
     expect(sink.received.map((r) => r.messageId)).toEqual(['<m1@lokario.fr>', '<m4@lokario.fr>']);
+    f.closeAll();
+  });
+
+  it('a company name with quotes, a comma, accents or a line break arrives as the From name, one mailbox', async () => {
+    const f = createMailFactory(parseConfig({ SMTP_URL: `smtp://app:pw@127.0.0.1:${sink.port}` }));
+    const t = f.platform();
+    const names = ['Dupont, "Fils" & Cie', 'Société Générale d\'Électricité', 'Atelier\r\nBcc: victim@evil.test', 'a\\b <c@d.e>'];
+    for (const [i, name] of names.entries()) {
+      await t.send({ ...mail(20 + i), from: formatFrom(name, 'noreply@lokario.fr') });
+      const parsed = await simpleParser(sink.received.at(-1)!.raw);
+      expect(parsed.from?.value).toEqual([{ name: name.replace(/[\r\n]+/g, ' '), address: 'noreply@lokario.fr' }]);
+      expect(parsed.headers.has('bcc')).toBe(false);
+    }
     f.closeAll();
   });
 

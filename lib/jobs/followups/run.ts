@@ -17,7 +17,7 @@ import { buildFacts, planBatch, planItemOf, settingsCache, toDate, type PlanItem
 import { addDays, loadPostgresZones } from '../../time/zone.js';
 
 /**
- * Follow-ups claimed per transaction: big enough to amortise the 7 statements of a claim (each
+ * Follow-ups claimed per transaction: big enough to amortise the 5 statements of a claim (each
  * statement costs about as much CPU as sending an email, measured by bench/followups.ts), small
  * enough that a claim transaction stays a few tens of milliseconds.
  */
