@@ -7,7 +7,7 @@ import type { SendStage } from './transport.js';
 
 /** Key of the per-send hooks inside nodemailer's message data (read by the stream plugin below). */
 export const WATCH_KEY = 'lokarioSendWatch';
-export type SendWatch = { stage: SendStage; beforeData?: () => Promise<void>; gate?: Promise<void> };
+export type SendWatch = { stage: SendStage; beforeData?: () => Promise<void> };
 
 type StreamLike = { pipe: (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => NodeJS.WritableStream; destroy(err?: Error): void };
 
@@ -34,7 +34,6 @@ export function watchPlugin(mail: { data: Record<string, unknown>; message: { cr
       }
       const gate = watch.beforeData();
       gate.catch(() => {}); // observed below, or moot if the envelope fails first
-      watch.gate = gate;
       source.pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => {
         watch.stage = 'data';
         gate.then(() => { pipe(dest, opts); }, (err: Error) => { source.destroy(err); });

@@ -44,6 +44,17 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
   beforeEach(async () => { await t.handle.db.execute(sql`truncate mail_sends, cron_runs restart identity`); });
 
   const platform = (env: Record<string, string>) => createMailFactory(parseConfig({ NODE_ENV: 'test', ...env })).platform();
+  /** A fresh SMTP sink and the platform sender to it, both closed after `fn`. */
+  const withSink = async (fn: (sink: Awaited<ReturnType<typeof startSmtpSink>>, sender: ReturnType<typeof platform>) => Promise<void>) => {
+    const sink = await startSmtpSink();
+    const sender = platform({ SMTP_URL: sink.url });
+    try {
+      await fn(sink, sender);
+    } finally {
+      sender.close();
+      await sink.close();
+    }
+  };
   async function claims(db: Db, n: number, runId: string) {
     await db.execute(sql`insert into cron_runs (id, job, trigger, started_at, outcome) values (${runId}, 'account-deletions', 'http', now(), 'running')`);
     const ids: number[] = [];
@@ -94,26 +105,19 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
     const ids = await claims(db, 6, runId);
     // another run took three of them back (it judged this run dead)
     await db.execute(sql`update mail_sends set claimed_by = 'someone-else' where id = any(${`{${ids.slice(0, 3).join(',')}}`}::int[])`);
-    const sink = await startSmtpSink();
-    const sender = platform({ SMTP_URL: sink.url });
-    try {
+    await withSink(async (sink, sender) => {
       const window = createSendWindow<number>({ db, table: T, runId, deadline: Date.now() + 60_000, size: SIZE, group: GROUP, recordAndHandOver: recorder(db, []) });
       const outcomes = await Promise.all(ids.map((id, i) => window.submit(id, sender, mailOf(`${runId}:${i}`), id)));
       expect(outcomes.map((o) => o.state)).toEqual(['lost', 'lost', 'lost', 'sent', 'sent', 'sent']);
       expect(sink.received).toHaveLength(3);
-    } finally {
-      sender.close();
-      await sink.close();
-    }
+    });
   });
 
   it('a record statement that fails: the accepted emails report it (their rows stay `sending`), the next ones are not sent but given back', async () => {
     const db = t.handle.db;
     const runId = `window-${++seq}`;
     const ids = await claims(db, 30, runId);
-    const sink = await startSmtpSink();
-    const sender = platform({ SMTP_URL: sink.url });
-    try {
+    await withSink(async (sink, sender) => {
       const window = createSendWindow<number>({
         db, table: T, runId, deadline: Date.now() + 60_000, size: SIZE, group: GROUP,
         recordAndHandOver: async () => { throw new Error('disk full'); },
@@ -128,28 +132,20 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
       // sent but unrecorded: still `sending` and handed over (the next run marks them `unknown`); the rest given back
       expect(await deliveries(db)).toEqual([{ delivery: 'sending', n: SIZE }]);
       expect((await queryRows<{ n: number }>(db, sql`select count(*)::int as n from mail_sends where handed_at is not null`))[0].n).toBe(SIZE);
-    } finally {
-      sender.close();
-      await sink.close();
-    }
+    });
   });
 
   it('the deadline near: nothing is handed over, every claim is given back', async () => {
     const db = t.handle.db;
     const runId = `window-${++seq}`;
     const ids = await claims(db, 5, runId);
-    const sink = await startSmtpSink();
-    const sender = platform({ SMTP_URL: sink.url });
-    try {
+    await withSink(async (sink, sender) => {
       const window = createSendWindow<number>({ db, table: T, runId, deadline: Date.now() + 500, size: SIZE, group: GROUP, recordAndHandOver: recorder(db, []) });
       const outcomes = await Promise.all(ids.map((id, i) => window.submit(id, sender, mailOf(`${runId}:${i}`), id)));
       expect(outcomes.every((o) => o.state === 'not_started' && o.reason === 'deadline')).toBe(true);
       expect(sink.received).toHaveLength(0);
       expect(await deliveries(db)).toEqual([]);
-    } finally {
-      sender.close();
-      await sink.close();
-    }
+    });
   });
 
   it('a server that hangs after DATA: `unknown` at the deadline, within the window; the rest given back', async () => {
