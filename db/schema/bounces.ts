@@ -50,6 +50,8 @@ export const bounceMailboxCursors = pgTable('bounce_mailbox_cursors', {
   uidValidity: bigint('uid_validity', { mode: 'number' }),
   lastUid: bigint('last_uid', { mode: 'number' }),
   leaseUntil: tstz('lease_until'),
+  /** The cron_runs id holding the lease; free once that run stops beating (docs/contract.md). */
+  leaseHolder: text('lease_holder'),
   lastSyncAt: tstz('last_sync_at'),
   lastError: text('last_error'),
   updatedAt: tstz('updated_at').notNull().defaultNow(),

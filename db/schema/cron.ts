@@ -19,6 +19,8 @@ export const cronRuns = pgTable('cron_runs', {
   parentRunId: text('parent_run_id'),
   /** A coordinator: its plan (due, per-item cost, n) and each shard's start (child run id or error). */
   fanout: jsonb('fanout'),
+  /** Database clock of the run's last heartbeat: a run silent for the lease TTL is dead (docs/contract.md). */
+  heartbeatAt: tstz('heartbeat_at'),
 }, (t) => [index('cron_runs_job_started_idx').on(t.job, t.startedAt), index('cron_runs_parent_idx').on(t.parentRunId)]);
 
 /** new: one lease per job (and shard); free when expired (docs/contract.md, runs and leases). */

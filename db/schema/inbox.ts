@@ -32,7 +32,8 @@ export const inboxIntegrations = pgTable('inbox_integrations', {
   highestModseq: text('highest_modseq'), // new: a 63-bit value, kept as text
   consecutiveFailures: integer('consecutive_failures').notNull().default(0), // new
   nextSyncAt: tstz('next_sync_at'), // new: back-off
-  syncLeaseUntil: tstz('sync_lease_until'), // new: per-integration lease
+  syncLeaseUntil: tstz('sync_lease_until'), // new: per-integration lease (an upper bound)
+  syncLeaseHolder: text('sync_lease_holder'), // new: the cron_runs id holding it; free once that run stops beating
   // new: OAuth 2.0 sign-in (XOAUTH2) for mailboxes that refuse passwords; the contract with the
   // web app that stores the grant is docs/oauth-mailboxes.md. Password mailboxes keep 'password'.
   authMethod: text('auth_method').notNull().default('password'), // password | oauth2

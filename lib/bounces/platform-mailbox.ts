@@ -40,7 +40,7 @@ export async function syncPlatformBounces(ctx: JobContext, tls?: ConnectionOptio
   if (!url || ctx.dryRun) return { ...noBounces(), read: 0, status: 'not_configured' };
   const box = parseBounceImapUrl(url);
   const leaseSec = Math.max(60, Math.ceil((ctx.deadline - Date.now()) / 1000)) + LEASE_EXTRA_SEC;
-  const cursor = await claimBounceMailbox(ctx.db, box.key, leaseSec);
+  const cursor = await claimBounceMailbox(ctx.db, box.key, leaseSec, ctx.runId);
   if (!cursor) return { ...noBounces(), read: 0, status: 'busy' };
   const result: PlatformResult = { ...noBounces(), read: 0, status: 'ok' };
   const deadline = new ImapDeadline(ctx.deadline - RESERVE_MS);

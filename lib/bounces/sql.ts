@@ -8,6 +8,7 @@ import { jsonb, queryRows, type Executor } from '../../db/client.js';
 import type { BounceSeverity } from '../jobs/inbox-sync/bounces.js';
 import type { SendRef } from './match.js';
 import { SENT_LABELS } from './messages.js';
+import { rowLeaseFree } from '../cron/runs.js';
 
 const textList = (v: readonly string[]) => sql`(select jsonb_array_elements_text(${jsonb(v)}))`;
 
@@ -273,11 +274,11 @@ export async function hardBouncedPairs(db: Executor, pairs: { company_id: number
 }
 
 /** The platform bounce mailbox's cursor, claimed with its lease (undefined: another run reads it). */
-export async function claimBounceMailbox(db: Executor, mailbox: string, leaseSec: number) {
+export async function claimBounceMailbox(db: Executor, mailbox: string, leaseSec: number, holder: string) {
   await db.execute(sql`insert into bounce_mailbox_cursors (mailbox) values (${mailbox}) on conflict do nothing`);
   const [cursor] = await queryRows<{ uid_validity: string | null; last_uid: string | null }>(db, sql`
-    update bounce_mailbox_cursors set lease_until = now() + make_interval(secs => ${leaseSec})
-    where mailbox = ${mailbox} and (lease_until is null or lease_until < now())
+    update bounce_mailbox_cursors set lease_until = now() + make_interval(secs => ${leaseSec}), lease_holder = ${holder}
+    where mailbox = ${mailbox} and ${rowLeaseFree(sql`lease_until`, sql`lease_holder`)}
     returning uid_validity::text, last_uid::text`);
   return cursor;
 }
@@ -285,7 +286,7 @@ export async function claimBounceMailbox(db: Executor, mailbox: string, leaseSec
 /** Releases the platform bounce mailbox, with the cursor it reached (null: unchanged) and the last error. */
 export async function releaseBounceMailbox(db: Executor, mailbox: string, next: { uidValidity: number; lastUid: number } | null, error: string | null) {
   await db.execute(sql`
-    update bounce_mailbox_cursors set lease_until = null, updated_at = now(),
+    update bounce_mailbox_cursors set lease_until = null, lease_holder = null, updated_at = now(),
       uid_validity = ${next ? next.uidValidity : sql`uid_validity`}, last_uid = ${next ? next.lastUid : sql`last_uid`},
       last_sync_at = ${next ? sql`now()` : sql`last_sync_at`}, last_error = ${error}
     where mailbox = ${mailbox}`);

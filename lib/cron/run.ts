@@ -1,5 +1,5 @@
 import { JOBS } from './jobs.js';
-import { acquireLease, newRunId, recordRunEnd, recordRunStart, releaseLease } from './runs.js';
+import { DEFAULT_LEASE_TIMING, acquireLease, newRunId, recordRunEnd, recordRunStart, releaseLease, startHeartbeat, type Heartbeat } from './runs.js';
 import { leaseKey } from './scope.js';
 import type { Runtime } from './runtime.js';
 import { NotImplementedError, type ItemError, type Job, type JobContext, type JobResult, type Trigger } from './types.js';
@@ -12,8 +12,6 @@ import { coordinateIfNeeded, type SweepInfo } from './fanout.js';
 import type { OutcomeKind, RunOutcome } from './outcome.js';
 import { secretsOf } from '../config.js';
 
-/** The lease outlives the longest possible invocation, so only a crashed run's lease expires. */
-export const LEASE_EXTRA_SEC = 60;
 export const MAX_LISTED_ERRORS = 20; // cron-job.org reads at most 64 KB of the body
 export const MAX_PLAN_ITEMS = 50;
 
@@ -70,10 +68,14 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
   const db = handle.db;
   const key = leaseKey(job.id, params.scope);
   const mail = rt.mailFactory();
+  const timing = rt.leaseTiming ?? DEFAULT_LEASE_TIMING;
   let holdsLease = false;
+  let heartbeat: Heartbeat | undefined;
+  let leaseLost: string | undefined;
   try {
     if (!dryRun) {
-      holdsLease = await acquireLease(db, key, runId, meta.maxDurationSec + LEASE_EXTRA_SEC);
+      // a short lease kept alive by a heartbeat: a killed run blocks the job for one TTL, not its budget
+      holdsLease = await acquireLease(db, key, runId, timing.ttlSec);
       if (!holdsLease) {
         await recordRunEnd(db, runId, { outcome: 'skipped', stats: { reason: 'already-running' } });
         log.info('skipped: another run holds the lease');
@@ -83,6 +85,12 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
         };
       }
     }
+    if (holdsLease) {
+      heartbeat = startHeartbeat(db, key, runId, timing, (why) => {
+        leaseLost = why;
+        log.error(why);
+      });
+    }
     opts.onAccepted?.(runId);
     if (opts.startDelayMs) await new Promise((r) => setTimeout(r, opts.startDelayMs));
     // every job's zone rule (lib/time/zone.ts) knows PostgreSQL's zone names before it runs
@@ -90,14 +98,16 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     const deadline = startedAt.getTime() + budget.ms;
     const ctx: JobContext = {
       db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,
-      log, mail, config, runId, trigger, stopSignal: rt.stopSignal,
+      log, mail, config, runId, trigger, stopSignal: stopSignalOf(rt.stopSignal, heartbeat?.signal),
       progress: (message) => { opts.onProgress?.(message); },
     };
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');
     // fan-out: a coordinator starts shards instead of doing the work (lib/cron/fanout.ts)
     const coordinated = await coordinateIfNeeded(job.id, ctx, { budget, selfUrl: rt.selfUrl?.() ?? null });
     const sweep: SweepInfo | undefined = coordinated.sweep;
-    const result: JobResult = coordinated.result ?? await job.run(ctx);
+    const ran: JobResult = coordinated.result ?? await job.run(ctx);
+    // a run that lost its lease stopped early: never a clean success
+    const result: JobResult = leaseLost ? { ...ran, partial: true, errors: [...ran.errors, { scope: 'run', id: runId, code: 'lease_lost', message: leaseLost }] } : ran;
     const durationMs = Date.now() - startedAt.getTime();
     const errors: ItemError[] = result.errors.slice(0, MAX_LISTED_ERRORS).map((e) => ({ ...e, message: publicErrorText(e.message, secrets, 300) }));
     const outcome = result.partial ? 'partial' : 'succeeded';
@@ -119,10 +129,17 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     await recordRunEnd(db, runId, { outcome: 'failed', error: `${e.code}: ${e.message}` }).catch(() => {});
     return fail(notImplemented ? 'not_implemented' : 'failed', e.code, e.message);
   } finally {
+    heartbeat?.stop();
     if (holdsLease) await releaseLease(db, key, runId).catch((err) => log.error({ err: fullErrorForLog(err) }, 'lease release failed; it will expire'));
     mail.closeAll();
     await handle.close().catch(() => {});
   }
+}
+
+/** The run stops claiming when the process stops or when its lease is lost. */
+function stopSignalOf(...signals: (AbortSignal | undefined)[]): AbortSignal | undefined {
+  const present = signals.filter((s): s is AbortSignal => s !== undefined);
+  return present.length > 1 ? AbortSignal.any(present) : present[0];
 }
 
 /** A run, with its health-check pings around it (lib/cron/healthcheck.ts; never for a dry run). */

@@ -3,6 +3,7 @@ import { openDb, type DbHandle } from '../../db/client.js';
 import { createLogger, type Logger } from '../log.js';
 import { createMailFactory, type MailFactory } from '../mail/transport.js';
 import { selfBaseUrl } from './fanout.js';
+import type { LeaseTiming } from './runs.js';
 
 /** What a run needs from the outside world; tests and the local server build their own. */
 export type Runtime = {
@@ -14,6 +15,8 @@ export type Runtime = {
   stopSignal?: AbortSignal;
   /** The local server's own address, for fan-out shards (lib/cron/fanout.ts); on Vercel, from the environment. */
   selfUrl?(): string | undefined;
+  /** Lease TTL and heartbeat period (lib/cron/runs.ts); tests shorten them. */
+  leaseTiming?: LeaseTiming;
 };
 
 export function runtimeFromConfig(config: Config, overrides: Partial<Omit<Runtime, 'config'>> = {}): Runtime {
@@ -30,6 +33,7 @@ export function runtimeFromConfig(config: Config, overrides: Partial<Omit<Runtim
     })),
     mailFactory: overrides.mailFactory ?? (() => createMailFactory(config)),
     ...(overrides.stopSignal ? { stopSignal: overrides.stopSignal } : {}),
+    ...(overrides.leaseTiming ? { leaseTiming: overrides.leaseTiming } : {}),
     selfUrl: () => selfBaseUrl(config, overrides.selfUrl?.()) ?? undefined,
   };
 }

@@ -16,12 +16,13 @@ import type { OverdueRemindersSections } from '../jobs/overdue-reminders/attenti
  * and its lease.
  */
 export const CRASHED_RUN_GRACE_SEC = 10;
-/** Error shown for such a run. */
-export const CRASHED_RUN_ERROR = 'crashed: the run never finished (its process died or was killed)';
+/** Error shown for such a run (the same text a takeover writes, lib/cron/runs.ts). */
+export { CRASHED_RUN_ERROR };
 
 /** Crash residue of a job's emails: sends in `unknown` and claims left `sending` past the stale timeout. */
 export type Attention = EmailAttention;
 import { readSweeps } from './sweep.js';
+import { CRASHED_RUN_ERROR } from './runs.js';
 
 /** The sections the jobs' attention readers add to the status body (lib/jobs/<job>/attention.ts). */
 export type JobSections = InboxSyncSections & FollowupsSections & AccountDeletionsSections & OverdueRemindersSections;

@@ -18,12 +18,13 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { preparedRows, queryRows, type Executor } from '../../db/client.js';
 import type { Logger } from '../log.js';
+import { runGone } from '../cron/runs.js';
 import { MailError, classifySmtpError, type MailSender, type OutgoingMail } from './transport.js';
 
 /**
- * The one stale-claim timeout: a run can hold a claim at most this long. A run answers within
- * its budget (≤ maxDuration − 5 s) plus a few seconds and its lease lives maxDuration + 60 s =
- * 120 s, so a claim whose run started longer ago than this belongs to a dead run.
+ * A claim whose owner has a ledger row is stale when that run is gone: finished, or silent for
+ * the lease TTL (lib/cron/runs.ts `runGone`, 30 s after a kill). A claim without one (written
+ * before owners were recorded) is stale after this long: longer than any invocation's budget.
  */
 export const STALE_CLAIM_SEC = 120;
 
@@ -213,15 +214,13 @@ export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
 }
 
 /**
- * True for a claim (unqualified columns of the claim table) whose run is provably over: its
- * cron_runs row has finished, or started more than STALE_CLAIM_SEC ago; without an owner row,
- * a claim older than that.
+ * True for a claim whose run is provably over (lib/cron/runs.ts `runGone`: finished, or no
+ * heartbeat for the lease TTL); without an owner row, a claim older than STALE_CLAIM_SEC.
+ * Columns of the claim table, unqualified or qualified by `alias`.
  */
-export function ownerGone(): SQL {
-  const stale = sql`now() - make_interval(secs => ${STALE_CLAIM_SEC})`;
-  return sql`coalesce(
-    (select r.finished_at is not null or r.started_at < ${stale} from cron_runs r where r.id = claimed_by),
-    claimed_at < ${stale})`;
+export function ownerGone(alias?: string): SQL {
+  const col = (name: string): SQL => (alias ? sql`${sql.identifier(alias)}.${sql.identifier(name)}` : sql`${sql.identifier(name)}`);
+  return sql`coalesce(${runGone(col('claimed_by'))}, ${col('claimed_at')} < now() - make_interval(secs => ${STALE_CLAIM_SEC}))`;
 }
 
 export type SweepResult = { released: number; unknownIds: number[] };
@@ -250,13 +249,12 @@ export async function previewSweep(db: Executor, t: ClaimTable, scope: SQL = sql
   return { released: r?.released ?? 0, unknown: r?.unknown ?? 0 };
 }
 
-/** `sending` claims older than the stale timeout (for /cron/status: crash residue not swept yet). */
+/** `sending` claims of a gone owner (for /cron/status: crash residue not swept yet). */
 export function staleSendingCondition(alias: string): SQL {
-  const a = sql.identifier(alias);
-  return sql`${a}.delivery = 'sending' and ${a}.claimed_at < now() - make_interval(secs => ${STALE_CLAIM_SEC})`;
+  return sql`${sql.identifier(alias)}.delivery = 'sending' and ${ownerGone(alias)}`;
 }
 
-/** A claim table's crash residue: sends in `unknown` and `sending` claims older than the stale timeout (/cron/status). */
+/** A claim table's crash residue: sends in `unknown` and `sending` claims of a gone owner (/cron/status). */
 export async function claimResidue(db: Executor, t: ClaimTable): Promise<{ unknownSends: number; staleClaims: number }> {
   const [r] = await queryRows<{ unknown: number; stale: number }>(db, sql`
     select (select count(*)::int from ${claimTableIdentifier(t)} where delivery = 'unknown') as unknown,

@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../../db/client.js';
 import type { JobContext } from '../../cron/types.js';
 import { scopeFilter } from '../../cron/scope.js';
+import { rowLeaseFree } from '../../cron/runs.js';
 import { links } from '../../links.js';
 import { parseCompanySettings } from '../../settings.js';
 import { NEEDS_REAUTH } from '../../oauth/grant.js';
@@ -19,7 +20,10 @@ import type { LinkProgress, SessionResult } from './session.js';
 
 /** Integrations looked at per run; the rest wait for the next run (oldest first). */
 export const MAX_INTEGRATIONS_PER_RUN = 1_000;
-/** A claimed integration's lease outlives the run by this much (a crashed run's lease expires). */
+/**
+ * A claimed integration's lease outlives the run by this much: an upper bound for a holder that
+ * has no ledger row; a ledgered holder frees it as soon as it stops beating (lib/cron/runs.ts).
+ */
 export const INTEGRATION_LEASE_EXTRA_SEC = 120;
 export const PAUSED = 'paused';
 
@@ -117,7 +121,7 @@ const ELIGIBLE = (now: Date) => sql`
   i.integration_type = 'imap' and i.is_active and i.last_sync_status is distinct from ${PAUSED}
   and i.last_sync_status is distinct from ${NEEDS_REAUTH}
   and (i.next_sync_at is null or i.next_sync_at <= ${now})
-  and (i.sync_lease_until is null or i.sync_lease_until < now())`;
+  and ${rowLeaseFree(sql`i.sync_lease_until`, sql`i.sync_lease_holder`)}`;
 
 const COLUMNS = sql`i.id, i.company_id, i.name, i.imap_server, i.imap_port, i.email_address, i.email_password, i.use_ssl,
   i.imap_folder, i.uid_validity, i.last_uid, i.highest_modseq, i.consecutive_failures, i.last_sync_at, i.sync_bytes_per_sec, i.auth_method`;
@@ -126,7 +130,7 @@ const COLUMNS = sql`i.id, i.company_id, i.name, i.imap_server, i.imap_port, i.em
 export async function claimIntegration(ctx: JobContext, id: number, runStartedAt: Date): Promise<IntegrationRow | null> {
   const leaseSec = Math.max(60, Math.ceil((ctx.deadline - Date.now()) / 1000)) + INTEGRATION_LEASE_EXTRA_SEC;
   const rows = await queryRows<IntegrationRow>(ctx.db, sql`
-    update inbox_integrations i set sync_lease_until = now() + make_interval(secs => ${leaseSec})
+    update inbox_integrations i set sync_lease_until = now() + make_interval(secs => ${leaseSec}), sync_lease_holder = ${ctx.runId}
     where i.id = ${id} and ${ELIGIBLE(ctx.now)}
       -- synced by an overlapping run since this one started: nothing to gain from a second pass
       and i.updated_at < ${runStartedAt}
