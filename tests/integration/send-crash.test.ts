@@ -108,6 +108,7 @@ describePg('followups: kill -9 and SIGTERM of the process mid-run, then a restar
       await new Promise((r) => setTimeout(r, 5_000));
     }
     const firstRun = answers.find((a) => !a.skipped);
+    console.log(`kill -9 → restart: answers after the kill ${JSON.stringify(answers)}`);
     expect(firstRun, JSON.stringify(answers)).toBeDefined();
     expect(firstRun!.atMs, JSON.stringify(answers)).toBeLessThan(60_000);
     expect(answers.at(-1), JSON.stringify(answers)).toMatchObject({ skipped: false, partial: false });
