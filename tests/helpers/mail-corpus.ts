@@ -199,8 +199,18 @@ export function buildCorpus(opts: CorpusOptions = {}): CorpusMessage[] {
     { externalId: 'fwd@corpus.test', textIncludes: ['je transfère'], attachments: [{ name: 'original.eml' }] });
   let nested = '';
   for (let i = 0; i < 3000; i++) nested += `Content-Type: multipart/mixed; boundary="n${i}"${CRLF}${CRLF}--n${i}${CRLF}`;
-  add('poison-deep-nesting', Buffer.from(`From: Luc <luc@exemple.fr>${CRLF}Subject: Poupées russes${CRLF}Message-ID: <poison@corpus.test>${CRLF}MIME-Version: 1.0${CRLF}${nested}Content-Type: text/plain${CRLF}${CRLF}fond${CRLF}`),
-    { externalId: 'poison@corpus.test', poison: true });
+  // mailparser refuses this structure: imported from its header block, with a note as its text
+  add('deep-nesting-headers-only', Buffer.from(`From: Luc <luc@exemple.fr>${CRLF}Subject: Poupées russes${CRLF}Message-ID: <poison@corpus.test>${CRLF}MIME-Version: 1.0${CRLF}${nested}Content-Type: text/plain${CRLF}${CRLF}fond${CRLF}`),
+    { externalId: 'poison@corpus.test', subject: 'Poupées russes', fromEmail: 'luc@exemple.fr', textIncludes: ['illisible', 'messagerie'] });
+  // not a message: no header field at all
+  add('poison-no-header', Buffer.from(`ceci n'est pas un en-tête${CRLF}ni ceci${CRLF}${CRLF}corps sans en-tête${CRLF}`),
+    { externalId: 'hash', poison: true });
+  // an attachment whose Content-Type is empty (seen in real mail): its body and the message are kept
+  add('empty-part-content-type', msg({ ...base('<empty-ct@corpus.test>', 'Luc <luc@exemple.fr>', 'Pièce sans type'), 'Content-Type': 'multipart/mixed; boundary="e"' }, [
+    '--e', 'Content-Type: text/plain; charset=utf-8', '', 'voici le devis signé',
+    '--e', 'Content-Type: ;', 'Content-Disposition: attachment; filename="devis.pdf"', 'Content-Transfer-Encoding: base64', '', Buffer.from('%PDF-1.4 devis').toString('base64'),
+    '--e--', ''].join(CRLF)),
+    { externalId: 'empty-ct@corpus.test', textIncludes: ['voici le devis signé'], attachments: [{ name: 'devis.pdf' }] });
   add('after-poison', msg({ ...base('<after-poison@corpus.test>', 'Luc <luc@exemple.fr>', 'Après le poison'), 'Content-Type': 'text/plain' }, `toujours importé${CRLF}`),
     { externalId: 'after-poison@corpus.test', textIncludes: ['toujours importé'] });
   for (const m of realWorldMessages()) out.push(m);

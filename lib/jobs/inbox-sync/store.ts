@@ -188,6 +188,7 @@ export async function storeSegment(db: Db, input: SegmentInput): Promise<Segment
           to: m.to, subject: m.subject, imap_uid: m.uid, uid_validity: input.cursor.uidValidity, integration_id: input.integrationId,
           ...(m.messageId ? {} : { dedupe: 'content-hash' }), ...(m.oversize ? { oversize_bytes: m.bytes } : {}),
           ...m.reports, // a bounce's or an auto-reply's facts (lib/bounces/facts.ts)
+          ...(m.notes.length ? { parse_notes: m.notes } : {}), // parts dropped as unreadable (docs/inbox-sync.md)
         },
         inReplyTo: m.inReplyTo, sentAt: m.sentAt,
       }))).onConflictDoNothing({ target: [inboxMessages.companyId, inboxMessages.externalId], where: sql`${inboxMessages.externalId} is not null` })
