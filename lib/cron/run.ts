@@ -1,4 +1,3 @@
-import { JOBS } from './jobs.js';
 import { acquireLease, newRunId, recordRunEnd, recordRunStart, releaseLease } from './runs.js';
 import { leaseKey } from './scope.js';
 import type { Runtime } from './runtime.js';
@@ -36,7 +35,6 @@ export type RunOptions = {
 };
 
 async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions): Promise<RunOutcome> {
-  const meta = JOBS[job.id];
   const startedAt = new Date();
   const runId = newRunId();
   const { config } = rt;
@@ -44,7 +42,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
   const log = rt.logger.child({ job: job.id, runId });
   const previewDryRun = config.isPreview && config.PREVIEW_SIDE_EFFECTS !== 'on' && !params.dryRun;
   const dryRun = params.dryRun || previewDryRun;
-  const budget = budgetFor(trigger, config.CRON_BUDGET_MS, meta.maxDurationSec);
+  const budget = budgetFor(trigger, config.CRON_BUDGET_MS, job.maxDurationSec);
   const base = {
     job: job.id, runId, trigger, dryRun, budget: { ms: budget.ms, source: budget.source },
     ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}),
@@ -73,13 +71,13 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
   let holdsLease = false;
   try {
     if (!dryRun) {
-      holdsLease = await acquireLease(db, key, runId, meta.maxDurationSec + LEASE_EXTRA_SEC);
+      holdsLease = await acquireLease(db, key, runId, job.maxDurationSec + LEASE_EXTRA_SEC);
       if (!holdsLease) {
         await recordRunEnd(db, runId, { outcome: 'skipped', stats: { reason: 'already-running' } });
         log.info('skipped: another run holds the lease');
         return {
           kind: 'skipped',
-          body: { success: true, skipped: true, reason: 'already-running', message: meta.message, timestamp: new Date().toISOString(), ...base },
+          body: { success: true, skipped: true, reason: 'already-running', message: job.message, timestamp: new Date().toISOString(), ...base },
         };
       }
     }
@@ -95,7 +93,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     };
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');
     // fan-out: a coordinator starts shards instead of doing the work (lib/cron/fanout.ts)
-    const coordinated = await coordinateIfNeeded(job.id, ctx, { budget, selfUrl: rt.selfUrl?.() ?? null });
+    const coordinated = await coordinateIfNeeded(job, ctx, { budget, selfUrl: rt.selfUrl?.() ?? null });
     const sweep: SweepInfo | undefined = coordinated.sweep;
     const result: JobResult = coordinated.result ?? await job.run(ctx);
     const durationMs = Date.now() - startedAt.getTime();
@@ -105,7 +103,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     await recordRunEnd(db, runId, { outcome, stats: ledgerStats });
     log.info({ outcome, durationMs, stats: result.stats, errors: result.errors.length }, 'run finished');
     const body: Record<string, unknown> = {
-      success: true, message: meta.message, timestamp: new Date().toISOString(), ...base,
+      success: true, message: job.message, timestamp: new Date().toISOString(), ...base,
       durationMs, partial: result.partial, stats: result.stats, errors, errorsCount: result.errors.length,
     };
     if (dryRun) body.plan = (result.plan ?? []).slice(0, MAX_PLAN_ITEMS);
@@ -128,7 +126,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
 /** A run, with its health-check pings around it (lib/cron/healthcheck.ts; never for a dry run). */
 export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions = {}): Promise<RunOutcome> {
   const dryRun = params.dryRun || (rt.config.isPreview && rt.config.PREVIEW_SIDE_EFFECTS !== 'on');
-  const pings = dryRun ? null : runPings(rt.config, job.id, rt.logger.child({ job: job.id }));
+  const pings = dryRun ? null : runPings(rt.config, job, rt.logger.child({ job: job.id }));
   pings?.start();
   const res = await runJobOnce(job, trigger, params, rt, opts);
   await pings?.finish(res.body.success === true ? 'success' : 'fail', pingSummary(job.id, res));
