@@ -1,15 +1,15 @@
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../db/client.js';
-import { JOB_IDS, JOBS } from '../lib/cron/jobs.js';
+import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { previousOccurrences } from '../lib/cron/schedule.js';
 
 /** Seeds for the operator's console tests (browser, CLI) and the README screenshots. */
 
 /** Scheduled, successful runs of every job over the last `days`, at each occurrence of its schedule. */
 export async function seedHealthyRuns(db: Db, now: Date, days = 7, opts: { failEvery?: number } = {}): Promise<void> {
-  for (const job of JOB_IDS) {
-    const count = Math.min(2_016, Math.round((days * 86_400_000) / intervalOf(JOBS[job].schedule, now)));
-    const at = previousOccurrences(JOBS[job].schedule, now, count);
+  for (const { id: job, schedule } of JOB_REGISTRY.jobs) {
+    const count = Math.min(2_016, Math.round((days * 86_400_000) / intervalOf(schedule, now)));
+    const at = previousOccurrences(schedule, now, count);
     const rows = at.map((d, i) => {
       const failed = opts.failEvery ? i % opts.failEvery === 3 : false;
       const ms = 200 + ((i * 7919) % 4000);

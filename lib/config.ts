@@ -14,6 +14,13 @@ const mailbox = z.string().min(3).superRefine((v, ctx) => {
   if (!c.ok) ctx.addIssue({ code: 'custom', message: `must be one mailbox, "Name <address>" or an address: ${ADDRESS_PROBLEM_TEXT[c.reason]}` });
 });
 
+const httpUrl = z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL');
+/**
+ * One push-alert URL per job, winning over HEALTHCHECK_URL: the variable each job names in its
+ * lib/jobs/<job>/index.ts (`healthcheckVariable`), so a new job needs no line here.
+ */
+export const HEALTHCHECK_URL_OF_JOB = /^HEALTHCHECK_URL_[A-Z0-9]+(_[A-Z0-9]+)*$/;
+
 const EnvSchema = z.object({
   NODE_ENV: z.string().optional(),
   VERCEL_ENV: z.enum(['production', 'preview', 'development']).optional(),
@@ -78,12 +85,8 @@ const EnvSchema = z.object({
   OAUTH_GENERIC_CLIENT_SECRET: z.string().min(1).optional(),
   OAUTH_GENERIC_TOKEN_URL: z.url().optional(),
   OAUTH_TOKEN_TIMEOUT_MS: int(10_000, 100),
-  // push alerts (lib/cron/healthcheck.ts): a URL template with {job}, or one URL per job
-  HEALTHCHECK_URL: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
-  HEALTHCHECK_URL_INBOX_SYNC: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
-  HEALTHCHECK_URL_FOLLOWUPS: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
-  HEALTHCHECK_URL_ACCOUNT_DELETIONS: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
-  HEALTHCHECK_URL_OVERDUE_REMINDERS: z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL').optional(),
+  // push alerts (lib/cron/healthcheck.ts): a URL template with {job}; one URL per job below
+  HEALTHCHECK_URL: httpUrl.optional(),
   // the console (/cron): its sign-in password when set, else CRON_SECRET
   CONSOLE_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
   LOG_LEVEL: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
@@ -96,6 +99,8 @@ export type Config = Env & {
   isProductionLike: boolean;
   isPreview: boolean;
   databaseDriver: 'neon' | 'pg' | 'pglite';
+  /** The per-job push-alert URLs by variable (`HEALTHCHECK_URL_INBOX_SYNC` → URL), validated. */
+  healthcheckUrls: Record<string, string>;
 };
 
 /**
@@ -116,9 +121,12 @@ function withoutBlanks(env: Record<string, string | undefined>) {
 }
 
 export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
-  const parsed = EnvSchema.safeParse(withoutBlanks(env));
-  if (!parsed.success) {
-    const detail = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+  const given = withoutBlanks(env);
+  const parsed = EnvSchema.safeParse(given);
+  const perJob = z.record(z.string(), httpUrl).safeParse(Object.fromEntries(Object.entries(given).filter(([k]) => HEALTHCHECK_URL_OF_JOB.test(k))));
+  if (!parsed.success || !perJob.success) {
+    const issues = [...(parsed.error?.issues ?? []), ...(perJob.error?.issues ?? [])];
+    const detail = issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
     throw new ConfigError(`invalid environment variable(s): ${detail}`);
   }
   const e = parsed.data;
@@ -138,7 +146,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
   if (databaseDriver !== 'pglite' && !e.DATABASE_URL) {
     throw new ConfigError(`DATABASE_URL: required when DATABASE_DRIVER=${databaseDriver}`);
   }
-  return { ...e, isProductionLike, isPreview: e.VERCEL_ENV === 'preview', databaseDriver };
+  return { ...e, isProductionLike, isPreview: e.VERCEL_ENV === 'preview', databaseDriver, healthcheckUrls: perJob.data };
 }
 
 let cached: Config | undefined;

@@ -14,7 +14,6 @@ import { runJob } from '../lib/cron/run.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { createLogger } from '../lib/log.js';
 import { summarise } from '../lib/local/summary.js';
-import type { JobId } from '../lib/cron/jobs.js';
 import type { Job } from '../lib/cron/types.js';
 import { createInboxSyncJob } from '../lib/jobs/inbox-sync/index.js';
 import { dovecotBinary, startDovecot, type Dovecot } from '../devtools/dovecot.js';
@@ -22,7 +21,10 @@ import { createDemoIntegration, demoMailbox, seedDemo } from './demo-data.js';
 import { loadDotEnv } from '../lib/local/dotenv.js';
 
 const DEMO_DIR = process.env.DEMO_PGLITE_DIR ?? '.data/demo-pglite';
-const ORDER: JobId[] = ['inbox-sync', 'followups', 'overdue-reminders', 'account-deletions'];
+// the story: mail comes in, follow-ups go out, the trial expires, then the due account goes;
+// any other registered job runs after them
+const STORY: readonly string[] = ['inbox-sync', 'followups', 'overdue-reminders', 'account-deletions'];
+const storyRank = (job: Job) => (STORY.includes(job.id) ? STORY.indexOf(job.id) : STORY.length);
 // used only when ENCRYPTION_MASTER_KEY is unset: the demo mailbox password is stored encrypted, as in production
 const DEMO_MASTER_KEY = 'lokario-demo-master-key-not-for-production';
 const DEMO_MAILBOX = 'contact@atelier-dupont.fr';
@@ -99,9 +101,10 @@ async function main() {
   });
   let failures = 0;
   try {
-    for (const id of ORDER) {
+    for (const registered of [...JOB_REGISTRY.jobs].sort((a, b) => storyRank(a) - storyRank(b))) {
+      const id = registered.id;
       // the demo Dovecot's certificate is self-signed: trust it for this run only
-      const job: Job = id === 'inbox-sync' && mailbox ? createInboxSyncJob({ tls: { ca: mailbox.dovecot.cert } }) : JOB_REGISTRY[id];
+      const job: Job = id === 'inbox-sync' && mailbox ? createInboxSyncJob({ tls: { ca: mailbox.dovecot.cert } }) : registered;
       const { body } = await runJob(job, 'cli', { dryRun: false, scope: {}, nowOverride: now }, rt);
       if (!body.success) failures++;
       console.log(summarise(body));

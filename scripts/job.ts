@@ -9,13 +9,13 @@ import { runtimeFromConfig } from '../lib/cron/runtime.js';
 import { runJob } from '../lib/cron/run.js';
 import { exitCodeOf } from '../lib/cron/outcome.js';
 import { parseRunParams, BadRequestError } from '../lib/cron/params.js';
-import { JOB_IDS, isJobId } from '../lib/cron/jobs.js';
+import { findJob } from '../lib/cron/jobs.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { createLogger } from '../lib/log.js';
 import { progressPrinter, summarise } from '../lib/local/summary.js';
 import { loadDotEnv } from '../lib/local/dotenv.js';
 
-const usage = `usage: npm run job -- <${JOB_IDS.join('|')}> [--dry-run] [--company <id>] [--shard k/n] [--now <ISO-8601>]`;
+const usage = `usage: npm run job -- <${JOB_REGISTRY.jobs.map((j) => j.id).join('|')}> [--dry-run] [--company <id>] [--shard k/n] [--now <ISO-8601>]`;
 
 async function main() {
   loadDotEnv();
@@ -30,7 +30,8 @@ async function main() {
     },
   });
   const id = positionals[0];
-  if (!id || !isJobId(id)) {
+  const job = id ? findJob(JOB_REGISTRY, id) : undefined;
+  if (!job) {
     console.error(usage);
     return 2;
   }
@@ -50,8 +51,8 @@ async function main() {
   }
   // logs go to stderr so that stdout keeps the summary (or the JSON with --json)
   const rt = runtimeFromConfig(config, { logger: createLogger({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, secrets: secretsOf(config), destination: process.stderr }) });
-  const progress = progressPrinter(id);
-  const outcome = await runJob(JOB_REGISTRY[id], 'cli', params, rt, { onProgress: (m) => progress.update(m) });
+  const progress = progressPrinter(job.id);
+  const outcome = await runJob(job, 'cli', params, rt, { onProgress: (m) => progress.update(m) });
   progress.done();
   console.log(values.json ? JSON.stringify(outcome.body, null, 2) : summarise(outcome.body));
   await closeAllDbs();

@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util';
 import { sql } from 'drizzle-orm';
 import { getConfig, ConfigError } from '../lib/config.js';
 import { closeAllDbs, openDb, queryRows } from '../db/client.js';
-import { JOBS, JOB_IDS, isJobId } from '../lib/cron/jobs.js';
+import { findJob } from '../lib/cron/jobs.js';
+import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { readStatus } from '../lib/cron/status.js';
 import { nextExpectedRun } from '../lib/cron/schedule.js';
 import { ActionError, readMailboxProblems, readUnknownSends, resolveUnknownSend, resumeIntegration } from '../lib/console/sql.js';
@@ -21,7 +22,7 @@ import { HEALTH_LABEL, MAILBOX_STATUS_LABEL, OUTCOME_LABEL, RESOLUTION_LABEL, ma
 import { parisTime } from '../lib/console/render.js';
 import { loadDotEnv } from '../lib/local/dotenv.js';
 
-const usage = `usage: npm run ops -- status | unknown | resolve <followup:<id>|appointment_reminder:<id>|deletion_email:<id>> sent|resend | resume <integration id> | runs <${JOB_IDS.join('|')}> [--last N]  [--as <name>]`;
+const usage = `usage: npm run ops -- status | unknown | resolve <followup:<id>|appointment_reminder:<id>|deletion_email:<id>> sent|resend | resume <integration id> | runs <${JOB_REGISTRY.jobs.map((j) => j.id).join('|')}> [--last N]  [--as <name>]`;
 const MAX_CELL = 70;
 
 /** A plain text table: columns as wide as their widest cell (capped), a rule under the header. */
@@ -58,11 +59,11 @@ async function main(): Promise<number> {
   try {
     switch (command) {
       case 'status': {
-        const s = await readStatus(db, now);
+        const s = await readStatus(db, now, JOB_REGISTRY);
         console.log(table(['Tâche', 'Santé', 'Dernière exécution', 'Dernier succès', 'Prochaine prévue'], s.jobs.map((j) => [
           j.job, HEALTH_LABEL[j.health] ?? j.health,
           j.lastRun ? `${parisTime(new Date(j.lastRun.startedAt))} ${OUTCOME_LABEL[j.lastRun.outcome] ?? j.lastRun.outcome}` : 'aucune',
-          j.lastSuccessAt ? parisTime(new Date(j.lastSuccessAt)) : 'jamais', parisTime(nextExpectedRun(JOBS[j.job].schedule, now)),
+          j.lastSuccessAt ? parisTime(new Date(j.lastSuccessAt)) : 'jamais', parisTime(nextExpectedRun(j.schedule, now)),
         ])));
         const boxes = await readMailboxProblems(db, now);
         const sends = await readUnknownSends(db);
@@ -100,7 +101,7 @@ async function main(): Promise<number> {
       }
       case 'runs': {
         const job = args[0];
-        if (!job || !isJobId(job)) { console.error(usage); return 2; }
+        if (!job || !findJob(JOB_REGISTRY, job)) { console.error(usage); return 2; }
         const last = values.last === undefined ? 20 : Number(values.last);
         if (!Number.isInteger(last) || last < 1 || last > 1000) { console.error(`--last: an integer from 1 to 1000\n${usage}`); return 2; }
         const rows = await queryRows<{ id: string; trigger: string; started_at: Date; finished_at: Date | null; outcome: string; dry_run: boolean; error: string | null }>(db, sql`

@@ -1,6 +1,6 @@
 /**
  * `npm start`: the local server. Serves every route under `/api/<path>` and the bare
- * `<path>` through the same handlers, and runs the four jobs on their vercel.json schedules
+ * `<path>` through the same handlers, and runs the registered jobs on their vercel.json schedules
  * (unless SCHEDULER=off). Embedded database and file outbox unless configured otherwise.
  */
 import http from 'node:http';
@@ -11,7 +11,7 @@ import { runtimeFromConfig } from '../lib/cron/runtime.js';
 import { cronRoute, statusRoute, type Handler } from '../lib/cron/route.js';
 import { runJob } from '../lib/cron/run.js';
 import { parseRunParams } from '../lib/cron/params.js';
-import { JOB_IDS, JOBS } from '../lib/cron/jobs.js';
+import { STATUS_PATH } from '../lib/cron/jobs.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { isStatusPath, jobForPath, scheduledCrons } from '../lib/local/vercel-config.js';
 import { loadDotEnv } from '../lib/local/dotenv.js';
@@ -53,18 +53,19 @@ async function main() {
     return p;
   };
   const getRt = () => rt;
-  const handlers = new Map<string, Handler>(JOB_IDS.map((id) => [id, cronRoute(JOB_REGISTRY[id], getRt)]));
-  const status = statusRoute(getRt);
-  const operatorConsole = consoleRoute(getRt);
+  const { jobs } = JOB_REGISTRY;
+  const handlers = new Map<string, Handler>(jobs.map((job) => [job.id, cronRoute(job, getRt)]));
+  const status = statusRoute(JOB_REGISTRY, getRt);
+  const operatorConsole = consoleRoute(JOB_REGISTRY, getRt);
 
   const server = http.createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://localhost').pathname;
-    const job = jobForPath(pathname);
-    const handler = job ? handlers.get(job) : isStatusPath(pathname) ? status : isConsolePath(pathname) ? operatorConsole : undefined;
+    const job = jobForPath(jobs, pathname);
+    const handler = job ? handlers.get(job.id) : isStatusPath(pathname) ? status : isConsolePath(pathname) ? operatorConsole : undefined;
     if (!handler) {
       res.statusCode = 404;
       res.setHeader('Content-Type', 'application/json');
-      res.end(JSON.stringify({ success: false, error: 'not_found', routes: [...JOB_IDS.map((id) => JOBS[id].path), '/cron/status', '/cron'] }));
+      res.end(JSON.stringify({ success: false, error: 'not_found', routes: [...jobs.map((j) => j.path), STATUS_PATH, '/cron'] }));
       return;
     }
     track(handler(req, res)).catch((err) => {
@@ -75,14 +76,14 @@ async function main() {
 
   const crons: Cron[] = [];
   if (config.SCHEDULER === 'on') {
-    for (const c of scheduledCrons()) {
+    for (const c of scheduledCrons(jobs)) {
       const params = parseRunParams(Object.fromEntries(c.query), config);
       const pattern = config.SCHEDULER_EVERY_SECONDS ? `*/${config.SCHEDULER_EVERY_SECONDS} * * * * *` : c.schedule;
       // protect: a run still going when the next tick comes is not started twice in this process
       crons.push(new Cron(pattern, { timezone: 'UTC', protect: true }, async () => {
         if (stopping.signal.aborted) return;
-        const { body } = await track(runJob(JOB_REGISTRY[c.job], 'scheduler', params, rt));
-        rt.logger.info({ job: c.job, success: body.success, skipped: body.skipped ?? false }, 'scheduled run done');
+        const { body } = await track(runJob(c.job, 'scheduler', params, rt));
+        rt.logger.info({ job: c.job.id, success: body.success, skipped: body.skipped ?? false }, 'scheduled run done');
       }));
     }
   }
@@ -95,10 +96,10 @@ async function main() {
       `Lokario cron jobs listening on http://localhost:${port}  (ready in ${Date.now() - started} ms)`,
       `  database: ${config.databaseDriver}${config.databaseDriver === 'pglite' ? ` (${config.PGLITE_DIR})` : ''}`,
       `  mail: ${config.SMTP_URL ? 'SMTP_URL' : `.eml files in ${config.OUTBOX_DIR}/`}${config.MAIL_REDIRECT_TO ? ` (redirected to ${config.MAIL_REDIRECT_TO})` : ''}`,
-      `  scheduler: ${config.SCHEDULER === 'on' ? scheduledCrons().map((c, i) => `${c.job} "${crons[i].getPattern()}"`).join(', ') : 'off'}`,
+      `  scheduler: ${config.SCHEDULER === 'on' ? scheduledCrons(jobs).map((c, i) => `${c.job.id} "${crons[i].getPattern()}"`).join(', ') : 'off'}`,
       config.CRON_SECRET ? '  secret: required (Authorization: Bearer <CRON_SECRET> or ?secret=)' : '  !! CRON_SECRET is not set: the routes are UNPROTECTED (local development only)',
-      ...JOB_IDS.map((id) => `  GET ${JOBS[id].path}   (also /api${JOBS[id].path})`),
-      '  GET /cron/status',
+      ...jobs.map((j) => `  GET ${j.path}   (also /api${j.path})`),
+      `  GET ${STATUS_PATH}`,
       `  console: http://localhost:${port}/cron  (sign in with ${config.CONSOLE_PASSWORD ? 'CONSOLE_PASSWORD' : 'CRON_SECRET'})`,
     ];
     console.log(lines.join('\n'));

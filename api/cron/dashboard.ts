@@ -1,3 +1,4 @@
 import { consoleRoute } from '../../lib/console/route.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
-export default consoleRoute();
+export default consoleRoute(JOB_REGISTRY);

@@ -1,3 +1,4 @@
 import { statusRoute } from '../../lib/cron/route.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
-export default statusRoute();
+export default statusRoute(JOB_REGISTRY);

@@ -14,3 +14,8 @@ export async function readBounceStatus(db: Db) {
               from bounce_mailbox_cursors order by updated_at desc limit 1) as mailbox`);
   return { last24h, bouncedAddresses: r.addresses, followupsOnHold: r.held, ...(r.mailbox ? { platformMailbox: r.mailbox } : {}) };
 }
+
+/** The same, as a /cron/status attention source registered beside the jobs (lib/jobs/registry.ts). */
+export async function readBounceAttention(db: Db): Promise<{ sections: { bounces: Awaited<ReturnType<typeof readBounceStatus>> } }> {
+  return { sections: { bounces: await readBounceStatus(db) } };
+}

@@ -1,13 +1,4 @@
-import type { JobId } from '../cron/jobs.js';
-
-/** The console's French texts (operators of a French SaaS). */
-
-export const JOB_LABEL: Record<JobId, string> = {
-  'inbox-sync': 'Synchronisation des boîtes mail',
-  followups: 'Relances automatiques',
-  'account-deletions': 'Suppressions de comptes',
-  'overdue-reminders': 'Retards et rappels de rendez-vous',
-};
+/** The console's French texts (operators of a French SaaS); each job's name is its own (`label`). */
 
 export const HEALTH_LABEL: Record<string, string> = {
   healthy: 'En bonne santé',

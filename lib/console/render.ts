@@ -1,8 +1,8 @@
 import crypto from 'node:crypto';
 import { DateTime } from 'luxon';
-import { JOBS, JOB_IDS, type JobId } from '../cron/jobs.js';
+import type { Job } from '../cron/types.js';
 import type { JobHealth } from '../cron/status.js';
-import { ACTION_LABEL, HEALTH_LABEL, JOB_LABEL, MAILBOX_STATUS_LABEL, OUTCOME_LABEL, RESOLUTION_LABEL, mailboxReason } from './messages.js';
+import { ACTION_LABEL, HEALTH_LABEL, MAILBOX_STATUS_LABEL, OUTCOME_LABEL, RESOLUTION_LABEL, mailboxReason } from './messages.js';
 import { TIMELINE_DAYS, type MailboxProblem, type OperatorAction, type RunError, type TimelineRun, type UnknownSend } from './sql.js';
 
 /** Operators read Paris time, whatever the server's zone. */
@@ -104,7 +104,8 @@ export type DashboardData = {
   now: Date;
   actor: string;
   healthy: boolean;
-  jobs: (JobHealth & { nextRunAt: Date | null })[];
+  /** Each registered job's health, with what the console shows of its declaration. */
+  jobs: (JobHealth & Pick<Job, 'label' | 'maxDurationSec'> & { nextRunAt: Date | null })[];
   timeline: TimelineRun[];
   errors: RunError[];
   mailboxes: MailboxProblem[];
@@ -116,7 +117,7 @@ export type DashboardData = {
 };
 
 function jobCard(j: DashboardData['jobs'][number], d: DashboardData, f: Form): string {
-  const id = j.job as JobId;
+  const id = j.job;
   const runs = d.timeline.filter((r) => r.job === id);
   const errors = d.errors.filter((e) => e.job === id);
   const last = j.lastRun;
@@ -124,13 +125,13 @@ function jobCard(j: DashboardData['jobs'][number], d: DashboardData, f: Form): s
     ? `Aucune exécution planifiée reçue depuis ${parisTime(new Date(j.missed.windowStart))} : le déclencheur (Vercel Cron, cron-job.org) ne se déclenche plus ?`
     : j.health === 'unhealthy' ? (j.reason === 'the last three runs failed' ? 'Les trois dernières exécutions ont échoué.' : 'Aucun succès depuis plus de trois intervalles.')
     : j.health === 'degraded' ? 'Des envois sont à l’état inconnu ou bloqués par une exécution interrompue : vérifiez-les dans « Envois à l’état inconnu ».' : '';
-  return `<article class="job ${esc(j.health)}" data-job="${esc(id)}"><h3>${esc(JOB_LABEL[id])} <span class="badge">${esc(HEALTH_LABEL[j.health] ?? j.health)}</span></h3>`
+  return `<article class="job ${esc(j.health)}" data-job="${esc(id)}"><h3>${esc(j.label)} <span class="badge">${esc(HEALTH_LABEL[j.health] ?? j.health)}</span></h3>`
     + `<div class="mute">${esc(id)} · <code>${esc(j.schedule)}</code> (UTC)</div>`
     + (reason ? `<p class="notice bad">${esc(reason)}</p>` : '')
     + `<dl><dt>Dernière exécution</dt><dd>${last ? `${esc(parisTime(new Date(last.startedAt)))} — ${esc(OUTCOME_LABEL[last.outcome] ?? last.outcome)}${last.durationMs !== null ? ` en ${esc(last.durationMs)} ms` : ''}` : 'aucune'}</dd>`
     + `<dt>Dernier succès</dt><dd>${j.lastSuccessAt ? `${esc(parisTime(new Date(j.lastSuccessAt)))} <span class="mute">(${esc(relative(new Date(j.lastSuccessAt), d.now))})</span>` : 'jamais'}</dd>`
     + `<dt>Prochaine prévue</dt><dd>${esc(parisTime(j.nextRunAt))} <span class="mute">(${esc(relative(j.nextRunAt, d.now))})</span></dd></dl>`
-    + timelineSvg(runs, d.now, JOBS[id].maxDurationSec)
+    + timelineSvg(runs, d.now, j.maxDurationSec)
     + (errors.length ? `<ul class="errors">${errors.map((e) => `<li>${esc(parisTime(e.startedAt))} : ${esc(e.error)}</li>`).join('')}</ul>` : '')
     + `<div>${actionForm(f, { op: 'run', job: id, dryRun: '1' }, 'Simuler (dry run)', null)}`
     + `${actionForm(f, { op: 'run', job: id }, 'Exécuter maintenant', 'Je confirme l’exécution réelle')}</div></article>`;
@@ -139,7 +140,7 @@ function jobCard(j: DashboardData['jobs'][number], d: DashboardData, f: Form): s
 export function renderDashboard(d: DashboardData, f: Form): string {
   const header = `<header><h1>Lokario — tâches planifiées</h1><div>Connecté : ${esc(d.actor)} ${actionForm(f, { op: 'signout' }, 'Se déconnecter', null)}</div></header>`;
   const summary = d.healthy
-    ? `<p class="notice">Tout va bien : ${JOB_IDS.length} tâches en bonne santé. Heures de Paris ; actualisé le ${esc(parisTime(d.now))}.</p>`
+    ? `<p class="notice">Tout va bien : ${d.jobs.length} tâches en bonne santé. Heures de Paris ; actualisé le ${esc(parisTime(d.now))}.</p>`
     : `<p class="notice bad">Attention : au moins une tâche demande une intervention. Heures de Paris ; actualisé le ${esc(parisTime(d.now))}.</p>`;
   const mailboxes = d.mailboxes.length === 0 ? '<p class="mute">Aucune boîte en erreur, suspendue ou en attente.</p>'
     : `<table class="wide"><thead><tr><th>Boîte</th><th>État</th><th>Raison</th><th>Dernier succès</th><th></th></tr></thead><tbody>${d.mailboxes.map((m) => {
@@ -177,9 +178,9 @@ function describeDetails(a: OperatorAction): string {
 }
 
 /** The answer of "run now" / "dry run": what happened, and the plan of a dry run. */
-export function renderRunResult(job: JobId, dryRun: boolean, status: number, body: Record<string, unknown>, f: Form): string {
+export function renderRunResult(job: Pick<Job, 'label'>, dryRun: boolean, status: number, body: Record<string, unknown>, f: Form): string {
   const ok = body.success === true;
-  const head = `${dryRun ? 'Simulation' : 'Exécution'} de « ${JOB_LABEL[job]} » : ${ok ? (body.skipped ? 'ignorée (une autre exécution est en cours)' : 'terminée') : `échec (${String(body.error ?? status)})`}`;
+  const head = `${dryRun ? 'Simulation' : 'Exécution'} de « ${job.label} » : ${ok ? (body.skipped ? 'ignorée (une autre exécution est en cours)' : 'terminée') : `échec (${String(body.error ?? status)})`}`;
   const plan = dryRun && Array.isArray(body.plan) ? body.plan : null;
   return page('Lokario — résultat', `<header><h1>Lokario — tâches planifiées</h1></header><main><section>`
     + `<p class="notice${ok ? '' : ' bad'}" role="status">${esc(head)}</p>`

@@ -2,13 +2,12 @@ import crypto from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ConfigError } from '../config.js';
 import { redactText } from '../log.js';
-import { JOBS, JOB_IDS, isJobId } from '../cron/jobs.js';
+import { findJob, type Registry } from '../cron/jobs.js';
 import { runJob } from '../cron/run.js';
 import { httpStatusOf } from '../cron/outcome.js';
 import { defaultRuntime, type Runtime } from '../cron/runtime.js';
 import { readStatus } from '../cron/status.js';
 import { nextExpectedRun } from '../cron/schedule.js';
-import { JOB_REGISTRY } from '../jobs/registry.js';
 import { CONTENT_SECURITY_POLICY, renderDashboard, renderMessage, renderRunResult, renderSignIn, type Form } from './render.js';
 import {
   checkPassword, clearedCookie, csrfToken, csrfValid, failureDelayMs, forgetFailures, readCookie, sessionCookie,
@@ -103,8 +102,8 @@ function clientAddress(req: Req): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** `/cron` and `/api/cron/dashboard`: the operator's console (README "Operating Lokario's jobs"). */
-export function consoleRoute(getRuntime: () => Runtime = defaultRuntime, clock: () => Date = () => new Date()): ConsoleHandler {
+/** `/cron` and `/api/cron/dashboard`: the operator's console of the registered jobs (README "Operating Lokario's jobs"). */
+export function consoleRoute(registry: Registry, getRuntime: () => Runtime = defaultRuntime, clock: () => Date = () => new Date()): ConsoleHandler {
   return async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname.replace(/\/+$/, '').startsWith('/api/') ? CONSOLE_API_PATH : CONSOLE_PATH;
@@ -134,7 +133,7 @@ export function consoleRoute(getRuntime: () => Runtime = defaultRuntime, clock: 
 
     if (req.method === 'GET') {
       if (!session) { html(res, 200, renderSignIn(path)); return; }
-      await showDashboard(rt, res, session, { path, csrf: csrfToken(key, session) }, now, url.searchParams.get('done'), !password);
+      await showDashboard(registry, rt, res, session, { path, csrf: csrfToken(key, session) }, now, url.searchParams.get('done'), !password);
       return;
     }
 
@@ -184,13 +183,14 @@ export function consoleRoute(getRuntime: () => Runtime = defaultRuntime, clock: 
     let handle;
     try {
       if (op === 'run') {
-        const job = form.get('job') ?? '';
-        if (!isJobId(job)) throw new ActionError('bad_request', `tâche inconnue : « ${job} » (attendu : ${JOB_IDS.join(', ')})`);
+        const id = form.get('job') ?? '';
+        const job = findJob(registry, id);
+        if (!job) throw new ActionError('bad_request', `tâche inconnue : « ${id} » (attendu : ${registry.jobs.map((j) => j.id).join(', ')})`);
         const dryRun = form.get('dryRun') === '1';
-        const result = await runJob(JOB_REGISTRY[job], 'console', { dryRun, scope: {} }, rt);
+        const result = await runJob(job, 'console', { dryRun, scope: {} }, rt);
         handle = await rt.openDb();
         await recordAction(handle.db, {
-          actor, action: dryRun ? 'dry_run_job' : 'run_job', target: `job:${job}`,
+          actor, action: dryRun ? 'dry_run_job' : 'run_job', target: `job:${job.id}`,
           details: { runId: result.body.runId ?? null, outcome: result.body.success === true ? (result.body.skipped ? 'ignorée' : 'terminée') : `échec ${String(result.body.error ?? httpStatusOf(result))}` },
         });
         html(res, 200, renderRunResult(job, dryRun, httpStatusOf(result), result.body, formCtx));
@@ -223,12 +223,12 @@ export function consoleRoute(getRuntime: () => Runtime = defaultRuntime, clock: 
   };
 }
 
-async function showDashboard(rt: Runtime, res: Res, session: Session, form: Form, now: Date, done: string | null, unprotected: boolean) {
+async function showDashboard(registry: Registry, rt: Runtime, res: Res, session: Session, form: Form, now: Date, done: string | null, unprotected: boolean) {
   let handle;
   try {
     handle = await rt.openDb();
     const db = handle.db;
-    const status = await readStatus(db, now);
+    const status = await readStatus(db, now, registry);
     const [timeline, errors, mailboxes, unknownSends, actions] = [
       await readTimeline(db, now), await readLastErrors(db, now), await readMailboxProblems(db, now), await readUnknownSends(db), await readActions(db),
     ];
@@ -236,7 +236,10 @@ async function showDashboard(rt: Runtime, res: Res, session: Session, form: Form
     const problems = mailboxes.length > 0 || unknownSends.length > 0;
     const page = renderDashboard({
       now, actor: session.actor, healthy: status.healthy && !problems,
-      jobs: status.jobs.map((j) => ({ ...j, nextRunAt: nextExpectedRun(JOBS[j.job].schedule, now) })),
+      jobs: status.jobs.map((j) => {
+        const { label, maxDurationSec } = findJob(registry, j.job)!;
+        return { ...j, label, maxDurationSec, nextRunAt: nextExpectedRun(j.schedule, now) };
+      }),
       timeline, errors, mailboxes, unknownSends, actions, unprotected,
       ...(doneAction ? { notice: { text: `Action enregistrée (n° ${doneAction.id}) : ${ACTION_LABEL[doneAction.action] ?? doneAction.action} — ${doneAction.target}` } } : {}),
     }, form);

@@ -4,6 +4,12 @@ import type { Trigger } from './types.js';
 export const SAFETY_MARGIN_MS = 5_000;
 /** No run gets less than this, whatever the configuration. */
 export const MIN_BUDGET_MS = 1_000;
+/**
+ * A job's vercel.json maxDuration unless it needs another: the default and the ceiling of Hobby,
+ * the default of Pro (Fluid compute). Vercel Cron, the local scheduler and fan-out shards get it
+ * (minus the margin); an external ping keeps CRON_BUDGET_MS for cron-job.org's 30 s timeout.
+ */
+export const DEFAULT_MAX_DURATION_SEC = 300;
 
 /**
  * Where a run's budget came from. Nobody waits on a Vercel Cron call, a local scheduler tick or a

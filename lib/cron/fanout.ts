@@ -9,9 +9,7 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import type { Config } from '../config.js';
 import { budgetFor, type Budget } from './budget.js';
-import type { JobId } from './jobs.js';
-import { JOBS } from './jobs.js';
-import type { ItemError, JobContext, JobResult } from './types.js';
+import type { ItemError, Job, JobContext, JobId, JobResult, SweepSpec } from './types.js';
 
 /** A shard is planned to fill this share of its budget: the cost is an average, slow mailboxes,
  *  cold starts and the start jitter eat the rest. */
@@ -29,24 +27,6 @@ export const SHARD_START_JITTER_MS = 2_000;
 export const PARENT_HEADER = 'x-lokario-fanout-parent';
 /** Vercel's deployment-protection bypass (set VERCEL_AUTOMATION_BYPASS_SECRET when protection is on). */
 export const BYPASS_HEADER = 'x-vercel-protection-bypass';
-
-/** Jobs that can fan out: how to count their due work, which stat counts an item done, and the
- *  per-item cost assumed before the ledger knows better. */
-type SweepSpec = { countDue(db: Db, now: Date): Promise<number>; itemsStat: string; defaultCostMs: number };
-export const SWEEP_JOBS: Partial<Record<JobId, SweepSpec>> = {
-  'inbox-sync': {
-    // a mailbox with nothing new over a WAN link: TLS + LOGIN + STATUS + LOGOUT, ~400 ms, 4 at once
-    defaultCostMs: 100,
-    itemsStat: 'synced',
-    countDue: async (db, now) => (await import('../jobs/inbox-sync/sweep.js')).countDueMailboxes(db, now),
-  },
-  followups: {
-    // bench/followups.ts: ~100 emails/s through a pooled SMTP transport and batched claims
-    defaultCostMs: 10,
-    itemsStat: 'sent',
-    countDue: async (db, now) => (await import('../jobs/followups/sweep.js')).countDueFollowups(db, now),
-  },
-};
 
 export type FanoutPlan =
   | { kind: 'inline'; due: number; costMsPerItem: number; reason: string }
@@ -95,8 +75,8 @@ export function selfBaseUrl(config: Pick<Config, 'SELF_URL' | 'VERCEL_URL' | 'VE
   return raw ? raw.replace(/\/+$/, '') : null;
 }
 
-export function shardUrl(base: string, job: JobId, k: number, n: number): string {
-  return `${base}/api${JOBS[job].path}?shard=${k}&shards=${n}`;
+export function shardUrl(base: string, jobPath: string, k: number, n: number): string {
+  return `${base}/api${jobPath}?shard=${k}&shards=${n}`;
 }
 
 export type ShardStart = { shard: number; attempts: number; status: 'accepted' | 'skipped' | 'failed'; runId?: string; error?: string };
@@ -144,17 +124,17 @@ export type SweepInfo = { due: number; costMsPerItem: number };
  * coordinator's result. Returns `result: null` when the run should do the work itself.
  */
 export async function coordinateIfNeeded(
-  job: JobId, ctx: JobContext, env: { budget: Budget; selfUrl: string | null },
+  job: Pick<Job, 'id' | 'path' | 'maxDurationSec' | 'sweep'>, ctx: JobContext, env: { budget: Budget; selfUrl: string | null },
 ): Promise<{ result: JobResult | null; sweep?: SweepInfo; plan?: FanoutPlan }> {
-  const spec = SWEEP_JOBS[job];
+  const spec = job.sweep;
   const c = ctx.config;
   // never from a dry run (a preview without side effects is one), a shard, or a scoped run
   if (!spec || c.FANOUT !== 'auto' || ctx.dryRun || ctx.trigger === 'fanout' || ctx.scope.shard || ctx.scope.companyId !== undefined) {
     return { result: null };
   }
   const due = await spec.countDue(ctx.db, ctx.now);
-  const costMsPerItem = c.FANOUT_ITEM_COST_MS ?? (await ledgerCost(ctx.db, job, spec));
-  const shardBudgetMs = budgetFor('fanout', c.CRON_BUDGET_MS, JOBS[job].maxDurationSec).ms;
+  const costMsPerItem = c.FANOUT_ITEM_COST_MS ?? (await ledgerCost(ctx.db, job.id, spec));
+  const shardBudgetMs = budgetFor('fanout', c.CRON_BUDGET_MS, job.maxDurationSec).ms;
   const plan = planFanout({ due, costMsPerItem, ownBudgetMs: env.budget.ms, shardBudgetMs, targetMs: c.FANOUT_TARGET_SEC * 1000, max: c.FANOUT_MAX });
   const sweep = { due, costMsPerItem };
   if (plan.kind === 'inline' || !env.selfUrl) {
@@ -167,7 +147,7 @@ export async function coordinateIfNeeded(
   const base = env.selfUrl;
   ctx.log.info({ due, costMsPerItem, shards: plan.n }, 'fan-out: starting shards');
   const shards = await Promise.all(Array.from({ length: plan.n }, (_, k) =>
-    startShard(k, { url: shardUrl(base, job, k, plan.n), headers, timeoutMs: c.FANOUT_ACCEPT_TIMEOUT_MS })));
+    startShard(k, { url: shardUrl(base, job.path, k, plan.n), headers, timeoutMs: c.FANOUT_ACCEPT_TIMEOUT_MS })));
   const failed = shards.filter((s) => s.status === 'failed');
   const fanout = {
     due, costMsPerItem: Math.round(costMsPerItem * 10) / 10, n: plan.n, shardBudgetMs,

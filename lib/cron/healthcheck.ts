@@ -1,6 +1,6 @@
 import type { Config } from '../config.js';
 import type { Logger } from '../log.js';
-import type { JobId } from './jobs.js';
+import type { Job, JobId } from './types.js';
 import { httpStatusOf, type RunOutcome } from './outcome.js';
 
 /**
@@ -16,18 +16,14 @@ export const MAX_PING_BODY = 1_000;
 
 export type PingKind = 'start' | 'success' | 'fail';
 
-const PER_JOB_VARIABLE: Record<JobId, keyof Config> = {
-  'inbox-sync': 'HEALTHCHECK_URL_INBOX_SYNC',
-  followups: 'HEALTHCHECK_URL_FOLLOWUPS',
-  'account-deletions': 'HEALTHCHECK_URL_ACCOUNT_DELETIONS',
-  'overdue-reminders': 'HEALTHCHECK_URL_OVERDUE_REMINDERS',
-};
+/** What a ping needs of a job: its id (the template's `{job}`) and its own variable. */
+type PingedJob = Pick<Job, 'id' | 'healthcheckVariable'>;
 
 /** The job's base ping URL: its own variable, else the template with `{job}` replaced; or null. */
-export function healthcheckBaseUrl(config: Pick<Config, 'HEALTHCHECK_URL' | 'HEALTHCHECK_URL_INBOX_SYNC' | 'HEALTHCHECK_URL_FOLLOWUPS' | 'HEALTHCHECK_URL_ACCOUNT_DELETIONS' | 'HEALTHCHECK_URL_OVERDUE_REMINDERS'>, job: JobId): string | null {
-  const own = config[PER_JOB_VARIABLE[job] as keyof typeof config];
-  if (typeof own === 'string' && own) return own;
-  if (config.HEALTHCHECK_URL) return config.HEALTHCHECK_URL.replaceAll('{job}', encodeURIComponent(job));
+export function healthcheckBaseUrl(config: Pick<Config, 'HEALTHCHECK_URL' | 'healthcheckUrls'>, job: PingedJob): string | null {
+  const own = config.healthcheckUrls[job.healthcheckVariable];
+  if (own) return own;
+  if (config.HEALTHCHECK_URL) return config.HEALTHCHECK_URL.replaceAll('{job}', encodeURIComponent(job.id));
   return null;
 }
 
@@ -69,12 +65,12 @@ export type RunPings = {
 };
 
 /** The pings of one run; a no-op without a URL for the job. */
-export function runPings(config: Config, job: JobId, log?: Logger): RunPings {
+export function runPings(config: Config, job: PingedJob, log?: Logger): RunPings {
   const base = healthcheckBaseUrl(config, job);
   let started: Promise<unknown> = Promise.resolve();
   if (!base) return { start() {}, async finish() {} };
   return {
-    start() { started = ping(pingUrl(base, 'start'), `${job} : démarrage`, log); },
+    start() { started = ping(pingUrl(base, 'start'), `${job.id} : démarrage`, log); },
     async finish(kind, summary) {
       await started;
       await ping(pingUrl(base, kind), summary, log);

@@ -1,44 +1,45 @@
+import { HEALTHCHECK_URL_OF_JOB } from '../config.js';
+import type { AttentionSource, Job, JobId } from './types.js';
+
+export type { JobId } from './types.js';
+
 /**
- * The four jobs as data: read by the routes, the local scheduler, the CLI, the status
- * route and the vercel.json check. No job code is imported here, so reading it costs nothing.
+ * The jobs of the deployment as data, and the /cron/status readers that belong to no one job.
+ * Built once (lib/jobs/registry.ts) and handed by the entry points (api/, the local server, the
+ * CLI) to the status route, the console and the scheduler: nothing under lib/cron names a job.
  */
-export const JOB_IDS = ['inbox-sync', 'followups', 'account-deletions', 'overdue-reminders'] as const;
-export type JobId = (typeof JOB_IDS)[number];
-
-export type JobMeta = {
-  id: JobId;
-  /** Public path, as operators configured it on cron-job.org; `/api` + path also answers. */
-  path: string;
-  schedule: string;
-  message: string;
-  /** vercel.json `functions[…].maxDuration`, seconds. */
-  maxDurationSec: number;
-};
-
-// maxDuration 300 s: the default and the ceiling of Hobby, the default of Pro (Fluid compute).
-// Runs from Vercel Cron, the local scheduler and fan-out shards use it (minus a margin); an
-// external ping keeps CRON_BUDGET_MS (25 s) for cron-job.org's 30 s timeout (lib/cron/budget.ts).
-export const JOBS: Record<JobId, JobMeta> = {
-  'inbox-sync': {
-    id: 'inbox-sync', path: '/inbox/integrations/sync-all', schedule: '*/5 * * * *', maxDurationSec: 300,
-    message: 'Synchronisation inbox terminée avec succès',
-  },
-  followups: {
-    id: 'followups', path: '/followups/process-automatic', schedule: '0 * * * *', maxDurationSec: 300,
-    message: 'Traitement des relances automatiques terminé avec succès',
-  },
-  'account-deletions': {
-    id: 'account-deletions', path: '/users/process-account-deletions', schedule: '0 2 * * *', maxDurationSec: 300,
-    message: 'Traitement des suppressions de comptes terminé avec succès',
-  },
-  'overdue-reminders': {
-    id: 'overdue-reminders', path: '/cron/check-overdue-and-reminders', schedule: '0 * * * *', maxDurationSec: 300,
-    message: 'Vérification des éléments en retard et des rappels terminée avec succès',
-  },
+export type Registry<J extends Job = Job, A extends AttentionSource = AttentionSource> = {
+  jobs: readonly J[];
+  attention: readonly A[];
 };
 
 export const STATUS_PATH = '/cron/status';
 
-export function isJobId(v: string): v is JobId {
-  return (JOB_IDS as readonly string[]).includes(v);
+/** A lease key, a ledger name and a URL segment: lower-case words joined by `-`. */
+const JOB_ID = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+
+/**
+ * The registry, checked once when it is built: two jobs with one id would share a lease and a
+ * ledger, two with one path would answer each other's route, and a health-check variable that
+ * lib/config.ts does not read would never be pinged.
+ */
+export function defineRegistry<J extends Job, A extends AttentionSource>(registry: Registry<J, A>): Registry<J, A> {
+  const problems: string[] = [];
+  const seen = new Map<string, JobId>();
+  for (const job of registry.jobs) {
+    if (!JOB_ID.test(job.id)) problems.push(`${job.id}: an id is lower-case words joined by "-"`);
+    if (!HEALTHCHECK_URL_OF_JOB.test(job.healthcheckVariable)) problems.push(`${job.id}: healthcheckVariable must match ${HEALTHCHECK_URL_OF_JOB}`);
+    for (const key of [`id ${job.id}`, `path ${job.path}`, `variable ${job.healthcheckVariable}`]) {
+      const other = seen.get(key);
+      if (other) problems.push(`${job.id}: ${key} is already ${other}'s`);
+      seen.set(key, job.id);
+    }
+    if (job.path === STATUS_PATH) problems.push(`${job.id}: ${STATUS_PATH} is the status route`);
+  }
+  if (problems.length) throw new Error(`job registry: ${problems.join('; ')}`);
+  return registry;
+}
+
+export function findJob<J extends Job>(registry: Pick<Registry<J>, 'jobs'>, id: string): J | undefined {
+  return registry.jobs.find((j) => j.id === id);
 }

@@ -10,6 +10,7 @@ import { fanoutParentOf } from './fanout.js';
 import { runShard } from './shard.js';
 import { defaultRuntime, type Runtime } from './runtime.js';
 import { readStatus } from './status.js';
+import type { Registry } from './jobs.js';
 import type { Job, Trigger } from './types.js';
 
 /** Both the @vercel/node request (with `query`) and a bare node:http request are accepted. */
@@ -120,15 +121,15 @@ export function cronRoute(job: Job, getRuntime: () => Runtime = defaultRuntime):
   };
 }
 
-/** `/cron/status`: read-only health of every job (docs/contract.md); 200 when healthy, 503 otherwise. */
-export function statusRoute(getRuntime: () => Runtime = defaultRuntime): Handler {
+/** `/cron/status`: read-only health of every registered job (docs/contract.md); 200 when healthy, 503 otherwise. */
+export function statusRoute(registry: Registry, getRuntime: () => Runtime = defaultRuntime): Handler {
   return async (req, res) => {
     const g = guard(req, res, getRuntime);
     if (!g) return;
     let handle;
     try {
       handle = await g.rt.openDb();
-      const status = await readStatus(handle.db, new Date());
+      const status = await readStatus(handle.db, new Date(), registry);
       const body = { success: true, timestamp: new Date().toISOString(), ...status };
       send(res, status.healthy ? 200 : 503, g.unprotected ? { ...body, warning: UNPROTECTED_WARNING } : body);
     } catch (err) {

@@ -1,4 +1,3 @@
-import { JOBS } from './jobs.js';
 import { DEFAULT_LEASE_TIMING, acquireLease, newRunId, recordRunEnd, recordRunStart, releaseLease, startHeartbeat, type Heartbeat } from './runs.js';
 import { leaseKey } from './scope.js';
 import type { Runtime } from './runtime.js';
@@ -34,7 +33,6 @@ export type RunOptions = {
 };
 
 async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions): Promise<RunOutcome> {
-  const meta = JOBS[job.id];
   const startedAt = new Date();
   const runId = newRunId();
   const { config } = rt;
@@ -42,7 +40,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
   const log = rt.logger.child({ job: job.id, runId });
   const previewDryRun = config.isPreview && config.PREVIEW_SIDE_EFFECTS !== 'on' && !params.dryRun;
   const dryRun = params.dryRun || previewDryRun;
-  const budget = budgetFor(trigger, config.CRON_BUDGET_MS, meta.maxDurationSec);
+  const budget = budgetFor(trigger, config.CRON_BUDGET_MS, job.maxDurationSec);
   const base = {
     job: job.id, runId, trigger, dryRun, budget: { ms: budget.ms, source: budget.source },
     ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}),
@@ -81,7 +79,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
         log.info('skipped: another run holds the lease');
         return {
           kind: 'skipped',
-          body: { success: true, skipped: true, reason: 'already-running', message: meta.message, timestamp: new Date().toISOString(), ...base },
+          body: { success: true, skipped: true, reason: 'already-running', message: job.message, timestamp: new Date().toISOString(), ...base },
         };
       }
     }
@@ -103,7 +101,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     };
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');
     // fan-out: a coordinator starts shards instead of doing the work (lib/cron/fanout.ts)
-    const coordinated = await coordinateIfNeeded(job.id, ctx, { budget, selfUrl: rt.selfUrl?.() ?? null });
+    const coordinated = await coordinateIfNeeded(job, ctx, { budget, selfUrl: rt.selfUrl?.() ?? null });
     const sweep: SweepInfo | undefined = coordinated.sweep;
     const ran: JobResult = coordinated.result ?? await job.run(ctx);
     // a run that lost its lease stopped early: never a clean success
@@ -115,7 +113,7 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     await recordRunEnd(db, runId, { outcome, stats: ledgerStats });
     log.info({ outcome, durationMs, stats: result.stats, errors: result.errors.length }, 'run finished');
     const body: Record<string, unknown> = {
-      success: true, message: meta.message, timestamp: new Date().toISOString(), ...base,
+      success: true, message: job.message, timestamp: new Date().toISOString(), ...base,
       durationMs, partial: result.partial, stats: result.stats, errors, errorsCount: result.errors.length,
     };
     if (dryRun) body.plan = (result.plan ?? []).slice(0, MAX_PLAN_ITEMS);
@@ -145,7 +143,7 @@ function stopSignalOf(...signals: (AbortSignal | undefined)[]): AbortSignal | un
 /** A run, with its health-check pings around it (lib/cron/healthcheck.ts; never for a dry run). */
 export async function runJob(job: Job, trigger: Trigger, params: RunParams, rt: Runtime, opts: RunOptions = {}): Promise<RunOutcome> {
   const dryRun = params.dryRun || (rt.config.isPreview && rt.config.PREVIEW_SIDE_EFFECTS !== 'on');
-  const pings = dryRun ? null : runPings(rt.config, job.id, rt.logger.child({ job: job.id }));
+  const pings = dryRun ? null : runPings(rt.config, job, rt.logger.child({ job: job.id }));
   pings?.start();
   const res = await runJobOnce(job, trigger, params, rt, opts);
   await pings?.finish(res.body.success === true ? 'success' : 'fail', pingSummary(job.id, res));

@@ -1,7 +1,7 @@
 import { Cron } from 'croner';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
-import { JOBS, JOB_IDS, type JobId } from './jobs.js';
+import type { Job } from './types.js';
 
 /** Time between two runs of a cron schedule, measured from `now`. */
 export function scheduleIntervalMs(schedule: string, now: Date): number {
@@ -62,9 +62,9 @@ export function judgeMissed(schedule: string, lastScheduledRunAt: Date | null, l
  * Every job's missed-run verdict from the ledger, in one statement: per job, its latest
  * scheduled run and its first run, each one index probe on (job, started_at).
  */
-export async function readMissedRuns(db: Db, now: Date): Promise<Record<JobId, MissedVerdict>> {
+export async function readMissedRuns(db: Db, now: Date, jobs: readonly Pick<Job, 'id' | 'schedule'>[]): Promise<Record<string, MissedVerdict>> {
   const triggers = sql.join(SCHEDULED_TRIGGERS.map((t) => sql`${t}`), sql`, `);
-  const ids = sql.join(JOB_IDS.map((id) => sql`${id}`), sql`, `);
+  const ids = sql.join(jobs.map((j) => sql`${j.id}`), sql`, `);
   const rows = await queryRows<{ job: string; last_at: Date | null; first_at: Date | null }>(db, sql`
     select j.job,
       (select r.started_at from cron_runs r where r.job = j.job and r.trigger in (${triggers}) and not r.dry_run
@@ -73,10 +73,10 @@ export async function readMissedRuns(db: Db, now: Date): Promise<Record<JobId, M
     from unnest(array[${ids}]::text[]) as j(job)`);
   const firsts = rows.map((r) => (r.first_at ? new Date(r.first_at).getTime() : Infinity));
   const since = Number.isFinite(Math.min(...firsts)) ? new Date(Math.min(...firsts)) : null;
-  const out = {} as Record<JobId, MissedVerdict>;
-  for (const id of JOB_IDS) {
-    const last = rows.find((r) => r.job === id)?.last_at;
-    out[id] = judgeMissed(JOBS[id].schedule, last ? new Date(last) : null, since, now);
+  const out: Record<string, MissedVerdict> = {};
+  for (const job of jobs) {
+    const last = rows.find((r) => r.job === job.id)?.last_at;
+    out[job.id] = judgeMissed(job.schedule, last ? new Date(last) : null, since, now);
   }
   return out;
 }

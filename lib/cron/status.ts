@@ -1,14 +1,8 @@
-import { readBounceStatus } from '../bounces/status.js';
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
-import { JOBS, JOB_IDS, type JobId } from './jobs.js';
+import type { Registry } from './jobs.js';
 import { readMissedRuns, scheduleIntervalMs, type MissedVerdict } from './schedule.js';
-import type { EmailAttention, Job } from './types.js';
-import { JOB_REGISTRY } from '../jobs/registry.js';
-import type { InboxSyncSections } from '../jobs/inbox-sync/attention.js';
-import type { FollowupsSections } from '../jobs/followups/attention.js';
-import type { AccountDeletionsSections } from '../jobs/account-deletions/attention.js';
-import type { OverdueRemindersSections } from '../jobs/overdue-reminders/attention.js';
+import type { AttentionSource, EmailAttention, Job, JobId } from './types.js';
 
 /**
  * A run still `running` without a live lease this long after it started has died (its process
@@ -21,11 +15,19 @@ export { CRASHED_RUN_ERROR };
 
 /** Crash residue of a job's emails: sends in `unknown` and claims left `sending` past the stale timeout. */
 export type Attention = EmailAttention;
-import { readSweeps } from './sweep.js';
+import { readSweeps, type Sweep } from './sweep.js';
 import { CRASHED_RUN_ERROR } from './runs.js';
 
-/** The sections the jobs' attention readers add to the status body (lib/jobs/<job>/attention.ts). */
-export type JobSections = InboxSyncSections & FollowupsSections & AccountDeletionsSections & OverdueRemindersSections;
+type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
+type SectionsOf<T> = T extends { attention?(db: Db, now: Date): Promise<{ sections: infer S }> } ? S
+  : T extends (db: Db, now: Date) => Promise<{ sections: infer S }> ? S : never;
+
+/**
+ * The status body: the runner's fields, then the sections of every registered job's attention
+ * and of the registry's other sources (bounces), typed from the registry it was read with.
+ */
+export type Status<J extends Job = Job, A extends AttentionSource = AttentionSource> =
+  { healthy: boolean; jobs: JobHealth[]; sweeps: Record<string, Sweep | null> } & UnionToIntersection<SectionsOf<J> | SectionsOf<A>>;
 
 type RunRow = { job: string; outcome: string; started_at: Date; finished_at: Date | null; stats: unknown; error: string | null; rn: number };
 
@@ -73,7 +75,7 @@ export function withAttention<T extends { health: JobHealth['health']; reason?: 
   return { ...verdict, health: 'degraded', reason: parts.join('; ') };
 }
 
-export async function readStatus(db: Db, now: Date, registry: Record<JobId, Pick<Job, 'attention'>> = JOB_REGISTRY) {
+export async function readStatus<J extends Job, A extends AttentionSource>(db: Db, now: Date, registry: Registry<J, A>): Promise<Status<J, A>> {
   // the last three counted runs of each job, and each job's last success, in two statements; a
   // run left `running` by a dead process (no live lease) counts as failed
   const runs = await queryRows<RunRow>(db, sql`
@@ -94,25 +96,31 @@ export async function readStatus(db: Db, now: Date, registry: Record<JobId, Pick
   const successes = await queryRows<{ job: string; at: Date }>(db, sql`
     select job, max(started_at) as at from cron_runs
     where not dry_run and outcome in ('succeeded', 'partial') group by job`);
-  // each job reads what of it needs a person from its own tables (lib/jobs/<job>/attention.ts)
-  const attentionOf: Partial<Record<JobId, Attention>> = {};
+  // each job reads what of it needs a person from its own tables (lib/jobs/<job>/attention.ts);
+  // the registry's other sources (bounces) add their sections the same way
+  const attentionOf: Record<JobId, Attention> = {};
   const sections: Record<string, unknown> = {};
-  for (const id of JOB_IDS) {
-    const read = registry[id].attention;
-    if (!read) continue;
-    const a = await read(db, now);
-    if (a.emails) attentionOf[id] = a.emails;
+  let sectionsHealthy = true;
+  const merge = (a: { sections: Record<string, unknown>; healthy?: boolean }) => {
+    if (a.healthy === false) sectionsHealthy = false;
     Object.assign(sections, a.sections);
+  };
+  for (const job of registry.jobs) {
+    if (!job.attention) continue;
+    const a = await job.attention(db, now);
+    if (a.emails) attentionOf[job.id] = a.emails;
+    merge(a);
   }
+  for (const read of registry.attention) merge(await read(db, now));
 
-  const missedRuns = await readMissedRuns(db, now);
+  const missedRuns = await readMissedRuns(db, now, registry.jobs);
 
-  const jobs: JobHealth[] = JOB_IDS.map((id) => {
+  const jobs: JobHealth[] = registry.jobs.map(({ id, schedule }) => {
     const mine = runs.filter((r) => r.job === id).sort((a, b) => a.rn - b.rn);
     const s = successes.find((x) => x.job === id);
     const lastSuccess = s?.at ? new Date(s.at) : null;
     const judged = withAttention(
-      judgeHealth(mine.map((r) => ({ outcome: r.outcome, startedAt: new Date(r.started_at) })), lastSuccess, scheduleIntervalMs(JOBS[id].schedule, now), now),
+      judgeHealth(mine.map((r) => ({ outcome: r.outcome, startedAt: new Date(r.started_at) })), lastSuccess, scheduleIntervalMs(schedule, now), now),
       attentionOf[id]);
     const last = mine[0];
     const missed = missedRuns[id];
@@ -121,7 +129,7 @@ export async function readStatus(db: Db, now: Date, registry: Record<JobId, Pick
       : judged;
     return {
       job: id,
-      schedule: JOBS[id].schedule,
+      schedule,
       health: verdict.health,
       healthy: verdict.health === 'unknown' ? null : verdict.health === 'healthy',
       ...(verdict.reason ? { reason: verdict.reason } : {}),
@@ -137,17 +145,13 @@ export async function readStatus(db: Db, now: Date, registry: Record<JobId, Pick
       missed,
     };
   });
-  // fan-out sweeps and inbox freshness (lib/cron/sweep.ts)
-  const { sweeps, inboxFreshness } = await readSweeps(db, now);
   return {
-    // 200 only when every job is healthy or has never run and the mailboxes are fresh;
-    // `degraded`, `unhealthy`, `missed` and stale mailboxes answer 503
-    healthy: jobs.every((j) => j.health === 'healthy' || j.health === 'unknown') && inboxFreshness.healthy,
+    // 200 only when every job is healthy or has never run and no section says otherwise (stale
+    // mailboxes); `degraded`, `unhealthy`, `missed` answer 503
+    healthy: jobs.every((j) => j.health === 'healthy' || j.health === 'unknown') && sectionsHealthy,
     jobs,
-    sweeps,
-    inboxFreshness,
-    ...(sections as JobSections),
-    // hard / soft / ignored bounces of the last 24 h, addresses known bounced (docs/bounces.md)
-    bounces: await readBounceStatus(db),
-  };
+    // fan-out sweeps (lib/cron/sweep.ts)
+    sweeps: await readSweeps(db, registry.jobs),
+    ...sections,
+  } as Status<J, A>;
 }

@@ -1,13 +1,11 @@
 /**
- * `/cron/status`'s view of the fan-out jobs (docs/scale.md): per job, the last sweep (items due
- * when it started, done by it or its shards, left, shards used, the budget that applied), and
- * inbox freshness: the age of the oldest mailbox not synced yet, unhealthy past three intervals.
+ * `/cron/status`'s view of the fan-out jobs (the jobs with a `sweep`, docs/scale.md): per job, the
+ * last sweep (items due when it started, done by it or its shards, left, shards used, the budget
+ * that applied).
  */
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
-import { SWEEP_JOBS } from './fanout.js';
-import { JOBS, type JobId } from './jobs.js';
-import { scheduleIntervalMs } from './schedule.js';
+import type { Job } from './types.js';
 
 type SweepRow = { id: string; job: string; outcome: string; started_at: string | Date; stats: Record<string, unknown> | null; fanout: { n?: number; due?: number } | null };
 type ChildRow = { parent_run_id: string; outcome: string; stats: Record<string, unknown> | null };
@@ -32,31 +30,22 @@ export function summariseSweep(run: SweepRow, children: ChildRow[], itemsStat: s
   };
 }
 
-/** Pure: inbox freshness from the oldest sync time; unhealthy past three schedule intervals. */
-export function judgeFreshness(oldest: Date | null, intervalMs: number, now: Date) {
-  const ageSec = oldest ? Math.max(0, Math.round((now.getTime() - oldest.getTime()) / 1000)) : null;
-  const limitSec = Math.round((3 * intervalMs) / 1000);
-  return { oldestSyncedAt: oldest?.toISOString() ?? null, ageSec, limitSec, healthy: ageSec === null || ageSec <= limitSec };
-}
-
-export async function readSweeps(db: Db, now: Date) {
-  const jobs = Object.keys(SWEEP_JOBS) as JobId[];
+export async function readSweeps(db: Db, jobs: readonly Pick<Job, 'id' | 'sweep'>[]): Promise<Record<string, Sweep | null>> {
+  const fanning = jobs.filter((j) => j.sweep);
+  if (!fanning.length) return {};
   // the last real, non-shard run of each fan-out job, and the shards it started
   const runs = await queryRows<SweepRow>(db, sql`
     select distinct on (job) id, job, outcome, started_at, stats, fanout from cron_runs
-    where job in (${sql.join(jobs.map((j) => sql`${j}`), sql`, `)}) and not dry_run and parent_run_id is null
+    where job in (${sql.join(fanning.map((j) => sql`${j.id}`), sql`, `)}) and not dry_run and parent_run_id is null
       and outcome <> 'skipped'
     order by job, started_at desc`);
   const children = runs.length ? await queryRows<ChildRow>(db, sql`
     select parent_run_id, outcome, stats from cron_runs
     where parent_run_id in (${sql.join(runs.map((r) => sql`${r.id}`), sql`, `)})`) : [];
   const sweeps: Record<string, Sweep | null> = {};
-  for (const job of jobs) {
-    const run = runs.find((r) => r.job === job);
-    sweeps[job] = run ? summariseSweep(run, children.filter((c) => c.parent_run_id === run.id), SWEEP_JOBS[job]!.itemsStat) : null;
+  for (const job of fanning) {
+    const run = runs.find((r) => r.job === job.id);
+    sweeps[job.id] = run ? summariseSweep(run, children.filter((c) => c.parent_run_id === run.id), job.sweep!.itemsStat) : null;
   }
-  const { oldestSyncedAt } = await import('../jobs/inbox-sync/sweep.js');
-  const oldest = await oldestSyncedAt(db);
-  const inboxFreshness = { mailboxes: oldest.mailboxes, ...judgeFreshness(oldest.at, scheduleIntervalMs(JOBS['inbox-sync'].schedule, now), now) };
-  return { sweeps, inboxFreshness };
+  return sweeps;
 }

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import { Cron } from 'croner';
-import { JOBS, JOB_IDS, STATUS_PATH, type JobId } from '../cron/jobs.js';
+import { STATUS_PATH } from '../cron/jobs.js';
+import type { Job } from '../cron/types.js';
 
 export type VercelJson = {
   crons?: { path: string; schedule: string }[];
@@ -8,16 +9,16 @@ export type VercelJson = {
   functions?: Record<string, { maxDuration?: number }>;
 };
 
-export type ScheduledCron = { job: JobId; schedule: string; query: URLSearchParams; path: string };
+export type ScheduledCron<J extends Job = Job> = { job: J; schedule: string; query: URLSearchParams; path: string };
 
 export function readVercelJson(file = new URL('../../vercel.json', import.meta.url)): VercelJson {
   return JSON.parse(fs.readFileSync(file, 'utf8')) as VercelJson;
 }
 
 /** The job a path (`/api/x`, `/x`, with or without a query) belongs to, or undefined. */
-export function jobForPath(pathWithQuery: string): JobId | undefined {
+export function jobForPath<J extends Pick<Job, 'path'>>(jobs: readonly J[], pathWithQuery: string): J | undefined {
   const p = pathWithQuery.split('?')[0].replace(/\/+$/, '').replace(/^\/api(?=\/)/, '');
-  return JOB_IDS.find((id) => JOBS[id].path === p);
+  return jobs.find((j) => j.path === p);
 }
 
 export function isStatusPath(pathname: string): boolean {
@@ -26,13 +27,13 @@ export function isStatusPath(pathname: string): boolean {
 
 /**
  * The crons of vercel.json, each validated as a 5-field expression by croner (Vercel itself does
- * not check) and mapped to its job. Throws on a schedule or path that would never run.
+ * not check) and mapped to its registered job. Throws on a schedule or path that would never run.
  */
-export function scheduledCrons(v: VercelJson = readVercelJson()): ScheduledCron[] {
+export function scheduledCrons<J extends Job>(jobs: readonly J[], v: VercelJson = readVercelJson()): ScheduledCron<J>[] {
   return (v.crons ?? []).map((c) => {
     if (c.schedule.trim().split(/\s+/).length !== 5) throw new Error(`vercel.json cron ${c.path}: "${c.schedule}" is not a 5-field cron expression`);
     new Cron(c.schedule, { paused: true, timezone: 'UTC' }); // throws on an invalid expression
-    const job = jobForPath(c.path);
+    const job = jobForPath(jobs, c.path);
     if (!job) throw new Error(`vercel.json cron path ${c.path} is not a job route`);
     const q = c.path.includes('?') ? c.path.slice(c.path.indexOf('?') + 1) : '';
     return { job, schedule: c.schedule, query: new URLSearchParams(q), path: c.path };

@@ -15,6 +15,9 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { testRuntime } from '../helpers/runtime.js';
 import { describePg } from '../helpers/services.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
+import { inboxSyncJob } from '../../lib/jobs/inbox-sync/index.js';
+import { followupsJob } from '../../lib/jobs/followups/index.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
 const SECRET = 'alerts-secret-0123456789abcdef';
 
@@ -27,13 +30,13 @@ describePg('missed runs: the ledger against the schedules (real PostgreSQL, inje
   it('a healthy ledger: nothing missed; a gap of two hours in an hourly job: missed, and /cron/status answers 503', async () => {
     const now = new Date('2026-03-10T14:30:00Z');
     await seedHealthyRuns(t.handle.db, now, 3);
-    let status = await readStatus(t.handle.db, now);
+    let status = await readStatus(t.handle.db, now, JOB_REGISTRY);
     expect(status.jobs.map((j) => j.health)).toEqual(['healthy', 'healthy', 'healthy', 'healthy']);
     expect(status.healthy).toBe(true);
 
     // followups' schedule stopped firing after 11:00 (the 12:00, 13:00 and 14:00 runs never came)
     await t.handle.db.execute(sql`delete from cron_runs where job = 'followups' and started_at > '2026-03-10T11:00:00Z'`);
-    status = await readStatus(t.handle.db, now);
+    status = await readStatus(t.handle.db, now, JOB_REGISTRY);
     const f = status.jobs.find((j) => j.job === 'followups')!;
     expect(f.health).toBe('missed');
     expect(f.missed.expected).toEqual(['2026-03-10T12:00:00.000Z', '2026-03-10T13:00:00.000Z']);
@@ -43,14 +46,14 @@ describePg('missed runs: the ledger against the schedules (real PostgreSQL, inje
     // a console or CLI run does not prove the schedule fires
     await t.handle.db.execute(sql`insert into cron_runs (id, job, trigger, started_at, finished_at, outcome) values
       ('manual-1', 'followups', 'console', '2026-03-10T14:10:00Z', '2026-03-10T14:10:01Z', 'succeeded')`);
-    expect((await readMissedRuns(t.handle.db, now)).followups.missed).toBe(true);
+    expect((await readMissedRuns(t.handle.db, now, JOB_REGISTRY.jobs)).followups.missed).toBe(true);
 
     // through HTTP with the real clock: the same ledger, shifted to end now
     await t.handle.db.execute(sql`delete from cron_runs where job <> 'followups'`);
     await seedHealthyRuns(t.handle.db, new Date(), 3);
     await t.handle.db.execute(sql`delete from cron_runs where job = 'followups'`);
     const { rt } = testRuntime({ CRON_SECRET: SECRET }, t.handle);
-    const s = await serveHandler(statusRoute(() => rt));
+    const s = await serveHandler(statusRoute(JOB_REGISTRY, () => rt));
     try {
       const res = await fetch(`${s.url}/cron/status`, { headers: { authorization: `Bearer ${SECRET}` } });
       expect(res.status).toBe(503);
@@ -64,8 +67,8 @@ describePg('missed runs: the ledger against the schedules (real PostgreSQL, inje
     await seedHealthyRuns(t.handle.db, now, 3);
     await t.handle.db.execute(sql`update cron_runs set started_at = started_at + interval '50 minutes', finished_at = finished_at + interval '50 minutes'
       where job = 'account-deletions'`);
-    expect((await readMissedRuns(t.handle.db, now))['account-deletions'].missed).toBe(false);
-    expect((await readMissedRuns(t.handle.db, new Date('2026-03-12T03:00:00Z')))['account-deletions'].missed).toBe(true);
+    expect((await readMissedRuns(t.handle.db, now, JOB_REGISTRY.jobs))['account-deletions'].missed).toBe(false);
+    expect((await readMissedRuns(t.handle.db, new Date('2026-03-12T03:00:00Z'), JOB_REGISTRY.jobs))['account-deletions'].missed).toBe(true);
   });
 });
 
@@ -91,8 +94,8 @@ describePg('health-check pings against a local HTTP server (real PostgreSQL)', (
   afterAll(async () => { await hc?.close(); await t?.drop(); });
   beforeEach(() => { hc.pings.length = 0; });
 
-  const ok: Job = { id: 'followups', run: async () => ({ stats: { sent: 3 }, errors: [], partial: false }) };
-  const broken: Job = { id: 'inbox-sync', run: async () => { throw Object.assign(new Error('IMAP en panne'), { code: 'imap_down' }); } };
+  const ok: Job = { ...followupsJob, run: async () => ({ stats: { sent: 3 }, errors: [], partial: false }) };
+  const broken: Job = { ...inboxSyncJob, run: async () => { throw Object.assign(new Error('IMAP en panne'), { code: 'imap_down' }); } };
 
   it('start then success (bare URL), each with a short text body; the template takes {job}', async () => {
     const { rt } = testRuntime({ HEALTHCHECK_URL: `${hc.url}/ping/{job}` }, t.handle);

@@ -5,7 +5,7 @@ import { sql } from 'drizzle-orm';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { queryRows } from '../../db/client.js';
-import { JOB_IDS } from '../../lib/cron/jobs.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { createIntegration, MASTER_KEY, messagesOf, simpleMail } from '../helpers/inbox-fixtures.js';
 import { pauseIntegration, seedCompany, seedHealthyRuns, seedUnknownFollowup } from '../../devtools/console-fixtures.js';
@@ -84,7 +84,7 @@ describeWithService(hasPostgres() && hasDovecot() && hasChromium, 'PostgreSQL, D
     expect(cookies[0]).toMatchObject({ name: 'lokario_console', httpOnly: true, sameSite: 'Strict' });
     expect(cookies[0].expires * 1000 - Date.now()).toBeGreaterThan(11.9 * 3600_000);
     const jobs = await page.$$eval('article.job', (els) => els.map((e) => e.getAttribute('data-job')));
-    expect(jobs.sort()).toEqual([...JOB_IDS].sort());
+    expect(jobs.sort()).toEqual(JOB_REGISTRY.jobs.map((j) => j.id).sort());
     expect(await page.$eval('header', (e) => e.textContent)).toContain('Alice');
     const res = await fetch(url(), { headers: { cookie: `lokario_console=${cookies[0].value}` } });
     expect(res.headers.get('x-frame-options')).toBe('DENY');

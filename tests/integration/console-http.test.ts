@@ -5,6 +5,7 @@ import { serveHandler } from '../helpers/http.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { testRuntime } from '../helpers/runtime.js';
 import { describePg } from '../helpers/services.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
 const SECRET = 'console-http-secret-0123456789';
 const PASSWORD = 'console-password-abcdefghij';
@@ -30,7 +31,7 @@ describePg('console sign-in over real HTTP (real PostgreSQL)', () => {
 
   async function serve(env: Record<string, string>) {
     const { rt } = testRuntime(env, t.handle);
-    return serveHandler(consoleRoute(() => rt));
+    return serveHandler(consoleRoute(JOB_REGISTRY, () => rt));
   }
   const signIn = (url: string, password: string, headers: Record<string, string> = {}) => fetch(`${url}/cron`, {
     method: 'POST', redirect: 'manual', headers: { ...form, ...headers }, body: new URLSearchParams({ op: 'signin', actor: 'Zoé', password }),

@@ -13,6 +13,7 @@ import { companies } from '../../db/schema/index.js';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory } from '../../lib/mail/transport.js';
 import type { Job, JobContext } from '../../lib/cron/types.js';
+import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
 
 const SECRET = 'contract-additions-secret-0123';
 const auth = { headers: { authorization: `Bearer ${SECRET}` } };
@@ -27,7 +28,7 @@ describePg('preview safety, shards and the clock override (SPEC §2.3, §2.8, §
 
   const seen: Record<string, JobContext[]> = {};
   const recorder: Job = {
-    id: 'overdue-reminders',
+    ...overdueRemindersJob,
     async run(ctx) {
       (seen[ctx.runId] ??= []).push(ctx);
       const rows = await queryRows<{ id: number }>(ctx.db, sql`select id from ${companies} where ${scopeFilter(companies.id, ctx.scope)} order by id`);

@@ -10,11 +10,15 @@ import { runtimeFromConfig } from '../../lib/cron/runtime.js';
 import { queryRows } from '../../db/client.js';
 import { NotImplementedError, type Job } from '../../lib/cron/types.js';
 import { FORBIDDEN_BODY } from '../../lib/cron/auth.js';
+import { inboxSyncJob } from '../../lib/jobs/inbox-sync/index.js';
+import { followupsJob } from '../../lib/jobs/followups/index.js';
+import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
 const SECRET = 'test-secret-0123456789abcdef';
 
 const okJob: Job = {
-  id: 'followups',
+  ...followupsJob,
   run: async (ctx) => ({ stats: { seen: 1, now: ctx.now.toISOString(), dryRun: ctx.dryRun }, errors: [], partial: false, plan: ctx.dryRun ? [{ would: 'send' }] : undefined }),
 };
 
@@ -48,7 +52,7 @@ describePg('HTTP contract (SPEC §2.2–2.4) over real HTTP and real PostgreSQL'
 
   it('missing or wrong secret: 403 with the exact body, and the job does not start', async () => {
     let started = 0;
-    const s = await serve({ CRON_SECRET: SECRET }, { id: 'followups', run: async () => { started++; return { stats: {}, errors: [], partial: false }; } });
+    const s = await serve({ CRON_SECRET: SECRET }, { ...followupsJob, run: async () => { started++; return { stats: {}, errors: [], partial: false }; } });
     try {
       for (const init of [{}, { headers: { authorization: 'Bearer nope' } }, { headers: { authorization: SECRET } }]) {
         const r = await fetch(`${s.url}/`, init);
@@ -101,7 +105,7 @@ describePg('HTTP contract (SPEC §2.2–2.4) over real HTTP and real PostgreSQL'
   it('CRON_SECRET unset with NODE_ENV=production, VERCEL_ENV=production or preview: 500 misconfigured, nothing runs', async () => {
     for (const env of [{ NODE_ENV: 'production' }, { VERCEL_ENV: 'production' }, { VERCEL_ENV: 'preview' }]) {
       let started = 0;
-      const s = await serve(env, { id: 'followups', run: async () => { started++; return { stats: {}, errors: [], partial: false }; } });
+      const s = await serve(env, { ...followupsJob, run: async () => { started++; return { stats: {}, errors: [], partial: false }; } });
       try {
         const r = await fetch(`${s.url}/followups/process-automatic`);
         expect(r.status).toBe(500);
@@ -133,7 +137,7 @@ describePg('HTTP contract (SPEC §2.2–2.4) over real HTTP and real PostgreSQL'
   });
 
   it('a job whose issue has not landed answers 501 not_implemented, never a fake success', async () => {
-    const s = await serve({ CRON_SECRET: SECRET }, { id: 'inbox-sync', run: async () => { throw new NotImplementedError('inbox-sync'); } });
+    const s = await serve({ CRON_SECRET: SECRET }, { ...inboxSyncJob, run: async () => { throw new NotImplementedError('inbox-sync'); } });
     try {
       const r = await fetch(`${s.url}/`, { headers: { authorization: `Bearer ${SECRET}` } });
       expect(r.status).toBe(501);
@@ -142,7 +146,7 @@ describePg('HTTP contract (SPEC §2.2–2.4) over real HTTP and real PostgreSQL'
   });
 
   it('a failing job: 500 with job, runId, short code and message; no stack trace, no secret', async () => {
-    const s = await serve({ CRON_SECRET: SECRET }, { id: 'account-deletions', run: async () => { throw new Error(`connect failed for postgres://u:${SECRET}@db/x\n    at Foo (file.ts:1:1)`); } });
+    const s = await serve({ CRON_SECRET: SECRET }, { ...accountDeletionsJob, run: async () => { throw new Error(`connect failed for postgres://u:${SECRET}@db/x\n    at Foo (file.ts:1:1)`); } });
     try {
       const r = await fetch(`${s.url}/`, { headers: { authorization: `Bearer ${SECRET}` } });
       expect(r.status).toBe(500);
@@ -168,7 +172,7 @@ describePg('HTTP contract (SPEC §2.2–2.4) over real HTTP and real PostgreSQL'
 
   it('ten simultaneous HTTP requests to one route: exactly one run row other than skipped', async () => {
     await t.handle.db.execute(sql`delete from cron_runs`);
-    const slow: Job = { id: 'followups', run: async () => { await new Promise((r) => setTimeout(r, 400)); return { stats: {}, errors: [], partial: false }; } };
+    const slow: Job = { ...followupsJob, run: async () => { await new Promise((r) => setTimeout(r, 400)); return { stats: {}, errors: [], partial: false }; } };
     const s = await serve({ CRON_SECRET: SECRET }, slow);
     try {
       const res = await Promise.all(Array.from({ length: 10 }, () => fetch(`${s.url}/`, { headers: { authorization: `Bearer ${SECRET}` } }).then((r) => r.json())));
@@ -181,7 +185,7 @@ describePg('HTTP contract (SPEC §2.2–2.4) over real HTTP and real PostgreSQL'
   it('/cron/status: 200 on a fresh install (unknown), 503 after three failed runs, secret required', async () => {
     await t.handle.db.execute(sql`delete from cron_runs`);
     const { rt } = testRuntime({ CRON_SECRET: SECRET }, t.handle);
-    const s = await serveHandler(statusRoute(() => rt));
+    const s = await serveHandler(statusRoute(JOB_REGISTRY, () => rt));
     try {
       expect((await fetch(`${s.url}/cron/status`)).status).toBe(403);
       const fresh = await fetch(`${s.url}/cron/status`, { headers: { authorization: `Bearer ${SECRET}` } });

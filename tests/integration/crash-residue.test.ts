@@ -19,6 +19,7 @@ import { STALE_CLAIM_SEC } from '../../lib/mail/claimed-send.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { handContext, seedCompany, wipe } from './followups-fixtures.js';
 import { insertDueInvoiceFollowups } from '../helpers/seed.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
 describePg('crash residue: status, crashed runs, leases; cursors that advance', () => {
   let t: TestDatabase;
@@ -33,7 +34,7 @@ describePg('crash residue: status, crashed runs, leases; cursors that advance', 
     const db = t.handle.db;
     for (const job of ['inbox-sync', 'followups', 'account-deletions', 'overdue-reminders']) await succeededRun(job);
     const { rt } = testRuntime({}, t.handle);
-    const srv = await serveHandler(statusRoute(() => rt));
+    const srv = await serveHandler(statusRoute(JOB_REGISTRY, () => rt));
     try {
       let res = await fetch(srv.url);
       expect(res.status).toBe(200);
@@ -62,7 +63,7 @@ describePg('crash residue: status, crashed runs, leases; cursors that advance', 
     await db.execute(sql`insert into cron_leases (job, holder, expires_at) values ('followups', 'crashed-1', now() - interval '1 minute')`);
     await db.execute(sql`insert into cron_runs (id, job, trigger, started_at, outcome) values ('live-1', 'overdue-reminders', 'http', now() - interval '30 seconds', 'running')`);
     await db.execute(sql`insert into cron_leases (job, holder, expires_at) values ('overdue-reminders', 'live-1', now() + interval '1 minute')`);
-    const status = await readStatus(db, new Date());
+    const status = await readStatus(db, new Date(), JOB_REGISTRY);
     expect(status.jobs.find((j) => j.job === 'followups')?.lastRun).toMatchObject({ outcome: 'failed', error: CRASHED_RUN_ERROR });
     expect(status.jobs.find((j) => j.job === 'overdue-reminders')?.lastRun).toBeNull();
   });

@@ -7,7 +7,8 @@ import { simpleParser, type ParsedMail } from 'mailparser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { closeAllDbs, openDb, queryRows, type DbHandle } from '../../db/client.js';
 import { companies, subscriptions } from '../../db/schema/index.js';
-import { JOBS, type JobId } from '../../lib/cron/jobs.js';
+import { findJob, type JobId } from '../../lib/cron/jobs.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 import { createDemoIntegration, demoMailbox, seedDemo, type DemoIds } from '../../scripts/demo-data.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { describeWithService } from '../helpers/services.js';
@@ -64,7 +65,7 @@ describe('end to end: npm start, the four routes as Vercel Cron and cron-job.org
 
   /** One GET as the given scheduler would send it, with the test's fixed clock. */
   async function call(job: JobId | 'status', as: Caller): Promise<{ status: number; body: Body }> {
-    const p = job === 'status' ? '/cron/status' : JOBS[job].path;
+    const p = job === 'status' ? '/cron/status' : findJob(JOB_REGISTRY, job)!.path;
     const clock = job === 'status' ? '' : `now=${encodeURIComponent(NOW.toISOString())}`;
     const res = as === 'vercel-cron'
       // Vercel Cron calls the /api path of vercel.json's `crons` with the Bearer secret
@@ -128,7 +129,7 @@ describe('end to end: npm start, the four routes as Vercel Cron and cron-job.org
   });
 
   it('a call without the secret is refused (403) and runs nothing', async () => {
-    const res = await fetch(`${srv.url}/api${JOBS['account-deletions'].path}`, { headers: { 'user-agent': 'vercel-cron/1.0' } });
+    const res = await fetch(`${srv.url}/api${findJob(JOB_REGISTRY, 'account-deletions')!.path}`, { headers: { 'user-agent': 'vercel-cron/1.0' } });
     expect(res.status).toBe(403);
     expect((await res.json()).error).toBe('forbidden');
   });

@@ -11,6 +11,7 @@ import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { followupRow, handContext, history, seedCompany, seedFollowup, seedInvoice, wipe } from './followups-fixtures.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
 const SECRET = 'x'.repeat(24);
 
@@ -154,7 +155,7 @@ describePg('followups: each step is sent exactly once', () => {
       expect((hung.body.stats as any).unknown).toBe(1);
       expect(await history(db, f)).toEqual([expect.objectContaining({ step: 1, delivery: 'unknown', attempts: 1 })]);
       expect((await followupRow(db, f)).status).toBe('EN_ATTENTE');
-      expect((await readStatus(db, new Date())).followups.sendsInUnknownState).toBe(1);
+      expect((await readStatus(db, new Date(), JOB_REGISTRY)).followups.sendsInUnknownState).toBe(1);
 
       const env = { CRON_SECRET: SECRET, SMTP_URL: sink.url };
       await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 3 * 24 * 3600_000) }, testRuntime(env, t.handle).rt);

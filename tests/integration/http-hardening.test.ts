@@ -8,11 +8,13 @@ import { testRuntime } from '../helpers/runtime.js';
 import { serveHandler } from '../helpers/http.js';
 import { cronRoute, statusRoute } from '../../lib/cron/route.js';
 import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
-import { JOB_IDS } from '../../lib/cron/jobs.js';
 import { queryRows } from '../../db/client.js';
 import { decodeForRedaction } from '../../lib/log.js';
 import type { Job } from '../../lib/cron/types.js';
 import { freePort } from '../../devtools/ports.js';
+import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
+import { followupsJob } from '../../lib/jobs/followups/index.js';
+import { accountDeletionsJob } from '../../lib/jobs/account-deletions/index.js';
 
 const SECRET = 'hardening-secret-0123456789';
 const auth = { headers: { authorization: `Bearer ${SECRET}` } };
@@ -38,8 +40,9 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
   it('companyId beyond int4 (and absurdly long): 400 on all four jobs, nothing runs, and /cron/status stays 200', async () => {
     await t.handle.db.execute(sql`delete from cron_runs`);
     const { rt } = testRuntime({ CRON_SECRET: SECRET }, t.handle);
-    for (const id of JOB_IDS) {
-      const s = await serveHandler(cronRoute(JOB_REGISTRY[id], () => rt));
+    for (const job of JOB_REGISTRY.jobs) {
+      const id = job.id;
+      const s = await serveHandler(cronRoute(job, () => rt));
       try {
         for (const q of ['companyId=2147483648', 'companyId=4294967296', `companyId=${'9'.repeat(400)}`, 'companyId=99999999999']) {
           for (let i = 0; i < 3; i++) {
@@ -54,7 +57,7 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
     }
     const failed = await queryRows<{ n: number }>(t.handle.db, sql`select count(*)::int as n from cron_runs where outcome = 'failed'`);
     expect(failed[0].n).toBe(0);
-    const status = await serveHandler(statusRoute(() => rt));
+    const status = await serveHandler(statusRoute(JOB_REGISTRY, () => rt));
     try {
       const r = await fetch(`${status.url}/cron/status`, auth);
       expect(r.status).toBe(200);
@@ -63,7 +66,7 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
 
   it('two Authorization headers, or ?secret= twice: 400, the job does not start (even when both are right)', async () => {
     let started = 0;
-    const job: Job = { id: 'followups', run: async () => { started++; return { stats: {}, errors: [], partial: false }; } };
+    const job: Job = { ...followupsJob, run: async () => { started++; return { stats: {}, errors: [], partial: false }; } };
     const { rt } = testRuntime({ CRON_SECRET: SECRET }, t.handle);
     const s = await serveHandler(cronRoute(job, () => rt));
     try {
@@ -85,7 +88,7 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
 
   it('the secret never reaches a log line, whatever the URL encoding of its name or value', async () => {
     const { rt, logs } = testRuntime({ CRON_SECRET: SECRET }, t.handle);
-    const s = await serveHandler(cronRoute({ id: 'followups', run: async () => ({ stats: {}, errors: [], partial: false }) }, () => rt));
+    const s = await serveHandler(cronRoute({ ...followupsJob, run: async () => ({ stats: {}, errors: [], partial: false }) }, () => rt));
     const every = (v: string) => [...v].map((c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join('');
     try {
       const accepted = [
@@ -110,9 +113,9 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
   it('a failed run: response and ledger without SQL text, host or port; the full error is in the log, redacted', async () => {
     const port = await freePort();
     const jobs: Job[] = [
-      { id: 'followups', run: async (ctx) => { await ctx.db.execute(sql`select * from no_such_table where note = ${'client@exemple.fr'}`); return { stats: {}, errors: [], partial: false }; } },
-      { id: 'overdue-reminders', run: async () => { const c = new pg.Client({ host: '127.0.0.1', port }); await c.connect(); return { stats: {}, errors: [], partial: false }; } },
-      { id: 'account-deletions', run: async () => { const c = new pg.Client({ host: 'db.internal.lokario.example', port: 5433, connectionTimeoutMillis: 2_000 }); await c.connect(); return { stats: {}, errors: [], partial: false }; } },
+      { ...followupsJob, run: async (ctx) => { await ctx.db.execute(sql`select * from no_such_table where note = ${'client@exemple.fr'}`); return { stats: {}, errors: [], partial: false }; } },
+      { ...overdueRemindersJob, run: async () => { const c = new pg.Client({ host: '127.0.0.1', port }); await c.connect(); return { stats: {}, errors: [], partial: false }; } },
+      { ...accountDeletionsJob, run: async () => { const c = new pg.Client({ host: 'db.internal.lokario.example', port: 5433, connectionTimeoutMillis: 2_000 }); await c.connect(); return { stats: {}, errors: [], partial: false }; } },
     ];
     for (const job of jobs) {
       const { rt, logs } = testRuntime({ CRON_SECRET: SECRET }, t.handle);
@@ -146,7 +149,7 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
   it('the database unreachable: 500 database_unavailable without its host or port', async () => {
     const port = await freePort();
     const { rt } = testRuntime({ CRON_SECRET: SECRET, DATABASE_URL: `postgres://lokario:pw@127.0.0.1:${port}/lokario`, DATABASE_DRIVER: 'pg' });
-    const s = await serveHandler(cronRoute({ id: 'followups', run: async () => ({ stats: {}, errors: [], partial: false }) }, () => rt));
+    const s = await serveHandler(cronRoute({ ...followupsJob, run: async () => ({ stats: {}, errors: [], partial: false }) }, () => rt));
     try {
       const r = await fetch(`${s.url}/`, auth);
       expect(r.status).toBe(500);

@@ -8,6 +8,8 @@ import { acquireLease, releaseLease } from '../../lib/cron/runs.js';
 import { queryRows } from '../../db/client.js';
 import type { Job } from '../../lib/cron/types.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
+import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
+import { followupsJob } from '../../lib/jobs/followups/index.js';
 
 describePg('lease on real PostgreSQL (pg driver)', () => {
   let t: TestDatabase;
@@ -18,7 +20,7 @@ describePg('lease on real PostgreSQL (pg driver)', () => {
     let running = 0;
     let maxRunning = 0;
     const slowJob: Job = {
-      id: 'followups',
+      ...followupsJob,
       async run() {
         running++;
         maxRunning = Math.max(maxRunning, running);
@@ -53,7 +55,7 @@ describePg('lease on real PostgreSQL (pg driver)', () => {
   });
 
   it('a run that throws releases its lease and is recorded as failed with a 500', async () => {
-    const boom: Job = { id: 'overdue-reminders', run: async () => { throw new Error('boom'); } };
+    const boom: Job = { ...overdueRemindersJob, run: async () => { throw new Error('boom'); } };
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24) }, t.handle);
     const res = await runJob(boom, 'http', { dryRun: false, scope: {} }, rt);
     expect(httpStatusOf(res)).toBe(500);

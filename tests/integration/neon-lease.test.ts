@@ -8,6 +8,8 @@ import { runJob } from '../../lib/cron/run.js';
 import { queryRows } from '../../db/client.js';
 import type { Job } from '../../lib/cron/types.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
+import { inboxSyncJob } from '../../lib/jobs/inbox-sync/index.js';
+import { followupsJob } from '../../lib/jobs/followups/index.js';
 
 describePg('lease over the Neon serverless driver (WebSocket proxy → real PostgreSQL)', () => {
   let t: TestDatabase;
@@ -23,7 +25,7 @@ describePg('lease over the Neon serverless driver (WebSocket proxy → real Post
     let inside = 0;
     let maxInside = 0;
     const job: Job = {
-      id: 'inbox-sync',
+      ...inboxSyncJob,
       async run(ctx) {
         inside++;
         maxInside = Math.max(maxInside, inside);
@@ -46,7 +48,7 @@ describePg('lease over the Neon serverless driver (WebSocket proxy → real Post
 
   it('a run that throws over Neon releases the lease', async () => {
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), DATABASE_URL: t.url, DATABASE_DRIVER: 'neon' });
-    const res = await runJob({ id: 'followups', run: async () => { throw new Error('crash'); } }, 'http', { dryRun: false, scope: {} }, rt);
+    const res = await runJob({ ...followupsJob, run: async () => { throw new Error('crash'); } }, 'http', { dryRun: false, scope: {} }, rt);
     expect(httpStatusOf(res)).toBe(500);
     expect(await queryRows(t.handle.db, sql`select * from cron_leases`)).toEqual([]);
   });

@@ -16,6 +16,7 @@ import { createOAuthIntegration, grantRow, oauthEnv, reauthNotifications, storeG
 import { logCapture, testRuntime } from '../helpers/runtime.js';
 import { createLogger } from '../../lib/log.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 const MINUTE = 60_000;
@@ -127,7 +128,7 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     expect(notes[0].message).toMatch(/reconnectez votre boîte Microsoft/);
     expect(notes[0].message).toContain(box.user);
     // /cron/status lists it
-    expect((await readStatus(db, new Date())).oauthMailboxes.integrations).toContainEqual({ id, companyId, provider: 'microsoft' });
+    expect((await readStatus(db, new Date(), JOB_REGISTRY)).oauthMailboxes.integrations).toContainEqual({ id, companyId, provider: 'microsoft' });
 
     // the next runs (even much later) skip it: no login, no refresh, no second notification
     const mid = { ...p.counters };
@@ -147,7 +148,7 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     const resumed = await sync(companyId);
     expect(resumed.body.stats).toMatchObject({ synced: 1, messagesImported: 1 });
     expect((await grantRow(db, id)).last_sync_status).toBe('success');
-    expect((await readStatus(db, new Date())).oauthMailboxes.integrations.map((i) => i.id)).not.toContain(id);
+    expect((await readStatus(db, new Date(), JOB_REGISTRY)).oauthMailboxes.integrations.map((i) => i.id)).not.toContain(id);
   });
 
   it('a token just issued and still refused by the server (AUTHENTICATIONFAILED): needs_reauth after exactly one refresh', async () => {

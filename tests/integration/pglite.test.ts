@@ -7,6 +7,8 @@ import { acquireLease } from '../../lib/cron/runs.js';
 import { readStatus } from '../../lib/cron/status.js';
 import { queryRows, type DbHandle } from '../../db/client.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
+import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
 describe('the embedded database (PGlite) runs the same drizzle code', () => {
   let h: DbHandle;
@@ -20,12 +22,12 @@ describe('the embedded database (PGlite) runs the same drizzle code', () => {
 
   it('runs a job through the contract: ledger row, lease taken and released, status readable', async () => {
     const { rt } = testRuntime({}, h);
-    const res = await runJob({ id: 'overdue-reminders', run: async () => ({ stats: { n: 1 }, errors: [], partial: false }) }, 'cli', { dryRun: false, scope: {} }, rt);
+    const res = await runJob({ ...overdueRemindersJob, run: async () => ({ stats: { n: 1 }, errors: [], partial: false }) }, 'cli', { dryRun: false, scope: {} }, rt);
     expect(httpStatusOf(res)).toBe(200);
     expect(await queryRows(h.db, sql`select * from cron_leases`)).toEqual([]);
     expect(await acquireLease(h.db, 'x', 'a', 60)).toBe(true);
     expect(await acquireLease(h.db, 'x', 'b', 60)).toBe(false);
-    const status = await readStatus(h.db, new Date());
+    const status = await readStatus(h.db, new Date(), JOB_REGISTRY);
     expect(status.jobs.find((j) => j.job === 'overdue-reminders')?.health).toBe('healthy');
   });
 });

@@ -6,6 +6,7 @@ import { testRuntime } from '../helpers/runtime.js';
 import { startSmtpSink } from '../../devtools/smtp.js';
 import { runJob } from '../../lib/cron/run.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
+import type { Job } from '../../lib/cron/types.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory, MailError } from '../../lib/mail/transport.js';
@@ -34,7 +35,7 @@ describePg('recipients: one address, never an injected one', () => {
   beforeEach(async () => { await wipe(t.handle.db); sink.received.length = 0; });
 
   const NOW = '2026-03-10T09:00:00Z';
-  const run = async (job = followupsJob, env: Record<string, string> = {}) => {
+  const run = async (job: Job = followupsJob, env: Record<string, string> = {}) => {
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), SMTP_URL: sink.url, ...env }, t.handle);
     const res = await runJob(job, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW) }, rt);
     expect(httpStatusOf(res)).toBe(200);

@@ -7,6 +7,7 @@ import { testRuntime } from '../helpers/runtime.js';
 import { startSmtpSink } from '../../devtools/smtp.js';
 import { runJob } from '../../lib/cron/run.js';
 import { followupsJob } from '../../lib/jobs/followups/index.js';
+import type { Job } from '../../lib/cron/types.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
 import { queryRows } from '../../db/client.js';
 import { seedCompany, seedFollowup, seedInvoice, wipe } from './followups-fixtures.js';
@@ -51,7 +52,7 @@ describePg('tenant isolation: bad zones and settings of one company never fail t
   afterAll(async () => { await sink?.close(); await t?.drop(); });
   beforeEach(async () => { await wipe(t.handle.db); await t.handle.db.execute(sql`truncate appointments, appointment_types, appointment_reminders, tasks, users restart identity cascade`); sink.received.length = 0; });
 
-  const run = async (job: typeof followupsJob, now: string) => {
+  const run = async (job: Job, now: string) => {
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), SMTP_URL: sink.url }, t.handle);
     const res = await runJob(job, 'http', { dryRun: false, scope: {}, nowOverride: new Date(now) }, rt);
     return res as RunOutcome & { body: { stats: Record<string, any>; errors: { scope: string; id: unknown; code: string; message: string }[] } };

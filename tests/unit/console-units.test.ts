@@ -55,12 +55,22 @@ describe('missed-run rule (injected clock)', () => {
 describe('health-check URLs', () => {
   const cfg = (env: Record<string, string>) => parseConfig({ NODE_ENV: 'test', ...env });
 
+  const inboxSync = { id: 'inbox-sync', healthcheckVariable: 'HEALTHCHECK_URL_INBOX_SYNC' };
+  const followups = { id: 'followups', healthcheckVariable: 'HEALTHCHECK_URL_FOLLOWUPS' };
+
   it('template with {job}, a per-job variable wins, none means no ping', () => {
     const c = cfg({ HEALTHCHECK_URL: 'https://hc-ping.com/k3y/{job}', HEALTHCHECK_URL_FOLLOWUPS: 'https://cronitor.link/p/abc/relances' });
-    expect(healthcheckBaseUrl(c, 'inbox-sync')).toBe('https://hc-ping.com/k3y/inbox-sync');
-    expect(healthcheckBaseUrl(c, 'followups')).toBe('https://cronitor.link/p/abc/relances');
-    expect(healthcheckBaseUrl(cfg({}), 'followups')).toBeNull();
+    expect(healthcheckBaseUrl(c, inboxSync)).toBe('https://hc-ping.com/k3y/inbox-sync');
+    expect(healthcheckBaseUrl(c, followups)).toBe('https://cronitor.link/p/abc/relances');
+    expect(healthcheckBaseUrl(cfg({}), followups)).toBeNull();
     expect(() => cfg({ HEALTHCHECK_URL: 'ftp://x' })).toThrow(/HEALTHCHECK_URL/);
+  });
+
+  it('any HEALTHCHECK_URL_<JOB> is read and checked, without a line per job in lib/config.ts', () => {
+    const c = cfg({ HEALTHCHECK_URL_QUOTE_EXPIRY: 'https://hc-ping.com/uuid-q' });
+    expect(healthcheckBaseUrl(c, { id: 'quote-expiry', healthcheckVariable: 'HEALTHCHECK_URL_QUOTE_EXPIRY' })).toBe('https://hc-ping.com/uuid-q');
+    expect(healthcheckBaseUrl(c, followups)).toBeNull();
+    expect(() => cfg({ HEALTHCHECK_URL_QUOTE_EXPIRY: 'ftp://x' })).toThrow(/HEALTHCHECK_URL_QUOTE_EXPIRY: must be an http/);
   });
 
   it('/start and /fail go after the path, before the query string', () => {

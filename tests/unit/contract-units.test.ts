@@ -9,7 +9,8 @@ import { redactText } from '../../lib/log.js';
 import { budgetFor, SAFETY_MARGIN_MS } from '../../lib/cron/budget.js';
 import { leaseKey } from '../../lib/cron/scope.js';
 import { scheduledCrons, readVercelJson, jobForPath } from '../../lib/local/vercel-config.js';
-import { JOBS, JOB_IDS } from '../../lib/cron/jobs.js';
+import { defineRegistry } from '../../lib/cron/jobs.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
 const local = parseConfig({ NODE_ENV: 'development' });
 
@@ -140,27 +141,42 @@ describe('logs and budget', () => {
 
 describe('vercel.json, read by the local scheduler', () => {
   it('declares the four crons with the schedules of SPEC §1, each a valid 5-field expression', () => {
-    const crons = scheduledCrons();
-    expect(crons.map((c) => [c.job, c.schedule]).sort()).toEqual(JOB_IDS.map((id) => [id, JOBS[id].schedule]).sort());
+    const crons = scheduledCrons(JOB_REGISTRY.jobs);
+    expect(crons.map((c) => [c.job.id, c.schedule]).sort()).toEqual(JOB_REGISTRY.jobs.map((j) => [j.id, j.schedule]).sort());
   });
   it('has a rewrite for every bare path and a maxDuration for every api file', () => {
     const v = readVercelJson();
-    for (const p of [...JOB_IDS.map((id) => JOBS[id].path), '/cron/status']) {
+    for (const p of [...JOB_REGISTRY.jobs.map((j) => j.path), '/cron/status']) {
       expect(v.rewrites).toContainEqual({ source: p, destination: `/api${p}` });
       const file = `api${p}.ts`;
       expect(v.functions?.[file]?.maxDuration, file).toBeGreaterThan(0);
     }
-    for (const id of JOB_IDS) expect(v.functions?.[`api${JOBS[id].path}.ts`]?.maxDuration).toBe(JOBS[id].maxDurationSec);
+    for (const j of JOB_REGISTRY.jobs) expect(v.functions?.[`api${j.path}.ts`]?.maxDuration).toBe(j.maxDurationSec);
   });
   it('rejects a 4-field or invalid schedule and a path that is not a job', () => {
-    expect(() => scheduledCrons({ crons: [{ path: '/api/followups/process-automatic', schedule: '*/5 * * *' }] })).toThrow(/5-field/);
-    expect(() => scheduledCrons({ crons: [{ path: '/api/followups/process-automatic', schedule: '61 * * * *' }] })).toThrow();
-    expect(() => scheduledCrons({ crons: [{ path: '/api/nope', schedule: '0 * * * *' }] })).toThrow(/not a job/);
-    expect(scheduledCrons({ crons: [{ path: '/api/inbox/integrations/sync-all?shard=1&shards=2', schedule: '*/5 * * * *' }] })[0].query.get('shard')).toBe('1');
+    expect(() => scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/followups/process-automatic', schedule: '*/5 * * *' }] })).toThrow(/5-field/);
+    expect(() => scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/followups/process-automatic', schedule: '61 * * * *' }] })).toThrow();
+    expect(() => scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/nope', schedule: '0 * * * *' }] })).toThrow(/not a job/);
+    expect(scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/inbox/integrations/sync-all?shard=1&shards=2', schedule: '*/5 * * * *' }] })[0].query.get('shard')).toBe('1');
   });
   it('maps both path forms to the job', () => {
-    expect(jobForPath('/followups/process-automatic')).toBe('followups');
-    expect(jobForPath('/api/followups/process-automatic?x=1')).toBe('followups');
-    expect(jobForPath('/api/nope')).toBeUndefined();
+    expect(jobForPath(JOB_REGISTRY.jobs, '/followups/process-automatic')?.id).toBe('followups');
+    expect(jobForPath(JOB_REGISTRY.jobs, '/api/followups/process-automatic?x=1')?.id).toBe('followups');
+    expect(jobForPath(JOB_REGISTRY.jobs, '/api/nope')).toBeUndefined();
+  });
+});
+
+describe('the job registry', () => {
+  const job = JOB_REGISTRY.jobs[0];
+  it('refuses two jobs with one id, path or health-check variable, a variable lib/config.ts would not read, the status path', () => {
+    expect(() => defineRegistry({ jobs: [job, { ...job, path: '/other' , healthcheckVariable: 'HEALTHCHECK_URL_OTHER' }], attention: [] })).toThrow(/id inbox-sync is already inbox-sync's/);
+    expect(() => defineRegistry({ jobs: [job, { ...job, id: 'other', healthcheckVariable: 'HEALTHCHECK_URL_OTHER' }], attention: [] })).toThrow(/path \/inbox\/integrations\/sync-all/);
+    expect(() => defineRegistry({ jobs: [job, { ...job, id: 'other', path: '/other' }], attention: [] })).toThrow(/variable HEALTHCHECK_URL_INBOX_SYNC/);
+    expect(() => defineRegistry({ jobs: [{ ...job, healthcheckVariable: 'HC_INBOX' }], attention: [] })).toThrow(/healthcheckVariable must match/);
+    expect(() => defineRegistry({ jobs: [{ ...job, id: 'Inbox Sync' }], attention: [] })).toThrow(/lower-case/);
+    expect(() => defineRegistry({ jobs: [{ ...job, path: '/cron/status' }], attention: [] })).toThrow(/status route/);
+  });
+  it('every registered job names its own health-check variable after its id', () => {
+    for (const j of JOB_REGISTRY.jobs) expect(j.healthcheckVariable).toBe(`HEALTHCHECK_URL_${j.id.toUpperCase().replaceAll('-', '_')}`);
   });
 });

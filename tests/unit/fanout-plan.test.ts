@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { budgetFor, SAFETY_MARGIN_MS } from '../../lib/cron/budget.js';
 import { estimateCostMs, fanoutParentOf, MIN_LEDGER_ITEMS, planFanout, selfBaseUrl, SHARD_FILL, shardUrl, startJitterMs } from '../../lib/cron/fanout.js';
-import { judgeFreshness, summariseSweep } from '../../lib/cron/sweep.js';
+import { summariseSweep } from '../../lib/cron/sweep.js';
+import { judgeFreshness } from '../../lib/jobs/inbox-sync/sweep.js';
 import { createHostLimiter, hostKey } from '../../lib/jobs/inbox-sync/host-limit.js';
 
 describe('budget by trigger', () => {
@@ -58,7 +59,7 @@ describe('fan-out planning (pure)', () => {
     expect(selfBaseUrl({ VERCEL_PROJECT_PRODUCTION_URL: 'lokario.fr' })).toBe('https://lokario.fr');
     expect(selfBaseUrl({}, 'http://127.0.0.1:3000')).toBe('http://127.0.0.1:3000');
     expect(selfBaseUrl({})).toBeNull();
-    expect(shardUrl('https://x', 'inbox-sync', 2, 5)).toBe('https://x/api/inbox/integrations/sync-all?shard=2&shards=5');
+    expect(shardUrl('https://x', '/inbox/integrations/sync-all', 2, 5)).toBe('https://x/api/inbox/integrations/sync-all?shard=2&shards=5');
   });
   it('a request is a shard only with the parent header and shard=k&shards=n', () => {
     const id = '0b8e6a59-6f1c-4c0e-9d56-7d3b1e0f3a11';

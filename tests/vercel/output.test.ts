@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { Cron } from 'croner';
-import { JOBS, JOB_IDS, STATUS_PATH } from '../../lib/cron/jobs.js';
+import { STATUS_PATH } from '../../lib/cron/jobs.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 import { jobForPath, readVercelJson, scheduledCrons } from '../../lib/local/vercel-config.js';
 import { describeWithService } from '../helpers/services.js';
 import {
@@ -32,7 +33,9 @@ function resolveToFunction(config: OutputConfig, functionRoutes: Set<string>, pa
 }
 
 const withoutQuery = (p: string) => p.split('?')[0];
-const JOB_PATHS = JOB_IDS.map((id) => JOBS[id].path);
+const { jobs: JOBS } = JOB_REGISTRY;
+const JOB_IDS = JOBS.map((j) => j.id);
+const JOB_PATHS = JOBS.map((j) => j.path);
 const BARE_PATHS = [...JOB_PATHS, STATUS_PATH];
 
 describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/: run `npm run vercel:build` first)')('vercel build output', () => {
@@ -55,17 +58,17 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
 
   it('has one built function per api/ route file, and nothing else', () => {
     expect(functions.map((f) => f.route)).toEqual(apiRoutesInRepo());
-    expect(functions).toHaveLength(6); // four jobs, the status route, the console
+    expect(functions).toHaveLength(JOBS.length + 2); // the jobs, the status route, the console
   });
 
-  it('config.json carries the four crons with the schedules of SPEC §1 (lib/cron/jobs.ts)', () => {
+  it('config.json carries one cron per registered job, with its schedule (lib/jobs/<job>/index.ts)', () => {
     const crons = config.crons ?? [];
     const jobsScheduled = new Set<string>();
     for (const c of crons) {
-      const job = jobForPath(c.path);
+      const job = jobForPath(JOBS, c.path);
       expect(job, `cron ${c.path} is not a job route`).toBeDefined();
-      expect(c.schedule, `cron ${c.path}`).toBe(JOBS[job!].schedule);
-      jobsScheduled.add(job!);
+      expect(c.schedule, `cron ${c.path}`).toBe(job!.schedule);
+      jobsScheduled.add(job!.id);
     }
     expect([...jobsScheduled].sort()).toEqual([...JOB_IDS].sort());
     // the build copies the crons verbatim: what vercel.json declares is what gets deployed
@@ -80,14 +83,14 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
       expect(cron.nextRun(new Date('2026-01-01T00:00:00Z')), `cron ${c.path}: "${c.schedule}" never fires`).toBeInstanceOf(Date);
     }
     // the local scheduler's reading of the same crons agrees (it throws on a bad expression or path)
-    expect(scheduledCrons({ crons: config.crons }).map((s) => s.job).sort()).toEqual([...JOB_IDS].sort());
+    expect(scheduledCrons(JOBS, { crons: config.crons }).map((s) => s.job.id).sort()).toEqual([...JOB_IDS].sort());
   });
 
   it('every cron path, without its query string, resolves to a built function', () => {
     expect(config.crons?.length).toBeGreaterThanOrEqual(JOB_IDS.length);
     for (const c of config.crons ?? []) {
       const target = resolveToFunction(config, functionRoutes, withoutQuery(c.path));
-      expect(target, `cron ${c.path} reaches no function`).toBe(`/api${JOBS[jobForPath(c.path)!].path}`);
+      expect(target, `cron ${c.path} reaches no function`).toBe(`/api${jobForPath(JOBS, c.path)!.path}`);
       expect(fs.existsSync(path.join(OUTPUT_DIR, 'functions', `${target}.func`))).toBe(true);
     }
   });
@@ -111,8 +114,8 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
       const source = `${f.route.slice(1)}.ts`;
       expect(f.vc.maxDuration, `${f.route}: maxDuration`).toBeGreaterThan(0);
       expect(f.vc.maxDuration, `${f.route}: maxDuration`).toBe(declared[source]?.maxDuration);
-      const job = jobForPath(f.route);
-      if (job) expect(f.vc.maxDuration, `${f.route}: JOBS['${job}'].maxDurationSec`).toBe(JOBS[job].maxDurationSec);
+      const job = jobForPath(JOBS, f.route);
+      if (job) expect(f.vc.maxDuration, `${f.route}: ${job.id}'s maxDurationSec`).toBe(job.maxDurationSec);
       expect(f.vc.runtime, `${f.route}: runtime`).toMatch(/^nodejs(24|22)\.x$/);
       expect(fs.existsSync(path.join(f.dir, f.vc.handler)), `${f.route}: handler ${f.vc.handler}`).toBe(true);
     }

@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { JOBS, JOB_IDS, STATUS_PATH } from '../../lib/cron/jobs.js';
+import { STATUS_PATH } from '../../lib/cron/jobs.js';
+import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 import { jobForPath } from '../../lib/local/vercel-config.js';
 import type { Handler } from '../../lib/cron/route.js';
 import { serveHandler } from '../helpers/http.js';
@@ -64,7 +65,9 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
     if (copyRoot) fs.rmSync(copyRoot, { recursive: true, force: true });
   });
 
-  const ROUTES = [...JOB_IDS.map((id) => `/api${JOBS[id].path}`), `/api${STATUS_PATH}`].sort();
+  const { jobs: JOBS } = JOB_REGISTRY;
+  const JOB_IDS = JOBS.map((j) => j.id);
+  const ROUTES = [...JOBS.map((j) => `/api${j.path}`), `/api${STATUS_PATH}`].sort();
   const CONSOLE = '/api/cron/dashboard';
 
   it('imports a handler from every built function, each from its own copy outside the repository', () => {
@@ -122,14 +125,14 @@ describeWithService(hasBuildOutput(), 'the Vercel build output (.vercel/output/:
       expect(html.match(/<article class="job /g)).toHaveLength(JOB_IDS.length);
     });
 
-    it.each(JOB_IDS.map((id) => [id, `/api${JOBS[id].path}`]))('%s: a dry run of the built job answers with its JSON body, never a 500', async (id, route) => {
+    it.each(JOBS.map((j) => [j.id, `/api${j.path}`]))('%s: a dry run of the built job answers with its JSON body, never a 500', async (id, route) => {
       const s = served.get(route)!;
       const res = await fetch(`${s.url}${route}?dryRun=1`, { headers: { authorization: `Bearer ${SECRET}` } });
       const body = (await res.json()) as { job?: string; error?: string; message?: string };
       // 501 until the job's own issue has landed (a stub never fakes success); 200 once it has
       expect([200, 501], `${route}: ${res.status} ${body.error ?? ''} ${body.message ?? ''}`).toContain(res.status);
       expect(body.job).toBe(id);
-      expect(jobForPath(route)).toBe(id);
+      expect(jobForPath(JOBS, route)?.id).toBe(id);
     });
   });
 });

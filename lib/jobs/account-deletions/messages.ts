@@ -92,3 +92,9 @@ export function confirmationMail(input: {
 export const OPERATOR_TEXTS = {
   confirmationDeadline: 'not sent before the run deadline',
 } as const;
+
+/** The job's name in the console, and the `message` of its route's success body (the original backend's sentence). */
+export const JOB_TEXTS = {
+  label: 'Suppressions de comptes',
+  message: 'Traitement des suppressions de comptes terminé avec succès',
+};

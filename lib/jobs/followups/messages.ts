@@ -144,3 +144,9 @@ export function failedStepNotification(p: { step: number; sourceLabel: string; c
     message: `La relance n°${p.step} (${p.sourceLabel}) destinée à ${p.clientName ?? 'le client'} n'a pas pu être envoyée après ${p.attempts} tentatives : ${p.error}. Les relances automatiques de ce dossier sont suspendues.`,
   };
 }
+
+/** The job's name in the console, and the `message` of its route's success body (the original backend's sentence). */
+export const JOB_TEXTS = {
+  label: 'Relances automatiques',
+  message: 'Traitement des relances automatiques terminé avec succès',
+};

@@ -1,9 +1,8 @@
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../../db/client.js';
-import { JOBS } from '../../cron/jobs.js';
-import { scheduleIntervalMs } from '../../cron/schedule.js';
 import type { JobAttention } from '../../cron/types.js';
 import { readNeedsReauth } from '../../oauth/status.js';
+import { readInboxFreshness } from './sweep.js';
 
 /** Mailboxes in error listed one by one in /cron/status (the count is exact). */
 export const MAX_LISTED_ERRORED = 20;
@@ -16,11 +15,16 @@ export type InboxSyncSections = {
   inbox: { integrationsInError: number; integrations: ErroredMailbox[]; progress: Awaited<ReturnType<typeof readInboxProgress>> };
   /** OAuth mailboxes whose grant is gone: only the company can fix them (reconnect in the web app). */
   oauthMailboxes: Awaited<ReturnType<typeof readNeedsReauth>>;
+  /** The stalest mailbox's age against three intervals: stale mailboxes make the status 503. */
+  inboxFreshness: Awaited<ReturnType<typeof readInboxFreshness>>;
 };
 type ErroredMailbox = { id: number; company_id: number; last_sync_status: string; last_sync_at: Date | null; consecutive_failures: number };
 
-/** /cron/status: mailboxes in error, their progress, OAuth mailboxes to reconnect (docs/inbox-sync.md). */
-export async function readInboxSyncAttention(db: Db, now: Date): Promise<JobAttention<InboxSyncSections>> {
+/**
+ * /cron/status: mailboxes in error, their progress, OAuth mailboxes to reconnect, inbox freshness
+ * (docs/inbox-sync.md), given the job's schedule interval.
+ */
+export async function readInboxSyncAttention(db: Db, now: Date, intervalMs: number): Promise<JobAttention<InboxSyncSections>> {
   const [count] = await queryRows<{ n: number }>(db, sql`
     select count(*)::int as n from inbox_integrations where is_active is not false
       and last_sync_status in ('error', 'auth_error', 'paused')`);
@@ -28,11 +32,14 @@ export async function readInboxSyncAttention(db: Db, now: Date): Promise<JobAtte
     select id, company_id, last_sync_status, last_sync_at, consecutive_failures from inbox_integrations
     where is_active is not false and last_sync_status in ('error', 'auth_error', 'paused')
     order by id limit ${MAX_LISTED_ERRORED}`);
-  const progress = await readInboxProgress(db, now);
+  const progress = await readInboxProgress(db, now, intervalMs);
+  const inboxFreshness = await readInboxFreshness(db, now, intervalMs);
   return {
+    healthy: inboxFreshness.healthy,
     sections: {
       inbox: { integrationsInError: count.n, integrations, progress },
       oauthMailboxes: await readNeedsReauth(db),
+      inboxFreshness,
     },
   };
 }
@@ -56,8 +63,7 @@ export function mailboxProgress(row: Pick<MailboxProgressRow, 'last_sync_status'
 }
 
 /** Per mailbox that is not caught up: its progress, last progress and measured bytes per second. */
-export async function readInboxProgress(db: Db, now: Date) {
-  const intervalMs = scheduleIntervalMs(JOBS['inbox-sync'].schedule, now);
+export async function readInboxProgress(db: Db, now: Date, intervalMs: number) {
   const rows = await queryRows<MailboxProgressRow & { total: number }>(db, sql`
     select id, company_id, last_sync_status, last_sync_at, last_progress_at, sync_bytes_per_sec, count(*) over ()::int as total
     from inbox_integrations

@@ -59,3 +59,9 @@ export function pausedNotification(mailbox: { name: string; email: string | null
     linkText: 'Mettre à jour la boîte mail',
   };
 }
+
+/** The job's name in the console, and the `message` of its route's success body (the original backend's sentence). */
+export const JOB_TEXTS = {
+  label: 'Synchronisation des boîtes mail',
+  message: 'Synchronisation inbox terminée avec succès',
+};

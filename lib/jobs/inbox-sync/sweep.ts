@@ -32,3 +32,16 @@ export async function oldestSyncedAt(db: Executor): Promise<{ at: Date | null; m
   const r = rows[0];
   return { at: r?.at ? new Date(r.at) : null, mailboxes: r?.n ?? 0 };
 }
+
+/** Pure: inbox freshness from the oldest sync time; unhealthy past three schedule intervals. */
+export function judgeFreshness(oldest: Date | null, intervalMs: number, now: Date) {
+  const ageSec = oldest ? Math.max(0, Math.round((now.getTime() - oldest.getTime()) / 1000)) : null;
+  const limitSec = Math.round((3 * intervalMs) / 1000);
+  return { oldestSyncedAt: oldest?.toISOString() ?? null, ageSec, limitSec, healthy: ageSec === null || ageSec <= limitSec };
+}
+
+/** `/cron/status`'s inbox freshness: the mailboxes counted, and the stalest one's age against its limit. */
+export async function readInboxFreshness(db: Executor, now: Date, intervalMs: number) {
+  const oldest = await oldestSyncedAt(db);
+  return { mailboxes: oldest.mailboxes, ...judgeFreshness(oldest.at, intervalMs, now) };
+}

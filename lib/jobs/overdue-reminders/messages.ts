@@ -125,3 +125,9 @@ export const OPERATOR_TEXTS = {
   unknownTemplateVariables: (names: readonly string[]) => `reminder template: unknown {${names.join('}, {')}}`,
   partsFailed: (count: number, detail: string) => `${count} part(s) failed (${detail}); the other parts ran`,
 } as const;
+
+/** The job's name in the console, and the `message` of its route's success body (the original backend's sentence). */
+export const JOB_TEXTS = {
+  label: 'Retards et rappels de rendez-vous',
+  message: 'Vérification des éléments en retard et des rappels terminée avec succès',
+};
