@@ -4,8 +4,12 @@ import type { Logger } from '../log.js';
 import type { MailFactory } from '../mail/transport.js';
 import type { JobId } from './jobs.js';
 
-/** `console`: run from the operator's console; `fanout`: a shard started by a coordinator run of the same deployment (docs/scale.md). */
-export type Trigger = 'vercel-cron' | 'http' | 'cli' | 'scheduler' | 'console' | 'fanout';
+/**
+ * `console`: run from the operator's console; `fanout`: a shard started by a coordinator run of the
+ * same deployment (docs/scale.md); `netlify-schedule` / `netlify-background`: a Netlify scheduled
+ * function, a Netlify background function (docs/netlify.md).
+ */
+export type Trigger = 'vercel-cron' | 'http' | 'cli' | 'scheduler' | 'console' | 'fanout' | 'netlify-schedule' | 'netlify-background';
 
 /** Which tenants a run handles: `companyId=` and `shard=&shards=` (docs/contract.md). */
 export type Scope = { companyId?: number; shard?: { k: number; n: number } };
