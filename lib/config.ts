@@ -24,6 +24,9 @@ export const HEALTHCHECK_URL_OF_JOB = /^HEALTHCHECK_URL_[A-Z0-9]+(_[A-Z0-9]+)*$/
 const EnvSchema = z.object({
   NODE_ENV: z.string().optional(),
   VERCEL_ENV: z.enum(['production', 'preview', 'development']).optional(),
+  // Netlify's deploy context (docs/netlify.md): production, deploy-preview, branch-deploy, a custom
+  // branch context, or dev under `netlify dev`. Functions get it from their request (netlify/lib/adapter.ts).
+  CONTEXT: z.string().min(1).optional(),
   CRON_SECRET: z.string().min(1).optional(),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
   DATABASE_DRIVER: z.enum(['neon', 'pg', 'pglite']).optional(),
@@ -95,7 +98,7 @@ const EnvSchema = z.object({
 type Env = z.infer<typeof EnvSchema>;
 
 export type Config = Env & {
-  /** A Vercel deployment (production or preview) or NODE_ENV=production: fail closed. */
+  /** A Vercel or Netlify deployment (production or preview) or NODE_ENV=production: fail closed. */
   isProductionLike: boolean;
   isPreview: boolean;
   databaseDriver: 'neon' | 'pg' | 'pglite';
@@ -130,15 +133,23 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
     throw new ConfigError(`invalid environment variable(s): ${detail}`);
   }
   const e = parsed.data;
-  const isProductionLike = e.VERCEL_ENV === 'production' || e.VERCEL_ENV === 'preview' || e.NODE_ENV === 'production';
+  const onVercel = e.VERCEL_ENV === 'production' || e.VERCEL_ENV === 'preview';
+  const onNetlify = e.CONTEXT !== undefined && e.CONTEXT !== 'dev';
+  const isProductionLike = onVercel || onNetlify || e.NODE_ENV === 'production';
+  // every Netlify context but production is a preview, unknown ones included: they run dry
+  const isPreview = e.VERCEL_ENV === 'preview' || (onNetlify && e.CONTEXT !== 'production');
   let databaseDriver = e.DATABASE_DRIVER;
   if (!databaseDriver) {
     if (!e.DATABASE_URL) databaseDriver = 'pglite';
     else databaseDriver = /\.neon\.tech(:\d+)?(\/|$)/.test(new URL(e.DATABASE_URL).host + '/') ? 'neon' : 'pg';
   }
-  if (databaseDriver === 'pglite' && (e.VERCEL_ENV === 'production' || e.VERCEL_ENV === 'preview')) {
+  if (databaseDriver === 'pglite' && (onVercel || onNetlify)) {
     // a function's file system is read-only and per instance: an embedded database would be empty every time
-    throw new ConfigError('DATABASE_URL: required on a Vercel deployment (the embedded database is for local use)');
+    throw new ConfigError(`DATABASE_URL: required on a ${onVercel ? 'Vercel' : 'Netlify'} deployment (the embedded database is for local use)`);
+  }
+  if (onNetlify && withoutBlanks(env).FANOUT === 'auto') {
+    // a shard would run in a synchronous function, which Netlify stops long before a shard's budget
+    throw new ConfigError('FANOUT: auto is not available on Netlify (docs/netlify.md); leave it unset');
   }
   if (e.BOUNCE_VERP === 'on' && !e.BOUNCE_ADDRESS) {
     throw new ConfigError('BOUNCE_VERP: needs BOUNCE_ADDRESS (the address VERP extends)');
@@ -146,7 +157,7 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
   if (databaseDriver !== 'pglite' && !e.DATABASE_URL) {
     throw new ConfigError(`DATABASE_URL: required when DATABASE_DRIVER=${databaseDriver}`);
   }
-  return { ...e, isProductionLike, isPreview: e.VERCEL_ENV === 'preview', databaseDriver, healthcheckUrls: perJob.data };
+  return { ...e, ...(onNetlify ? { FANOUT: 'off' as const } : {}), isProductionLike, isPreview, databaseDriver, healthcheckUrls: perJob.data };
 }
 
 let cached: Config | undefined;

@@ -13,16 +13,27 @@ export const DEFAULT_MAX_DURATION_SEC = 300;
 
 /**
  * Where a run's budget came from. Nobody waits on a Vercel Cron call, a local scheduler tick or a
- * fan-out shard (the coordinator waits only for its acceptance): they may use the whole function.
- * An external pinger (cron-job.org gives up after 30 s) and a terminal keep `CRON_BUDGET_MS`.
+ * fan-out shard (the coordinator waits only for its acceptance): they may use the whole function,
+ * or what the platform allows of it (`platformLimit`). An external pinger (cron-job.org gives up
+ * after 30 s) and a terminal keep `CRON_BUDGET_MS`.
  */
-export type BudgetSource = 'maxDuration' | 'CRON_BUDGET_MS';
+export type BudgetSource = 'maxDuration' | 'CRON_BUDGET_MS' | 'platformLimit';
 export type Budget = { ms: number; source: BudgetSource };
 
-const LONG_BUDGET_TRIGGERS: readonly Trigger[] = ['vercel-cron', 'scheduler', 'fanout'];
+/**
+ * Nobody waits on a Netlify scheduled function or background function either. A background
+ * function may run 15 min, but its run keeps the job's maxDuration: the lease is sized from it
+ * (lib/cron/run.ts), so a longer run could overlap the next one.
+ */
+const LONG_BUDGET_TRIGGERS: readonly Trigger[] = ['vercel-cron', 'scheduler', 'fanout', 'netlify-schedule', 'netlify-background'];
+
+/** Limits the platform sets whatever the configuration: Netlify stops a scheduled function at 30 s (docs/netlify.md). */
+export const PLATFORM_LIMIT_SEC: Partial<Record<Trigger, number>> = { 'netlify-schedule': 30 };
 
 export function budgetFor(trigger: Trigger, cronBudgetMs: number, maxDurationSec: number): Budget {
-  const ceiling = maxDurationSec * 1000 - SAFETY_MARGIN_MS;
-  if (LONG_BUDGET_TRIGGERS.includes(trigger)) return { ms: Math.max(MIN_BUDGET_MS, ceiling), source: 'maxDuration' };
+  const platformSec = PLATFORM_LIMIT_SEC[trigger];
+  const limited = platformSec !== undefined && platformSec < maxDurationSec;
+  const ceiling = (limited ? platformSec : maxDurationSec) * 1000 - SAFETY_MARGIN_MS;
+  if (LONG_BUDGET_TRIGGERS.includes(trigger)) return { ms: Math.max(MIN_BUDGET_MS, ceiling), source: limited ? 'platformLimit' : 'maxDuration' };
   return { ms: Math.max(MIN_BUDGET_MS, Math.min(cronBudgetMs, ceiling)), source: 'CRON_BUDGET_MS' };
 }

@@ -98,8 +98,11 @@ function guard(req: Req, res: Res, getRuntime: () => Runtime): Guarded | null {
   return { rt, query, unprotected: false };
 }
 
-/** The handler of one job route: `export default cronRoute(job)`. */
-export function cronRoute(job: Job, getRuntime: () => Runtime = defaultRuntime): Handler {
+/**
+ * The handler of one job route: `export default cronRoute(job)`. `triggerFor` names who called
+ * when the function itself says it (a Netlify background function, netlify/lib/adapter.ts).
+ */
+export function cronRoute(job: Job, getRuntime: () => Runtime = defaultRuntime, triggerFor: (req: Req) => Trigger = triggerOf): Handler {
   return async (req, res) => {
     const g = guard(req, res, getRuntime);
     if (!g) return;
@@ -115,7 +118,7 @@ export function cronRoute(job: Job, getRuntime: () => Runtime = defaultRuntime):
     }
     // a fan-out shard answers once accepted and works on (lib/cron/shard.ts)
     const parentRunId = fanoutParentOf(req.headers, params.scope);
-    const outcome = parentRunId ? await runShard(job, params, g.rt, parentRunId) : await runJob(job, triggerOf(req), params, g.rt);
+    const outcome = parentRunId ? await runShard(job, params, g.rt, parentRunId) : await runJob(job, triggerFor(req), params, g.rt);
     const { body } = outcome;
     send(res, httpStatusOf(outcome), g.unprotected ? { ...body, warning: UNPROTECTED_WARNING } : body);
   };

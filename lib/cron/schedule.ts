@@ -18,7 +18,7 @@ export const HOBBY_TOLERANCE_MS = 59 * 60_000;
 /** Expected occurrences that must all be without a run before the job is `missed`. */
 export const MISSED_AFTER_OCCURRENCES = 2;
 /** Triggers that prove the schedule fired (a console or CLI run does not). */
-export const SCHEDULED_TRIGGERS = ['vercel-cron', 'http', 'scheduler'] as const;
+export const SCHEDULED_TRIGGERS = ['vercel-cron', 'http', 'scheduler', 'netlify-schedule', 'netlify-background'] as const;
 
 /** Next expected run of a schedule after `now` (UTC, as Vercel reads it). */
 export function nextExpectedRun(schedule: string, now: Date): Date | null {

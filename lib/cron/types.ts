@@ -6,8 +6,12 @@ import type { MailFactory } from '../mail/transport.js';
 /** A job's id: its ledger name, lease key and URL segment (`inbox-sync`). */
 export type JobId = string;
 
-/** `console`: run from the operator's console; `fanout`: a shard started by a coordinator run of the same deployment (docs/scale.md). */
-export type Trigger = 'vercel-cron' | 'http' | 'cli' | 'scheduler' | 'console' | 'fanout';
+/**
+ * `console`: run from the operator's console; `fanout`: a shard started by a coordinator run of the
+ * same deployment (docs/scale.md); `netlify-schedule` / `netlify-background`: a Netlify scheduled
+ * function, a Netlify background function (docs/netlify.md).
+ */
+export type Trigger = 'vercel-cron' | 'http' | 'cli' | 'scheduler' | 'console' | 'fanout' | 'netlify-schedule' | 'netlify-background';
 
 /** Which tenants a run handles: `companyId=` and `shard=&shards=` (docs/contract.md). */
 export type Scope = { companyId?: number; shard?: { k: number; n: number } };
