@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db, type Executor } from '../../db/client.js';
 import { DELETION_EMAIL_CLAIMS, REMINDER_KIND } from '../jobs/account-deletions/sql.js';
+import { mailboxInService, waitingForCompany } from '../jobs/inbox-sync/eligibility.js';
 
 /** How far back the runs timeline reaches. */
 export const TIMELINE_DAYS = 7;
@@ -44,14 +45,17 @@ export type MailboxProblem = {
   status: string | null; error: string | null; failures: number; lastSyncAt: Date | null; nextSyncAt: Date | null;
 };
 
-/** Active mailboxes in error, paused, or waiting out a back-off. */
+/**
+ * Mailboxes in service (lib/jobs/inbox-sync/eligibility.ts) in error, waiting for their company
+ * (paused, needs_reauth: those first), or waiting out a back-off.
+ */
 export async function readMailboxProblems(db: Db, now: Date): Promise<MailboxProblem[]> {
   const rows = await queryRows<Record<string, unknown>>(db, sql`
     select i.id, i.company_id, co.name as company_name, i.name, i.email_address, i.last_sync_status, i.last_sync_error,
            i.consecutive_failures, i.last_sync_at, i.next_sync_at
     from inbox_integrations i left join companies co on co.id = i.company_id
-    where i.is_active and (i.last_sync_status in ('error', 'auth_error', 'paused', 'needs_reauth') or i.next_sync_at > ${now}::timestamptz)
-    order by (i.last_sync_status = 'paused') desc, i.consecutive_failures desc, i.id
+    where ${mailboxInService()} and (i.last_sync_status in ('error', 'auth_error') or ${waitingForCompany()} or i.next_sync_at > ${now}::timestamptz)
+    order by coalesce(${waitingForCompany()}, false) desc, i.consecutive_failures desc, i.id
     limit ${LISTED_ROWS}`);
   return rows.map((r) => ({
     id: Number(r.id), companyId: Number(r.company_id), companyName: (r.company_name as string | null) ?? null,

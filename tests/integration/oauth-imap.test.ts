@@ -128,7 +128,7 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     expect(notes[0].message).toMatch(/reconnectez votre boîte Microsoft/);
     expect(notes[0].message).toContain(box.user);
     // /cron/status lists it
-    expect((await readStatus(db, new Date(), JOB_REGISTRY)).oauthMailboxes.integrations).toContainEqual({ id, companyId, provider: 'microsoft' });
+    expect((await readStatus(db, new Date(), JOB_REGISTRY)).oauthMailboxes.integrations).toContainEqual({ id, companyId, provider: 'microsoft', reason: row.last_sync_error });
 
     // the next runs (even much later) skip it: no login, no refresh, no second notification
     const mid = { ...p.counters };

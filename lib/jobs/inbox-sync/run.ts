@@ -16,8 +16,9 @@ import { CONFIG_INCOMPLETE, frenchError } from './messages.js';
 import { addSeg, emptySeg } from './plan.js';
 import { STOP_RESERVE_MS, syncMailbox, type InboxSyncOptions, type LinkProgress, type SessionResult } from './session.js';
 import type { SegmentResult } from './store.js';
+import { PAUSED } from './eligibility.js';
 import {
-  PAUSED, claimIntegration, databaseNow, recordDeadline, recordFailure, recordSuccess, releaseLease, selectDueIntegrations,
+  claimIntegration, databaseNow, recordDeadline, recordFailure, recordSuccess, releaseLease, selectDueIntegrations,
   type IntegrationRow,
 } from './sql.js';
 

@@ -10,12 +10,12 @@ import { scopeFilter } from '../../cron/scope.js';
 import { rowLeaseFree } from '../../cron/runs.js';
 import { links } from '../../links.js';
 import { parseCompanySettings } from '../../settings.js';
-import { NEEDS_REAUTH } from '../../oauth/grant.js';
 import { cursorAfter, type Cursor } from './cursor.js';
 import { ImapSyncError } from './errors.js';
 import { nextThroughput } from './sizing.js';
 import { AUTH_FAILURES_BEFORE_PAUSE, nextSyncAfterFailure } from './threading.js';
 import { frenchError, pausedNotification } from './messages.js';
+import { PAUSED, mailboxDue } from './eligibility.js';
 import type { LinkProgress, SessionResult } from './session.js';
 
 /** Integrations looked at per run; the rest wait for the next run (oldest first). */
@@ -25,7 +25,6 @@ export const MAX_INTEGRATIONS_PER_RUN = 1_000;
  * has no ledger row; a ledgered holder frees it as soon as it stops beating (lib/cron/runs.ts).
  */
 export const INTEGRATION_LEASE_EXTRA_SEC = 120;
-export const PAUSED = 'paused';
 
 export type IntegrationRow = {
   id: number; company_id: number; name: string; imap_server: string | null; imap_port: number | null;
@@ -117,11 +116,8 @@ export async function releaseLease(db: Db, id: number) {
   await db.execute(sql`update inbox_integrations set sync_lease_until = null where id = ${id}`);
 }
 
-const ELIGIBLE = (now: Date) => sql`
-  i.integration_type = 'imap' and i.is_active and i.last_sync_status is distinct from ${PAUSED}
-  and i.last_sync_status is distinct from ${NEEDS_REAUTH}
-  and (i.next_sync_at is null or i.next_sync_at <= ${now})
-  and ${rowLeaseFree(sql`i.sync_lease_until`, sql`i.sync_lease_holder`)}`;
+/** Due (eligibility.ts) and not held by a live run. */
+const CLAIMABLE = (now: Date) => sql`${mailboxDue(now)} and ${rowLeaseFree(sql`i.sync_lease_until`, sql`i.sync_lease_holder`)}`;
 
 const COLUMNS = sql`i.id, i.company_id, i.name, i.imap_server, i.imap_port, i.email_address, i.email_password, i.use_ssl,
   i.imap_folder, i.uid_validity, i.last_uid, i.highest_modseq, i.consecutive_failures, i.last_sync_at, i.sync_bytes_per_sec, i.auth_method`;
@@ -131,7 +127,7 @@ export async function claimIntegration(ctx: JobContext, id: number, runStartedAt
   const leaseSec = Math.max(60, Math.ceil((ctx.deadline - Date.now()) / 1000)) + INTEGRATION_LEASE_EXTRA_SEC;
   const rows = await queryRows<IntegrationRow>(ctx.db, sql`
     update inbox_integrations i set sync_lease_until = now() + make_interval(secs => ${leaseSec}), sync_lease_holder = ${ctx.runId}
-    where i.id = ${id} and ${ELIGIBLE(ctx.now)}
+    where i.id = ${id} and ${CLAIMABLE(ctx.now)}
       -- synced by an overlapping run since this one started: nothing to gain from a second pass
       and i.updated_at < ${runStartedAt}
     returning ${COLUMNS}`);
@@ -147,8 +143,8 @@ export async function databaseNow(db: Db): Promise<Date> {
 /** The mailboxes due now in the run's scope, the stalest first. */
 export async function selectDueIntegrations(ctx: JobContext): Promise<IntegrationRow[]> {
   const rows = await queryRows<IntegrationRow>(ctx.db, sql`
-    select ${COLUMNS} from inbox_integrations i join companies co on co.id = i.company_id
-    where ${ELIGIBLE(ctx.now)} and co.is_active and ${scopeFilter(sql`i.company_id`, { companyId: ctx.scope.companyId })}
+    select ${COLUMNS} from inbox_integrations i
+    where ${CLAIMABLE(ctx.now)} and ${scopeFilter(sql`i.company_id`, { companyId: ctx.scope.companyId })}
       -- shards split mailboxes, not companies: a big tenant spreads over every shard (docs/scale.md)
       and ${ctx.scope.shard ? sql`mod(i.id, ${ctx.scope.shard.n}) = ${ctx.scope.shard.k}` : sql`true`}
     -- the stalest mailbox first, whatever its company: nobody starves behind a big tenant

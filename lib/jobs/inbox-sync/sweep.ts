@@ -4,22 +4,19 @@
  */
 import { sql } from 'drizzle-orm';
 import { queryRows, type Executor } from '../../../db/client.js';
+import { mailboxDue, mailboxEligible } from './eligibility.js';
 
-// same eligibility as the run's selection (run.ts), without the per-mailbox lease: a mailbox held
-// by a running shard is still due work of this sweep
-const DUE = (now: Date) => sql`
-  i.integration_type = 'imap' and i.is_active and i.last_sync_status is distinct from 'paused'
-  and (i.next_sync_at is null or i.next_sync_at <= ${now}) and co.is_active`;
-
+/** The run's own selection (eligibility.ts) without the per-mailbox lease: a mailbox held by a running shard is still due work of this sweep. */
 export async function countDueMailboxes(db: Executor, now: Date): Promise<number> {
   const rows = await queryRows<{ n: number }>(db, sql`
-    select count(*)::int as n from inbox_integrations i join companies co on co.id = i.company_id where ${DUE(now)}`);
+    select count(*)::int as n from inbox_integrations i where ${mailboxDue(now)}`);
   return rows[0]?.n ?? 0;
 }
 
 /**
- * Inbox freshness: the last successful sync of the stalest active mailbox (its creation when it
- * never synced). Paused mailboxes are excluded: they wait for a new password and are reported apart.
+ * Inbox freshness: the last successful sync of the stalest eligible mailbox (its creation when it
+ * never synced). Mailboxes waiting for their company (paused, needs_reauth) are not stale: they
+ * are attention, reported apart with their reason (attention.ts).
  */
 export async function oldestSyncedAt(db: Executor): Promise<{ at: Date | null; mailboxes: number }> {
   const rows = await queryRows<{ at: string | Date | null; n: number }>(db, sql`
@@ -27,8 +24,8 @@ export async function oldestSyncedAt(db: Executor): Promise<{ at: Date | null; m
     -- updated_at is the database's clock of that success
     select min(case when i.last_sync_status = 'success' then greatest(i.last_sync_at, i.updated_at)
                     else coalesce(i.last_sync_at, i.created_at) end) as at, count(*)::int as n
-    from inbox_integrations i join companies co on co.id = i.company_id
-    where i.integration_type = 'imap' and i.is_active and i.last_sync_status is distinct from 'paused' and co.is_active`);
+    from inbox_integrations i
+    where ${mailboxEligible()}`);
   const r = rows[0];
   return { at: r?.at ? new Date(r.at) : null, mailboxes: r?.n ?? 0 };
 }
