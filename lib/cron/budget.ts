@@ -22,8 +22,9 @@ export type Budget = { ms: number; source: BudgetSource };
 
 /**
  * Nobody waits on a Netlify scheduled function or background function either. A background
- * function may run 15 min, but its run keeps the job's maxDuration: the lease is sized from it
- * (lib/cron/run.ts), so a longer run could overlap the next one.
+ * function may run 15 min, but its run keeps the job's maxDuration: the schedules and the
+ * fan-out's estimates assume a run fits it, and a longer one would only see the next calls skipped
+ * (its heartbeat lease keeps it exclusive, lib/cron/runs.ts).
  */
 const LONG_BUDGET_TRIGGERS: readonly Trigger[] = ['vercel-cron', 'scheduler', 'fanout', 'netlify-schedule', 'netlify-background'];
 
