@@ -22,7 +22,7 @@ import { parseConfig } from '../lib/config.js';
 import { createLogger } from '../lib/log.js';
 import { encryptSecret } from '../lib/crypto/fernet.js';
 import { runInboxSync, type InboxSyncOptions } from '../lib/jobs/inbox-sync/run.js';
-import { parseMessage } from '../lib/jobs/inbox-sync/parse.js';
+import { parseMessage } from '../lib/mime/parse.js';
 import type { JobContext } from '../lib/cron/types.js';
 import { startDovecot, type Dovecot } from '../devtools/dovecot.js';
 import { slowLink } from './wan-link.js';

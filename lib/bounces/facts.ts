@@ -4,10 +4,10 @@
  * original Message-ID, VERP id), or an auto-reply's announced return. lib/bounces/act.ts acts on
  * them after the segment is stored.
  */
-import { headerFields, parseBounce, type BounceSeverity } from '../jobs/inbox-sync/bounces.js';
+import { headerFields, parseBounce, type BounceSeverity } from '../mime/bounce.js';
 import { normaliseMessageId, parseIdList } from '../jobs/inbox-sync/threading.js';
 import { announcedReturn, type Absence } from './absence.js';
-import { verpMessageId } from './verp.js';
+import { verpMessageId } from '../mail/verp.js';
 
 export type StoredBounce = {
   recipients: string[];

@@ -3,7 +3,7 @@
  * By the original's Message-ID (returned headers, VERP envelope, In-Reply-To / References), else
  * by recipient + subject inside MATCH_WINDOW_DAYS. A bounce that matches nothing is ignored.
  */
-import { effectiveSeverity, type BounceSeverity } from '../jobs/inbox-sync/bounces.js';
+import { effectiveSeverity, type BounceSeverity } from '../mime/bounce.js';
 
 /**
  * A bounce comes back within minutes, a delayed-delivery report within days (servers give up

@@ -7,8 +7,8 @@
  */
 import type { ConnectionOptions } from 'node:tls';
 import { budgetSpent, type JobContext } from '../cron/types.js';
-import { closeSession, connectAndLogin, examineFolder, ImapDeadline, searchUidsFrom, searchUidsSince, streamSources } from '../jobs/inbox-sync/imap.js';
-import { parseMessage } from '../jobs/inbox-sync/parse.js';
+import { closeSession, connectAndLogin, examineFolder, ImapDeadline, searchUidsFrom, searchUidsSince, streamSources } from '../imap/session.js';
+import { parseMessage } from '../mime/parse.js';
 import { actOnBounces, evidenceOf, noBounces, type BounceCounts } from './act.js';
 import type { BounceEvidence } from './match.js';
 import { claimBounceMailbox, releaseBounceMailbox } from './sql.js';

@@ -5,7 +5,7 @@
  */
 import { sql, type SQL } from 'drizzle-orm';
 import { jsonb, queryRows, type Executor } from '../../db/client.js';
-import type { BounceSeverity } from '../jobs/inbox-sync/bounces.js';
+import type { BounceSeverity } from '../mime/bounce.js';
 import type { SendRef } from './match.js';
 import { SENT_LABELS } from './messages.js';
 import { rowLeaseFree } from '../cron/runs.js';

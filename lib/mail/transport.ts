@@ -5,7 +5,7 @@ import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { Config } from '../config.js';
 import { checkMailbox, checkSingleAddress, describeAddressProblem } from './address.js';
-import { envelopeSender } from '../bounces/verp.js';
+import { envelopeSender } from './verp.js';
 import { WATCH_KEY, deadlineCut, watchPlugin, type SendWatch } from './send-watch.js';
 
 export type OutgoingMail = {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { announcedReturn } from '../../lib/bounces/absence.js';
 import { comparableSubject, decideBounces, matchBounce, type BounceEvidence, type SendRef } from '../../lib/bounces/match.js';
-import { envelopeSender, messageIdFromVerp, verpMessageId } from '../../lib/bounces/verp.js';
+import { envelopeSender, messageIdFromVerp, verpMessageId } from '../../lib/mail/verp.js';
 import { bounceReason } from '../../lib/bounces/messages.js';
 
 const SENT = new Date('2026-11-30T09:00:00Z');

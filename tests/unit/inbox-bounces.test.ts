@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveSeverity, parseBounce } from '../../lib/jobs/inbox-sync/bounces.js';
+import { effectiveSeverity, parseBounce } from '../../lib/mime/bounce.js';
 
 const crlf = (s: string) => s.replace(/\r?\n/g, '\r\n');
 const MID = 'lokario-f12-s2.1733000000@lokario.fr';

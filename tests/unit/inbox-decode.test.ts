@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { decoderCharset, repairHeaderField, repairSource } from '../../lib/jobs/inbox-sync/decode.js';
-import { htmlToReadableText, parseMessage } from '../../lib/jobs/inbox-sync/parse.js';
+import { decoderCharset, repairHeaderField, repairSource } from '../../lib/mime/decode.js';
+import { htmlToReadableText, parseMessage } from '../../lib/mime/parse.js';
 
 const latin1 = (s: string) => Buffer.from(s, 'latin1');
 const parse = (raw: string) => parseMessage(1, latin1(raw), { maxAttachmentBytes: 1_000_000 });

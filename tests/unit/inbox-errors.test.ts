@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifyImapError, IMAP_ERROR_CODES, ImapSyncError } from '../../lib/jobs/inbox-sync/errors.js';
+import { classifyImapError, IMAP_ERROR_CODES, ImapSyncError } from '../../lib/imap/errors.js';
 import { frenchImapError } from '../../lib/jobs/inbox-sync/messages.js';
 
 const err = (code: string, message = 'x', extra: Record<string, unknown> = {}) => Object.assign(new Error(message), { code, ...extra });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { messageIdFromHeaderBlock, toSequenceSet } from '../../lib/jobs/inbox-sync/imap.js';
+import { messageIdFromHeaderBlock, toSequenceSet } from '../../lib/imap/session.js';
 import { normaliseMessageId } from '../../lib/jobs/inbox-sync/threading.js';
 
 describe('toSequenceSet: UID lists as IMAP ranges', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   FETCH_GROUP_BYTES, META_CHUNK, MIN_META_CHUNK, MIN_SAMPLE_BYTES, MIN_SAMPLE_MS, SEGMENT_BYTES, SEGMENT_MESSAGES,
   linkTooSlowNote, nextThroughput, syncLimits,
-} from '../../lib/jobs/inbox-sync/sizing.js';
+} from '../../lib/imap/sizing.js';
 import { mailboxProgress } from '../../lib/jobs/inbox-sync/attention.js';
 
 describe('syncLimits: segments sized by the link', () => {

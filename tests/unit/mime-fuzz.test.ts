@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { buildCorpus, realWorldMessages } from '../helpers/mail-corpus.js';
 import { BOUNCE_SAMPLES } from '../helpers/bounce-samples.js';
 import { mutateHeaders, prng } from '../helpers/header-fuzz.js';
-import { parseItems, parseMessage, UNREADABLE_BODY_NOTE } from '../../lib/jobs/inbox-sync/parse.js';
+import { parseItems, parseMessage, UNREADABLE_BODY_NOTE } from '../../lib/mime/parse.js';
 import { bounceFacts } from '../../lib/bounces/facts.js';
 
 const LIMITS = { maxAttachmentBytes: 1024 * 1024 };

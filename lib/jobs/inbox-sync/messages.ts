@@ -5,7 +5,7 @@
  */
 import { FernetError } from '../../crypto/fernet.js';
 import { OAuthError } from '../../oauth/grant.js';
-import { ImapSyncError, type CertificateInfo } from './errors.js';
+import { ImapSyncError, type CertificateInfo } from '../../imap/errors.js';
 
 function certificateText(c: CertificateInfo | undefined): string {
   if (!c) return '';

@@ -9,7 +9,7 @@ import { decryptStoredSecret, passwordForHost } from '../../crypto/fernet.js';
 import { maskEmail } from '../../log.js';
 import { OAuthError, withAccessToken } from '../../oauth/grant.js';
 import type { SyncPlan } from './cursor.js';
-import { classifyImapError, ImapSyncError } from './errors.js';
+import { classifyImapError, ImapSyncError } from '../../imap/errors.js';
 import { createHostLimiter } from './host-limit.js';
 import { afterInboxSync } from '../../bounces/after-sync.js';
 import { CONFIG_INCOMPLETE, frenchError } from './messages.js';

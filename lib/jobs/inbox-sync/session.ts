@@ -11,17 +11,17 @@ import { planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan }
 import {
   closeSession, connectAndLogin, countReceivedBytes, underlyingError, examineFolder, folderStatus, fetchHeaders, fetchMeta, ImapDeadline, streamSources,
   searchUidsFrom, searchUidsSince, type ImapSessionOptions,
-} from './imap.js';
-import { classifyImapError } from './errors.js';
-import { FIRST_META_CHUNK, linkTooSlowNote, nextThroughput, syncLimits, type SyncLimits } from './sizing.js';
+} from '../../imap/session.js';
+import { classifyImapError } from '../../imap/errors.js';
+import { FIRST_META_CHUNK, linkTooSlowNote, nextThroughput, syncLimits, type SyncLimits } from '../../imap/sizing.js';
 import { mapSerial, readAhead } from './pipeline.js';
-import { parseItems, type ParsedMessage } from './parse.js';
+import { parseItems, type ParsedMessage } from '../../mime/parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
 import { normaliseMessageId } from './threading.js';
 import { addSeg, bodyLimit, emptySeg, planSegments, segmentParseItems, type DownloadedSegment, type SizeRule } from './plan.js';
 import { blockedDomainsOf, knownExternalIds, toNum, type IntegrationRow } from './sql.js';
 
-export { FETCH_GROUP_BYTES, META_CHUNK, SEGMENT_BYTES, SEGMENT_MESSAGES } from './sizing.js';
+export { FETCH_GROUP_BYTES, META_CHUNK, SEGMENT_BYTES, SEGMENT_MESSAGES } from '../../imap/sizing.js';
 /** Segments a stage may get ahead of the next one (one download in flight while storing). */
 export const PIPELINE_DEPTH = 1;
 /** The IMAP work of a run ends this long before its deadline (the connection is closed then,

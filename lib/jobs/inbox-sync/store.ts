@@ -6,7 +6,7 @@
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db, type Tx } from '../../../db/client.js';
 import { conversations, inboxMessages, messageAttachments } from '../../../db/schema/index.js';
-import type { ParsedMessage } from './parse.js';
+import type { ParsedMessage } from '../../mime/parse.js';
 import {
   clampToNow, clientCreationBlocker, clientSubjectKey, normaliseSubject, subjectKey, threadFor, SUBJECT_MATCH_DAYS,
 } from './threading.js';

@@ -4,7 +4,7 @@
  */
 import type { ConnectionOptions } from 'node:tls';
 import type { ImapFlow, FetchMessageObject } from 'imapflow';
-import type { FolderState } from './cursor.js';
+import type { FolderState } from '../jobs/inbox-sync/cursor.js';
 import { classifyImapError, ImapSyncError, isCertificateCode, type CertificateInfo } from './errors.js';
 
 /** `pass` for password mailboxes; `accessToken` (SASL XOAUTH2) for OAuth ones (docs/oauth-mailboxes.md). */

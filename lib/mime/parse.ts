@@ -6,11 +6,11 @@
 import type { ParsedMail, AddressObject } from 'mailparser';
 import { convert as htmlToText } from 'html-to-text';
 import { repairSource } from './decode.js';
-import { reportFacts, type ReportFacts } from '../../bounces/facts.js';
+import { reportFacts, type ReportFacts } from '../bounces/facts.js';
 import {
   classifyMessage, fallbackKey, legacyFallbackKey, normaliseMessageId, parseIdList, sanitiseFilename, fileTypeOf, storableDate, storableText,
   type MessageKind,
-} from './threading.js';
+} from '../jobs/inbox-sync/threading.js';
 
 export type ParsedAttachment = {
   name: string;
