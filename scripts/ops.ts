@@ -4,7 +4,7 @@
  *
  *   status                          health of every job, mailboxes and sends needing a human
  *   unknown                         sends in `unknown`, with their reference
- *   resolve <ref> sent|resend       settle one (ref: followup:<id>, appointment_reminder:<id> or deletion_email:<id>)
+ *   resolve <ref> sent|resend       settle one (ref: followup_step:<id>, appointment_reminder:<id> or deletion_email:<id>)
  *   resume <integration id>         resume a paused or failing mailbox
  *   runs <job> [--last N]           the job's latest runs (default 20)
  */
@@ -17,12 +17,12 @@ import { findJob } from '../lib/cron/jobs.js';
 import { JOB_REGISTRY } from '../lib/jobs/registry.js';
 import { readStatus } from '../lib/cron/status.js';
 import { nextExpectedRun } from '../lib/cron/schedule.js';
-import { ActionError, readMailboxProblems, readUnknownSends, resolveUnknownSend, resumeIntegration } from '../lib/console/sql.js';
+import { ActionError, SEND_REF_FORMS, readMailboxProblems, readUnknownSends, resolveUnknownSend, resumeIntegration } from '../lib/console/sql.js';
 import { HEALTH_LABEL, MAILBOX_STATUS_LABEL, OUTCOME_LABEL, RESOLUTION_LABEL, mailboxReason } from '../lib/console/messages.js';
 import { parisTime } from '../lib/console/render.js';
 import { loadDotEnv } from '../lib/local/dotenv.js';
 
-const usage = `usage: npm run ops -- status | unknown | resolve <followup:<id>|appointment_reminder:<id>|deletion_email:<id>> sent|resend | resume <integration id> | runs <${JOB_REGISTRY.jobs.map((j) => j.id).join('|')}> [--last N]  [--as <name>]`;
+const usage = `usage: npm run ops -- status | unknown | resolve <${SEND_REF_FORMS}> sent|resend | resume <integration id> | runs <${JOB_REGISTRY.jobs.map((j) => j.id).join('|')}> [--last N]  [--as <name>]`;
 const MAX_CELL = 70;
 
 /** A plain text table: columns as wide as their widest cell (capped), a rule under the header. */

@@ -4,6 +4,7 @@
  * by recipient + subject inside MATCH_WINDOW_DAYS. A bounce that matches nothing is ignored.
  */
 import { effectiveSeverity, type BounceSeverity } from '../mime/bounce.js';
+import type { SendKind } from '../mail/sends.js';
 
 /**
  * A bounce comes back within minutes, a delayed-delivery report within days (servers give up
@@ -15,7 +16,6 @@ export const CLOCK_SKEW_MS = 15 * 60_000;
 /** Soft bounces older than this no longer count towards SOFT_BOUNCES_AS_HARD (one bad week is not a dead address). */
 export const SOFT_HISTORY_DAYS = 30;
 
-export type SendKind = 'followup_step' | 'appointment_reminder' | 'deletion_email';
 
 /** One email we sent, as the matcher needs it. */
 export type SendRef = {

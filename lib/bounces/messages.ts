@@ -31,13 +31,3 @@ export function bouncedSendError(status: string | null, diagnostic: string | nul
   const parts = ['bounced', status, diagnostic].filter((x): x is string => !!x);
   return `${parts.join(': ')}${softAsHard ? ' (third soft bounce in a row)' : ''}`.slice(0, 500);
 }
-
-/**
- * How the notification names what bounced, as PostgreSQL format() patterns filled by the send
- * query (lib/bounces/sql.ts): the step and the follow-up's source; the appointment's date.
- */
-export const SENT_LABELS = {
-  followupStep: "la relance n°%s (%s)",
-  appointmentReminder: 'le rappel du rendez-vous du %s',
-  deletionEmail: "l'e-mail de suppression du compte",
-};

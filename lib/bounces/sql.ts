@@ -7,7 +7,7 @@ import { sql, type SQL } from 'drizzle-orm';
 import { jsonb, queryRows, type Executor } from '../../db/client.js';
 import type { BounceSeverity } from '../mime/bounce.js';
 import type { SendRef } from './match.js';
-import { SENT_LABELS } from './messages.js';
+import { SEND_TABLES, type SendTable } from '../mail/sends.js';
 import { rowLeaseFree } from '../cron/runs.js';
 
 const textList = (v: readonly string[]) => sql`(select jsonb_array_elements_text(${jsonb(v)}))`;
@@ -63,23 +63,9 @@ type SendRow = {
   subject: string | null; sent_at: string | null; client_id: number | null; client_name: string | null; followup_id: number | null; label: string | null;
 };
 
-const SENDS = (where: { followups: SQL; reminders: SQL; deletions: SQL }) => sql`
-  select 'followup_step' as kind, h.id, h.company_id, trim(both '<>' from h.message_id) as message_id, lower(trim(c.email)) as recipient,
-         om.external_metadata->>'subject' as subject, h.sent_at::text as sent_at, f.client_id, c.name as client_name, f.id as followup_id,
-         format(${SENT_LABELS.followupStep}::text, h.step, f.source_label) as label
-  from followup_history h join followups f on f.id = h.followup_id left join clients c on c.id = f.client_id
-  left join inbox_messages om on om.company_id = h.company_id and om.external_id = trim(both '<>' from h.message_id)
-  where h.delivery in ('sent', 'unknown', 'bounced') and ${where.followups}
-  union all
-  select 'appointment_reminder', r.id, r.company_id, trim(both '<>' from r.message_id), lower(trim(c.email)), null, r.sent_at::text,
-         a.client_id, c.name, null, format(${SENT_LABELS.appointmentReminder}::text, to_char(r.start_date_time at time zone 'Europe/Paris', 'DD/MM/YYYY'))
-  from appointment_reminders r join appointments a on a.id = r.appointment_id left join clients c on c.id = a.client_id
-  where r.delivery in ('sent', 'unknown', 'bounced') and ${where.reminders}
-  union all
-  select 'deletion_email', m.id, u.company_id, trim(both '<>' from m.message_id), lower(u.email), null, m.sent_at::text, null, null, null,
-         ${SENT_LABELS.deletionEmail}::text
-  from mail_sends m left join users u on split_part(m.key, ':', 2) ~ '^[0-9]{1,9}$' and u.id = split_part(m.key, ':', 2)::int
-  where m.delivery in ('sent', 'unknown', 'bounced') and ${where.deletions}`;
+/** The sends of every sender (lib/mail/sends.ts) that a bounce can still be about, matching `where` (built per sender's columns). */
+const SENDS = (where: (v: SendTable['bounceView']) => SQL) => sql.join(SEND_TABLES.map((t) =>
+  t.bounceView.select(sql`${sql.identifier(t.alias)}.delivery in ('sent', 'unknown', 'bounced') and ${where(t.bounceView)}`)), sql` union all `);
 
 /**
  * Our sends a batch of bounces may be about: by Message-ID (any company when `companyId` is
@@ -90,20 +76,12 @@ export async function candidateSends(db: Executor, p: { companyId: number | null
   const ids = [...new Set(p.messageIds)].map((id) => `<${id}>`);
   const parts: SQL[] = [];
   if (ids.length) {
-    const company = (col: SQL) => (p.companyId === null ? sql`true` : sql`${col} = ${p.companyId}`);
-    parts.push(SENDS({
-      followups: sql`h.message_id in ${textList(ids)} and ${company(sql`h.company_id`)}`,
-      reminders: sql`r.message_id in ${textList(ids)} and ${company(sql`r.company_id`)}`,
-      deletions: sql`m.message_id in ${textList(ids)} and ${p.companyId === null ? sql`true` : sql`u.company_id = ${p.companyId}`}`,
-    }));
+    parts.push(SENDS((v) => sql`${v.messageId} in ${textList(ids)} and ${p.companyId === null ? sql`true` : sql`${v.companyId} = ${p.companyId}`}`));
   }
   if (p.companyId !== null && p.recipients.length) {
-    const window = (col: SQL) => sql`${col} >= ${p.since.toISOString()}::timestamptz and ${col} <= ${p.until.toISOString()}::timestamptz`;
-    parts.push(SENDS({
-      followups: sql`h.company_id = ${p.companyId} and ${window(sql`h.sent_at`)} and lower(trim(c.email)) in ${textList(p.recipients)}`,
-      reminders: sql`r.company_id = ${p.companyId} and ${window(sql`r.sent_at`)} and lower(trim(c.email)) in ${textList(p.recipients)}`,
-      deletions: sql`u.company_id = ${p.companyId} and ${window(sql`m.sent_at`)} and lower(u.email) in ${textList(p.recipients)}`,
-    }));
+    const { companyId } = p;
+    parts.push(SENDS((v) => sql`${v.companyId} = ${companyId} and ${v.sentAt} >= ${p.since.toISOString()}::timestamptz
+      and ${v.sentAt} <= ${p.until.toISOString()}::timestamptz and ${v.recipient} in ${textList(p.recipients)}`));
   }
   if (!parts.length) return [];
   const rows = await queryRows<SendRow>(db, sql.join(parts, sql` union `));
@@ -171,21 +149,12 @@ export async function applyHardBounces(db: Executor, hard: HardBounce[], notific
   if (!hard.length) return { sends: 0, held: 0, notified: 0 };
   const [r] = await queryRows<{ sends: number; held: number; notified: number }>(db, sql`
     with b as (select * from jsonb_to_recordset(${jsonb(hard)}) as b(send_kind text, send_id int, error text, company_id int, client_id int, recipient text)),
-    fh as (
-      update followup_history h set delivery = 'bounced', error = b.error from b
-      where b.send_kind = 'followup_step' and h.id = b.send_id and h.delivery in ('sent', 'unknown')
-      returning h.id
-    ),
-    ar as (
-      update appointment_reminders r set delivery = 'bounced', error = b.error from b
-      where b.send_kind = 'appointment_reminder' and r.id = b.send_id and r.delivery in ('sent', 'unknown')
-      returning r.id
-    ),
-    ms as (
-      update mail_sends m set delivery = 'bounced', error = b.error from b
-      where b.send_kind = 'deletion_email' and m.id = b.send_id and m.delivery in ('sent', 'unknown')
-      returning m.id
-    ),
+    ${sql.join(SEND_TABLES.map((t, i) => sql`${sql.identifier(`bounced_${i}`)} as (
+      update ${sql.identifier(t.name)} x set delivery = 'bounced', error = b.error from b
+      where b.send_kind = ${t.kind} and x.id = b.send_id and x.delivery in ('sent', 'unknown')
+      returning x.id
+    ),`), sql`
+`)}
     held as (
       update followups f set status = 'EN_ATTENTE', hold_reason = 'bounced', updated_at = now()
       from b join clients c on c.id = b.client_id and c.company_id = b.company_id
@@ -201,7 +170,7 @@ export async function applyHardBounces(db: Executor, hard: HardBounce[], notific
       on conflict do nothing
       returning id
     )
-    select (select count(*) from fh)::int + (select count(*) from ar)::int + (select count(*) from ms)::int as sends,
+    select ${sql.join(SEND_TABLES.map((_, i) => sql`(select count(*) from ${sql.identifier(`bounced_${i}`)})::int`), sql` + `)} as sends,
            (select count(*) from held)::int as held, (select count(*) from n)::int as notified`);
   return r;
 }

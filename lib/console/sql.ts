@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import { queryRows, type Db, type Executor } from '../../db/client.js';
-import { DELETION_EMAIL_CLAIMS, REMINDER_KIND } from '../jobs/account-deletions/sql.js';
+import { settleUnknown } from '../mail/claimed-send.js';
+import { SEND_KINDS, SEND_TABLES, sendTableOf, type SendKind, type SendTable } from '../mail/sends.js';
 import { mailboxInService, waitingForCompany } from '../jobs/inbox-sync/eligibility.js';
 
 /** How far back the runs timeline reaches. */
@@ -65,49 +66,31 @@ export async function readMailboxProblems(db: Db, now: Date): Promise<MailboxPro
   }));
 }
 
-export type SendKind = 'followup' | 'appointment_reminder' | 'deletion_email';
 export type UnknownSend = { kind: SendKind; id: number; ref: string; companyName: string | null; recipient: string | null; subject: string; at: Date; error: string | null };
 
-/** `followup:12` / `appointment_reminder:7` / `deletion_email:3`: how the page and the CLI name an unknown send. */
+/** `followup_step:12` / `appointment_reminder:7` / `deletion_email:3`: how the page and the CLI name an unknown send. */
 export function sendRef(kind: SendKind, id: number): string {
   return `${kind}:${id}`;
 }
 
-export function parseSendRef(ref: string): { kind: SendKind; id: number } | null {
-  const m = /^(followup|appointment_reminder|deletion_email):(\d{1,10})$/.exec(ref.trim());
-  return m ? { kind: m[1] as SendKind, id: Number(m[2]) } : null;
+export function parseSendRef(ref: string): { table: SendTable; id: number } | null {
+  const m = /^([a-z_]{1,40}):(\d{1,10})$/.exec(ref.trim());
+  const table = m ? sendTableOf(m[1]) : undefined;
+  return m && table ? { table, id: Number(m[2]) } : null;
 }
+
+/** The reference's expected form, for error messages: every sender's kind (lib/mail/sends.ts). */
+export const SEND_REF_FORMS = SEND_KINDS.map((k) => `${k}:<id>`).join(' | ');
 
 /**
  * Sends whose outcome nobody knows (the invocation died between the SMTP answer and its record):
- * never re-sent automatically; an operator checks the Sent folder and decides.
+ * never re-sent automatically; an operator checks the Sent folder and decides. Every sender's
+ * console view (lib/mail/sends.ts), one statement.
  */
 export async function readUnknownSends(db: Executor): Promise<UnknownSend[]> {
+  const views = SEND_TABLES.map((t) => t.consoleView(sql`${sql.identifier(t.alias)}.delivery = 'unknown'`));
   const rows = await queryRows<Record<string, unknown>>(db, sql`
-    select * from (
-      select 'followup' as kind, h.id, co.name as company_name, cl.email as recipient,
-             'Relance (étape ' || coalesce(h.step::text, '?') || ') : ' || f.source_label as subject,
-             coalesce(h.claimed_at, h.sent_at) as at, h.error
-      from followup_history h join followups f on f.id = h.followup_id
-      left join clients cl on cl.id = f.client_id left join companies co on co.id = h.company_id
-      where h.delivery = 'unknown'
-      union all
-      select 'appointment_reminder', r.id, co.name, cl.email,
-             'Rappel de rendez-vous : ' || coalesce(ty.name, 'rendez-vous') || ' (' || r.hours_before || ' h avant)',
-             r.claimed_at, r.error
-      from appointment_reminders r join appointments a on a.id = r.appointment_id
-      left join clients cl on cl.id = a.client_id left join appointment_types ty on ty.id = a.type_id
-      left join companies co on co.id = r.company_id
-      where r.delivery = 'unknown'
-      union all
-      -- deletion emails keep no address (the account is being erased): the key names the user
-      select 'deletion_email', m.id, null, null,
-             case when m.kind = ${REMINDER_KIND} then 'Rappel avant suppression du compte' else 'Confirmation de suppression du compte' end
-               || ' (' || m.key || ')',
-             m.claimed_at, m.error
-      from mail_sends m
-      where m.delivery = 'unknown'
-    ) u order by at desc, kind, id limit ${LISTED_ROWS}`);
+    select * from (${sql.join(views, sql` union all `)}) u order by at desc, kind, id limit ${LISTED_ROWS}`);
   return rows.map((r) => ({
     kind: r.kind as SendKind, id: Number(r.id), ref: sendRef(r.kind as SendKind, Number(r.id)),
     companyName: (r.company_name as string | null) ?? null, recipient: (r.recipient as string | null) ?? null,
@@ -156,45 +139,19 @@ export async function resumeIntegration(db: Db, integrationId: number, actor: st
 export type Resolution = 'sent' | 'resend';
 
 /**
- * Settles an `unknown` send. `sent`: it went out (found in the Sent folder); recorded as sent and
- * the follow-up goes on to its next step. `resend`: it did not; the claim is removed and the next
- * run sends it again. Only a row still `unknown` is touched: resolving twice changes nothing.
+ * Settles an `unknown` send through the send protocol (lib/mail/claimed-send.ts `settleUnknown`).
+ * `sent`: it went out (found in the Sent folder); recorded as sent, a follow-up goes on to its
+ * next step. `resend`: it did not; the protocol's release, as the sender declares it (a
+ * follow-up step keeps its history row and try count and is due again), so the next run sends
+ * it. Only a row still `unknown` is touched: resolving twice changes nothing.
  */
 export async function resolveUnknownSend(db: Db, ref: string, resolution: Resolution, actor: string): Promise<{ actionId: number }> {
   const parsed = parseSendRef(ref);
-  if (!parsed) throw new ActionError('bad_request', `référence d'envoi invalide : « ${ref} » (attendu followup:<id>, appointment_reminder:<id> ou deletion_email:<id>)`);
+  if (!parsed) throw new ActionError('bad_request', `référence d'envoi invalide : « ${ref} » (attendu ${SEND_REF_FORMS})`);
   return db.transaction(async (tx) => {
-    let touched: unknown[];
-    if (parsed.kind === 'followup') {
-      touched = resolution === 'sent'
-        ? await queryRows(tx, sql`
-            with h as (update followup_history set delivery = 'sent', error = null, next_attempt_at = null
-                       where id = ${parsed.id} and delivery = 'unknown' returning followup_id)
-            , f as (update followups set status = 'A_FAIRE', updated_at = now()
-                    where id in (select followup_id from h) and status = 'EN_ATTENTE' returning id)
-            select followup_id from h`)
-        : await queryRows(tx, sql`
-            with h as (delete from followup_history where id = ${parsed.id} and delivery = 'unknown' returning followup_id)
-            , f as (update followups set status = 'A_FAIRE', updated_at = now()
-                    where id in (select followup_id from h) and status = 'EN_ATTENTE' returning id)
-            select followup_id from h`);
-    } else if (parsed.kind === 'deletion_email') {
-      // resend: the claim is given back the protocol's way (a reminder is claimed again next run)
-      const where = sql`id = ${parsed.id} and delivery = 'unknown'`;
-      if (resolution === 'sent') {
-        touched = await queryRows(tx, sql`update mail_sends set delivery = 'sent', sent_at = coalesce(sent_at, claimed_at), error = null where ${where} returning id`);
-      } else {
-        touched = await queryRows(tx, sql`select id from mail_sends where ${where} for update`);
-        for (const statement of DELETION_EMAIL_CLAIMS.release!(where)) await tx.execute(statement);
-      }
-    } else {
-      touched = resolution === 'sent'
-        ? await queryRows(tx, sql`update appointment_reminders set delivery = 'sent', sent_at = coalesce(sent_at, claimed_at), error = null
-            where id = ${parsed.id} and delivery = 'unknown' returning id`)
-        : await queryRows(tx, sql`delete from appointment_reminders where id = ${parsed.id} and delivery = 'unknown' returning id`);
-    }
-    if (touched.length === 0) throw new ActionError('not_found', `aucun envoi à l'état inconnu pour ${ref} (déjà résolu ?)`);
-    const actionId = await recordAction(tx, { actor, action: 'resolve_send', target: ref, details: { resolution } });
+    const settled = await settleUnknown(tx, parsed.table, parsed.id, resolution === 'sent' ? 'delivered' : 'not_delivered');
+    if (!settled) throw new ActionError('not_found', `aucun envoi à l'état inconnu pour ${ref} (déjà résolu ?)`);
+    const actionId = await recordAction(tx, { actor, action: 'resolve_send', target: sendRef(parsed.table.kind, parsed.id), details: { resolution } });
     return { actionId };
   });
 }

@@ -35,23 +35,54 @@ export const STALE_CLAIM_SEC = 120;
  */
 export const MIN_TRANSACTION_MS = 1_500;
 
-/** A table holding claims, and how a claim that was never handed over is given back. */
+/** A table holding claims, and how a claim is given back or settled (every one: lib/mail/sends.ts). */
 export type ClaimTable = {
   /** The table's name (an SQL identifier). */
   name: string;
   /**
+   * The rows of this sender, when several share the table (`mail_sends`): a condition on the
+   * table's unqualified columns, added to every statement that does not go by claim id.
+   */
+  rows?: SQL;
+  /**
    * The statements (plain DELETE / UPDATE, no RETURNING) that give back the rows matching
-   * `where` (a condition on the table's own columns, already limited to `sending` rows never
-   * handed over). Default: delete them.
+   * `where` (a condition on the table's own columns, already limited to claims known not to have
+   * been delivered: never handed over, refused, or declared not delivered by a person).
+   * Default: delete them.
    */
   release?: (where: SQL) => SQL[];
+  /**
+   * The statements that settle `unknown` rows matching `where` as delivered (a person found the
+   * email in the Sent folder). Default: `sent`, dated by the claim.
+   */
+  resolve?: (where: SQL) => SQL[];
+  /** What a refused send does to its claim, unless the sender passes another (default RELEASE_ON_RETRY). */
+  policy?: FailurePolicy;
 };
+
+/**
+ * What the protocol does with a refused send, as data: each sender's choice (lib/mail/sends.ts).
+ * A 5xx is always the sender's to record (`failed`, never retried automatically), an answer that
+ * never came after DATA always `unknown`.
+ */
+export type FailurePolicy = {
+  /**
+   * A refusal for now (4xx, network before DATA): `release` gives the claim back at once (the next
+   * run tries again); `record` leaves it to the sender, which records a failed try (its back-off).
+   */
+  onRetry: 'release' | 'record';
+  /** Error codes given back whatever their class: a problem of our configuration, not of the address. */
+  releaseCodes: readonly string[];
+};
+
+/** The protocol's default: a refusal for now is given back, the next run tries again. */
+export const RELEASE_ON_RETRY: FailurePolicy = { onRetry: 'release', releaseCodes: [] };
 
 /** What became of one claimed email. */
 export type SendOutcome =
   /** The server accepted it: record `sent` (the caller does, batched or not). */
   | { state: 'sent'; response?: string }
-  /** Refused for now (4xx, network before DATA, deadline before DATA): released unless `releaseOnRetry: false`. */
+  /** Refused for now (4xx, network before DATA, deadline before DATA): released or left to the sender, as its FailurePolicy says. */
   | { state: 'retry'; error: MailError }
   /** Refused for good (5xx, authentication): the caller records `failed`. */
   | { state: 'failed'; error: MailError }
@@ -69,6 +100,14 @@ export function classifyFailure(e: MailError): 'retry' | 'failed' | 'unknown' {
   return e.permanent ? 'failed' : 'retry';
 }
 
+/** A failed send under a policy: the outcome the sender hears, and whether the protocol gives the claim back. */
+export function failureAction(e: MailError, policy: FailurePolicy): { state: 'retry' | 'failed' | 'unknown'; release: boolean } {
+  const kind = classifyFailure(e);
+  if (kind === 'unknown') return { state: 'unknown', release: false };
+  if (policy.releaseCodes.includes(e.code)) return { state: 'retry', release: true };
+  return { state: kind, release: kind === 'retry' && policy.onRetry === 'release' };
+}
+
 export type ClaimedSendOptions = {
   db: Executor;
   table: ClaimTable;
@@ -79,8 +118,8 @@ export type ClaimedSendOptions = {
   /** Aborted when the process is asked to stop: no new transaction starts. */
   stopSignal?: AbortSignal;
   log?: Logger;
-  /** A `retry` outcome gives the claim back (default), or leaves it to the caller (back-off). */
-  releaseOnRetry?: boolean;
+  /** What a refused send does to its claim (default: the table's policy). */
+  policy?: FailurePolicy;
 };
 
 export type ClaimedSend = {
@@ -90,6 +129,8 @@ export type ClaimedSend = {
   release(claimIds: number[]): Promise<number>;
   /** Records claims as `unknown` (the answer could not be recorded, or never came). */
   markUnknown(claimIds: number[], error: string): Promise<number>;
+  /** Applies the policy to a failed send: `unknown` recorded or the claim given back, as it says. */
+  settleFailure(claimId: number, e: MailError): Promise<'retry' | 'failed' | 'unknown'>;
 };
 
 class ClaimLostError extends Error {}
@@ -111,22 +152,29 @@ const NEVER_HANDED_OVER = sql`handed_at is null and claimed_by is not null`;
 /** A `sending` claim of a gone owner that was handed over, or predates owners: maybe delivered (`unknown`). */
 const MAYBE_DELIVERED = sql`(handed_at is not null or claimed_by is null)`;
 
+/** The table's own rows, when it is shared by several senders (`ClaimTable.rows`). */
+const ownRows = (t: ClaimTable): SQL => t.rows ?? sql`true`;
+
 /**
  * Runs the release statements of a table; the number of claims given back. The owner gives back
- * what it knows was not delivered (not started, or refused by the server: 4xx); anyone else only
- * what was never handed over.
+ * what it knows was not delivered (not started, or refused by the server: 4xx); a sweep only what
+ * was never handed over; a person an `unknown` claim they found was not delivered.
  */
-async function releaseWhere(db: Executor, t: ClaimTable, where: SQL, by: 'owner' | 'sweep'): Promise<number> {
+async function releaseWhere(db: Executor, t: ClaimTable, where: SQL, by: 'owner' | 'sweep' | 'person'): Promise<number> {
   const guarded = by === 'owner'
     ? sql`(${where}) and delivery = 'sending'`
-    : sql`(${where}) and delivery = 'sending' and ${NEVER_HANDED_OVER}`;
-  const statements = t.release ? t.release(guarded) : [sql`delete from ${claimTableIdentifier(t)} where ${guarded}`];
-  let n = 0;
-  for (const st of statements) {
-    const rows = await queryRows<{ n: number }>(db, sql`with released as (${st} returning 1) select count(*)::int as n from released`);
-    n += rows[0]?.n ?? 0;
-  }
-  return n;
+    : by === 'sweep'
+      ? sql`(${where}) and delivery = 'sending' and ${NEVER_HANDED_OVER} and ${ownRows(t)}`
+      : sql`(${where}) and delivery = 'unknown' and ${ownRows(t)}`;
+  const [counted] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from ${claimTableIdentifier(t)} where ${guarded}`);
+  if (!counted?.n) return 0;
+  await runStatements(db, t.release ? t.release(guarded) : [sql`delete from ${claimTableIdentifier(t)} where ${guarded}`]);
+  return counted.n;
+}
+
+/** A table's plain statements, in order (a release or a resolve). */
+async function runStatements(db: Executor, statements: SQL[]): Promise<void> {
+  for (const st of statements) await db.execute(st);
 }
 
 /**
@@ -182,20 +230,18 @@ export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
         const e = handover === 'failed'
           ? new MailError('handover_failed', `the hand-over could not be recorded: ${(err as Error).message}`, false, undefined, 'envelope')
           : err instanceof MailError ? err : classifySmtpError(err);
-        const kind = classifyFailure(e);
-        if (kind === 'unknown') {
-          await api.markUnknown([claimId], `${e.code}: ${e.message}`).catch((dbErr) =>
-            o.log?.error({ claimId, err: (dbErr as Error).message }, 'could not record an unknown send; the next run marks it'));
-          return { state: 'unknown', error: e };
-        }
-        if (kind === 'retry') {
-          if (o.releaseOnRetry !== false) {
-            await api.release([claimId]).catch((dbErr) => o.log?.warn({ claimId, err: (dbErr as Error).message }, 'claim not released; the next run releases it'));
-          }
-          return { state: 'retry', error: e };
-        }
-        return { state: 'failed', error: e };
+        return { state: await api.settleFailure(claimId, e), error: e };
       }
+    },
+    async settleFailure(claimId, e) {
+      const action = failureAction(e, o.policy ?? o.table.policy ?? RELEASE_ON_RETRY);
+      if (action.state === 'unknown') {
+        await api.markUnknown([claimId], `${e.code}: ${e.message}`).catch((dbErr) =>
+          o.log?.error({ claimId, err: (dbErr as Error).message }, 'could not record an unknown send; the next run marks it'));
+      } else if (action.release) {
+        await api.release([claimId]).catch((dbErr) => o.log?.warn({ claimId, err: (dbErr as Error).message }, 'claim not released; the next run releases it'));
+      }
+      return action.state;
     },
     async release(claimIds) {
       if (!claimIds.length) return 0;
@@ -235,7 +281,7 @@ export async function sweepClaims(db: Executor, t: ClaimTable, scope: SQL = sql`
   const unknown = await queryRows<{ id: number }>(db, sql`
     update ${claimTableIdentifier(t)} set delivery = 'unknown',
       error = coalesce(error, 'no SMTP answer recorded: the run that handed it to SMTP ended')
-    where delivery = 'sending' and ${MAYBE_DELIVERED} and ${ownerGone()} and (${scope})
+    where delivery = 'sending' and ${MAYBE_DELIVERED} and ${ownerGone()} and ${ownRows(t)} and (${scope})
     returning id`);
   const released = await releaseWhere(db, t, sql`${ownerGone()} and (${scope})`, 'sweep');
   return { released, unknownIds: unknown.map((r) => Number(r.id)) };
@@ -245,7 +291,7 @@ export async function sweepClaims(db: Executor, t: ClaimTable, scope: SQL = sql`
 export async function previewSweep(db: Executor, t: ClaimTable, scope: SQL = sql`true`): Promise<{ released: number; unknown: number }> {
   const [r] = await queryRows<{ released: number; unknown: number }>(db, sql`
     select count(*) filter (where ${NEVER_HANDED_OVER})::int as released, count(*) filter (where ${MAYBE_DELIVERED})::int as unknown
-    from ${claimTableIdentifier(t)} where delivery = 'sending' and ${ownerGone()} and (${scope})`);
+    from ${claimTableIdentifier(t)} where delivery = 'sending' and ${ownerGone()} and ${ownRows(t)} and (${scope})`);
   return { released: r?.released ?? 0, unknown: r?.unknown ?? 0 };
 }
 
@@ -257,7 +303,25 @@ export function staleSendingCondition(alias: string): SQL {
 /** A claim table's crash residue: sends in `unknown` and `sending` claims of a gone owner (/cron/status). */
 export async function claimResidue(db: Executor, t: ClaimTable): Promise<{ unknownSends: number; staleClaims: number }> {
   const [r] = await queryRows<{ unknown: number; stale: number }>(db, sql`
-    select (select count(*)::int from ${claimTableIdentifier(t)} where delivery = 'unknown') as unknown,
-           (select count(*)::int from ${claimTableIdentifier(t)} h where ${staleSendingCondition('h')}) as stale`);
+    select (select count(*)::int from ${claimTableIdentifier(t)} where delivery = 'unknown' and ${ownRows(t)}) as unknown,
+           (select count(*)::int from ${claimTableIdentifier(t)} h where ${staleSendingCondition('h')} and ${ownRows(t)}) as stale`);
   return { unknownSends: r.unknown, staleClaims: r.stale };
+}
+
+/**
+ * A person's answer for an `unknown` claim (the console, `npm run ops -- resolve`): `delivered`
+ * settles it as sent (the table's `resolve`); `not_delivered` is the protocol's release, so the
+ * next run sends it again (history and try count as the table's `release` keeps them). Only a
+ * claim still `unknown` is touched: true when it was.
+ */
+export async function settleUnknown(db: Executor, t: ClaimTable, claimId: number, answer: 'delivered' | 'not_delivered'): Promise<boolean> {
+  const where = sql`id = ${Math.trunc(claimId)}`;
+  const found = await queryRows<{ id: number }>(db, sql`
+    select id from ${claimTableIdentifier(t)} where ${where} and delivery = 'unknown' and ${ownRows(t)} for update`);
+  if (!found.length) return false;
+  if (answer === 'not_delivered') return (await releaseWhere(db, t, where, 'person')) > 0;
+  const unknownRow = sql`(${where}) and delivery = 'unknown'`;
+  await runStatements(db, t.resolve ? t.resolve(unknownRow) : [sql`
+    update ${claimTableIdentifier(t)} set delivery = 'sent', sent_at = coalesce(sent_at, claimed_at), error = null where ${unknownRow}`]);
+  return true;
 }

@@ -12,7 +12,7 @@
 import type { SQL } from 'drizzle-orm';
 import { preparedRows } from '../../db/client.js';
 import {
-  MIN_TRANSACTION_MS, classifyFailure, createClaimedSend, handOverStatement,
+  MIN_TRANSACTION_MS, createClaimedSend, handOverStatement,
   type ClaimedSendOptions, type SendOutcome,
 } from './claimed-send.js';
 import { MailError, classifySmtpError, type MailSender, type OutgoingMail } from './transport.js';
@@ -44,7 +44,7 @@ type Entry<R> = { claimId: number; sender: MailSender; mail: OutgoingMail; recor
 export function createSendWindow<R>(o: SendWindowOptions<R>): SendWindow<R> {
   if (o.group < 1 || o.size < o.group) throw new Error('a send window needs 1 ≤ group ≤ size');
   // the single-email paths (release, unknown) are the protocol's own
-  const single = createClaimedSend({ db: o.db, table: o.table, runId: o.runId, deadline: o.deadline, log: o.log });
+  const single = createClaimedSend({ db: o.db, table: o.table, runId: o.runId, deadline: o.deadline, log: o.log, policy: o.policy });
   const waiting: Entry<R>[] = [];
   const accepted: Entry<R>[] = [];
   let inSmtp = 0;
@@ -67,14 +67,7 @@ export function createSendWindow<R>(o: SendWindowOptions<R>): SendWindow<R> {
       () => { accepted.push(e); },
       async (err) => {
         const me = err instanceof MailError ? err : classifySmtpError(err);
-        const kind = classifyFailure(me);
-        if (kind === 'unknown') {
-          await single.markUnknown([e.claimId], `${me.code}: ${me.message}`).catch((dbErr) =>
-            o.log?.error({ claimId: e.claimId, err: (dbErr as Error).message }, 'could not record an unknown send; the next run marks it'));
-        } else if (kind === 'retry' && o.releaseOnRetry !== false) {
-          await single.release([e.claimId]).catch((dbErr) =>
-            o.log?.warn({ claimId: e.claimId, err: (dbErr as Error).message }, 'claim not released; the next run releases it'));
-        }
+        const kind = await single.settleFailure(e.claimId, me);
         e.settle({ state: kind, error: me });
       },
     ).finally(() => { inSmtp--; pump(); });

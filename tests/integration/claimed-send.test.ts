@@ -12,9 +12,11 @@ import { queryRows, type Db } from '../../db/client.js';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory, type OutgoingMail } from '../../lib/mail/transport.js';
 import { STALE_CLAIM_SEC, createClaimedSend, sweepClaims } from '../../lib/mail/claimed-send.js';
-import { DELETION_EMAIL_CLAIMS, claimMailSend } from '../../lib/jobs/account-deletions/sql.js';
+import type { ClaimTable } from '../../lib/mail/claimed-send.js';
+import { claimMailSend } from '../../lib/jobs/account-deletions/sql.js';
 
-const T = DELETION_EMAIL_CLAIMS;
+/** The protocol's own test sender: rows of `mail_sends` of kind `test` (a shared table, as a new sender would use it). */
+const T: ClaimTable = { name: 'mail_sends', rows: sql`kind = 'test'` };
 let seq = 0;
 
 const mailOf = (key: string): OutgoingMail => ({

@@ -93,7 +93,7 @@ describeWithService(hasPostgres() && hasDovecot() && hasChromium, 'PostgreSQL, D
   });
 
   it('shows a subject containing <script> as text, and runs no script at all', async () => {
-    const subject = await page.$eval(`tr[data-send="followup:${historyId}"] td.subject`, (e) => e.textContent);
+    const subject = await page.$eval(`tr[data-send="followup_step:${historyId}"] td.subject`, (e) => e.textContent);
     expect(subject).toContain('<script>window.__pwned = 1</script>');
     expect(await page.evaluate(() => document.querySelectorAll('script').length)).toBe(0);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
@@ -149,7 +149,7 @@ describeWithService(hasPostgres() && hasDovecot() && hasChromium, 'PostgreSQL, D
 
   it('resolves the unknown send as "sent": the history row is sent, the follow-up goes on, the log shows it', async () => {
     await page.goto(url());
-    const row = `tr[data-send="followup:${historyId}"]`;
+    const row = `tr[data-send="followup_step:${historyId}"]`;
     const sentForm = (await page.$$(`${row} form`))[0];
     await (await sentForm.$('input[name=confirm]'))!.click();
     await Promise.all([page.waitForNavigation(), (await sentForm.$('button'))!.click()]);

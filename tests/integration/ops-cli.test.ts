@@ -63,7 +63,7 @@ describePg('npm run ops (the operator CLI) on real PostgreSQL', () => {
   it('unknown lists both sends with reference, recipient, subject and Paris time', async () => {
     const r = await ops(['unknown'], env);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(new RegExp(`followup:${historyId}\\s+client@exemple\\.fr\\s+Relance \\(étape 1\\) : Facture F-2026-001`));
+    expect(r.stdout).toMatch(new RegExp(`followup_step:${historyId}\\s+client@exemple\\.fr\\s+Relance \\(étape 1\\) : Facture F-2026-001`));
     expect(r.stdout).toMatch(new RegExp(`appointment_reminder:${reminderId}\\s+leroy@exemple\\.fr\\s+Rappel de rendez-vous : Visite technique`));
     expect(r.stdout).toMatch(/\d\d\/\d\d\/\d{4} \d\d:\d\d/);
   });
@@ -73,9 +73,9 @@ describePg('npm run ops (the operator CLI) on real PostgreSQL', () => {
     expect(a.code, a.stderr).toBe(0);
     expect(a.stdout).toContain('non envoyé — renvoyer au prochain passage');
     expect(await queryRows(t.handle.db, sql`select 1 from appointment_reminders where id = ${reminderId}`)).toEqual([]);
-    const b = await ops(['resolve', `followup:${historyId}`, 'sent', '--as', 'claire'], env);
+    const b = await ops(['resolve', `followup_step:${historyId}`, 'sent', '--as', 'claire'], env);
     expect(b.code, b.stderr).toBe(0);
-    const again = await ops(['resolve', `followup:${historyId}`, 'resend'], env);
+    const again = await ops(['resolve', `followup_step:${historyId}`, 'resend'], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('déjà résolu');
     const [h] = await queryRows<{ delivery: string }>(t.handle.db, sql`select delivery::text from followup_history where id = ${historyId}`);
@@ -87,7 +87,7 @@ describePg('npm run ops (the operator CLI) on real PostgreSQL', () => {
       select actor, action, target, details from operator_actions order by id`);
     expect(log).toEqual([
       { actor: 'cli:bob', action: 'resolve_send', target: `appointment_reminder:${reminderId}`, details: { resolution: 'resend' } },
-      { actor: 'cli:claire', action: 'resolve_send', target: `followup:${historyId}`, details: { resolution: 'sent' } },
+      { actor: 'cli:claire', action: 'resolve_send', target: `followup_step:${historyId}`, details: { resolution: 'sent' } },
     ]);
   });
 

@@ -13,9 +13,11 @@ import { queryRows, type Db } from '../../db/client.js';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory, type OutgoingMail } from '../../lib/mail/transport.js';
 import { createSendWindow, type WindowOutcome } from '../../lib/mail/send-window.js';
-import { DELETION_EMAIL_CLAIMS, claimMailSend } from '../../lib/jobs/account-deletions/sql.js';
+import { claimMailSend } from '../../lib/jobs/account-deletions/sql.js';
+import type { ClaimTable } from '../../lib/mail/claimed-send.js';
 
-const T = DELETION_EMAIL_CLAIMS;
+/** The protocol's own test sender: rows of `mail_sends` of kind `test` (a shared table, as a new sender would use it). */
+const T: ClaimTable = { name: 'mail_sends', rows: sql`kind = 'test'` };
 const SIZE = 20;
 const GROUP = 10;
 

@@ -148,10 +148,14 @@ describe('console session, CSRF, escaping', () => {
   });
 
   it('send references', () => {
-    expect(parseSendRef('followup:12')).toEqual({ kind: 'followup', id: 12 });
-    expect(parseSendRef('appointment_reminder:7')).toEqual({ kind: 'appointment_reminder', id: 7 });
-    expect(parseSendRef('deletion_email:3')).toEqual({ kind: 'deletion_email', id: 3 });
+    const parsed = (ref: string) => { const p = parseSendRef(ref); return p && { kind: p.table.kind, table: p.table.name, id: p.id }; };
+    expect(parsed('followup_step:12')).toEqual({ kind: 'followup_step', table: 'followup_history', id: 12 });
+    expect(parsed('appointment_reminder:7')).toEqual({ kind: 'appointment_reminder', table: 'appointment_reminders', id: 7 });
+    expect(parsed('deletion_email:3')).toEqual({ kind: 'deletion_email', table: 'mail_sends', id: 3 });
+    // one name per kind: the bounces' (send_bounces.send_kind), no second spelling
+    expect(parseSendRef('followup:12')).toBeNull();
     expect(parseSendRef('users:1')).toBeNull();
+    expect(parseSendRef('followup_step:12345678901')).toBeNull();
   });
 
   it('health and mailbox labels cover the states other features add (degraded sends, OAuth re-consent)', () => {

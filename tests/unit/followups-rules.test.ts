@@ -164,3 +164,19 @@ describe('followups rules: retries', () => {
     expect(afterFailure(3, true, NOW)).toEqual({ final: true, nextAttemptAt: null });
   });
 });
+
+describe('followups rules: a step settled as sent by a person', () => {
+  const settledTwoDaysAgo = step(1, 'sent', { sentAt: new Date(NOW.getTime() - 2 * 86_400_000) });
+  it('the due date that sent it does not send the next step before its delay', () => {
+    const f = facts({ steps: [settledTwoDaysAgo] });
+    f.followup.dueDate = new Date(settledTwoDaysAgo.sentAt.getTime() - 3_600_000);
+    expect(decideFollowup(f, NOW)).toEqual({ kind: 'wait', reason: 'next_step_not_due' });
+    // once the delay after it has passed, step 2 goes
+    expect(decideFollowup(f, new Date(NOW.getTime() + 20 * 86_400_000))).toMatchObject({ kind: 'send', step: 2 });
+  });
+  it('a due date set after it (moved by a person, or written by a run) is followed as it is', () => {
+    const f = facts({ steps: [settledTwoDaysAgo] });
+    f.followup.dueDate = new Date(NOW.getTime() - 3_600_000);
+    expect(decideFollowup(f, NOW)).toMatchObject({ kind: 'send', step: 2 });
+  });
+});

@@ -4,6 +4,7 @@ import { classifyJobError } from '../../cron/errors.js';
 import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
 import { maskEmail } from '../../log.js';
 import { createClaimedSend, sweepClaims, type ClaimedSend } from '../../mail/claimed-send.js';
+import { CONFIRMATION_KIND, DELETION_EMAIL_SENDS, NEVER_RETRIED } from '../../mail/sends.js';
 import { MailError } from '../../mail/transport.js';
 import { OPERATOR_TEXTS, confirmationMail } from './messages.js';
 import {
@@ -12,7 +13,7 @@ import {
 } from './plan.js';
 import { runReminders } from './run-reminders.js';
 import {
-  CONFIRMATION_KIND, DELETION_EMAIL_CLAIMS, claimMailSend, handOverOwnership, insertDeletionLog, lockCompany,
+  claimMailSend, handOverOwnership, insertDeletionLog, lockCompany,
   readOtherUsers, readUser, recordMailSend, selectDueRequests, setLockTimeout, type CompanyRow,
 } from './sql.js';
 import { deleteCompanyRows, detachRetained, purgeExpiredInvoices, rowCount, tableName, userStatements, type UserStatement } from './sql-order.js';
@@ -188,12 +189,12 @@ export async function runAccountDeletions(ctx: JobContext, hooks: DeletionHooks)
   const stats = newStats();
   const errors: ItemError[] = [];
   // claims of dead runs: never handed to SMTP → given back; handed over → `unknown`
-  const swept = await sweepClaims(ctx.db, DELETION_EMAIL_CLAIMS);
+  const swept = await sweepClaims(ctx.db, DELETION_EMAIL_SENDS);
   stats.releasedClaims = swept.released;
   stats.markedUnknown = swept.unknownIds.length;
   // the two protocol instances: a reminder refused for now is given back, a confirmation kept (`failed`)
-  const base = { db: ctx.db, table: DELETION_EMAIL_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log };
-  let partial = await runDeletions(ctx, stats, errors, hooks, createClaimedSend({ ...base, releaseOnRetry: false }));
+  const base = { db: ctx.db, table: DELETION_EMAIL_SENDS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log };
+  let partial = await runDeletions(ctx, stats, errors, hooks, createClaimedSend({ ...base, policy: NEVER_RETRIED }));
   if (!partial && handlesGlobalWork(ctx.scope)) {
     if (budgetSpent(ctx)) partial = true;
     else await runPurge(ctx, stats);

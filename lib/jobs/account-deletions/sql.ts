@@ -4,9 +4,9 @@ import { queryRows, type Executor } from '../../../db/client.js';
 import { accountDeletionLog, companies, users } from '../../../db/schema/index.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
-import type { ClaimTable } from '../../mail/claimed-send.js';
 import { handlesGlobalWork, reminderWindow } from './plan.js';
 import { intArray, rowCount } from './sql-order.js';
+import { REMINDER_KIND } from '../../mail/sends.js';
 
 /**
  * The statements of account deletion other than the per-table ones (sql-order.ts): the
@@ -151,23 +151,6 @@ export function claimDueReminders(db: Executor, p: { now: Date; scope: Scope; ru
 
 // ---------------------------------------------------------------------------------------------
 // The two emails' claims (`mail_sends`, lib/mail/claimed-send.ts, docs/sending.md)
-
-export const REMINDER_KIND = 'deletion-reminder';
-export const CONFIRMATION_KIND = 'account-deleted';
-
-/**
- * Claims of deletion emails. Giving a reminder's claim back also clears the user's
- * `deletion_reminder_sent_at`, so that the next run claims it again; a confirmation has nothing
- * to give back to (the account is gone), its row is simply deleted.
- */
-export const DELETION_EMAIL_CLAIMS: ClaimTable = {
-  name: 'mail_sends',
-  release: (where) => [
-    sql`update users set deletion_reminder_sent_at = null
-        where id in (select split_part(key, ':', 2)::int from mail_sends where (${where}) and kind = ${REMINDER_KIND})`,
-    sql`delete from mail_sends where ${where}`,
-  ],
-};
 
 /** A claim in `mail_sends` under `key`; null when the key is already claimed (by this or another run). */
 export async function claimMailSend(db: Executor, key: string, kind: string, runId: string): Promise<number | null> {

@@ -96,7 +96,7 @@ export type StopReason =
   | 'client_deleted' | 'client_replied' | 'max_relances' | 'unsupported_source';
 
 export type WaitReason =
-  | 'in_flight' | 'delivery_unknown' | 'failed_final' | 'retry_backoff' | 'company_inactive' | 'no_client_email' | 'invalid_client_email'
+  | 'in_flight' | 'delivery_unknown' | 'failed_final' | 'retry_backoff' | 'next_step_not_due' | 'company_inactive' | 'no_client_email' | 'invalid_client_email'
   | 'channel_unsupported' | 'outside_send_window' | 'quota_exceeded' | 'bounced';
 
 export type Decision =
@@ -194,6 +194,13 @@ export function decideFollowup(
   }
   // never re-sent automatically: a duplicate dunning email is worse than a late one
   if (pending?.delivery === 'unknown') return { kind: 'wait', reason: 'delivery_unknown' };
+  const previous = f.steps.find((s) => s.step === lastSent);
+  // a step settled as sent by a person (an `unknown` found in the Sent folder) left the due date
+  // that sent it: the next step still waits its delay after that one
+  if (previous && f.followup.dueDate.getTime() <= previous.sentAt.getTime()
+      && afterSent(lastSent, previous.sentAt, settings).dueDate.getTime() > now.getTime()) {
+    return { kind: 'wait', reason: 'next_step_not_due' };
+  }
   if (pending?.delivery === 'failed') {
     if (pending.attempts >= MAX_ATTEMPTS_PER_STEP) return { kind: 'wait', reason: 'failed_final' };
     if (pending.nextAttemptAt && pending.nextAttemptAt.getTime() > now.getTime()) return { kind: 'wait', reason: 'retry_backoff' };
@@ -210,7 +217,6 @@ export function decideFollowup(
   if (!sendWindowOpen(f)) {
     return { kind: 'wait', reason: 'outside_send_window' };
   }
-  const previous = f.steps.find((s) => s.step === lastSent);
   const balanceCents = f.invoice ? f.invoice.totalCents - f.invoice.paidCents : f.quote?.totalCents ?? 0;
   // a bounced step goes again once the client has a new address (it never reached them)
   return { kind: 'send', step: nextStep, retry: pending?.delivery === 'failed' || pending?.delivery === 'bounced', template, previousMessageId: previous?.messageId ?? null, balanceCents };

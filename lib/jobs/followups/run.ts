@@ -5,10 +5,11 @@
  */
 import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
 import { sweepClaims } from '../../mail/claimed-send.js';
+import { FOLLOWUP_SENDS } from '../../mail/sends.js';
 import { createSendWindow, type SendWindow } from '../../mail/send-window.js';
 import type { MailError } from '../../mail/transport.js';
 import { MAX_ATTEMPTS_PER_STEP, afterFailure, afterSent, monthlyQuota, quotaPeriodStart, type CompanyFacts, type FollowupFacts } from './plan.js';
-import { FOLLOWUP_CLAIMS, claimScope, countDue, recentFollowupBounces, resumeAfterBounce, countSentThisPeriod, holdUnknownSteps, loadBatch, selectDue, writeClaims,
+import { claimScope, countDue, recentFollowupBounces, resumeAfterBounce, countSentThisPeriod, holdUnknownSteps, loadBatch, selectDue, writeClaims,
   type ClaimRequest, type Cursor, type DueRow, type LoadedBatch } from './sql.js';
 import { createFollowups, loadCreationCompanies, previewCreations, type CreationConfig } from './sql-create.js';
 import { recordFailed, recordSentBatch, type SentRecord } from './sql-record.js';
@@ -139,7 +140,7 @@ async function createAndSweep(s: RunState): Promise<DueRow[]> {
   }
   for (const r of await createFollowups(db, cfg, now)) bump(s.stats.created, r.type === 'FACTURE_IMPAYEE' ? 'invoices' : 'quotes', r.n);
   // claims of dead runs: never handed to SMTP → given back; handed over → `unknown`, never re-sent
-  const swept = await sweepClaims(db, FOLLOWUP_CLAIMS, claimScope(scope));
+  const swept = await sweepClaims(db, FOLLOWUP_SENDS, claimScope(scope));
   s.stats.releasedClaims = swept.released;
   s.stats.markedUnknown = swept.unknownIds.length;
   await holdUnknownSteps(db, swept.unknownIds);
@@ -219,10 +220,8 @@ async function previewSends(s: RunState, virtualDue: DueRow[]): Promise<boolean>
 async function sendDue(s: RunState): Promise<boolean> {
   const { ctx } = s;
   const window = createSendWindow<SentRecord>({
-    db: ctx.db, table: FOLLOWUP_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log,
+    db: ctx.db, table: FOLLOWUP_SENDS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log,
     size: SEND_CONCURRENCY, group: SEND_GROUP,
-    // a refused try is recorded `failed` with its back-off (rules.ts), not simply given back
-    releaseOnRetry: false,
     recordAndHandOver: async (records, handOver) => (await recordSentBatch(ctx.db, records, ctx.now, handOver)).handedIds,
   });
   let cursor: Cursor = null;

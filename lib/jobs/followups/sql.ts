@@ -9,27 +9,13 @@ import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
 import type { AutoFollowupType } from './messages.js';
 import type { Delivery } from './plan.js';
-import type { ClaimTable } from '../../mail/claimed-send.js';
+import { FOLLOWUP_SENDS } from '../../mail/sends.js';
 import { invoicePaid } from '../../billing/sql.js';
 import { AUTOMATIC_SENDER_NAME } from './messages.js';
 import { clientsWithBouncedAddress, countRecentBounces, resumeBouncedFollowups } from '../../bounces/sql.js';
 
 /** An instant as a timestamptz parameter. */
 export const iso = (d: Date) => sql`${d.toISOString()}::timestamptz`;
-
-/**
- * The claims of follow-up steps for lib/mail/claimed-send.ts. Giving one back: a first try's row
- * is deleted (the step is due again), a retry's row returns to `failed` with its try count and
- * is due again at once (docs/sending.md).
- */
-export const FOLLOWUP_CLAIMS: ClaimTable = {
-  name: 'followup_history',
-  release: (where) => [
-    sql`delete from followup_history where (${where}) and attempts <= 1`,
-    sql`update followup_history set delivery = 'failed', attempts = attempts - 1, next_attempt_at = claimed_at, claimed_by = null
-        where (${where}) and attempts > 1`,
-  ],
-};
 
 /** The run's scope as a condition on a follow-up claim's own columns (the sweep's). */
 export const claimScope = (scope: Scope): SQL => scopeFilter(sql`company_id`, scope);
@@ -39,7 +25,7 @@ export const resumeAfterBounce = (db: Executor, scope: Scope, now: Date) => resu
 
 /** Bounces of follow-up emails recorded over the last day, in the run's scope (for the stats). */
 export const recentFollowupBounces = (db: Executor, scope: Scope) =>
-  countRecentBounces(db, 24, sql`sb.send_kind = 'followup_step' and ${scopeFilter(sql`sb.company_id`, scope)}`);
+  countRecentBounces(db, 24, sql`sb.send_kind = ${FOLLOWUP_SENDS.kind} and ${scopeFilter(sql`sb.company_id`, scope)}`);
 
 /**
  * Follow-ups whose step ended `unknown` (swept, or no answer after DATA) go on hold

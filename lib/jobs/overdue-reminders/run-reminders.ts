@@ -3,13 +3,14 @@ import pLimit from 'p-limit';
 import { budgetSpent, type ItemError, type JobContext } from '../../cron/types.js';
 import { noSmtpAnswerText } from '../../cron/errors.js';
 import { createClaimedSend } from '../../mail/claimed-send.js';
+import { REMINDER_SENDS } from '../../mail/sends.js';
 import { OPERATOR_TEXTS, renderReminder } from './messages.js';
 import {
   PLAN_SAMPLE, candidateOf, claimItemsOf, notificationRowOf, offsetsOf, planReminders, reminderCompany, reminderItemId, reminderPlanItem,
   type ReminderCandidate, type ReminderCompany, type SkipReason,
 } from './plan.js';
 import {
-  REMINDER_CLAIMS, claimReminders, insertReminderNotifications, markReminderFailed, markReminderSent,
+  claimReminders, insertReminderNotifications, markReminderFailed, markReminderSent,
   readReminderCandidates, readReminderCompanies, sweepReminderClaims, type ReminderNotification,
 } from './sql-reminders.js';
 
@@ -86,7 +87,7 @@ export async function runReminders(ctx: JobContext, errors: ItemError[], plan: u
   }
 
   const limit = pLimit(SEND_CONCURRENCY);
-  const claimedSend = createClaimedSend({ db: ctx.db, table: REMINDER_CLAIMS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log });
+  const claimedSend = createClaimedSend({ db: ctx.db, table: REMINDER_SENDS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log });
   let partial = decided.deferred > 0;
   for (let i = 0; i < decided.send.length; i += CLAIM_CHUNK) {
     const chunk = decided.send.slice(i, i + CLAIM_CHUNK);
@@ -123,13 +124,12 @@ export async function runReminders(ctx: JobContext, errors: ItemError[], plan: u
         case 'retry':
         case 'failed': {
           const e = outcome.error;
-          // 5xx: the address is refused, retrying would only bounce again; SMTP not configured
-          // yet is given back like a 4xx (the protocol already gave those back)
-          if (outcome.state === 'failed' && e.code !== 'smtp_not_configured') {
+          // 5xx: the address is refused, retrying would only bounce again; a retry was given
+          // back by the protocol (REMINDER_SENDS.policy)
+          if (outcome.state === 'failed') {
             await markReminderFailed(ctx.db, claim.id, `${e.code}: ${e.message}`);
             stats.failed++;
           } else {
-            if (outcome.state === 'failed') await claimedSend.release([claim.id]);
             stats.retryLater++;
           }
           errors.push({ scope: 'appointment_reminder', id: itemId, code: e.code, message: e.message });

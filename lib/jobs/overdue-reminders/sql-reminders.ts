@@ -2,7 +2,8 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Executor } from '../../../db/client.js';
 import { scopeFilter } from '../../cron/scope.js';
 import type { Scope } from '../../cron/types.js';
-import { previewSweep, sweepClaims, type ClaimTable } from '../../mail/claimed-send.js';
+import { previewSweep, sweepClaims } from '../../mail/claimed-send.js';
+import { REMINDER_SENDS } from '../../mail/sends.js';
 import { MAX_REMINDER_HOURS, REMINDABLE_STATUSES, type Delivery } from './plan.js';
 import { NOTIFICATION_COLUMNS, isoInstant, nowParam, tag } from './sql.js';
 
@@ -11,9 +12,6 @@ import { NOTIFICATION_COLUMNS, isoInstant, nowParam, tag } from './sql.js';
  * planner (plan.ts) decides on, the batch claim, the answers, the employees' notifications.
  */
 
-/** The claims of appointment reminders for lib/mail/claimed-send.ts (given back = deleted). */
-export const REMINDER_CLAIMS: ClaimTable = { name: 'appointment_reminders' };
-
 /**
  * Claims of dead runs (docs/sending.md): never handed to SMTP → given back (a later run sends
  * them while the appointment is ahead); handed over → `unknown`, never re-sent, in /cron/status.
@@ -21,10 +19,10 @@ export const REMINDER_CLAIMS: ClaimTable = { name: 'appointment_reminders' };
 export async function sweepReminderClaims(db: Executor, p: { scope: Scope; dryRun: boolean }): Promise<{ released: number; markedUnknown: number }> {
   const scope = scopeFilter(sql`company_id`, p.scope);
   if (p.dryRun) {
-    const r = await previewSweep(db, REMINDER_CLAIMS, scope);
+    const r = await previewSweep(db, REMINDER_SENDS, scope);
     return { released: r.released, markedUnknown: r.unknown };
   }
-  const r = await sweepClaims(db, REMINDER_CLAIMS, scope);
+  const r = await sweepClaims(db, REMINDER_SENDS, scope);
   return { released: r.released, markedUnknown: r.unknownIds.length };
 }
 
