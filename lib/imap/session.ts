@@ -4,8 +4,10 @@
  */
 import type { ConnectionOptions } from 'node:tls';
 import type { ImapFlow, FetchMessageObject } from 'imapflow';
-import type { FolderState } from '../jobs/inbox-sync/cursor.js';
 import { classifyImapError, ImapSyncError, isCertificateCode, type CertificateInfo } from './errors.js';
+
+/** What the server said when the folder was opened (EXAMINE). */
+export type FolderState = { uidValidity: number; uidNext: number; exists: number; highestModseq?: string };
 
 /** `pass` for password mailboxes; `accessToken` (SASL XOAUTH2) for OAuth ones (docs/oauth-mailboxes.md). */
 export type ImapTarget = { host: string; port: number; useSsl: boolean; user: string } & ({ pass: string } | { accessToken: string });

@@ -18,7 +18,7 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { preparedRows, queryRows, type Executor } from '../../db/client.js';
 import type { Logger } from '../log.js';
-import { runGone } from '../cron/runs.js';
+import { runGone } from '../../db/liveness.js';
 import { MailError, classifySmtpError, type MailSender, type OutgoingMail } from './transport.js';
 
 /**

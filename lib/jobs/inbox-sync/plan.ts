@@ -7,7 +7,7 @@ import type { MessageMeta } from '../../imap/session.js';
 import type { SyncLimits } from '../../imap/sizing.js';
 import type { ParseItem } from '../../mime/parse.js';
 import type { SegmentResult } from './store.js';
-import { normaliseMessageId } from './threading.js';
+import { normaliseMessageId } from '../../mail/message-id.js';
 
 export const emptySeg = (): SegmentResult => ({ imported: 0, duplicates: 0, poison: 0, clientsCreated: 0, conversationsCreated: 0, clientsNotCreated: {}, bytes: 0 });
 export function addSeg(a: SegmentResult, b: SegmentResult) {

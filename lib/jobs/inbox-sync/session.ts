@@ -17,7 +17,7 @@ import { FIRST_META_CHUNK, linkTooSlowNote, nextThroughput, syncLimits, type Syn
 import { mapSerial, readAhead } from './pipeline.js';
 import { parseItems, type ParsedMessage } from '../../mime/parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
-import { normaliseMessageId } from './threading.js';
+import { normaliseMessageId } from '../../mail/message-id.js';
 import { addSeg, bodyLimit, emptySeg, planSegments, segmentParseItems, type DownloadedSegment, type SizeRule } from './plan.js';
 import { blockedDomainsOf, knownExternalIds, toNum, type IntegrationRow } from './sql.js';
 
