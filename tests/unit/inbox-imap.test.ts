@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { messageIdFromHeaderBlock, toSequenceSet } from '../../lib/imap/session.js';
+import { messageIdFromHeaderBlock, toSequenceSet } from '../../lib/imap/commands.js';
 import { normaliseMessageId } from '../../lib/mail/message-id.js';
 
 describe('toSequenceSet: UID lists as IMAP ranges', () => {

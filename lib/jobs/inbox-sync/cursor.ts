@@ -3,7 +3,7 @@
  * folder's UIDVALIDITY, the highest UID fully processed, and HIGHESTMODSEQ (kept for a later
  * flag sync; new mail is detected by UIDNEXT alone).
  */
-import type { FolderState } from '../../imap/session.js';
+import type { FolderState } from '../../imap/commands.js';
 
 export type { FolderState };
 

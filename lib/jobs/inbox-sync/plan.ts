@@ -3,7 +3,7 @@
  * in downloads and bytes, known Message-IDs never downloaded), what the parser gets for a
  * segment, and how segment results add up. The sync plan itself (which UIDs) is cursor.ts.
  */
-import type { MessageMeta } from '../../imap/session.js';
+import type { MessageMeta } from '../../imap/commands.js';
 import type { SyncLimits } from '../../imap/sizing.js';
 import type { ParseItem } from '../../mime/parse.js';
 import type { SegmentResult } from './store.js';
