@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { ADDRESS_PROBLEM_TEXT, checkMailbox, checkSingleAddress } from './mail/address.js';
+import { ADDRESS_PROBLEM_TEXT, checkMailbox, checkSingleAddress } from './text/address.js';
 
 /** Every environment variable, parsed once with zod. `.env.example` documents each one. */
 const int = (def: number, min = 0) => z.coerce.number().int().min(min).default(def);
 const onOff = (def: 'on' | 'off') => z.enum(['on', 'off']).default(def);
-// the same single-address rule as every recipient we build (lib/mail/address.ts)
+// the same single-address rule as every recipient we build (lib/text/address.ts)
 const singleAddress = z.string().superRefine((v, ctx) => {
   const c = checkSingleAddress(v);
   if (!c.ok) ctx.addIssue({ code: 'custom', message: `must be exactly one address: ${ADDRESS_PROBLEM_TEXT[c.reason]}` });

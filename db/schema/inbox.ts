@@ -93,7 +93,7 @@ export const inboxMessages = pgTable('inbox_messages', {
   externalMetadata: jsonb('external_metadata'),
   inReplyTo: text('in_reply_to'), // new
   sentAt: tstz('sent_at'), // new: the Date header
-  // new: what kind of mail this is (lib/jobs/inbox-sync/threading.ts MESSAGE_KINDS, docs/inbox-sync.md):
+  // new: what kind of mail this is (lib/mime/kinds.ts MESSAGE_KINDS, docs/inbox-sync.md):
   // person | auto_reply | bounce | report | list | automated. Rows imported before it existed are 'person'.
   kind: text('kind').notNull().default('person'),
   createdAt: tstz('created_at').notNull().defaultNow(),

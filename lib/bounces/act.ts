@@ -7,14 +7,14 @@
  */
 import type { Db, Executor } from '../../db/client.js';
 import type { Logger } from '../log.js';
-import type { Absence } from './absence.js';
+import type { Absence } from '../mime/absence.js';
 import { CLOCK_SKEW_MS, MATCH_WINDOW_DAYS, SOFT_HISTORY_DAYS, decideBounces, type BounceEvidence } from './match.js';
 import { bounceNotification, bounceReason, bouncedSendError } from './messages.js';
 import {
   applyAbsences, applyHardBounces, bounceHistory, candidateSends, companiesWithPendingReports, insertBounces, lockCompanyBounces, pendingReports,
   type BounceNotification, type BounceRow, type HardBounce, type PendingReport,
 } from './sql.js';
-import type { StoredBounce } from './facts.js';
+import type { StoredBounce } from '../mime/report.js';
 
 /** Reports decided per transaction: one company's worth after a normal sync, bounded after a big first one. */
 export const REPORTS_BATCH = 200;

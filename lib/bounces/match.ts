@@ -35,7 +35,7 @@ export type SendRef = {
   label: string | null;
 };
 
-/** What a stored bounce tells (lib/bounces/facts.ts). */
+/** What a stored bounce tells (lib/mime/report.ts). */
 export type BounceEvidence = {
   key: string;
   inboxMessageId: number | null;

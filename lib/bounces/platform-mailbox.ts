@@ -7,7 +7,9 @@
  */
 import type { ConnectionOptions } from 'node:tls';
 import { budgetSpent, type JobContext } from '../cron/types.js';
-import { closeSession, connectAndLogin, examineFolder, ImapDeadline, searchUidsFrom, searchUidsSince, streamSources } from '../imap/session.js';
+import { closeSession, connectAndLogin } from '../imap/session.js';
+import { examineFolder, searchUidsFrom, searchUidsSince, streamSources } from '../imap/commands.js';
+import { ImapDeadline } from '../imap/deadline.js';
 import { parseMessage } from '../mime/parse.js';
 import { actOnBounces, evidenceOf, noBounces, type BounceCounts } from './act.js';
 import type { BounceEvidence } from './match.js';

@@ -8,7 +8,7 @@ import { jsonb, queryRows, type Executor } from '../../db/client.js';
 import type { BounceSeverity } from '../mime/bounce.js';
 import type { SendRef } from './match.js';
 import { SEND_TABLES, type SendTable } from '../mail/sends.js';
-import { rowLeaseFree } from '../cron/runs.js';
+import { rowLeaseFree } from '../../db/liveness.js';
 
 const textList = (v: readonly string[]) => sql`(select jsonb_array_elements_text(${jsonb(v)}))`;
 
@@ -19,7 +19,7 @@ export async function lockCompanyBounces(db: Executor, scope: string) {
 
 export type PendingReport = {
   id: number; external_id: string; kind: 'bounce' | 'auto_reply'; at: string; from_email: string | null; subject: string | null;
-  bounce: import('./facts.js').StoredBounce | null; absence: import('./absence.js').Absence | null;
+  bounce: import('../mime/report.js').StoredBounce | null; absence: import('../mime/absence.js').Absence | null;
 };
 
 /**

@@ -1,21 +1,15 @@
 import { randomUUID } from 'node:crypto';
-import { and, eq, sql, type SQL } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../db/client.js';
 import { cronLeases, cronRuns } from '../../db/schema/index.js';
+import { LEASE_TTL_SEC } from '../../db/liveness.js';
 import type { Stats, Trigger } from './types.js';
 
 export const newRunId = () => randomUUID();
 
 export type RunOutcome = 'succeeded' | 'partial' | 'failed' | 'skipped';
 
-/**
- * A run proves it is alive by beating: every HEARTBEAT_EVERY_SEC it renews its lease for
- * LEASE_TTL_SEC and stamps `cron_runs.heartbeat_at`, on the database clock. A killed run stops
- * beating, so its job lease, its mailbox leases and its unsent claims are free LEASE_TTL_SEC after
- * its last beat, while a live run keeps them for its whole budget (docs/contract.md).
- */
-export const LEASE_TTL_SEC = 30;
-/** Three beats per TTL: one slow statement or a busy event loop does not lose the lease. */
+/** Three beats per TTL (LEASE_TTL_SEC, db/liveness.ts): one slow statement or a busy event loop does not lose the lease. */
 export const HEARTBEAT_EVERY_SEC = 10;
 export type LeaseTiming = { ttlSec: number; everySec: number };
 export const DEFAULT_LEASE_TIMING: LeaseTiming = { ttlSec: LEASE_TTL_SEC, everySec: HEARTBEAT_EVERY_SEC };
@@ -28,30 +22,11 @@ export async function recordRunStart(db: Db, run: { id: string; job: string; tri
   await db.insert(cronRuns).values({ ...run, parentRunId: run.parentRunId ?? null, outcome: 'running', heartbeatAt: sql`now()` });
 }
 
-/**
- * True when the run named by `runId` (an SQL expression: a column holding a cron_runs id) is
- * provably over: it finished, or it has not beaten for `ttlSec`. Null when no such run exists, so
- * the caller chooses its own fallback. The one liveness rule behind every lease and claim.
- */
-export function runGone(runId: SQL, ttlSec = LEASE_TTL_SEC): SQL {
-  return sql`(select r.finished_at is not null or coalesce(r.heartbeat_at, r.started_at) < now() - make_interval(secs => ${ttlSec})
-    from cron_runs r where r.id = ${runId})`;
-}
-
 export async function recordRunEnd(db: Db, runId: string, end: { outcome: RunOutcome; stats?: Stats; error?: string }) {
   await db
     .update(cronRuns)
     .set({ outcome: end.outcome, stats: end.stats ?? null, error: end.error ?? null, finishedAt: new Date() })
     .where(eq(cronRuns.id, runId));
-}
-
-/**
- * A per-row lease (a mailbox's, the bounce mailbox's) is free when it was never taken, its upper
- * bound passed, or its holder run is gone (runGone): a killed run frees it one TTL after its
- * last beat instead of at the end of its budget. Columns unqualified or qualified by the caller.
- */
-export function rowLeaseFree(until: SQL, holder: SQL): SQL {
-  return sql`(${until} is null or ${until} < now() or coalesce(${runGone(holder)}, false))`;
 }
 
 /**

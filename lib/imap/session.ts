@@ -1,10 +1,10 @@
 /**
- * The IMAP side (imapflow): connect with mandatory TLS, log in, open the folder read-only, list
- * UIDs, fetch sizes/Message-IDs and sources. Nothing here touches the database.
+ * The IMAP session (imapflow): connect with mandatory TLS, log in, measure, close. The commands on
+ * a session are in commands.ts, its deadline in deadline.ts. Nothing here touches the database.
  */
 import type { ConnectionOptions } from 'node:tls';
-import type { ImapFlow, FetchMessageObject } from 'imapflow';
-import type { FolderState } from '../jobs/inbox-sync/cursor.js';
+import type { ImapFlow } from 'imapflow';
+import { ImapDeadline } from './deadline.js';
 import { classifyImapError, ImapSyncError, isCertificateCode, type CertificateInfo } from './errors.js';
 
 /** `pass` for password mailboxes; `accessToken` (SASL XOAUTH2) for OAuth ones (docs/oauth-mailboxes.md). */
@@ -24,34 +24,8 @@ export type ImapSessionOptions = {
 
 export { classifyImapError, ImapSyncError } from './errors.js';
 
-/**
- * The run's deadline over one IMAP session: when it comes, the connection is closed, which settles
- * whatever was in flight (connect, greeting, login, SEARCH, a FETCH still streaming) at once.
- * Socket-idle timeouts alone never bound a link that keeps trickling bytes.
- */
-export class ImapDeadline {
-  /** Set when the deadline closed the connection: what fails afterwards failed because of it. */
-  expired = false;
-  private timer: NodeJS.Timeout | undefined;
-  constructor(readonly at: number) {}
-  remainingMs(now = Date.now()): number { return Math.max(0, this.at - now); }
-  /** Closes `client` at the deadline (immediately when it has passed). */
-  arm(client: ImapFlow): void {
-    this.disarm();
-    const fire = () => { this.expired = true; client.close(); };
-    const ms = this.remainingMs();
-    if (ms <= 0) { fire(); return; }
-    this.timer = setTimeout(fire, ms);
-  }
-  disarm(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-  /** The error to report instead of what imapflow threw, once the deadline closed the connection. */
-  error(phase: string): ImapSyncError {
-    return new ImapSyncError('deadline', `run deadline reached during ${phase}`);
-  }
-}
+/** The IMAPS port (implicit TLS), when a mailbox names none. */
+export const DEFAULT_IMAP_PORT = 993;
 
 /** Time given to the credential-free handshake that reads a refused certificate. */
 export const CERT_PROBE_TIMEOUT_MS = 3_000;
@@ -180,109 +154,6 @@ export function countReceivedBytes(client: ImapFlow): () => number {
   const socket = (client as unknown as { socket?: import('node:net').Socket }).socket;
   socket?.on('data', (d: Buffer) => { n += d.length; });
   return () => n;
-}
-
-/**
- * STATUS: the cursor's inputs in one round trip, without selecting the folder (imapflow's
- * mailboxOpen would add a LIST and an LSUB first). The no-change fast path stops here.
- */
-export async function folderStatus(client: ImapFlow, folder: string): Promise<FolderState> {
-  try {
-    const st = await client.status(folder, { uidNext: true, uidValidity: true, messages: true, highestModseq: client.capabilities.has('CONDSTORE') });
-    if (!st || st.uidValidity === undefined || st.uidNext === undefined) throw new ImapSyncError('mailbox', `STATUS of "${folder}" gave no UIDVALIDITY/UIDNEXT`);
-    return {
-      uidValidity: Number(st.uidValidity),
-      uidNext: Number(st.uidNext),
-      exists: Number(st.messages ?? 0),
-      highestModseq: st.highestModseq !== undefined ? String(st.highestModseq) : undefined,
-    };
-  } catch (err) {
-    const e = classifyImapError(err);
-    throw e.code === 'protocol' ? new ImapSyncError('mailbox', `cannot read folder "${folder}": ${e.message}`) : e;
-  }
-}
-
-/** EXAMINE (read-only SELECT): the user's `\Seen` flags can never change. */
-export async function examineFolder(client: ImapFlow, folder: string): Promise<FolderState> {
-  try {
-    const box = await client.mailboxOpen(folder, { readOnly: true });
-    return {
-      uidValidity: Number(box.uidValidity),
-      uidNext: box.uidNext,
-      exists: box.exists,
-      highestModseq: box.highestModseq !== undefined ? box.highestModseq.toString() : undefined,
-    };
-  } catch (err) {
-    const e = classifyImapError(err);
-    throw e.code === 'protocol' ? new ImapSyncError('mailbox', `cannot open folder "${folder}": ${e.message}`) : e;
-  }
-}
-
-/** IMAP dates are days; SINCE is inclusive of that (server-local) day. */
-export async function searchUidsSince(client: ImapFlow, since: Date): Promise<number[]> {
-  const res = await client.search({ since }, { uid: true });
-  return Array.isArray(res) ? res : [];
-}
-
-export async function searchUidsFrom(client: ImapFlow, fromUid: number): Promise<number[]> {
-  const res = await client.search({ uid: `${fromUid}:*` }, { uid: true });
-  return Array.isArray(res) ? res : [];
-}
-
-export type MessageMeta = { uid: number; size: number; messageId: string | null };
-
-/** UIDs as an IMAP sequence set with ranges (`1:50,52`): shorter commands for both sides to parse. */
-export function toSequenceSet(uids: readonly number[]): string {
-  const sorted = [...uids].sort((a, b) => a - b);
-  const parts: string[] = [];
-  for (let i = 0; i < sorted.length; i++) {
-    const start = sorted[i];
-    while (i + 1 < sorted.length && sorted[i + 1] <= sorted[i] + 1) i++;
-    parts.push(start === sorted[i] ? String(start) : `${start}:${sorted[i]}`);
-  }
-  return parts.join(',');
-}
-
-/** The Message-ID header's value in a header block (folded lines joined), or null. */
-export function messageIdFromHeaderBlock(block: Buffer | undefined): string | null {
-  if (!block) return null;
-  const m = /^message-id[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)/im.exec(block.toString('latin1'));
-  const v = m?.[1].replace(/\r?\n[ \t]+/g, ' ').trim();
-  return v ? v : null;
-}
-
-/**
- * Size and Message-ID of some UIDs: decides what to download, before any body is fetched. Only
- * the Message-ID header is asked for (`BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]`): an ENVELOPE
- * would make both sides build and parse addresses and subjects nobody reads here.
- */
-export async function fetchMeta(client: ImapFlow, uids: readonly number[]): Promise<MessageMeta[]> {
-  if (!uids.length) return [];
-  const rows = await client.fetchAll(toSequenceSet(uids), { uid: true, size: true, headers: ['message-id'] }, { uid: true });
-  return rows.map((r: FetchMessageObject) => ({ uid: r.uid, size: r.size ?? 0, messageId: messageIdFromHeaderBlock(r.headers) }));
-}
-
-/**
- * Full sources (BODY.PEEK[]: never sets \Seen) of some UIDs, as the server sends them: one FETCH
- * command, each message handed out as soon as it has arrived. imapflow reads the next response
- * only when the previous one was taken, so a slow consumer slows the download instead of piling
- * messages up in memory. No other command can run on the session until this one is over.
- */
-export async function* streamSources(client: ImapFlow, uids: readonly number[]): AsyncGenerator<{ uid: number; source: Buffer }> {
-  if (!uids.length) return;
-  for await (const m of client.fetch(toSequenceSet(uids), { uid: true, source: true }, { uid: true })) {
-    if (m.source) yield { uid: m.uid, source: m.source };
-  }
-}
-
-/** Header blocks only (BODY.PEEK[HEADER]), for messages over MAX_MESSAGE_BYTES. */
-export async function fetchHeaders(client: ImapFlow, uids: readonly number[]): Promise<Map<number, Buffer>> {
-  const out = new Map<number, Buffer>();
-  if (!uids.length) return out;
-  for await (const m of client.fetch(toSequenceSet(uids), { uid: true, headers: true }, { uid: true })) {
-    if (m.headers) out.set(m.uid, Buffer.concat([m.headers, Buffer.from('\r\n')]));
-  }
-  return out;
 }
 
 /** LOGOUT when the connection is healthy; a plain close when it is not. Never throws. */

@@ -18,12 +18,12 @@
 import { sql, type SQL } from 'drizzle-orm';
 import { preparedRows, queryRows, type Executor } from '../../db/client.js';
 import type { Logger } from '../log.js';
-import { runGone } from '../cron/runs.js';
+import { runGone } from '../../db/liveness.js';
 import { MailError, classifySmtpError, type MailSender, type OutgoingMail } from './transport.js';
 
 /**
  * A claim whose owner has a ledger row is stale when that run is gone: finished, or silent for
- * the lease TTL (lib/cron/runs.ts `runGone`, 30 s after a kill). A claim without one (written
+ * the lease TTL (db/liveness.ts `runGone`, 30 s after a kill). A claim without one (written
  * before owners were recorded) is stale after this long: longer than any invocation's budget.
  */
 export const STALE_CLAIM_SEC = 120;
@@ -260,7 +260,7 @@ export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
 }
 
 /**
- * True for a claim whose run is provably over (lib/cron/runs.ts `runGone`: finished, or no
+ * True for a claim whose run is provably over (db/liveness.ts `runGone`: finished, or no
  * heartbeat for the lease TTL); without an owner row, a claim older than STALE_CLAIM_SEC.
  * Columns of the claim table, unqualified or qualified by `alias`.
  */

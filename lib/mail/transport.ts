@@ -4,7 +4,7 @@ import type { Transporter } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport/index.js';
 import type Mail from 'nodemailer/lib/mailer/index.js';
 import type { Config } from '../config.js';
-import { checkMailbox, checkSingleAddress, describeAddressProblem } from './address.js';
+import { checkMailbox, checkSingleAddress, describeAddressProblem } from '../text/address.js';
 import { envelopeSender } from './verp.js';
 import { WATCH_KEY, deadlineCut, watchPlugin, type SendWatch } from './send-watch.js';
 
@@ -130,7 +130,7 @@ function applyRedirect(mail: OutgoingMail, redirectTo: string | undefined): Outg
 
 // --- recipient guard (docs/security.md): the last line of defence, whatever a job built ---
 /**
- * To and Reply-To must each be exactly one addr-spec (lib/mail/address.ts), checked on the
+ * To and Reply-To must each be exactly one addr-spec (lib/text/address.ts), checked on the
  * intended recipient, before MAIL_REDIRECT_TO and before any connection: a refused address is a
  * permanent `invalid_recipient`, and nothing is sent.
  */

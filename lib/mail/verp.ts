@@ -5,7 +5,7 @@
  * `bounces+lokario.followup.12.1=lokario.fr@lokario.fr` (the `@` of the id becomes `=`, the usual
  * VERP encoding; deterministic Message-IDs hold only letters, digits, `.`, `_`, `-`).
  */
-import { normaliseMessageId } from '../jobs/inbox-sync/threading.js';
+import { normaliseMessageId } from './message-id.js';
 
 /** The envelope sender of one email: BOUNCE_ADDRESS, extended with its Message-ID when VERP is on. */
 export function envelopeSender(bounceAddress: string, messageId: string, verp: boolean): string {

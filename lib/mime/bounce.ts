@@ -1,7 +1,7 @@
 // Pure bounce parsing: what a delivery failure says about a message we sent.
 // Reads the raw source as text (bounces are 7-bit in practice; quoted-printable is undone).
 // Rules and formats: docs/bounces.md.
-import { normaliseMessageId, parseIdList } from '../jobs/inbox-sync/threading.js';
+import { normaliseMessageId, parseIdList } from '../mail/message-id.js';
 
 export type BounceSeverity = 'hard' | 'soft';
 

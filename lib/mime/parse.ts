@@ -6,11 +6,11 @@
 import type { ParsedMail, AddressObject } from 'mailparser';
 import { convert as htmlToText } from 'html-to-text';
 import { repairSource } from './decode.js';
-import { reportFacts, type ReportFacts } from '../bounces/facts.js';
-import {
-  classifyMessage, fallbackKey, legacyFallbackKey, normaliseMessageId, parseIdList, sanitiseFilename, fileTypeOf, storableDate, storableText,
-  type MessageKind,
-} from '../jobs/inbox-sync/threading.js';
+import { reportFacts, type ReportFacts } from './report.js';
+import { classifyMessage, type MessageKind } from './kinds.js';
+import { fallbackKey, legacyFallbackKey } from './dedupe-key.js';
+import { sanitiseFilename, fileTypeOf, storableDate, storableText } from './storable.js';
+import { normaliseMessageId, parseIdList } from '../mail/message-id.js';
 
 export type ParsedAttachment = {
   name: string;
@@ -45,7 +45,7 @@ export type ParsedMessage = {
   /** The message was over MAX_MESSAGE_BYTES: headers only, with a note as its content. */
   oversize: boolean;
   bytes: number;
-  /** A bounce's or an auto-reply's facts, kept in external_metadata (lib/bounces/facts.ts). */
+  /** A bounce's or an auto-reply's facts, kept in external_metadata (lib/mime/report.ts). */
   reports?: ReportFacts;
   /** What could not be read and was dropped (a part, its HTML, its report), kept in external_metadata. */
   notes: string[];

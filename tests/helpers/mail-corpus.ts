@@ -3,7 +3,8 @@
  * the import must produce. Order matters: messages are appended in this order, so a reply
  * always comes after the message it answers.
  */
-import { fallbackKey, type MessageKind } from '../../lib/jobs/inbox-sync/threading.js';
+import { fallbackKey } from '../../lib/mime/dedupe-key.js';
+import type { MessageKind } from '../../lib/mime/kinds.js';
 
 const CRLF = '\r\n';
 

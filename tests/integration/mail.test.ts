@@ -4,7 +4,7 @@ import { startSmtpSink } from '../../devtools/smtp.js';
 import { parseConfig } from '../../lib/config.js';
 import { createMailFactory } from '../../lib/mail/transport.js';
 import { deterministicMessageId } from '../../lib/mail/message-id.js';
-import { formatFrom } from '../../lib/mail/address.js';
+import { formatFrom } from '../../lib/text/address.js';
 import { simpleParser } from 'mailparser';
 
 const mail = (n: number) => ({ from: 'Lokario <noreply@lokario.fr>', to: 'client@example.com', subject: `s${n}`, text: 'Bonjour', messageId: `<m${n}@lokario.fr>` });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { announcedReturn } from '../../lib/bounces/absence.js';
+import { announcedReturn } from '../../lib/mime/absence.js';
 import { comparableSubject, decideBounces, matchBounce, type BounceEvidence, type SendRef } from '../../lib/bounces/match.js';
 import { envelopeSender, messageIdFromVerp, verpMessageId } from '../../lib/mail/verp.js';
 import { bounceReason } from '../../lib/bounces/messages.js';

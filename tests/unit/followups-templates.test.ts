@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { chooseTemplate, formatEuros, renderMessage, type TemplateVariables } from '../../lib/jobs/followups/messages.js';
 import { fillTemplate } from '../../lib/text/template.js';
 import { planSender } from '../../lib/jobs/followups/transport.js';
-import { addressOf, formatFrom } from '../../lib/mail/address.js';
+import { addressOf, formatFrom } from '../../lib/text/address.js';
 
 const NBSP = '\u00a0';
 const vars: TemplateVariables = {

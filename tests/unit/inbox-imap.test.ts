@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { messageIdFromHeaderBlock, toSequenceSet } from '../../lib/imap/session.js';
-import { normaliseMessageId } from '../../lib/jobs/inbox-sync/threading.js';
+import { messageIdFromHeaderBlock, toSequenceSet } from '../../lib/imap/commands.js';
+import { normaliseMessageId } from '../../lib/mail/message-id.js';
 
 describe('toSequenceSet: UID lists as IMAP ranges', () => {
   it('joins consecutive UIDs into ranges and keeps the others', () => {

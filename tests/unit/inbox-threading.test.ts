@@ -1,9 +1,12 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  classifyMessage, clampToNow, clientCreationBlocker, clientSubjectKey, fallbackKey, legacyFallbackKey, nextSyncAfterFailure, normaliseMessageId, normaliseSubject,
-  parseIdList, sanitiseFilename, storableText, subjectKey, threadFor, BACKOFF_CAP_MS,
+  clampToNow, clientCreationBlocker, clientSubjectKey, nextSyncAfterFailure, normaliseSubject, subjectKey, threadFor, BACKOFF_CAP_MS,
 } from '../../lib/jobs/inbox-sync/threading.js';
+import { normaliseMessageId, parseIdList } from '../../lib/mail/message-id.js';
+import { classifyMessage } from '../../lib/mime/kinds.js';
+import { fallbackKey, legacyFallbackKey } from '../../lib/mime/dedupe-key.js';
+import { sanitiseFilename, storableText } from '../../lib/mime/storable.js';
 
 describe('Message-ID normalisation (SPEC §5.1.4)', () => {
   it('strips brackets and surrounding space; compares exactly', () => {

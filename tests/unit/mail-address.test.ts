@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { checkMailbox, checkSingleAddress } from '../../lib/mail/address.js';
+import { checkMailbox, checkSingleAddress } from '../../lib/text/address.js';
 import { assertSingleRecipients, MailError } from '../../lib/mail/transport.js';
 import { parseConfig } from '../../lib/config.js';
 

@@ -9,7 +9,7 @@ import { buildCorpus, realWorldMessages } from '../helpers/mail-corpus.js';
 import { BOUNCE_SAMPLES } from '../helpers/bounce-samples.js';
 import { mutateHeaders, prng } from '../helpers/header-fuzz.js';
 import { parseItems, parseMessage, UNREADABLE_BODY_NOTE } from '../../lib/mime/parse.js';
-import { bounceFacts } from '../../lib/bounces/facts.js';
+import { bounceFacts } from '../../lib/mime/report.js';
 
 const LIMITS = { maxAttachmentBytes: 1024 * 1024 };
 const sample = { rcpt: 'client@exemple.fr', messageId: 'orig@lokario.test', subject: 'Relance facture', sender: 'contact@plomberie.fr', date: new Date('2026-03-01T10:00:00Z'), tag: 'fuzz' };

@@ -3,7 +3,7 @@ import {
   planReminders, reminderCompany, reminderDedupeKey, type ReminderCandidate, type ReminderCompany,
 } from '../../lib/jobs/overdue-reminders/plan.js';
 import { renderReminder, rescheduleUrl } from '../../lib/jobs/overdue-reminders/messages.js';
-import { addressOf } from '../../lib/mail/address.js';
+import { addressOf } from '../../lib/text/address.js';
 import { fillTemplate } from '../../lib/text/template.js';
 
 const H = 3_600_000;

@@ -6,7 +6,7 @@ import type { Delivery } from '../../../db/schema/enums.js';
 export type { Delivery };
 import type { CompanySettings } from '../../settings.js';
 import { addDays, localWeekdayAndMinutes, startOfMonth } from '../../time/zone.js';
-import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
+import { checkSingleAddress, describeAddressProblem } from '../../text/address.js';
 import { chooseTemplate, type AutoFollowupType, type ChosenTemplate } from './messages.js';
 
 /** STARTER plan: 20 follow-ups per calendar month (as in the original backend); the other plans are unlimited. */

@@ -15,7 +15,7 @@ import {
 import type { DueRow, LoadedBatch } from './sql.js';
 import { formatEuros, renderMessage, type RenderedMessage, type TemplateVariables } from './messages.js';
 import { planSender, type SenderPlan } from './transport.js';
-import { formatFrom } from '../../mail/address.js';
+import { formatFrom } from '../../text/address.js';
 import { links } from '../../links.js';
 
 export type Prepared = {

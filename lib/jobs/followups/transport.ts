@@ -10,7 +10,7 @@ import { NEEDS_REAUTH, type GrantDeps } from '../../oauth/grant.js';
 import { needsReauthError } from '../../oauth/messages.js';
 import { oauthMailboxSender } from '../../oauth/smtp.js';
 import type { LoadedIntegration } from './sql.js';
-import { addressOf, checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
+import { addressOf, checkSingleAddress, describeAddressProblem } from '../../text/address.js';
 
 export type SenderPlan =
   | { kind: 'mailbox'; integrationId: number; host: string; port: number; secure: boolean; user: string; storedPassword: string; fromAddress: string; auth?: 'password' }

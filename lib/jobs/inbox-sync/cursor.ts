@@ -3,6 +3,9 @@
  * folder's UIDVALIDITY, the highest UID fully processed, and HIGHESTMODSEQ (kept for a later
  * flag sync; new mail is detected by UIDNEXT alone).
  */
+import type { FolderState } from '../../imap/commands.js';
+
+export type { FolderState };
 
 export type Cursor = {
   uidValidity: number | null;
@@ -12,8 +15,6 @@ export type Cursor = {
   lastSyncAt: Date | null;
 };
 
-/** What the server said when the folder was opened (EXAMINE). */
-export type FolderState = { uidValidity: number; uidNext: number; exists: number; highestModseq?: string };
 
 export type SyncPlan =
   /** Same UIDVALIDITY, UIDNEXT unchanged: nothing to fetch (the EXAMINE was the one round trip). */

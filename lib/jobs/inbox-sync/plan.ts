@@ -3,11 +3,11 @@
  * in downloads and bytes, known Message-IDs never downloaded), what the parser gets for a
  * segment, and how segment results add up. The sync plan itself (which UIDs) is cursor.ts.
  */
-import type { MessageMeta } from '../../imap/session.js';
+import type { MessageMeta } from '../../imap/commands.js';
 import type { SyncLimits } from '../../imap/sizing.js';
 import type { ParseItem } from '../../mime/parse.js';
 import type { SegmentResult } from './store.js';
-import { normaliseMessageId } from './threading.js';
+import { normaliseMessageId } from '../../mail/message-id.js';
 
 export const emptySeg = (): SegmentResult => ({ imported: 0, duplicates: 0, poison: 0, clientsCreated: 0, conversationsCreated: 0, clientsNotCreated: {}, bytes: 0 });
 export function addSeg(a: SegmentResult, b: SegmentResult) {

@@ -8,16 +8,14 @@ import { isTransientDbError, type Db } from '../../../db/client.js';
 import { budgetSpent, type JobContext } from '../../cron/types.js';
 import type { GrantDeps } from '../../oauth/grant.js';
 import { planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan } from './cursor.js';
-import {
-  closeSession, connectAndLogin, countReceivedBytes, underlyingError, examineFolder, folderStatus, fetchHeaders, fetchMeta, ImapDeadline, streamSources,
-  searchUidsFrom, searchUidsSince, type ImapSessionOptions,
-} from '../../imap/session.js';
-import { classifyImapError } from '../../imap/errors.js';
+import { closeSession, connectAndLogin, countReceivedBytes, underlyingError, DEFAULT_IMAP_PORT, type ImapSessionOptions } from '../../imap/session.js';
+import { examineFolder, folderStatus, fetchHeaders, fetchMeta, imapStep, streamSources, searchUidsFrom, searchUidsSince } from '../../imap/commands.js';
+import { ImapDeadline } from '../../imap/deadline.js';
 import { FIRST_META_CHUNK, linkTooSlowNote, nextThroughput, syncLimits, type SyncLimits } from '../../imap/sizing.js';
 import { mapSerial, readAhead } from './pipeline.js';
 import { parseItems, type ParsedMessage } from '../../mime/parse.js';
 import { storeSegment, type SegmentResult } from './store.js';
-import { normaliseMessageId } from './threading.js';
+import { normaliseMessageId } from '../../mail/message-id.js';
 import { addSeg, bodyLimit, emptySeg, planSegments, segmentParseItems, type DownloadedSegment, type SizeRule } from './plan.js';
 import { blockedDomainsOf, knownExternalIds, toNum, type IntegrationRow } from './sql.js';
 
@@ -27,7 +25,6 @@ export const PIPELINE_DEPTH = 1;
 /** The IMAP work of a run ends this long before its deadline (the connection is closed then,
  *  whatever is in flight): time to store what was downloaded, write the status and answer. */
 export const STOP_RESERVE_MS = 3_000;
-export const DEFAULT_IMAP_PORT = 993;
 
 export type SyncHooks = {
   /** Stop at the next message boundary (the job wires the run's deadline here). */
@@ -169,15 +166,6 @@ async function* downloadSegments(
   } finally {
     link.bytes += received();
     link.ms += Math.max(0, Date.now() - startedAt - waitedMs);
-  }
-}
-
-/** Runs one IMAP command of the session; once the deadline closed the connection, says so instead. */
-async function imapStep<T>(client: ImapFlow, deadline: ImapDeadline, phase: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw deadline.expired ? deadline.error(phase) : classifyImapError(underlyingError(client, err));
   }
 }
 

@@ -7,7 +7,7 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Db } from '../../../db/client.js';
 import type { JobContext } from '../../cron/types.js';
 import { scopeFilter } from '../../cron/scope.js';
-import { rowLeaseFree } from '../../cron/runs.js';
+import { rowLeaseFree } from '../../../db/liveness.js';
 import { links } from '../../links.js';
 import { parseCompanySettings } from '../../settings.js';
 import { cursorAfter, type Cursor } from './cursor.js';

@@ -187,7 +187,7 @@ export async function storeSegment(db: Db, input: SegmentInput): Promise<Segment
         externalMetadata: {
           to: m.to, subject: m.subject, imap_uid: m.uid, uid_validity: input.cursor.uidValidity, integration_id: input.integrationId,
           ...(m.messageId ? {} : { dedupe: 'content-hash' }), ...(m.oversize ? { oversize_bytes: m.bytes } : {}),
-          ...m.reports, // a bounce's or an auto-reply's facts (lib/bounces/facts.ts)
+          ...m.reports, // a bounce's or an auto-reply's facts (lib/mime/report.ts)
           ...(m.notes.length ? { parse_notes: m.notes } : {}), // parts dropped as unreadable (docs/inbox-sync.md)
         },
         inReplyTo: m.inReplyTo, sentAt: m.sentAt,

@@ -1,5 +1,5 @@
 import { deterministicMessageId } from '../../mail/message-id.js';
-import { addressOf, formatFrom } from '../../mail/address.js';
+import { addressOf, formatFrom } from '../../text/address.js';
 import { links } from '../../links.js';
 import { fillTemplate } from '../../text/template.js';
 import { formatFrenchDate, formatFrenchTime } from '../../time/zone.js';

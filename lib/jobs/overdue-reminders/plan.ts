@@ -1,6 +1,6 @@
 import { parseCompanySettings } from '../../settings.js';
 import type { Delivery } from '../../../db/schema/enums.js';
-import { checkSingleAddress, describeAddressProblem } from '../../mail/address.js';
+import { checkSingleAddress, describeAddressProblem } from '../../text/address.js';
 import type { CandidateRow } from './sql-reminders.js';
 
 export type { Delivery };

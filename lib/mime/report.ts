@@ -4,8 +4,8 @@
  * original Message-ID, VERP id), or an auto-reply's announced return. lib/bounces/act.ts acts on
  * them after the segment is stored.
  */
-import { headerFields, parseBounce, type BounceSeverity } from '../mime/bounce.js';
-import { normaliseMessageId, parseIdList } from '../jobs/inbox-sync/threading.js';
+import { headerFields, parseBounce, type BounceSeverity } from './bounce.js';
+import { normaliseMessageId, parseIdList } from '../mail/message-id.js';
 import { announcedReturn, type Absence } from './absence.js';
 import { verpMessageId } from '../mail/verp.js';
 
