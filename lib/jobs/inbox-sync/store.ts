@@ -106,32 +106,41 @@ async function storeNewMessages(step: SegmentStep, fresh: ParsedMessage[]) {
 async function setAsideDuplicates({ tx, input, result }: SegmentStep): Promise<ParsedMessage[]> {
   const { companyId } = input;
   const keys = [...new Set(input.messages.flatMap((m) => (m.legacyKey ? [m.externalId, m.legacyKey] : [m.externalId])))];
-  const existing = keys.length
+  const storedKeys = keys.length
     ? new Set((await queryRows<{ external_id: string }>(tx, sql`
         select external_id from inbox_messages
         where company_id = ${companyId} and external_id = any(${arr(keys)}::text[])`)).map((r) => r.external_id))
     : new Set<string>();
+  const { fresh, takeovers, duplicates } = splitDuplicates(input.messages, storedKeys);
+  result.duplicates += duplicates;
+  if (takeovers.length) {
+    await tx.execute(sql`
+      update inbox_messages im set external_id = u.new_key, kind = u.kind,
+        external_metadata = coalesce(im.external_metadata, '{}'::jsonb) || jsonb_build_object('legacy_key', u.old_key)
+      from unnest(${arr(takeovers.map((u) => u.from))}::text[], ${arr(takeovers.map((u) => u.to))}::text[], ${arr(takeovers.map((u) => u.kind))}::text[]) as u(old_key, new_key, kind)
+      where im.company_id = ${companyId} and im.external_id = u.old_key`);
+  }
+  return fresh;
+}
+
+/** The segment's new messages, in UID order, and the legacy rows some of them take over (setAsideDuplicates). */
+function splitDuplicates(messages: readonly ParsedMessage[], storedKeys: ReadonlySet<string>) {
+  const seen = new Set(storedKeys);
   const fresh: ParsedMessage[] = [];
-  const upgrades: { from: string; to: string; kind: string }[] = [];
-  for (const m of input.messages) {
-    if (existing.has(m.externalId)) { result.duplicates++; continue; }
-    existing.add(m.externalId);
-    if (m.legacyKey && existing.has(m.legacyKey)) {
-      existing.delete(m.legacyKey); // taken over: the next message with this legacy key is a different one
-      upgrades.push({ from: m.legacyKey, to: m.externalId, kind: m.kind });
-      result.duplicates++;
+  const takeovers: { from: string; to: string; kind: string }[] = [];
+  let duplicates = 0;
+  for (const m of messages) {
+    if (seen.has(m.externalId)) { duplicates++; continue; }
+    seen.add(m.externalId);
+    if (m.legacyKey && seen.has(m.legacyKey)) {
+      seen.delete(m.legacyKey); // taken over: the next message with this legacy key is a different one
+      takeovers.push({ from: m.legacyKey, to: m.externalId, kind: m.kind });
+      duplicates++;
       continue;
     }
     fresh.push(m);
   }
-  if (upgrades.length) {
-    await tx.execute(sql`
-      update inbox_messages im set external_id = u.new_key, kind = u.kind,
-        external_metadata = coalesce(im.external_metadata, '{}'::jsonb) || jsonb_build_object('legacy_key', u.old_key)
-      from unnest(${arr(upgrades.map((u) => u.from))}::text[], ${arr(upgrades.map((u) => u.to))}::text[], ${arr(upgrades.map((u) => u.kind))}::text[]) as u(old_key, new_key, kind)
-      where im.company_id = ${companyId} and im.external_id = u.old_key`);
-  }
-  return fresh;
+  return { fresh, takeovers, duplicates };
 }
 
 /** Clients: found case-insensitively, created only for real people (docs/inbox-sync.md, "Clients"). */
@@ -145,13 +154,8 @@ async function findOrCreateClients({ tx, input, result }: SegmentStep, fresh: Pa
       where company_id = ${companyId} and lower(email) = any(${arr(emails)}::text[])
       order by lower(email), id`)) clientByEmail.set(r.email, r.id);
   }
-  const toCreate = new Map<string, string>();
-  for (const m of fresh) {
-    if (!m.fromEmail || clientByEmail.has(m.fromEmail) || toCreate.has(m.fromEmail)) continue;
-    const blocker = clientCreationBlocker(m, input.blockedDomains);
-    if (blocker) { result.clientsNotCreated[blocker] = (result.clientsNotCreated[blocker] ?? 0) + 1; continue; }
-    toCreate.set(m.fromEmail, m.fromName && m.fromName !== m.fromEmail ? m.fromName : m.fromEmail.split('@')[0]);
-  }
+  const { toCreate, notCreated } = clientsToCreate(fresh, clientByEmail, input.blockedDomains);
+  for (const [blocker, n] of Object.entries(notCreated)) result.clientsNotCreated[blocker] = (result.clientsNotCreated[blocker] ?? 0) + n;
   if (toCreate.size) {
     const created = await queryRows<{ id: number; email: string }>(tx, sql`
       insert into clients (company_id, name, email, type)
@@ -161,6 +165,19 @@ async function findOrCreateClients({ tx, input, result }: SegmentStep, fresh: Pa
     result.clientsCreated += created.length;
   }
   return clientByEmail;
+}
+
+/** The senders without a client who become one (email to name), and why the others do not (reason to count). */
+function clientsToCreate(fresh: readonly ParsedMessage[], clientByEmail: ReadonlyMap<string, number>, blockedDomains: readonly string[]) {
+  const toCreate = new Map<string, string>();
+  const notCreated: Record<string, number> = {};
+  for (const m of fresh) {
+    if (!m.fromEmail || clientByEmail.has(m.fromEmail) || toCreate.has(m.fromEmail)) continue;
+    const blocker = clientCreationBlocker(m, blockedDomains);
+    if (blocker) { notCreated[blocker] = (notCreated[blocker] ?? 0) + 1; continue; }
+    toCreate.set(m.fromEmail, m.fromName && m.fromName !== m.fromEmail ? m.fromName : m.fromEmail.split('@')[0]);
+  }
+  return { toCreate, notCreated };
 }
 
 /** Threading index: the conversations of referenced Message-IDs, and the senders' recent conversations by subject. */
@@ -194,17 +211,28 @@ async function allocateIds(tx: Tx, table: 'conversations' | 'inbox_messages', n:
     select nextval(pg_get_serial_sequence(${table}, 'id'))::int as id from generate_series(1, ${n})`)).map((r) => r.id);
 }
 
-/**
- * Each message's conversation, decided in UID order; a new conversation gets a pre-allocated id
- * so later messages of the segment can thread into it.
- */
-async function createConversations({ tx, input, result }: SegmentStep, fresh: ParsedMessage[], clientByEmail: Map<string, number>, index: ThreadLookups) {
-  const { companyId } = input;
-  const { byExternalId, byClientSubject } = index;
-  const newConvs: { id: number; clientId: number | null; subject: string }[] = [];
-  const pendingNew: number[] = [];
+/** Creates the conversations the segment's messages start (assignConversations) and says where each message goes. */
+async function createConversations({ tx, input, result }: SegmentStep, fresh: ParsedMessage[], clientByEmail: Map<string, number>, lookups: ThreadLookups) {
   const convIds = await allocateIds(tx, 'conversations', fresh.length);
-  const decided: Assigned[] = [];
+  const { assigned, newConversations } = assignConversations(fresh, clientByEmail, lookups, convIds);
+  if (newConversations.length) {
+    await tx.insert(conversations).values(newConversations.map((c) => ({
+      id: c.id, companyId: input.companyId, clientId: c.clientId, subject: c.subject, status: 'À répondre', source: 'email', unreadCount: 0, lastMessageAt: null,
+    })));
+    result.conversationsCreated += newConversations.length;
+  }
+  return { assigned, newConversationIds: newConversations.map((c) => c.id) };
+}
+
+/**
+ * Each message's conversation, decided in UID order; a new conversation takes the next of the
+ * pre-allocated ids, so later messages of the segment can thread into it.
+ */
+function assignConversations(fresh: readonly ParsedMessage[], clientByEmail: ReadonlyMap<string, number>, lookups: ThreadLookups, convIds: readonly number[]) {
+  const byExternalId = new Map(lookups.byExternalId);
+  const byClientSubject = new Map(lookups.byClientSubject);
+  const newConversations: { id: number; clientId: number | null; subject: string }[] = [];
+  const assigned: Assigned[] = [];
   for (const m of fresh) {
     const clientId = m.fromEmail ? clientByEmail.get(m.fromEmail) ?? null : null;
     const key = subjectKey(m.subject);
@@ -213,21 +241,14 @@ async function createConversations({ tx, input, result }: SegmentStep, fresh: Pa
     const d = threadFor({ inReplyTo: bounce ? null : m.inReplyTo, references: bounce ? [] : m.references, subjectKey: key, clientId }, { byExternalId, byClientSubject });
     let conversationId = d.conversationId;
     if (conversationId === null) {
-      conversationId = convIds[newConvs.length];
-      newConvs.push({ id: conversationId, clientId, subject: normaliseSubject(m.subject) || m.subject || '(sans objet)' });
-      pendingNew.push(conversationId);
+      conversationId = convIds[newConversations.length];
+      newConversations.push({ id: conversationId, clientId, subject: normaliseSubject(m.subject) || m.subject || '(sans objet)' });
     }
     byExternalId.set(m.externalId, conversationId);
     if (clientId !== null && key) byClientSubject.set(clientSubjectKey(clientId, key), conversationId);
-    decided.push({ m, conversationId });
+    assigned.push({ m, conversationId });
   }
-  if (newConvs.length) {
-    await tx.insert(conversations).values(newConvs.map((c) => ({
-      id: c.id, companyId, clientId: c.clientId, subject: c.subject, status: 'À répondre', source: 'email', unreadCount: 0, lastMessageAt: null,
-    })));
-    result.conversationsCreated += newConvs.length;
-  }
-  return { assigned: decided, newConversationIds: pendingNew };
+  return { assigned, newConversations };
 }
 
 /** Messages: the unique (company, external_id) key is the last word on duplicates. Returns the rows inserted. */
@@ -251,37 +272,35 @@ async function insertMessages({ tx, input, result }: SegmentStep, decided: Assig
   result.duplicates += decided.length - insertedIds.size;
   const stored: Stored[] = [];
   for (let i = 0; i < decided.length; i++) if (insertedIds.has(msgIds[i])) stored.push({ ...decided[i], id: msgIds[i] });
+  for (const { m } of stored) result.bytes += m.bytes;
   return stored;
 }
 
-/** Attachments of the inserted messages, in statements of bounded size. */
-async function insertAttachments({ tx, result }: SegmentStep, stored: Stored[]) {
+/** Attachments of the inserted messages. */
+async function insertAttachments({ tx }: SegmentStep, stored: readonly Stored[]) {
+  for (const batch of attachmentBatches(stored)) await tx.insert(messageAttachments).values(batch);
+}
+
+/** The attachment rows in statements of at most ATTACHMENT_INSERT_BYTES of content (a larger attachment alone). */
+function attachmentBatches(stored: readonly Stored[]) {
+  const batches: (typeof messageAttachments.$inferInsert)[][] = [];
   let batch: (typeof messageAttachments.$inferInsert)[] = [];
   let batchBytes = 0;
-  const flush = async () => {
-    if (batch.length) await tx.insert(messageAttachments).values(batch);
-    batch = [];
-    batchBytes = 0;
-  };
   for (const { m, id } of stored) {
-    result.bytes += m.bytes;
     for (const a of m.attachments) {
-      if (batchBytes + (a.content?.length ?? 0) > ATTACHMENT_INSERT_BYTES) await flush();
+      const bytes = a.content?.length ?? 0;
+      if (batch.length && batchBytes + bytes > ATTACHMENT_INSERT_BYTES) { batches.push(batch); batch = []; batchBytes = 0; }
       batch.push({ messageId: id, name: a.name, fileType: a.fileType, mimeType: a.mimeType, fileSize: a.size, content: a.content, skippedReason: a.skippedReason });
-      batchBytes += a.content?.length ?? 0;
+      batchBytes += bytes;
     }
   }
-  await flush();
+  if (batch.length) batches.push(batch);
+  return batches;
 }
 
 /** Conversations of the inserted messages: latest Date (clamped to now, never backwards), unread count, status. */
-async function touchConversations({ tx, input }: SegmentStep, stored: Stored[]) {
-  const perConv = new Map<number, { at: Date; n: number }>();
-  for (const { m, conversationId } of stored) {
-    const at = clampToNow(m.sentAt, input.now);
-    const cur = perConv.get(conversationId);
-    if (cur) { cur.n++; if (at > cur.at) cur.at = at; } else perConv.set(conversationId, { at, n: 1 });
-  }
+async function touchConversations({ tx, input }: SegmentStep, stored: readonly Stored[]) {
+  const perConv = conversationTouches(stored, input.now);
   if (perConv.size) {
     const ids = [...perConv.keys()];
     await tx.execute(sql`
@@ -293,6 +312,17 @@ async function touchConversations({ tx, input }: SegmentStep, stored: Stored[]) 
       from unnest(${arr(ids)}::int[], ${arr(ids.map((id) => perConv.get(id)!.at.toISOString()))}::timestamptz[], ${arr(ids.map((id) => perConv.get(id)!.n))}::int[]) as v(id, at, n)
       where c.id = v.id`);
   }
+}
+
+/** Per conversation: its inserted messages' latest Date, clamped to now, and how many there are. */
+function conversationTouches(stored: readonly Stored[], now: Date) {
+  const perConv = new Map<number, { at: Date; n: number }>();
+  for (const { m, conversationId } of stored) {
+    const at = clampToNow(m.sentAt, now);
+    const cur = perConv.get(conversationId);
+    if (cur) { cur.n++; if (at > cur.at) cur.at = at; } else perConv.set(conversationId, { at, n: 1 });
+  }
+  return perConv;
 }
 
 /** Drops the new conversations that were left without a message. */
