@@ -79,17 +79,18 @@ export async function storeSegment(db: Db, input: SegmentInput): Promise<Segment
 /** What every step of a segment works with: its transaction, the segment, and the counts it adds up. */
 type SegmentStep = { tx: Tx; input: SegmentInput; result: SegmentResult };
 
-/** What threading looks messages up in (threading.ts's index), grown as the segment's messages are assigned. */
+/** The stored conversations threading looks messages up in (threading.ts's ThreadIndex), as read for the segment. */
 type ThreadLookups = { byExternalId: Map<string, number>; byClientSubject: Map<string, number> };
 /** A message of the segment with the conversation it goes to. */
 type Assigned = { m: ParsedMessage; conversationId: number };
 /** A message whose row was inserted (not lost to a concurrent writer), with its id. */
 type Stored = Assigned & { id: number };
 
+/** The segment's new messages, with their clients, conversations and attachments. */
 async function storeNewMessages(step: SegmentStep, fresh: ParsedMessage[]) {
   const clientByEmail = await findOrCreateClients(step, fresh);
-  const index = await threadingIndex(step, fresh, clientByEmail);
-  const { assigned, newConversationIds } = await createConversations(step, fresh, clientByEmail, index);
+  const lookups = await threadingLookups(step, fresh, clientByEmail);
+  const { assigned, newConversationIds } = await createConversations(step, fresh, clientByEmail, lookups);
   const stored = await insertMessages(step, assigned);
   await insertAttachments(step, stored);
   await touchConversations(step, stored);
@@ -181,7 +182,7 @@ function clientsToCreate(fresh: readonly ParsedMessage[], clientByEmail: Readonl
 }
 
 /** Threading index: the conversations of referenced Message-IDs, and the senders' recent conversations by subject. */
-async function threadingIndex({ tx, input }: SegmentStep, fresh: ParsedMessage[], clientByEmail: Map<string, number>): Promise<ThreadLookups> {
+async function threadingLookups({ tx, input }: SegmentStep, fresh: ParsedMessage[], clientByEmail: Map<string, number>): Promise<ThreadLookups> {
   const { companyId, now } = input;
   const refs = [...new Set(fresh.flatMap((m) => [...(m.inReplyTo ? [m.inReplyTo] : []), ...m.references]))];
   const byExternalId = new Map<string, number>();
@@ -252,10 +253,10 @@ function assignConversations(fresh: readonly ParsedMessage[], clientByEmail: Rea
 }
 
 /** Messages: the unique (company, external_id) key is the last word on duplicates. Returns the rows inserted. */
-async function insertMessages({ tx, input, result }: SegmentStep, decided: Assigned[]): Promise<Stored[]> {
+async function insertMessages({ tx, input, result }: SegmentStep, assigned: Assigned[]): Promise<Stored[]> {
   const { companyId } = input;
-  const msgIds = await allocateIds(tx, 'inbox_messages', decided.length);
-  const inserted = await tx.insert(inboxMessages).values(decided.map(({ m, conversationId }, i) => ({
+  const msgIds = await allocateIds(tx, 'inbox_messages', assigned.length);
+  const inserted = await tx.insert(inboxMessages).values(assigned.map(({ m, conversationId }, i) => ({
     id: msgIds[i], conversationId, companyId, fromName: m.fromName, fromEmail: m.fromEmail, content: m.text,
     source: 'email', isFromClient: true, read: false, externalId: m.externalId, kind: m.kind,
     externalMetadata: {
@@ -269,9 +270,9 @@ async function insertMessages({ tx, input, result }: SegmentStep, decided: Assig
     .returning({ id: inboxMessages.id });
   const insertedIds = new Set(inserted.map((r) => r.id));
   result.imported += insertedIds.size;
-  result.duplicates += decided.length - insertedIds.size;
+  result.duplicates += assigned.length - insertedIds.size;
   const stored: Stored[] = [];
-  for (let i = 0; i < decided.length; i++) if (insertedIds.has(msgIds[i])) stored.push({ ...decided[i], id: msgIds[i] });
+  for (let i = 0; i < assigned.length; i++) if (insertedIds.has(msgIds[i])) stored.push({ ...assigned[i], id: msgIds[i] });
   for (const { m } of stored) result.bytes += m.bytes;
   return stored;
 }
