@@ -66,200 +66,289 @@ export async function storeSegment(db: Db, input: SegmentInput): Promise<Segment
   const result: SegmentResult = { imported: 0, duplicates: 0, poison: 0, clientsCreated: 0, conversationsCreated: 0, clientsNotCreated: {}, bytes: 0 };
   const lz4 = input.messages.length > 0 && await serverHasLz4(db);
   await db.transaction(async (tx) => {
-    const { companyId, now } = input;
-    if (input.messages.length) await lockCompany(tx, companyId, lz4);
-
-    // 1. dedupe: one query for the segment, plus duplicates inside the segment itself. A message
-    //    without a Message-ID may have been stored by an older version under its legacy key: the
-    //    first such message takes that row over (its key is rewritten to the new one), so it is
-    //    not imported twice, and a different message that shared the legacy key is imported now.
-    const keys = [...new Set(input.messages.flatMap((m) => (m.legacyKey ? [m.externalId, m.legacyKey] : [m.externalId])))];
-    const existing = keys.length
-      ? new Set((await queryRows<{ external_id: string }>(tx, sql`
-          select external_id from inbox_messages
-          where company_id = ${companyId} and external_id = any(${arr(keys)}::text[])`)).map((r) => r.external_id))
-      : new Set<string>();
-    const fresh: ParsedMessage[] = [];
-    const upgrades: { from: string; to: string; kind: string }[] = [];
-    for (const m of input.messages) {
-      if (existing.has(m.externalId)) { result.duplicates++; continue; }
-      existing.add(m.externalId);
-      if (m.legacyKey && existing.has(m.legacyKey)) {
-        existing.delete(m.legacyKey); // taken over: the next message with this legacy key is a different one
-        upgrades.push({ from: m.legacyKey, to: m.externalId, kind: m.kind });
-        result.duplicates++;
-        continue;
-      }
-      fresh.push(m);
-    }
-    if (upgrades.length) {
-      await tx.execute(sql`
-        update inbox_messages im set external_id = u.new_key, kind = u.kind,
-          external_metadata = coalesce(im.external_metadata, '{}'::jsonb) || jsonb_build_object('legacy_key', u.old_key)
-        from unnest(${arr(upgrades.map((u) => u.from))}::text[], ${arr(upgrades.map((u) => u.to))}::text[], ${arr(upgrades.map((u) => u.kind))}::text[]) as u(old_key, new_key, kind)
-        where im.company_id = ${companyId} and im.external_id = u.old_key`);
-    }
-
-    if (fresh.length) {
-      // 2. clients: found case-insensitively, created only for real people (docs/inbox-sync.md, "Clients")
-      const emails = [...new Set(fresh.map((m) => m.fromEmail).filter((e): e is string => !!e))];
-      const clientByEmail = new Map<string, number>();
-      if (emails.length) {
-        for (const r of await queryRows<{ id: number; email: string }>(tx, sql`
-          select distinct on (lower(email)) id, lower(email) as email from clients
-          where company_id = ${companyId} and lower(email) = any(${arr(emails)}::text[])
-          order by lower(email), id`)) clientByEmail.set(r.email, r.id);
-      }
-      const toCreate = new Map<string, string>();
-      for (const m of fresh) {
-        if (!m.fromEmail || clientByEmail.has(m.fromEmail) || toCreate.has(m.fromEmail)) continue;
-        const blocker = clientCreationBlocker(m, input.blockedDomains);
-        if (blocker) { result.clientsNotCreated[blocker] = (result.clientsNotCreated[blocker] ?? 0) + 1; continue; }
-        toCreate.set(m.fromEmail, m.fromName && m.fromName !== m.fromEmail ? m.fromName : m.fromEmail.split('@')[0]);
-      }
-      if (toCreate.size) {
-        const created = await queryRows<{ id: number; email: string }>(tx, sql`
-          insert into clients (company_id, name, email, type)
-          select ${companyId}, n, e, 'Client' from unnest(${arr([...toCreate.values()])}::text[], ${arr([...toCreate.keys()])}::text[]) as t(n, e)
-          returning id, lower(email) as email`);
-        for (const r of created) clientByEmail.set(r.email, r.id);
-        result.clientsCreated += created.length;
-      }
-
-      // 3. threading index: referenced Message-IDs, and the senders' recent conversations by subject
-      const refs = [...new Set(fresh.flatMap((m) => [...(m.inReplyTo ? [m.inReplyTo] : []), ...m.references]))];
-      const byExternalId = new Map<string, number>();
-      if (refs.length) {
-        for (const r of await queryRows<{ external_id: string; conversation_id: number }>(tx, sql`
-          select external_id, conversation_id from inbox_messages
-          where company_id = ${companyId} and external_id = any(${arr(refs)}::text[])`)) byExternalId.set(r.external_id, r.conversation_id);
-      }
-      const clientIds = [...new Set(fresh.map((m) => (m.fromEmail ? clientByEmail.get(m.fromEmail) : undefined)).filter((x): x is number => x !== undefined))];
-      const subjects = [...new Set(fresh.map((m) => subjectKey(m.subject)).filter(Boolean))];
-      const byClientSubject = new Map<string, number>();
-      if (clientIds.length && subjects.length) {
-        const since = new Date(now.getTime() - SUBJECT_MATCH_DAYS * 86_400_000);
-        for (const r of await queryRows<{ id: number; client_id: number; s: string }>(tx, sql`
-          select distinct on (client_id, lower(subject)) id, client_id, lower(subject) as s from conversations
-          where company_id = ${companyId} and client_id = any(${arr(clientIds)}::int[])
-            and lower(subject) = any(${arr(subjects)}::text[])
-            and coalesce(last_message_at, created_at) >= ${since}
-          order by client_id, lower(subject), coalesce(last_message_at, created_at) desc, id desc`)) byClientSubject.set(clientSubjectKey(r.client_id, r.s), r.id);
-      }
-
-      // 4. decide each message's conversation in UID order; a new conversation gets a
-      //    pre-allocated id so later messages of the segment can thread into it
-      const newConvs: { id: number; clientId: number | null; subject: string }[] = [];
-      const pendingNew: number[] = [];
-      const idPool = async (table: 'conversations' | 'inbox_messages', n: number) =>
-        n === 0 ? [] : (await queryRows<{ id: number }>(tx, sql`
-          select nextval(pg_get_serial_sequence(${table}, 'id'))::int as id from generate_series(1, ${n})`)).map((r) => r.id);
-      const convIds = await idPool('conversations', fresh.length);
-      const decided: { m: ParsedMessage; conversationId: number; clientId: number | null }[] = [];
-      for (const m of fresh) {
-        const clientId = m.fromEmail ? clientByEmail.get(m.fromEmail) ?? null : null;
-        const key = subjectKey(m.subject);
-        // a bounce is not part of the client's conversation (docs/bounces.md): it never threads into it
-        const bounce = m.kind === 'bounce';
-        const d = threadFor({ inReplyTo: bounce ? null : m.inReplyTo, references: bounce ? [] : m.references, subjectKey: key, clientId }, { byExternalId, byClientSubject });
-        let conversationId = d.conversationId;
-        if (conversationId === null) {
-          conversationId = convIds[newConvs.length];
-          newConvs.push({ id: conversationId, clientId, subject: normaliseSubject(m.subject) || m.subject || '(sans objet)' });
-          pendingNew.push(conversationId);
-        }
-        byExternalId.set(m.externalId, conversationId);
-        if (clientId !== null && key) byClientSubject.set(clientSubjectKey(clientId, key), conversationId);
-        decided.push({ m, conversationId, clientId });
-      }
-      if (newConvs.length) {
-        await tx.insert(conversations).values(newConvs.map((c) => ({
-          id: c.id, companyId, clientId: c.clientId, subject: c.subject, status: 'À répondre', source: 'email', unreadCount: 0, lastMessageAt: null,
-        })));
-        result.conversationsCreated += newConvs.length;
-      }
-
-      // 5. messages: the unique (company, external_id) key is the last word on duplicates
-      const msgIds = await idPool('inbox_messages', decided.length);
-      const inserted = await tx.insert(inboxMessages).values(decided.map(({ m, conversationId }, i) => ({
-        id: msgIds[i], conversationId, companyId, fromName: m.fromName, fromEmail: m.fromEmail, content: m.text,
-        source: 'email', isFromClient: true, read: false, externalId: m.externalId, kind: m.kind,
-        externalMetadata: {
-          to: m.to, subject: m.subject, imap_uid: m.uid, uid_validity: input.cursor.uidValidity, integration_id: input.integrationId,
-          ...(m.messageId ? {} : { dedupe: 'content-hash' }), ...(m.oversize ? { oversize_bytes: m.bytes } : {}),
-          ...m.reports, // a bounce's or an auto-reply's facts (lib/mime/report.ts)
-          ...(m.notes.length ? { parse_notes: m.notes } : {}), // parts dropped as unreadable (docs/inbox-sync.md)
-        },
-        inReplyTo: m.inReplyTo, sentAt: m.sentAt,
-      }))).onConflictDoNothing({ target: [inboxMessages.companyId, inboxMessages.externalId], where: sql`${inboxMessages.externalId} is not null` })
-        .returning({ id: inboxMessages.id });
-      const insertedIds = new Set(inserted.map((r) => r.id));
-      result.imported += insertedIds.size;
-      result.duplicates += decided.length - insertedIds.size;
-
-      // 6. attachments, in statements of bounded size
-      let batch: (typeof messageAttachments.$inferInsert)[] = [];
-      let batchBytes = 0;
-      const flush = async () => {
-        if (batch.length) await tx.insert(messageAttachments).values(batch);
-        batch = [];
-        batchBytes = 0;
-      };
-      for (let i = 0; i < decided.length; i++) {
-        if (!insertedIds.has(msgIds[i])) continue;
-        const m = decided[i].m;
-        result.bytes += m.bytes;
-        for (const a of m.attachments) {
-          if (batchBytes + (a.content?.length ?? 0) > ATTACHMENT_INSERT_BYTES) await flush();
-          batch.push({ messageId: msgIds[i], name: a.name, fileType: a.fileType, mimeType: a.mimeType, fileSize: a.size, content: a.content, skippedReason: a.skippedReason });
-          batchBytes += a.content?.length ?? 0;
-        }
-      }
-      await flush();
-
-      // 7. conversations: latest Date (clamped to now, never backwards), unread count, status
-      const perConv = new Map<number, { at: Date; n: number }>();
-      for (let i = 0; i < decided.length; i++) {
-        if (!insertedIds.has(msgIds[i])) continue;
-        const at = clampToNow(decided[i].m.sentAt, now);
-        const cur = perConv.get(decided[i].conversationId);
-        if (cur) { cur.n++; if (at > cur.at) cur.at = at; } else perConv.set(decided[i].conversationId, { at, n: 1 });
-      }
-      if (perConv.size) {
-        const ids = [...perConv.keys()];
-        await tx.execute(sql`
-          update conversations c set
-            last_message_at = greatest(c.last_message_at, v.at),
-            unread_count = c.unread_count + v.n,
-            status = case when c.status in ('Archivé', 'Spam') then c.status else 'À répondre' end,
-            updated_at = now()
-          from unnest(${arr(ids)}::int[], ${arr(ids.map((id) => perConv.get(id)!.at.toISOString()))}::timestamptz[], ${arr(ids.map((id) => perConv.get(id)!.n))}::int[]) as v(id, at, n)
-          where c.id = v.id`);
-      }
-      // a message lost to a concurrent writer leaves its new conversation empty: drop it
-      if (pendingNew.length && insertedIds.size < decided.length) {
-        const gone = await queryRows(tx, sql`
-          delete from conversations c where c.id = any(${arr(pendingNew)}::int[])
-            and not exists (select 1 from inbox_messages m where m.conversation_id = c.id) returning c.id`);
-        result.conversationsCreated -= gone.length;
-      }
-    }
-
-    // 8. poison messages: recorded once, skipped for good (the cursor moves past them)
-    if (input.poison.length) {
-      await tx.execute(sql`
-        insert into inbox_poison_messages (company_id, integration_id, uid_validity, uid, error)
-        select ${companyId}, ${input.integrationId}, ${input.cursor.uidValidity}, u, e
-        from unnest(${arr(input.poison.map((p) => p.uid))}::bigint[], ${arr(input.poison.map((p) => p.error.slice(0, 500)))}::text[]) as t(u, e)
-        on conflict (integration_id, uid_validity, uid) do nothing`);
-      result.poison += input.poison.length;
-    }
-
-    // 9. the cursor moves with the rows it covers
-    await tx.execute(sql`
-      update inbox_integrations set uid_validity = ${input.cursor.uidValidity}, last_uid = greatest(
-        case when uid_validity = ${input.cursor.uidValidity} then last_uid end, ${input.cursor.lastUid}), updated_at = now()
-      where id = ${input.integrationId}`);
+    const step: SegmentStep = { tx, input, result };
+    if (input.messages.length) await lockCompany(tx, input.companyId, lz4);
+    const fresh = await setAsideDuplicates(step);
+    if (fresh.length) await storeNewMessages(step, fresh);
+    await recordPoison(step);
+    await moveCursor(step);
   });
   return result;
+}
+
+/** What every step of a segment works with: its transaction, the segment, and the counts it adds up. */
+type SegmentStep = { tx: Tx; input: SegmentInput; result: SegmentResult };
+
+/** The stored conversations threading looks messages up in (threading.ts's ThreadIndex), as read for the segment. */
+type ThreadLookups = { byExternalId: Map<string, number>; byClientSubject: Map<string, number> };
+/** A message of the segment with the conversation it goes to. */
+type Assigned = { m: ParsedMessage; conversationId: number };
+/** A message whose row was inserted (not lost to a concurrent writer), with its id. */
+type Stored = Assigned & { id: number };
+
+/** The segment's new messages, with their clients, conversations and attachments. */
+async function storeNewMessages(step: SegmentStep, fresh: ParsedMessage[]) {
+  const clientByEmail = await findOrCreateClients(step, fresh);
+  const lookups = await threadingLookups(step, fresh, clientByEmail);
+  const { assigned, newConversationIds } = await createConversations(step, fresh, clientByEmail, lookups);
+  const stored = await insertMessages(step, assigned);
+  await insertAttachments(step, stored);
+  await touchConversations(step, stored);
+  // a message lost to a concurrent writer leaves its new conversation empty: drop it
+  if (newConversationIds.length && stored.length < assigned.length) await dropEmptyConversations(step, newConversationIds);
+}
+
+/**
+ * Dedupe: one query for the segment, plus duplicates inside the segment itself. A message without
+ * a Message-ID may have been stored by an older version under its legacy key: the first such
+ * message takes that row over (its key is rewritten to the new one), so it is not imported twice,
+ * and a different message that shared the legacy key is imported now. Returns the new messages.
+ */
+async function setAsideDuplicates({ tx, input, result }: SegmentStep): Promise<ParsedMessage[]> {
+  const { companyId } = input;
+  const keys = [...new Set(input.messages.flatMap((m) => (m.legacyKey ? [m.externalId, m.legacyKey] : [m.externalId])))];
+  const storedKeys = keys.length
+    ? new Set((await queryRows<{ external_id: string }>(tx, sql`
+        select external_id from inbox_messages
+        where company_id = ${companyId} and external_id = any(${arr(keys)}::text[])`)).map((r) => r.external_id))
+    : new Set<string>();
+  const { fresh, takeovers, duplicates } = splitDuplicates(input.messages, storedKeys);
+  result.duplicates += duplicates;
+  if (takeovers.length) {
+    await tx.execute(sql`
+      update inbox_messages im set external_id = u.new_key, kind = u.kind,
+        external_metadata = coalesce(im.external_metadata, '{}'::jsonb) || jsonb_build_object('legacy_key', u.old_key)
+      from unnest(${arr(takeovers.map((u) => u.from))}::text[], ${arr(takeovers.map((u) => u.to))}::text[], ${arr(takeovers.map((u) => u.kind))}::text[]) as u(old_key, new_key, kind)
+      where im.company_id = ${companyId} and im.external_id = u.old_key`);
+  }
+  return fresh;
+}
+
+/** The segment's new messages, in UID order, and the legacy rows some of them take over (setAsideDuplicates). */
+function splitDuplicates(messages: readonly ParsedMessage[], storedKeys: ReadonlySet<string>) {
+  const seen = new Set(storedKeys);
+  const fresh: ParsedMessage[] = [];
+  const takeovers: { from: string; to: string; kind: string }[] = [];
+  let duplicates = 0;
+  for (const m of messages) {
+    if (seen.has(m.externalId)) { duplicates++; continue; }
+    seen.add(m.externalId);
+    if (m.legacyKey && seen.has(m.legacyKey)) {
+      seen.delete(m.legacyKey); // taken over: the next message with this legacy key is a different one
+      takeovers.push({ from: m.legacyKey, to: m.externalId, kind: m.kind });
+      duplicates++;
+      continue;
+    }
+    fresh.push(m);
+  }
+  return { fresh, takeovers, duplicates };
+}
+
+/** Clients: found case-insensitively, created only for real people (docs/inbox-sync.md, "Clients"). */
+async function findOrCreateClients({ tx, input, result }: SegmentStep, fresh: ParsedMessage[]): Promise<Map<string, number>> {
+  const { companyId } = input;
+  const emails = [...new Set(fresh.map((m) => m.fromEmail).filter((e): e is string => !!e))];
+  const clientByEmail = new Map<string, number>();
+  if (emails.length) {
+    for (const r of await queryRows<{ id: number; email: string }>(tx, sql`
+      select distinct on (lower(email)) id, lower(email) as email from clients
+      where company_id = ${companyId} and lower(email) = any(${arr(emails)}::text[])
+      order by lower(email), id`)) clientByEmail.set(r.email, r.id);
+  }
+  const { toCreate, notCreated } = clientsToCreate(fresh, clientByEmail, input.blockedDomains);
+  for (const [blocker, n] of Object.entries(notCreated)) result.clientsNotCreated[blocker] = (result.clientsNotCreated[blocker] ?? 0) + n;
+  if (toCreate.size) {
+    const created = await queryRows<{ id: number; email: string }>(tx, sql`
+      insert into clients (company_id, name, email, type)
+      select ${companyId}, n, e, 'Client' from unnest(${arr([...toCreate.values()])}::text[], ${arr([...toCreate.keys()])}::text[]) as t(n, e)
+      returning id, lower(email) as email`);
+    for (const r of created) clientByEmail.set(r.email, r.id);
+    result.clientsCreated += created.length;
+  }
+  return clientByEmail;
+}
+
+/** The senders without a client who become one (email to name), and why the others do not (reason to count). */
+function clientsToCreate(fresh: readonly ParsedMessage[], clientByEmail: ReadonlyMap<string, number>, blockedDomains: readonly string[]) {
+  const toCreate = new Map<string, string>();
+  const notCreated: Record<string, number> = {};
+  for (const m of fresh) {
+    if (!m.fromEmail || clientByEmail.has(m.fromEmail) || toCreate.has(m.fromEmail)) continue;
+    const blocker = clientCreationBlocker(m, blockedDomains);
+    if (blocker) { notCreated[blocker] = (notCreated[blocker] ?? 0) + 1; continue; }
+    toCreate.set(m.fromEmail, m.fromName && m.fromName !== m.fromEmail ? m.fromName : m.fromEmail.split('@')[0]);
+  }
+  return { toCreate, notCreated };
+}
+
+/** Threading index: the conversations of referenced Message-IDs, and the senders' recent conversations by subject. */
+async function threadingLookups({ tx, input }: SegmentStep, fresh: ParsedMessage[], clientByEmail: Map<string, number>): Promise<ThreadLookups> {
+  const { companyId, now } = input;
+  const refs = [...new Set(fresh.flatMap((m) => [...(m.inReplyTo ? [m.inReplyTo] : []), ...m.references]))];
+  const byExternalId = new Map<string, number>();
+  if (refs.length) {
+    for (const r of await queryRows<{ external_id: string; conversation_id: number }>(tx, sql`
+      select external_id, conversation_id from inbox_messages
+      where company_id = ${companyId} and external_id = any(${arr(refs)}::text[])`)) byExternalId.set(r.external_id, r.conversation_id);
+  }
+  const clientIds = [...new Set(fresh.map((m) => (m.fromEmail ? clientByEmail.get(m.fromEmail) : undefined)).filter((x): x is number => x !== undefined))];
+  const subjects = [...new Set(fresh.map((m) => subjectKey(m.subject)).filter(Boolean))];
+  const byClientSubject = new Map<string, number>();
+  if (clientIds.length && subjects.length) {
+    const since = new Date(now.getTime() - SUBJECT_MATCH_DAYS * 86_400_000);
+    for (const r of await queryRows<{ id: number; client_id: number; s: string }>(tx, sql`
+      select distinct on (client_id, lower(subject)) id, client_id, lower(subject) as s from conversations
+      where company_id = ${companyId} and client_id = any(${arr(clientIds)}::int[])
+        and lower(subject) = any(${arr(subjects)}::text[])
+        and coalesce(last_message_at, created_at) >= ${since}
+      order by client_id, lower(subject), coalesce(last_message_at, created_at) desc, id desc`)) byClientSubject.set(clientSubjectKey(r.client_id, r.s), r.id);
+  }
+  return { byExternalId, byClientSubject };
+}
+
+/** Ids taken from a table's sequence ahead of the insert, so rows can point at each other in one statement. */
+async function allocateIds(tx: Tx, table: 'conversations' | 'inbox_messages', n: number): Promise<number[]> {
+  return n === 0 ? [] : (await queryRows<{ id: number }>(tx, sql`
+    select nextval(pg_get_serial_sequence(${table}, 'id'))::int as id from generate_series(1, ${n})`)).map((r) => r.id);
+}
+
+/** Creates the conversations the segment's messages start (assignConversations) and says where each message goes. */
+async function createConversations({ tx, input, result }: SegmentStep, fresh: ParsedMessage[], clientByEmail: Map<string, number>, lookups: ThreadLookups) {
+  const convIds = await allocateIds(tx, 'conversations', fresh.length);
+  const { assigned, newConversations } = assignConversations(fresh, clientByEmail, lookups, convIds);
+  if (newConversations.length) {
+    await tx.insert(conversations).values(newConversations.map((c) => ({
+      id: c.id, companyId: input.companyId, clientId: c.clientId, subject: c.subject, status: 'À répondre', source: 'email', unreadCount: 0, lastMessageAt: null,
+    })));
+    result.conversationsCreated += newConversations.length;
+  }
+  return { assigned, newConversationIds: newConversations.map((c) => c.id) };
+}
+
+/**
+ * Each message's conversation, decided in UID order; a new conversation takes the next of the
+ * pre-allocated ids, so later messages of the segment can thread into it.
+ */
+function assignConversations(fresh: readonly ParsedMessage[], clientByEmail: ReadonlyMap<string, number>, lookups: ThreadLookups, convIds: readonly number[]) {
+  const byExternalId = new Map(lookups.byExternalId);
+  const byClientSubject = new Map(lookups.byClientSubject);
+  const newConversations: { id: number; clientId: number | null; subject: string }[] = [];
+  const assigned: Assigned[] = [];
+  for (const m of fresh) {
+    const clientId = m.fromEmail ? clientByEmail.get(m.fromEmail) ?? null : null;
+    const key = subjectKey(m.subject);
+    // a bounce is not part of the client's conversation (docs/bounces.md): it never threads into it
+    const bounce = m.kind === 'bounce';
+    const d = threadFor({ inReplyTo: bounce ? null : m.inReplyTo, references: bounce ? [] : m.references, subjectKey: key, clientId }, { byExternalId, byClientSubject });
+    let conversationId = d.conversationId;
+    if (conversationId === null) {
+      conversationId = convIds[newConversations.length];
+      newConversations.push({ id: conversationId, clientId, subject: normaliseSubject(m.subject) || m.subject || '(sans objet)' });
+    }
+    byExternalId.set(m.externalId, conversationId);
+    if (clientId !== null && key) byClientSubject.set(clientSubjectKey(clientId, key), conversationId);
+    assigned.push({ m, conversationId });
+  }
+  return { assigned, newConversations };
+}
+
+/** Messages: the unique (company, external_id) key is the last word on duplicates. Returns the rows inserted. */
+async function insertMessages({ tx, input, result }: SegmentStep, assigned: Assigned[]): Promise<Stored[]> {
+  const { companyId } = input;
+  const msgIds = await allocateIds(tx, 'inbox_messages', assigned.length);
+  const inserted = await tx.insert(inboxMessages).values(assigned.map(({ m, conversationId }, i) => ({
+    id: msgIds[i], conversationId, companyId, fromName: m.fromName, fromEmail: m.fromEmail, content: m.text,
+    source: 'email', isFromClient: true, read: false, externalId: m.externalId, kind: m.kind,
+    externalMetadata: {
+      to: m.to, subject: m.subject, imap_uid: m.uid, uid_validity: input.cursor.uidValidity, integration_id: input.integrationId,
+      ...(m.messageId ? {} : { dedupe: 'content-hash' }), ...(m.oversize ? { oversize_bytes: m.bytes } : {}),
+      ...m.reports, // a bounce's or an auto-reply's facts (lib/mime/report.ts)
+      ...(m.notes.length ? { parse_notes: m.notes } : {}), // parts dropped as unreadable (docs/inbox-sync.md)
+    },
+    inReplyTo: m.inReplyTo, sentAt: m.sentAt,
+  }))).onConflictDoNothing({ target: [inboxMessages.companyId, inboxMessages.externalId], where: sql`${inboxMessages.externalId} is not null` })
+    .returning({ id: inboxMessages.id });
+  const insertedIds = new Set(inserted.map((r) => r.id));
+  result.imported += insertedIds.size;
+  result.duplicates += assigned.length - insertedIds.size;
+  const stored: Stored[] = [];
+  for (let i = 0; i < assigned.length; i++) if (insertedIds.has(msgIds[i])) stored.push({ ...assigned[i], id: msgIds[i] });
+  for (const { m } of stored) result.bytes += m.bytes;
+  return stored;
+}
+
+/** Attachments of the inserted messages. */
+async function insertAttachments({ tx }: SegmentStep, stored: readonly Stored[]) {
+  for (const batch of attachmentBatches(stored)) await tx.insert(messageAttachments).values(batch);
+}
+
+/** The attachment rows in statements of at most ATTACHMENT_INSERT_BYTES of content (a larger attachment alone). */
+function attachmentBatches(stored: readonly Stored[]) {
+  const batches: (typeof messageAttachments.$inferInsert)[][] = [];
+  let batch: (typeof messageAttachments.$inferInsert)[] = [];
+  let batchBytes = 0;
+  for (const { m, id } of stored) {
+    for (const a of m.attachments) {
+      const bytes = a.content?.length ?? 0;
+      if (batch.length && batchBytes + bytes > ATTACHMENT_INSERT_BYTES) { batches.push(batch); batch = []; batchBytes = 0; }
+      batch.push({ messageId: id, name: a.name, fileType: a.fileType, mimeType: a.mimeType, fileSize: a.size, content: a.content, skippedReason: a.skippedReason });
+      batchBytes += bytes;
+    }
+  }
+  if (batch.length) batches.push(batch);
+  return batches;
+}
+
+/** Conversations of the inserted messages: latest Date (clamped to now, never backwards), unread count, status. */
+async function touchConversations({ tx, input }: SegmentStep, stored: readonly Stored[]) {
+  const perConv = conversationTouches(stored, input.now);
+  if (perConv.size) {
+    const ids = [...perConv.keys()];
+    await tx.execute(sql`
+      update conversations c set
+        last_message_at = greatest(c.last_message_at, v.at),
+        unread_count = c.unread_count + v.n,
+        status = case when c.status in ('Archivé', 'Spam') then c.status else 'À répondre' end,
+        updated_at = now()
+      from unnest(${arr(ids)}::int[], ${arr(ids.map((id) => perConv.get(id)!.at.toISOString()))}::timestamptz[], ${arr(ids.map((id) => perConv.get(id)!.n))}::int[]) as v(id, at, n)
+      where c.id = v.id`);
+  }
+}
+
+/** Per conversation: its inserted messages' latest Date, clamped to now, and how many there are. */
+function conversationTouches(stored: readonly Stored[], now: Date) {
+  const perConv = new Map<number, { at: Date; n: number }>();
+  for (const { m, conversationId } of stored) {
+    const at = clampToNow(m.sentAt, now);
+    const cur = perConv.get(conversationId);
+    if (cur) { cur.n++; if (at > cur.at) cur.at = at; } else perConv.set(conversationId, { at, n: 1 });
+  }
+  return perConv;
+}
+
+/** Drops the new conversations that were left without a message. */
+async function dropEmptyConversations({ tx, result }: SegmentStep, newConversationIds: number[]) {
+  const gone = await queryRows(tx, sql`
+    delete from conversations c where c.id = any(${arr(newConversationIds)}::int[])
+      and not exists (select 1 from inbox_messages m where m.conversation_id = c.id) returning c.id`);
+  result.conversationsCreated -= gone.length;
+}
+
+/** Poison messages: recorded once, skipped for good (the cursor moves past them). */
+async function recordPoison({ tx, input, result }: SegmentStep) {
+  if (!input.poison.length) return;
+  await tx.execute(sql`
+    insert into inbox_poison_messages (company_id, integration_id, uid_validity, uid, error)
+    select ${input.companyId}, ${input.integrationId}, ${input.cursor.uidValidity}, u, e
+    from unnest(${arr(input.poison.map((p) => p.uid))}::bigint[], ${arr(input.poison.map((p) => p.error.slice(0, 500)))}::text[]) as t(u, e)
+    on conflict (integration_id, uid_validity, uid) do nothing`);
+  result.poison += input.poison.length;
+}
+
+/** The cursor moves with the rows it covers. */
+async function moveCursor({ tx, input }: SegmentStep) {
+  await tx.execute(sql`
+    update inbox_integrations set uid_validity = ${input.cursor.uidValidity}, last_uid = greatest(
+      case when uid_validity = ${input.cursor.uidValidity} then last_uid end, ${input.cursor.lastUid}), updated_at = now()
+    where id = ${input.integrationId}`);
 }
