@@ -68,7 +68,11 @@ for (const route of routes) {
   if (built) cases.push({ name: `built  ${route}`, args: ['--input-type=module', '-e', IMPORT_PROBE], env: { IMPORT_URL: built } });
   else builtMissing = true;
   const source = pathToFileURL(path.join(ROOT, `${route}.ts`)).href;
-  cases.push({ name: `source ${route}`, args: ['--import', 'tsx', '--input-type=module', '-e', IMPORT_PROBE], env: { IMPORT_URL: source } });
+  cases.push({
+    name: `source ${route}`,
+    args: ['--import', 'tsx', '--input-type=module', '-e', IMPORT_PROBE],
+    env: { IMPORT_URL: source },
+  });
 }
 
 // the handlers read no variable at import time; these only keep a stray read from failing

@@ -29,49 +29,80 @@ const FULL: Size = { invoices: 5_000, clients: 2_000, messages: 20_000, linesPer
 const TENTH: Size = { invoices: 500, clients: 200, messages: 2_000, linesPerInvoice: 3 };
 const TINY: Size = { invoices: 1, clients: 1, messages: 1, linesPerInvoice: 1 };
 
-const urlFor = (db: string) => { const u = new URL(ADMIN_URL); u.pathname = `/${db}`; return u.toString(); };
+const urlFor = (db: string) => {
+  const u = new URL(ADMIN_URL);
+  u.pathname = `/${db}`;
+  return u.toString();
+};
 
 async function admin(text: string) {
   const c = new pg.Client({ connectionString: ADMIN_URL });
   await c.connect();
-  try { await c.query(text); } finally { await c.end(); }
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
 }
 
 /** One tenant whose only user's deletion is due, seeded set-based with generate_series. */
 async function seed(c: pg.Client, size: Size): Promise<number> {
   const tag = randomUUID();
-  const { rows: [{ id }] } = await c.query(`insert into companies (name, code) values ('Bench', $1) returning id`, [tag]);
+  const {
+    rows: [{ id }],
+  } = await c.query(`insert into companies (name, code) values ('Bench', $1) returning id`, [tag]);
   const q = (text: string) => c.query(text.replaceAll(':c', String(id)));
-  await c.query(`insert into users (email, company_id, role, deletion_requested_at, deletion_scheduled_at)
-    values ($1, $2, 'owner', now() - interval '31 days', now() - interval '1 day')`, [`bench-${tag}@example.fr`, id]);
+  await c.query(
+    `insert into users (email, company_id, role, deletion_requested_at, deletion_scheduled_at)
+    values ($1, $2, 'owner', now() - interval '31 days', now() - interval '1 day')`,
+    [`bench-${tag}@example.fr`, id],
+  );
   await q(`insert into company_settings (company_id, settings) values (:c, '{"company_info":{"timezone":"Europe/Paris"}}')`);
   await q(`insert into subscriptions (company_id) values (:c)`);
   await q(`insert into inbox_integrations (company_id, name, email_password) values (:c, 'Boîte', 'gAAAAAtoken')`);
-  await q(`insert into inbox_poison_messages (company_id, integration_id, uid_validity, uid, error) select :c, id, 1, 1, 'x' from inbox_integrations where company_id = :c`);
-  await q(`insert into clients (company_id, name, email) select :c, 'Client ' || g, 'client' || g || '@example.fr' from generate_series(1, ${size.clients}) g`);
+  await q(
+    `insert into inbox_poison_messages (company_id, integration_id, uid_validity, uid, error) select :c, id, 1, 1, 'x' from inbox_integrations where company_id = :c`,
+  );
+  await q(
+    `insert into clients (company_id, name, email) select :c, 'Client ' || g, 'client' || g || '@example.fr' from generate_series(1, ${size.clients}) g`,
+  );
   const clientIds = `(select array_agg(id order by id) from clients where company_id = :c)`;
   await q(`insert into invoices (company_id, client_id, number, status, issue_date, total_ttc, client_name, seller_name, notes)
     select :c, (${clientIds})[1 + g % ${size.clients}], 'F-' || g, (case when g % 10 = 0 then 'BROUILLON' else 'PAYEE' end)::invoicestatus,
       now() - g * interval '1 hour', 100, 'Client', 'Bench', 'note privée'
     from generate_series(1, ${size.invoices}) g`);
-  await q(`insert into invoice_lines (invoice_id, description, total_ttc) select i.id, 'Ligne ' || n, 33 from invoices i, generate_series(1, ${size.linesPerInvoice}) n where i.company_id = :c`);
+  await q(
+    `insert into invoice_lines (invoice_id, description, total_ttc) select i.id, 'Ligne ' || n, 33 from invoices i, generate_series(1, ${size.linesPerInvoice}) n where i.company_id = :c`,
+  );
   await q(`insert into invoice_payments (invoice_id, amount) select id, 50 from invoices where company_id = :c`);
-  await q(`insert into quotes (company_id, client_id, number) select :c, (${clientIds})[1 + g % ${size.clients}], 'D-' || g from generate_series(1, ${Math.max(1, size.invoices / 5)}) g`);
+  await q(
+    `insert into quotes (company_id, client_id, number) select :c, (${clientIds})[1 + g % ${size.clients}], 'D-' || g from generate_series(1, ${Math.max(1, size.invoices / 5)}) g`,
+  );
   await q(`insert into conversations (company_id, client_id, subject) select :c, id, 'Sujet' from clients where company_id = :c`);
   const convIds = `(select array_agg(id order by id) from conversations where company_id = :c)`;
   await q(`insert into inbox_messages (company_id, conversation_id, from_name, content, external_id)
     select :c, (${convIds})[1 + g % ${size.clients}], 'Expéditeur', repeat('Bonjour, voici ma demande. ', 20), 'msg-' || g || '@bench'
     from generate_series(1, ${size.messages}) g`);
-  await q(`insert into message_attachments (message_id, name, content) select id, 'piece.pdf', decode(repeat('00', 512), 'hex') from inbox_messages where company_id = :c and id % 10 = 0`);
+  await q(
+    `insert into message_attachments (message_id, name, content) select id, 'piece.pdf', decode(repeat('00', 512), 'hex') from inbox_messages where company_id = :c and id % 10 = 0`,
+  );
   await q(`insert into followups (company_id, client_id, type, source_type, source_id, source_label, due_date)
     select :c, (${clientIds})[1 + g % ${size.clients}], 'FACTURE_IMPAYEE', 'invoice', g, 'Facture', now() from generate_series(1, ${Math.max(1, size.invoices / 10)}) g`);
-  await q(`insert into followup_history (followup_id, company_id, message, step) select id, :c, 'Relance', 1 from followups where company_id = :c`);
-  await q(`insert into tasks (company_id, title, assigned_to_id) select :c, 'Tâche ' || g, (select id from users where company_id = :c) from generate_series(1, ${Math.max(1, size.invoices / 10)}) g`);
-  await q(`insert into notifications (company_id, type, title, message, source_id) select :c, 'TASK_OVERDUE', 't', 'm', g from generate_series(1, ${Math.max(1, size.invoices / 10)}) g`);
+  await q(
+    `insert into followup_history (followup_id, company_id, message, step) select id, :c, 'Relance', 1 from followups where company_id = :c`,
+  );
+  await q(
+    `insert into tasks (company_id, title, assigned_to_id) select :c, 'Tâche ' || g, (select id from users where company_id = :c) from generate_series(1, ${Math.max(1, size.invoices / 10)}) g`,
+  );
+  await q(
+    `insert into notifications (company_id, type, title, message, source_id) select :c, 'TASK_OVERDUE', 't', 'm', g from generate_series(1, ${Math.max(1, size.invoices / 10)}) g`,
+  );
   await q(`insert into appointment_types (company_id, name) values (:c, 'RDV')`);
   await q(`insert into appointments (company_id, client_id, type_id, start_date_time)
     select :c, (${clientIds})[1 + g % ${size.clients}], (select id from appointment_types where company_id = :c), now() + g * interval '1 day' from generate_series(1, ${Math.max(1, size.invoices / 10)}) g`);
-  await q(`insert into appointment_reminders (company_id, appointment_id, hours_before, start_date_time) select :c, id, 24, start_date_time from appointments where company_id = :c`);
+  await q(
+    `insert into appointment_reminders (company_id, appointment_id, hours_before, start_date_time) select :c, id, 24, start_date_time from appointments where company_id = :c`,
+  );
   await c.query('analyze');
   return id;
 }
@@ -80,18 +111,35 @@ async function seed(c: pg.Client, size: Size): Promise<number> {
 async function runJobOnce(url: string): Promise<{ ms: number; statements: number; rowsDeleted: number }> {
   let statements = 0;
   const pool = new pg.Pool({ connectionString: url, max: 2 });
-  const db = drizzle({ client: pool, schema, logger: { logQuery: () => { statements++; } } }) as unknown as Db;
+  const db = drizzle({
+    client: pool,
+    schema,
+    logger: {
+      logQuery: () => {
+        statements++;
+      },
+    },
+  }) as unknown as Db;
   const config = parseConfig({ NODE_ENV: 'development', OUTBOX_DIR: path.join(os.tmpdir(), 'lokario-bench-outbox') });
   const mail = createMailFactory(config);
   const t0 = performance.now();
   const res = await accountDeletionsJob.run({
-    db, now: NOW, deadline: Date.now() + 600_000, dryRun: false, scope: {}, log: createLogger({ level: 'silent' }),
-    mail, config, runId: randomUUID(), trigger: 'cli',
+    db,
+    now: NOW,
+    deadline: Date.now() + 600_000,
+    dryRun: false,
+    scope: {},
+    log: createLogger({ level: 'silent' }),
+    mail,
+    config,
+    runId: randomUUID(),
+    trigger: 'cli',
   });
   const ms = performance.now() - t0;
   mail.closeAll();
   await pool.end();
-  if (res.stats.deletedCompanies !== 1) throw new Error(`bench: the company was not deleted: ${JSON.stringify(res.stats)} ${JSON.stringify(res.errors)}`);
+  if (res.stats.deletedCompanies !== 1)
+    throw new Error(`bench: the company was not deleted: ${JSON.stringify(res.stats)} ${JSON.stringify(res.errors)}`);
   const rowsDeleted = Object.values(res.stats.rowsDeleted as Record<string, number>).reduce((a, b) => a + b, 0);
   return { ms, statements, rowsDeleted };
 }
@@ -134,9 +182,16 @@ async function runRawOnce(c: pg.Client, companyId: number): Promise<{ ms: number
 async function runRowByRowOnce(c: pg.Client, companyId: number): Promise<{ ms: number; statements: number }> {
   let statements = 0;
   const t0 = performance.now();
-  const exec = async (text: string, params: unknown[] = []) => { statements++; return c.query(text, params); };
+  const exec = async (text: string, params: unknown[] = []) => {
+    statements++;
+    return c.query(text, params);
+  };
   await exec('begin');
-  const byParent: [string, string, string][] = [['message_attachments', 'message_id', 'inbox_messages'], ['invoice_payments', 'invoice_id', 'invoices'], ['invoice_lines', 'invoice_id', 'invoices']];
+  const byParent: [string, string, string][] = [
+    ['message_attachments', 'message_id', 'inbox_messages'],
+    ['invoice_payments', 'invoice_id', 'invoices'],
+    ['invoice_lines', 'invoice_id', 'invoices'],
+  ];
   for (const table of RAW.map((s) => /^(?:delete from|update) (\w+)/.exec(s)![1])) {
     const parent = byParent.find(([t]) => t === table);
     const ids = parent
@@ -178,7 +233,9 @@ async function main() {
       const rawId = await seed(c, FULL);
       await c.query(`update users set deletion_requested_at = null where company_id = $1`, [rawId]); // not for the job
       raw.push(await runRawOnce(c, rawId));
-      console.log(`round ${r + 1}: seed ${seedMs.toFixed(0)} ms, job ${job[r].ms.toFixed(0)} ms (${job[r].statements} statements, ${job[r].rowsDeleted} rows), raw ${raw[r].ms.toFixed(0)} ms`);
+      console.log(
+        `round ${r + 1}: seed ${seedMs.toFixed(0)} ms, job ${job[r].ms.toFixed(0)} ms (${job[r].statements} statements, ${job[r].rowsDeleted} rows), raw ${raw[r].ms.toFixed(0)} ms`,
+      );
     }
     const rowId = await seed(c, TENTH);
     const row = await runRowByRowOnce(c, rowId);
@@ -189,16 +246,27 @@ async function main() {
     const jobMs = median(job.map((j) => j.ms));
     const rawMs = median(raw.map((j) => j.ms));
     console.log('');
-    console.log(`tenant: ${FULL.invoices} invoices (${FULL.invoices * FULL.linesPerInvoice} lines, ${FULL.invoices} payments), ${FULL.clients} clients, ${FULL.messages} inbox messages; ${job[0].rowsDeleted} rows deleted`);
-    console.log(`job (whole account deletion, pg driver):    median ${jobMs.toFixed(0)} ms over ${ROUNDS} rounds, ${job[0].statements} statements`);
+    console.log(
+      `tenant: ${FULL.invoices} invoices (${FULL.invoices * FULL.linesPerInvoice} lines, ${FULL.invoices} payments), ${FULL.clients} clients, ${FULL.messages} inbox messages; ${job[0].rowsDeleted} rows deleted`,
+    );
+    console.log(
+      `job (whole account deletion, pg driver):    median ${jobMs.toFixed(0)} ms over ${ROUNDS} rounds, ${job[0].statements} statements`,
+    );
     console.log(`raw baseline (same deletes, hand-written):  median ${rawMs.toFixed(0)} ms, ${raw[0].statements} statements`);
     console.log(`ratio job / raw:                            ${(jobMs / rawMs).toFixed(2)}x`);
-    console.log(`statements for a 1-row-per-table tenant:    ${tiny.statements} (full tenant: ${job[0].statements}) -> grow with tables, not rows`);
-    console.log(`row-by-row (the original), 1/10 tenant:     ${row.ms.toFixed(0)} ms, ${row.statements} statements; raw set-based on the same: ${rawTenth.ms.toFixed(0)} ms -> ${(row.ms / rawTenth.ms).toFixed(1)}x slower`);
+    console.log(
+      `statements for a 1-row-per-table tenant:    ${tiny.statements} (full tenant: ${job[0].statements}) -> grow with tables, not rows`,
+    );
+    console.log(
+      `row-by-row (the original), 1/10 tenant:     ${row.ms.toFixed(0)} ms, ${row.statements} statements; raw set-based on the same: ${rawTenth.ms.toFixed(0)} ms -> ${(row.ms / rawTenth.ms).toFixed(1)}x slower`,
+    );
   } finally {
     await c.end();
     await admin(`drop database if exists "${name}" with (force)`);
   }
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -45,9 +45,16 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const POOL_CONNECTIONS = 5;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const load = () => os.loadavg().map((l) => l.toFixed(2)).join(' ');
+const load = () =>
+  os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 /** CPU time of this process (client and SMTP server; not the database's), ms. */
-const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+const cpuMs = () => {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+};
 
 function urlFor(name: string) {
   const u = new URL(ADMIN_URL);
@@ -57,7 +64,11 @@ function urlFor(name: string) {
 async function admin(text: string) {
   const c = new pg.Client({ connectionString: ADMIN_URL });
   await c.connect();
-  try { await c.query(text); } finally { await c.end(); }
+  try {
+    await c.query(text);
+  } finally {
+    await c.end();
+  }
 }
 
 /** A pool whose every statement (pool.query or a checked-out client's) is counted. */
@@ -68,7 +79,10 @@ function countingPool(url: string) {
   const counter = { statements: 0 };
   pool.on('connect', (client) => {
     const q = client.query.bind(client);
-    client.query = ((...args: unknown[]) => { counter.statements++; return (q as (...a: unknown[]) => unknown)(...args); }) as typeof client.query;
+    client.query = ((...args: unknown[]) => {
+      counter.statements++;
+      return (q as (...a: unknown[]) => unknown)(...args);
+    }) as typeof client.query;
   });
   return { pool, counter };
 }
@@ -97,20 +111,35 @@ async function startBenchSink() {
   const received: { raw: string }[] = [];
   let connections = 0;
   const server = new SMTPServer({
-    secure: false, disabledCommands: ['STARTTLS'], authOptional: true, logger: false,
-    onConnect(_session, cb) { connections++; cb(); },
+    secure: false,
+    disabledCommands: ['STARTTLS'],
+    authOptional: true,
+    logger: false,
+    onConnect(_session, cb) {
+      connections++;
+      cb();
+    },
     onData(stream, _session, cb) {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => { received.push({ raw: Buffer.concat(chunks).toString('utf8') }); cb(); });
+      stream.on('end', () => {
+        received.push({ raw: Buffer.concat(chunks).toString('utf8') });
+        cb();
+      });
     },
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.server.address() as AddressInfo).port;
   return {
-    port, url: `smtp://127.0.0.1:${port}`, received,
+    port,
+    url: `smtp://127.0.0.1:${port}`,
+    received,
     /** Connections opened since the last call. */
-    takeConnections: () => { const n = connections; connections = 0; return n; },
+    takeConnections: () => {
+      const n = connections;
+      connections = 0;
+      return n;
+    },
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
@@ -121,28 +150,47 @@ type Sink = Awaited<ReturnType<typeof startBenchSink>>;
  * round: same From, To, Reply-To, subject, text and extra headers), so that the ratio measures
  * the job, not a difference of message.
  */
-type BaselineMail = { from: { name: string; address: string }; to: string; replyTo?: string; subject: string; text: string; headers: Record<string, string> };
+type BaselineMail = {
+  from: { name: string; address: string };
+  to: string;
+  replyTo?: string;
+  subject: string;
+  text: string;
+  headers: Record<string, string>;
+};
 let jobMessages: BaselineMail[] = [];
 
 async function captureJobMessages(sink: Sink) {
-  jobMessages = await Promise.all(sink.received.map(async ({ raw }) => {
-    const m = await simpleParser(raw);
-    const from = m.from!.value[0];
-    const header = (name: string) => String(m.headers.get(name) ?? '');
-    return {
-      from: { name: from.name, address: from.address! }, to: m.to && !Array.isArray(m.to) ? m.to.value[0].address! : '',
-      ...(m.replyTo ? { replyTo: m.replyTo.value[0].address! } : {}), subject: m.subject ?? '', text: m.text ?? '',
-      headers: { 'Auto-Submitted': header('auto-submitted'), 'X-Lokario-Followup': header('x-lokario-followup') },
-    };
-  }));
+  jobMessages = await Promise.all(
+    sink.received.map(async ({ raw }) => {
+      const m = await simpleParser(raw);
+      const from = m.from!.value[0];
+      const header = (name: string) => String(m.headers.get(name) ?? '');
+      return {
+        from: { name: from.name, address: from.address! },
+        to: m.to && !Array.isArray(m.to) ? m.to.value[0].address! : '',
+        ...(m.replyTo ? { replyTo: m.replyTo.value[0].address! } : {}),
+        subject: m.subject ?? '',
+        text: m.text ?? '',
+        headers: { 'Auto-Submitted': header('auto-submitted'), 'X-Lokario-Followup': header('x-lokario-followup') },
+      };
+    }),
+  );
 }
 
 /** The job's 1,000 emails through a bare pooled nodemailer transport. */
 async function runBaseline(sink: Sink, i: number) {
-  if (jobMessages.length !== TOTAL) throw new Error('the job runs first in the warm-up round: its emails are the baseline\'s');
+  if (jobMessages.length !== TOTAL) throw new Error("the job runs first in the warm-up round: its emails are the baseline's");
   sink.received.length = 0;
   sink.takeConnections();
-  const baseline = nodemailer.createTransport({ host: '127.0.0.1', port: sink.port, secure: false, ignoreTLS: true, pool: true, maxConnections: POOL_CONNECTIONS });
+  const baseline = nodemailer.createTransport({
+    host: '127.0.0.1',
+    port: sink.port,
+    secure: false,
+    ignoreTLS: true,
+    pool: true,
+    maxConnections: POOL_CONNECTIONS,
+  });
   const c0 = cpuMs();
   const t0 = performance.now();
   await Promise.all(jobMessages.map((m, k) => baseline.sendMail({ ...m, messageId: `<bench.${i}.${k}@lokario.fr>` })));
@@ -163,8 +211,16 @@ async function runTheJob(sink: Sink, db: Db, counter: { statements: number }, i:
   const c0 = cpuMs();
   const t0 = performance.now();
   const result = await followupsJob.run({
-    db, now: NOW, deadline: Date.now() + 10 * 60_000, dryRun: false, scope: {}, log: createLogger({ level: 'silent' }),
-    mail, config, runId: `bench-${i}`, trigger: 'cli',
+    db,
+    now: NOW,
+    deadline: Date.now() + 10 * 60_000,
+    dryRun: false,
+    scope: {},
+    log: createLogger({ level: 'silent' }),
+    mail,
+    config,
+    runId: `bench-${i}`,
+    trigger: 'cli',
   });
   const ms = performance.now() - t0;
   const cpu = cpuMs() - c0;
@@ -172,8 +228,15 @@ async function runTheJob(sink: Sink, db: Db, counter: { statements: number }, i:
   if (!jobMessages.length) await captureJobMessages(sink);
   const received = sink.received.length;
   return {
-    ms, cpu, received, bytes: meanBytes(sink), connections: sink.takeConnections(), rate: received / (ms / 1000),
-    sent: result.stats.sent as number, partial: result.partial, statements: counter.statements,
+    ms,
+    cpu,
+    received,
+    bytes: meanBytes(sink),
+    connections: sink.takeConnections(),
+    rate: received / (ms / 1000),
+    sent: result.stats.sent as number,
+    partial: result.partial,
+    statements: counter.statements,
   };
 }
 
@@ -196,7 +259,9 @@ async function round(url: string, sink: Sink, i: number, label: string) {
       baseline = await runBaseline(sink, i);
     }
     const ratio = job.rate / baseline.rate;
-    console.log(`${label}: baseline ${baseline.rate.toFixed(0)} msg/s (${baseline.ms.toFixed(0)} ms), job ${job.rate.toFixed(0)} msg/s (${job.ms.toFixed(0)} ms, sent ${job.sent}${job.partial ? ', PARTIAL' : ''}), ratio ${ratio.toFixed(2)}, process CPU ${baseline.cpu.toFixed(0)} / ${job.cpu.toFixed(0)} ms, ${(job.statements / Math.max(1, job.sent)).toFixed(2)} statements/email, load ${load()}`);
+    console.log(
+      `${label}: baseline ${baseline.rate.toFixed(0)} msg/s (${baseline.ms.toFixed(0)} ms), job ${job.rate.toFixed(0)} msg/s (${job.ms.toFixed(0)} ms, sent ${job.sent}${job.partial ? ', PARTIAL' : ''}), ratio ${ratio.toFixed(2)}, process CPU ${baseline.cpu.toFixed(0)} / ${job.cpu.toFixed(0)} ms, ${(job.statements / Math.max(1, job.sent)).toFixed(2)} statements/email, load ${load()}`,
+    );
     return { baseline, job, ratio };
   } finally {
     await pool.end();
@@ -225,11 +290,21 @@ async function main() {
     const peakRssMb = process.resourceUsage().maxRSS / 1024;
     console.log('');
     console.log(`follow-ups bench: ${TOTAL} due follow-ups, ${COMPANIES} companies, local smtp-server, ${ROUNDS} rounds`);
-    console.log(`  bare pooled nodemailer : median ${median(rounds.map((r) => r.baseline.rate)).toFixed(0)} msg/s (${last.baseline.received} msgs, ${last.baseline.bytes.toFixed(0)} bytes each, ${last.baseline.connections} connections opened)`);
-    console.log(`  followups job          : median ${median(rounds.map((r) => r.job.rate)).toFixed(0)} msg/s (${last.job.received} msgs, ${last.job.bytes.toFixed(0)} bytes each, ${last.job.connections} connections opened, stats.sent ${last.job.sent})`);
-    console.log(`  ratio job / baseline   : median ${median(ratios).toFixed(2)} (min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}; goal ≥ 0.9)`);
-    console.log(`  process CPU            : median baseline ${median(rounds.map((r) => r.baseline.cpu)).toFixed(0)} ms, job ${median(rounds.map((r) => r.job.cpu)).toFixed(0)} ms (client + SMTP server in this process; the database's CPU not counted)`);
-    console.log(`  DB round trips         : ${last.job.statements} statements = ${(last.job.statements / Math.max(1, last.job.sent)).toFixed(2)} per sent email (goal ≤ 3)`);
+    console.log(
+      `  bare pooled nodemailer : median ${median(rounds.map((r) => r.baseline.rate)).toFixed(0)} msg/s (${last.baseline.received} msgs, ${last.baseline.bytes.toFixed(0)} bytes each, ${last.baseline.connections} connections opened)`,
+    );
+    console.log(
+      `  followups job          : median ${median(rounds.map((r) => r.job.rate)).toFixed(0)} msg/s (${last.job.received} msgs, ${last.job.bytes.toFixed(0)} bytes each, ${last.job.connections} connections opened, stats.sent ${last.job.sent})`,
+    );
+    console.log(
+      `  ratio job / baseline   : median ${median(ratios).toFixed(2)} (min ${Math.min(...ratios).toFixed(2)}, max ${Math.max(...ratios).toFixed(2)}; goal ≥ 0.9)`,
+    );
+    console.log(
+      `  process CPU            : median baseline ${median(rounds.map((r) => r.baseline.cpu)).toFixed(0)} ms, job ${median(rounds.map((r) => r.job.cpu)).toFixed(0)} ms (client + SMTP server in this process; the database's CPU not counted)`,
+    );
+    console.log(
+      `  DB round trips         : ${last.job.statements} statements = ${(last.job.statements / Math.max(1, last.job.sent)).toFixed(2)} per sent email (goal ≤ 3)`,
+    );
     console.log(`  peak RSS               : ${peakRssMb.toFixed(0)} MB`);
     console.log(`  load average (1/5/15)  : before ${loadBefore}, after ${load()} on ${os.cpus().length} cores`);
   } finally {
@@ -238,4 +313,7 @@ async function main() {
   }
 }
 
-main().catch((err) => { console.error(err); process.exit(1); });
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

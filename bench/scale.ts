@@ -46,7 +46,14 @@ async function freshDb() {
   await migrateDb({ driver: 'pg', url });
   const pool = new pg.Pool({ connectionString: url, max: 3, application_name: 'bench' });
   pool.on('error', () => {});
-  return { url, pool, drop: async () => { await pool.end(); await adminQuery(`drop database if exists "${DB_NAME}" with (force)`); } };
+  return {
+    url,
+    pool,
+    drop: async () => {
+      await pool.end();
+      await adminQuery(`drop database if exists "${DB_NAME}" with (force)`);
+    },
+  };
 }
 
 /** Peak of pg_stat_activity for the bench database (every 100 ms), the bench's own pool excluded. */
@@ -55,12 +62,18 @@ function connectionPoller(pool: pg.Pool) {
   let stopped = false;
   const loop = (async () => {
     while (!stopped) {
-      const r = await pool.query(`select count(*)::int as n from pg_stat_activity where datname = $1 and application_name <> 'bench'`, [DB_NAME]).catch(() => null);
+      const r = await pool
+        .query(`select count(*)::int as n from pg_stat_activity where datname = $1 and application_name <> 'bench'`, [DB_NAME])
+        .catch(() => null);
       if (r) peak = Math.max(peak, r.rows[0].n);
       await new Promise((res) => setTimeout(res, 100));
     }
   })();
-  return async () => { stopped = true; await loop; return peak; };
+  return async () => {
+    stopped = true;
+    await loop;
+    return peak;
+  };
 }
 
 function cpuSec(pid: number): number {
@@ -70,13 +83,23 @@ function cpuSec(pid: number): number {
 
 async function server(env: Record<string, string>, ca?: string): Promise<LocalServer> {
   return startLocalServer({
-    PORT: '0', SCHEDULER: 'off', CRON_SECRET: SECRET, DATABASE_URL: urlFor(DB_NAME), ENCRYPTION_MASTER_KEY: KEY,
-    ...(ca ? { NODE_EXTRA_CA_CERTS: ca } : {}), LOG_LEVEL: 'warn', IMAP_HOST_MAX_CONNECTIONS: '256', ...env,
+    PORT: '0',
+    SCHEDULER: 'off',
+    CRON_SECRET: SECRET,
+    DATABASE_URL: urlFor(DB_NAME),
+    ENCRYPTION_MASTER_KEY: KEY,
+    ...(ca ? { NODE_EXTRA_CA_CERTS: ca } : {}),
+    LOG_LEVEL: 'warn',
+    IMAP_HOST_MAX_CONNECTIONS: '256',
+    ...env,
   });
 }
 
 async function call(srv: LocalServer, p: string) {
-  const r = await fetch(`${srv.url}${p}`, { method: 'POST', headers: { authorization: `Bearer ${SECRET}`, 'user-agent': 'vercel-cron/1.0' } });
+  const r = await fetch(`${srv.url}${p}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${SECRET}`, 'user-agent': 'vercel-cron/1.0' },
+  });
   return (await r.json()) as Row;
 }
 
@@ -88,7 +111,10 @@ async function dbNow(pool: pg.Pool): Promise<Date> {
 async function runsSince(pool: pg.Pool, job: string, since: Date, timeoutMs = 15 * 60_000) {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const r = await pool.query(`select id, trigger, parent_run_id, outcome, stats, fanout from cron_runs where job = $1 and started_at >= $2 order by started_at`, [job, since]);
+    const r = await pool.query(
+      `select id, trigger, parent_run_id, outcome, stats, fanout from cron_runs where job = $1 and started_at >= $2 order by started_at`,
+      [job, since],
+    );
     if (r.rows.length && r.rows.every((x: Row) => x.outcome !== 'running')) return r.rows as Row[];
     if (Date.now() > until) throw new Error('runs did not finish');
     await new Promise((res) => setTimeout(res, 250));
@@ -103,7 +129,8 @@ function invocationLine(runs: Row[], itemsStat: string) {
   return {
     invocations: workers.length,
     perInvocation: `${Math.min(...rates).toFixed(1)}–${Math.max(...rates).toFixed(1)} ${itemsStat}/s (mean ${(rates.reduce((a, b) => a + b, 0) / rates.length).toFixed(1)})`,
-    longestS: maxS.toFixed(1), insideBudget: inside,
+    longestS: maxS.toFixed(1),
+    insideBudget: inside,
   };
 }
 
@@ -119,14 +146,22 @@ async function seedMailboxes(pool: pg.Pool, d: Dovecot, linkPort: number, count:
       const o = j * 4;
       return `($${o + 1}, 'imap', 'Bench', '127.0.0.1', $${o + 2}, $${o + 3}, $${o + 4}, false, 'INBOX')`;
     });
-    await pool.query(`insert into inbox_integrations (company_id, integration_type, name, imap_server, imap_port, email_address, email_password, use_ssl, imap_folder) values ${rows.join(',')}`, values);
+    await pool.query(
+      `insert into inbox_integrations (company_id, integration_type, name, imap_server, imap_port, email_address, email_password, use_ssl, imap_folder) values ${rows.join(',')}`,
+      values,
+    );
   }
   return boxes;
 }
 
 async function companies(pool: pg.Pool, count: number): Promise<number[]> {
-  const r = await pool.query(`insert into companies (code, name) select 'S' || g || '-' || $2::text, 'Société ' || g from generate_series(1, $1::int) g returning id`, [count, String(Date.now())]);
-  await pool.query(`insert into company_settings (company_id, settings) select id, '{}'::jsonb from unnest($1::int[]) id`, [r.rows.map((x: Row) => x.id)]);
+  const r = await pool.query(
+    `insert into companies (code, name) select 'S' || g || '-' || $2::text, 'Société ' || g from generate_series(1, $1::int) g returning id`,
+    [count, String(Date.now())],
+  );
+  await pool.query(`insert into company_settings (company_id, settings) select id, '{}'::jsonb from unnest($1::int[]) id`, [
+    r.rows.map((x: Row) => x.id),
+  ]);
   return r.rows.map((x: Row) => x.id);
 }
 
@@ -135,15 +170,17 @@ async function newMail(d: Dovecot, boxes: { user: string; password: string }[], 
   const chosen = boxes.filter(() => Math.random() < share);
   let messages = 0;
   for (let i = 0; i < chosen.length; i += 10) {
-    await Promise.all(chosen.slice(i, i + 10).map(async (b) => {
-      const k = 1 + Math.floor(Math.random() * 3);
-      messages += k;
-      const raws = Array.from({ length: k }, () => {
-        const id = ++mailSeq;
-        return `From: Client ${id % 50} <client${id % 50}@exemple.fr>\r\nTo: ${b.user}\r\nSubject: Devis ${id}\r\nDate: ${new Date().toUTCString()}\r\nMessage-ID: <scale-${id}@t>\r\n\r\nBonjour, ${id}\r\n`;
-      });
-      await d.append(b.user, b.password, raws);
-    }));
+    await Promise.all(
+      chosen.slice(i, i + 10).map(async (b) => {
+        const k = 1 + Math.floor(Math.random() * 3);
+        messages += k;
+        const raws = Array.from({ length: k }, () => {
+          const id = ++mailSeq;
+          return `From: Client ${id % 50} <client${id % 50}@exemple.fr>\r\nTo: ${b.user}\r\nSubject: Devis ${id}\r\nDate: ${new Date().toUTCString()}\r\nMessage-ID: <scale-${id}@t>\r\n\r\nBonjour, ${id}\r\n`;
+        });
+        await d.append(b.user, b.password, raws);
+      }),
+    );
   }
   return { mailboxes: chosen.length, messages };
 }
@@ -157,8 +194,14 @@ async function inboxSweep(label: string, srv: LocalServer, pool: pg.Pool, count:
   const answeredS = (Date.now() - started) / 1000;
   let allSyncedS = NaN;
   for (;;) {
-    const r = await pool.query(`select count(*)::int as n from inbox_integrations where updated_at >= $1 and last_sync_status = 'success'`, [t0]);
-    if (r.rows[0].n >= count) { allSyncedS = (Date.now() - started) / 1000; break; }
+    const r = await pool.query(
+      `select count(*)::int as n from inbox_integrations where updated_at >= $1 and last_sync_status = 'success'`,
+      [t0],
+    );
+    if (r.rows[0].n >= count) {
+      allSyncedS = (Date.now() - started) / 1000;
+      break;
+    }
     if (Date.now() - started > 15 * 60_000) break;
     await new Promise((res) => setTimeout(res, 100));
   }
@@ -168,9 +211,17 @@ async function inboxSweep(label: string, srv: LocalServer, pool: pg.Pool, count:
   const line = invocationLine(runs, 'synced');
   const imported = runs.reduce((n, r) => n + (r.stats.messagesImported ?? 0), 0);
   const result = {
-    sweep: label, mailboxes: count, shards: answer.stats?.fanout ? answer.stats.shards : 1, coordinatorAnsweredS: answeredS.toFixed(1),
-    allSyncedS: allSyncedS.toFixed(1), overallRate: `${(count / allSyncedS).toFixed(1)} mailboxes/s`, ...line,
-    messagesImported: imported, peakPgConnections: peak, serverCpuS: cpu.toFixed(1), serverCpuPerMailboxMs: ((cpu * 1000) / count).toFixed(1),
+    sweep: label,
+    mailboxes: count,
+    shards: answer.stats?.fanout ? answer.stats.shards : 1,
+    coordinatorAnsweredS: answeredS.toFixed(1),
+    allSyncedS: allSyncedS.toFixed(1),
+    overallRate: `${(count / allSyncedS).toFixed(1)} mailboxes/s`,
+    ...line,
+    messagesImported: imported,
+    peakPgConnections: peak,
+    serverCpuS: cpu.toFixed(1),
+    serverCpuPerMailboxMs: ((cpu * 1000) / count).toFixed(1),
   };
   console.log(JSON.stringify(result));
   return result;
@@ -187,8 +238,15 @@ async function benchInbox(part: 'inbox' | 'concurrency') {
   try {
     const cos = await companies(db.pool, Math.max(1, Math.ceil(N / 4)));
     // uneven tenants: a quarter of the mailboxes belong to one company, the rest 1–3 per company
-    const boxes = await seedMailboxes(db.pool, d, link.port, N, (i) => (i < N / 4 ? cos[0] : cos[1 + (i % (cos.length - 1 || 1))] ?? cos[0]));
-    console.log(`# ${N} mailboxes on Dovecot behind a ${2 * WAN.oneWayMs} ms RTT link (STARTTLS); ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    const boxes = await seedMailboxes(db.pool, d, link.port, N, (i) =>
+      i < N / 4 ? cos[0] : (cos[1 + (i % (cos.length - 1 || 1))] ?? cos[0]),
+    );
+    console.log(
+      `# ${N} mailboxes on Dovecot behind a ${2 * WAN.oneWayMs} ms RTT link (STARTTLS); ${os.availableParallelism()} CPUs, load ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
     // first sync of every mailbox (fan-out on, defaults): fills the cursors and the cost ledger
     srv = await server({ SYNC_CONCURRENCY: '16', DB_POOL_MAX: '20' }, ca);
     await inboxSweep('first sync (fan-out auto)', srv, db.pool, N);
@@ -227,13 +285,20 @@ async function sink() {
   const ids = new Map<string, number>();
   let received = 0;
   const s = new SMTPServer({
-    secure: false, disabledCommands: ['STARTTLS'], authOptional: true, logger: false,
+    secure: false,
+    disabledCommands: ['STARTTLS'],
+    authOptional: true,
+    logger: false,
     onData(stream, _session, cb) {
       const chunks: Buffer[] = [];
       stream.on('data', (c: Buffer) => chunks.push(c));
       stream.on('end', () => {
         received++;
-        const m = /^Message-ID:\s*(\S+)/im.exec(Buffer.concat(chunks).toString('utf8').split(/\r?\n\r?\n/)[0]);
+        const m = /^Message-ID:\s*(\S+)/im.exec(
+          Buffer.concat(chunks)
+            .toString('utf8')
+            .split(/\r?\n\r?\n/)[0],
+        );
         const id = m?.[1] ?? `none-${received}`;
         ids.set(id, (ids.get(id) ?? 0) + 1);
         cb();
@@ -244,7 +309,10 @@ async function sink() {
   return {
     url: `smtp://127.0.0.1:${(s.server.address() as AddressInfo).port}`,
     stats: () => ({ received, duplicates: [...ids.values()].filter((n) => n > 1).reduce((a, n) => a + n - 1, 0) }),
-    reset: () => { ids.clear(); received = 0; },
+    reset: () => {
+      ids.clear();
+      received = 0;
+    },
     close: () => new Promise<void>((r) => s.close(() => r())),
   };
 }
@@ -257,10 +325,16 @@ async function seedFollowups(pool: pg.Pool) {
     select id, '{"company_info":{"email":"contact@societe.example"},"followups":{"send_window":{"start":"00:00","end":"23:59","weekdays":[1,2,3,4,5,6,7]}}}'::jsonb from companies`);
   await pool.query(`insert into subscriptions (company_id, plan, status) select id, 'PROFESSIONAL', 'ACTIVE' from companies`);
   const per = Math.ceil(FOLLOWUPS / COMPANIES);
-  await pool.query(`insert into clients (company_id, name, email)
-    select c.id, 'Client ' || c.id || '-' || g, 'client' || c.id || '-' || g || '@client.example' from companies c, generate_series(1, $1::int) g`, [per]);
-  await pool.query(`insert into invoices (company_id, client_id, number, status, total_ttc, sent_at)
-    select company_id, id, 'FAC-' || id, 'ENVOYEE', 1200.00, '2026-01-01T09:00:00Z' from clients order by id limit $1`, [FOLLOWUPS]);
+  await pool.query(
+    `insert into clients (company_id, name, email)
+    select c.id, 'Client ' || c.id || '-' || g, 'client' || c.id || '-' || g || '@client.example' from companies c, generate_series(1, $1::int) g`,
+    [per],
+  );
+  await pool.query(
+    `insert into invoices (company_id, client_id, number, status, total_ttc, sent_at)
+    select company_id, id, 'FAC-' || id, 'ENVOYEE', 1200.00, '2026-01-01T09:00:00Z' from clients order by id limit $1`,
+    [FOLLOWUPS],
+  );
   await pool.query(`insert into followups (company_id, client_id, type, source_type, source_id, source_label, due_date, status, auto_enabled)
     select company_id, client_id, 'FACTURE_IMPAYEE', 'invoice', id, 'Facture ' || number, '2026-03-01T00:00:00Z', 'A_FAIRE', true from invoices`);
 }
@@ -270,12 +344,21 @@ async function benchFollowups() {
   const smtp = await sink();
   let srv: LocalServer | undefined;
   try {
-    console.log(`# ${FOLLOWUPS} due follow-ups across ${COMPANIES} companies, SMTP sink in this process; ${os.availableParallelism()} CPUs, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-    for (const [label, env] of [['fan-out off (one invocation)', { FANOUT: 'off' }], ['fan-out auto (defaults)', {}]] as const) {
+    console.log(
+      `# ${FOLLOWUPS} due follow-ups across ${COMPANIES} companies, SMTP sink in this process; ${os.availableParallelism()} CPUs, load ${os
+        .loadavg()
+        .map((x) => x.toFixed(1))
+        .join(' ')}`,
+    );
+    for (const [label, env] of [
+      ['fan-out off (one invocation)', { FANOUT: 'off' }],
+      ['fan-out auto (defaults)', {}],
+    ] as const) {
       await seedFollowups(db.pool);
       smtp.reset();
       srv = await server({ SMTP_URL: smtp.url, DB_POOL_MAX: '20', ...env });
-      const x0 = (await db.pool.query(`select xact_commit + xact_rollback as n from pg_stat_database where datname = $1`, [DB_NAME])).rows[0].n;
+      const x0 = (await db.pool.query(`select xact_commit + xact_rollback as n from pg_stat_database where datname = $1`, [DB_NAME]))
+        .rows[0].n;
       const t0 = await dbNow(db.pool);
       const started = Date.now();
       const stopPoll = connectionPoller(db.pool);
@@ -292,13 +375,25 @@ async function benchFollowups() {
       }
       const elapsed = (Date.now() - started) / 1000;
       const peak = await stopPoll();
-      const x1 = (await db.pool.query(`select xact_commit + xact_rollback as n from pg_stat_database where datname = $1`, [DB_NAME])).rows[0].n;
+      const x1 = (await db.pool.query(`select xact_commit + xact_rollback as n from pg_stat_database where datname = $1`, [DB_NAME]))
+        .rows[0].n;
       const s = smtp.stats();
-      console.log(JSON.stringify({
-        sweep: label, due: FOLLOWUPS, shards: answer.stats?.fanout ? answer.stats.shards : 1, calls, sent, received: s.received, duplicates: s.duplicates,
-        seconds: elapsed.toFixed(1), emailsPerSec: (s.received / elapsed).toFixed(0), ...invocationLine(runs, 'sent'),
-        transactionsPerEmail: ((Number(x1) - Number(x0)) / Math.max(1, s.received)).toFixed(2), peakPgConnections: peak,
-      }));
+      console.log(
+        JSON.stringify({
+          sweep: label,
+          due: FOLLOWUPS,
+          shards: answer.stats?.fanout ? answer.stats.shards : 1,
+          calls,
+          sent,
+          received: s.received,
+          duplicates: s.duplicates,
+          seconds: elapsed.toFixed(1),
+          emailsPerSec: (s.received / elapsed).toFixed(0),
+          ...invocationLine(runs, 'sent'),
+          transactionsPerEmail: ((Number(x1) - Number(x0)) / Math.max(1, s.received)).toFixed(2),
+          peakPgConnections: peak,
+        }),
+      );
       await stopLocalServer(srv);
       srv = undefined;
     }

@@ -56,7 +56,17 @@ if (!Number.isFinite(SECONDS) || SECONDS < 5 || !Number.isInteger(EVERY) || EVER
 }
 
 type Company = { id: number; ownerId: number; clientIds: number[]; typeId: number; mailbox?: { user: string; password: string } };
-type Written = { invoices: number; quotes: number; appointments: number; overdueTasks: number; criticalTasks: number; deletionsDue: number; deletionsSoon: number; mails: number; mailDuplicates: number };
+type Written = {
+  invoices: number;
+  quotes: number;
+  appointments: number;
+  overdueTasks: number;
+  criticalTasks: number;
+  deletionsDue: number;
+  deletionsSoon: number;
+  mails: number;
+  mailDuplicates: number;
+};
 
 function readRssKb(pid: number): number | null {
   try {
@@ -77,15 +87,27 @@ async function startServer(env: Record<string, string>, logFile: string): Promis
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  child.stdout!.on('data', (d) => { log.write(d); if (out.length < 10_000) out += d; });
-  child.stderr!.on('data', (d) => { log.write(d); if (out.length < 10_000) out += d; });
+  child.stdout!.on('data', (d) => {
+    log.write(d);
+    if (out.length < 10_000) out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    log.write(d);
+    if (out.length < 10_000) out += d;
+  });
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 60_000);
     child.stdout!.on('data', () => {
       const m = /listening on (http:\/\/localhost:\d+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
     });
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${out}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${out}`));
+    });
   });
   return { url, child };
 }
@@ -93,7 +115,10 @@ async function startServer(env: Record<string, string>, logFile: string): Promis
 async function seedCompanies(db: Db, dovecot: Dovecot | null): Promise<Company[]> {
   const out: Company[] = [];
   for (let i = 1; i <= COMPANIES; i++) {
-    const [c] = await queryRows<{ id: number }>(db, sql`insert into companies (code, name, slug) values (${`S${i}`}, ${`Soak SARL ${i}`}, ${`soak-${i}`}) returning id`);
+    const [c] = await queryRows<{ id: number }>(
+      db,
+      sql`insert into companies (code, name, slug) values (${`S${i}`}, ${`Soak SARL ${i}`}, ${`soak-${i}`}) returning id`,
+    );
     const settings = {
       company_info: { email: `contact@soak${i}.example.fr`, phone: '01 23 45 67 89', timezone: 'Europe/Paris' },
       billing: { auto_followups: { quotes_enabled: true, invoices_enabled: true } },
@@ -101,14 +126,25 @@ async function seedCompanies(db: Db, dovecot: Dovecot | null): Promise<Company[]
       followups: { send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] } },
     };
     await db.execute(sql`insert into company_settings (company_id, settings) values (${c.id}, ${JSON.stringify(settings)}::jsonb)`);
-    await db.execute(sql`insert into subscriptions (company_id, plan, status, stripe_subscription_id, amount) values (${c.id}, 'PROFESSIONAL', 'ACTIVE', ${`sub_soak_${i}`}, '49.00')`);
-    const [owner] = await queryRows<{ id: number }>(db, sql`insert into users (email, full_name, role, company_id) values (${`owner@soak${i}.example.fr`}, ${`Gérant ${i}`}, 'owner', ${c.id}) returning id`);
+    await db.execute(
+      sql`insert into subscriptions (company_id, plan, status, stripe_subscription_id, amount) values (${c.id}, 'PROFESSIONAL', 'ACTIVE', ${`sub_soak_${i}`}, '49.00')`,
+    );
+    const [owner] = await queryRows<{ id: number }>(
+      db,
+      sql`insert into users (email, full_name, role, company_id) values (${`owner@soak${i}.example.fr`}, ${`Gérant ${i}`}, 'owner', ${c.id}) returning id`,
+    );
     const clientIds: number[] = [];
     for (let k = 1; k <= CLIENTS_PER_COMPANY; k++) {
-      const [cl] = await queryRows<{ id: number }>(db, sql`insert into clients (company_id, name, email) values (${c.id}, ${`Client ${i}-${k}`}, ${`client${k}@soak${i}-clients.example.fr`}) returning id`);
+      const [cl] = await queryRows<{ id: number }>(
+        db,
+        sql`insert into clients (company_id, name, email) values (${c.id}, ${`Client ${i}-${k}`}, ${`client${k}@soak${i}-clients.example.fr`}) returning id`,
+      );
       clientIds.push(cl.id);
     }
-    const [type] = await queryRows<{ id: number }>(db, sql`insert into appointment_types (company_id, name, duration_minutes) values (${c.id}, 'Visite', 60) returning id`);
+    const [type] = await queryRows<{ id: number }>(
+      db,
+      sql`insert into appointment_types (company_id, name, duration_minutes) values (${c.id}, 'Visite', 60) returning id`,
+    );
     const company: Company = { id: c.id, ownerId: owner.id, clientIds, typeId: type.id };
     if (dovecot && i % MAILBOX_EVERY === 1) {
       company.mailbox = dovecot.takeMailbox();
@@ -123,15 +159,27 @@ async function seedCompanies(db: Db, dovecot: Dovecot | null): Promise<Company[]
 
 function mail(id: string, from: string, to: string, subject: string, inReplyTo?: string): string {
   const headers = [
-    `From: ${from}`, `To: ${to}`, `Subject: ${subject}`, `Date: ${new Date().toUTCString()}`, `Message-ID: <${id}>`,
+    `From: ${from}`,
+    `To: ${to}`,
+    `Subject: ${subject}`,
+    `Date: ${new Date().toUTCString()}`,
+    `Message-ID: <${id}>`,
     ...(inReplyTo ? [`In-Reply-To: <${inReplyTo}>`, `References: <${inReplyTo}>`] : []),
-    'MIME-Version: 1.0', 'Content-Type: text/plain; charset=utf-8',
+    'MIME-Version: 1.0',
+    'Content-Type: text/plain; charset=utf-8',
   ];
   return `${headers.join('\r\n')}\r\n\r\nBonjour, pourriez-vous me rappeler au sujet du chantier ? Merci.\r\n`;
 }
 
 /** One tick of new work, in one company (round robin). Everything is due now or within hours. */
-async function trickle(db: Db, dovecot: Dovecot | null, c: Company, tick: number, w: Written, lastMail: Map<number, string>): Promise<void> {
+async function trickle(
+  db: Db,
+  dovecot: Dovecot | null,
+  c: Company,
+  tick: number,
+  w: Written,
+  lastMail: Map<number, string>,
+): Promise<void> {
   const now = Date.now();
   const at = (ms: number) => new Date(now + ms).toISOString();
   const client = c.clientIds[tick % c.clientIds.length];
@@ -179,7 +227,13 @@ async function trickle(db: Db, dovecot: Dovecot | null, c: Company, tick: number
     const id = `soak-${tick}@prospects.example.fr`;
     const previous = lastMail.get(c.id);
     // every third message answers the previous one in the same mailbox (threading under load)
-    const raw = mail(id, `Prospect ${tick} <prospect${tick % 40}@prospects.example.fr>`, c.mailbox.user, `Chantier ${tick}`, tick % 3 === 0 ? previous : undefined);
+    const raw = mail(
+      id,
+      `Prospect ${tick} <prospect${tick % 40}@prospects.example.fr>`,
+      c.mailbox.user,
+      `Chantier ${tick}`,
+      tick % 3 === 0 ? previous : undefined,
+    );
     // every tenth message is delivered twice (a forward rule, a resend): imported once
     const copies = tick % 10 === 0 ? [raw, raw] : [raw];
     await dovecot.append(c.mailbox.user, c.mailbox.password, copies);
@@ -193,13 +247,16 @@ type Check = { name: string; value: number };
 
 async function duplicateChecks(db: Db, sinkIds: (string | undefined)[]): Promise<Check[]> {
   const ids = sinkIds.filter((x): x is string => !!x);
-  const [r] = await queryRows<Record<string, number>>(db, sql`select
+  const [r] = await queryRows<Record<string, number>>(
+    db,
+    sql`select
     (select count(*) - count(distinct (company_id, type, source_type, source_id, coalesce(dedupe_key, ''))) from notifications)::int as notifications,
     (select count(*) - count(distinct (followup_id, step)) from followup_history)::int as followup_history,
     (select count(*) - count(distinct (company_id, source_type, source_id, type)) from followups)::int as followups,
     (select count(*) - count(distinct (appointment_id, hours_before, start_date_time)) from appointment_reminders)::int as appointment_reminders,
     (select count(*) - count(distinct (company_id, external_id)) from inbox_messages where external_id is not null)::int as inbox_messages,
-    (select count(*) - count(distinct user_id) from account_deletion_log)::int as account_deletion_log`);
+    (select count(*) - count(distinct user_id) from account_deletion_log)::int as account_deletion_log`,
+  );
   return [
     { name: 'emails at the SMTP server per Message-ID', value: ids.length - new Set(ids).size + (sinkIds.length - ids.length) },
     { name: 'notifications per dedupe key', value: r.notifications },
@@ -213,7 +270,9 @@ async function duplicateChecks(db: Db, sinkIds: (string | undefined)[]): Promise
 
 /** What was written vs what the jobs did with it: [expected, done]. */
 async function completeness(db: Db, w: Written, sinkCount: number): Promise<[string, number, number][]> {
-  const [r] = await queryRows<Record<string, number>>(db, sql`select
+  const [r] = await queryRows<Record<string, number>>(
+    db,
+    sql`select
     (select count(*) from invoices where number like 'FAC-SOAK-%' and status = 'EN_RETARD')::int as overdue,
     (select count(*) from notifications where type = 'INVOICE_OVERDUE')::int as invoice_notifications,
     (select count(*) from followup_history h join followups f on f.id = h.followup_id where h.delivery = 'sent' and f.type = 'FACTURE_IMPAYEE')::int as invoice_followups,
@@ -223,7 +282,8 @@ async function completeness(db: Db, w: Written, sinkCount: number): Promise<[str
     (select count(*) from notifications where type = 'TASK_CRITICAL')::int as task_critical,
     (select count(*) from account_deletion_log)::int as deleted,
     (select count(*) from users where email like 'bientot%' and deletion_reminder_sent_at is not null)::int as deletion_reminders,
-    (select count(*) from inbox_messages where external_id like 'soak-%')::int as imported`);
+    (select count(*) from inbox_messages where external_id like 'soak-%')::int as imported`,
+  );
   const emails = w.invoices + w.quotes + w.appointments + w.deletionsDue + w.deletionsSoon;
   return [
     ['invoices marked EN_RETARD', w.invoices, r.overdue],
@@ -257,11 +317,19 @@ async function main() {
     const { db } = await openDb({ driver: 'pg', url, poolMax: 4 });
     const companies = await seedCompanies(db, dovecot);
     const withMailbox = companies.filter((c) => c.mailbox).length;
-    console.log(`seeded ${COMPANIES} companies (${CLIENTS_PER_COMPANY} clients each), ${dovecot ? `${withMailbox} IMAP mailboxes on a local Dovecot` : 'no mailbox (Dovecot is not installed: inbox-sync runs with nothing to sync)'}; SMTP sink ${sink.url}`);
+    console.log(
+      `seeded ${COMPANIES} companies (${CLIENTS_PER_COMPANY} clients each), ${dovecot ? `${withMailbox} IMAP mailboxes on a local Dovecot` : 'no mailbox (Dovecot is not installed: inbox-sync runs with nothing to sync)'}; SMTP sink ${sink.url}`,
+    );
 
     const env: Record<string, string> = {
-      PORT: '0', DATABASE_URL: url, SCHEDULER: 'on', SCHEDULER_EVERY_SECONDS: String(EVERY), SMTP_URL: sink.url,
-      CRON_SECRET: SECRET, ENCRYPTION_MASTER_KEY: MASTER_KEY, LOG_LEVEL: 'warn',
+      PORT: '0',
+      DATABASE_URL: url,
+      SCHEDULER: 'on',
+      SCHEDULER_EVERY_SECONDS: String(EVERY),
+      SMTP_URL: sink.url,
+      CRON_SECRET: SECRET,
+      ENCRYPTION_MASTER_KEY: MASTER_KEY,
+      LOG_LEVEL: 'warn',
     };
     if (dovecot) {
       const ca = path.join(os.tmpdir(), `${dbName}.dovecot-ca.pem`);
@@ -270,7 +338,9 @@ async function main() {
     }
     server = await startServer(env, logFile);
     const pid = server.child.pid!;
-    console.log(`server pid ${pid} at ${server.url}, scheduler every ${EVERY} s; trickle for ${SECONDS} s, then ${DRAIN_MS / 1000} s of drain; server log: ${logFile}\n`);
+    console.log(
+      `server pid ${pid} at ${server.url}, scheduler every ${EVERY} s; trickle for ${SECONDS} s, then ${DRAIN_MS / 1000} s of drain; server log: ${logFile}\n`,
+    );
 
     const rss: { t: number; kb: number }[] = [];
     const started = Date.now();
@@ -281,7 +351,17 @@ async function main() {
     const first = readRssKb(pid);
     if (first !== null) rss.push({ t: 0, kb: first });
 
-    const written: Written = { invoices: 0, quotes: 0, appointments: 0, overdueTasks: 0, criticalTasks: 0, deletionsDue: 0, deletionsSoon: 0, mails: 0, mailDuplicates: 0 };
+    const written: Written = {
+      invoices: 0,
+      quotes: 0,
+      appointments: 0,
+      overdueTasks: 0,
+      criticalTasks: 0,
+      deletionsDue: 0,
+      deletionsSoon: 0,
+      mails: 0,
+      mailDuplicates: 0,
+    };
     const lastMail = new Map<number, string>();
     let tick = 0;
     let nextReport = 30_000;
@@ -291,9 +371,14 @@ async function main() {
       await trickle(db, dovecot, companies[tick % companies.length], tick, written, lastMail);
       if (Date.now() - started >= nextReport) {
         nextReport += 30_000;
-        const [{ runs, failed }] = await queryRows<{ runs: number; failed: number }>(db, sql`
-          select count(*)::int as runs, count(*) filter (where outcome = 'failed')::int as failed from cron_runs`);
-        console.log(`  ${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s  rss ${mb(rss.at(-1)?.kb ?? 0)}  runs ${runs} (failed ${failed})  emails ${sink.received.length}  ticks ${tick}`);
+        const [{ runs, failed }] = await queryRows<{ runs: number; failed: number }>(
+          db,
+          sql`
+          select count(*)::int as runs, count(*) filter (where outcome = 'failed')::int as failed from cron_runs`,
+        );
+        console.log(
+          `  ${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s  rss ${mb(rss.at(-1)?.kb ?? 0)}  runs ${runs} (failed ${failed})  emails ${sink.received.length}  ticks ${tick}`,
+        );
       }
       await new Promise((r) => setTimeout(r, Math.max(0, TRICKLE_MS - (Date.now() - tickStart))));
     }
@@ -313,30 +398,48 @@ async function main() {
     const serverExit = await exited;
     server = undefined;
 
-    const dupes = await duplicateChecks(db, sink.received.map((m) => m.messageId));
+    const dupes = await duplicateChecks(
+      db,
+      sink.received.map((m) => m.messageId),
+    );
     done = await completeness(db, written, sink.received.length);
     // does a run get slower as the tables grow? average duration in the first and the last minute of trickle
-    const trend = await queryRows<{ job: string; first_ms: number | null; last_ms: number | null }>(db, sql`
+    const trend = await queryRows<{ job: string; first_ms: number | null; last_ms: number | null }>(
+      db,
+      sql`
       with r as (select job, started_at, extract(epoch from finished_at - started_at) * 1000 as ms,
                         extract(epoch from started_at - min(started_at) over ()) as t from cron_runs where outcome <> 'skipped')
       select job, round(avg(ms) filter (where t < 60))::int as first_ms,
              round(avg(ms) filter (where t >= ${SECONDS - 60} and t < ${SECONDS}))::int as last_ms
-      from r group by job order by job`);
-    const runs = await queryRows<{ job: string; outcome: string; n: number; avg_ms: number | null; max_ms: number | null }>(db, sql`
+      from r group by job order by job`,
+    );
+    const runs = await queryRows<{ job: string; outcome: string; n: number; avg_ms: number | null; max_ms: number | null }>(
+      db,
+      sql`
       select job, outcome::text, count(*)::int as n,
              round(avg(extract(epoch from finished_at - started_at) * 1000))::int as avg_ms,
              round(max(extract(epoch from finished_at - started_at) * 1000))::int as max_ms
-      from cron_runs group by job, outcome order by job, outcome`);
-    const failedRuns = await queryRows<{ job: string; error: string | null }>(db, sql`select job, error from cron_runs where outcome = 'failed' order by started_at limit 5`);
+      from cron_runs group by job, outcome order by job, outcome`,
+    );
+    const failedRuns = await queryRows<{ job: string; error: string | null }>(
+      db,
+      sql`select job, error from cron_runs where outcome = 'failed' order by started_at limit 5`,
+    );
     const log = fs.readFileSync(logFile, 'utf8').split('\n');
     const errorLines = log.filter((l) => /"level":(50|60)/.test(l)).length;
     const warnLines = log.filter((l) => /"level":40/.test(l)).length;
 
     const elapsed = (Date.now() - started) / 1000;
-    console.log(`\n== soak summary: ${elapsed.toFixed(0)} s (${SECONDS} s of trickle, ${tick} ticks), scheduler every ${EVERY} s, ${COMPANIES} companies${dovecot ? `, ${withMailbox} mailboxes` : ''}`);
+    console.log(
+      `\n== soak summary: ${elapsed.toFixed(0)} s (${SECONDS} s of trickle, ${tick} ticks), scheduler every ${EVERY} s, ${COMPANIES} companies${dovecot ? `, ${withMailbox} mailboxes` : ''}`,
+    );
     console.log('\nwritten by the bench:');
-    console.log(`  ${written.invoices} overdue invoices, ${written.quotes} quotes due for a follow-up, ${written.appointments} appointments, ${written.overdueTasks} overdue + ${written.criticalTasks} critical tasks,`);
-    console.log(`  ${written.deletionsDue} deletions due, ${written.deletionsSoon} deletions in 3 days, ${written.mails} emails into mailboxes (${written.mailDuplicates} delivered twice)`);
+    console.log(
+      `  ${written.invoices} overdue invoices, ${written.quotes} quotes due for a follow-up, ${written.appointments} appointments, ${written.overdueTasks} overdue + ${written.criticalTasks} critical tasks,`,
+    );
+    console.log(
+      `  ${written.deletionsDue} deletions due, ${written.deletionsSoon} deletions in 3 days, ${written.mails} emails into mailboxes (${written.mailDuplicates} delivered twice)`,
+    );
 
     console.log('\nduplicate effects (count − distinct; must be 0):');
     const w1 = Math.max(...dupes.map((d) => d.name.length));
@@ -344,17 +447,26 @@ async function main() {
 
     console.log('\nwork done (expected / done):');
     const w2 = Math.max(...done.map(([n]) => n.length));
-    for (const [n, want, got] of done) console.log(`  ${n.padEnd(w2)}  ${String(want).padStart(5)} / ${String(got).padEnd(5)}${got !== want ? '  <-- MISMATCH' : ''}`);
+    for (const [n, want, got] of done)
+      console.log(`  ${n.padEnd(w2)}  ${String(want).padStart(5)} / ${String(got).padEnd(5)}${got !== want ? '  <-- MISMATCH' : ''}`);
 
     console.log('\nruns per job (cron_runs, trigger scheduler):');
     const byJob = new Map<string, string[]>();
-    for (const r of runs) byJob.set(r.job, [...(byJob.get(r.job) ?? []), `${r.outcome} ${r.n}${r.avg_ms !== null && r.outcome !== 'skipped' ? ` (avg ${r.avg_ms} ms, max ${r.max_ms} ms)` : ''}`]);
+    for (const r of runs)
+      byJob.set(r.job, [
+        ...(byJob.get(r.job) ?? []),
+        `${r.outcome} ${r.n}${r.avg_ms !== null && r.outcome !== 'skipped' ? ` (avg ${r.avg_ms} ms, max ${r.max_ms} ms)` : ''}`,
+      ]);
     for (const [job, parts] of byJob) {
       const t = trend.find((x) => x.job === job);
-      console.log(`  ${job.padEnd(18)}  ${parts.join(', ')}${t && SECONDS >= 120 ? `; first minute avg ${t.first_ms} ms, last minute ${t.last_ms} ms` : ''}`);
+      console.log(
+        `  ${job.padEnd(18)}  ${parts.join(', ')}${t && SECONDS >= 120 ? `; first minute avg ${t.first_ms} ms, last minute ${t.last_ms} ms` : ''}`,
+      );
     }
     const failed = runs.filter((r) => r.outcome === 'failed').reduce((a, r) => a + r.n, 0);
-    console.log(`  failed runs: ${failed}${failedRuns.length ? `  e.g. ${failedRuns.map((f) => `${f.job}: ${f.error}`).join(' | ')}` : ''}`);
+    console.log(
+      `  failed runs: ${failed}${failedRuns.length ? `  e.g. ${failedRuns.map((f) => `${f.job}: ${f.error}`).join(' | ')}` : ''}`,
+    );
 
     const kbs = rss.map((s) => s.kb);
     const at = (frac: number) => rss[Math.min(rss.length - 1, Math.floor(frac * (rss.length - 1)))];
@@ -369,10 +481,15 @@ async function main() {
       const my = steady.reduce((a, x) => a + x.kb, 0) / n;
       const num = steady.reduce((a, x) => a + (x.t - mx) * (x.kb - my), 0);
       const den = steady.reduce((a, x) => a + (x.t - mx) ** 2, 0);
-      return den ? (num / den) * 60_000 / 1024 : null; // MB per minute
+      return den ? ((num / den) * 60_000) / 1024 : null; // MB per minute
     })();
-    console.log(`  start ${mb(kbs[0])}, after 1 min ${mb(minuteOne.kb)}, at 50 % ${mb(at(0.5).kb)}, end ${mb(kbs.at(-1)!)}, max ${mb(Math.max(...kbs))}  (end/start ${(kbs.at(-1)! / kbs[0]).toFixed(2)}, end/1 min ${(kbs.at(-1)! / minuteOne.kb).toFixed(2)})`);
-    if (slope !== null) console.log(`  trend after the first minute: ${slope >= 0 ? '+' : ''}${slope.toFixed(2)} MB/min (least squares over ${steady.length} samples)`);
+    console.log(
+      `  start ${mb(kbs[0])}, after 1 min ${mb(minuteOne.kb)}, at 50 % ${mb(at(0.5).kb)}, end ${mb(kbs.at(-1)!)}, max ${mb(Math.max(...kbs))}  (end/start ${(kbs.at(-1)! / kbs[0]).toFixed(2)}, end/1 min ${(kbs.at(-1)! / minuteOne.kb).toFixed(2)})`,
+    );
+    if (slope !== null)
+      console.log(
+        `  trend after the first minute: ${slope >= 0 ? '+' : ''}${slope.toFixed(2)} MB/min (least squares over ${steady.length} samples)`,
+      );
     console.log(`\nserver: exit code ${serverExit} on SIGINT; log lines: ${errorLines} error, ${warnLines} warn`);
 
     const dupTotal = dupes.reduce((a, d) => a + d.value, 0);

@@ -42,11 +42,17 @@ server.listen(0, '127.0.0.1', () => process.stdout.write(server.address().port +
 `;
 
 export async function slowLink(targetPort: number, oneWayMs: number, mbitPerSec: number) {
-  const child = spawn(process.execPath, ['-e', SLOW_LINK_SOURCE, String(targetPort), String(oneWayMs), String(mbitPerSec)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['-e', SLOW_LINK_SOURCE, String(targetPort), String(oneWayMs), String(mbitPerSec)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout.once('data', (b: Buffer) => resolve(Number(String(b).trim())));
     child.once('exit', (code) => reject(new Error(`slow link exited (${code})`)));
   });
-  return { port, close: async () => { child.kill(); } };
+  return {
+    port,
+    close: async () => {
+      child.kill();
+    },
+  };
 }
-

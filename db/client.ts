@@ -45,7 +45,14 @@ export async function queryRows<T = Record<string, unknown>>(db: Executor, query
  */
 type NamedStatementRunner = {
   dialect: { sqlToQuery(query: SQL): { sql: string; params: unknown[] } };
-  session: { prepareQuery(query: { sql: string; params: unknown[] }, fields: undefined, name: string, arrayMode: boolean): { execute(): Promise<unknown> } };
+  session: {
+    prepareQuery(
+      query: { sql: string; params: unknown[] },
+      fields: undefined,
+      name: string,
+      arrayMode: boolean,
+    ): { execute(): Promise<unknown> };
+  };
 };
 
 /** Statement names by text; the hot statements are a few dozen texts, the cap only bounds a mistake. */
@@ -101,7 +108,9 @@ export function isTransientDbError(err: unknown): boolean {
   if (code) return /^(08|40|53|57)/.test(code) || code === '55P03';
   const root = rootDbError(err) as { code?: unknown; message?: unknown } | undefined;
   if (typeof root?.code === 'string' && /^E(CONN|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH|AI_AGAIN)/.test(root.code)) return true;
-  return /connection (terminated|closed|lost|ended)|socket hang up|timeout exceeded when trying to connect/i.test(String(root?.message ?? err));
+  return /connection (terminated|closed|lost|ended)|socket hang up|timeout exceeded when trying to connect/i.test(
+    String(root?.message ?? err),
+  );
 }
 
 /**
@@ -171,10 +180,14 @@ async function openPgPool(url: string, max: number) {
   const pg = (await import('pg')).default;
   const { drizzle } = await import('drizzle-orm/node-postgres');
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 10_000, idleTimeoutMillis: 30_000 });
-  pool.on('error', () => { /* an idle client died (server restart); the pool replaces it */ });
+  pool.on('error', () => {
+    /* an idle client died (server restart); the pool replaces it */
+  });
   // a client checked out for a transaction has no pool listener: a connection lost between two
   // statements would otherwise be an uncaught 'error' that kills the process; the next query fails instead
-  pool.on('connect', (client) => { client.on('error', () => {}); });
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   const db = drizzle({ client: pool, schema }) as unknown as Db;
   return { db, close: () => pool.end() };
 }
@@ -187,8 +200,12 @@ async function openNeonPool(url: string, max: number) {
   // one code path on every runtime is the one the tests cover.
   neonConfig.webSocketConstructor = ws;
   const pool = new Pool({ connectionString: url, max });
-  pool.on('error', () => { /* surfaced on the next query */ });
-  pool.on('connect', (client: { on(event: 'error', fn: () => void): unknown }) => { client.on('error', () => {}); }); // same as the pg pool above
+  pool.on('error', () => {
+    /* surfaced on the next query */
+  });
+  pool.on('connect', (client: { on(event: 'error', fn: () => void): unknown }) => {
+    client.on('error', () => {});
+  }); // same as the pg pool above
   const db = drizzle({ client: pool, schema }) as unknown as Db;
   return { db, close: () => pool.end() };
 }

@@ -13,7 +13,14 @@ export async function seedHealthyRuns(db: Db, now: Date, days = 7, opts: { failE
     const rows = at.map((d, i) => {
       const failed = opts.failEvery ? i % opts.failEvery === 3 : false;
       const ms = 200 + ((i * 7919) % 4000);
-      return { id: `${job}-${d.getTime()}`, job, started: d.toISOString(), finished: new Date(d.getTime() + ms).toISOString(), outcome: failed ? 'failed' : 'succeeded', error: failed ? 'database_error: connexion perdue' : null };
+      return {
+        id: `${job}-${d.getTime()}`,
+        job,
+        started: d.toISOString(),
+        finished: new Date(d.getTime() + ms).toISOString(),
+        outcome: failed ? 'failed' : 'succeeded',
+        error: failed ? 'database_error: connexion perdue' : null,
+      };
     });
     await db.execute(sql`
       insert into cron_runs (id, job, trigger, started_at, finished_at, outcome, dry_run, error)
@@ -29,34 +36,63 @@ function intervalOf(schedule: string, now: Date): number {
 }
 
 export async function seedCompany(db: Db, name = 'Plomberie Martin'): Promise<number> {
-  const [row] = await queryRows<{ id: number }>(db, sql`
-    insert into companies (code, name) values (${`C${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`}, ${name}) returning id`);
+  const [row] = await queryRows<{ id: number }>(
+    db,
+    sql`
+    insert into companies (code, name) values (${`C${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`}, ${name}) returning id`,
+  );
   await db.execute(sql`insert into company_settings (company_id, settings) values (${row.id}, '{}'::jsonb)`);
   return row.id;
 }
 
 /** A follow-up whose step 1 is `unknown` (its invocation died mid-send), on hold EN_ATTENTE. */
-export async function seedUnknownFollowup(db: Db, companyId: number, label: string, email = 'client@exemple.fr'): Promise<{ historyId: number; followupId: number }> {
-  const [client] = await queryRows<{ id: number }>(db, sql`insert into clients (company_id, name, email) values (${companyId}, 'Client Dupont', ${email}) returning id`);
-  const [f] = await queryRows<{ id: number }>(db, sql`
+export async function seedUnknownFollowup(
+  db: Db,
+  companyId: number,
+  label: string,
+  email = 'client@exemple.fr',
+): Promise<{ historyId: number; followupId: number }> {
+  const [client] = await queryRows<{ id: number }>(
+    db,
+    sql`insert into clients (company_id, name, email) values (${companyId}, 'Client Dupont', ${email}) returning id`,
+  );
+  const [f] = await queryRows<{ id: number }>(
+    db,
+    sql`
     insert into followups (company_id, client_id, type, source_type, source_id, source_label, due_date, status, auto_enabled)
-    values (${companyId}, ${client.id}, 'FACTURE_IMPAYEE', 'manual', null, ${label}, now() - interval '1 day', 'EN_ATTENTE', true) returning id`);
-  const [h] = await queryRows<{ id: number }>(db, sql`
+    values (${companyId}, ${client.id}, 'FACTURE_IMPAYEE', 'manual', null, ${label}, now() - interval '1 day', 'EN_ATTENTE', true) returning id`,
+  );
+  const [h] = await queryRows<{ id: number }>(
+    db,
+    sql`
     insert into followup_history (followup_id, company_id, message, step, delivery, claimed_at, sent_at, error)
     values (${f.id}, ${companyId}, 'Bonjour, petit rappel…', 1, 'unknown', now() - interval '2 hours', now() - interval '2 hours',
-            'no SMTP answer recorded: the invocation that was sending ended') returning id`);
+            'no SMTP answer recorded: the invocation that was sending ended') returning id`,
+  );
   return { historyId: Number(h.id), followupId: Number(f.id) };
 }
 
 /** An appointment reminder left `unknown`. */
 export async function seedUnknownReminder(db: Db, companyId: number, typeName = 'Visite technique'): Promise<number> {
-  const [client] = await queryRows<{ id: number }>(db, sql`insert into clients (company_id, name, email) values (${companyId}, 'Mme Leroy', 'leroy@exemple.fr') returning id`);
-  const [ty] = await queryRows<{ id: number }>(db, sql`insert into appointment_types (company_id, name) values (${companyId}, ${typeName}) returning id`);
-  const [a] = await queryRows<{ id: number }>(db, sql`
-    insert into appointments (company_id, client_id, type_id, start_date_time) values (${companyId}, ${client.id}, ${ty.id}, now() + interval '20 hours') returning id`);
-  const [r] = await queryRows<{ id: number }>(db, sql`
+  const [client] = await queryRows<{ id: number }>(
+    db,
+    sql`insert into clients (company_id, name, email) values (${companyId}, 'Mme Leroy', 'leroy@exemple.fr') returning id`,
+  );
+  const [ty] = await queryRows<{ id: number }>(
+    db,
+    sql`insert into appointment_types (company_id, name) values (${companyId}, ${typeName}) returning id`,
+  );
+  const [a] = await queryRows<{ id: number }>(
+    db,
+    sql`
+    insert into appointments (company_id, client_id, type_id, start_date_time) values (${companyId}, ${client.id}, ${ty.id}, now() + interval '20 hours') returning id`,
+  );
+  const [r] = await queryRows<{ id: number }>(
+    db,
+    sql`
     insert into appointment_reminders (company_id, appointment_id, hours_before, start_date_time, claimed_at, delivery, error)
-    values (${companyId}, ${a.id}, 24, now() + interval '20 hours', now() - interval '3 hours', 'unknown', 'no answer recorded before the claim expired') returning id`);
+    values (${companyId}, ${a.id}, 24, now() + interval '20 hours', now() - interval '3 hours', 'unknown', 'no answer recorded before the claim expired') returning id`,
+  );
   return Number(r.id);
 }
 

@@ -25,7 +25,6 @@ export function dovecotBinary(): string | null {
 
 export const hasDovecot = () => dovecotBinary() !== null;
 
-
 async function waitForGreeting(port: number, opts: { tls?: boolean } = {}, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -33,10 +32,20 @@ async function waitForGreeting(port: number, opts: { tls?: boolean } = {}, timeo
       const sock = net.connect({ host: '127.0.0.1', port });
       sock.setTimeout(1000);
       // the TLS listener speaks only after a handshake: accepting the connection is enough
-      if (opts.tls) sock.once('connect', () => { sock.destroy(); resolve(true); });
-      sock.once('data', (d) => { sock.destroy(); resolve(d.toString().startsWith('* OK')); });
+      if (opts.tls)
+        sock.once('connect', () => {
+          sock.destroy();
+          resolve(true);
+        });
+      sock.once('data', (d) => {
+        sock.destroy();
+        resolve(d.toString().startsWith('* OK'));
+      });
       sock.once('error', () => resolve(false));
-      sock.once('timeout', () => { sock.destroy(); resolve(false); });
+      sock.once('timeout', () => {
+        sock.destroy();
+        resolve(false);
+      });
     });
     if (ok) return;
     if (Date.now() > until) throw new Error(`Dovecot did not greet on port ${port}`);
@@ -101,15 +110,41 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
   const [port, tlsPort] = [await freePort(), await freePort()];
   const certFile = path.join(dir, 'cert.pem');
   const keyFile = path.join(dir, 'key.pem');
-  execFileSync('openssl', [
-    'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost',
-    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1', '-keyout', keyFile, '-out', certFile,
-  ], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=DNS:localhost,IP:127.0.0.1',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+    ],
+    { stdio: 'ignore' },
+  );
   const usersFile = path.join(dir, 'users');
   const users: Record<string, string> = { ...(opts.users ?? {}) };
-  const pool = Array.from({ length: opts.pool ?? 40 }, (_, i) => ({ user: `box${i + 1}@test.local`, password: `pw-${i + 1}-${Math.random().toString(36).slice(2, 8)}` }));
+  const pool = Array.from({ length: opts.pool ?? 40 }, (_, i) => ({
+    user: `box${i + 1}@test.local`,
+    password: `pw-${i + 1}-${Math.random().toString(36).slice(2, 8)}`,
+  }));
   for (const p of pool) users[p.user] = p.password;
-  const writeUsers = () => fs.writeFileSync(usersFile, Object.entries(users).map(([u, p]) => `${u}:{PLAIN}${p}::::::\n`).join(''));
+  const writeUsers = () =>
+    fs.writeFileSync(
+      usersFile,
+      Object.entries(users)
+        .map(([u, p]) => `${u}:{PLAIN}${p}::::::\n`)
+        .join(''),
+    );
   writeUsers();
   const mailDir = path.join(dir, 'mail');
   fs.mkdirSync(mailDir);
@@ -134,7 +169,9 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<Dovecot> 
     fs.writeFileSync(ext, oauth2Conf(opts.oauth2.introspectionUrl));
     oauthPassdb = `passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = ${ext}\n}\n`;
   }
-  fs.writeFileSync(conf, `base_dir = ${dir}/run
+  fs.writeFileSync(
+    conf,
+    `base_dir = ${dir}/run
 state_dir = ${dir}/state
 instance_name = lokario-test-${path.basename(dir)}
 log_path = ${dir}/dovecot.log
@@ -176,7 +213,8 @@ service anvil {
 protocol imap {
   mail_max_userip_connections = 200
 }
-`);
+`,
+  );
   const started = spawnSync(bin, ['-c', conf], { stdio: 'ignore' });
   if (started.status !== 0) throw new Error(`dovecot failed to start (exit ${started.status}); see ${dir}/dovecot.log`);
   await waitForGreeting(port);
@@ -184,13 +222,25 @@ protocol imap {
   const cert = fs.readFileSync(certFile, 'utf8');
 
   const client = async (user: string, password: string) => {
-    const c = new ImapFlow({ host: '127.0.0.1', port, secure: false, auth: { user, pass: password }, logger: false, tls: { ca: cert, servername: 'localhost' }, disableAutoIdle: true });
+    const c = new ImapFlow({
+      host: '127.0.0.1',
+      port,
+      secure: false,
+      auth: { user, pass: password },
+      logger: false,
+      tls: { ca: cert, servername: 'localhost' },
+      disableAutoIdle: true,
+    });
     c.on('error', () => {});
     await c.connect();
     return c;
   };
   return {
-    host: '127.0.0.1', port, tlsPort, cert, dir,
+    host: '127.0.0.1',
+    port,
+    tlsPort,
+    cert,
+    dir,
     async addUser(user, password) {
       users[user] = password;
       writeUsers();
@@ -215,10 +265,18 @@ protocol imap {
       const pidFile = path.join(dir, 'run', 'master.pid');
       const pid = fs.existsSync(pidFile) ? Number(fs.readFileSync(pidFile, 'utf8').trim()) : NaN;
       if (Number.isInteger(pid)) {
-        try { process.kill(pid, 'SIGTERM'); } catch { /* already gone */ }
+        try {
+          process.kill(pid, 'SIGTERM');
+        } catch {
+          /* already gone */
+        }
         const until = Date.now() + 10_000;
         while (Date.now() < until) {
-          try { process.kill(pid, 0); } catch { break; }
+          try {
+            process.kill(pid, 0);
+          } catch {
+            break;
+          }
           await new Promise((r) => setTimeout(r, 50));
         }
       }

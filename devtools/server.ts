@@ -22,10 +22,16 @@ export async function startLocalServer(env: Record<string, string>): Promise<Loc
     const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 45_000);
     const check = () => {
       const m = /listening on (http:\/\/localhost:\d+)/.exec(out);
-      if (m) { clearTimeout(timer); resolve(m[1]); }
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
     };
     child.stdout!.on('data', check);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}:\n${out}`)); });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${out}`));
+    });
   });
   return { url, child, output: () => out };
 }

@@ -1,7 +1,14 @@
 import type { AddressInfo } from 'node:net';
 import { SMTPServer } from 'smtp-server';
 
-export type Received = { from: string; to: string[]; raw: string; messageId: string | undefined; header(name: string): string | undefined; user?: string };
+export type Received = {
+  from: string;
+  to: string[];
+  raw: string;
+  messageId: string | undefined;
+  header(name: string): string | undefined;
+  user?: string;
+};
 
 /**
  * A real SMTP server (smtp-server) on a free loopback port that records what it accepts. `failNext`
@@ -30,7 +37,11 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}) {
     logger: false,
     onAuth(auth, _session, cb) {
       if (auth.method === 'XOAUTH2') {
-        if (opts.xoauth2?.(auth.username ?? '', auth.accessToken ?? '')) { auths.ok++; cb(null, { user: auth.username }); return; }
+        if (opts.xoauth2?.(auth.username ?? '', auth.accessToken ?? '')) {
+          auths.ok++;
+          cb(null, { user: auth.username });
+          return;
+        }
         // what Gmail and Office 365 answer to a bad token (the client then gets a 535)
         auths.refused++;
         cb(null, { data: { status: '401', schemes: 'bearer', scope: 'https://outlook.office.com/SMTP.Send' } });
@@ -59,7 +70,10 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}) {
         received.push({
           from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
           to: session.envelope.rcptTo.map((r) => r.address),
-          raw, messageId: header('Message-ID'), header, user: typeof session.user === 'string' ? session.user : undefined,
+          raw,
+          messageId: header('Message-ID'),
+          header,
+          user: typeof session.user === 'string' ? session.user : undefined,
         });
         if (opts.delayMs) setTimeout(() => cb(), opts.delayMs);
         else cb();
@@ -67,7 +81,9 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}) {
     },
   });
   // a client killed mid-transaction (kill -9 tests) resets its sockets: not a failure of the sink
-  server.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET') throw err; });
+  server.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ECONNRESET') throw err;
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
   const port = (server.server.address() as AddressInfo).port;
   return {
@@ -112,9 +128,13 @@ export async function startBadSmtp(mode: 'no-greeting' | 'hang-after-data') {
         const verb = line.slice(0, 4).toUpperCase();
         if (verb === 'EHLO' || verb === 'HELO') s.write('250 bad.test\r\n');
         else if (verb === 'MAIL' || verb === 'RCPT' || verb === 'RSET' || verb === 'NOOP') s.write('250 OK\r\n');
-        else if (verb === 'DATA') { s.write('354 go ahead\r\n'); inData = true; bodies++; }
-        else if (verb === 'QUIT') { s.end('221 bye\r\n'); }
-        else s.write('502 not implemented\r\n');
+        else if (verb === 'DATA') {
+          s.write('354 go ahead\r\n');
+          inData = true;
+          bodies++;
+        } else if (verb === 'QUIT') {
+          s.end('221 bye\r\n');
+        } else s.write('502 not implemented\r\n');
       }
     });
   });
@@ -122,8 +142,12 @@ export async function startBadSmtp(mode: 'no-greeting' | 'hang-after-data') {
   const port = (server.address() as AddressInfo).port;
   return {
     url: `smtp://127.0.0.1:${port}`,
-    get bodies() { return bodies; },
-    get connections() { return connections; },
+    get bodies() {
+      return bodies;
+    },
+    get connections() {
+      return connections;
+    },
     close: async () => {
       for (const s of sockets) s.destroy();
       await new Promise<void>((r) => server.close(() => r()));

@@ -9,10 +9,14 @@ const singleAddress = z.string().superRefine((v, ctx) => {
   const c = checkSingleAddress(v);
   if (!c.ok) ctx.addIssue({ code: 'custom', message: `must be exactly one address: ${ADDRESS_PROBLEM_TEXT[c.reason]}` });
 });
-const mailbox = z.string().min(3).superRefine((v, ctx) => {
-  const c = checkMailbox(v);
-  if (!c.ok) ctx.addIssue({ code: 'custom', message: `must be one mailbox, "Name <address>" or an address: ${ADDRESS_PROBLEM_TEXT[c.reason]}` });
-});
+const mailbox = z
+  .string()
+  .min(3)
+  .superRefine((v, ctx) => {
+    const c = checkMailbox(v);
+    if (!c.ok)
+      ctx.addIssue({ code: 'custom', message: `must be one mailbox, "Name <address>" or an address: ${ADDRESS_PROBLEM_TEXT[c.reason]}` });
+  });
 
 const httpUrl = z.string().regex(/^https?:\/\//, 'must be an http:// or https:// URL');
 /**
@@ -28,11 +32,17 @@ const EnvSchema = z.object({
   // branch context, or dev under `netlify dev`. Functions get it from their request (netlify/lib/adapter.ts).
   CONTEXT: z.string().min(1).optional(),
   CRON_SECRET: z.string().min(1).optional(),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL').optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// or postgresql:// URL')
+    .optional(),
   DATABASE_DRIVER: z.enum(['neon', 'pg', 'pglite']).optional(),
   PGLITE_DIR: z.string().min(1).default('.data/pglite'),
   DB_POOL_MAX: int(5, 1),
-  SMTP_URL: z.string().regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL').optional(),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+    .optional(),
   OUTBOX_DIR: z.string().min(1).default('.data/outbox'),
   MAIL_FROM: mailbox.default('Lokario <noreply@lokario.fr>'),
   MAIL_REDIRECT_TO: singleAddress.optional(),
@@ -40,7 +50,10 @@ const EnvSchema = z.object({
   // when BOUNCE_VERP=on, and the mailbox inbox-sync reads them from
   BOUNCE_ADDRESS: singleAddress.optional(),
   BOUNCE_VERP: z.preprocess((v) => (v === '1' || v === 'true' ? 'on' : v === '0' || v === 'false' ? 'off' : v), onOff('off')),
-  BOUNCE_IMAP_URL: z.string().regex(/^imaps?:\/\/[^@/]+@[^/]+/, 'must be imap(s)://user:password@host[:port][/folder]').optional(),
+  BOUNCE_IMAP_URL: z
+    .string()
+    .regex(/^imaps?:\/\/[^@/]+@[^/]+/, 'must be imap(s)://user:password@host[:port][/folder]')
+    .optional(),
   PREVIEW_SIDE_EFFECTS: onOff('off'),
   FRONTEND_URL: z.url().default('http://localhost:3000'),
   ENCRYPTION_MASTER_KEY: z.string().min(1).optional(),
@@ -79,7 +92,10 @@ const EnvSchema = z.object({
   // OAuth 2.0 mailboxes (docs/oauth-mailboxes.md): the app registrations whose consent the web app obtained
   OAUTH_MICROSOFT_CLIENT_ID: z.string().min(1).optional(),
   OAUTH_MICROSOFT_CLIENT_SECRET: z.string().min(1).optional(),
-  OAUTH_MICROSOFT_TENANT: z.string().regex(/^[A-Za-z0-9.-]+$/, 'a tenant id or domain, or common / organizations').default('common'),
+  OAUTH_MICROSOFT_TENANT: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]+$/, 'a tenant id or domain, or common / organizations')
+    .default('common'),
   OAUTH_MICROSOFT_TOKEN_URL: z.url().optional(),
   OAUTH_GOOGLE_CLIENT_ID: z.string().min(1).optional(),
   OAUTH_GOOGLE_CLIENT_SECRET: z.string().min(1).optional(),
@@ -126,7 +142,9 @@ function withoutBlanks(env: Record<string, string | undefined>) {
 export function parseConfig(env: Record<string, string | undefined> = process.env): Config {
   const given = withoutBlanks(env);
   const parsed = EnvSchema.safeParse(given);
-  const perJob = z.record(z.string(), httpUrl).safeParse(Object.fromEntries(Object.entries(given).filter(([k]) => HEALTHCHECK_URL_OF_JOB.test(k))));
+  const perJob = z
+    .record(z.string(), httpUrl)
+    .safeParse(Object.fromEntries(Object.entries(given).filter(([k]) => HEALTHCHECK_URL_OF_JOB.test(k))));
   if (!parsed.success || !perJob.success) {
     const issues = [...(parsed.error?.issues ?? []), ...(perJob.error?.issues ?? [])];
     const detail = issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
@@ -145,7 +163,9 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
   }
   if (databaseDriver === 'pglite' && (onVercel || onNetlify)) {
     // a function's file system is read-only and per instance: an embedded database would be empty every time
-    throw new ConfigError(`DATABASE_URL: required on a ${onVercel ? 'Vercel' : 'Netlify'} deployment (the embedded database is for local use)`);
+    throw new ConfigError(
+      `DATABASE_URL: required on a ${onVercel ? 'Vercel' : 'Netlify'} deployment (the embedded database is for local use)`,
+    );
   }
   if (onNetlify && withoutBlanks(env).FANOUT === 'auto') {
     // a shard would run in a synchronous function, which Netlify stops long before a shard's budget
@@ -157,7 +177,14 @@ export function parseConfig(env: Record<string, string | undefined> = process.en
   if (databaseDriver !== 'pglite' && !e.DATABASE_URL) {
     throw new ConfigError(`DATABASE_URL: required when DATABASE_DRIVER=${databaseDriver}`);
   }
-  return { ...e, ...(onNetlify ? { FANOUT: 'off' as const } : {}), isProductionLike, isPreview, databaseDriver, healthcheckUrls: perJob.data };
+  return {
+    ...e,
+    ...(onNetlify ? { FANOUT: 'off' as const } : {}),
+    isProductionLike,
+    isPreview,
+    databaseDriver,
+    healthcheckUrls: perJob.data,
+  };
 }
 
 let cached: Config | undefined;

@@ -9,34 +9,56 @@ import { checkZone } from './time/zone.js';
  */
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/);
 
-const CompanyInfo = z.object({
-  email: z.string().nullish(), phone: z.string().nullish(), address: z.string().nullish(), city: z.string().nullish(),
-  postal_code: z.string().nullish(), country: z.string().nullish(), siren: z.string().nullish(), siret: z.string().nullish(),
-  vat_number: z.string().nullish(), timezone: z.string().nullish(),
-}).partial();
+const CompanyInfo = z
+  .object({
+    email: z.string().nullish(),
+    phone: z.string().nullish(),
+    address: z.string().nullish(),
+    city: z.string().nullish(),
+    postal_code: z.string().nullish(),
+    country: z.string().nullish(),
+    siren: z.string().nullish(),
+    siret: z.string().nullish(),
+    vat_number: z.string().nullish(),
+    timezone: z.string().nullish(),
+  })
+  .partial();
 
 const AutoFollowups = z.object({ quotes_enabled: z.boolean().default(false), invoices_enabled: z.boolean().default(false) });
 
-const FollowupMessage = z.object({ type: z.string(), content: z.string(), method: z.string().default('email'), subject: z.string().optional() });
+const FollowupMessage = z.object({
+  type: z.string(),
+  content: z.string(),
+  method: z.string().default('email'),
+  subject: z.string().optional(),
+});
 const Followups = z.object({
   max_relances: z.number().int().min(1).max(10).default(3),
   relance_delays: z.array(z.number().int().min(0).max(365)).min(1).default([7, 14, 21]),
   messages: z.array(FollowupMessage).default([]),
-  stop_conditions: z.object({
-    stop_on_client_response: z.boolean().default(true),
-    stop_on_invoice_paid: z.boolean().default(true),
-    stop_on_quote_refused: z.boolean().default(true),
-  }).default({ stop_on_client_response: true, stop_on_invoice_paid: true, stop_on_quote_refused: true }),
-  send_window: z.object({
-    start: hhmm.default('08:00'),
-    end: hhmm.default('19:00'),
-    weekdays: z.array(z.number().int().min(1).max(7)).default([1, 2, 3, 4, 5]),
-  }).default({ start: '08:00', end: '19:00', weekdays: [1, 2, 3, 4, 5] }),
+  stop_conditions: z
+    .object({
+      stop_on_client_response: z.boolean().default(true),
+      stop_on_invoice_paid: z.boolean().default(true),
+      stop_on_quote_refused: z.boolean().default(true),
+    })
+    .default({ stop_on_client_response: true, stop_on_invoice_paid: true, stop_on_quote_refused: true }),
+  send_window: z
+    .object({
+      start: hhmm.default('08:00'),
+      end: hhmm.default('19:00'),
+      weekdays: z.array(z.number().int().min(1).max(7)).default([1, 2, 3, 4, 5]),
+    })
+    .default({ start: '08:00', end: '19:00', weekdays: [1, 2, 3, 4, 5] }),
 });
 
 const ReminderRelance = z.object({
   relance_number: z.number().int().optional(),
-  hours_before: z.number().min(0).max(24 * 60).default(24),
+  hours_before: z
+    .number()
+    .min(0)
+    .max(24 * 60)
+    .default(24),
   content: z.string().optional(),
 });
 const Appointments = z.object({

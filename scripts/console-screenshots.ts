@@ -23,7 +23,11 @@ try {
   const { db } = await openDb({ driver: 'pg', url });
   await seedHealthyRuns(db, new Date(), 7);
   const server = await startLocalServer({ PORT: '0', SCHEDULER: 'off', CRON_SECRET: SECRET, DATABASE_URL: url, LOG_LEVEL: 'warn' });
-  const browser = await puppeteer.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', headless: true, args: ['--no-sandbox', '--disable-gpu'] });
+  const browser = await puppeteer.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu'],
+  });
   try {
     const page = await browser.newPage();
     await page.setViewport({ width: 430, height: 900, deviceScaleFactor: 1 });
@@ -38,9 +42,12 @@ try {
     await db.execute(sql`update cron_runs set outcome = 'failed', error = 'database_error: Connection terminated unexpectedly'
       where job = 'inbox-sync' and started_at > now() - interval '40 minutes'`);
     const company = await seedCompany(db);
-    const [row] = await queryRows<{ id: number }>(db, sql`
+    const [row] = await queryRows<{ id: number }>(
+      db,
+      sql`
       insert into inbox_integrations (company_id, name, imap_server, imap_port, email_address, email_password)
-      values (${company}, 'Accueil', 'imap.exemple.fr', 993, 'accueil@plomberie-martin.fr', 'x') returning id`);
+      values (${company}, 'Accueil', 'imap.exemple.fr', 993, 'accueil@plomberie-martin.fr', 'x') returning id`,
+    );
     await pauseIntegration(db, Number(row.id), 'Identifiants refusés (AUTHENTICATIONFAILED)');
     await seedUnknownFollowup(db, company, 'Facture F-2026-017 (1 250,00 €)');
     await seedUnknownReminder(db, company);

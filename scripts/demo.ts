@@ -50,23 +50,41 @@ async function startDemoMailbox(db: Db, companyId: number, now: Date, masterKey:
   }
   const mails = demoMailbox(now, DEMO_MAILBOX);
   // each message with its own arrival time, shortly before the demo's clock
-  for (const [i, m] of mails.entries()) await dovecot.append(DEMO_MAILBOX, password, [m.raw], 'INBOX', new Date(now.getTime() - (i + 1) * 3_600_000));
-  const integrationId = await createDemoIntegration(db, companyId, { host: dovecot.host, port: dovecot.port, user: DEMO_MAILBOX, password, masterKey });
-  console.log(`Mailbox: ${DEMO_MAILBOX} on a local Dovecot (127.0.0.1:${dovecot.port}, STARTTLS), ${mails.length} messages: a quote request from a new prospect, a client's reply to a quote email, a supplier newsletter.\n`);
+  for (const [i, m] of mails.entries())
+    await dovecot.append(DEMO_MAILBOX, password, [m.raw], 'INBOX', new Date(now.getTime() - (i + 1) * 3_600_000));
+  const integrationId = await createDemoIntegration(db, companyId, {
+    host: dovecot.host,
+    port: dovecot.port,
+    user: DEMO_MAILBOX,
+    password,
+    masterKey,
+  });
+  console.log(
+    `Mailbox: ${DEMO_MAILBOX} on a local Dovecot (127.0.0.1:${dovecot.port}, STARTTLS), ${mails.length} messages: a quote request from a new prospect, a client's reply to a quote email, a supplier newsletter.\n`,
+  );
   return { dovecot, integrationId };
 }
 
 /** What inbox-sync made of the demo mailbox, one line per message. */
 async function describeImport(db: Db, companyId: number): Promise<string> {
-  const rows = await queryRows<{ from_email: string; is_client: boolean; subject: string | null; conversation_messages: number }>(db, sql`
+  const rows = await queryRows<{ from_email: string; is_client: boolean; subject: string | null; conversation_messages: number }>(
+    db,
+    sql`
     select m.from_email, c.subject,
            exists (select 1 from clients cl where cl.company_id = m.company_id and lower(cl.email) = lower(m.from_email)) as is_client,
            (select count(*)::int from inbox_messages x where x.conversation_id = m.conversation_id) as conversation_messages
     from inbox_messages m join conversations c on c.id = m.conversation_id
-    where m.company_id = ${companyId} and m.is_from_client order by m.id`);
+    where m.company_id = ${companyId} and m.is_from_client order by m.id`,
+  );
   const w = Math.max(0, ...rows.map((r) => r.from_email.length));
-  return rows.map((r) => `  mailbox: ${r.from_email.padEnd(w)}  → ${r.is_client ? 'client' : 'no client'}, ${
-    r.conversation_messages > 1 ? `threaded into "${r.subject}" (${r.conversation_messages} messages)` : 'new conversation'}`).join('\n');
+  return rows
+    .map(
+      (r) =>
+        `  mailbox: ${r.from_email.padEnd(w)}  → ${r.is_client ? 'client' : 'no client'}, ${
+          r.conversation_messages > 1 ? `threaded into "${r.subject}" (${r.conversation_messages} messages)` : 'new conversation'
+        }`,
+    )
+    .join('\n');
 }
 
 /** Follow-ups go out on weekdays 08:00–19:00 (Paris): run the demo at a time when they can. */
@@ -83,16 +101,29 @@ async function main() {
   loadDotEnv();
   fs.rmSync(DEMO_DIR, { recursive: true, force: true });
   const masterKey = process.env.ENCRYPTION_MASTER_KEY || DEMO_MASTER_KEY;
-  const config = parseConfig({ ...process.env, PGLITE_DIR: DEMO_DIR, DATABASE_URL: undefined, DATABASE_DRIVER: 'pglite', SCHEDULER: 'off', ENCRYPTION_MASTER_KEY: masterKey });
+  const config = parseConfig({
+    ...process.env,
+    PGLITE_DIR: DEMO_DIR,
+    DATABASE_URL: undefined,
+    DATABASE_DRIVER: 'pglite',
+    SCHEDULER: 'off',
+    ENCRYPTION_MASTER_KEY: masterKey,
+  });
   const outbox = path.resolve(config.OUTBOX_DIR);
   // deterministic Message-IDs: a re-run rewrites the same file names, so "written now" is by time
   const startedMs = Date.now() - 1_000;
   const now = demoNow(new Date());
-  console.log(`Lokario demo: embedded database in ${DEMO_DIR}, clock set to ${now.toISOString()} (${DateTime.fromJSDate(now, { zone: 'Europe/Paris' }).toFormat("cccc dd/MM/yyyy HH:mm 'Paris'", { locale: 'fr' })})\n`);
+  console.log(
+    `Lokario demo: embedded database in ${DEMO_DIR}, clock set to ${now.toISOString()} (${DateTime.fromJSDate(now, { zone: 'Europe/Paris' }).toFormat("cccc dd/MM/yyyy HH:mm 'Paris'", { locale: 'fr' })})\n`,
+  );
   const handle = await openDb({ driver: 'pglite', pgliteDir: DEMO_DIR, migrate: true });
   const ids = await seedDemo(handle.db, now);
-  console.log(`Seeded: "Atelier Dupont Menuiserie" (company ${ids.companyId}): 5 clients, 3 quotes, 4 invoices (2 overdue, 1 partly paid), 3 tasks, 4 appointments, the email that sent quote DEV-2026-042;`);
-  console.log(`        "Boulangerie Martin" (company ${ids.trialCompanyId}): expired trial, its only user's deletion is due; another user's deletion is in 5 days.\n`);
+  console.log(
+    `Seeded: "Atelier Dupont Menuiserie" (company ${ids.companyId}): 5 clients, 3 quotes, 4 invoices (2 overdue, 1 partly paid), 3 tasks, 4 appointments, the email that sent quote DEV-2026-042;`,
+  );
+  console.log(
+    `        "Boulangerie Martin" (company ${ids.trialCompanyId}): expired trial, its only user's deletion is due; another user's deletion is in 5 days.\n`,
+  );
   const mailbox = await startDemoMailbox(handle.db, ids.companyId, now, masterKey);
 
   const rt = runtimeFromConfig(config, {
@@ -128,7 +159,8 @@ async function main() {
 
 function listFiles(dir: string): string[] {
   if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((d) => d.isFile() && d.name.endsWith('.eml'))
     .map((d) => path.join(d.parentPath, d.name));
 }

@@ -39,18 +39,30 @@ async function main() {
   const [k, n] = values.shard?.split('/') ?? [];
   let params;
   try {
-    params = parseRunParams({
-      ...(values['dry-run'] ? { dryRun: '1' } : {}),
-      ...(values.company ? { companyId: values.company } : {}),
-      ...(values.shard ? { shard: k, shards: n } : {}),
-      ...(values.now ? { now: values.now } : {}),
-    }, config);
+    params = parseRunParams(
+      {
+        ...(values['dry-run'] ? { dryRun: '1' } : {}),
+        ...(values.company ? { companyId: values.company } : {}),
+        ...(values.shard ? { shard: k, shards: n } : {}),
+        ...(values.now ? { now: values.now } : {}),
+      },
+      config,
+    );
   } catch (err) {
-    if (err instanceof BadRequestError) { console.error(`${err.message}\n${usage}`); return 2; }
+    if (err instanceof BadRequestError) {
+      console.error(`${err.message}\n${usage}`);
+      return 2;
+    }
     throw err;
   }
   // logs go to stderr so that stdout keeps the summary (or the JSON with --json)
-  const rt = runtimeFromConfig(config, { logger: createLogger({ level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL, secrets: secretsOf(config), destination: process.stderr }) });
+  const rt = runtimeFromConfig(config, {
+    logger: createLogger({
+      level: config.LOG_LEVEL === 'info' ? 'warn' : config.LOG_LEVEL,
+      secrets: secretsOf(config),
+      destination: process.stderr,
+    }),
+  });
   const progress = progressPrinter(job.id);
   const outcome = await runJob(job, 'cli', params, rt, { onProgress: (m) => progress.update(m) });
   progress.done();

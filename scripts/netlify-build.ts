@@ -15,7 +15,11 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BUNDLE_DIR = path.join(ROOT, '.netlify/functions');
 
 type TomlFunctions = Record<string, unknown> & {
-  directory?: string; node_bundler?: string; external_node_modules?: string[]; included_files?: string[]; ignored_node_modules?: string[];
+  directory?: string;
+  node_bundler?: string;
+  external_node_modules?: string[];
+  included_files?: string[];
+  ignored_node_modules?: string[];
 };
 
 /** netlify.toml's `[functions]` (and `[functions."name"]`) as zip-it-and-ship-it's config, key for key. */
@@ -46,7 +50,10 @@ async function main(): Promise<number> {
   let results: FunctionResult[];
   try {
     results = await zipFunctions(srcDir, BUNDLE_DIR, {
-      basePath: ROOT, repositoryRoot: ROOT, config: zisiConfig(functions), archiveFormat: 'zip',
+      basePath: ROOT,
+      repositoryRoot: ROOT,
+      config: zisiConfig(functions),
+      archiveFormat: 'zip',
       manifest: path.join(BUNDLE_DIR, 'manifest.json'),
     });
   } catch (err) {
@@ -58,9 +65,14 @@ async function main(): Promise<number> {
   for (const r of results.sort((a, b) => a.name.localeCompare(b.name))) {
     const kb = fs.existsSync(r.path) ? Math.round(fs.statSync(r.path).size / 1024) : -1;
     const warnings = r.bundlerWarnings?.length ? `, ${r.bundlerWarnings.length} bundler warning(s)` : '';
-    console.log(`  ${r.name.padEnd(30)} ${String(kb).padStart(6)} KB  ${r.bundler ?? ''} ${r.schedule ? `schedule "${r.schedule}"` : ''}${warnings}`);
+    console.log(
+      `  ${r.name.padEnd(30)} ${String(kb).padStart(6)} KB  ${r.bundler ?? ''} ${r.schedule ? `schedule "${r.schedule}"` : ''}${warnings}`,
+    );
     for (const w of r.bundlerWarnings ?? []) console.log(`    warning: ${JSON.stringify(w)}`);
-    if (kb < 0) { console.error(`netlify-build: FAILED, ${r.name}: no archive at ${r.path}`); failed = true; }
+    if (kb < 0) {
+      console.error(`netlify-build: FAILED, ${r.name}: no archive at ${r.path}`);
+      failed = true;
+    }
   }
   const sources = fs.readdirSync(srcDir).filter((f) => /\.(m|c)?[jt]s$/.test(f)).length;
   if (results.length !== sources) {

@@ -70,7 +70,10 @@ async function main() {
     }
     track(handler(req, res)).catch((err) => {
       rt.logger.error({ err: String(err) }, 'unhandled error');
-      if (!res.headersSent) { res.statusCode = 500; res.end('{"success":false,"error":"internal"}'); }
+      if (!res.headersSent) {
+        res.statusCode = 500;
+        res.end('{"success":false,"error":"internal"}');
+      }
     });
   });
 
@@ -80,11 +83,13 @@ async function main() {
       const params = parseRunParams(Object.fromEntries(c.query), config);
       const pattern = config.SCHEDULER_EVERY_SECONDS ? `*/${config.SCHEDULER_EVERY_SECONDS} * * * * *` : c.schedule;
       // protect: a run still going when the next tick comes is not started twice in this process
-      crons.push(new Cron(pattern, { timezone: 'UTC', protect: true }, async () => {
-        if (stopping.signal.aborted) return;
-        const { body } = await track(runJob(c.job, 'scheduler', params, rt));
-        rt.logger.info({ job: c.job.id, success: body.success, skipped: body.skipped ?? false }, 'scheduled run done');
-      }));
+      crons.push(
+        new Cron(pattern, { timezone: 'UTC', protect: true }, async () => {
+          if (stopping.signal.aborted) return;
+          const { body } = await track(runJob(c.job, 'scheduler', params, rt));
+          rt.logger.info({ job: c.job.id, success: body.success, skipped: body.skipped ?? false }, 'scheduled run done');
+        }),
+      );
     }
   }
 
@@ -96,8 +101,16 @@ async function main() {
       `Lokario cron jobs listening on http://localhost:${port}  (ready in ${Date.now() - started} ms)`,
       `  database: ${config.databaseDriver}${config.databaseDriver === 'pglite' ? ` (${config.PGLITE_DIR})` : ''}`,
       `  mail: ${config.SMTP_URL ? 'SMTP_URL' : `.eml files in ${config.OUTBOX_DIR}/`}${config.MAIL_REDIRECT_TO ? ` (redirected to ${config.MAIL_REDIRECT_TO})` : ''}`,
-      `  scheduler: ${config.SCHEDULER === 'on' ? scheduledCrons(jobs).map((c, i) => `${c.job.id} "${crons[i].getPattern()}"`).join(', ') : 'off'}`,
-      config.CRON_SECRET ? '  secret: required (Authorization: Bearer <CRON_SECRET> or ?secret=)' : '  !! CRON_SECRET is not set: the routes are UNPROTECTED (local development only)',
+      `  scheduler: ${
+        config.SCHEDULER === 'on'
+          ? scheduledCrons(jobs)
+              .map((c, i) => `${c.job.id} "${crons[i].getPattern()}"`)
+              .join(', ')
+          : 'off'
+      }`,
+      config.CRON_SECRET
+        ? '  secret: required (Authorization: Bearer <CRON_SECRET> or ?secret=)'
+        : '  !! CRON_SECRET is not set: the routes are UNPROTECTED (local development only)',
       ...jobs.map((j) => `  GET ${j.path}   (also /api${j.path})`),
       `  GET ${STATUS_PATH}`,
       `  console: http://localhost:${port}/cron  (sign in with ${config.CONSOLE_PASSWORD ? 'CONSOLE_PASSWORD' : 'CRON_SECRET'})`,
@@ -120,7 +133,9 @@ async function main() {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const drained = await Promise.race([
       Promise.allSettled([...inFlight]).then(() => true),
-      new Promise<false>((r) => { timer = setTimeout(() => r(false), STOP_DRAIN_MS); }),
+      new Promise<false>((r) => {
+        timer = setTimeout(() => r(false), STOP_DRAIN_MS);
+      }),
     ]);
     clearTimeout(timer);
     if (!drained) console.log(`stop: ${inFlight.size} run(s) still in progress after ${STOP_DRAIN_MS / 1000} s; exiting anyway`);

@@ -69,7 +69,11 @@ export const RETAINED_INVOICE = sql`${invoices.status} <> 'BROUILLON'`;
 
 export const DELETION_ORDER: readonly DeletionStep[] = [
   // inbox: attachments → messages → poison records → follow-up history (points at conversations)
-  { table: messageAttachments, company: { by: 'parent', column: messageAttachments.messageId, parent: inboxMessages, parentKey: inboxMessages.id }, user: none },
+  {
+    table: messageAttachments,
+    company: { by: 'parent', column: messageAttachments.messageId, parent: inboxMessages, parentKey: inboxMessages.id },
+    user: none,
+  },
   { table: inboxMessages, company: { by: 'company', column: inboxMessages.companyId }, user: none },
   // bounces acted on: the company's record of addresses that bounced (docs/bounces.md)
   { table: sendBounces, company: { by: 'company', column: sendBounces.companyId }, user: none },
@@ -81,14 +85,26 @@ export const DELETION_ORDER: readonly DeletionStep[] = [
   { table: conversations, company: { by: 'company', column: conversations.companyId }, user: none },
   // mailbox credentials go with the company: the original left them behind
   { table: inboxIntegrations, company: { by: 'company', column: inboxIntegrations.companyId }, user: none },
-  { table: notifications, company: { by: 'company', column: notifications.companyId }, user: { action: 'delete', column: notifications.userId } },
+  {
+    table: notifications,
+    company: { by: 'company', column: notifications.companyId },
+    user: { action: 'delete', column: notifications.userId },
+  },
   { table: appointmentReminders, company: { by: 'company', column: appointmentReminders.companyId }, user: none },
-  { table: appointments, company: { by: 'company', column: appointments.companyId }, user: { action: 'nullify', columns: [appointments.employeeId] } },
+  {
+    table: appointments,
+    company: { by: 'company', column: appointments.companyId },
+    user: { action: 'nullify', columns: [appointments.employeeId] },
+  },
   { table: appointmentTypes, company: { by: 'company', column: appointmentTypes.companyId }, user: none },
   { table: tasks, company: { by: 'company', column: tasks.companyId }, user: { action: 'nullify', columns: [tasks.assignedToId] } },
   { table: quotes, company: { by: 'company', column: quotes.companyId }, user: none },
   // invoices: lines and payments follow their invoice (deleted with a draft, kept with a retained one)
-  { table: invoicePayments, company: { by: 'parent', column: invoicePayments.invoiceId, parent: invoices, parentKey: invoices.id }, user: none },
+  {
+    table: invoicePayments,
+    company: { by: 'parent', column: invoicePayments.invoiceId, parent: invoices, parentKey: invoices.id },
+    user: none,
+  },
   { table: invoiceLines, company: { by: 'parent', column: invoiceLines.invoiceId, parent: invoices, parentKey: invoices.id }, user: none },
   {
     table: invoices,
@@ -114,4 +130,11 @@ export const DELETION_ORDER: readonly DeletionStep[] = [
  * Tables that belong to no company and no user: the run ledger, the leases, and the deletion log
  * itself (which holds no personal data), and the operators' action log (operators, not tenants).
  */
-export const GLOBAL_TABLES: readonly string[] = ['cron_runs', 'cron_leases', 'account_deletion_log', 'operator_actions', 'mail_sends', 'bounce_mailbox_cursors'];
+export const GLOBAL_TABLES: readonly string[] = [
+  'cron_runs',
+  'cron_leases',
+  'account_deletion_log',
+  'operator_actions',
+  'mail_sends',
+  'bounce_mailbox_cursors',
+];

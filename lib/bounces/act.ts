@@ -11,8 +11,18 @@ import type { Absence } from '../mime/absence.js';
 import { CLOCK_SKEW_MS, MATCH_WINDOW_DAYS, SOFT_HISTORY_DAYS, decideBounces, type BounceEvidence } from './match.js';
 import { bounceNotification, bounceReason, bouncedSendError } from './messages.js';
 import {
-  applyAbsences, applyHardBounces, bounceHistory, candidateSends, companiesWithPendingReports, insertBounces, lockCompanyBounces, pendingReports,
-  type BounceNotification, type BounceRow, type HardBounce, type PendingReport,
+  applyAbsences,
+  applyHardBounces,
+  bounceHistory,
+  candidateSends,
+  companiesWithPendingReports,
+  insertBounces,
+  lockCompanyBounces,
+  pendingReports,
+  type BounceNotification,
+  type BounceRow,
+  type HardBounce,
+  type PendingReport,
 } from './sql.js';
 import type { StoredBounce } from '../mime/report.js';
 
@@ -26,13 +36,24 @@ export const PENDING_DAYS = 30;
 export type BounceCounts = { hard: number; soft: number; ignored: number; absences: number };
 export const noBounces = (): BounceCounts => ({ hard: 0, soft: 0, ignored: 0, absences: 0 });
 export function addBounces(a: BounceCounts, b: BounceCounts) {
-  a.hard += b.hard; a.soft += b.soft; a.ignored += b.ignored; a.absences += b.absences;
+  a.hard += b.hard;
+  a.soft += b.soft;
+  a.ignored += b.ignored;
+  a.absences += b.absences;
 }
 
 export function evidenceOf(key: string, inboxMessageId: number | null, b: StoredBounce, subject: string | null, at: Date): BounceEvidence {
   return {
-    key, inboxMessageId, recipients: b.recipients ?? [], severity: b.severity ?? null, status: b.status ?? null, diagnostic: b.diagnostic ?? null,
-    verpMessageId: b.verpMessageId ?? null, messageIds: b.messageIds ?? [], subject: b.originalSubject ?? subject, at,
+    key,
+    inboxMessageId,
+    recipients: b.recipients ?? [],
+    severity: b.severity ?? null,
+    status: b.status ?? null,
+    diagnostic: b.diagnostic ?? null,
+    verpMessageId: b.verpMessageId ?? null,
+    messageIds: b.messageIds ?? [],
+    subject: b.originalSubject ?? subject,
+    at,
   };
 }
 
@@ -40,7 +61,10 @@ export function evidenceOf(key: string, inboxMessageId: number | null, b: Stored
  * Decides and acts on a batch of bounces of one scope (`company:<id>`, or `platform`), inside the
  * caller's transaction. Returns what this call acted on (a bounce claimed before counts nowhere).
  */
-export async function actOnBounces(tx: Executor, p: { scope: string; companyId: number | null; bounces: BounceEvidence[]; frontendUrl: string }): Promise<BounceCounts> {
+export async function actOnBounces(
+  tx: Executor,
+  p: { scope: string; companyId: number | null; bounces: BounceEvidence[]; frontendUrl: string },
+): Promise<BounceCounts> {
   const counts = noBounces();
   if (!p.bounces.length) return counts;
   const times = p.bounces.map((b) => b.at.getTime());
@@ -55,7 +79,8 @@ export async function actOnBounces(tx: Executor, p: { scope: string; companyId: 
   const pairs = new Map<string, { company_id: number; recipient: string }>();
   for (const s of sends) {
     if (s.companyId === null) continue;
-    for (const r of [...recipients, ...(s.recipient ? [s.recipient] : [])]) pairs.set(`${s.companyId}:${r}`, { company_id: s.companyId, recipient: r });
+    for (const r of [...recipients, ...(s.recipient ? [s.recipient] : [])])
+      pairs.set(`${s.companyId}:${r}`, { company_id: s.companyId, recipient: r });
   }
   const earliest = new Date(Math.min(...times) - SOFT_HISTORY_DAYS * 86_400_000);
   const history = await bounceHistory(tx, [...pairs.values()], earliest);
@@ -66,10 +91,21 @@ export async function actOnBounces(tx: Executor, p: { scope: string; companyId: 
     // a platform email without a company keeps no address: the row says only what happened
     const company = send?.companyId ?? null;
     return {
-      scope: p.scope, bounce_key: d.evidence.key, company_id: company ?? (p.scope.startsWith('company:') ? p.companyId : null),
-      inbox_message_id: d.evidence.inboxMessageId, send_kind: send?.kind ?? null, send_id: send?.id ?? null, client_id: send?.clientId ?? null,
-      recipient: company !== null ? d.recipient : null, severity: d.evidence.severity, effective_severity: d.effective, outcome: d.outcome,
-      matched_by: d.match?.by ?? null, status_code: d.evidence.status, diagnostic: d.evidence.diagnostic, bounced_at: d.evidence.at.toISOString(),
+      scope: p.scope,
+      bounce_key: d.evidence.key,
+      company_id: company ?? (p.scope.startsWith('company:') ? p.companyId : null),
+      inbox_message_id: d.evidence.inboxMessageId,
+      send_kind: send?.kind ?? null,
+      send_id: send?.id ?? null,
+      client_id: send?.clientId ?? null,
+      recipient: company !== null ? d.recipient : null,
+      severity: d.evidence.severity,
+      effective_severity: d.effective,
+      outcome: d.outcome,
+      matched_by: d.match?.by ?? null,
+      status_code: d.evidence.status,
+      diagnostic: d.evidence.diagnostic,
+      bounced_at: d.evidence.at.toISOString(),
     };
   });
   const claimed = new Set((await insertBounces(tx, rows)).map((r) => r.bounce_key));
@@ -82,15 +118,26 @@ export async function actOnBounces(tx: Executor, p: { scope: string; companyId: 
     const send = d.match.send;
     const softAsHard = d.evidence.severity === 'soft';
     hard.push({
-      send_kind: send.kind, send_id: send.id, error: bouncedSendError(d.evidence.status, d.evidence.diagnostic, softAsHard),
-      company_id: send.companyId, client_id: send.clientId, recipient: d.recipient,
+      send_kind: send.kind,
+      send_id: send.id,
+      error: bouncedSendError(d.evidence.status, d.evidence.diagnostic, softAsHard),
+      company_id: send.companyId,
+      client_id: send.clientId,
+      recipient: d.recipient,
     });
     if (send.companyId !== null && send.clientId !== null) {
       notifications.set(`${send.companyId}:${send.clientId}:${d.recipient}`, {
-        company_id: send.companyId, client_id: send.clientId, recipient: d.recipient,
+        company_id: send.companyId,
+        client_id: send.clientId,
+        recipient: d.recipient,
         ...bounceNotification({
-          clientName: send.clientName, address: d.recipient, reason: bounceReason(d.evidence.status, d.evidence.diagnostic, softAsHard),
-          status: d.evidence.status, what: send.label, frontendUrl: p.frontendUrl, clientId: send.clientId,
+          clientName: send.clientName,
+          address: d.recipient,
+          reason: bounceReason(d.evidence.status, d.evidence.diagnostic, softAsHard),
+          status: d.evidence.status,
+          what: send.label,
+          frontendUrl: p.frontendUrl,
+          clientId: send.clientId,
         }),
       });
     }
@@ -114,7 +161,8 @@ export async function processCompanyReports(db: Db, companyId: number, frontendU
     const more = await db.transaction(async (tx) => {
       await lockCompanyBounces(tx, scope);
       const pending = await pendingReports(tx, companyId, PENDING_DAYS, REPORTS_BATCH);
-      const bounces = pending.filter((r) => r.kind === 'bounce' && r.bounce)
+      const bounces = pending
+        .filter((r) => r.kind === 'bounce' && r.bounce)
         .map((r) => evidenceOf(r.external_id, Number(r.id), r.bounce!, r.subject, new Date(r.at)));
       addBounces(total, await actOnBounces(tx, { scope, companyId, bounces, frontendUrl }));
       total.absences += await applyAbsences(tx, companyId, absenceItems(pending.filter((r) => r.kind === 'auto_reply')));
@@ -129,7 +177,12 @@ export async function processCompanyReports(db: Db, companyId: number, frontendU
  * After a sync: the reports of every company that imported something. A failure is logged and
  * counted, never fails the sync (the reports stay pending: the next run acts on them).
  */
-export async function processReportsOf(db: Db, companyIds: Iterable<number>, frontendUrl: string, log: Logger): Promise<BounceCounts & { errors: number }> {
+export async function processReportsOf(
+  db: Db,
+  companyIds: Iterable<number>,
+  frontendUrl: string,
+  log: Logger,
+): Promise<BounceCounts & { errors: number }> {
   const total = { ...noBounces(), errors: 0 };
   // most syncs import no report: one statement finds the companies that have one to act on
   let pending: number[];

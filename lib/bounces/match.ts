@@ -16,7 +16,6 @@ export const CLOCK_SKEW_MS = 15 * 60_000;
 /** Soft bounces older than this no longer count towards SOFT_BOUNCES_AS_HARD (one bad week is not a dead address). */
 export const SOFT_HISTORY_DAYS = 30;
 
-
 /** One email we sent, as the matcher needs it. */
 export type SendRef = {
   kind: SendKind;
@@ -53,9 +52,11 @@ export type BounceEvidence = {
 export type Match = { send: SendRef; by: 'verp' | 'message_id' | 'recipient_subject' };
 
 // Prefixes a bounce or a reply puts in front of the original subject.
-const PREFIX = /^\s*(?:(?:re|fwd?|tr|aw|wg|réf|undeliverable|undelivered(?: mail)?|non remis|non distribuable|échec de la remise|delivery (?:status notification|failure)(?: \(failure\))?|returned mail|mail delivery failed|failure notice|delivery has failed to these recipients or groups|message non remis)\s*[:：-]\s*)+/i;
+const PREFIX =
+  /^\s*(?:(?:re|fwd?|tr|aw|wg|réf|undeliverable|undelivered(?: mail)?|non remis|non distribuable|échec de la remise|delivery (?:status notification|failure)(?: \(failure\))?|returned mail|mail delivery failed|failure notice|delivery has failed to these recipients or groups|message non remis)\s*[:：-]\s*)+/i;
 // Whole subjects of bounces that say nothing about the original.
-const GENERIC = /^(?:returning message to sender|see transcript for details|undelivered mail returned to sender|delivery status notification(?: \(failure\))?|failure notice|mail delivery (?:failed|system)|returned mail|undeliverable|non remis|message non remis)\.?$/i;
+const GENERIC =
+  /^(?:returning message to sender|see transcript for details|undelivered mail returned to sender|delivery status notification(?: \(failure\))?|failure notice|mail delivery (?:failed|system)|returned mail|undeliverable|non remis|message non remis)\.?$/i;
 
 /** A subject comparable with another: prefixes off, case and spaces folded; null when it tells nothing. */
 export function comparableSubject(subject: string | null | undefined): string | null {
@@ -81,14 +82,23 @@ export function matchBounce(e: BounceEvidence, sends: readonly SendRef[], window
   }
   const since = e.at.getTime() - windowDays * 86_400_000;
   const recipients = new Set(e.recipients.map((r) => r.toLowerCase()));
-  const candidates = sends.filter((s) =>
-    s.recipient !== null && recipients.has(s.recipient) && s.sentAt !== null
-    && s.sentAt.getTime() >= since && s.sentAt.getTime() <= e.at.getTime() + CLOCK_SKEW_MS
-    && sameSubject(e.subject, s.subject) !== false);
+  const candidates = sends.filter(
+    (s) =>
+      s.recipient !== null &&
+      recipients.has(s.recipient) &&
+      s.sentAt !== null &&
+      s.sentAt.getTime() >= since &&
+      s.sentAt.getTime() <= e.at.getTime() + CLOCK_SKEW_MS &&
+      sameSubject(e.subject, s.subject) !== false,
+  );
   if (!candidates.length) return null;
   // the latest send to that address before the bounce (a subject that agrees goes first)
-  candidates.sort((a, b) => Number(sameSubject(e.subject, b.subject) === true) - Number(sameSubject(e.subject, a.subject) === true)
-    || b.sentAt!.getTime() - a.sentAt!.getTime() || b.id - a.id);
+  candidates.sort(
+    (a, b) =>
+      Number(sameSubject(e.subject, b.subject) === true) - Number(sameSubject(e.subject, a.subject) === true) ||
+      b.sentAt!.getTime() - a.sentAt!.getTime() ||
+      b.id - a.id,
+  );
   return { send: candidates[0], by: 'recipient_subject' };
 }
 
@@ -107,18 +117,24 @@ export type BounceDecision = {
  * recorded for that address (oldest first, inside SOFT_HISTORY_DAYS); decisions of the same batch
  * are added to it as they are made, so three soft bounces imported together still make a hard one.
  */
-export function decideBounces(batch: readonly BounceEvidence[], sends: readonly SendRef[], history: (companyId: number | null, address: string) => BounceSeverity[]): BounceDecision[] {
+export function decideBounces(
+  batch: readonly BounceEvidence[],
+  sends: readonly SendRef[],
+  history: (companyId: number | null, address: string) => BounceSeverity[],
+): BounceDecision[] {
   const seen = new Map<string, BounceSeverity[]>();
-  return [...batch].sort((a, b) => a.at.getTime() - b.at.getTime() || a.key.localeCompare(b.key)).map((e) => {
-    const match = e.severity ? matchBounce(e, sends) : null;
-    if (!match || !e.severity) return { evidence: e, match: null, recipient: null, effective: null, outcome: 'ignored' };
-    const sendTo = match.send.recipient;
-    const recipient = sendTo && (e.recipients.includes(sendTo) || !e.recipients.length) ? sendTo : (e.recipients[0] ?? sendTo);
-    if (!recipient) return { evidence: e, match: null, recipient: null, effective: null, outcome: 'ignored' };
-    const k = `${match.send.companyId ?? 0}:${recipient}`;
-    const previous = seen.get(k) ?? history(match.send.companyId, recipient);
-    const effective = effectiveSeverity(previous, e.severity);
-    seen.set(k, [...previous, e.severity]);
-    return { evidence: e, match, recipient, effective, outcome: effective };
-  });
+  return [...batch]
+    .sort((a, b) => a.at.getTime() - b.at.getTime() || a.key.localeCompare(b.key))
+    .map((e) => {
+      const match = e.severity ? matchBounce(e, sends) : null;
+      if (!match || !e.severity) return { evidence: e, match: null, recipient: null, effective: null, outcome: 'ignored' };
+      const sendTo = match.send.recipient;
+      const recipient = sendTo && (e.recipients.includes(sendTo) || !e.recipients.length) ? sendTo : (e.recipients[0] ?? sendTo);
+      if (!recipient) return { evidence: e, match: null, recipient: null, effective: null, outcome: 'ignored' };
+      const k = `${match.send.companyId ?? 0}:${recipient}`;
+      const previous = seen.get(k) ?? history(match.send.companyId, recipient);
+      const effective = effectiveSeverity(previous, e.severity);
+      seen.set(k, [...previous, e.severity]);
+      return { evidence: e, match, recipient, effective, outcome: effective };
+    });
 }

@@ -32,7 +32,15 @@ export function parseBounceImapUrl(url: string): PlatformMailbox {
   const folder = decodeURIComponent(u.pathname.replace(/^\/+/, '')) || 'INBOX';
   const user = decodeURIComponent(u.username);
   const port = u.port ? Number(u.port) : secure ? 993 : 143;
-  return { host: u.hostname, port, secure, user, pass: decodeURIComponent(u.password), folder, key: `${user}@${u.hostname}:${port}/${folder}` };
+  return {
+    host: u.hostname,
+    port,
+    secure,
+    user,
+    pass: decodeURIComponent(u.password),
+    folder,
+    key: `${user}@${u.hostname}:${port}/${folder}`,
+  };
 }
 
 export type PlatformResult = BounceCounts & { read: number; status: 'not_configured' | 'busy' | 'ok' | 'error'; error?: string };
@@ -48,18 +56,28 @@ export async function syncPlatformBounces(ctx: JobContext, tls?: ConnectionOptio
   const deadline = new ImapDeadline(ctx.deadline - RESERVE_MS);
   let next: { uidValidity: number; lastUid: number } | null = null;
   try {
-    const client = await connectAndLogin({ host: box.host, port: box.port, useSsl: box.secure, user: box.user, pass: box.pass }, {
-      connectTimeoutMs: ctx.config.IMAP_CONNECT_TIMEOUT_MS, greetingTimeoutMs: ctx.config.IMAP_GREETING_TIMEOUT_MS,
-      socketTimeoutMs: ctx.config.IMAP_SOCKET_TIMEOUT_MS, tls,
-    }, deadline);
+    const client = await connectAndLogin(
+      { host: box.host, port: box.port, useSsl: box.secure, user: box.user, pass: box.pass },
+      {
+        connectTimeoutMs: ctx.config.IMAP_CONNECT_TIMEOUT_MS,
+        greetingTimeoutMs: ctx.config.IMAP_GREETING_TIMEOUT_MS,
+        socketTimeoutMs: ctx.config.IMAP_SOCKET_TIMEOUT_MS,
+        tls,
+      },
+      deadline,
+    );
     try {
       const folder = await examineFolder(client, box.folder);
       const same = cursor.uid_validity !== null && Number(cursor.uid_validity) === folder.uidValidity;
       const lastUid = same ? Number(cursor.last_uid ?? 0) : 0;
-      const uids = (same
-        ? await searchUidsFrom(client, lastUid + 1)
-        : await searchUidsSince(client, new Date(ctx.now.getTime() - PLATFORM_FIRST_SYNC_DAYS * 86_400_000)))
-        .filter((u) => u > lastUid).sort((a, b) => a - b).slice(0, PLATFORM_BATCH);
+      const uids = (
+        same
+          ? await searchUidsFrom(client, lastUid + 1)
+          : await searchUidsSince(client, new Date(ctx.now.getTime() - PLATFORM_FIRST_SYNC_DAYS * 86_400_000))
+      )
+        .filter((u) => u > lastUid)
+        .sort((a, b) => a - b)
+        .slice(0, PLATFORM_BATCH);
       const bounces: BounceEvidence[] = [];
       let readUpTo = lastUid;
       for await (const { uid, source } of streamSources(client, uids)) {
@@ -68,15 +86,19 @@ export async function syncPlatformBounces(ctx: JobContext, tls?: ConnectionOptio
         readUpTo = Math.max(readUpTo, uid);
         try {
           const m = await parseMessage(uid, source, { maxAttachmentBytes: 0 });
-          if (m.kind === 'bounce' && m.reports?.bounce) bounces.push(evidenceOf(m.externalId, null, m.reports.bounce, m.subject, m.sentAt ?? ctx.now));
+          if (m.kind === 'bounce' && m.reports?.bounce)
+            bounces.push(evidenceOf(m.externalId, null, m.reports.bounce, m.subject, m.sentAt ?? ctx.now));
         } catch {
           // unreadable: nothing to act on, the cursor moves past it
         }
       }
-      Object.assign(result, await ctx.db.transaction(async (tx) => {
-        const counts = await actOnBounces(tx, { scope: 'platform', companyId: null, bounces, frontendUrl: ctx.config.FRONTEND_URL });
-        return { hard: counts.hard, soft: counts.soft, ignored: counts.ignored };
-      }));
+      Object.assign(
+        result,
+        await ctx.db.transaction(async (tx) => {
+          const counts = await actOnBounces(tx, { scope: 'platform', companyId: null, bounces, frontendUrl: ctx.config.FRONTEND_URL });
+          return { hard: counts.hard, soft: counts.soft, ignored: counts.ignored };
+        }),
+      );
       next = { uidValidity: folder.uidValidity, lastUid: uids.length ? readUpTo : Math.max(lastUid, folder.uidNext - 1) };
     } finally {
       await closeSession(client);

@@ -9,7 +9,11 @@ export const HEALTH_LABEL: Record<string, string> = {
 };
 
 export const OUTCOME_LABEL: Record<string, string> = {
-  succeeded: 'réussie', partial: 'partielle', failed: 'échouée', skipped: 'ignorée', running: 'en cours',
+  succeeded: 'réussie',
+  partial: 'partielle',
+  failed: 'échouée',
+  skipped: 'ignorée',
+  running: 'en cours',
 };
 
 export const ACTION_LABEL: Record<string, string> = {
@@ -41,5 +45,8 @@ export function mailboxReason(status: string | null, failures: number, backoffUn
 }
 
 export const MAILBOX_STATUS_LABEL: Record<string, string> = {
-  paused: 'Suspendue', auth_error: 'Identifiants refusés', error: 'En erreur', needs_reauth: 'À reconnecter (OAuth)',
+  paused: 'Suspendue',
+  auth_error: 'Identifiants refusés',
+  error: 'En erreur',
+  needs_reauth: 'À reconnecter (OAuth)',
 };

@@ -10,10 +10,30 @@ import { readStatus } from '../cron/status.js';
 import { nextExpectedRun } from '../cron/schedule.js';
 import { CONTENT_SECURITY_POLICY, renderDashboard, renderMessage, renderRunResult, renderSignIn, type Form } from './render.js';
 import {
-  checkPassword, clearedCookie, csrfToken, csrfValid, failureDelayMs, forgetFailures, readCookie, sessionCookie,
-  signSession, verifySession, SESSION_COOKIE, type Session,
+  checkPassword,
+  clearedCookie,
+  csrfToken,
+  csrfValid,
+  failureDelayMs,
+  forgetFailures,
+  readCookie,
+  sessionCookie,
+  signSession,
+  verifySession,
+  SESSION_COOKIE,
+  type Session,
 } from './session.js';
-import { ActionError, readActions, readLastErrors, readMailboxProblems, readTimeline, readUnknownSends, recordAction, resolveUnknownSend, resumeIntegration } from './sql.js';
+import {
+  ActionError,
+  readActions,
+  readLastErrors,
+  readMailboxProblems,
+  readTimeline,
+  readUnknownSends,
+  recordAction,
+  resolveUnknownSend,
+  resumeIntegration,
+} from './sql.js';
 import { ACTION_LABEL } from './messages.js';
 
 type Req = IncomingMessage & { body?: unknown };
@@ -65,7 +85,11 @@ async function readForm(req: Req): Promise<URLSearchParams> {
   const type = String(req.headers['content-type'] ?? '');
   if (!/^application\/x-www-form-urlencoded\b/i.test(type)) throw new FormError('formulaire attendu (application/x-www-form-urlencoded)');
   let pre: unknown;
-  try { pre = req.body; } catch { pre = undefined; }
+  try {
+    pre = req.body;
+  } catch {
+    pre = undefined;
+  }
   if (pre && typeof pre === 'object' && !Buffer.isBuffer(pre)) {
     const out = new URLSearchParams();
     for (const [k, v] of Object.entries(pre as Record<string, unknown>)) out.set(k, Array.isArray(v) ? String(v[0]) : String(v));
@@ -103,7 +127,11 @@ function clientAddress(req: Req): string {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** `/cron` and `/api/cron/dashboard`: the operator's console of the registered jobs (README "Operating Lokario's jobs"). */
-export function consoleRoute(registry: Registry, getRuntime: () => Runtime = defaultRuntime, clock: () => Date = () => new Date()): ConsoleHandler {
+export function consoleRoute(
+  registry: Registry,
+  getRuntime: () => Runtime = defaultRuntime,
+  clock: () => Date = () => new Date(),
+): ConsoleHandler {
   return async (req, res) => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const path = url.pathname.replace(/\/+$/, '').startsWith('/api/') ? CONSOLE_API_PATH : CONSOLE_PATH;
@@ -115,7 +143,11 @@ export function consoleRoute(registry: Registry, getRuntime: () => Runtime = def
     try {
       rt = getRuntime();
     } catch (err) {
-      html(res, 500, renderMessage('Configuration invalide', err instanceof ConfigError ? err.message : 'la configuration n’a pas pu être lue', null));
+      html(
+        res,
+        500,
+        renderMessage('Configuration invalide', err instanceof ConfigError ? err.message : 'la configuration n’a pas pu être lue', null),
+      );
       return;
     }
     const { config } = rt;
@@ -132,8 +164,20 @@ export function consoleRoute(registry: Registry, getRuntime: () => Runtime = def
       : { actor: 'local', exp: Number.MAX_SAFE_INTEGER, nonce: 'local' };
 
     if (req.method === 'GET') {
-      if (!session) { html(res, 200, renderSignIn(path)); return; }
-      await showDashboard(registry, rt, res, session, { path, csrf: csrfToken(key, session) }, now, url.searchParams.get('done'), !password);
+      if (!session) {
+        html(res, 200, renderSignIn(path));
+        return;
+      }
+      await showDashboard(
+        registry,
+        rt,
+        res,
+        session,
+        { path, csrf: csrfToken(key, session) },
+        now,
+        url.searchParams.get('done'),
+        !password,
+      );
       return;
     }
 
@@ -150,7 +194,10 @@ export function consoleRoute(registry: Registry, getRuntime: () => Runtime = def
     }
     const op = form.get('op') ?? '';
     if (op === 'signin') {
-      if (!password) { redirect(res, path); return; }
+      if (!password) {
+        redirect(res, path);
+        return;
+      }
       const client = clientAddress(req);
       if (!checkPassword(form.get('password') ?? '', password)) {
         await sleep(failureDelayMs(client, Date.now()));
@@ -166,7 +213,15 @@ export function consoleRoute(registry: Registry, getRuntime: () => Runtime = def
     }
     if (!session || !csrfValid(key, session, form.get('csrf') ?? undefined)) {
       rt.logger.warn({ op, session: Boolean(session) }, 'console: refused a POST without a valid session and CSRF token');
-      html(res, 403, renderMessage('Action refusée', session ? 'Jeton anti-CSRF absent ou invalide : rechargez la page et recommencez.' : 'Session expirée : reconnectez-vous.', path));
+      html(
+        res,
+        403,
+        renderMessage(
+          'Action refusée',
+          session ? 'Jeton anti-CSRF absent ou invalide : rechargez la page et recommencez.' : 'Session expirée : reconnectez-vous.',
+          path,
+        ),
+      );
       return;
     }
     if (op === 'signout') {
@@ -185,13 +240,24 @@ export function consoleRoute(registry: Registry, getRuntime: () => Runtime = def
       if (op === 'run') {
         const id = form.get('job') ?? '';
         const job = findJob(registry, id);
-        if (!job) throw new ActionError('bad_request', `tâche inconnue : « ${id} » (attendu : ${registry.jobs.map((j) => j.id).join(', ')})`);
+        if (!job)
+          throw new ActionError('bad_request', `tâche inconnue : « ${id} » (attendu : ${registry.jobs.map((j) => j.id).join(', ')})`);
         const dryRun = form.get('dryRun') === '1';
         const result = await runJob(job, 'console', { dryRun, scope: {} }, rt);
         handle = await rt.openDb();
         await recordAction(handle.db, {
-          actor, action: dryRun ? 'dry_run_job' : 'run_job', target: `job:${job.id}`,
-          details: { runId: result.body.runId ?? null, outcome: result.body.success === true ? (result.body.skipped ? 'ignorée' : 'terminée') : `échec ${String(result.body.error ?? httpStatusOf(result))}` },
+          actor,
+          action: dryRun ? 'dry_run_job' : 'run_job',
+          target: `job:${job.id}`,
+          details: {
+            runId: result.body.runId ?? null,
+            outcome:
+              result.body.success === true
+                ? result.body.skipped
+                  ? 'ignorée'
+                  : 'terminée'
+                : `échec ${String(result.body.error ?? httpStatusOf(result))}`,
+          },
         });
         html(res, 200, renderRunResult(job, dryRun, httpStatusOf(result), result.body, formCtx));
         return;
@@ -223,26 +289,55 @@ export function consoleRoute(registry: Registry, getRuntime: () => Runtime = def
   };
 }
 
-async function showDashboard(registry: Registry, rt: Runtime, res: Res, session: Session, form: Form, now: Date, done: string | null, unprotected: boolean) {
+async function showDashboard(
+  registry: Registry,
+  rt: Runtime,
+  res: Res,
+  session: Session,
+  form: Form,
+  now: Date,
+  done: string | null,
+  unprotected: boolean,
+) {
   let handle;
   try {
     handle = await rt.openDb();
     const db = handle.db;
     const status = await readStatus(db, now, registry);
     const [timeline, errors, mailboxes, unknownSends, actions] = [
-      await readTimeline(db, now), await readLastErrors(db, now), await readMailboxProblems(db, now), await readUnknownSends(db), await readActions(db),
+      await readTimeline(db, now),
+      await readLastErrors(db, now),
+      await readMailboxProblems(db, now),
+      await readUnknownSends(db),
+      await readActions(db),
     ];
     const doneAction = done && /^\d{1,10}$/.test(done) ? actions.find((a) => a.id === Number(done)) : undefined;
     const problems = mailboxes.length > 0 || unknownSends.length > 0;
-    const page = renderDashboard({
-      now, actor: session.actor, healthy: status.healthy && !problems,
-      jobs: status.jobs.map((j) => {
-        const { label, maxDurationSec } = findJob(registry, j.job)!;
-        return { ...j, label, maxDurationSec, nextRunAt: nextExpectedRun(j.schedule, now) };
-      }),
-      timeline, errors, mailboxes, unknownSends, actions, unprotected,
-      ...(doneAction ? { notice: { text: `Action enregistrée (n° ${doneAction.id}) : ${ACTION_LABEL[doneAction.action] ?? doneAction.action} — ${doneAction.target}` } } : {}),
-    }, form);
+    const page = renderDashboard(
+      {
+        now,
+        actor: session.actor,
+        healthy: status.healthy && !problems,
+        jobs: status.jobs.map((j) => {
+          const { label, maxDurationSec } = findJob(registry, j.job)!;
+          return { ...j, label, maxDurationSec, nextRunAt: nextExpectedRun(j.schedule, now) };
+        }),
+        timeline,
+        errors,
+        mailboxes,
+        unknownSends,
+        actions,
+        unprotected,
+        ...(doneAction
+          ? {
+              notice: {
+                text: `Action enregistrée (n° ${doneAction.id}) : ${ACTION_LABEL[doneAction.action] ?? doneAction.action} — ${doneAction.target}`,
+              },
+            }
+          : {}),
+      },
+      form,
+    );
     html(res, 200, page);
   } catch (err) {
     const cause = (err as { cause?: { message?: string } }).cause?.message;

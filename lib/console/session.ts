@@ -36,11 +36,20 @@ export function checkPassword(candidate: string, password: string): boolean {
 
 /** A name for the action log: printable, short; never the password. */
 export function cleanActor(raw: string): string {
-  return raw.replace(/[^\p{L}\p{N} ._@-]/gu, '').trim().slice(0, MAX_ACTOR_LENGTH) || 'opérateur';
+  return (
+    raw
+      .replace(/[^\p{L}\p{N} ._@-]/gu, '')
+      .trim()
+      .slice(0, MAX_ACTOR_LENGTH) || 'opérateur'
+  );
 }
 
 export function signSession(password: string, actor: string, now: Date): { value: string; session: Session } {
-  const session: Session = { actor: cleanActor(actor), exp: now.getTime() + SESSION_TTL_MS, nonce: crypto.randomBytes(16).toString('base64url') };
+  const session: Session = {
+    actor: cleanActor(actor),
+    exp: now.getTime() + SESSION_TTL_MS,
+    nonce: crypto.randomBytes(16).toString('base64url'),
+  };
   const payload = b64(JSON.stringify(session));
   return { value: `${payload}.${mac(password, 'session', payload)}`, session };
 }
@@ -78,12 +87,22 @@ export function readCookie(header: string | undefined, name: string): string | u
 
 /** `Secure` everywhere but a loopback host (plain http://localhost in development). */
 export function isLoopbackHost(host: string | undefined): boolean {
-  const name = (host ?? '').replace(/:\d+$/, '').replace(/^\[|\]$/g, '').toLowerCase();
+  const name = (host ?? '')
+    .replace(/:\d+$/, '')
+    .replace(/^\[|\]$/g, '')
+    .toLowerCase();
   return name === 'localhost' || name === '127.0.0.1' || name === '::1';
 }
 
 export function sessionCookie(value: string, host: string | undefined, maxAgeSec = SESSION_TTL_MS / 1000): string {
-  return [`${SESSION_COOKIE}=${value}`, 'Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${maxAgeSec}`, ...(isLoopbackHost(host) ? [] : ['Secure'])].join('; ');
+  return [
+    `${SESSION_COOKIE}=${value}`,
+    'Path=/',
+    'HttpOnly',
+    'SameSite=Strict',
+    `Max-Age=${maxAgeSec}`,
+    ...(isLoopbackHost(host) ? [] : ['Secure']),
+  ].join('; ');
 }
 
 export function clearedCookie(host: string | undefined): string {

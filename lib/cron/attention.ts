@@ -9,6 +9,9 @@ export type SendsSection = { sendsInUnknownState: number; staleSendingClaims: nu
 export function sendsAttention<K extends string>(section: K, residue: EmailAttention): JobAttention<Record<K, SendsSection>> {
   return {
     emails: residue,
-    sections: { [section]: { sendsInUnknownState: residue.unknownSends, staleSendingClaims: residue.staleClaims } } as Record<K, SendsSection>,
+    sections: { [section]: { sendsInUnknownState: residue.unknownSends, staleSendingClaims: residue.staleClaims } } as Record<
+      K,
+      SendsSection
+    >,
   };
 }

@@ -5,7 +5,10 @@ import crypto from 'node:crypto';
  * exits early and leaks neither the secret nor its length.
  */
 export function secretMatches(candidate: string | undefined, secret: string): boolean {
-  const a = crypto.createHash('sha256').update(candidate ?? '').digest();
+  const a = crypto
+    .createHash('sha256')
+    .update(candidate ?? '')
+    .digest();
   const b = crypto.createHash('sha256').update(secret).digest();
   return crypto.timingSafeEqual(a, b) && candidate !== undefined;
 }

@@ -35,6 +35,7 @@ export function budgetFor(trigger: Trigger, cronBudgetMs: number, maxDurationSec
   const platformSec = PLATFORM_LIMIT_SEC[trigger];
   const limited = platformSec !== undefined && platformSec < maxDurationSec;
   const ceiling = (limited ? platformSec : maxDurationSec) * 1000 - SAFETY_MARGIN_MS;
-  if (LONG_BUDGET_TRIGGERS.includes(trigger)) return { ms: Math.max(MIN_BUDGET_MS, ceiling), source: limited ? 'platformLimit' : 'maxDuration' };
+  if (LONG_BUDGET_TRIGGERS.includes(trigger))
+    return { ms: Math.max(MIN_BUDGET_MS, ceiling), source: limited ? 'platformLimit' : 'maxDuration' };
   return { ms: Math.max(MIN_BUDGET_MS, Math.min(cronBudgetMs, ceiling)), source: 'CRON_BUDGET_MS' };
 }

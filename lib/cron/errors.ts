@@ -42,7 +42,10 @@ export function publicError(err: unknown, secrets: readonly string[] = []): { co
   const rootCode = typeof root?.code === 'string' ? root.code : undefined;
   let code: string;
   let source = root;
-  if (topCode && /^[a-z_]+$/.test(topCode)) { code = topCode; source = top; } // one of ours: its message is ours
+  if (topCode && /^[a-z_]+$/.test(topCode)) {
+    code = topCode;
+    source = top;
+  } // one of ours: its message is ours
   else if (rootCode && SQLSTATE.test(rootCode)) code = 'database_error';
   else if (rootCode && NETWORK_CODE.test(rootCode)) code = 'connection_error';
   else code = 'job_failed';
@@ -53,7 +56,11 @@ export function publicError(err: unknown, secrets: readonly string[] = []): { co
 /** The whole error for the server-side log: every message of the cause chain, codes, redacted by the logger. */
 export function fullErrorForLog(err: unknown): Record<string, unknown> {
   const chain: { name?: string; code?: unknown; message: string }[] = [];
-  for (let e = err as { name?: string; code?: unknown; message?: unknown; cause?: unknown } | undefined, i = 0; e && i < 6; e = e.cause as typeof e, i++) {
+  for (
+    let e = err as { name?: string; code?: unknown; message?: unknown; cause?: unknown } | undefined, i = 0;
+    e && i < 6;
+    e = e.cause as typeof e, i++
+  ) {
     chain.push({ name: e.name, code: e.code, message: String(e.message ?? e) });
     if (typeof e !== 'object') break;
   }
@@ -82,5 +89,4 @@ export function classifyJobError(err: unknown, opts: { itemCode?: string; secret
 }
 
 /** The item error text of an email handed to SMTP that got no answer (`unknown`, docs/sending.md). */
-export const noSmtpAnswerText = (detail: string) =>
-  `no SMTP answer after the message was sent (never re-sent automatically): ${detail}`;
+export const noSmtpAnswerText = (detail: string) => `no SMTP answer after the message was sent (never re-sent automatically): ${detail}`;

@@ -37,7 +37,14 @@ export type FanoutPlan =
  * duration), else `n` shards sized so that each finishes within the target, at most `max` (beyond
  * that, shards run longer, up to their budget; what is left waits for the next sweep, oldest first).
  */
-export function planFanout(p: { due: number; costMsPerItem: number; ownBudgetMs: number; shardBudgetMs: number; targetMs: number; max: number }): FanoutPlan {
+export function planFanout(p: {
+  due: number;
+  costMsPerItem: number;
+  ownBudgetMs: number;
+  shardBudgetMs: number;
+  targetMs: number;
+  max: number;
+}): FanoutPlan {
   const work = p.due * p.costMsPerItem;
   const base = { due: p.due, costMsPerItem: p.costMsPerItem };
   if (p.due === 0) return { kind: 'inline', ...base, reason: 'nothing due' };
@@ -69,9 +76,15 @@ export function startJitterMs(random: () => number, maxMs = SHARD_START_JITTER_M
  * (`VERCEL_URL`: the same code as the coordinator), else the production domain, else the local
  * server's address. Null: nowhere to fan out to (the CLI).
  */
-export function selfBaseUrl(config: Pick<Config, 'SELF_URL' | 'VERCEL_URL' | 'VERCEL_PROJECT_PRODUCTION_URL'>, localUrl?: string): string | null {
-  const raw = config.SELF_URL ?? (config.VERCEL_URL ? `https://${config.VERCEL_URL}` : undefined)
-    ?? (config.VERCEL_PROJECT_PRODUCTION_URL ? `https://${config.VERCEL_PROJECT_PRODUCTION_URL}` : undefined) ?? localUrl;
+export function selfBaseUrl(
+  config: Pick<Config, 'SELF_URL' | 'VERCEL_URL' | 'VERCEL_PROJECT_PRODUCTION_URL'>,
+  localUrl?: string,
+): string | null {
+  const raw =
+    config.SELF_URL ??
+    (config.VERCEL_URL ? `https://${config.VERCEL_URL}` : undefined) ??
+    (config.VERCEL_PROJECT_PRODUCTION_URL ? `https://${config.VERCEL_PROJECT_PRODUCTION_URL}` : undefined) ??
+    localUrl;
   return raw ? raw.replace(/\/+$/, '') : null;
 }
 
@@ -109,12 +122,18 @@ export async function startShard(shard: number, req: StartRequest, pauseMs = RET
 
 /** Per-item cost of the job's recent real runs, from the ledger (one statement). */
 async function ledgerCost(db: Db, job: JobId, spec: SweepSpec): Promise<number> {
-  const rows = await queryRows<{ duration_ms: string | null; items: string | null }>(db, sql`
+  const rows = await queryRows<{ duration_ms: string | null; items: string | null }>(
+    db,
+    sql`
     select stats->>'durationMs' as duration_ms, stats->>${spec.itemsStat} as items from cron_runs
     where job = ${job} and not dry_run and outcome in ('succeeded', 'partial') and fanout is null
       and stats ? ${spec.itemsStat}
-    order by started_at desc limit ${LEDGER_RUNS}`);
-  return estimateCostMs(rows.map((r) => ({ durationMs: Number(r.duration_ms), items: Number(r.items) })), spec.defaultCostMs);
+    order by started_at desc limit ${LEDGER_RUNS}`,
+  );
+  return estimateCostMs(
+    rows.map((r) => ({ durationMs: Number(r.duration_ms), items: Number(r.items) })),
+    spec.defaultCostMs,
+  );
 }
 
 export type SweepInfo = { due: number; costMsPerItem: number };
@@ -124,7 +143,9 @@ export type SweepInfo = { due: number; costMsPerItem: number };
  * coordinator's result. Returns `result: null` when the run should do the work itself.
  */
 export async function coordinateIfNeeded(
-  job: Pick<Job, 'id' | 'path' | 'maxDurationSec' | 'sweep'>, ctx: JobContext, env: { budget: Budget; selfUrl: string | null },
+  job: Pick<Job, 'id' | 'path' | 'maxDurationSec' | 'sweep'>,
+  ctx: JobContext,
+  env: { budget: Budget; selfUrl: string | null },
 ): Promise<{ result: JobResult | null; sweep?: SweepInfo; plan?: FanoutPlan }> {
   const spec = job.sweep;
   const c = ctx.config;
@@ -135,7 +156,14 @@ export async function coordinateIfNeeded(
   const due = await spec.countDue(ctx.db, ctx.now);
   const costMsPerItem = c.FANOUT_ITEM_COST_MS ?? (await ledgerCost(ctx.db, job.id, spec));
   const shardBudgetMs = budgetFor('fanout', c.CRON_BUDGET_MS, job.maxDurationSec).ms;
-  const plan = planFanout({ due, costMsPerItem, ownBudgetMs: env.budget.ms, shardBudgetMs, targetMs: c.FANOUT_TARGET_SEC * 1000, max: c.FANOUT_MAX });
+  const plan = planFanout({
+    due,
+    costMsPerItem,
+    ownBudgetMs: env.budget.ms,
+    shardBudgetMs,
+    targetMs: c.FANOUT_TARGET_SEC * 1000,
+    max: c.FANOUT_MAX,
+  });
   const sweep = { due, costMsPerItem };
   if (plan.kind === 'inline' || !env.selfUrl) {
     if (plan.kind === 'fanout') ctx.log.warn({ due }, 'fan-out needed but no URL of this deployment is known (SELF_URL): running alone');
@@ -146,28 +174,48 @@ export async function coordinateIfNeeded(
   if (c.VERCEL_AUTOMATION_BYPASS_SECRET) headers[BYPASS_HEADER] = c.VERCEL_AUTOMATION_BYPASS_SECRET;
   const base = env.selfUrl;
   ctx.log.info({ due, costMsPerItem, shards: plan.n }, 'fan-out: starting shards');
-  const shards = await Promise.all(Array.from({ length: plan.n }, (_, k) =>
-    startShard(k, { url: shardUrl(base, job.path, k, plan.n), headers, timeoutMs: c.FANOUT_ACCEPT_TIMEOUT_MS })));
+  const shards = await Promise.all(
+    Array.from({ length: plan.n }, (_, k) =>
+      startShard(k, { url: shardUrl(base, job.path, k, plan.n), headers, timeoutMs: c.FANOUT_ACCEPT_TIMEOUT_MS }),
+    ),
+  );
   const failed = shards.filter((s) => s.status === 'failed');
   const fanout = {
-    due, costMsPerItem: Math.round(costMsPerItem * 10) / 10, n: plan.n, shardBudgetMs,
+    due,
+    costMsPerItem: Math.round(costMsPerItem * 10) / 10,
+    n: plan.n,
+    shardBudgetMs,
     // each invocation's pool is bounded: the sweep holds at most this many (docs/scale.md)
     dbConnectionsMax: (plan.n + 1) * c.DB_POOL_MAX,
-    children: shards.map((s) => ({ shard: s.shard, status: s.status, attempts: s.attempts, ...(s.runId ? { runId: s.runId } : {}), ...(s.error ? { error: s.error } : {}) })),
+    children: shards.map((s) => ({
+      shard: s.shard,
+      status: s.status,
+      attempts: s.attempts,
+      ...(s.runId ? { runId: s.runId } : {}),
+      ...(s.error ? { error: s.error } : {}),
+    })),
   };
   await ctx.db.execute(sql`update cron_runs set fanout = ${JSON.stringify(fanout)}::jsonb where id = ${ctx.runId}`);
   const errors: ItemError[] = failed.map((s) => ({
-    scope: 'shard', id: `${s.shard}/${plan.n}`, code: 'shard_not_started',
+    scope: 'shard',
+    id: `${s.shard}/${plan.n}`,
+    code: 'shard_not_started',
     message: `Le lot ${s.shard}/${plan.n} n'a pas pu être démarré (${s.error}) ; le prochain passage reprendra sa part.`,
   }));
   if (failed.length) ctx.log.error({ failed: failed.map((s) => ({ shard: s.shard, error: s.error })) }, 'fan-out: shards not started');
   return {
-    sweep, plan,
+    sweep,
+    plan,
     result: {
       stats: {
-        fanout: true, due, shards: plan.n, shardsAccepted: shards.filter((s) => s.status === 'accepted').length,
-        shardsAlreadyRunning: shards.filter((s) => s.status === 'skipped').length, shardsFailed: failed.length,
-        childRunIds: shards.flatMap((s) => (s.runId ? [s.runId] : [])), costMsPerItem: fanout.costMsPerItem,
+        fanout: true,
+        due,
+        shards: plan.n,
+        shardsAccepted: shards.filter((s) => s.status === 'accepted').length,
+        shardsAlreadyRunning: shards.filter((s) => s.status === 'skipped').length,
+        shardsFailed: failed.length,
+        childRunIds: shards.flatMap((s) => (s.runId ? [s.runId] : [])),
+        costMsPerItem: fanout.costMsPerItem,
       },
       errors,
       partial: failed.length > 0,
@@ -186,6 +234,8 @@ type WaitUntil = (p: Promise<unknown>) => void;
 /** Vercel keeps a function alive after its response for the promises handed to waitUntil (what
  *  `@vercel/functions` reads); a plain Node server keeps running anyway. */
 export function platformWaitUntil(): WaitUntil | undefined {
-  const ctx = (globalThis as Record<symbol, { get?(): { waitUntil?: WaitUntil } | undefined } | undefined>)[Symbol.for('@vercel/request-context')];
+  const ctx = (globalThis as Record<symbol, { get?(): { waitUntil?: WaitUntil } | undefined } | undefined>)[
+    Symbol.for('@vercel/request-context')
+  ];
   return ctx?.get?.()?.waitUntil;
 }

@@ -70,7 +70,9 @@ export function runPings(config: Config, job: PingedJob, log?: Logger): RunPings
   let started: Promise<unknown> = Promise.resolve();
   if (!base) return { start() {}, async finish() {} };
   return {
-    start() { started = ping(pingUrl(base, 'start'), `${job.id} : démarrage`, log); },
+    start() {
+      started = ping(pingUrl(base, 'start'), `${job.id} : démarrage`, log);
+    },
     async finish(kind, summary) {
       await started;
       await ping(pingUrl(base, kind), summary, log);
@@ -81,7 +83,8 @@ export function runPings(config: Config, job: PingedJob, log?: Logger): RunPings
 /** The ping body: one line of French for the service's log. */
 export function pingSummary(job: JobId, res: RunOutcome): string {
   const b = res.body;
-  if (b.success !== true) return `${job} : échec (HTTP ${httpStatusOf(res)}) — ${String(b.error ?? 'erreur')} : ${String(b.message ?? '')}`.trim();
+  if (b.success !== true)
+    return `${job} : échec (HTTP ${httpStatusOf(res)}) — ${String(b.error ?? 'erreur')} : ${String(b.message ?? '')}`.trim();
   if (b.skipped) return `${job} : ignoré, une autre exécution est en cours`;
   const errors = Number(b.errorsCount ?? 0);
   const what = b.partial ? 'partiel (reprend au prochain passage)' : 'réussi';

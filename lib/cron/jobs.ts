@@ -28,7 +28,8 @@ export function defineRegistry<J extends Job, A extends AttentionSource>(registr
   const seen = new Map<string, JobId>();
   for (const job of registry.jobs) {
     if (!JOB_ID.test(job.id)) problems.push(`${job.id}: an id is lower-case words joined by "-"`);
-    if (!HEALTHCHECK_URL_OF_JOB.test(job.healthcheckVariable)) problems.push(`${job.id}: healthcheckVariable must match ${HEALTHCHECK_URL_OF_JOB}`);
+    if (!HEALTHCHECK_URL_OF_JOB.test(job.healthcheckVariable))
+      problems.push(`${job.id}: healthcheckVariable must match ${HEALTHCHECK_URL_OF_JOB}`);
     for (const key of [`id ${job.id}`, `path ${job.path}`, `variable ${job.healthcheckVariable}`]) {
       const other = seen.get(key);
       if (other) problems.push(`${job.id}: ${key} is already ${other}'s`);

@@ -10,7 +10,10 @@ const flag = z.enum(['1', '0', 'true', 'false', 'yes', 'no', '']).transform((v) 
  */
 export const INT4_MAX = 2_147_483_647;
 // at most 10 digits before Number(): a 400-digit value must not become Infinity or lose digits
-const intParam = z.string().regex(/^\d{1,10}$/, 'must be a non-negative integer of at most 10 digits').transform(Number);
+const intParam = z
+  .string()
+  .regex(/^\d{1,10}$/, 'must be a non-negative integer of at most 10 digits')
+  .transform(Number);
 
 const QuerySchema = z
   .object({

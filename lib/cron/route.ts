@@ -90,7 +90,9 @@ function guard(req: Req, res: Res, getRuntime: () => Runtime): Guarded | null {
   }
   const q = query.secret;
   const authorization = req.headers.authorization;
-  if (!isAuthorized(typeof authorization === 'string' ? authorization : undefined, typeof q === 'string' ? q : undefined, config.CRON_SECRET)) {
+  if (
+    !isAuthorized(typeof authorization === 'string' ? authorization : undefined, typeof q === 'string' ? q : undefined, config.CRON_SECRET)
+  ) {
     rt.logger.warn({ url: redactUrl(req.url ?? '', secrets) }, 'forbidden: missing or wrong secret');
     send(res, 403, FORBIDDEN_BODY);
     return null;

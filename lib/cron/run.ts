@@ -1,4 +1,13 @@
-import { DEFAULT_LEASE_TIMING, acquireLease, newRunId, recordRunEnd, recordRunStart, releaseLease, startHeartbeat, type Heartbeat } from './runs.js';
+import {
+  DEFAULT_LEASE_TIMING,
+  acquireLease,
+  newRunId,
+  recordRunEnd,
+  recordRunStart,
+  releaseLease,
+  startHeartbeat,
+  type Heartbeat,
+} from './runs.js';
 import { leaseKey } from './scope.js';
 import type { Runtime } from './runtime.js';
 import { NotImplementedError, type ItemError, type Job, type JobContext, type JobResult, type Trigger } from './types.js';
@@ -42,15 +51,22 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
   const dryRun = params.dryRun || previewDryRun;
   const budget = budgetFor(trigger, config.CRON_BUDGET_MS, job.maxDurationSec);
   const base = {
-    job: job.id, runId, trigger, dryRun, budget: { ms: budget.ms, source: budget.source },
+    job: job.id,
+    runId,
+    trigger,
+    dryRun,
+    budget: { ms: budget.ms, source: budget.source },
     ...(opts.parentRunId ? { parentRunId: opts.parentRunId } : {}),
-    ...(previewDryRun ? { previewDryRun: true, note: 'Preview deployment: run as a dry run (set PREVIEW_SIDE_EFFECTS=on to allow side effects)' } : {}),
+    ...(previewDryRun
+      ? { previewDryRun: true, note: 'Preview deployment: run as a dry run (set PREVIEW_SIDE_EFFECTS=on to allow side effects)' }
+      : {}),
     ...(params.nowOverride ? { now: params.nowOverride.toISOString() } : {}),
     ...(params.scope.shard ? { shard: params.scope.shard } : {}),
     ...(params.scope.companyId !== undefined ? { companyId: params.scope.companyId } : {}),
   };
   const fail = (kind: OutcomeKind, code: string, message: string): RunOutcome => ({
-    kind, body: { success: false, ...base, error: code, message, timestamp: new Date().toISOString() },
+    kind,
+    body: { success: false, ...base, error: code, message, timestamp: new Date().toISOString() },
   });
 
   let handle;
@@ -79,7 +95,14 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
         log.info('skipped: another run holds the lease');
         return {
           kind: 'skipped',
-          body: { success: true, skipped: true, reason: 'already-running', message: job.message, timestamp: new Date().toISOString(), ...base },
+          body: {
+            success: true,
+            skipped: true,
+            reason: 'already-running',
+            message: job.message,
+            timestamp: new Date().toISOString(),
+            ...base,
+          },
         };
       }
     }
@@ -95,26 +118,55 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     await loadPostgresZones(db);
     const deadline = startedAt.getTime() + budget.ms;
     const ctx: JobContext = {
-      db, now: params.nowOverride ?? startedAt, deadline, dryRun, scope: params.scope,
-      log, mail, config, runId, trigger, stopSignal: stopSignalOf(rt.stopSignal, heartbeat?.signal),
-      progress: (message) => { opts.onProgress?.(message); },
+      db,
+      now: params.nowOverride ?? startedAt,
+      deadline,
+      dryRun,
+      scope: params.scope,
+      log,
+      mail,
+      config,
+      runId,
+      trigger,
+      stopSignal: stopSignalOf(rt.stopSignal, heartbeat?.signal),
+      progress: (message) => {
+        opts.onProgress?.(message);
+      },
     };
     log.info({ dryRun, scope: params.scope, trigger }, 'run started');
     // fan-out: a coordinator starts shards instead of doing the work (lib/cron/fanout.ts)
     const coordinated = await coordinateIfNeeded(job, ctx, { budget, selfUrl: rt.selfUrl?.() ?? null });
     const sweep: SweepInfo | undefined = coordinated.sweep;
-    const ran: JobResult = coordinated.result ?? await job.run(ctx);
+    const ran: JobResult = coordinated.result ?? (await job.run(ctx));
     // a run that lost its lease stopped early: never a clean success
-    const result: JobResult = leaseLost ? { ...ran, partial: true, errors: [...ran.errors, { scope: 'run', id: runId, code: 'lease_lost', message: leaseLost }] } : ran;
+    const result: JobResult = leaseLost
+      ? { ...ran, partial: true, errors: [...ran.errors, { scope: 'run', id: runId, code: 'lease_lost', message: leaseLost }] }
+      : ran;
     const durationMs = Date.now() - startedAt.getTime();
-    const errors: ItemError[] = result.errors.slice(0, MAX_LISTED_ERRORS).map((e) => ({ ...e, message: publicErrorText(e.message, secrets, 300) }));
+    const errors: ItemError[] = result.errors
+      .slice(0, MAX_LISTED_ERRORS)
+      .map((e) => ({ ...e, message: publicErrorText(e.message, secrets, 300) }));
     const outcome = result.partial ? 'partial' : 'succeeded';
-    const ledgerStats = { ...result.stats, errorsCount: result.errors.length, durationMs, budgetMs: budget.ms, budgetSource: budget.source, ...(sweep ? { sweepDue: sweep.due } : {}) };
+    const ledgerStats = {
+      ...result.stats,
+      errorsCount: result.errors.length,
+      durationMs,
+      budgetMs: budget.ms,
+      budgetSource: budget.source,
+      ...(sweep ? { sweepDue: sweep.due } : {}),
+    };
     await recordRunEnd(db, runId, { outcome, stats: ledgerStats });
     log.info({ outcome, durationMs, stats: result.stats, errors: result.errors.length }, 'run finished');
     const body: Record<string, unknown> = {
-      success: true, message: job.message, timestamp: new Date().toISOString(), ...base,
-      durationMs, partial: result.partial, stats: result.stats, errors, errorsCount: result.errors.length,
+      success: true,
+      message: job.message,
+      timestamp: new Date().toISOString(),
+      ...base,
+      durationMs,
+      partial: result.partial,
+      stats: result.stats,
+      errors,
+      errorsCount: result.errors.length,
     };
     if (dryRun) body.plan = (result.plan ?? []).slice(0, MAX_PLAN_ITEMS);
     return { kind: 'ran', body };
@@ -128,7 +180,8 @@ async function runJobOnce(job: Job, trigger: Trigger, params: RunParams, rt: Run
     return fail(notImplemented ? 'not_implemented' : 'failed', e.code, e.message);
   } finally {
     heartbeat?.stop();
-    if (holdsLease) await releaseLease(db, key, runId).catch((err) => log.error({ err: fullErrorForLog(err) }, 'lease release failed; it will expire'));
+    if (holdsLease)
+      await releaseLease(db, key, runId).catch((err) => log.error({ err: fullErrorForLog(err) }, 'lease release failed; it will expire'));
     mail.closeAll();
     await handle.close().catch(() => {});
   }

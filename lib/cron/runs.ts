@@ -18,7 +18,10 @@ export const DEFAULT_LEASE_TIMING: LeaseTiming = { ttlSec: LEASE_TTL_SEC, everyS
 export const CRASHED_RUN_ERROR = 'crashed: the run never finished (its process died or was killed)';
 
 /** Opens the ledger row of a run (dry runs included). Uses the real clock, never `now=`; its first beat is the database's now. */
-export async function recordRunStart(db: Db, run: { id: string; job: string; trigger: Trigger; dryRun: boolean; startedAt: Date; parentRunId?: string }) {
+export async function recordRunStart(
+  db: Db,
+  run: { id: string; job: string; trigger: Trigger; dryRun: boolean; startedAt: Date; parentRunId?: string },
+) {
   await db.insert(cronRuns).values({ ...run, parentRunId: run.parentRunId ?? null, outcome: 'running', heartbeatAt: sql`now()` });
 }
 
@@ -37,7 +40,9 @@ export async function recordRunEnd(db: Db, runId: string, end: { outcome: RunOut
  * same statement. Expiry uses the database clock, shared by every invocation.
  */
 export async function acquireLease(db: Db, key: string, holder: string, ttlSec: number): Promise<boolean> {
-  const rows = await queryRows<{ holder: string }>(db, sql`
+  const rows = await queryRows<{ holder: string }>(
+    db,
+    sql`
     with previous as (select holder from ${cronLeases} where job = ${key}),
     taken as (
       insert into ${cronLeases} (job, holder, expires_at)
@@ -51,7 +56,8 @@ export async function acquireLease(db: Db, key: string, holder: string, ttlSec: 
       where id in (select holder from previous) and id <> ${holder} and finished_at is null
         and exists (select 1 from taken where taken.holder = ${holder})
       returning id)
-    select holder from taken`);
+    select holder from taken`,
+  );
   return rows.length === 1 && rows[0].holder === holder;
 }
 
@@ -61,11 +67,14 @@ export async function acquireLease(db: Db, key: string, holder: string, ttlSec: 
  * silence longer than the TTL, or its ledger row was closed): the run must stop.
  */
 export async function renewLease(db: Db, key: string, holder: string, ttlSec: number): Promise<boolean> {
-  const rows = await queryRows<{ job: string }>(db, sql`
+  const rows = await queryRows<{ job: string }>(
+    db,
+    sql`
     with beat as (update cron_runs set heartbeat_at = now() where id = ${holder} and finished_at is null returning id)
     update ${cronLeases} set expires_at = now() + make_interval(secs => ${ttlSec})
     where job = ${key} and holder = ${holder} and exists (select 1 from beat)
-    returning job`);
+    returning job`,
+  );
   return rows.length === 1;
 }
 
@@ -92,15 +101,20 @@ export function startHeartbeat(db: Db, key: string, holder: string, timing: Leas
   const timer = setInterval(() => {
     if (beating || lost.signal.aborted) return;
     beating = true;
-    renewLease(db, key, holder, timing.ttlSec).then(
-      (held) => {
-        if (held) lastBeat = Date.now();
-        else lose('lease lost: another run took over this job');
-      },
-      (err: Error) => {
-        if (Date.now() - lastBeat >= timing.ttlSec * 1000) lose(`lease lost: no heartbeat could be written for ${timing.ttlSec} s (${err.message})`);
-      },
-    ).finally(() => { beating = false; });
+    renewLease(db, key, holder, timing.ttlSec)
+      .then(
+        (held) => {
+          if (held) lastBeat = Date.now();
+          else lose('lease lost: another run took over this job');
+        },
+        (err: Error) => {
+          if (Date.now() - lastBeat >= timing.ttlSec * 1000)
+            lose(`lease lost: no heartbeat could be written for ${timing.ttlSec} s (${err.message})`);
+        },
+      )
+      .finally(() => {
+        beating = false;
+      });
   }, timing.everySec * 1000);
   timer.unref?.();
   return { signal: lost.signal, stop: () => clearInterval(timer) };

@@ -23,14 +23,17 @@ export function runtimeFromConfig(config: Config, overrides: Partial<Omit<Runtim
   return {
     config,
     logger: overrides.logger ?? createLogger({ level: config.LOG_LEVEL, secrets: secretsOf(config) }),
-    openDb: overrides.openDb ?? (() => openDb({
-      driver: config.databaseDriver,
-      url: config.DATABASE_URL,
-      pgliteDir: config.PGLITE_DIR,
-      poolMax: config.DB_POOL_MAX,
-      // only the embedded database is migrated on open; request handlers never migrate a real one
-      migrate: config.databaseDriver === 'pglite',
-    })),
+    openDb:
+      overrides.openDb ??
+      (() =>
+        openDb({
+          driver: config.databaseDriver,
+          url: config.DATABASE_URL,
+          pgliteDir: config.PGLITE_DIR,
+          poolMax: config.DB_POOL_MAX,
+          // only the embedded database is migrated on open; request handlers never migrate a real one
+          migrate: config.databaseDriver === 'pglite',
+        })),
     mailFactory: overrides.mailFactory ?? (() => createMailFactory(config)),
     ...(overrides.stopSignal ? { stopSignal: overrides.stopSignal } : {}),
     ...(overrides.leaseTiming ? { leaseTiming: overrides.leaseTiming } : {}),

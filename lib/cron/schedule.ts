@@ -62,15 +62,28 @@ export function judgeMissed(schedule: string, lastScheduledRunAt: Date | null, l
  * Every job's missed-run verdict from the ledger, in one statement: per job, its latest
  * scheduled run and its first run, each one index probe on (job, started_at).
  */
-export async function readMissedRuns(db: Db, now: Date, jobs: readonly Pick<Job, 'id' | 'schedule'>[]): Promise<Record<string, MissedVerdict>> {
-  const triggers = sql.join(SCHEDULED_TRIGGERS.map((t) => sql`${t}`), sql`, `);
-  const ids = sql.join(jobs.map((j) => sql`${j.id}`), sql`, `);
-  const rows = await queryRows<{ job: string; last_at: Date | null; first_at: Date | null }>(db, sql`
+export async function readMissedRuns(
+  db: Db,
+  now: Date,
+  jobs: readonly Pick<Job, 'id' | 'schedule'>[],
+): Promise<Record<string, MissedVerdict>> {
+  const triggers = sql.join(
+    SCHEDULED_TRIGGERS.map((t) => sql`${t}`),
+    sql`, `,
+  );
+  const ids = sql.join(
+    jobs.map((j) => sql`${j.id}`),
+    sql`, `,
+  );
+  const rows = await queryRows<{ job: string; last_at: Date | null; first_at: Date | null }>(
+    db,
+    sql`
     select j.job,
       (select r.started_at from cron_runs r where r.job = j.job and r.trigger in (${triggers}) and not r.dry_run
         order by r.started_at desc limit 1) as last_at,
       (select r.started_at from cron_runs r where r.job = j.job order by r.started_at limit 1) as first_at
-    from unnest(array[${ids}]::text[]) as j(job)`);
+    from unnest(array[${ids}]::text[]) as j(job)`,
+  );
   const firsts = rows.map((r) => (r.first_at ? new Date(r.first_at).getTime() : Infinity));
   const since = Number.isFinite(Math.min(...firsts)) ? new Date(Math.min(...firsts)) : null;
   const out: Record<string, MissedVerdict> = {};

@@ -10,7 +10,13 @@ import type { Job } from './types.js';
  * its lease, and goes on working after the answer (kept alive by Vercel's waitUntil). A shard that
  * cannot start (lease held, database down) answers as any run would.
  */
-export function runShard(job: Job, params: RunParams, rt: Runtime, parentRunId: string, random: () => number = Math.random): Promise<RunOutcome> {
+export function runShard(
+  job: Job,
+  params: RunParams,
+  rt: Runtime,
+  parentRunId: string,
+  random: () => number = Math.random,
+): Promise<RunOutcome> {
   return new Promise((resolve) => {
     let answered = false;
     const run = runJob(job, 'fanout', params, rt, {
@@ -18,15 +24,31 @@ export function runShard(job: Job, params: RunParams, rt: Runtime, parentRunId: 
       startDelayMs: startJitterMs(random, SHARD_START_JITTER_MS),
       onAccepted: (runId) => {
         answered = true;
-        resolve({ kind: 'accepted', body: { success: true, accepted: true, job: job.id, runId, parentRunId, shard: params.scope.shard, trigger: 'fanout', timestamp: new Date().toISOString() } });
+        resolve({
+          kind: 'accepted',
+          body: {
+            success: true,
+            accepted: true,
+            job: job.id,
+            runId,
+            parentRunId,
+            shard: params.scope.shard,
+            trigger: 'fanout',
+            timestamp: new Date().toISOString(),
+          },
+        });
       },
-    }).then((r) => {
-      if (!answered) resolve(r);
-      else rt.logger.info({ job: job.id, parentRunId, status: httpStatusOf(r), partial: r.body.partial ?? null }, 'fan-out shard finished');
-    }, (err) => {
-      rt.logger.error({ job: job.id, parentRunId, err: String((err as Error)?.message ?? err) }, 'fan-out shard crashed');
-      if (!answered) resolve({ kind: 'failed', body: { success: false, error: 'job_failed', message: 'the shard could not run' } });
-    });
+    }).then(
+      (r) => {
+        if (!answered) resolve(r);
+        else
+          rt.logger.info({ job: job.id, parentRunId, status: httpStatusOf(r), partial: r.body.partial ?? null }, 'fan-out shard finished');
+      },
+      (err) => {
+        rt.logger.error({ job: job.id, parentRunId, err: String((err as Error)?.message ?? err) }, 'fan-out shard crashed');
+        if (!answered) resolve({ kind: 'failed', body: { success: false, error: 'job_failed', message: 'the shard could not run' } });
+      },
+    );
     platformWaitUntil()?.(run);
   });
 }

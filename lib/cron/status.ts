@@ -19,17 +19,31 @@ import { readSweeps, type Sweep } from './sweep.js';
 import { CRASHED_RUN_ERROR } from './runs.js';
 
 type UnionToIntersection<U> = (U extends unknown ? (u: U) => void : never) extends (i: infer I) => void ? I : never;
-type SectionsOf<T> = T extends { attention?(db: Db, now: Date): Promise<{ sections: infer S }> } ? S
-  : T extends (db: Db, now: Date) => Promise<{ sections: infer S }> ? S : never;
+type SectionsOf<T> = T extends { attention?(db: Db, now: Date): Promise<{ sections: infer S }> }
+  ? S
+  : T extends (db: Db, now: Date) => Promise<{ sections: infer S }>
+    ? S
+    : never;
 
 /**
  * The status body: the runner's fields, then the sections of every registered job's attention
  * and of the registry's other sources (bounces), typed from the registry it was read with.
  */
-export type Status<J extends Job = Job, A extends AttentionSource = AttentionSource> =
-  { healthy: boolean; jobs: JobHealth[]; sweeps: Record<string, Sweep | null> } & UnionToIntersection<SectionsOf<J> | SectionsOf<A>>;
+export type Status<J extends Job = Job, A extends AttentionSource = AttentionSource> = {
+  healthy: boolean;
+  jobs: JobHealth[];
+  sweeps: Record<string, Sweep | null>;
+} & UnionToIntersection<SectionsOf<J> | SectionsOf<A>>;
 
-type RunRow = { job: string; outcome: string; started_at: Date; finished_at: Date | null; stats: unknown; error: string | null; rn: number };
+type RunRow = {
+  job: string;
+  outcome: string;
+  started_at: Date;
+  finished_at: Date | null;
+  stats: unknown;
+  error: string | null;
+  rn: number;
+};
 
 export type JobHealth = {
   job: JobId;
@@ -57,7 +71,10 @@ export function judgeHealth(runs: { outcome: string; startedAt: Date }[], lastSu
   }
   const reference = lastSuccessAt ?? runs[runs.length - 1]?.startedAt ?? now;
   if (now.getTime() - reference.getTime() > 3 * intervalMs) {
-    return { health: 'unhealthy' as const, reason: lastSuccessAt ? 'no success for more than three schedule intervals' : 'never succeeded' };
+    return {
+      health: 'unhealthy' as const,
+      reason: lastSuccessAt ? 'no success for more than three schedule intervals' : 'never succeeded',
+    };
   }
   return { health: 'healthy' as const };
 }
@@ -69,16 +86,24 @@ export function judgeHealth(runs: { outcome: string; startedAt: Date }[], lastSu
 export function withAttention<T extends { health: JobHealth['health']; reason?: string }>(verdict: T, attention: Attention | undefined): T {
   if (!attention || (attention.unknownSends === 0 && attention.staleClaims === 0) || verdict.health === 'unhealthy') return verdict;
   const parts = [
-    attention.unknownSends ? `${attention.unknownSends} email(s) in an unknown state (check the recipients' mailboxes, then mark them)` : '',
+    attention.unknownSends
+      ? `${attention.unknownSends} email(s) in an unknown state (check the recipients' mailboxes, then mark them)`
+      : '',
     attention.staleClaims ? `${attention.staleClaims} claim(s) left sending by a run that died (the next run clears them)` : '',
   ].filter(Boolean);
   return { ...verdict, health: 'degraded', reason: parts.join('; ') };
 }
 
-export async function readStatus<J extends Job, A extends AttentionSource>(db: Db, now: Date, registry: Registry<J, A>): Promise<Status<J, A>> {
+export async function readStatus<J extends Job, A extends AttentionSource>(
+  db: Db,
+  now: Date,
+  registry: Registry<J, A>,
+): Promise<Status<J, A>> {
   // the last three counted runs of each job, and each job's last success, in two statements; a
   // run left `running` by a dead process (no live lease) counts as failed
-  const runs = await queryRows<RunRow>(db, sql`
+  const runs = await queryRows<RunRow>(
+    db,
+    sql`
     select * from (
       select job, outcome, started_at, finished_at, stats, error,
              row_number() over (partition by job order by started_at desc) as rn
@@ -92,10 +117,14 @@ export async function readStatus<J extends Job, A extends AttentionSource>(db: D
               and c.started_at < now() - make_interval(secs => ${CRASHED_RUN_GRACE_SEC})
               and not exists (select 1 from cron_leases l where l.holder = c.id and l.expires_at > now())))
       ) c
-    ) r where rn <= 3`);
-  const successes = await queryRows<{ job: string; at: Date }>(db, sql`
+    ) r where rn <= 3`,
+  );
+  const successes = await queryRows<{ job: string; at: Date }>(
+    db,
+    sql`
     select job, max(started_at) as at from cron_runs
-    where not dry_run and outcome in ('succeeded', 'partial') group by job`);
+    where not dry_run and outcome in ('succeeded', 'partial') group by job`,
+  );
   // each job reads what of it needs a person from its own tables (lib/jobs/<job>/attention.ts);
   // the registry's other sources (bounces) add their sections the same way
   const attentionOf: Record<JobId, Attention> = {};
@@ -120,8 +149,14 @@ export async function readStatus<J extends Job, A extends AttentionSource>(db: D
     const s = successes.find((x) => x.job === id);
     const lastSuccess = s?.at ? new Date(s.at) : null;
     const judged = withAttention(
-      judgeHealth(mine.map((r) => ({ outcome: r.outcome, startedAt: new Date(r.started_at) })), lastSuccess, scheduleIntervalMs(schedule, now), now),
-      attentionOf[id]);
+      judgeHealth(
+        mine.map((r) => ({ outcome: r.outcome, startedAt: new Date(r.started_at) })),
+        lastSuccess,
+        scheduleIntervalMs(schedule, now),
+        now,
+      ),
+      attentionOf[id],
+    );
     const last = mine[0];
     const missed = missedRuns[id];
     const verdict: { health: JobHealth['health']; reason?: string } = missed.missed
@@ -134,13 +169,15 @@ export async function readStatus<J extends Job, A extends AttentionSource>(db: D
       healthy: verdict.health === 'unknown' ? null : verdict.health === 'healthy',
       ...(verdict.reason ? { reason: verdict.reason } : {}),
       ...(attentionOf[id] ? { attention: attentionOf[id] } : {}),
-      lastRun: last ? {
-        outcome: last.outcome,
-        startedAt: new Date(last.started_at).toISOString(),
-        durationMs: last.finished_at ? new Date(last.finished_at).getTime() - new Date(last.started_at).getTime() : null,
-        stats: last.stats,
-        error: last.error,
-      } : null,
+      lastRun: last
+        ? {
+            outcome: last.outcome,
+            startedAt: new Date(last.started_at).toISOString(),
+            durationMs: last.finished_at ? new Date(last.finished_at).getTime() - new Date(last.started_at).getTime() : null,
+            stats: last.stats,
+            error: last.error,
+          }
+        : null,
       lastSuccessAt: lastSuccess?.toISOString() ?? null,
       missed,
     };

@@ -70,8 +70,10 @@ export type JobAttention<S extends Record<string, unknown> = Record<string, unkn
  * Sections of /cron/status that belong to no one job (the bounces of every job that emails),
  * registered beside the jobs (lib/jobs/registry.ts).
  */
-export type AttentionSource<S extends Record<string, unknown> = Record<string, unknown>> =
-  (db: Db, now: Date) => Promise<Omit<JobAttention<S>, 'emails'>>;
+export type AttentionSource<S extends Record<string, unknown> = Record<string, unknown>> = (
+  db: Db,
+  now: Date,
+) => Promise<Omit<JobAttention<S>, 'emails'>>;
 
 /**
  * A job that can fan out (lib/cron/fanout.ts, docs/scale.md): how to count its due work, which

@@ -10,15 +10,20 @@ import { underlyingError } from './session.js';
 /** What the server said when the folder was opened (EXAMINE). */
 export type FolderState = { uidValidity: number; uidNext: number; exists: number; highestModseq?: string };
 
-
 /**
  * STATUS: the cursor's inputs in one round trip, without selecting the folder (imapflow's
  * mailboxOpen would add a LIST and an LSUB first). The no-change fast path stops here.
  */
 export async function folderStatus(client: ImapFlow, folder: string): Promise<FolderState> {
   try {
-    const st = await client.status(folder, { uidNext: true, uidValidity: true, messages: true, highestModseq: client.capabilities.has('CONDSTORE') });
-    if (!st || st.uidValidity === undefined || st.uidNext === undefined) throw new ImapSyncError('mailbox', `STATUS of "${folder}" gave no UIDVALIDITY/UIDNEXT`);
+    const st = await client.status(folder, {
+      uidNext: true,
+      uidValidity: true,
+      messages: true,
+      highestModseq: client.capabilities.has('CONDSTORE'),
+    });
+    if (!st || st.uidValidity === undefined || st.uidNext === undefined)
+      throw new ImapSyncError('mailbox', `STATUS of "${folder}" gave no UIDVALIDITY/UIDNEXT`);
     return {
       uidValidity: Number(st.uidValidity),
       uidNext: Number(st.uidNext),

@@ -11,13 +11,21 @@ export class ImapDeadline {
   expired = false;
   private timer: NodeJS.Timeout | undefined;
   constructor(readonly at: number) {}
-  remainingMs(now = Date.now()): number { return Math.max(0, this.at - now); }
+  remainingMs(now = Date.now()): number {
+    return Math.max(0, this.at - now);
+  }
   /** Closes `client` at the deadline (immediately when it has passed). */
   arm(client: ImapFlow): void {
     this.disarm();
-    const fire = () => { this.expired = true; client.close(); };
+    const fire = () => {
+      this.expired = true;
+      client.close();
+    };
     const ms = this.remainingMs();
-    if (ms <= 0) { fire(); return; }
+    if (ms <= 0) {
+      fire();
+      return;
+    }
     this.timer = setTimeout(fire, ms);
   }
   disarm(): void {

@@ -70,7 +70,9 @@ export async function connectAndLogin(target: ImapTarget, opts: ImapSessionOptio
     clientInfo: { name: 'Lokario inbox-sync' },
   });
   // kept to name the cause: after a socket timeout or reset, the command in flight only sees "closed"
-  client.on('error', (err: unknown) => { if (!emittedErrors.has(client)) emittedErrors.set(client, err); });
+  client.on('error', (err: unknown) => {
+    if (!emittedErrors.has(client)) emittedErrors.set(client, err);
+  });
   deadline.arm(client);
   try {
     await client.connect();
@@ -103,33 +105,63 @@ export function underlyingError(client: ImapFlow, err: unknown): unknown {
 /** SNI and certificate name: the host name, never an IP literal. */
 const serverName = (host: string) => (/^[\d.]+$|:/.test(host) ? undefined : host);
 
-const dnText = (dn: unknown) => Object.entries((dn ?? {}) as Record<string, string | string[]>).map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`).join(', ') || '?';
+const dnText = (dn: unknown) =>
+  Object.entries((dn ?? {}) as Record<string, string | string[]>)
+    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
+    .join(', ') || '?';
 
 /**
  * Reads the certificate a server presents, after verification refused it: a second handshake with
  * verification off that sends nothing but STARTTLS (never a credential) and is closed at once.
  */
-export async function probeCertificate(target: ImapTarget, opts: Pick<ImapSessionOptions, 'tls'>, timeoutMs: number): Promise<CertificateInfo | null> {
+export async function probeCertificate(
+  target: ImapTarget,
+  opts: Pick<ImapSessionOptions, 'tls'>,
+  timeoutMs: number,
+): Promise<CertificateInfo | null> {
   if (timeoutMs <= 0) return null;
   const net = await import('node:net');
   const tls = await import('node:tls');
   return new Promise<CertificateInfo | null>((resolve) => {
     const sockets: import('node:net').Socket[] = [];
     // the TLS socket first: destroying the plain socket under a live TLS one aborts the process (Node 20)
-    const done = (v: CertificateInfo | null) => { clearTimeout(timer); for (const s of [...sockets].reverse()) s.destroy(); resolve(v); };
+    const done = (v: CertificateInfo | null) => {
+      clearTimeout(timer);
+      for (const s of [...sockets].reverse()) s.destroy();
+      resolve(v);
+    };
     const timer = setTimeout(() => done(null), timeoutMs);
     const handshake = (socket?: import('node:net').Socket) => {
-      const t = tls.connect({
-        ...(socket ? { socket } : { host: target.host, port: target.port }),
-        servername: serverName(target.host), minVersion: 'TLSv1.2', ...opts.tls, rejectUnauthorized: false,
-      }, () => {
-        const c = t.getPeerCertificate();
-        done(c && c.subject ? { subject: dnText(c.subject), issuer: dnText(c.issuer), validFrom: c.valid_from, validTo: c.valid_to, altNames: c.subjectaltname ?? null } : null);
-      });
+      const t = tls.connect(
+        {
+          ...(socket ? { socket } : { host: target.host, port: target.port }),
+          servername: serverName(target.host),
+          minVersion: 'TLSv1.2',
+          ...opts.tls,
+          rejectUnauthorized: false,
+        },
+        () => {
+          const c = t.getPeerCertificate();
+          done(
+            c && c.subject
+              ? {
+                  subject: dnText(c.subject),
+                  issuer: dnText(c.issuer),
+                  validFrom: c.valid_from,
+                  validTo: c.valid_to,
+                  altNames: c.subjectaltname ?? null,
+                }
+              : null,
+          );
+        },
+      );
       sockets.push(t);
       t.on('error', () => done(null));
     };
-    if (target.useSsl) { handshake(); return; }
+    if (target.useSsl) {
+      handshake();
+      return;
+    }
     const plain = net.connect({ host: target.host, port: target.port });
     sockets.push(plain);
     plain.on('error', () => done(null));
@@ -137,9 +169,16 @@ export async function probeCertificate(target: ImapTarget, opts: Pick<ImapSessio
     let sent = false;
     const onData = (d: Buffer) => {
       buf += d.toString('latin1');
-      if (!sent && /^\* OK/m.test(buf)) { sent = true; buf = ''; plain.write('P1 STARTTLS\r\n'); return; }
-      if (sent && /^P1 OK/m.test(buf)) { plain.removeListener('data', onData); handshake(plain); }
-      else if (sent && /^P1 (NO|BAD)/m.test(buf)) done(null);
+      if (!sent && /^\* OK/m.test(buf)) {
+        sent = true;
+        buf = '';
+        plain.write('P1 STARTTLS\r\n');
+        return;
+      }
+      if (sent && /^P1 OK/m.test(buf)) {
+        plain.removeListener('data', onData);
+        handshake(plain);
+      } else if (sent && /^P1 (NO|BAD)/m.test(buf)) done(null);
     };
     plain.on('data', onData);
   });
@@ -152,7 +191,9 @@ export async function probeCertificate(target: ImapTarget, opts: Pick<ImapSessio
 export function countReceivedBytes(client: ImapFlow): () => number {
   let n = 0;
   const socket = (client as unknown as { socket?: import('node:net').Socket }).socket;
-  socket?.on('data', (d: Buffer) => { n += d.length; });
+  socket?.on('data', (d: Buffer) => {
+    n += d.length;
+  });
   return () => n;
 }
 

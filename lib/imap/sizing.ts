@@ -50,7 +50,13 @@ const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, v
 /** The limits of a run whose IMAP work may last `windowMs`, over a link measured at `bytesPerSec`. */
 export function syncLimits(bytesPerSec: number | null, windowMs: number): SyncLimits {
   if (!bytesPerSec || bytesPerSec <= 0) {
-    return { segmentMessages: SEGMENT_MESSAGES, segmentBytes: SEGMENT_BYTES, fetchGroupBytes: FETCH_GROUP_BYTES, metaChunk: META_CHUNK, linkMaxMessageBytes: null };
+    return {
+      segmentMessages: SEGMENT_MESSAGES,
+      segmentBytes: SEGMENT_BYTES,
+      fetchGroupBytes: FETCH_GROUP_BYTES,
+      metaChunk: META_CHUNK,
+      linkMaxMessageBytes: null,
+    };
   }
   const deliverable = Math.floor((bytesPerSec * Math.max(0, windowMs)) / 1000);
   const segmentBytes = clamp(Math.floor(deliverable / SEGMENTS_PER_WINDOW), MIN_SEGMENT_BYTES, SEGMENT_BYTES);

@@ -6,7 +6,8 @@ type Row = [key: string, value: unknown];
 function flatten(obj: unknown, prefix = ''): Row[] {
   if (!obj || typeof obj !== 'object' || Array.isArray(obj)) return [];
   return Object.entries(obj).flatMap(([k, v]) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? flatten(v, `${prefix}${k}.`) : [[`${prefix}${k}`, v] as Row]);
+    v && typeof v === 'object' && !Array.isArray(v) ? flatten(v, `${prefix}${k}.`) : [[`${prefix}${k}`, v] as Row],
+  );
 }
 
 /**
@@ -16,7 +17,11 @@ function flatten(obj: unknown, prefix = ''): Row[] {
 export function summarise(body: Record<string, unknown>): string {
   const out: string[] = [];
   const head = body.success
-    ? body.skipped ? 'SKIPPED (another run holds the lease)' : body.partial ? 'PARTIAL (budget spent, the next run continues)' : 'OK'
+    ? body.skipped
+      ? 'SKIPPED (another run holds the lease)'
+      : body.partial
+        ? 'PARTIAL (budget spent, the next run continues)'
+        : 'OK'
     : `FAILED: ${body.error} ${body.message ?? ''}`;
   out.push(`${body.job}  ${head}${body.dryRun ? '  [dry run]' : ''}${body.durationMs !== undefined ? `  ${body.durationMs} ms` : ''}`);
   const rows = flatten(body.stats);

@@ -17,7 +17,10 @@ export function readVercelJson(file = new URL('../../vercel.json', import.meta.u
 
 /** The job a path (`/api/x`, `/x`, with or without a query) belongs to, or undefined. */
 export function jobForPath<J extends Pick<Job, 'path'>>(jobs: readonly J[], pathWithQuery: string): J | undefined {
-  const p = pathWithQuery.split('?')[0].replace(/\/+$/, '').replace(/^\/api(?=\/)/, '');
+  const p = pathWithQuery
+    .split('?')[0]
+    .replace(/\/+$/, '')
+    .replace(/^\/api(?=\/)/, '');
   return jobs.find((j) => j.path === p);
 }
 
@@ -31,7 +34,8 @@ export function isStatusPath(pathname: string): boolean {
  */
 export function scheduledCrons<J extends Job>(jobs: readonly J[], v: VercelJson = readVercelJson()): ScheduledCron<J>[] {
   return (v.crons ?? []).map((c) => {
-    if (c.schedule.trim().split(/\s+/).length !== 5) throw new Error(`vercel.json cron ${c.path}: "${c.schedule}" is not a 5-field cron expression`);
+    if (c.schedule.trim().split(/\s+/).length !== 5)
+      throw new Error(`vercel.json cron ${c.path}: "${c.schedule}" is not a 5-field cron expression`);
     new Cron(c.schedule, { paused: true, timezone: 'UTC' }); // throws on an invalid expression
     const job = jobForPath(jobs, c.path);
     if (!job) throw new Error(`vercel.json cron path ${c.path} is not a job route`);

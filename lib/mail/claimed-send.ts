@@ -161,11 +161,12 @@ const ownRows = (t: ClaimTable): SQL => t.rows ?? sql`true`;
  * was never handed over; a person an `unknown` claim they found was not delivered.
  */
 async function releaseWhere(db: Executor, t: ClaimTable, where: SQL, by: 'owner' | 'sweep' | 'person'): Promise<number> {
-  const guarded = by === 'owner'
-    ? sql`(${where}) and delivery = 'sending'`
-    : by === 'sweep'
-      ? sql`(${where}) and delivery = 'sending' and ${NEVER_HANDED_OVER} and ${ownRows(t)}`
-      : sql`(${where}) and delivery = 'unknown' and ${ownRows(t)}`;
+  const guarded =
+    by === 'owner'
+      ? sql`(${where}) and delivery = 'sending'`
+      : by === 'sweep'
+        ? sql`(${where}) and delivery = 'sending' and ${NEVER_HANDED_OVER} and ${ownRows(t)}`
+        : sql`(${where}) and delivery = 'unknown' and ${ownRows(t)}`;
   const [counted] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from ${claimTableIdentifier(t)} where ${guarded}`);
   if (!counted?.n) return 0;
   await runStatements(db, t.release ? t.release(guarded) : [sql`delete from ${claimTableIdentifier(t)} where ${guarded}`]);
@@ -190,7 +191,14 @@ function handoverWriter(o: ClaimedSendOptions) {
       const batch = pending;
       pending = [];
       try {
-        const rows = await preparedRows<{ id: number }>(o.db, handOverStatement(o.table, o.runId, batch.map((b) => b.id)));
+        const rows = await preparedRows<{ id: number }>(
+          o.db,
+          handOverStatement(
+            o.table,
+            o.runId,
+            batch.map((b) => b.id),
+          ),
+        );
         const mine = new Set(rows.map((r) => Number(r.id)));
         for (const b of batch) {
           if (mine.has(b.id)) b.resolve();
@@ -202,10 +210,11 @@ function handoverWriter(o: ClaimedSendOptions) {
     }
     writing = false;
   };
-  return (id: number) => new Promise<void>((resolve, reject) => {
-    pending.push({ id, resolve, reject });
-    if (!writing) void drain();
-  });
+  return (id: number) =>
+    new Promise<void>((resolve, reject) => {
+      pending.push({ id, resolve, reject });
+      if (!writing) void drain();
+    });
 }
 
 export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
@@ -213,33 +222,56 @@ export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
   const api: ClaimedSend = {
     async send(claimId, sender, mail) {
       if (o.stopSignal?.aborted || o.deadline - Date.now() < MIN_TRANSACTION_MS) {
-        await api.release([claimId]).catch((err) => o.log?.warn({ claimId, err: (err as Error).message }, 'claim not released; the next run releases it'));
+        await api
+          .release([claimId])
+          .catch((err) => o.log?.warn({ claimId, err: (err as Error).message }, 'claim not released; the next run releases it'));
         return { state: 'not_started', reason: o.stopSignal?.aborted ? 'stopping' : 'deadline' };
       }
       let handover = 'none' as 'none' | 'done' | 'lost' | 'failed';
       let written: Promise<void> | undefined;
-      const writeHandOver = () => (written ??= handOver(claimId).then(
-        () => { handover = 'done'; },
-        (err: Error) => { handover = err instanceof ClaimLostError ? 'lost' : 'failed'; throw err; }));
+      const writeHandOver = () =>
+        (written ??= handOver(claimId).then(
+          () => {
+            handover = 'done';
+          },
+          (err: Error) => {
+            handover = err instanceof ClaimLostError ? 'lost' : 'failed';
+            throw err;
+          },
+        ));
       try {
         const r = await sender.send(mail, { deadlineAt: o.deadline, beforeData: writeHandOver });
         return { state: 'sent', response: r.response };
       } catch (err) {
         // the body was held back: nothing was delivered, whatever the error looks like
         if (handover === 'lost') return { state: 'lost' };
-        const e = handover === 'failed'
-          ? new MailError('handover_failed', `the hand-over could not be recorded: ${(err as Error).message}`, false, undefined, 'envelope')
-          : err instanceof MailError ? err : classifySmtpError(err);
+        const e =
+          handover === 'failed'
+            ? new MailError(
+                'handover_failed',
+                `the hand-over could not be recorded: ${(err as Error).message}`,
+                false,
+                undefined,
+                'envelope',
+              )
+            : err instanceof MailError
+              ? err
+              : classifySmtpError(err);
         return { state: await api.settleFailure(claimId, e), error: e };
       }
     },
     async settleFailure(claimId, e) {
       const action = failureAction(e, o.policy ?? o.table.policy ?? RELEASE_ON_RETRY);
       if (action.state === 'unknown') {
-        await api.markUnknown([claimId], `${e.code}: ${e.message}`).catch((dbErr) =>
-          o.log?.error({ claimId, err: (dbErr as Error).message }, 'could not record an unknown send; the next run marks it'));
+        await api
+          .markUnknown([claimId], `${e.code}: ${e.message}`)
+          .catch((dbErr) =>
+            o.log?.error({ claimId, err: (dbErr as Error).message }, 'could not record an unknown send; the next run marks it'),
+          );
       } else if (action.release) {
-        await api.release([claimId]).catch((dbErr) => o.log?.warn({ claimId, err: (dbErr as Error).message }, 'claim not released; the next run releases it'));
+        await api
+          .release([claimId])
+          .catch((dbErr) => o.log?.warn({ claimId, err: (dbErr as Error).message }, 'claim not released; the next run releases it'));
       }
       return action.state;
     },
@@ -249,10 +281,13 @@ export function createClaimedSend(o: ClaimedSendOptions): ClaimedSend {
     },
     async markUnknown(claimIds, error) {
       if (!claimIds.length) return 0;
-      const rows = await queryRows<{ id: number }>(o.db, sql`
+      const rows = await queryRows<{ id: number }>(
+        o.db,
+        sql`
         update ${claimTableIdentifier(o.table)} set delivery = 'unknown', error = ${error.slice(0, 500)}
         where id = any(${claimIdList(claimIds)}) and delivery = 'sending'
-        returning id`);
+        returning id`,
+      );
       return rows.length;
     },
   };
@@ -278,20 +313,26 @@ export type SweepResult = { released: number; unknownIds: number[] };
  * run's tenants (a condition on the table's unqualified columns).
  */
 export async function sweepClaims(db: Executor, t: ClaimTable, scope: SQL = sql`true`): Promise<SweepResult> {
-  const unknown = await queryRows<{ id: number }>(db, sql`
+  const unknown = await queryRows<{ id: number }>(
+    db,
+    sql`
     update ${claimTableIdentifier(t)} set delivery = 'unknown',
       error = coalesce(error, 'no SMTP answer recorded: the run that handed it to SMTP ended')
     where delivery = 'sending' and ${MAYBE_DELIVERED} and ${ownerGone()} and ${ownRows(t)} and (${scope})
-    returning id`);
+    returning id`,
+  );
   const released = await releaseWhere(db, t, sql`${ownerGone()} and (${scope})`, 'sweep');
   return { released, unknownIds: unknown.map((r) => Number(r.id)) };
 }
 
 /** What sweepClaims would do now, written nowhere (a dry run). */
 export async function previewSweep(db: Executor, t: ClaimTable, scope: SQL = sql`true`): Promise<{ released: number; unknown: number }> {
-  const [r] = await queryRows<{ released: number; unknown: number }>(db, sql`
+  const [r] = await queryRows<{ released: number; unknown: number }>(
+    db,
+    sql`
     select count(*) filter (where ${NEVER_HANDED_OVER})::int as released, count(*) filter (where ${MAYBE_DELIVERED})::int as unknown
-    from ${claimTableIdentifier(t)} where delivery = 'sending' and ${ownerGone()} and ${ownRows(t)} and (${scope})`);
+    from ${claimTableIdentifier(t)} where delivery = 'sending' and ${ownerGone()} and ${ownRows(t)} and (${scope})`,
+  );
   return { released: r?.released ?? 0, unknown: r?.unknown ?? 0 };
 }
 
@@ -302,9 +343,12 @@ export function staleSendingCondition(alias: string): SQL {
 
 /** A claim table's crash residue: sends in `unknown` and `sending` claims of a gone owner (/cron/status). */
 export async function claimResidue(db: Executor, t: ClaimTable): Promise<{ unknownSends: number; staleClaims: number }> {
-  const [r] = await queryRows<{ unknown: number; stale: number }>(db, sql`
+  const [r] = await queryRows<{ unknown: number; stale: number }>(
+    db,
+    sql`
     select (select count(*)::int from ${claimTableIdentifier(t)} where delivery = 'unknown' and ${ownRows(t)}) as unknown,
-           (select count(*)::int from ${claimTableIdentifier(t)} h where ${staleSendingCondition('h')} and ${ownRows(t)}) as stale`);
+           (select count(*)::int from ${claimTableIdentifier(t)} h where ${staleSendingCondition('h')} and ${ownRows(t)}) as stale`,
+  );
   return { unknownSends: r.unknown, staleClaims: r.stale };
 }
 
@@ -316,12 +360,22 @@ export async function claimResidue(db: Executor, t: ClaimTable): Promise<{ unkno
  */
 export async function settleUnknown(db: Executor, t: ClaimTable, claimId: number, answer: 'delivered' | 'not_delivered'): Promise<boolean> {
   const where = sql`id = ${Math.trunc(claimId)}`;
-  const found = await queryRows<{ id: number }>(db, sql`
-    select id from ${claimTableIdentifier(t)} where ${where} and delivery = 'unknown' and ${ownRows(t)} for update`);
+  const found = await queryRows<{ id: number }>(
+    db,
+    sql`
+    select id from ${claimTableIdentifier(t)} where ${where} and delivery = 'unknown' and ${ownRows(t)} for update`,
+  );
   if (!found.length) return false;
   if (answer === 'not_delivered') return (await releaseWhere(db, t, where, 'person')) > 0;
   const unknownRow = sql`(${where}) and delivery = 'unknown'`;
-  await runStatements(db, t.resolve ? t.resolve(unknownRow) : [sql`
-    update ${claimTableIdentifier(t)} set delivery = 'sent', sent_at = coalesce(sent_at, claimed_at), error = null where ${unknownRow}`]);
+  await runStatements(
+    db,
+    t.resolve
+      ? t.resolve(unknownRow)
+      : [
+          sql`
+    update ${claimTableIdentifier(t)} set delivery = 'sent', sent_at = coalesce(sent_at, claimed_at), error = null where ${unknownRow}`,
+        ],
+  );
   return true;
 }

@@ -30,5 +30,8 @@ export function parseIdList(raw: string | string[] | null | undefined): string[]
   const text = Array.isArray(raw) ? raw.join(' ') : raw;
   const ids = [...text.matchAll(/<([^<>]+)>/g)].map((m) => normaliseMessageId(m[1])).filter((x): x is string => !!x);
   if (ids.length) return ids;
-  return text.split(/\s+/).map((x) => normaliseMessageId(x)).filter((x): x is string => !!x);
+  return text
+    .split(/\s+/)
+    .map((x) => normaliseMessageId(x))
+    .filter((x): x is string => !!x);
 }

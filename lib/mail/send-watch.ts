@@ -18,7 +18,10 @@ type StreamLike = { pipe: (dest: NodeJS.WritableStream, opts?: { end?: boolean }
  * hand-over, written in the database), the second sets it to `data` and holds the body until
  * the hand-over has resolved.
  */
-export function watchPlugin(mail: { data: Record<string, unknown>; message: { createReadStream(...a: unknown[]): StreamLike } }, done: (err?: Error | null) => void) {
+export function watchPlugin(
+  mail: { data: Record<string, unknown>; message: { createReadStream(...a: unknown[]): StreamLike } },
+  done: (err?: Error | null) => void,
+) {
   const watch = mail.data[WATCH_KEY] as SendWatch | undefined;
   if (watch) {
     const message = mail.message;
@@ -29,14 +32,24 @@ export function watchPlugin(mail: { data: Record<string, unknown>; message: { cr
       const pipe = source.pipe.bind(source);
       if (!watch.beforeData) {
         // nothing to wait for (the hand-over was written before the send): only the stage is watched
-        source.pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => { watch.stage = 'data'; return pipe(dest, opts); };
+        source.pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => {
+          watch.stage = 'data';
+          return pipe(dest, opts);
+        };
         return source;
       }
       const gate = watch.beforeData();
       gate.catch(() => {}); // observed below, or moot if the envelope fails first
       source.pipe = (dest: NodeJS.WritableStream, opts?: { end?: boolean }) => {
         watch.stage = 'data';
-        gate.then(() => { pipe(dest, opts); }, (err: Error) => { source.destroy(err); });
+        gate.then(
+          () => {
+            pipe(dest, opts);
+          },
+          (err: Error) => {
+            source.destroy(err);
+          },
+        );
         return dest;
       };
       return source;

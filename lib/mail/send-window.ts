@@ -11,10 +11,7 @@
  */
 import type { SQL } from 'drizzle-orm';
 import { preparedRows } from '../../db/client.js';
-import {
-  MIN_TRANSACTION_MS, createClaimedSend, handOverStatement,
-  type ClaimedSendOptions, type SendOutcome,
-} from './claimed-send.js';
+import { MIN_TRANSACTION_MS, createClaimedSend, handOverStatement, type ClaimedSendOptions, type SendOutcome } from './claimed-send.js';
 import { MailError, classifySmtpError, type MailSender, type OutgoingMail } from './transport.js';
 
 /** The protocol's options (run, deadline, stop signal, retry policy), plus the window's. */
@@ -56,30 +53,50 @@ export function createSendWindow<R>(o: SendWindowOptions<R>): SendWindow<R> {
   /** Claims this run will not send: released (once written, the caller hears of it). */
   const giveBack = async (entries: Entry<R>[], outcome: WindowOutcome) => {
     if (!entries.length) return;
-    await single.release(entries.map((e) => e.claimId)).catch((err) =>
-      o.log?.warn({ claimIds: entries.map((e) => e.claimId), err: (err as Error).message }, 'claims not released; the next run releases them'));
+    await single
+      .release(entries.map((e) => e.claimId))
+      .catch((err) =>
+        o.log?.warn(
+          { claimIds: entries.map((e) => e.claimId), err: (err as Error).message },
+          'claims not released; the next run releases them',
+        ),
+      );
     for (const e of entries) e.settle(outcome);
   };
 
   const startSmtp = (e: Entry<R>) => {
     inSmtp++;
-    e.sender.send(e.mail, { deadlineAt: o.deadline }).then(
-      () => { accepted.push(e); },
-      async (err) => {
-        const me = err instanceof MailError ? err : classifySmtpError(err);
-        const kind = await single.settleFailure(e.claimId, me);
-        e.settle({ state: kind, error: me });
-      },
-    ).finally(() => { inSmtp--; pump(); });
+    e.sender
+      .send(e.mail, { deadlineAt: o.deadline })
+      .then(
+        () => {
+          accepted.push(e);
+        },
+        async (err) => {
+          const me = err instanceof MailError ? err : classifySmtpError(err);
+          const kind = await single.settleFailure(e.claimId, me);
+          e.settle({ state: kind, error: me });
+        },
+      )
+      .finally(() => {
+        inSmtp--;
+        pump();
+      });
   };
 
   const flush = async (records: Entry<R>[], handing: Entry<R>[]) => {
     const ids = handing.map((e) => e.claimId);
     const handOver = ids.length ? handOverStatement(o.table, o.runId, ids) : null;
     try {
-      const handed = new Set((records.length
-        ? await o.recordAndHandOver(records.map((e) => e.record), handOver)
-        : (await preparedRows<{ id: number }>(o.db, handOver!)).map((r) => r.id)).map(Number));
+      const handed = new Set(
+        (records.length
+          ? await o.recordAndHandOver(
+              records.map((e) => e.record),
+              handOver,
+            )
+          : (await preparedRows<{ id: number }>(o.db, handOver!)).map((r) => r.id)
+        ).map(Number),
+      );
       for (const e of records) e.settle({ state: 'sent' });
       for (const e of handing) {
         if (handed.has(e.claimId)) startSmtp(e);
@@ -100,10 +117,14 @@ export function createSendWindow<R>(o: SendWindowOptions<R>): SendWindow<R> {
     if (stop) void giveBack(waiting.splice(0), { state: 'not_started', reason: stop });
     // places to fill: a whole group, or every waiting email if fewer wait (the end of a batch)
     const free = Math.min(waiting.length, o.size - inSmtp);
-    const due = accepted.length >= o.group || (free > 0 && free >= Math.min(o.group, waiting.length)) || (inSmtp === 0 && accepted.length > 0);
+    const due =
+      accepted.length >= o.group || (free > 0 && free >= Math.min(o.group, waiting.length)) || (inSmtp === 0 && accepted.length > 0);
     if (!due) return;
     flushing = true;
-    void flush(accepted.splice(0), waiting.splice(0, free)).finally(() => { flushing = false; pump(); });
+    void flush(accepted.splice(0), waiting.splice(0, free)).finally(() => {
+      flushing = false;
+      pump();
+    });
   }
 
   return {

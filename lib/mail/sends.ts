@@ -79,7 +79,10 @@ export const FOLLOWUP_SENDS: SendTable = {
       from followup_history h join followups f on f.id = h.followup_id left join clients c on c.id = f.client_id
       left join inbox_messages om on om.company_id = h.company_id and om.external_id = trim(both '<>' from h.message_id)
       where ${where}`,
-    messageId: sql`h.message_id`, companyId: sql`h.company_id`, sentAt: sql`h.sent_at`, recipient: sql`lower(trim(c.email))`,
+    messageId: sql`h.message_id`,
+    companyId: sql`h.company_id`,
+    sentAt: sql`h.sent_at`,
+    recipient: sql`lower(trim(c.email))`,
   },
 };
 
@@ -105,7 +108,10 @@ export const REMINDER_SENDS: SendTable = {
              format(${SEND_TEXTS.bounce.appointmentReminder}::text, to_char(r.start_date_time at time zone 'Europe/Paris', 'DD/MM/YYYY')) as label
       from appointment_reminders r join appointments a on a.id = r.appointment_id left join clients c on c.id = a.client_id
       where ${where}`,
-    messageId: sql`r.message_id`, companyId: sql`r.company_id`, sentAt: sql`r.sent_at`, recipient: sql`lower(trim(c.email))`,
+    messageId: sql`r.message_id`,
+    companyId: sql`r.company_id`,
+    sentAt: sql`r.sent_at`,
+    recipient: sql`lower(trim(c.email))`,
   },
 };
 
@@ -146,7 +152,10 @@ export const DELETION_EMAIL_SENDS: SendTable = {
              ${SEND_TEXTS.bounce.deletionEmail}::text as label
       from mail_sends m left join users u on ${keyUser}
       where ${deletionRows(sql`m.kind`)} and (${where})`,
-    messageId: sql`m.message_id`, companyId: sql`u.company_id`, sentAt: sql`m.sent_at`, recipient: sql`lower(u.email)`,
+    messageId: sql`m.message_id`,
+    companyId: sql`u.company_id`,
+    sentAt: sql`m.sent_at`,
+    recipient: sql`lower(u.email)`,
   },
 };
 

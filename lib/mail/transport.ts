@@ -135,7 +135,10 @@ function applyRedirect(mail: OutgoingMail, redirectTo: string | undefined): Outg
  * permanent `invalid_recipient`, and nothing is sent.
  */
 export function assertSingleRecipients(mail: OutgoingMail): OutgoingMail {
-  for (const [field, value] of [['To', mail.to], ['Reply-To', mail.replyTo]] as const) {
+  for (const [field, value] of [
+    ['To', mail.to],
+    ['Reply-To', mail.replyTo],
+  ] as const) {
     if (field === 'Reply-To' && value === undefined) continue;
     const c = checkSingleAddress(value);
     if (!c.ok) throw new MailError('invalid_recipient', describeAddressProblem(field, value, c.reason), true);
@@ -164,9 +167,16 @@ function toNodemailer(mail: OutgoingMail): Mail.Options {
   return {
     // address objects, not strings: nodemailer must never read a recipient as a list (nor parse
     // the same From again for every email)
-    from: senderMailbox(mail.from), to: { name: '', address: mail.to }, subject: mail.subject, text: mail.text, html: mail.html,
-    replyTo: mail.replyTo === undefined ? undefined : { name: '', address: mail.replyTo }, messageId: mail.messageId, inReplyTo: mail.inReplyTo,
-    references: mail.references, headers: mail.headers,
+    from: senderMailbox(mail.from),
+    to: { name: '', address: mail.to },
+    subject: mail.subject,
+    text: mail.text,
+    html: mail.html,
+    replyTo: mail.replyTo === undefined ? undefined : { name: '', address: mail.replyTo },
+    messageId: mail.messageId,
+    inReplyTo: mail.inReplyTo,
+    references: mail.references,
+    headers: mail.headers,
   };
 }
 
@@ -177,7 +187,11 @@ const MAILBOX_SMTP_CONNECTIONS = 1;
 // nodemailer is loaded on the first send, not at import: it is ~50 ms of every cold start
 const loadNodemailer = async () => (await import('nodemailer')).default;
 
-function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefined, envelopeFrom?: (mail: OutgoingMail) => string): MailSender {
+function smtpSender(
+  options: SMTPTransport.Options,
+  redirectTo: string | undefined,
+  envelopeFrom?: (mail: OutgoingMail) => string,
+): MailSender {
   // the promise, not the transport, is memoised: concurrent first sends must share ONE pool
   // (awaiting the import before assigning gave each of them its own pool, its own connections,
   // and close() only closed the last one)
@@ -185,7 +199,10 @@ function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefin
   const closeTransport = () => {
     const t = transport;
     transport = undefined;
-    void t?.then((x) => (x.close as (o?: { force?: boolean }) => void)({ force: true }), () => {});
+    void t?.then(
+      (x) => (x.close as (o?: { force?: boolean }) => void)({ force: true }),
+      () => {},
+    );
   };
   // at the deadline the pool is closed: a queued message fails at once, a delivering connection
   // is cut (before DATA → nothing delivered; after → maybe, `unknown`)
@@ -198,7 +215,8 @@ function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefin
       let generation = deadline.current();
       try {
         if (opts.deadlineAt !== undefined) {
-          if (opts.deadlineAt - Date.now() <= 0) throw new MailError('smtp_deadline', 'no time left before the run deadline', false, undefined, 'queued');
+          if (opts.deadlineAt - Date.now() <= 0)
+            throw new MailError('smtp_deadline', 'no time left before the run deadline', false, undefined, 'queued');
           generation = deadline.arm(opts.deadlineAt);
         }
         transport ??= loadNodemailer().then((nm) => {
@@ -210,10 +228,12 @@ function smtpSender(options: SMTPTransport.Options, redirectTo: string | undefin
         // the envelope sender (Return-Path) is where bounces go: BOUNCE_ADDRESS, VERP or not (docs/bounces.md)
         const envelope: Mail.Options = envelopeFrom ? { envelope: { from: envelopeFrom(m), to: [m.to] } } : {};
         const info = await (await pool).sendMail({ ...toNodemailer(m), ...envelope, [WATCH_KEY]: watch } as Mail.Options);
-        if (info.rejected?.length) throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true, undefined, watch.stage);
+        if (info.rejected?.length)
+          throw new MailError('smtp_rejected', `rejected: ${info.rejected.length} recipient(s)`, true, undefined, watch.stage);
         return { messageId: m.messageId, via: 'smtp', response: String(info.response ?? '') };
       } catch (err) {
-        if (!(err instanceof MailError) && deadline.wasCut(generation)) throw new MailError('smtp_deadline', DEADLINE_CUT_TEXT, false, undefined, watch.stage);
+        if (!(err instanceof MailError) && deadline.wasCut(generation))
+          throw new MailError('smtp_deadline', DEADLINE_CUT_TEXT, false, undefined, watch.stage);
         throw classifySmtpError(err, watch.stage);
       }
     },
@@ -246,7 +266,12 @@ function outboxSender(dir: string, redirectTo: string | undefined): MailSender {
       await fs.writeFile(file, info.message as Buffer);
       return { messageId: m.messageId, via: 'outbox', file };
     },
-    close: () => { void transport?.then((t) => t.close(), () => {}); },
+    close: () => {
+      void transport?.then(
+        (t) => t.close(),
+        () => {},
+      );
+    },
   };
 }
 
@@ -270,13 +295,17 @@ export function createMailFactory(config: Config): MailFactory {
       if (config.SMTP_URL) {
         // the URL carries host, port, TLS and credentials; the timeouts come from the configuration
         const url = new URL(config.SMTP_URL);
-        platform = smtpSender({
-          host: url.hostname,
-          port: url.port ? Number(url.port) : url.protocol === 'smtps:' ? 465 : 587,
-          secure: url.protocol === 'smtps:',
-          auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
-          ...timeouts(config, PLATFORM_SMTP_CONNECTIONS),
-        }, config.MAIL_REDIRECT_TO, config.BOUNCE_ADDRESS ? (m) => envelopeSender(config.BOUNCE_ADDRESS!, m.messageId, config.BOUNCE_VERP === 'on') : undefined);
+        platform = smtpSender(
+          {
+            host: url.hostname,
+            port: url.port ? Number(url.port) : url.protocol === 'smtps:' ? 465 : 587,
+            secure: url.protocol === 'smtps:',
+            auth: url.username ? { user: decodeURIComponent(url.username), pass: decodeURIComponent(url.password) } : undefined,
+            ...timeouts(config, PLATFORM_SMTP_CONNECTIONS),
+          },
+          config.MAIL_REDIRECT_TO,
+          config.BOUNCE_ADDRESS ? (m) => envelopeSender(config.BOUNCE_ADDRESS!, m.messageId, config.BOUNCE_VERP === 'on') : undefined,
+        );
       } else if (config.isProductionLike) {
         platform = unconfiguredSender();
       } else {
@@ -285,13 +314,23 @@ export function createMailFactory(config: Config): MailFactory {
       return track(platform);
     },
     mailbox(smtp) {
-      return track(smtpSender({
-        host: smtp.host, port: smtp.port, secure: smtp.secure,
-        // never send a mailbox password in clear: STARTTLS is required when not implicit TLS
-        requireTLS: !smtp.secure,
-        auth: 'accessToken' in smtp ? { type: 'OAuth2', user: smtp.user, accessToken: smtp.accessToken } : { user: smtp.user, pass: smtp.pass },
-        ...timeouts(config, MAILBOX_SMTP_CONNECTIONS),
-      }, config.MAIL_REDIRECT_TO));
+      return track(
+        smtpSender(
+          {
+            host: smtp.host,
+            port: smtp.port,
+            secure: smtp.secure,
+            // never send a mailbox password in clear: STARTTLS is required when not implicit TLS
+            requireTLS: !smtp.secure,
+            auth:
+              'accessToken' in smtp
+                ? { type: 'OAuth2', user: smtp.user, accessToken: smtp.accessToken }
+                : { user: smtp.user, pass: smtp.pass },
+            ...timeouts(config, MAILBOX_SMTP_CONNECTIONS),
+          },
+          config.MAIL_REDIRECT_TO,
+        ),
+      );
     },
     closeAll() {
       for (const s of opened.splice(0)) s.close();

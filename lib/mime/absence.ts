@@ -14,12 +14,55 @@ export type Absence = {
 export const ABSENCE_TEXT_MAX = 200;
 
 const MONTHS: Record<string, number> = {
-  janvier: 1, janv: 1, jan: 1, january: 1, février: 2, fevrier: 2, févr: 2, fevr: 2, feb: 2, february: 2, mars: 3, march: 3, mar: 3,
-  avril: 4, avr: 4, april: 4, apr: 4, mai: 5, may: 5, juin: 6, june: 6, jun: 6, juillet: 7, juil: 7, july: 7, jul: 7,
-  août: 8, aout: 8, august: 8, aug: 8, septembre: 9, sept: 9, sep: 9, september: 9, octobre: 10, oct: 10, october: 10,
-  novembre: 11, nov: 11, november: 11, décembre: 12, decembre: 12, déc: 12, dec: 12, december: 12,
+  janvier: 1,
+  janv: 1,
+  jan: 1,
+  january: 1,
+  février: 2,
+  fevrier: 2,
+  févr: 2,
+  fevr: 2,
+  feb: 2,
+  february: 2,
+  mars: 3,
+  march: 3,
+  mar: 3,
+  avril: 4,
+  avr: 4,
+  april: 4,
+  apr: 4,
+  mai: 5,
+  may: 5,
+  juin: 6,
+  june: 6,
+  jun: 6,
+  juillet: 7,
+  juil: 7,
+  july: 7,
+  jul: 7,
+  août: 8,
+  aout: 8,
+  august: 8,
+  aug: 8,
+  septembre: 9,
+  sept: 9,
+  sep: 9,
+  september: 9,
+  octobre: 10,
+  oct: 10,
+  october: 10,
+  novembre: 11,
+  nov: 11,
+  november: 11,
+  décembre: 12,
+  decembre: 12,
+  déc: 12,
+  dec: 12,
+  december: 12,
 };
-const MONTH_NAMES = Object.keys(MONTHS).sort((a, b) => b.length - a.length).join('|');
+const MONTH_NAMES = Object.keys(MONTHS)
+  .sort((a, b) => b.length - a.length)
+  .join('|');
 const WEEKDAYS = '(?:lundi|mardi|mercredi|jeudi|vendredi|samedi|dimanche|monday|tuesday|wednesday|thursday|friday|saturday|sunday)';
 
 // What introduces the return date, in French and English.
@@ -51,11 +94,18 @@ function nextOccurrence(from: { y: number; m: number; d: number }, month: number
 function sentenceAround(text: string, index: number, length: number): string {
   const start = Math.max(text.lastIndexOf('.', index - 1), text.lastIndexOf('\n', index - 1), text.lastIndexOf('!', index - 1)) + 1;
   // the date may end with its own dot ("déc."): the sentence ends at the first one from there
-  const ends = ['.', '\n', '!'].map((c) => { const i = text.indexOf(c, index + length - 1); return i < 0 ? text.length : i; });
+  const ends = ['.', '\n', '!'].map((c) => {
+    const i = text.indexOf(c, index + length - 1);
+    return i < 0 ? text.length : i;
+  });
   let end = Math.min(...ends);
   // a date like 15.12.2026 holds dots: the sentence goes on after it
   if (end < index + length) end = index + length;
-  return text.slice(start, end + 1).replace(/\s+/g, ' ').trim().slice(0, ABSENCE_TEXT_MAX);
+  return text
+    .slice(start, end + 1)
+    .replace(/\s+/g, ' ')
+    .trim()
+    .slice(0, ABSENCE_TEXT_MAX);
 }
 
 /**

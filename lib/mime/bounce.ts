@@ -17,7 +17,8 @@ export type ParsedBounce = {
 };
 
 // Texts that mean the address does not exist, whatever the status code says.
-const HARD_TEXTS = /user unknown|unknown user|no such user|mailbox (?:does not exist|unavailable|not found)|does not exist|address not found|address couldn't be found|no mailbox here|recipient (?:address )?rejected|invalid recipient|adresse inconnue|n'existe pas|account (?:has been )?disabled/i;
+const HARD_TEXTS =
+  /user unknown|unknown user|no such user|mailbox (?:does not exist|unavailable|not found)|does not exist|address not found|address couldn't be found|no mailbox here|recipient (?:address )?rejected|invalid recipient|adresse inconnue|n'existe pas|account (?:has been )?disabled/i;
 // Texts that mean "try later": mailbox full, delayed, temporary failures.
 const SOFT_TEXTS = /mailbox (?:is )?full|over ?quota|quota exceeded|delayed|temporar(?:y|ily)|try again later|will retry|boîte pleine/i;
 
@@ -104,13 +105,19 @@ function deliveryStatus(body: string): { recipient: string; action: string | nul
     const address = bareAddress(rcpt);
     if (!address) continue;
     const diagnostic = first(fields, 'diagnostic-code')?.replace(/^smtp;\s*/i, '') ?? null;
-    out.push({ recipient: address, action: first(fields, 'action'), status: statusIn(first(fields, 'status') ?? '') ?? statusIn(diagnostic ?? ''), diagnostic });
+    out.push({
+      recipient: address,
+      action: first(fields, 'action'),
+      status: statusIn(first(fields, 'status') ?? '') ?? statusIn(diagnostic ?? ''),
+      diagnostic,
+    });
   }
   return out;
 }
 
 // Lines in plain-text bounces that carry the server's reason.
-const DIAGNOSTIC_LINE = /(?:said|replied|returned|error|reason|remote server returned|diagnostic)[^\n]*?[:'"]\s*(.*\d{3}.*|.*(?:unknown|exist|found|full|quota|rejected).*)$/im;
+const DIAGNOSTIC_LINE =
+  /(?:said|replied|returned|error|reason|remote server returned|diagnostic)[^\n]*?[:'"]\s*(.*\d{3}.*|.*(?:unknown|exist|found|full|quota|rejected).*)$/im;
 
 function plainDiagnostic(text: string): string | null {
   const m = DIAGNOSTIC_LINE.exec(text);
@@ -133,7 +140,10 @@ function plainRecipients(text: string, exclude: Set<string>): string[] {
   if (!found.length) for (const m of text.matchAll(/^[ \t]{2,}([^\s@]+@[^\s]+)\s*$/gm)) add(bareAddress(m[1]!));
   if (!found.length) {
     // the French texts are matched whatever the charset did to their accents (UTF-8 read as Latin-1)
-    const sentence = /(?:delivered to|message to|delivery to the following recipients?[^\n]*\n\s*|delivery has failed to these recipients or groups:\s*|wasn't delivered to|n'a pas pu \S{4,6} remis \S{1,2}|couldn't be delivered to)\s*<?([^\s<>,]+@[^\s<>,]+)>?/i.exec(text);
+    const sentence =
+      /(?:delivered to|message to|delivery to the following recipients?[^\n]*\n\s*|delivery has failed to these recipients or groups:\s*|wasn't delivered to|n'a pas pu \S{4,6} remis \S{1,2}|couldn't be delivered to)\s*<?([^\s<>,]+@[^\s<>,]+)>?/i.exec(
+        text,
+      );
     if (sentence) add(bareAddress(sentence[1]!));
   }
   return found;
@@ -170,9 +180,14 @@ export function parseBounce(source: Buffer | string): ParsedBounce | null {
     };
   }
 
-  const failedHeader = top.filter((f) => f.name === 'x-failed-recipients').flatMap((f) => f.value.match(EMAIL_G) ?? []).map((a) => a.toLowerCase());
+  const failedHeader = top
+    .filter((f) => f.name === 'x-failed-recipients')
+    .flatMap((f) => f.value.match(EMAIL_G) ?? [])
+    .map((a) => a.toLowerCase());
   // The part of the text before the returned original: addresses there are the failed ones.
-  const cut = body.search(/^(?:-{2,}.*(?:original message|returned message|below this line).*|Content-Type:\s*(?:message\/rfc822|text\/rfc822-headers).*)$/im);
+  const cut = body.search(
+    /^(?:-{2,}.*(?:original message|returned message|below this line).*|Content-Type:\s*(?:message\/rfc822|text\/rfc822-headers).*)$/im,
+  );
   const notice = cut > 0 ? body.slice(0, cut) : body;
   const recipients = failedHeader.length ? [...new Set(failedHeader)] : plainRecipients(notice, exclude);
   if (!recipients.length) return null;

@@ -84,7 +84,10 @@ function parseBlock(text: string): Block {
 function decodeTransfer(body: string, cte: string): Buffer {
   if (cte === 'base64') return Buffer.from(body.replace(/[^A-Za-z0-9+/]/g, ''), 'base64');
   if (cte === 'quoted-printable') {
-    return Buffer.from(body.replace(/=\r?\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))), 'latin1');
+    return Buffer.from(
+      body.replace(/=\r?\n/g, '').replace(/=([0-9A-Fa-f]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    );
   }
   return Buffer.from(body, 'latin1');
 }
@@ -104,7 +107,10 @@ function repairBlock(b: Block, fallback: string, utf7Body: boolean): string | nu
     if (r !== f) changed = true;
     return r;
   });
-  if (utf7Body && !b.fields.some((f) => /^content-transfer-encoding\s*:/i.test(f))) { fields.push('Content-Transfer-Encoding: 8bit'); changed = true; }
+  if (utf7Body && !b.fields.some((f) => /^content-transfer-encoding\s*:/i.test(f))) {
+    fields.push('Content-Transfer-Encoding: 8bit');
+    changed = true;
+  }
   return changed ? `${fields.join('\r\n')}\r\n` : null;
 }
 
@@ -126,8 +132,16 @@ export function repairSource(source: Buffer): Buffer | null {
     let end = s.length;
     let bodyStart = s.length;
     for (let i = start; i < s.length;) {
-      if (s[i] === '\n') { end = i; bodyStart = i + 1; break; }
-      if (s[i] === '\r' && s[i + 1] === '\n') { end = i; bodyStart = i + 2; break; }
+      if (s[i] === '\n') {
+        end = i;
+        bodyStart = i + 1;
+        break;
+      }
+      if (s[i] === '\r' && s[i + 1] === '\n') {
+        end = i;
+        bodyStart = i + 2;
+        break;
+      }
       const e = s.indexOf('\n', i);
       if (e === -1) break;
       i = e + 1;

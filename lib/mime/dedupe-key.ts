@@ -35,11 +35,40 @@ export function fallbackKey(source: Buffer, opts: { oversizeBytes?: number } = {
  * or copied between folders keeps one key.
  */
 const TRANSIT_HEADERS = new Set([
-  'received', 'return-path', 'delivered-to', 'envelope-to', 'original-recipient', 'authentication-results',
-  'received-spf', 'dkim-signature', 'domainkey-signature', 'arc-seal', 'arc-message-signature', 'arc-authentication-results',
-  'status', 'content-length', 'lines', 'resent-date', 'resent-from', 'resent-to', 'resent-message-id', 'resent-sender',
-  'list-id', 'list-unsubscribe', 'list-unsubscribe-post', 'list-post', 'list-help', 'list-archive', 'list-owner', 'list-subscribe',
-  'precedence', 'errors-to', 'sender', 'mailing-list', 'feedback-id', 'bounces-to',
+  'received',
+  'return-path',
+  'delivered-to',
+  'envelope-to',
+  'original-recipient',
+  'authentication-results',
+  'received-spf',
+  'dkim-signature',
+  'domainkey-signature',
+  'arc-seal',
+  'arc-message-signature',
+  'arc-authentication-results',
+  'status',
+  'content-length',
+  'lines',
+  'resent-date',
+  'resent-from',
+  'resent-to',
+  'resent-message-id',
+  'resent-sender',
+  'list-id',
+  'list-unsubscribe',
+  'list-unsubscribe-post',
+  'list-post',
+  'list-help',
+  'list-archive',
+  'list-owner',
+  'list-subscribe',
+  'precedence',
+  'errors-to',
+  'sender',
+  'mailing-list',
+  'feedback-id',
+  'bounces-to',
 ]);
 export const isTransitHeader = (name: string) => TRANSIT_HEADERS.has(name) || name.startsWith('x-');
 
@@ -56,10 +85,19 @@ export function splitHeaderBlock(source: Buffer): { headerEnd: number; bodyStart
 /** Header fields of a block: names lower-cased, values unfolded, runs of white space collapsed (bytes kept as latin1 text). */
 export function unfoldHeaders(block: Buffer): { name: string; value: string }[] {
   const out: { name: string; value: string }[] = [];
-  for (const field of block.toString('latin1').replace(/\r?\n(?=[ \t])/g, '').split(/\r?\n/)) {
+  for (const field of block
+    .toString('latin1')
+    .replace(/\r?\n(?=[ \t])/g, '')
+    .split(/\r?\n/)) {
     const colon = field.indexOf(':');
     if (colon <= 0) continue;
-    out.push({ name: field.slice(0, colon).trim().toLowerCase(), value: field.slice(colon + 1).replace(/[ \t]+/g, ' ').trim() });
+    out.push({
+      name: field.slice(0, colon).trim().toLowerCase(),
+      value: field
+        .slice(colon + 1)
+        .replace(/[ \t]+/g, ' ')
+        .trim(),
+    });
   }
   return out;
 }
@@ -67,7 +105,10 @@ export function unfoldHeaders(block: Buffer): { name: string; value: string }[] 
 function normaliseBody(body: Buffer): Buffer {
   // CRLF and LF are the same message (mbox stores, IMAP servers and clients differ); trailing
   // blank lines are added by some relays
-  let s = body.toString('latin1').replace(/\r\n/g, '\n').replace(/[\s]+$/, '');
+  let s = body
+    .toString('latin1')
+    .replace(/\r\n/g, '\n')
+    .replace(/[\s]+$/, '');
   if (s.length) s += '\n';
   return Buffer.from(s, 'latin1');
 }
@@ -77,9 +118,19 @@ function normaliseBody(body: Buffer): Buffer {
  * raw Date, subject and plain text only: it merged HTML-only mail and mail differing by an
  * attachment). Only computed to recognise rows stored by them; see docs/inbox-sync.md.
  */
-export function legacyFallbackKey(parts: { fromEmail: string | null; dateHeader: string | null; subject: string | null; body: string }): string {
+export function legacyFallbackKey(parts: {
+  fromEmail: string | null;
+  dateHeader: string | null;
+  subject: string | null;
+  body: string;
+}): string {
   const h = createHash('sha256');
-  for (const p of [parts.fromEmail?.toLowerCase() ?? '', parts.dateHeader?.trim() ?? '', parts.subject ?? '', parts.body.replace(/\r\n/g, '\n').trim()]) {
+  for (const p of [
+    parts.fromEmail?.toLowerCase() ?? '',
+    parts.dateHeader?.trim() ?? '',
+    parts.subject ?? '',
+    parts.body.replace(/\r\n/g, '\n').trim(),
+  ]) {
     h.update(p);
     h.update('\u0000');
   }

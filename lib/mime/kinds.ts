@@ -5,8 +5,10 @@
 // Local parts of automated senders that must never become clients: role
 // accounts at the start (`notifications@`, `mailer-daemon@`), no-reply anywhere (`gmail-noreply@`,
 // `notifications-noreply@`, `ne-pas-repondre.factures@`): no person has such an address.
-export const ROLE_LOCAL = /^(?:mailer[-_.]?daemon|postmaster|bounces?|notifications?|newsletters?|automated?|auto[-_.]?confirm)(?:[-_.+].*)?$/i;
-export const NO_REPLY_ANYWHERE = /no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|ne[-_.]?pas[-_.]?r[eé]pondre|nepasrepondre|pas[-_.]?de[-_.]?r[eé]ponse/i;
+export const ROLE_LOCAL =
+  /^(?:mailer[-_.]?daemon|postmaster|bounces?|notifications?|newsletters?|automated?|auto[-_.]?confirm)(?:[-_.+].*)?$/i;
+export const NO_REPLY_ANYWHERE =
+  /no[-_.]?reply|do[-_.]?not[-_.]?reply|dont[-_.]?reply|ne[-_.]?pas[-_.]?r[eé]pondre|nepasrepondre|pas[-_.]?de[-_.]?r[eé]ponse/i;
 const BOUNCE_LOCAL = /^(?:mailer[-_.]?daemon|postmaster)(?:[-_.+].*)?$/i;
 
 /** What kind of message this is; stored in `inbox_messages.kind` (docs/inbox-sync.md, kinds). */
@@ -22,8 +24,13 @@ export type MessageFacts = {
   /** `Action:` values of a delivery-status report (RFC 3464), lower-cased. */
   dsnActions?: readonly string[];
   headers: {
-    autoSubmitted?: string | null; listId?: string | null; listUnsubscribe?: string | null; precedence?: string | null;
-    xAutoreply?: string | null; xAutorespond?: string | null; xAutoResponseSuppress?: string | null;
+    autoSubmitted?: string | null;
+    listId?: string | null;
+    listUnsubscribe?: string | null;
+    precedence?: string | null;
+    xAutoreply?: string | null;
+    xAutorespond?: string | null;
+    xAutoResponseSuppress?: string | null;
   };
 };
 
@@ -31,9 +38,11 @@ export type MessageFacts = {
 // Gmail, Apple, Thunderbird, in French, English, German, Spanish, Italian, Dutch)
 // The marker must be the whole subject or be followed by a colon: "Auto : révision" or "Absent
 // jeudi" from a garage's client is a person.
-const AUTO_REPLY_SUBJECT = /^\s*(?:r[ée]ponse automatique|automatic reply|auto(?:matic)?[- ]?reply|autor[ée]ponse|out of (?:the )?office(?: auto-?reply)?|absence du bureau|absent du bureau|abwesenheitsnotiz|automatische antwort|respuesta autom[áa]tica|risposta automatica|automatisch antwoord)[\s\u00a0]*(?::|$)/i;
+const AUTO_REPLY_SUBJECT =
+  /^\s*(?:r[ée]ponse automatique|automatic reply|auto(?:matic)?[- ]?reply|autor[ée]ponse|out of (?:the )?office(?: auto-?reply)?|absence du bureau|absent du bureau|abwesenheitsnotiz|automatische antwort|respuesta autom[áa]tica|risposta automatica|automatisch antwoord)[\s\u00a0]*(?::|$)/i;
 // Subjects of bounces sent without a proper report (old Exim/qmail, some Exchange versions)
-const BOUNCE_SUBJECT = /^\s*(?:undeliver(?:ed|able)\b|mail delivery (?:failed|failure|system)|delivery (?:status notification \(failure\)|failure|has failed)|returned mail\b|failure notice\b|non remis\b|message non distribu[ée]|[ée]chec de (?:la )?(?:remise|distribution))/i;
+const BOUNCE_SUBJECT =
+  /^\s*(?:undeliver(?:ed|able)\b|mail delivery (?:failed|failure|system)|delivery (?:status notification \(failure\)|failure|has failed)|returned mail\b|failure notice\b|non remis\b|message non distribu[ée]|[ée]chec de (?:la )?(?:remise|distribution))/i;
 
 /**
  * The kind of a message, from its headers and structure only (pure; docs/inbox-sync.md):
@@ -51,11 +60,19 @@ export function classifyMessage(m: MessageFacts): MessageKind {
   const subject = m.subject ?? '';
   if (m.contentType === 'multipart/report') {
     const type = m.reportType?.trim().toLowerCase() ?? '';
-    if (type === 'delivery-status') return (m.dsnActions ?? []).some((a) => a === 'failed') || !(m.dsnActions ?? []).length ? 'bounce' : 'report';
+    if (type === 'delivery-status')
+      return (m.dsnActions ?? []).some((a) => a === 'failed') || !(m.dsnActions ?? []).length ? 'bounce' : 'report';
     return 'report'; // disposition-notification (MDN), feedback-report (ARF), others
   }
-  if (BOUNCE_LOCAL.test(local) || (BOUNCE_SUBJECT.test(subject) && (auto !== '' && auto !== 'no' || !local))) return 'bounce';
-  if (auto === 'auto-replied' || h.xAutoreply || h.xAutorespond || /^auto[-_]?reply$/i.test(h.precedence?.trim() ?? '') || AUTO_REPLY_SUBJECT.test(subject)) return 'auto_reply';
+  if (BOUNCE_LOCAL.test(local) || (BOUNCE_SUBJECT.test(subject) && ((auto !== '' && auto !== 'no') || !local))) return 'bounce';
+  if (
+    auto === 'auto-replied' ||
+    h.xAutoreply ||
+    h.xAutorespond ||
+    /^auto[-_]?reply$/i.test(h.precedence?.trim() ?? '') ||
+    AUTO_REPLY_SUBJECT.test(subject)
+  )
+    return 'auto_reply';
   if (h.listId || h.listUnsubscribe || /^(?:bulk|list|junk)$/i.test(h.precedence?.trim() ?? '')) return 'list';
   if ((auto && auto !== 'no') || NO_REPLY_ANYWHERE.test(local) || ROLE_LOCAL.test(local)) return 'automated';
   return 'person';

@@ -38,8 +38,12 @@ export type ParsedMessage = {
   references: string[];
   sentAt: Date | null;
   headers: {
-    autoSubmitted: string | null; listId: string | null; listUnsubscribe: string | null; precedence: string | null;
-    xAutoreply: string | null; xAutorespond: string | null;
+    autoSubmitted: string | null;
+    listId: string | null;
+    listUnsubscribe: string | null;
+    precedence: string | null;
+    xAutoreply: string | null;
+    xAutorespond: string | null;
   };
   attachments: ParsedAttachment[];
   /** The message was over MAX_MESSAGE_BYTES: headers only, with a note as its content. */
@@ -60,7 +64,12 @@ function rawHeader(p: ParsedMail, key: string): string | null {
   const line = p.headerLines.find((h) => h.key === key)?.line;
   if (!line) return null;
   const i = line.indexOf(':');
-  return line.slice(i + 1).replace(/\r?\n[ \t]+/g, ' ').trim() || null;
+  return (
+    line
+      .slice(i + 1)
+      .replace(/\r?\n[ \t]+/g, ' ')
+      .trim() || null
+  );
 }
 
 function firstAddress(a: AddressObject | AddressObject[] | undefined): { address: string | null; name: string } {
@@ -93,10 +102,14 @@ export function htmlToReadableText(html: string): string {
       { selector: 'img', format: 'skip' },
       { selector: 'td', format: 'block' },
       { selector: 'th', format: 'block' },
-      { selector: 'h1', options: { uppercase: false } }, { selector: 'h2', options: { uppercase: false } },
-      { selector: 'h3', options: { uppercase: false } }, { selector: 'table', format: 'block' },
+      { selector: 'h1', options: { uppercase: false } },
+      { selector: 'h2', options: { uppercase: false } },
+      { selector: 'h3', options: { uppercase: false } },
+      { selector: 'table', format: 'block' },
     ],
-  }).replace(/\n{3,}/g, '\n\n').trim();
+  })
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
 }
 
 type ContentTypeHeader = { value?: unknown; params?: Record<string, unknown> } | undefined;
@@ -111,9 +124,10 @@ function rootContentType(p: ParsedMail): { value: string | null; reportType: str
 /** The kind-relevant facts of a parsed message (see classifyMessage). */
 function kindOf(p: ParsedMail, source: Buffer, fromEmail: string | null, subject: string, headers: ParsedMessage['headers']): MessageKind {
   const { value: contentType, reportType } = rootContentType(p);
-  const dsnActions = contentType === 'multipart/report' && reportType === 'delivery-status'
-    ? [...source.toString('latin1').matchAll(/^Action:[ \t]*([A-Za-z-]+)/gim)].map((m) => m[1].toLowerCase())
-    : [];
+  const dsnActions =
+    contentType === 'multipart/report' && reportType === 'delivery-status'
+      ? [...source.toString('latin1').matchAll(/^Action:[ \t]*([A-Za-z-]+)/gim)].map((m) => m[1].toLowerCase())
+      : [];
   return classifyMessage({ fromEmail, subject, contentType, reportType, dsnActions, headers });
 }
 
@@ -122,7 +136,8 @@ const LEGACY_PARSER_OPTIONS = { skipImageLinks: true, skipTextToHtml: true, skip
 /** A DSN's machine-readable part is not text for a person: the report's own text/plain or HTML is (see bodyText). */
 const SIMPLE_PARSER_OPTIONS = { ...LEGACY_PARSER_OPTIONS, keepDeliveryStatus: true } as const;
 /** A part's media type, lower-cased; null when the header is empty or unreadable (`Content-Type: ;`). */
-const mediaTypeOf = (a: { contentType?: unknown }) => (typeof a.contentType === 'string' && a.contentType.trim() ? a.contentType.trim().toLowerCase() : null);
+const mediaTypeOf = (a: { contentType?: unknown }) =>
+  typeof a.contentType === 'string' && a.contentType.trim() ? a.contentType.trim().toLowerCase() : null;
 const isDeliveryStatus = (a: { contentType?: unknown }) => mediaTypeOf(a) === 'message/delivery-status';
 
 /**
@@ -148,7 +163,11 @@ function bodyText(p: ParsedMail, notes: string[]): string {
     const converted = guarded(notes, 'html body dropped', () => htmlToReadableText(html), null);
     if (converted !== null || text) return converted ?? text;
     // the HTML could not be converted: its text without the markup, rather than nothing
-    return html.replace(/<(style|script|head)\b[\s\S]*?<\/\1>/gi, ' ').replace(/<[^>]*>/g, ' ').replace(/[ \t]+/g, ' ').trim();
+    return html
+      .replace(/<(style|script|head)\b[\s\S]*?<\/\1>/gi, ' ')
+      .replace(/<[^>]*>/g, ' ')
+      .replace(/[ \t]+/g, ' ')
+      .trim();
   }
   if (!text) {
     // a delivery report with nothing but its machine-readable part: that part is all there is to read
@@ -165,7 +184,8 @@ class PoisonError extends Error {}
 const hasHeaderField = (p: ParsedMail) => p.headerLines.some((h) => h.key !== '');
 
 /** Shown instead of the body when the message's parts could not be read at all (its headers could). */
-export const UNREADABLE_BODY_NOTE = '[Le contenu de ce message est illisible (structure MIME invalide) : consultez-le dans votre messagerie.]';
+export const UNREADABLE_BODY_NOTE =
+  '[Le contenu de ce message est illisible (structure MIME invalide) : consultez-le dans votre messagerie.]';
 
 /**
  * The whole source parsed; when mailparser gives up on it (a part it cannot read), the header
@@ -197,7 +217,9 @@ async function parseSource(source: Buffer, notes: string[]): Promise<{ p: Parsed
  * read at all, and the caller records it as poison.
  */
 export async function parseMessage(
-  uid: number, source: Buffer, opts: ParseLimits & { oversize?: { bytes: number; maxBytes: number } },
+  uid: number,
+  source: Buffer,
+  opts: ParseLimits & { oversize?: { bytes: number; maxBytes: number } },
 ): Promise<ParsedMessage> {
   const notes: string[] = [];
   const repaired = guarded(notes, 'header repair skipped', () => repairSource(source), null);
@@ -209,9 +231,19 @@ export async function parseMessage(
   const messageId = normaliseMessageId(typeof p.messageId === 'string' ? p.messageId : rawHeader(p, 'message-id'));
   const dateHeader = rawHeader(p, 'date');
   const attachments = opts.oversize ? [] : readAttachments(p, opts, notes);
-  const legacyKey = messageId ? null : await guardedAsync(notes, 'legacy key', () => legacyKeyOf(p, source, repaired !== null, {
-    fromEmail: from.address, dateHeader, oversizeText: opts.oversize ? text : null,
-  }), null);
+  const legacyKey = messageId
+    ? null
+    : await guardedAsync(
+        notes,
+        'legacy key',
+        () =>
+          legacyKeyOf(p, source, repaired !== null, {
+            fromEmail: from.address,
+            dateHeader,
+            oversizeText: opts.oversize ? text : null,
+          }),
+        null,
+      );
   const headers: ParsedMessage['headers'] = {
     autoSubmitted: rawHeader(p, 'auto-submitted'),
     listId: rawHeader(p, 'list-id'),
@@ -258,28 +290,41 @@ async function guardedAsync<T>(notes: string[], what: string, read: () => Promis
 function readAttachments(p: ParsedMail, opts: ParseLimits, notes: string[]): ParsedAttachment[] {
   const out: ParsedAttachment[] = [];
   for (const a of Array.isArray(p.attachments) ? p.attachments : []) {
-    const read = guarded(notes, 'attachment dropped', (): ParsedAttachment | null => {
-      if (a.related && !a.filename) return null; // images embedded in the HTML body, not files the client sent
-      if (isDeliveryStatus(a)) return null; // the report's data, read by the classifier; its text is in the body
-      const name = sanitiseFilename(typeof a.filename === 'string' ? a.filename : undefined);
-      // an empty or unreadable Content-Type: an unknown file, which is what octet-stream says
-      const mimeType = mediaTypeOf(a) ?? 'application/octet-stream';
-      const content = Buffer.isBuffer(a.content) ? a.content : null;
-      if (!content) throw new Error(`${name}: no readable content`);
-      const tooLarge = content.length > opts.maxAttachmentBytes;
-      return {
-        name, mimeType, fileType: fileTypeOf(name, mimeType), size: content.length,
-        content: tooLarge ? null : content,
-        skippedReason: tooLarge ? `too_large: ${content.length} bytes > ${opts.maxAttachmentBytes}` : null,
-      };
-    }, null);
+    const read = guarded(
+      notes,
+      'attachment dropped',
+      (): ParsedAttachment | null => {
+        if (a.related && !a.filename) return null; // images embedded in the HTML body, not files the client sent
+        if (isDeliveryStatus(a)) return null; // the report's data, read by the classifier; its text is in the body
+        const name = sanitiseFilename(typeof a.filename === 'string' ? a.filename : undefined);
+        // an empty or unreadable Content-Type: an unknown file, which is what octet-stream says
+        const mimeType = mediaTypeOf(a) ?? 'application/octet-stream';
+        const content = Buffer.isBuffer(a.content) ? a.content : null;
+        if (!content) throw new Error(`${name}: no readable content`);
+        const tooLarge = content.length > opts.maxAttachmentBytes;
+        return {
+          name,
+          mimeType,
+          fileType: fileTypeOf(name, mimeType),
+          size: content.length,
+          content: tooLarge ? null : content,
+          skippedReason: tooLarge ? `too_large: ${content.length} bytes > ${opts.maxAttachmentBytes}` : null,
+        };
+      },
+      null,
+    );
     if (read) out.push(read);
   }
   return out;
 }
 
 /** Without a Message-ID: the key older versions stored, from mailparser's subject and plain text of the unrepaired source. */
-async function legacyKeyOf(p: ParsedMail, source: Buffer, repaired: boolean, o: { fromEmail: string | null; dateHeader: string | null; oversizeText: string | null }) {
+async function legacyKeyOf(
+  p: ParsedMail,
+  source: Buffer,
+  repaired: boolean,
+  o: { fromEmail: string | null; dateHeader: string | null; oversizeText: string | null },
+) {
   const { simpleParser } = await import('mailparser');
   const old = repaired || rootContentType(p).value === 'multipart/report' ? await simpleParser(source, LEGACY_PARSER_OPTIONS) : p;
   const oldText = o.oversizeText ?? bounded(storableText((old.text ?? '').trim()));

@@ -35,7 +35,14 @@ export function bounceFacts(source: Buffer): StoredBounce {
   const verp = verpMessageId(['to', 'delivered-to', 'x-original-to', 'envelope-to', 'x-envelope-to'].flatMap(values));
   const threadIds = [...parseIdList(values('in-reply-to')[0] ?? null), ...parseIdList(values('references')[0] ?? null)];
   const parsed = parseBounce(source);
-  const ids = [...new Set([parsed?.originalMessageId ?? null, ...threadIds].filter((x): x is string => !!x).map((x) => normaliseMessageId(x)).filter((x): x is string => !!x))];
+  const ids = [
+    ...new Set(
+      [parsed?.originalMessageId ?? null, ...threadIds]
+        .filter((x): x is string => !!x)
+        .map((x) => normaliseMessageId(x))
+        .filter((x): x is string => !!x),
+    ),
+  ];
   return {
     recipients: parsed?.recipients ?? [],
     severity: parsed?.severity ?? null,
@@ -48,7 +55,11 @@ export function bounceFacts(source: Buffer): StoredBounce {
 }
 
 /** The facts of one imported message worth keeping (nothing for ordinary mail). */
-export function reportFacts(m: { kind: string; subject: string; text: string; sentAt: Date | null }, source: Buffer, now = new Date()): ReportFacts | undefined {
+export function reportFacts(
+  m: { kind: string; subject: string; text: string; sentAt: Date | null },
+  source: Buffer,
+  now = new Date(),
+): ReportFacts | undefined {
   if (m.kind === 'bounce') return { bounce: bounceFacts(source) };
   if (m.kind === 'auto_reply') {
     const absence = announcedReturn(m.subject, m.text, m.sentAt ?? now);

@@ -15,7 +15,10 @@ export function sanitiseFilename(raw: string | null | undefined, fallback = 'pie
   let s = (raw ?? '').normalize('NFC');
   s = s.split(/[\\/]/).pop() ?? ''; // keep the last path segment only
   s = s.replace(/[\u0000-\u001f\u007f-\u009f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g, ''); // controls and bidi overrides
-  s = s.replace(/[<>:"|?*]/g, '_').replace(/\s+/g, ' ').trim();
+  s = s
+    .replace(/[<>:"|?*]/g, '_')
+    .replace(/\s+/g, ' ')
+    .trim();
   s = s.replace(/^\.+/, '').replace(/[. ]+$/, ''); // no hidden files, no `..`, no trailing dots (Windows)
   if (!s) s = fallback;
   if (s.length > MAX_FILENAME_CHARS) {

@@ -16,8 +16,15 @@ import type { Config } from '../config.js';
 import { decryptStoredSecret, encryptSecret } from '../crypto/fernet.js';
 import type { Logger } from '../log.js';
 import {
-  NEEDS_REAUTH_LINK_TEXT, NEEDS_REAUTH_TITLE, clientError, incompleteGrantError, needsReauthError, needsReauthNotification,
-  notConfiguredError, transientError, undecryptableError,
+  NEEDS_REAUTH_LINK_TEXT,
+  NEEDS_REAUTH_TITLE,
+  clientError,
+  incompleteGrantError,
+  needsReauthError,
+  needsReauthNotification,
+  notConfiguredError,
+  transientError,
+  undecryptableError,
 } from './messages.js';
 import { PROVIDER_INFO, isOAuthProvider, tokenEndpointOf } from './providers.js';
 import { needsRefresh, requestRefresh, type IssuedTokens } from './refresh.js';
@@ -39,7 +46,10 @@ export type OAuthErrorCode =
 
 /** Every OAuth failure; the message is French and never contains a token. */
 export class OAuthError extends Error {
-  constructor(readonly code: OAuthErrorCode, message: string) {
+  constructor(
+    readonly code: OAuthErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -62,10 +72,19 @@ export type AccessToken = {
 };
 
 type GrantRow = {
-  id: number; company_id: number; name: string; email_address: string | null; auth_method: string;
-  oauth_provider: string | null; oauth_refresh_token: string | null; oauth_access_token: string | null;
-  oauth_access_token_expires_at: Date | string | null; oauth_scopes: string | null;
-  last_sync_status: string | null; last_sync_error: string | null; db_now: Date | string;
+  id: number;
+  company_id: number;
+  name: string;
+  email_address: string | null;
+  auth_method: string;
+  oauth_provider: string | null;
+  oauth_refresh_token: string | null;
+  oauth_access_token: string | null;
+  oauth_access_token_expires_at: Date | string | null;
+  oauth_scopes: string | null;
+  last_sync_status: string | null;
+  last_sync_error: string | null;
+  db_now: Date | string;
 };
 
 const asDate = (v: Date | string | null) => (v === null ? null : v instanceof Date ? v : new Date(v));
@@ -85,7 +104,12 @@ function decrypt(stored: string, masterKey: string | undefined, what: string): s
  * grant (the dedupe key is a digest of the stored refresh token, so a new grant that is revoked
  * later is notified again). Runs in the caller's transaction.
  */
-async function recordNeedsReauth(exec: Executor, config: Config, row: Pick<GrantRow, 'id' | 'company_id' | 'name' | 'email_address' | 'oauth_provider'>, reason: string): Promise<string> {
+async function recordNeedsReauth(
+  exec: Executor,
+  config: Config,
+  row: Pick<GrantRow, 'id' | 'company_id' | 'name' | 'email_address' | 'oauth_provider'>,
+  reason: string,
+): Promise<string> {
   const message = needsReauthError(row.oauth_provider, reason).slice(0, 500);
   const link = links.mailboxSettings(config.FRONTEND_URL);
   await exec.execute(sql`
@@ -125,17 +149,23 @@ type Issued = { tokens: IssuedTokens; access: string; refresh: string | null; pr
 /** The new tokens, written on their own after the refresh transaction failed to commit. */
 async function writeIssuedAgain(deps: GrantDeps, integrationId: number, issued: Issued): Promise<boolean> {
   // running it twice is harmless (conditional on the refreshed grant): a lost connection is retried too
-  return withTransientRetry(async () => {
-    // only over the grant that was refreshed: a grant stored meanwhile by the web app wins
-    const rows = await queryRows<{ id: number }>(deps.db, sql`
+  return withTransientRetry(
+    async () => {
+      // only over the grant that was refreshed: a grant stored meanwhile by the web app wins
+      const rows = await queryRows<{ id: number }>(
+        deps.db,
+        sql`
       update inbox_integrations set oauth_access_token = ${issued.access},
         oauth_refresh_token = coalesce(${issued.refresh}, oauth_refresh_token),
         oauth_access_token_expires_at = now() + make_interval(secs => ${issued.tokens.expiresInSec}),
         oauth_scopes = coalesce(${issued.tokens.scope}, oauth_scopes)
       where id = ${integrationId} and oauth_refresh_token is not distinct from ${issued.previousRefresh}
-      returning id`);
-    return rows.length > 0;
-  }, { attempts: ISSUED_TOKENS_WRITE_TRIES, retryOn: isTransientDbError, backoffMs: 2 * ISSUED_TOKENS_RETRY_MS });
+      returning id`,
+      );
+      return rows.length > 0;
+    },
+    { attempts: ISSUED_TOKENS_WRITE_TRIES, retryOn: isTransientDbError, backoffMs: 2 * ISSUED_TOKENS_RETRY_MS },
+  );
 }
 
 export type AccessTokenOptions = {
@@ -159,26 +189,39 @@ export async function accessTokenFor(deps: GrantDeps, integrationId: number, opt
       const [row] = await queryRows<GrantRow>(tx, SELECT_GRANT(integrationId));
       if (!row) return new OAuthError('oauth_credentials', 'boîte mail introuvable');
       const provider = row.oauth_provider;
-      if (row.last_sync_status === NEEDS_REAUTH) return new OAuthError('oauth_needs_reauth', row.last_sync_error ?? needsReauthError(provider, 'grant'));
-      if (!row.email_address || (!row.oauth_refresh_token && !row.oauth_access_token)) return new OAuthError('oauth_credentials', incompleteGrantError);
+      if (row.last_sync_status === NEEDS_REAUTH)
+        return new OAuthError('oauth_needs_reauth', row.last_sync_error ?? needsReauthError(provider, 'grant'));
+      if (!row.email_address || (!row.oauth_refresh_token && !row.oauth_access_token))
+        return new OAuthError('oauth_credentials', incompleteGrantError);
       const expiresAt = asDate(row.oauth_access_token_expires_at);
       const stillRejected = opts.rejected !== undefined && opts.rejected === row.oauth_access_token;
       if (!stillRejected && !needsRefresh(row.oauth_access_token, expiresAt, asDate(row.db_now)!)) {
-        return { user: row.email_address, accessToken: decrypt(row.oauth_access_token!, key, 'access token'), expiresAt: expiresAt!, refreshed: false, tokenId: row.oauth_access_token! };
+        return {
+          user: row.email_address,
+          accessToken: decrypt(row.oauth_access_token!, key, 'access token'),
+          expiresAt: expiresAt!,
+          refreshed: false,
+          tokenId: row.oauth_access_token!,
+        };
       }
-      if (opts.noRefresh) return new OAuthError('oauth_refresh_skipped', 'Jeton d\'accès expiré : une simulation ne le renouvelle pas.');
+      if (opts.noRefresh) return new OAuthError('oauth_refresh_skipped', "Jeton d'accès expiré : une simulation ne le renouvelle pas.");
       if (!row.oauth_refresh_token) {
         // an access token alone cannot be renewed: only a new consent gives a working grant
         return new OAuthError('oauth_needs_reauth', await recordNeedsReauth(tx, config, row, 'no refresh token stored'));
       }
-      if (!isOAuthProvider(provider)) return new OAuthError('oauth_not_configured', notConfiguredError(provider, `oauth_provider « ${provider ?? ''} »`));
+      if (!isOAuthProvider(provider))
+        return new OAuthError('oauth_not_configured', notConfiguredError(provider, `oauth_provider « ${provider ?? ''} »`));
       const endpoint = tokenEndpointOf(provider, config);
       if ('missing' in endpoint) return new OAuthError('oauth_not_configured', notConfiguredError(provider, endpoint.missing));
       if (!key) return new OAuthError('oauth_credentials', undecryptableError('ENCRYPTION_MASTER_KEY is not set'));
       const info = PROVIDER_INFO[provider];
       const scopes = info.sendScopeOnRefresh ? (row.oauth_scopes?.split(/\s+/).filter(Boolean) ?? [...info.scopes]) : null;
       const res = await requestRefresh({
-        endpoint, refreshToken: decrypt(row.oauth_refresh_token, key, 'refresh token'), scopes, timeoutMs: config.OAUTH_TOKEN_TIMEOUT_MS, fetch: deps.fetch,
+        endpoint,
+        refreshToken: decrypt(row.oauth_refresh_token, key, 'refresh token'),
+        scopes,
+        timeoutMs: config.OAUTH_TOKEN_TIMEOUT_MS,
+        fetch: deps.fetch,
       });
       if (res.kind === 'revoked') return new OAuthError('oauth_needs_reauth', await recordNeedsReauth(tx, config, row, res.reason));
       if (res.kind === 'transient') return new OAuthError('oauth_transient', transientError(provider, res.reason));
@@ -186,26 +229,47 @@ export async function accessTokenFor(deps: GrantDeps, integrationId: number, opt
       const access = encryptSecret(res.tokens.accessToken, key);
       const refresh = res.tokens.refreshToken ? encryptSecret(res.tokens.refreshToken, key) : null;
       issued = { tokens: res.tokens, access, refresh, previousRefresh: row.oauth_refresh_token };
-      const [stored] = await queryRows<{ expires_at: Date | string }>(tx, sql`
+      const [stored] = await queryRows<{ expires_at: Date | string }>(
+        tx,
+        sql`
         update inbox_integrations set oauth_access_token = ${access},
           oauth_refresh_token = coalesce(${refresh}, oauth_refresh_token),
           oauth_access_token_expires_at = now() + make_interval(secs => ${res.tokens.expiresInSec}),
           oauth_scopes = coalesce(${res.tokens.scope}, oauth_scopes)
         where id = ${row.id}
-        returning oauth_access_token_expires_at as expires_at`);
+        returning oauth_access_token_expires_at as expires_at`,
+      );
       await deps.hooks?.beforeCommit?.(tx);
-      return { user: row.email_address, accessToken: res.tokens.accessToken, expiresAt: asDate(stored.expires_at)!, refreshed: true, tokenId: access };
+      return {
+        user: row.email_address,
+        accessToken: res.tokens.accessToken,
+        expiresAt: asDate(stored.expires_at)!,
+        refreshed: true,
+        tokenId: access,
+      };
     });
   } catch (err) {
     const got = issued as Issued | null;
     if (err instanceof OAuthError || !got) throw err;
     // the provider issued tokens but the transaction did not commit: write them on their own
-    deps.log?.error({ integrationId, err: { message: (err as Error).message } }, 'oauth refresh not committed; writing the issued tokens again');
+    deps.log?.error(
+      { integrationId, err: { message: (err as Error).message } },
+      'oauth refresh not committed; writing the issued tokens again',
+    );
     const written = await writeIssuedAgain(deps, integrationId, got);
     if (!written) throw err; // the web app stored a new grant meanwhile: that one is the truth
-    const [row] = await queryRows<{ email_address: string; expires_at: Date | string }>(deps.db, sql`
-      select email_address, oauth_access_token_expires_at as expires_at from inbox_integrations where id = ${integrationId}`);
-    return { user: row.email_address, accessToken: got.tokens.accessToken, expiresAt: asDate(row.expires_at)!, refreshed: true, tokenId: got.access };
+    const [row] = await queryRows<{ email_address: string; expires_at: Date | string }>(
+      deps.db,
+      sql`
+      select email_address, oauth_access_token_expires_at as expires_at from inbox_integrations where id = ${integrationId}`,
+    );
+    return {
+      user: row.email_address,
+      accessToken: got.tokens.accessToken,
+      expiresAt: asDate(row.expires_at)!,
+      refreshed: true,
+      tokenId: got.access,
+    };
   }
   if (result instanceof OAuthError) throw result;
   return result;
@@ -216,7 +280,13 @@ export async function accessTokenFor(deps: GrantDeps, integrationId: number, opt
  * retried once with a refreshed one (revoked early, or clocks apart); refused with a fresh one,
  * the grant is gone: `needs_reauth`. `isAuthFailure` tells a refused login from other failures.
  */
-export async function withAccessToken<T>(deps: GrantDeps, integrationId: number, use: (token: AccessToken) => Promise<T>, isAuthFailure: (err: unknown) => boolean, opts: { noRefresh?: boolean } = {}): Promise<T> {
+export async function withAccessToken<T>(
+  deps: GrantDeps,
+  integrationId: number,
+  use: (token: AccessToken) => Promise<T>,
+  isAuthFailure: (err: unknown) => boolean,
+  opts: { noRefresh?: boolean } = {},
+): Promise<T> {
   const first = await accessTokenFor(deps, integrationId, opts);
   try {
     return await use(first);

@@ -13,8 +13,10 @@ export function needsReauthError(provider: string | null, reason: string): strin
 
 export function needsReauthNotification(provider: string | null, name: string, address: string | null): string {
   const label = labelOf(provider);
-  return `La boîte « ${name} » (${address ?? '?'}) n'autorise plus Lokario à s'y connecter : l'autorisation ${label} a été révoquée ou a expiré. `
-    + `La synchronisation et l'envoi des relances depuis cette boîte sont suspendus : reconnectez votre boîte ${label} dans les réglages de la boîte de réception.`;
+  return (
+    `La boîte « ${name} » (${address ?? '?'}) n'autorise plus Lokario à s'y connecter : l'autorisation ${label} a été révoquée ou a expiré. ` +
+    `La synchronisation et l'envoi des relances depuis cette boîte sont suspendus : reconnectez votre boîte ${label} dans les réglages de la boîte de réception.`
+  );
 }
 
 export const transientError = (provider: string | null, reason: string) =>
@@ -28,4 +30,5 @@ export const notConfiguredError = (provider: string | null, variable: string) =>
 
 export const undecryptableError = (what: string) => `Jeton OAuth enregistré illisible (clé de chiffrement ?) : ${what}`;
 
-export const incompleteGrantError = 'Boîte OAuth sans autorisation enregistrée (jeton de rafraîchissement manquant) : reconnectez la boîte mail.';
+export const incompleteGrantError =
+  'Boîte OAuth sans autorisation enregistrée (jeton de rafraîchissement manquant) : reconnectez la boîte mail.';

@@ -7,7 +7,8 @@ import type { Config } from '../config.js';
 export const OAUTH_PROVIDERS = ['microsoft', 'google', 'generic'] as const;
 export type OAuthProvider = (typeof OAUTH_PROVIDERS)[number];
 
-export const isOAuthProvider = (v: unknown): v is OAuthProvider => typeof v === 'string' && (OAUTH_PROVIDERS as readonly string[]).includes(v);
+export const isOAuthProvider = (v: unknown): v is OAuthProvider =>
+  typeof v === 'string' && (OAUTH_PROVIDERS as readonly string[]).includes(v);
 
 type ProviderInfo = {
   /** How the provider is named in French texts ("reconnectez votre boîte Microsoft"). */
@@ -47,15 +48,26 @@ export function tokenEndpointOf(provider: OAuthProvider, config: Config): TokenE
     case 'microsoft':
       if (!config.OAUTH_MICROSOFT_CLIENT_ID) return { missing: 'OAUTH_MICROSOFT_CLIENT_ID' };
       return {
-        url: config.OAUTH_MICROSOFT_TOKEN_URL ?? `https://login.microsoftonline.com/${encodeURIComponent(config.OAUTH_MICROSOFT_TENANT)}/oauth2/v2.0/token`,
-        clientId: config.OAUTH_MICROSOFT_CLIENT_ID, clientSecret: config.OAUTH_MICROSOFT_CLIENT_SECRET,
+        url:
+          config.OAUTH_MICROSOFT_TOKEN_URL ??
+          `https://login.microsoftonline.com/${encodeURIComponent(config.OAUTH_MICROSOFT_TENANT)}/oauth2/v2.0/token`,
+        clientId: config.OAUTH_MICROSOFT_CLIENT_ID,
+        clientSecret: config.OAUTH_MICROSOFT_CLIENT_SECRET,
       };
     case 'google':
       if (!config.OAUTH_GOOGLE_CLIENT_ID) return { missing: 'OAUTH_GOOGLE_CLIENT_ID' };
-      return { url: config.OAUTH_GOOGLE_TOKEN_URL ?? 'https://oauth2.googleapis.com/token', clientId: config.OAUTH_GOOGLE_CLIENT_ID, clientSecret: config.OAUTH_GOOGLE_CLIENT_SECRET };
+      return {
+        url: config.OAUTH_GOOGLE_TOKEN_URL ?? 'https://oauth2.googleapis.com/token',
+        clientId: config.OAUTH_GOOGLE_CLIENT_ID,
+        clientSecret: config.OAUTH_GOOGLE_CLIENT_SECRET,
+      };
     case 'generic':
       if (!config.OAUTH_GENERIC_TOKEN_URL) return { missing: 'OAUTH_GENERIC_TOKEN_URL' };
       if (!config.OAUTH_GENERIC_CLIENT_ID) return { missing: 'OAUTH_GENERIC_CLIENT_ID' };
-      return { url: config.OAUTH_GENERIC_TOKEN_URL, clientId: config.OAUTH_GENERIC_CLIENT_ID, clientSecret: config.OAUTH_GENERIC_CLIENT_SECRET };
+      return {
+        url: config.OAUTH_GENERIC_TOKEN_URL,
+        clientId: config.OAUTH_GENERIC_CLIENT_ID,
+        clientSecret: config.OAUTH_GENERIC_CLIENT_SECRET,
+      };
   }
 }

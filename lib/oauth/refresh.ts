@@ -61,7 +61,13 @@ export function classifyTokenResponse(status: number, body: unknown): RefreshOut
   return { kind: 'client_error', reason: reasonOf(b, status) };
 }
 
-export type RefreshRequest = { endpoint: TokenEndpoint; refreshToken: string; scopes: string[] | null; timeoutMs: number; fetch?: typeof fetch };
+export type RefreshRequest = {
+  endpoint: TokenEndpoint;
+  refreshToken: string;
+  scopes: string[] | null;
+  timeoutMs: number;
+  fetch?: typeof fetch;
+};
 
 /** POSTs the refresh-token grant; never throws (a network failure is `transient`). */
 export async function requestRefresh(req: RefreshRequest): Promise<RefreshOutcome> {
@@ -78,7 +84,10 @@ export async function requestRefresh(req: RefreshRequest): Promise<RefreshOutcom
     });
   } catch (err) {
     const e = err as Error & { cause?: { code?: string } };
-    const why = e.name === 'TimeoutError' || e.name === 'AbortError' ? `no answer within ${req.timeoutMs} ms` : `${e.cause?.code ?? e.name}: ${e.message}`;
+    const why =
+      e.name === 'TimeoutError' || e.name === 'AbortError'
+        ? `no answer within ${req.timeoutMs} ms`
+        : `${e.cause?.code ?? e.name}: ${e.message}`;
     return { kind: 'transient', reason: `token endpoint unreachable (${why})` };
   }
   let body: unknown = null;

@@ -27,14 +27,27 @@ export function oauthMailboxSender(mail: MailFactory, target: OAuthSmtpTarget, d
 
   const open = (token: AccessToken) => {
     if (current?.token.tokenId === token.tokenId) return current;
-    current = { token, sender: mail.mailbox({ host: target.host, port: target.port, secure: target.secure, user: target.user, accessToken: token.accessToken }) };
+    current = {
+      token,
+      sender: mail.mailbox({
+        host: target.host,
+        port: target.port,
+        secure: target.secure,
+        user: target.user,
+        accessToken: token.accessToken,
+      }),
+    };
     opened.push(current.sender);
     return current;
   };
   const session = async (rejected?: string) => {
     if (!rejected && current && !needsRefresh(current.token.accessToken, current.token.expiresAt, new Date())) return current;
     for (;;) {
-      pending ??= accessTokenFor(deps, target.integrationId, rejected ? { rejected } : {}).then(open).finally(() => { pending = null; });
+      pending ??= accessTokenFor(deps, target.integrationId, rejected ? { rejected } : {})
+        .then(open)
+        .finally(() => {
+          pending = null;
+        });
       const s = await pending;
       // joined a request that did not refuse the rejected token: ask again (at most once more)
       if (!rejected || s.token.tokenId !== rejected) return s;
@@ -56,13 +69,19 @@ export function oauthMailboxSender(mail: MailFactory, target: OAuthSmtpTarget, d
         return await first.sender.send(message);
       } catch (err) {
         if (!isAuthRefusal(err)) throw err;
-        if (first.token.refreshed) throw oauthMailError(await markNeedsReauth(deps, target.integrationId, `SMTP login refused with a fresh token (${(err as Error).message})`));
+        if (first.token.refreshed)
+          throw oauthMailError(
+            await markNeedsReauth(deps, target.integrationId, `SMTP login refused with a fresh token (${(err as Error).message})`),
+          );
       }
       const second = await withOAuthErrors(() => session(first.token.tokenId));
       try {
         return await second.sender.send(message);
       } catch (err) {
-        if (isAuthRefusal(err)) throw oauthMailError(await markNeedsReauth(deps, target.integrationId, `SMTP login refused with a fresh token (${(err as Error).message})`));
+        if (isAuthRefusal(err))
+          throw oauthMailError(
+            await markNeedsReauth(deps, target.integrationId, `SMTP login refused with a fresh token (${(err as Error).message})`),
+          );
         throw err;
       }
     },

@@ -9,9 +9,7 @@ import addressparser from 'nodemailer/lib/addressparser';
  * can never reach a second address. See docs/security.md.
  */
 
-export type AddressCheck =
-  | { ok: true; address: string }
-  | { ok: false; reason: AddressProblem };
+export type AddressCheck = { ok: true; address: string } | { ok: false; reason: AddressProblem };
 
 export type AddressProblem = 'empty' | 'control_characters' | 'not_one_address' | 'display_name' | 'syntax' | 'too_long';
 

@@ -47,7 +47,10 @@ export async function loadPostgresZones(db: Executor): Promise<void> {
   if (postgresZones) return;
   loading ??= queryRows<{ name: string }>(db, sql`select name from pg_timezone_names`).then(
     (rows) => new Set(rows.map((r) => r.name)),
-    (err) => { loading = undefined; throw err; },
+    (err) => {
+      loading = undefined;
+      throw err;
+    },
   );
   const names = await loading;
   postgresZones = names;
@@ -67,7 +70,10 @@ export function checkZone(raw: unknown): { zone: string; problem: string | null 
   if (raw === undefined || raw === null || raw === '') return { zone: DEFAULT_TIMEZONE, problem: null };
   if (isKnownZone(raw)) return { zone: raw, problem: null };
   const shown = typeof raw === 'string' ? JSON.stringify(raw.slice(0, 64)) : typeof raw;
-  return { zone: DEFAULT_TIMEZONE, problem: `company_info.timezone: ${shown} is not a zone known to both luxon and PostgreSQL; ${DEFAULT_TIMEZONE} used` };
+  return {
+    zone: DEFAULT_TIMEZONE,
+    problem: `company_info.timezone: ${shown} is not a zone known to both luxon and PostgreSQL; ${DEFAULT_TIMEZONE} used`,
+  };
 }
 
 /** A valid zone, or the default when the setting is missing or wrong. */

@@ -39,7 +39,10 @@ export function adoptDeployContext(context: NetlifyContext | undefined): void {
 }
 
 function json(status: number, body: unknown): Response {
-  return new Response(JSON.stringify(body), { status, headers: { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' } });
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store' },
+  });
 }
 
 /** A node:http handler of lib/ as a Netlify function. */
@@ -68,8 +71,10 @@ export const netlifyJobFunction = (job: Job, getRuntime: () => Runtime = default
 export const netlifyBackgroundFunction = (job: Job, getRuntime: () => Runtime = defaultRuntime) =>
   netlifyHandler(cronRoute(job, getRuntime, () => 'netlify-background'));
 
-export const netlifyStatusFunction = (registry: Registry, getRuntime: () => Runtime = defaultRuntime) => netlifyHandler(statusRoute(registry, getRuntime));
-export const netlifyConsoleFunction = (registry: Registry, getRuntime: () => Runtime = defaultRuntime) => netlifyHandler(consoleRoute(registry, getRuntime));
+export const netlifyStatusFunction = (registry: Registry, getRuntime: () => Runtime = defaultRuntime) =>
+  netlifyHandler(statusRoute(registry, getRuntime));
+export const netlifyConsoleFunction = (registry: Registry, getRuntime: () => Runtime = defaultRuntime) =>
+  netlifyHandler(consoleRoute(registry, getRuntime));
 
 /** Netlify's scheduler posts `{"next_run": "<ISO instant>"}`: the mark of a scheduled invocation. */
 async function nextRunOf(request: Request): Promise<string | null> {
@@ -90,12 +95,17 @@ async function nextRunOf(request: Request): Promise<string | null> {
 export function netlifyScheduledFunction(job: Job, getRuntime: () => Runtime = defaultRuntime): NetlifyFunction {
   return async (request, context) => {
     adoptDeployContext(context);
-    if (request.method !== 'POST') return json(405, { success: false, error: 'method_not_allowed', detail: 'Netlify invokes a scheduled function with POST' });
+    if (request.method !== 'POST')
+      return json(405, { success: false, error: 'method_not_allowed', detail: 'Netlify invokes a scheduled function with POST' });
     let rt: Runtime;
     try {
       rt = getRuntime();
     } catch (err) {
-      return json(500, { success: false, error: 'misconfigured', detail: err instanceof ConfigError ? err.message : 'configuration could not be loaded' });
+      return json(500, {
+        success: false,
+        error: 'misconfigured',
+        detail: err instanceof ConfigError ? err.message : 'configuration could not be loaded',
+      });
     }
     if (!rt.config.CRON_SECRET && rt.config.isProductionLike) {
       rt.logger.error('CRON_SECRET is not set on a deployment: refusing to run');
@@ -103,7 +113,12 @@ export function netlifyScheduledFunction(job: Job, getRuntime: () => Runtime = d
     }
     const nextRun = await nextRunOf(request);
     if (!nextRun) {
-      return json(400, { success: false, error: 'bad_request', job: job.id, issues: [{ path: 'next_run', message: 'a scheduled invocation posts {"next_run": "<ISO-8601 instant>"}' }] });
+      return json(400, {
+        success: false,
+        error: 'bad_request',
+        job: job.id,
+        issues: [{ path: 'next_run', message: 'a scheduled invocation posts {"next_run": "<ISO-8601 instant>"}' }],
+      });
     }
     rt.logger.info({ job: job.id, nextRun }, 'netlify scheduled invocation');
     const outcome = await runJob(job, 'netlify-schedule', parseRunParams({}, rt.config), rt);

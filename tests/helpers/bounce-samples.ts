@@ -40,8 +40,11 @@ Content-Type: text/plain; charset=utf-8`;
 
 export const BOUNCE_SAMPLES: BounceSample[] = [
   {
-    format: 'dsn', name: 'Postfix RFC 3464 report, user unknown, text/rfc822-headers', names: 'message_id',
-    build: (i) => crlf(`Return-Path: <>
+    format: 'dsn',
+    name: 'Postfix RFC 3464 report, user unknown, text/rfc822-headers',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`Return-Path: <>
 From: MAILER-DAEMON@mx1.hebergeur-mail.fr (Mail Delivery System)
 To: ${i.sender}
 Subject: Undelivered Mail Returned to Sender
@@ -91,8 +94,11 @@ ${returned(i)}
 `),
   },
   {
-    format: 'dsn', name: 'Sendmail RFC 3464 report, 5.1.2 host unknown, whole message/rfc822', names: 'message_id',
-    build: (i) => crlf(`From: Mail Delivery Subsystem <MAILER-DAEMON@relay.exemple.net>
+    format: 'dsn',
+    name: 'Sendmail RFC 3464 report, 5.1.2 host unknown, whole message/rfc822',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`From: Mail Delivery Subsystem <MAILER-DAEMON@relay.exemple.net>
 To: <${i.sender}>
 Date: ${rfcDate(i.date)}
 Message-Id: <${i.tag}@relay.exemple.net>
@@ -133,8 +139,11 @@ Bonjour, sauf erreur de notre part, la facture reste impayée.
 `),
   },
   {
-    format: 'exchange', name: 'Exchange Online NDR in English, quoted-printable, In-Reply-To', names: 'message_id',
-    build: (i) => crlf(`From: Microsoft Outlook <postmaster@clientfr.onmicrosoft.com>
+    format: 'exchange',
+    name: 'Exchange Online NDR in English, quoted-printable, In-Reply-To',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`From: Microsoft Outlook <postmaster@clientfr.onmicrosoft.com>
 To: <${i.sender}>
 Date: ${rfcDate(i.date)}
 Subject: Undeliverable: ${i.subject}
@@ -158,8 +167,11 @@ t ${i.rcpt} not found by SMTP address lookup'
 `),
   },
   {
-    format: 'exchange', name: 'Exchange on-premises NDR, "Delivery has failed", original headers quoted', names: 'message_id',
-    build: (i) => crlf(`From: postmaster@mail.client-entreprise.fr
+    format: 'exchange',
+    name: 'Exchange on-premises NDR, "Delivery has failed", original headers quoted',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`From: postmaster@mail.client-entreprise.fr
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: Undeliverable: ${i.subject}
@@ -185,8 +197,11 @@ ${returned(i)}
 `),
   },
   {
-    format: 'gmail', name: 'Gmail "Address not found", X-Failed-Recipients, References', names: 'message_id',
-    build: (i) => crlf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+    format: 'gmail',
+    name: 'Gmail "Address not found", X-Failed-Recipients, References',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: Delivery Status Notification (Failure)
@@ -209,8 +224,11 @@ The response from the remote server was:
 `),
   },
   {
-    format: 'gmail', name: 'Gmail in French, no id: recipient and subject only', names: 'recipient_subject',
-    build: (i) => crlf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+    format: 'gmail',
+    name: 'Gmail in French, no id: recipient and subject only',
+    names: 'recipient_subject',
+    build: (i) =>
+      crlf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: Delivery Status Notification (Failure)
@@ -233,8 +251,11 @@ To: ${i.rcpt}
 `),
   },
   {
-    format: 'postfix', name: 'Postfix plain-text bounce, copy of the message below', names: 'message_id',
-    build: (i) => crlf(`From: MAILER-DAEMON@smtp.hebergeur.fr (Mail Delivery System)
+    format: 'postfix',
+    name: 'Postfix plain-text bounce, copy of the message below',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`From: MAILER-DAEMON@smtp.hebergeur.fr (Mail Delivery System)
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: Undelivered Mail Returned to Sender
@@ -257,8 +278,11 @@ Bonjour,
 `),
   },
   {
-    format: 'postfix', name: 'Postfix plain-text bounce, mailbox disabled, no copy: recipient and subject', names: 'recipient_subject',
-    build: (i) => crlf(`From: Mail Delivery System <MAILER-DAEMON@mail.exemple-hebergement.com>
+    format: 'postfix',
+    name: 'Postfix plain-text bounce, mailbox disabled, no copy: recipient and subject',
+    names: 'recipient_subject',
+    build: (i) =>
+      crlf(`From: Mail Delivery System <MAILER-DAEMON@mail.exemple-hebergement.com>
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: Undelivered Mail Returned to Sender
@@ -274,8 +298,11 @@ be delivered to one or more recipients.
 `),
   },
   {
-    format: 'exim', name: 'Exim, X-Failed-Recipients, copy of the message', names: 'message_id',
-    build: (i) => crlf(`From: Mail Delivery System <Mailer-Daemon@srv1.hebergeur.fr>
+    format: 'exim',
+    name: 'Exim, X-Failed-Recipients, copy of the message',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`From: Mail Delivery System <Mailer-Daemon@srv1.hebergeur.fr>
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: Mail delivery failed: returning message to sender
@@ -301,8 +328,11 @@ Bonjour,
 `),
   },
   {
-    format: 'exim', name: 'Exim without X-Failed-Recipients, unrouteable domain', names: 'message_id',
-    build: (i) => crlf(`From: Mail Delivery System <Mailer-Daemon@mail.o2switch.net>
+    format: 'exim',
+    name: 'Exim without X-Failed-Recipients, unrouteable domain',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`From: Mail Delivery System <Mailer-Daemon@mail.o2switch.net>
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: Mail delivery failed: returning message to sender
@@ -323,8 +353,11 @@ ${returned(i)}
 `),
   },
   {
-    format: 'qmail', name: 'qmail, no mailbox here by that name (#5.1.1)', names: 'message_id',
-    build: (i) => crlf(`From: MAILER-DAEMON@qmail.exemple.org
+    format: 'qmail',
+    name: 'qmail, no mailbox here by that name (#5.1.1)',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`From: MAILER-DAEMON@qmail.exemple.org
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: failure notice
@@ -343,8 +376,11 @@ ${returned(i)}
 `),
   },
   {
-    format: 'qmail', name: 'qmail, remote 550 relayed, no copy: recipient and subject', names: 'recipient_subject',
-    build: (i) => crlf(`From: MAILER-DAEMON@mail.ovh.net
+    format: 'qmail',
+    name: 'qmail, remote 550 relayed, no copy: recipient and subject',
+    names: 'recipient_subject',
+    build: (i) =>
+      crlf(`From: MAILER-DAEMON@mail.ovh.net
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: failure notice
@@ -361,8 +397,11 @@ Giving up on 192.0.2.8.
 `),
   },
   {
-    format: 'x-failed-recipients', name: 'X-Failed-Recipients only, returned Message-ID in the body', names: 'message_id',
-    build: (i) => crlf(`From: postmaster@smtp-out.exemple.com
+    format: 'x-failed-recipients',
+    name: 'X-Failed-Recipients only, returned Message-ID in the body',
+    names: 'message_id',
+    build: (i) =>
+      crlf(`From: postmaster@smtp-out.exemple.com
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: Delivery failure
@@ -378,8 +417,11 @@ Subject: ${i.subject}
 `),
   },
   {
-    format: 'x-failed-recipients', name: 'X-Failed-Recipients, French notice, no id: recipient and subject', names: 'recipient_subject',
-    build: (i) => crlf(`From: "Serveur de messagerie" <mailer-daemon@mail.laposte-pro.fr>
+    format: 'x-failed-recipients',
+    name: 'X-Failed-Recipients, French notice, no id: recipient and subject',
+    names: 'recipient_subject',
+    build: (i) =>
+      crlf(`From: "Serveur de messagerie" <mailer-daemon@mail.laposte-pro.fr>
 To: ${i.sender}
 Date: ${rfcDate(i.date)}
 Subject: Non remis : ${i.subject}
@@ -396,7 +438,8 @@ Votre message n'a pas pu être remis à son destinataire : adresse inconnue.
 
 /** A soft bounce (mailbox full, RFC 3464 with a 4.2.2 status), returning the original's headers. */
 export function softBounce(i: SampleInput): string {
-  return BOUNCE_SAMPLES[0].build(i)
+  return BOUNCE_SAMPLES[0]
+    .build(i)
     .replace(/Status: 5\.1\.1/, 'Status: 4.2.2')
     .replace(/Diagnostic-Code: smtp; 550 5\.1\.1 [^\r\n]*\r\n[^\r\n]*/, 'Diagnostic-Code: smtp; 452 4.2.2 Mailbox full')
     .replace(/Action: failed/, 'Action: failed');

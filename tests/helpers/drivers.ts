@@ -15,7 +15,8 @@ export async function databaseOnDriver(driver: 'pg' | 'neon', label: string, poo
   useNeonProxy(proxy.port);
   const handle = neonHandle(t.url, poolMax);
   return {
-    t, handle,
+    t,
+    handle,
     async close() {
       await handle.close();
       await proxy.close();

@@ -26,10 +26,10 @@ export default async function setup(project: TestProject) {
   return async () => {
     const c = new pg.Client({ connectionString: ADMIN_URL });
     await c.connect();
-    const { rows } = await c.query<{ datname: string }>(
-      `select datname from pg_database where datname like $1 or datname = $2`,
-      [`${template.replace('_tmpl_', '_t_')}%`, template],
-    );
+    const { rows } = await c.query<{ datname: string }>(`select datname from pg_database where datname like $1 or datname = $2`, [
+      `${template.replace('_tmpl_', '_t_')}%`,
+      template,
+    ]);
     for (const r of rows) await c.query(`drop database if exists "${r.datname}" with (force)`).catch(() => {});
     await c.end();
   };

@@ -23,7 +23,10 @@ export function headerLineIndexes(lines: string[]): number[] {
   for (let i = 0; i < lines.length; i++) {
     const l = lines[i];
     if (inHeader) {
-      if (l === '') { inHeader = false; continue; }
+      if (l === '') {
+        inHeader = false;
+        continue;
+      }
       if (/^[!-9;-~]+:/.test(l) || /^[ \t]/.test(l)) out.push(i);
     } else if (/^--\S/.test(l) && !/--\s*$/.test(l.slice(2))) {
       inHeader = true; // a boundary: a part's header block follows

@@ -30,11 +30,18 @@ export async function badLink(targetPort: number, targetHost = '127.0.0.1'): Pro
   const timers = new Set<NodeJS.Timeout>();
   const server = net.createServer((client) => {
     const up = net.connect({ host: targetHost, port: targetPort });
-    sockets.add(client); sockets.add(up);
+    sockets.add(client);
+    sockets.add(up);
     client.on('error', () => up.destroy());
     up.on('error', () => client.destroy());
-    client.on('close', () => { up.destroy(); sockets.delete(client); });
-    up.on('close', () => { client.destroy(); sockets.delete(up); });
+    client.on('close', () => {
+      up.destroy();
+      sockets.delete(client);
+    });
+    up.on('close', () => {
+      client.destroy();
+      sockets.delete(up);
+    });
     client.pipe(up);
     let stalled = false;
     const queue: Buffer[] = [];
@@ -46,7 +53,10 @@ export async function badLink(targetPort: number, targetHost = '127.0.0.1'): Pro
         const head = chunk.subarray(0, stallBudget);
         stallBudget = 0;
         stalled = true;
-        if (head.length) { total += head.length; client.write(head); }
+        if (head.length) {
+          total += head.length;
+          client.write(head);
+        }
         return;
       }
       stallBudget -= chunk.length;
@@ -65,14 +75,18 @@ export async function badLink(targetPort: number, targetHost = '127.0.0.1'): Pro
           send(head.subarray(0, n));
           tokens -= n;
           queued -= n;
-          if (n === head.length) queue.shift(); else queue[0] = head.subarray(n);
+          if (n === head.length) queue.shift();
+          else queue[0] = head.subarray(n);
         }
       }
       if (queued < QUEUE_HIGH_WATER && up.isPaused()) up.resume();
     };
     const timer = setInterval(pump, TICK_MS);
     timers.add(timer);
-    client.on('close', () => { clearInterval(timer); timers.delete(timer); });
+    client.on('close', () => {
+      clearInterval(timer);
+      timers.delete(timer);
+    });
     up.on('data', (chunk: Buffer) => {
       queue.push(chunk);
       queued += chunk.length;
@@ -83,14 +97,22 @@ export async function badLink(targetPort: number, targetHost = '127.0.0.1'): Pro
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
     port: (server.address() as net.AddressInfo).port,
-    throttle(bytesPerSec) { rate = bytesPerSec; },
-    stallAfter(afterBytes) { stallBudget = afterBytes; },
-    restore() { stallBudget = Infinity; rate = null; },
+    throttle(bytesPerSec) {
+      rate = bytesPerSec;
+    },
+    stallAfter(afterBytes) {
+      stallBudget = afterBytes;
+    },
+    restore() {
+      stallBudget = Infinity;
+      rate = null;
+    },
     forwarded: () => total,
-    close: () => new Promise<void>((r) => {
-      for (const t of timers) clearInterval(t);
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const t of timers) clearInterval(t);
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
   };
 }

@@ -19,7 +19,11 @@ export async function startNeonProxy(): Promise<{ port: number; close(): Promise
     tcp.setNoDelay(true);
     const pending: Buffer[] = [];
     let open = false;
-    tcp.on('connect', () => { open = true; for (const b of pending) tcp.write(b); pending.length = 0; });
+    tcp.on('connect', () => {
+      open = true;
+      for (const b of pending) tcp.write(b);
+      pending.length = 0;
+    });
     socket.on('message', (d: Buffer) => (open ? tcp.write(d) : pending.push(d)));
     tcp.on('data', (c) => socket.send(c, { binary: true }));
     tcp.on('close', () => socket.close());
@@ -31,7 +35,11 @@ export async function startNeonProxy(): Promise<{ port: number; close(): Promise
   const port = (wss.address() as net.AddressInfo).port;
   return {
     port,
-    close: () => new Promise<void>((r) => { for (const c of wss.clients) c.terminate(); wss.close(() => r()); }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const c of wss.clients) c.terminate();
+        wss.close(() => r());
+      }),
   };
 }
 
@@ -48,7 +56,9 @@ export function useNeonProxy(proxyPort: number) {
 export function neonHandle(url: string, max = 10): DbHandle {
   const pool = new Pool({ connectionString: url, max });
   pool.on('error', () => {});
-  pool.on('connect', (client: { on(event: 'error', fn: () => void): unknown }) => { client.on('error', () => {}); }); // as db/client.ts: a lost connection fails the next query
+  pool.on('connect', (client: { on(event: 'error', fn: () => void): unknown }) => {
+    client.on('error', () => {});
+  }); // as db/client.ts: a lost connection fails the next query
   const db = drizzle({ client: pool, schema }) as unknown as Db;
   return { db, driver: 'neon', close: () => pool.end() };
 }

@@ -24,32 +24,59 @@ export async function storeGrant(db: Db, integrationId: number, g: StoredGrant) 
 }
 
 /** An OAuth mailbox (no password) on a host and port, with the given grant. */
-export async function createOAuthIntegration(db: Db, companyId: number, server: { host?: string; port: number }, user: string, g: StoredGrant, over: { smtpPort?: number; primary?: boolean } = {}): Promise<number> {
-  const [row] = await queryRows<{ id: number }>(db, sql`
+export async function createOAuthIntegration(
+  db: Db,
+  companyId: number,
+  server: { host?: string; port: number },
+  user: string,
+  g: StoredGrant,
+  over: { smtpPort?: number; primary?: boolean } = {},
+): Promise<number> {
+  const [row] = await queryRows<{ id: number }>(
+    db,
+    sql`
     insert into inbox_integrations (company_id, integration_type, name, imap_server, imap_port, email_address, email_password, use_ssl,
       smtp_server, smtp_port, smtp_use_ssl, is_primary)
     values (${companyId}, 'imap', 'Boîte Microsoft', ${server.host ?? '127.0.0.1'}, ${server.port}, ${user}, null, false,
       ${over.smtpPort ? '127.0.0.1' : null}, ${over.smtpPort ?? null}, ${over.smtpPort ? false : null}, ${over.primary ?? false})
-    returning id`);
+    returning id`,
+  );
   await storeGrant(db, row.id, g);
   return row.id;
 }
 
 export type GrantColumns = {
-  auth_method: string; last_sync_status: string | null; last_sync_error: string | null; oauth_refresh_token: string | null;
-  oauth_access_token: string | null; oauth_access_token_expires_at: Date | null; oauth_scopes: string | null;
-  sync_lease_until: Date | null; next_sync_at: Date | null; consecutive_failures: number;
+  auth_method: string;
+  last_sync_status: string | null;
+  last_sync_error: string | null;
+  oauth_refresh_token: string | null;
+  oauth_access_token: string | null;
+  oauth_access_token_expires_at: Date | null;
+  oauth_scopes: string | null;
+  sync_lease_until: Date | null;
+  next_sync_at: Date | null;
+  consecutive_failures: number;
 };
 
 export async function grantRow(db: Db, id: number) {
-  const [r] = await queryRows<GrantColumns>(db, sql`
+  const [r] = await queryRows<GrantColumns>(
+    db,
+    sql`
     select auth_method, last_sync_status, last_sync_error, oauth_refresh_token, oauth_access_token, oauth_access_token_expires_at, oauth_scopes,
       sync_lease_until, next_sync_at, consecutive_failures
-    from inbox_integrations where id = ${id}`);
-  return { ...r, refresh: r.oauth_refresh_token ? decryptStoredSecret(r.oauth_refresh_token, MASTER_KEY) : null, access: r.oauth_access_token ? decryptStoredSecret(r.oauth_access_token, MASTER_KEY) : null };
+    from inbox_integrations where id = ${id}`,
+  );
+  return {
+    ...r,
+    refresh: r.oauth_refresh_token ? decryptStoredSecret(r.oauth_refresh_token, MASTER_KEY) : null,
+    access: r.oauth_access_token ? decryptStoredSecret(r.oauth_access_token, MASTER_KEY) : null,
+  };
 }
 
 export async function reauthNotifications(db: Db, companyId: number) {
-  return queryRows<{ message: string; title: string; dedupe_key: string }>(db, sql`
-    select message, title, dedupe_key from notifications where company_id = ${companyId} and type = 'INBOX_INTEGRATION_NEEDS_REAUTH'`);
+  return queryRows<{ message: string; title: string; dedupe_key: string }>(
+    db,
+    sql`
+    select message, title, dedupe_key from notifications where company_id = ${companyId} and type = 'INBOX_INTEGRATION_NEEDS_REAUTH'`,
+  );
 }

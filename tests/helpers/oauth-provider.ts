@@ -33,12 +33,13 @@ export async function startOAuthProvider(opts: OAuthProviderOptions = {}) {
     return accessToken;
   };
 
-  const readForm = (req: http.IncomingMessage) => new Promise<URLSearchParams>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
-    req.on('error', reject);
-  });
+  const readForm = (req: http.IncomingMessage) =>
+    new Promise<URLSearchParams>((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => resolve(new URLSearchParams(Buffer.concat(chunks).toString('utf8'))));
+      req.on('error', reject);
+    });
   const send = (res: http.ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body));
@@ -50,7 +51,11 @@ export async function startOAuthProvider(opts: OAuthProviderOptions = {}) {
       counters.introspections++;
       const a = byAccess.get(form.get('token') ?? '');
       const active = !!a && !a.grant.revoked && a.expiresAt > Date.now();
-      send(res, 200, active ? { active: true, username: a!.grant.user, scope: a!.grant.scope, exp: Math.floor(a!.expiresAt / 1000) } : { active: false });
+      send(
+        res,
+        200,
+        active ? { active: true, username: a!.grant.user, scope: a!.grant.scope, exp: Math.floor(a!.expiresAt / 1000) } : { active: false },
+      );
       return;
     }
     if (req.method === 'POST' && req.url === '/token') {
@@ -58,12 +63,18 @@ export async function startOAuthProvider(opts: OAuthProviderOptions = {}) {
       refreshLog.push({ ...Object.fromEntries(form), refresh_token: '…' });
       if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
       const fail = failures.shift();
-      if (fail) { send(res, fail.status, fail.body); return; }
+      if (fail) {
+        send(res, fail.status, fail.body);
+        return;
+      }
       if (form.get('client_id') !== clientId || form.get('client_secret') !== clientSecret) {
         send(res, 401, { error: 'invalid_client', error_description: 'unknown client or bad secret' });
         return;
       }
-      if (form.get('grant_type') !== 'refresh_token') { send(res, 400, { error: 'unsupported_grant_type' }); return; }
+      if (form.get('grant_type') !== 'refresh_token') {
+        send(res, 400, { error: 'unsupported_grant_type' });
+        return;
+      }
       const grant = byRefresh.get(form.get('refresh_token') ?? '');
       if (!grant || grant.revoked) {
         counters.refused++;
@@ -74,7 +85,13 @@ export async function startOAuthProvider(opts: OAuthProviderOptions = {}) {
       byRefresh.delete(grant.refreshToken); // strict rotation
       grant.refreshToken = token('rt');
       byRefresh.set(grant.refreshToken, grant);
-      send(res, 200, { token_type: 'Bearer', access_token: issueAccess(grant), refresh_token: grant.refreshToken, expires_in: accessTtlSec, scope: grant.scope });
+      send(res, 200, {
+        token_type: 'Bearer',
+        access_token: issueAccess(grant),
+        refresh_token: grant.refreshToken,
+        expires_in: accessTtlSec,
+        scope: grant.scope,
+      });
       return;
     }
     send(res, 404, { error: 'not_found' });
@@ -83,12 +100,20 @@ export async function startOAuthProvider(opts: OAuthProviderOptions = {}) {
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
   return {
-    clientId, clientSecret, counters, refreshLog,
+    clientId,
+    clientSecret,
+    counters,
+    refreshLog,
     tokenUrl: `${base}/token`,
     introspectionUrl: `${base}/introspect`,
     /** The consent: a new grant for `user`, as the web app receives it. */
     grant(user: string, o: { accessTtlSec?: number; scope?: string } = {}) {
-      const grant: Grant = { user, refreshToken: token('rt'), revoked: false, scope: o.scope ?? 'https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access' };
+      const grant: Grant = {
+        user,
+        refreshToken: token('rt'),
+        revoked: false,
+        scope: o.scope ?? 'https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access',
+      };
       byRefresh.set(grant.refreshToken, grant);
       const ttl = o.accessTtlSec ?? accessTtlSec;
       return { refreshToken: grant.refreshToken, accessToken: issueAccess(grant, ttl), expiresInSec: ttl, scope: grant.scope };
@@ -107,8 +132,14 @@ export async function startOAuthProvider(opts: OAuthProviderOptions = {}) {
       for (let i = 0; i < count; i++) failures.push({ status, body });
     },
     /** Every token request waits this long first (widens the window of concurrency tests). */
-    setDelay(ms: number) { delayMs = ms; },
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    setDelay(ms: number) {
+      delayMs = ms;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 

@@ -15,7 +15,10 @@ export type TestDatabase = { name: string; url: string; handle: DbHandle; drop()
 export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
   const template = inject('pgTemplate');
   if (!template) throw new Error(`PostgreSQL is not reachable at ${ADMIN_URL} (start it, or set TEST_DATABASE_URL)`);
-  const name = `${template.replace('_tmpl_', '_t_')}_${process.pid}_${++counter}_${label.replace(/[^a-z0-9]/gi, '').toLowerCase().slice(0, 20)}`;
+  const name = `${template.replace('_tmpl_', '_t_')}_${process.pid}_${++counter}_${label
+    .replace(/[^a-z0-9]/gi, '')
+    .toLowerCase()
+    .slice(0, 20)}`;
   for (let attempt = 0; ; attempt++) {
     try {
       await adminQuery(`create database "${name}" template "${template}"`);
@@ -29,7 +32,9 @@ export async function createTestDatabase(label = 'db'): Promise<TestDatabase> {
   const url = urlFor(name);
   const handle = await openDb({ driver: 'pg', url, poolMax: 20 });
   return {
-    name, url, handle,
+    name,
+    url,
+    handle,
     async drop() {
       await closeAllDbs();
       await adminQuery(`drop database if exists "${name}" with (force)`).catch(() => {});

@@ -13,9 +13,15 @@ let seq = 0;
 export const uniqueCode = (prefix = 'C') => `${prefix}${process.pid}-${++seq}-${Date.now()}`;
 
 export async function insertCompany(db: Db, o: { name: string; code?: string; isActive?: boolean; slug?: string }): Promise<number> {
-  const [row] = await db.insert(schema.companies).values({
-    name: o.name, code: o.code ?? uniqueCode(), ...(o.isActive !== undefined ? { isActive: o.isActive } : {}), ...(o.slug ? { slug: o.slug } : {}),
-  }).returning({ id: schema.companies.id });
+  const [row] = await db
+    .insert(schema.companies)
+    .values({
+      name: o.name,
+      code: o.code ?? uniqueCode(),
+      ...(o.isActive !== undefined ? { isActive: o.isActive } : {}),
+      ...(o.slug ? { slug: o.slug } : {}),
+    })
+    .returning({ id: schema.companies.id });
   return row.id;
 }
 
@@ -23,7 +29,11 @@ export async function insertCompanySettings(db: Db, companyId: number, settings:
   await db.execute(sql`insert into company_settings (company_id, settings) values (${companyId}, ${JSON.stringify(settings)}::jsonb)`);
 }
 
-export async function insertSubscription(db: Db, companyId: number, o: Partial<typeof schema.subscriptions.$inferInsert> = {}): Promise<void> {
+export async function insertSubscription(
+  db: Db,
+  companyId: number,
+  o: Partial<typeof schema.subscriptions.$inferInsert> = {},
+): Promise<void> {
   await db.insert(schema.subscriptions).values({ companyId, ...o });
 }
 
@@ -33,17 +43,34 @@ export async function insertClient(db: Db, companyId: number, o: { name: string;
 }
 
 /** One user, with a deletion request (or none). */
-export async function insertUser(db: Db, values: {
-  email?: string; companyId?: number | null; role?: string; isActive?: boolean; fullName?: string | null;
-  deletionRequestedAt?: Date | null; deletionScheduledAt?: Date | null; deletionReminderSentAt?: Date | null; createdAt?: Date;
-}): Promise<number> {
-  const [row] = await db.insert(schema.users).values({
-    email: values.email ?? `u.${Math.random().toString(36).slice(2)}@example.fr`,
-    companyId: values.companyId ?? null, role: values.role ?? 'user', isActive: values.isActive ?? true,
-    fullName: values.fullName ?? null, deletionRequestedAt: values.deletionRequestedAt ?? null,
-    deletionScheduledAt: values.deletionScheduledAt ?? null, deletionReminderSentAt: values.deletionReminderSentAt ?? null,
-    ...(values.createdAt ? { createdAt: values.createdAt } : {}),
-  }).returning({ id: schema.users.id });
+export async function insertUser(
+  db: Db,
+  values: {
+    email?: string;
+    companyId?: number | null;
+    role?: string;
+    isActive?: boolean;
+    fullName?: string | null;
+    deletionRequestedAt?: Date | null;
+    deletionScheduledAt?: Date | null;
+    deletionReminderSentAt?: Date | null;
+    createdAt?: Date;
+  },
+): Promise<number> {
+  const [row] = await db
+    .insert(schema.users)
+    .values({
+      email: values.email ?? `u.${Math.random().toString(36).slice(2)}@example.fr`,
+      companyId: values.companyId ?? null,
+      role: values.role ?? 'user',
+      isActive: values.isActive ?? true,
+      fullName: values.fullName ?? null,
+      deletionRequestedAt: values.deletionRequestedAt ?? null,
+      deletionScheduledAt: values.deletionScheduledAt ?? null,
+      deletionReminderSentAt: values.deletionReminderSentAt ?? null,
+      ...(values.createdAt ? { createdAt: values.createdAt } : {}),
+    })
+    .returning({ id: schema.users.id });
   return row.id;
 }
 
@@ -52,10 +79,19 @@ export async function insertUser(db: Db, values: {
  * statement (so the follow-ups share one write instant, as rows written together do). Numbers
  * are `<numberPrefix><n>`; returns the follow-up ids.
  */
-export async function insertDueInvoiceFollowups(db: Db, s: { companyId: number; clientId: number }, o: {
-  count: number; numberPrefix: string; totalTtc: number; dueDate: string;
-}): Promise<number[]> {
-  const rows = await queryRows<{ id: number }>(db, sql`
+export async function insertDueInvoiceFollowups(
+  db: Db,
+  s: { companyId: number; clientId: number },
+  o: {
+    count: number;
+    numberPrefix: string;
+    totalTtc: number;
+    dueDate: string;
+  },
+): Promise<number[]> {
+  const rows = await queryRows<{ id: number }>(
+    db,
+    sql`
     with inv as (
       insert into invoices (company_id, client_id, number, status, total_ttc, sent_at)
       select ${s.companyId}, ${s.clientId}, ${o.numberPrefix}::text || g, 'ENVOYEE', ${o.totalTtc}::numeric, '2026-01-01T09:00:00Z'
@@ -64,6 +100,7 @@ export async function insertDueInvoiceFollowups(db: Db, s: { companyId: number; 
     insert into followups (company_id, client_id, type, source_type, source_id, source_label, due_date, status, auto_enabled)
     select ${s.companyId}, ${s.clientId}, 'FACTURE_IMPAYEE', 'invoice', inv.id, 'Facture ' || inv.id, ${o.dueDate}::timestamptz, 'A_FAIRE', true
     from inv
-    returning id`);
+    returning id`,
+  );
   return rows.map((r) => Number(r.id));
 }

@@ -27,8 +27,20 @@ const COMPANIES = 6;
 const EXPIRED_PER_COMPANY = 2;
 const SHARDS = 3;
 /** The variables the route's own runtime reads (lib/cron/runtime.ts defaultRuntime), as on a deployment. */
-const ENV_KEYS = ['DATABASE_URL', 'SELF_URL', 'HEALTHCHECK_URL_QUOTE_EXPIRY', 'FANOUT_ITEM_COST_MS', 'LOG_LEVEL',
-  'CRON_SECRET', 'CONSOLE_PASSWORD', 'VERCEL_ENV', 'HEALTHCHECK_URL', 'DATABASE_DRIVER', 'FANOUT', 'FANOUT_MAX'] as const;
+const ENV_KEYS = [
+  'DATABASE_URL',
+  'SELF_URL',
+  'HEALTHCHECK_URL_QUOTE_EXPIRY',
+  'FANOUT_ITEM_COST_MS',
+  'LOG_LEVEL',
+  'CRON_SECRET',
+  'CONSOLE_PASSWORD',
+  'VERCEL_ENV',
+  'HEALTHCHECK_URL',
+  'DATABASE_DRIVER',
+  'FANOUT',
+  'FANOUT_MAX',
+] as const;
 
 /** A tiny deployment: the example job's route file, and the status and console routes given the registry. */
 function serveDeployment(): Promise<{ url: string; close(): Promise<void> }> {
@@ -36,15 +48,36 @@ function serveDeployment(): Promise<{ url: string; close(): Promise<void> }> {
   const operatorConsole = consoleRoute(registry);
   const server = http.createServer((req, res) => {
     const pathname = new URL(req.url ?? '/', 'http://x').pathname;
-    const handler: Handler | undefined = jobForPath(registry.jobs, pathname) === quoteExpiryJob ? quoteExpiryRoute
-      : isStatusPath(pathname) ? status : isConsolePath(pathname) ? operatorConsole : undefined;
-    if (!handler) { res.statusCode = 404; res.end(); return; }
-    handler(req, res).catch((err) => { res.statusCode = 500; res.end(String(err)); });
+    const handler: Handler | undefined =
+      jobForPath(registry.jobs, pathname) === quoteExpiryJob
+        ? quoteExpiryRoute
+        : isStatusPath(pathname)
+          ? status
+          : isConsolePath(pathname)
+            ? operatorConsole
+            : undefined;
+    if (!handler) {
+      res.statusCode = 404;
+      res.end();
+      return;
+    }
+    handler(req, res).catch((err) => {
+      res.statusCode = 500;
+      res.end(String(err));
+    });
   });
-  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
-  })));
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () =>
+      resolve({
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        close: () =>
+          new Promise<void>((r) => {
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
+      }),
+    ),
+  );
 }
 
 /** A push-alert service: records every ping. */
@@ -53,12 +86,20 @@ async function pingServer() {
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
-    req.on('end', () => { pings.push({ path: req.url ?? '', body }); res.end('OK'); });
+    req.on('end', () => {
+      pings.push({ path: req.url ?? '', body });
+      res.end('OK');
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, pings,
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    pings,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -94,7 +135,10 @@ describePg('a fifth job added by the recipe of docs/contract.md alone (real rout
     }
     deployment = await serveDeployment();
     hc = await pingServer();
-    for (const k of ENV_KEYS) { saved[k] = process.env[k]; delete process.env[k]; }
+    for (const k of ENV_KEYS) {
+      saved[k] = process.env[k];
+      delete process.env[k];
+    }
     Object.assign(process.env, {
       DATABASE_URL: t.url,
       SELF_URL: deployment.url,
@@ -105,7 +149,10 @@ describePg('a fifth job added by the recipe of docs/contract.md alone (real rout
     });
   });
   afterAll(async () => {
-    for (const k of ENV_KEYS) { if (saved[k] === undefined) delete process.env[k]; else process.env[k] = saved[k]; }
+    for (const k of ENV_KEYS) {
+      if (saved[k] === undefined) delete process.env[k];
+      else process.env[k] = saved[k];
+    }
     await deployment?.close();
     await hc?.close();
     await t?.drop();
@@ -123,7 +170,12 @@ describePg('a fifth job added by the recipe of docs/contract.md alone (real rout
     const one = await fetch(`${deployment.url}${quoteExpiryJob.path}?companyId=${companies[0]}`);
     const body = (await one.json()) as Body;
     expect(one.status, JSON.stringify(body)).toBe(200);
-    expect(body).toMatchObject({ success: true, job: 'quote-expiry', message: 'Traitement des devis expirés terminé avec succès', stats: { expired: EXPIRED_PER_COMPANY } });
+    expect(body).toMatchObject({
+      success: true,
+      job: 'quote-expiry',
+      message: 'Traitement des devis expirés terminé avec succès',
+      stats: { expired: EXPIRED_PER_COMPANY },
+    });
     const dry = (await (await fetch(`${deployment.url}/api${quoteExpiryJob.path}?dryRun=1`)).json()) as Body;
     expect(dry.plan).toHaveLength(COMPANIES * EXPIRED_PER_COMPANY);
     expect(dry.plan[0]).toMatchObject({ number: expect.stringMatching(/^D-\d-1$/) });
@@ -135,13 +187,25 @@ describePg('a fifth job added by the recipe of docs/contract.md alone (real rout
     const body = (await res.json()) as Body;
     expect(res.status, JSON.stringify(body)).toBe(200);
     expect(body.stats).toMatchObject({ fanout: true, due: COMPANIES * EXPIRED_PER_COMPANY, shards: SHARDS, shardsAccepted: SHARDS });
-    const shards = await until('shards finished', () => queryRows<{ outcome: string; stats: Body | null }>(t.handle.db, sql`
-      select outcome, stats from cron_runs where parent_run_id = ${body.runId}`), (rows) => rows.length === SHARDS && rows.every((r) => r.outcome !== 'running'));
+    const shards = await until(
+      'shards finished',
+      () =>
+        queryRows<{ outcome: string; stats: Body | null }>(
+          t.handle.db,
+          sql`
+      select outcome, stats from cron_runs where parent_run_id = ${body.runId}`,
+        ),
+      (rows) => rows.length === SHARDS && rows.every((r) => r.outcome !== 'running'),
+    );
     expect(shards.map((s) => s.outcome)).toEqual(['succeeded', 'succeeded', 'succeeded']);
     expect(shards.reduce((n, s) => n + Number(s.stats?.expired), 0)).toBe(COMPANIES * EXPIRED_PER_COMPANY);
 
     // the coordinator and each shard: /start, then success
-    const pings = await until('pings', async () => [...hc.pings], (p) => p.length === 2 * (SHARDS + 1));
+    const pings = await until(
+      'pings',
+      async () => [...hc.pings],
+      (p) => p.length === 2 * (SHARDS + 1),
+    );
     expect(pings.filter((p) => p.path === '/quote-expiry-uuid/start')).toHaveLength(SHARDS + 1);
     expect(pings.filter((p) => p.path === '/quote-expiry-uuid')).toHaveLength(SHARDS + 1);
     expect(pings.every((p) => p.body.startsWith('quote-expiry : '))).toBe(true);
@@ -150,8 +214,19 @@ describePg('a fifth job added by the recipe of docs/contract.md alone (real rout
     const s = (await status.json()) as Body;
     expect(status.status, JSON.stringify(s)).toBe(200);
     expect(s.jobs.map((j: Body) => j.job)).toEqual(registry.jobs.map((j) => j.id));
-    expect(s.jobs.find((j: Body) => j.job === 'quote-expiry')).toMatchObject({ schedule: '0 3 * * *', health: 'healthy', missed: { missed: false } });
-    expect(s.sweeps['quote-expiry']).toMatchObject({ runId: body.runId, due: COMPANIES * EXPIRED_PER_COMPANY, done: COMPANIES * EXPIRED_PER_COMPANY, left: 0, shards: SHARDS, shardsFailed: 0 });
+    expect(s.jobs.find((j: Body) => j.job === 'quote-expiry')).toMatchObject({
+      schedule: '0 3 * * *',
+      health: 'healthy',
+      missed: { missed: false },
+    });
+    expect(s.sweeps['quote-expiry']).toMatchObject({
+      runId: body.runId,
+      due: COMPANIES * EXPIRED_PER_COMPANY,
+      done: COMPANIES * EXPIRED_PER_COMPANY,
+      left: 0,
+      shards: SHARDS,
+      shardsFailed: 0,
+    });
     // its attention section, beside the built-in jobs' and the bounces
     expect(s.quoteExpiry).toEqual({ expiredOpenQuotes: COMPANIES * EXPIRED_PER_COMPANY });
     expect(s).toHaveProperty('inboxFreshness');
@@ -166,7 +241,8 @@ describePg('a fifth job added by the recipe of docs/contract.md alone (real rout
     expect(html).toMatch(/<article class="job healthy" data-job="quote-expiry"><h3>Devis expirés /);
     const csrf = /name="csrf" value="([^"]+)"/.exec(html)![1];
     const run = await fetch(`${deployment.url}/cron`, {
-      method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ csrf, op: 'run', job: 'quote-expiry', dryRun: '1' }),
     });
     expect(run.status).toBe(200);

@@ -23,9 +23,15 @@ const SECRET = 'alerts-secret-0123456789abcdef';
 
 describePg('missed runs: the ledger against the schedules (real PostgreSQL, injected clock)', () => {
   let t: TestDatabase;
-  beforeAll(async () => { t = await createTestDatabase('missed'); });
-  afterAll(async () => { await t?.drop(); });
-  beforeEach(async () => { await t.handle.db.execute(sql`delete from cron_runs`); });
+  beforeAll(async () => {
+    t = await createTestDatabase('missed');
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await t.handle.db.execute(sql`delete from cron_runs`);
+  });
 
   it('a healthy ledger: nothing missed; a gap of two hours in an hourly job: missed, and /cron/status answers 503', async () => {
     const now = new Date('2026-03-10T14:30:00Z');
@@ -57,15 +63,18 @@ describePg('missed runs: the ledger against the schedules (real PostgreSQL, inje
     try {
       const res = await fetch(`${s.url}/cron/status`, { headers: { authorization: `Bearer ${SECRET}` } });
       expect(res.status).toBe(503);
-      const body = await res.json() as { jobs: { job: string; health: string }[] };
+      const body = (await res.json()) as { jobs: { job: string; health: string }[] };
       expect(body.jobs.find((j) => j.job === 'followups')?.health).toBe('missed');
-    } finally { await s.close(); }
+    } finally {
+      await s.close();
+    }
   });
 
   it('the Hobby hour: a daily run that arrives 50 minutes late is not missed', async () => {
     const now = new Date('2026-03-10T04:00:00Z');
     await seedHealthyRuns(t.handle.db, now, 3);
-    await t.handle.db.execute(sql`update cron_runs set started_at = started_at + interval '50 minutes', finished_at = finished_at + interval '50 minutes'
+    await t.handle.db
+      .execute(sql`update cron_runs set started_at = started_at + interval '50 minutes', finished_at = finished_at + interval '50 minutes'
       where job = 'account-deletions'`);
     expect((await readMissedRuns(t.handle.db, now, JOB_REGISTRY.jobs))['account-deletions'].missed).toBe(false);
     expect((await readMissedRuns(t.handle.db, new Date('2026-03-12T03:00:00Z'), JOB_REGISTRY.jobs))['account-deletions'].missed).toBe(true);
@@ -80,22 +89,46 @@ async function pingServer(): Promise<{ url: string; pings: Ping[]; close(): Prom
   const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
-    req.on('end', () => { pings.push({ path: req.url ?? '', body }); res.end('OK'); });
+    req.on('end', () => {
+      pings.push({ path: req.url ?? '', body });
+      res.end('OK');
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}`, pings, close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }) };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    pings,
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
 
 describePg('health-check pings against a local HTTP server (real PostgreSQL)', () => {
   let t: TestDatabase;
   let hc: Awaited<ReturnType<typeof pingServer>>;
-  beforeAll(async () => { t = await createTestDatabase('healthcheck'); hc = await pingServer(); });
-  afterAll(async () => { await hc?.close(); await t?.drop(); });
-  beforeEach(() => { hc.pings.length = 0; });
+  beforeAll(async () => {
+    t = await createTestDatabase('healthcheck');
+    hc = await pingServer();
+  });
+  afterAll(async () => {
+    await hc?.close();
+    await t?.drop();
+  });
+  beforeEach(() => {
+    hc.pings.length = 0;
+  });
 
   const ok: Job = { ...followupsJob, run: async () => ({ stats: { sent: 3 }, errors: [], partial: false }) };
-  const broken: Job = { ...inboxSyncJob, run: async () => { throw Object.assign(new Error('IMAP en panne'), { code: 'imap_down' }); } };
+  const broken: Job = {
+    ...inboxSyncJob,
+    run: async () => {
+      throw Object.assign(new Error('IMAP en panne'), { code: 'imap_down' });
+    },
+  };
 
   it('start then success (bare URL), each with a short text body; the template takes {job}', async () => {
     const { rt } = testRuntime({ HEALTHCHECK_URL: `${hc.url}/ping/{job}` }, t.handle);
@@ -118,9 +151,17 @@ describePg('health-check pings against a local HTTP server (real PostgreSQL)', (
   });
 
   it('a dead endpoint (refused, or accepting and never answering) neither fails nor holds the run beyond the ping timeout', async () => {
-    const refused = await new Promise<number>((r) => { const s = net.createServer(); s.listen(0, '127.0.0.1', () => { const p = (s.address() as AddressInfo).port; s.close(() => r(p)); }); });
+    const refused = await new Promise<number>((r) => {
+      const s = net.createServer();
+      s.listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => r(p));
+      });
+    });
     const sockets: net.Socket[] = [];
-    const silent = net.createServer((sock) => { sockets.push(sock); }); // never answers
+    const silent = net.createServer((sock) => {
+      sockets.push(sock);
+    }); // never answers
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const silentPort = (silent.address() as AddressInfo).port;
     try {

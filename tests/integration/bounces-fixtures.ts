@@ -9,7 +9,12 @@ import { handContext, seedCompany, seedFollowup, seedInvoice, type SeedCompany }
 export const NOW = new Date('2026-03-11T10:00:00Z');
 export const FRONTEND = 'https://app.lokario.fr';
 
-export type BounceTenant = SeedCompany & { email: string; clientName: string; box: { user: string; password: string }; integrationId: number };
+export type BounceTenant = SeedCompany & {
+  email: string;
+  clientName: string;
+  box: { user: string; password: string };
+  integrationId: number;
+};
 
 export async function tenant(db: Db, d: Dovecot, n: string): Promise<BounceTenant> {
   const email = `client.${n}@client-${n}.fr`;
@@ -28,30 +33,58 @@ export async function dueFollowup(db: Db, s: SeedCompany) {
 /** One run of the followups job through the SMTP sink (its pooled connections closed afterwards). */
 export async function runFollowups(db: Db, smtpUrl: string, now = NOW, companyId?: number) {
   const ctx = handContext(db, { SMTP_URL: smtpUrl, FRONTEND_URL: FRONTEND }, now, companyId ? { scope: { companyId } } : {});
-  try { return await followupsJob.run(ctx); } finally { ctx.mail.closeAll(); }
+  try {
+    return await followupsJob.run(ctx);
+  } finally {
+    ctx.mail.closeAll();
+  }
 }
 
 /** What the sent step looks like: its Message-ID (bare) and subject, as recorded. */
 export async function sentStep(db: Db, followupId: number, step = 1) {
-  const [r] = await queryRows<{ id: number; message_id: string; subject: string; delivery: string; error: string | null }>(db, sql`
+  const [r] = await queryRows<{ id: number; message_id: string; subject: string; delivery: string; error: string | null }>(
+    db,
+    sql`
     select h.id, trim(both '<>' from h.message_id) as message_id, m.external_metadata->>'subject' as subject, h.delivery::text, h.error
     from followup_history h left join inbox_messages m on m.company_id = h.company_id and m.external_id = trim(both '<>' from h.message_id)
-    where h.followup_id = ${followupId} and h.step = ${step}`);
+    where h.followup_id = ${followupId} and h.step = ${step}`,
+  );
   return r;
 }
 
 export async function followupState(db: Db, id: number) {
-  const [r] = await queryRows<{ status: string; hold_reason: string | null; client_away_until: string | null; client_away_note: string | null }>(db, sql`
-    select status::text, hold_reason, client_away_until::text, client_away_note from followups where id = ${id}`);
+  const [r] = await queryRows<{
+    status: string;
+    hold_reason: string | null;
+    client_away_until: string | null;
+    client_away_note: string | null;
+  }>(
+    db,
+    sql`
+    select status::text, hold_reason, client_away_until::text, client_away_note from followups where id = ${id}`,
+  );
   return r;
 }
 
 export async function bouncesOf(db: Db, companyId: number) {
-  return queryRows<{ outcome: string; send_kind: string | null; matched_by: string | null; recipient: string | null; status_code: string | null; severity: string | null }>(db, sql`
-    select outcome, send_kind, matched_by, recipient, status_code, severity from send_bounces where company_id = ${companyId} order by id`);
+  return queryRows<{
+    outcome: string;
+    send_kind: string | null;
+    matched_by: string | null;
+    recipient: string | null;
+    status_code: string | null;
+    severity: string | null;
+  }>(
+    db,
+    sql`
+    select outcome, send_kind, matched_by, recipient, status_code, severity from send_bounces where company_id = ${companyId} order by id`,
+  );
 }
 
 export async function bounceNotifications(db: Db, companyId: number) {
-  return queryRows<{ title: string; message: string; link_url: string; link_text: string; source_type: string; source_id: number }>(db, sql`
-    select title, message, link_url, link_text, source_type, source_id from notifications where company_id = ${companyId} and type = 'EMAIL_BOUNCED' order by id`);
+  return queryRows<{ title: string; message: string; link_url: string; link_text: string; source_type: string; source_id: number }>(
+    db,
+    sql`
+    select title, message, link_url, link_text, source_type, source_id from notifications where company_id = ${companyId} and type = 'EMAIL_BOUNCED' order by id`,
+  );
 }

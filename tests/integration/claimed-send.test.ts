@@ -20,7 +20,10 @@ const T: ClaimTable = { name: 'mail_sends', rows: sql`kind = 'test'` };
 let seq = 0;
 
 const mailOf = (key: string): OutgoingMail => ({
-  from: 'Lokario <noreply@lokario.test>', to: 'dest@example.test', subject: `test ${key}`, text: 'Bonjour',
+  from: 'Lokario <noreply@lokario.test>',
+  to: 'dest@example.test',
+  subject: `test ${key}`,
+  text: 'Bonjour',
   messageId: `<lokario.test.${key.replace(/[^A-Za-z0-9]/g, '_')}@lokario.test>`,
 });
 
@@ -31,9 +34,15 @@ async function run(db: Db, opts: { finished?: boolean; startedSecAgo?: number } 
             ${opts.finished ? sql`now()` : sql`null`}, ${opts.finished ? 'succeeded' : 'running'})`);
   return id;
 }
-const finish = (db: Db, runId: string) => db.execute(sql`update cron_runs set finished_at = now(), outcome = 'succeeded' where id = ${runId}`);
+const finish = (db: Db, runId: string) =>
+  db.execute(sql`update cron_runs set finished_at = now(), outcome = 'succeeded' where id = ${runId}`);
 const row = async (db: Db, id: number) =>
-  (await queryRows<{ delivery: string; handed_at: Date | null; error: string | null }>(db, sql`select delivery::text, handed_at, error from mail_sends where id = ${id}`))[0];
+  (
+    await queryRows<{ delivery: string; handed_at: Date | null; error: string | null }>(
+      db,
+      sql`select delivery::text, handed_at, error from mail_sends where id = ${id}`,
+    )
+  )[0];
 
 describePg('the send protocol (claim, hand-over, answer) against real PostgreSQL and SMTP', () => {
   let t: TestDatabase;
@@ -42,7 +51,10 @@ describePg('the send protocol (claim, hand-over, answer) against real PostgreSQL
     t = await createTestDatabase('claimed_send');
     sink = await startSmtpSink();
   });
-  afterAll(async () => { await sink?.close(); await t?.drop(); });
+  afterAll(async () => {
+    await sink?.close();
+    await t?.drop();
+  });
   beforeEach(async () => {
     await t.handle.db.execute(sql`truncate mail_sends, cron_runs restart identity`);
     sink.received.length = 0;
@@ -110,7 +122,12 @@ describePg('the send protocol (claim, hand-over, answer) against real PostgreSQL
     try {
       const r = await run(db);
       // a 5 s budget caps connecting and the greeting at 1 s
-      const sender = platform({ SMTP_URL: bad.url, SMTP_GREETING_TIMEOUT_MS: '600000', SMTP_CONNECT_TIMEOUT_MS: '600000', CRON_BUDGET_MS: '5000' });
+      const sender = platform({
+        SMTP_URL: bad.url,
+        SMTP_GREETING_TIMEOUT_MS: '600000',
+        SMTP_CONNECT_TIMEOUT_MS: '600000',
+        CRON_BUDGET_MS: '5000',
+      });
       const claimed = createClaimedSend({ db, table: T, runId: r, deadline: Date.now() + 5_000 });
       const id = (await claimMailSend(db, 'mute:1', 'test', r))!;
       const started = Date.now();
@@ -161,8 +178,11 @@ describePg('the send protocol (claim, hand-over, answer) against real PostgreSQL
     const busyHanded = (await claimMailSend(db, 'alive:2', 'test', alive))!;
     await db.execute(sql`update mail_sends set handed_at = now() where id = ${busyHanded}`);
     // a claim written before the protocol (no owner), older than the stale timeout: nobody knows → unknown
-    const [legacy] = await queryRows<{ id: number }>(db, sql`insert into mail_sends (key, kind, claimed_at, delivery)
-      values ('legacy:1', 'test', now() - make_interval(secs => ${STALE_CLAIM_SEC + 60}), 'sending') returning id`);
+    const [legacy] = await queryRows<{ id: number }>(
+      db,
+      sql`insert into mail_sends (key, kind, claimed_at, delivery)
+      values ('legacy:1', 'test', now() - make_interval(secs => ${STALE_CLAIM_SEC + 60}), 'sending') returning id`,
+    );
 
     expect(await sweepClaims(db, T)).toEqual({ released: 0, unknownIds: [Number(legacy.id)] }); // the dead run has not provably ended yet
     await finish(db, dead); // e.g. its ledger row was closed, or STALE_CLAIM_SEC passed (next case)

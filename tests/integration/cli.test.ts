@@ -9,10 +9,16 @@ import { queryRows } from '../../db/client.js';
 const root = path.resolve(import.meta.dirname, '../..');
 
 /** `npm run job -- …` as a user types it (the script behind it, without npm's banner). */
-function runCli(args: string[], env: Record<string, string>, script = 'scripts/job.ts'): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runCli(
+  args: string[],
+  env: Record<string, string>,
+  script = 'scripts/job.ts',
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-      cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: 'none', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: 'none', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -24,14 +30,27 @@ function runCli(args: string[], env: Record<string, string>, script = 'scripts/j
 
 describePg('npm run job (the CLI)', () => {
   let t: TestDatabase;
-  beforeAll(async () => { t = await createTestDatabase('cli'); });
-  afterAll(async () => { await t?.drop(); });
+  beforeAll(async () => {
+    t = await createTestDatabase('cli');
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
 
-  it('runs one job once with --dry-run, --company and --now; exit 0; trigger cli; the clock override is the job\'s', async () => {
-    const r = await runCli(['overdue-reminders', '--dry-run', '--company', '7', '--now', '2026-03-29T06:00:00+02:00', '--json'], { DATABASE_URL: t.url });
+  it("runs one job once with --dry-run, --company and --now; exit 0; trigger cli; the clock override is the job's", async () => {
+    const r = await runCli(['overdue-reminders', '--dry-run', '--company', '7', '--now', '2026-03-29T06:00:00+02:00', '--json'], {
+      DATABASE_URL: t.url,
+    });
     expect(r.code, r.stderr).toBe(0);
     const body = JSON.parse(r.stdout);
-    expect(body).toMatchObject({ success: true, job: 'overdue-reminders', trigger: 'cli', dryRun: true, now: '2026-03-29T04:00:00.000Z', companyId: 7 });
+    expect(body).toMatchObject({
+      success: true,
+      job: 'overdue-reminders',
+      trigger: 'cli',
+      dryRun: true,
+      now: '2026-03-29T04:00:00.000Z',
+      companyId: 7,
+    });
     const runs = await queryRows<{ trigger: string; dry_run: boolean }>(t.handle.db, sql`select trigger, dry_run from cron_runs`);
     expect(runs).toEqual([{ trigger: 'cli', dry_run: true }]);
   });
@@ -65,7 +84,9 @@ describePg('npm run job (the CLI)', () => {
       const { default: pg } = await import('pg');
       const client = new pg.Client({ connectionString: urlFor(name) });
       await client.connect();
-      const { rows } = await client.query(`select count(*)::int as n from information_schema.tables where table_schema = 'public' and table_name in ('cron_runs', 'followups', 'inbox_messages')`);
+      const { rows } = await client.query(
+        `select count(*)::int as n from information_schema.tables where table_schema = 'public' and table_name in ('cron_runs', 'followups', 'inbox_messages')`,
+      );
       await client.end();
       expect(rows[0].n).toBe(3);
     } finally {

@@ -35,15 +35,25 @@ describePg('the console settles unknown sends through the send protocol', () => 
     db = t.handle.db;
     sink = await startSmtpSink();
   });
-  afterAll(async () => { await sink?.close(); await t?.drop(); });
+  afterAll(async () => {
+    await sink?.close();
+    await t?.drop();
+  });
   beforeEach(async () => {
     await wipe(db);
-    await db.execute(sql`truncate mail_sends, appointment_reminders, appointments, appointment_types, operator_actions, users restart identity cascade`);
+    await db.execute(
+      sql`truncate mail_sends, appointment_reminders, appointments, appointment_types, operator_actions, users restart identity cascade`,
+    );
     sink.received.length = 0;
   });
 
   const run = (job: Job, smtpUrl: string, now = NOW, extra: Record<string, string> = {}) =>
-    runJob(job, 'http', { dryRun: false, scope: {}, nowOverride: now }, testRuntime({ CRON_SECRET: SECRET, SMTP_URL: smtpUrl, ...extra }, t.handle).rt);
+    runJob(
+      job,
+      'http',
+      { dryRun: false, scope: {}, nowOverride: now },
+      testRuntime({ CRON_SECRET: SECRET, SMTP_URL: smtpUrl, ...extra }, t.handle).rt,
+    );
 
   /** A real run whose SMTP server takes the body and never answers: the step ends `unknown`. */
   async function unknownByRun(job: Job, now = NOW) {
@@ -57,8 +67,12 @@ describePg('the console settles unknown sends through the send protocol', () => 
     }
   }
 
-  const historyRows = (followupId: number) => queryRows<{ id: number; delivery: string; attempts: number; error: string | null }>(db, sql`
-    select id, delivery::text, attempts, error from followup_history where followup_id = ${followupId} order by id`);
+  const historyRows = (followupId: number) =>
+    queryRows<{ id: number; delivery: string; attempts: number; error: string | null }>(
+      db,
+      sql`
+    select id, delivery::text, attempts, error from followup_history where followup_id = ${followupId} order by id`,
+    );
 
   it('follow-up "resend": the history row stays, the try is given back, the next run sends the step once', async () => {
     const s = await seedCompany(db);
@@ -114,7 +128,13 @@ describePg('the console settles unknown sends through the send protocol', () => 
 
   it('deletion reminder "resend": the claim is given back the protocol\'s way, the next run sends the reminder once', async () => {
     const at = (days: number) => new Date(NOW.getTime() + days * DAY_MS);
-    const user = await insertUser(db, { companyId: null, role: 'super_admin', email: 'admin@exemple.fr', deletionRequestedAt: at(-23), deletionScheduledAt: at(7) });
+    const user = await insertUser(db, {
+      companyId: null,
+      role: 'super_admin',
+      email: 'admin@exemple.fr',
+      deletionRequestedAt: at(-23),
+      deletionScheduledAt: at(7),
+    });
     await unknownByRun(accountDeletionsJob);
     const [claim] = await queryRows<{ id: number; delivery: string }>(db, sql`select id, delivery::text from mail_sends`);
     expect(claim.delivery).toBe('unknown');
@@ -127,11 +147,14 @@ describePg('the console settles unknown sends through the send protocol', () => 
     expect(sink.received.filter((m) => m.to.includes('admin@exemple.fr'))).toHaveLength(1);
   });
 
-  it('every claim table of the database is declared once, and each sender\'s views name its rows with its kind', async () => {
-    const claimTables = await queryRows<{ table_name: string }>(db, sql`
+  it("every claim table of the database is declared once, and each sender's views name its rows with its kind", async () => {
+    const claimTables = await queryRows<{ table_name: string }>(
+      db,
+      sql`
       select table_name from information_schema.columns
       where table_schema = current_schema() and column_name in ('delivery', 'claimed_by', 'handed_at')
-      group by table_name having count(*) = 3 order by table_name`);
+      group by table_name having count(*) = 3 order by table_name`,
+    );
     expect(claimTables.map((r) => r.table_name)).toEqual(SEND_TABLES.map((x) => x.name).sort());
     expect(new Set(SEND_TABLES.map((x) => x.kind)).size).toBe(SEND_TABLES.length);
 
@@ -139,7 +162,13 @@ describePg('the console settles unknown sends through the send protocol', () => 
     const f = await seedFollowup(db, s, { sourceId: await seedInvoice(db, s) });
     await unknownByRun(followupsJob);
     const reminder = await seedUnknownReminder(db, s.companyId);
-    await insertUser(db, { companyId: null, role: 'super_admin', email: 'admin@exemple.fr', deletionRequestedAt: new Date(NOW.getTime() - 23 * DAY_MS), deletionScheduledAt: new Date(NOW.getTime() + 7 * DAY_MS) });
+    await insertUser(db, {
+      companyId: null,
+      role: 'super_admin',
+      email: 'admin@exemple.fr',
+      deletionRequestedAt: new Date(NOW.getTime() - 23 * DAY_MS),
+      deletionScheduledAt: new Date(NOW.getTime() + 7 * DAY_MS),
+    });
     await unknownByRun(accountDeletionsJob);
     const [h] = await historyRows(f);
     const [m] = await queryRows<{ id: number }>(db, sql`select id from mail_sends`);

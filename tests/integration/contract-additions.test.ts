@@ -22,23 +22,33 @@ describePg('preview safety, shards and the clock override (SPEC §2.3, §2.8, §
   let t: TestDatabase;
   beforeAll(async () => {
     t = await createTestDatabase('additions');
-    await t.handle.db.execute(sql`insert into companies (id, code, name) select g, 'C' || g, 'Société ' || g from generate_series(1, 12) g`);
+    await t.handle.db.execute(
+      sql`insert into companies (id, code, name) select g, 'C' || g, 'Société ' || g from generate_series(1, 12) g`,
+    );
   });
-  afterAll(async () => { await t?.drop(); });
+  afterAll(async () => {
+    await t?.drop();
+  });
 
   const seen: Record<string, JobContext[]> = {};
   const recorder: Job = {
     ...overdueRemindersJob,
     async run(ctx) {
       (seen[ctx.runId] ??= []).push(ctx);
-      const rows = await queryRows<{ id: number }>(ctx.db, sql`select id from ${companies} where ${scopeFilter(companies.id, ctx.scope)} order by id`);
+      const rows = await queryRows<{ id: number }>(
+        ctx.db,
+        sql`select id from ${companies} where ${scopeFilter(companies.id, ctx.scope)} order by id`,
+      );
       await new Promise((r) => setTimeout(r, 300)); // hold the lease while the other shard runs
       return { stats: { companies: rows.map((r) => r.id) }, errors: [], partial: false };
     },
   };
 
   it('preview: a dry run unless PREVIEW_SIDE_EFFECTS=on, and the response says so', async () => {
-    for (const [env, expectDry] of [[{}, true], [{ PREVIEW_SIDE_EFFECTS: 'on' }, false]] as const) {
+    for (const [env, expectDry] of [
+      [{}, true],
+      [{ PREVIEW_SIDE_EFFECTS: 'on' }, false],
+    ] as const) {
       const { rt } = testRuntime({ VERCEL_ENV: 'preview', CRON_SECRET: SECRET, ...env }, t.handle);
       const s = await serveHandler(cronRoute(recorder, () => rt));
       try {
@@ -48,29 +58,47 @@ describePg('preview safety, shards and the clock override (SPEC §2.3, §2.8, §
         expect(body.previewDryRun ?? false).toBe(expectDry);
         const ctx = seen[body.runId][0];
         expect(ctx.dryRun).toBe(expectDry);
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     }
   });
 
   it('preview: the secret is required (403 without it, 500 misconfigured when unset)', async () => {
     const { rt } = testRuntime({ VERCEL_ENV: 'preview', CRON_SECRET: SECRET }, t.handle);
     const s = await serveHandler(cronRoute(recorder, () => rt));
-    try { expect((await fetch(`${s.url}/`)).status).toBe(403); } finally { await s.close(); }
+    try {
+      expect((await fetch(`${s.url}/`)).status).toBe(403);
+    } finally {
+      await s.close();
+    }
     const { rt: rt2 } = testRuntime({ VERCEL_ENV: 'preview' }, t.handle);
     const s2 = await serveHandler(cronRoute(recorder, () => rt2));
-    try { expect((await fetch(`${s2.url}/`)).status).toBe(500); } finally { await s2.close(); }
+    try {
+      expect((await fetch(`${s2.url}/`)).status).toBe(500);
+    } finally {
+      await s2.close();
+    }
   });
 
   it('MAIL_REDIRECT_TO: every email goes to one address, the intended recipient in X-Original-To', async () => {
     const sink = await startSmtpSink();
     try {
       const factory = createMailFactory(parseConfig({ SMTP_URL: sink.url, MAIL_REDIRECT_TO: 'staging@lokario.test' }));
-      await factory.platform().send({ from: 'Lokario <noreply@lokario.fr>', to: 'client@example.com', subject: 'Relance', text: 'Bonjour', messageId: '<redirect-test@lokario.fr>' });
+      await factory.platform().send({
+        from: 'Lokario <noreply@lokario.fr>',
+        to: 'client@example.com',
+        subject: 'Relance',
+        text: 'Bonjour',
+        messageId: '<redirect-test@lokario.fr>',
+      });
       factory.closeAll();
       expect(sink.received).toHaveLength(1);
       expect(sink.received[0].to).toEqual(['staging@lokario.test']);
       expect(sink.received[0].header('X-Original-To')).toBe('client@example.com');
-    } finally { await sink.close(); }
+    } finally {
+      await sink.close();
+    }
   });
 
   it('two shards at the same time hold different leases and touch disjoint companies that cover all', async () => {
@@ -100,7 +128,9 @@ describePg('preview safety, shards and the clock override (SPEC §2.3, §2.8, §
       for (const q of ['shard=0', 'shards=3', 'shard=3&shards=3', 'shard=-1&shards=3', 'shard=0&shards=65', 'shard=a&shards=2']) {
         expect((await fetch(`${s.url}/?${q}`, auth)).status, q).toBe(400);
       }
-    } finally { await s.close(); }
+    } finally {
+      await s.close();
+    }
   });
 
   it('now= sets the job clock locally; leases and the ledger keep the real clock', async () => {
@@ -113,7 +143,9 @@ describePg('preview safety, shards and the clock override (SPEC §2.3, §2.8, §
       expect(seen[body.runId][0].now.toISOString()).toBe('2026-03-29T00:30:00.000Z');
       const [run] = await queryRows<{ started_at: Date }>(t.handle.db, sql`select started_at from cron_runs where id = ${body.runId}`);
       expect(new Date(run.started_at).getTime()).toBeGreaterThanOrEqual(before - 1000);
-    } finally { await s.close(); }
+    } finally {
+      await s.close();
+    }
   });
 
   it('now= is refused in production and on a preview deployment', async () => {
@@ -124,7 +156,9 @@ describePg('preview safety, shards and the clock override (SPEC §2.3, §2.8, §
         const r = await fetch(`${s.url}/?now=2026-03-29T00:30:00Z`, auth);
         expect(r.status).toBe(400);
         expect(JSON.stringify(await r.json())).toContain('now');
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     }
   });
 });

@@ -42,8 +42,10 @@ for (const driver of ['pg', 'neon'] as const) {
       const p1 = await insertUser(db, { companyId: pair, role: 'owner', email: 'p1@example.fr', ...dueRequest(NOW) });
       const p2 = await insertUser(db, { companyId: pair, email: 'p2@example.fr', ...dueRequest(NOW) });
       const reminded = await insertUser(db, {
-        companyId: living, email: 'bientot@example.fr',
-        deletionRequestedAt: new Date(NOW.getTime() - 25 * DAY_MS), deletionScheduledAt: new Date(NOW.getTime() + 5 * DAY_MS),
+        companyId: living,
+        email: 'bientot@example.fr',
+        deletionRequestedAt: new Date(NOW.getTime() - 25 * DAY_MS),
+        deletionScheduledAt: new Date(NOW.getTime() + 5 * DAY_MS),
       });
       const wholeOwner = whole.ids.get('users')![0];
       const requesters = [wholeOwner, single, admin, p1, p2];
@@ -60,9 +62,17 @@ for (const driver of ['pg', 'neon'] as const) {
       expect(sum('failures')).toBe(0);
       expect(sum('remindersSent')).toBe(1);
 
-      const logs = await queryRows<{ user_id: number; scope: string }>(db, sql`select user_id, scope from account_deletion_log order by user_id`);
+      const logs = await queryRows<{ user_id: number; scope: string }>(
+        db,
+        sql`select user_id, scope from account_deletion_log order by user_id`,
+      );
       expect(logs.map((l) => l.user_id)).toEqual([...requesters].sort((a, b) => a - b));
-      expect(logs.filter((l) => l.user_id === p1 || l.user_id === p2).map((l) => l.scope).sort()).toEqual(['company', 'user']);
+      expect(
+        logs
+          .filter((l) => l.user_id === p1 || l.user_id === p2)
+          .map((l) => l.scope)
+          .sort(),
+      ).toEqual(['company', 'user']);
       const left = await queryRows(db, sql`select id from users where id = any(${`{${requesters.join(',')}}`}::int[])`);
       expect(left).toEqual([]);
       expect(await queryRows(db, sql`select id from companies where id in (${whole.companyId}, ${pair})`)).toEqual([]);

@@ -62,7 +62,10 @@ for (const driver of ['pg', 'neon'] as const) {
       const db = t.handle.db;
       const left = await remainingRows(db, a.ids);
       expect(left).toEqual(Object.fromEntries([...a.ids].map(([k, v]) => [k, [...v].sort((x, y) => x - y)])));
-      const [u] = await queryRows<{ requested: unknown }>(db, sql`select deletion_requested_at as requested from users where id = ${a.ids.get('users')![0]}`);
+      const [u] = await queryRows<{ requested: unknown }>(
+        db,
+        sql`select deletion_requested_at as requested from users where id = ${a.ids.get('users')![0]}`,
+      );
       expect(u.requested).not.toBeNull();
       expect(await queryRows(db, sql`select 1 from account_deletion_log where company_id = ${a.companyId}`)).toEqual([]);
       const [inv] = await queryRows(db, sql`select company_id, notes from invoices where id = ${a.ids.get('invoices')![0]}`);
@@ -73,12 +76,18 @@ for (const driver of ['pg', 'neon'] as const) {
     it('a crash after some tables (injected failure) leaves nothing half-deleted; the next run completes', async () => {
       const a = await seedTenant(t.handle.db, `CR${driver}`, NOW, dueOwnerCompany(`CR${driver}`, NOW));
       const crashing = createAccountDeletionsJob({
-        hooks: { afterStep: (table) => { if (table === 'invoices') throw new Error('simulated crash after invoices'); } },
+        hooks: {
+          afterStep: (table) => {
+            if (table === 'invoices') throw new Error('simulated crash after invoices');
+          },
+        },
       });
       const res = await run(crashing);
       expect(httpStatusOf(res)).toBe(200);
       expect(res.body.stats).toMatchObject({ deletedUsers: 0, failures: 1 });
-      expect(res.body.errors).toEqual([expect.objectContaining({ scope: 'account', code: 'deletion_failed', message: 'simulated crash after invoices' })]);
+      expect(res.body.errors).toEqual([
+        expect.objectContaining({ scope: 'account', code: 'deletion_failed', message: 'simulated crash after invoices' }),
+      ]);
       await expectUntouched(a);
 
       const again = await run();
@@ -89,8 +98,14 @@ for (const driver of ['pg', 'neon'] as const) {
     it('the database refusing the last step (a trigger that raises) rolls everything back; the next run completes', async () => {
       const db = t.handle.db;
       const a = await seedTenant(db, `TR${driver}`, NOW, dueOwnerCompany(`TR${driver}`, NOW));
-      await db.execute(sql.raw(`create function refuse_delete() returns trigger language plpgsql as $$ begin raise exception 'simulated disk failure'; end $$`));
-      await db.execute(sql.raw(`create trigger refuse_company_delete before delete on companies for each row execute function refuse_delete()`));
+      await db.execute(
+        sql.raw(
+          `create function refuse_delete() returns trigger language plpgsql as $$ begin raise exception 'simulated disk failure'; end $$`,
+        ),
+      );
+      await db.execute(
+        sql.raw(`create trigger refuse_company_delete before delete on companies for each row execute function refuse_delete()`),
+      );
       try {
         const res = await run();
         expect(res.body.stats).toMatchObject({ deletedUsers: 0, failures: 1 });
@@ -110,7 +125,9 @@ for (const driver of ['pg', 'neon'] as const) {
             if (table !== 'conversations') return;
             const c = new pg.Client({ connectionString: t.url });
             await c.connect();
-            await c.query(`select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and state like 'idle in transaction%' and pid <> pg_backend_pid()`);
+            await c.query(
+              `select pg_terminate_backend(pid) from pg_stat_activity where datname = current_database() and state like 'idle in transaction%' and pid <> pg_backend_pid()`,
+            );
             await c.end();
           },
         },
@@ -136,8 +153,8 @@ for (const driver of ['pg', 'neon'] as const) {
       await app.end();
       const res = await job;
       expect(res.body.stats).toMatchObject({ due: 1, deletedUsers: 0, skippedCancelled: 1, failures: 0 });
-      expect((await queryRows(db, sql`select id from users where id = ${u}`))).toHaveLength(1);
-      expect((await queryRows(db, sql`select id from companies where id = ${companyId}`))).toHaveLength(1);
+      expect(await queryRows(db, sql`select id from users where id = ${u}`)).toHaveLength(1);
+      expect(await queryRows(db, sql`select id from companies where id = ${companyId}`)).toHaveLength(1);
       expect(await queryRows(db, sql`select 1 from account_deletion_log where user_id = ${u}`)).toEqual([]);
       expect(sink.received).toHaveLength(0);
     });
@@ -152,8 +169,10 @@ for (const driver of ['pg', 'neon'] as const) {
           afterLock: async () => {
             const app = new pg.Client({ connectionString: t.url });
             await app.connect();
-            cancelled = app.query('update users set deletion_requested_at = null, deletion_scheduled_at = null where id = $1', [u])
-              .then((r) => r.rowCount).finally(() => app.end());
+            cancelled = app
+              .query('update users set deletion_requested_at = null, deletion_scheduled_at = null where id = $1', [u])
+              .then((r) => r.rowCount)
+              .finally(() => app.end());
             await untilBlockedOnLock(t.url, 'cancellation waiting for the deletion');
           },
         },

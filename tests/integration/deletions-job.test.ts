@@ -12,7 +12,15 @@ import { queryRows, type Db, type DbHandle } from '../../db/client.js';
 import * as schema from '../../db/schema/index.js';
 import type { Scope } from '../../lib/cron/types.js';
 import {
-  DAY_MS, checksumExcept, dueOwnerCompany, dueRequest, insertCompany, insertUser, livingCompany, remainingRows, seedTenant,
+  DAY_MS,
+  checksumExcept,
+  dueOwnerCompany,
+  dueRequest,
+  insertCompany,
+  insertUser,
+  livingCompany,
+  remainingRows,
+  seedTenant,
 } from './deletions-seed.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
 
@@ -33,7 +41,9 @@ describePg('account-deletions job on real PostgreSQL', () => {
     await sink?.close();
     await t?.drop();
   });
-  beforeEach(() => { sink.received.length = 0; });
+  beforeEach(() => {
+    sink.received.length = 0;
+  });
 
   const run = (opts: { dryRun?: boolean; scope?: Scope; env?: Record<string, string>; handle?: DbHandle; now?: Date } = {}) => {
     const { rt } = testRuntime({ CRON_SECRET: SECRET, SMTP_URL: sink.url, ...opts.env }, opts.handle ?? t.handle);
@@ -46,31 +56,65 @@ describePg('account-deletions job on real PostgreSQL', () => {
   it('single-user deletion in a company that lives on: own notifications deleted, assignments nulled, ownership handed over', async () => {
     await clearRequests();
     const companyId = await insertCompany(db, 'Plomberie Durand');
-    const owner = await insertUser(db, { companyId, role: 'owner', fullName: 'Paul Durand', createdAt: new Date('2020-01-01Z'), ...dueRequest(NOW) });
+    const owner = await insertUser(db, {
+      companyId,
+      role: 'owner',
+      fullName: 'Paul Durand',
+      createdAt: new Date('2020-01-01Z'),
+      ...dueRequest(NOW),
+    });
     const older = await insertUser(db, { companyId, role: 'user', createdAt: new Date('2021-01-01Z') });
     const younger = await insertUser(db, { companyId, role: 'user', createdAt: new Date('2023-01-01Z') });
     const [client] = await db.insert(schema.clients).values({ companyId, name: 'Client' }).returning();
     const [type] = await db.insert(schema.appointmentTypes).values({ companyId, name: 'RDV' }).returning();
     const [task] = await db.insert(schema.tasks).values({ companyId, title: 'Devis', assignedToId: owner }).returning();
     const [otherTask] = await db.insert(schema.tasks).values({ companyId, title: 'Autre', assignedToId: older }).returning();
-    const [appt] = await db.insert(schema.appointments).values({ companyId, clientId: client.id, typeId: type.id, employeeId: owner, startDateTime: NOW }).returning();
-    const [mine] = await db.insert(schema.notifications).values({ companyId, userId: owner, type: 'TASK_OVERDUE', title: 't', message: 'm', sourceId: 1 }).returning();
-    const [shared] = await db.insert(schema.notifications).values({ companyId, userId: null, type: 'TASK_OVERDUE', title: 't', message: 'm', sourceId: 2 }).returning();
+    const [appt] = await db
+      .insert(schema.appointments)
+      .values({ companyId, clientId: client.id, typeId: type.id, employeeId: owner, startDateTime: NOW })
+      .returning();
+    const [mine] = await db
+      .insert(schema.notifications)
+      .values({ companyId, userId: owner, type: 'TASK_OVERDUE', title: 't', message: 'm', sourceId: 1 })
+      .returning();
+    const [shared] = await db
+      .insert(schema.notifications)
+      .values({ companyId, userId: null, type: 'TASK_OVERDUE', title: 't', message: 'm', sourceId: 2 })
+      .returning();
 
     const res = await run();
     expect(httpStatusOf(res)).toBe(200);
-    expect(res.body.stats).toMatchObject({ deletedUsers: 1, deletedCompanies: 0, ownersHandedOver: 1, rowsDeleted: { notifications: 1, users: 1 }, rowsNulled: { tasks: 1, appointments: 1 } });
+    expect(res.body.stats).toMatchObject({
+      deletedUsers: 1,
+      deletedCompanies: 0,
+      ownersHandedOver: 1,
+      rowsDeleted: { notifications: 1, users: 1 },
+      rowsNulled: { tasks: 1, appointments: 1 },
+    });
     expect(await exists('users', owner)).toBe(false);
     expect(await exists('notifications', mine.id)).toBe(false);
     expect(await exists('notifications', shared.id)).toBe(true);
     expect(await exists('companies', companyId)).toBe(true);
-    const roles = await queryRows<{ id: number; role: string }>(db, sql`select id, role from users where company_id = ${companyId} order by id`);
-    expect(roles).toEqual([{ id: older, role: 'owner' }, { id: younger, role: 'user' }]);
+    const roles = await queryRows<{ id: number; role: string }>(
+      db,
+      sql`select id, role from users where company_id = ${companyId} order by id`,
+    );
+    expect(roles).toEqual([
+      { id: older, role: 'owner' },
+      { id: younger, role: 'user' },
+    ]);
     expect((await queryRows(db, sql`select assigned_to_id from tasks where id = ${task.id}`))[0]).toEqual({ assigned_to_id: null });
     expect((await queryRows(db, sql`select assigned_to_id from tasks where id = ${otherTask.id}`))[0]).toEqual({ assigned_to_id: older });
     expect((await queryRows(db, sql`select employee_id from appointments where id = ${appt.id}`))[0]).toEqual({ employee_id: null });
-    const [log] = await queryRows<Record<string, unknown>>(db, sql`select scope, company_id, counts from account_deletion_log where user_id = ${owner}`);
-    expect(log).toMatchObject({ scope: 'user', company_id: companyId, counts: { deleted: { users: 1, notifications: 1 }, nulled: { tasks: 1, appointments: 1 }, ownerHandedOver: 1 } });
+    const [log] = await queryRows<Record<string, unknown>>(
+      db,
+      sql`select scope, company_id, counts from account_deletion_log where user_id = ${owner}`,
+    );
+    expect(log).toMatchObject({
+      scope: 'user',
+      company_id: companyId,
+      counts: { deleted: { users: 1, notifications: 1 }, nulled: { tasks: 1, appointments: 1 }, ownerHandedOver: 1 },
+    });
     expect(sink.received).toHaveLength(1);
     expect(sink.received[0].raw).toContain('a =C3=A9t=C3=A9 d=C3=A9finitivement supprim=C3=A9'); // quoted-printable French
   });
@@ -81,8 +125,14 @@ describePg('account-deletions job on real PostgreSQL', () => {
     await insertUser(db, { companyId: formerEmployer, role: 'owner' });
     const own = await insertCompany(db, 'Nouvelle entreprise');
     const mover = await insertUser(db, { companyId: own, role: 'owner', ...dueRequest(NOW) });
-    const [oldTask] = await db.insert(schema.tasks).values({ companyId: formerEmployer, title: 'Ancienne tâche', assignedToId: mover }).returning();
-    const [oldNotif] = await db.insert(schema.notifications).values({ companyId: formerEmployer, userId: mover, type: 'TASK_OVERDUE', title: 't', message: 'm' }).returning();
+    const [oldTask] = await db
+      .insert(schema.tasks)
+      .values({ companyId: formerEmployer, title: 'Ancienne tâche', assignedToId: mover })
+      .returning();
+    const [oldNotif] = await db
+      .insert(schema.notifications)
+      .values({ companyId: formerEmployer, userId: mover, type: 'TASK_OVERDUE', title: 't', message: 'm' })
+      .returning();
     const res = await run();
     expect(res.body.errors).toEqual([]);
     expect(res.body.stats).toMatchObject({ deletedCompanies: 1, rowsNulled: { tasks: 1 } });
@@ -106,9 +156,17 @@ describePg('account-deletions job on real PostgreSQL', () => {
   it('requests not yet due, cancelled, or never made are left alone', async () => {
     await clearRequests();
     const companyId = await insertCompany(db);
-    const notYet = await insertUser(db, { companyId, deletionRequestedAt: new Date(NOW.getTime() - 10 * DAY_MS), deletionScheduledAt: new Date(NOW.getTime() + 20 * DAY_MS) });
+    const notYet = await insertUser(db, {
+      companyId,
+      deletionRequestedAt: new Date(NOW.getTime() - 10 * DAY_MS),
+      deletionScheduledAt: new Date(NOW.getTime() + 20 * DAY_MS),
+    });
     const cancelled = await insertUser(db, { companyId, deletionRequestedAt: null, deletionScheduledAt: null });
-    const halfCleared = await insertUser(db, { companyId, deletionRequestedAt: null, deletionScheduledAt: new Date(NOW.getTime() - DAY_MS) });
+    const halfCleared = await insertUser(db, {
+      companyId,
+      deletionRequestedAt: null,
+      deletionScheduledAt: new Date(NOW.getTime() - DAY_MS),
+    });
     const res = await run();
     expect(res.body.stats).toMatchObject({ due: 0, deletedUsers: 0 });
     for (const id of [notYet, cancelled, halfCleared]) expect(await exists('users', id)).toBe(true);
@@ -118,7 +176,14 @@ describePg('account-deletions job on real PostgreSQL', () => {
     await clearRequests();
     const ids: number[] = [];
     for (let i = 0; i < 3; i++) {
-      ids.push(await insertUser(db, { companyId: null, role: 'super_admin', deletionRequestedAt: new Date(NOW.getTime() - (40 - i) * DAY_MS), deletionScheduledAt: new Date(NOW.getTime() - (10 - i) * DAY_MS) }));
+      ids.push(
+        await insertUser(db, {
+          companyId: null,
+          role: 'super_admin',
+          deletionRequestedAt: new Date(NOW.getTime() - (40 - i) * DAY_MS),
+          deletionScheduledAt: new Date(NOW.getTime() - (10 - i) * DAY_MS),
+        }),
+      );
     }
     const res = await run({ env: { DELETION_BATCH: '2' } });
     expect(res.body.stats).toMatchObject({ due: 3, deletedUsers: 2, remaining: 1 });
@@ -130,10 +195,19 @@ describePg('account-deletions job on real PostgreSQL', () => {
 
   it('retained invoices are purged with their lines and payments once retained_until has passed', async () => {
     await clearRequests();
-    const [expired] = await db.insert(schema.invoices).values({ number: 'OLD-1', status: 'PAYEE', issueDate: new Date('2015-01-01Z'), retainedUntil: new Date('2025-01-01Z') }).returning();
-    const [young] = await db.insert(schema.invoices).values({ number: 'NEW-1', status: 'PAYEE', issueDate: new Date('2024-01-01Z'), retainedUntil: new Date('2034-01-01Z') }).returning();
+    const [expired] = await db
+      .insert(schema.invoices)
+      .values({ number: 'OLD-1', status: 'PAYEE', issueDate: new Date('2015-01-01Z'), retainedUntil: new Date('2025-01-01Z') })
+      .returning();
+    const [young] = await db
+      .insert(schema.invoices)
+      .values({ number: 'NEW-1', status: 'PAYEE', issueDate: new Date('2024-01-01Z'), retainedUntil: new Date('2034-01-01Z') })
+      .returning();
     await db.insert(schema.invoiceLines).values([{ invoiceId: expired.id }, { invoiceId: young.id }]);
-    await db.insert(schema.invoicePayments).values([{ invoiceId: expired.id, amount: '5' }, { invoiceId: young.id, amount: '5' }]);
+    await db.insert(schema.invoicePayments).values([
+      { invoiceId: expired.id, amount: '5' },
+      { invoiceId: young.id, amount: '5' },
+    ]);
     const dry = await run({ dryRun: true });
     expect(dry.body.stats).toMatchObject({ purgedInvoices: 1 });
     expect(await exists('invoices', expired.id)).toBe(true);
@@ -141,10 +215,17 @@ describePg('account-deletions job on real PostgreSQL', () => {
     expect(res.body.stats).toMatchObject({ purgedInvoices: 1 });
     expect(await exists('invoices', expired.id)).toBe(false);
     expect(await exists('invoices', young.id)).toBe(true);
-    expect(await queryRows(db, sql`select invoice_id from invoice_lines where invoice_id in (${expired.id}, ${young.id})`)).toEqual([{ invoice_id: young.id }]);
-    expect(await queryRows(db, sql`select invoice_id from invoice_payments where invoice_id in (${expired.id}, ${young.id})`)).toEqual([{ invoice_id: young.id }]);
+    expect(await queryRows(db, sql`select invoice_id from invoice_lines where invoice_id in (${expired.id}, ${young.id})`)).toEqual([
+      { invoice_id: young.id },
+    ]);
+    expect(await queryRows(db, sql`select invoice_id from invoice_payments where invoice_id in (${expired.id}, ${young.id})`)).toEqual([
+      { invoice_id: young.id },
+    ]);
     // a company-scoped run never touches company-less rows
-    await db.update(schema.invoices).set({ retainedUntil: new Date('2025-01-01Z') }).where(sql`id = ${young.id}`);
+    await db
+      .update(schema.invoices)
+      .set({ retainedUntil: new Date('2025-01-01Z') })
+      .where(sql`id = ${young.id}`);
     expect((await run({ scope: { companyId: 999_999 } })).body.stats).toMatchObject({ purgedInvoices: 0 });
     expect((await run({ scope: { shard: { k: 1, n: 2 } } })).body.stats).toMatchObject({ purgedInvoices: 0 });
     expect((await run({ scope: { shard: { k: 0, n: 2 } } })).body.stats).toMatchObject({ purgedInvoices: 1 });
@@ -158,10 +239,14 @@ describePg('account-deletions job on real PostgreSQL', () => {
     expect(httpStatusOf(res)).toBe(200);
     expect(res.body.dryRun).toBe(true);
     expect(res.body.stats).toMatchObject({
-      deletedUsers: 1, deletedCompanies: 1, retainedInvoices: 1,
+      deletedUsers: 1,
+      deletedCompanies: 1,
+      retainedInvoices: 1,
       rowsDeleted: { users: 2, companies: 1, invoices: 1, invoice_lines: 1, clients: 1, inbox_messages: 1, message_attachments: 1 },
     });
-    expect(res.body.plan).toEqual([expect.objectContaining({ action: 'delete-company', companyId: a.companyId, retained: { invoices: 1 } })]);
+    expect(res.body.plan).toEqual([
+      expect.objectContaining({ action: 'delete-company', companyId: a.companyId, retained: { invoices: 1 } }),
+    ]);
     expect(await checksumExcept(db, new Map())).toEqual(before);
     expect(await queryRows(db, sql`select 1 from account_deletion_log where company_id = ${a.companyId}`)).toEqual([]);
     expect(sink.received).toHaveLength(0);
@@ -170,7 +255,7 @@ describePg('account-deletions job on real PostgreSQL', () => {
     expect(real.body.stats).toMatchObject({ rowsDeleted: (res.body.stats as { rowsDeleted: object }).rowsDeleted });
   });
 
-  it('companyId and shards restrict the selection to the run\'s tenants', async () => {
+  it("companyId and shards restrict the selection to the run's tenants", async () => {
     await clearRequests();
     const c1 = await insertCompany(db);
     const c2 = await insertCompany(db);
@@ -216,9 +301,17 @@ describePg('account-deletions job on real PostgreSQL', () => {
     await clearRequests();
     const b = await seedTenant(db, 'D29B', NOW, livingCompany('D29B'));
     const leaving = await insertUser(db, { companyId: b.companyId, ...dueRequest(NOW) });
-    await db.insert(schema.notifications).values({ companyId: b.companyId, userId: leaving, type: 'TASK_CRITICAL', title: 't', message: 'm' });
-    await db.update(schema.tasks).set({ assignedToId: leaving }).where(sql`company_id = ${b.companyId}`);
-    await db.update(schema.appointments).set({ employeeId: leaving }).where(sql`company_id = ${b.companyId}`);
+    await db
+      .insert(schema.notifications)
+      .values({ companyId: b.companyId, userId: leaving, type: 'TASK_CRITICAL', title: 't', message: 'm' });
+    await db
+      .update(schema.tasks)
+      .set({ assignedToId: leaving })
+      .where(sql`company_id = ${b.companyId}`);
+    await db
+      .update(schema.appointments)
+      .set({ employeeId: leaving })
+      .where(sql`company_id = ${b.companyId}`);
     const res = await run();
     expect(res.body.errors).toEqual([]);
     expect(res.body.stats).toMatchObject({ deletedUsers: 1, deletedCompanies: 0 });
@@ -229,7 +322,9 @@ describePg('account-deletions job on real PostgreSQL', () => {
     await clearRequests();
     const a = await seedTenant(db, 'D30', NOW, dueOwnerCompany('D30', NOW));
     await run();
-    expect(await queryRows(db, sql`select 1 from inbox_integrations where email_password like 'gAAAAA%' and company_id = ${a.companyId}`)).toEqual([]);
+    expect(
+      await queryRows(db, sql`select 1 from inbox_integrations where email_password like 'gAAAAA%' and company_id = ${a.companyId}`),
+    ).toEqual([]);
     expect(await exists('inbox_integrations', a.ids.get('inbox_integrations')![0])).toBe(false);
     expect(await exists('message_attachments', a.ids.get('message_attachments')![0])).toBe(false);
     expect(await exists('company_settings', a.ids.get('company_settings')![0])).toBe(false);
@@ -241,7 +336,15 @@ describePg('account-deletions job on real PostgreSQL', () => {
     await clearRequests();
     let statements = 0;
     const pool = new pg.Pool({ connectionString: t.url, max: 4 });
-    const counted = drizzle({ client: pool, schema, logger: { logQuery: () => { statements++; } } }) as unknown as Db;
+    const counted = drizzle({
+      client: pool,
+      schema,
+      logger: {
+        logQuery: () => {
+          statements++;
+        },
+      },
+    }) as unknown as Db;
     const handle: DbHandle = { db: counted, driver: 'pg', close: async () => {} };
     const many = (n: number) => Array.from({ length: n }, (_, i) => i);
     try {
@@ -257,7 +360,8 @@ describePg('account-deletions job on real PostgreSQL', () => {
         invoices: () => many(30).map((i) => ({ number: `F-${i}`, status: i % 3 ? 'PAYEE' : 'BROUILLON' })),
         invoice_lines: (ids: Map<string, number[]>) => ids.get('invoices')!.flatMap((invoiceId) => [{ invoiceId }, { invoiceId }]),
         invoice_payments: (ids: Map<string, number[]>) => ids.get('invoices')!.map((invoiceId) => ({ invoiceId, amount: '1' })),
-        inbox_messages: (ids: Map<string, number[]>) => many(60).map((i) => ({ conversationId: ids.get('conversations')![0], fromName: `x${i}`, content: 'c' })),
+        inbox_messages: (ids: Map<string, number[]>) =>
+          many(60).map((i) => ({ conversationId: ids.get('conversations')![0], fromName: `x${i}`, content: 'c' })),
         tasks: () => many(25).map((i) => ({ title: `t${i}` })),
       };
       const big = await seedTenant(db, 'B31', NOW, bigOverrides as never);
@@ -282,10 +386,15 @@ describePg('account-deletions job on real PostgreSQL', () => {
       const res = await run();
       expect(httpStatusOf(res)).toBe(200);
       expect(res.body.stats).toMatchObject({ deletedUsers: 1, failures: 1 });
-      expect(res.body.errors).toEqual([expect.objectContaining({ scope: 'account', id: bad.ids.get('users')![0], code: 'database_error' })]);
+      expect(res.body.errors).toEqual([
+        expect.objectContaining({ scope: 'account', id: bad.ids.get('users')![0], code: 'database_error' }),
+      ]);
       expect(await exists('users', good)).toBe(false);
       expect(await exists('companies', bad.companyId)).toBe(true);
-      const [ledger] = await queryRows<{ outcome: string; stats: { failures: number } }>(db, sql`select outcome::text, stats from cron_runs where id = ${res.body.runId as string}`);
+      const [ledger] = await queryRows<{ outcome: string; stats: { failures: number } }>(
+        db,
+        sql`select outcome::text, stats from cron_runs where id = ${res.body.runId as string}`,
+      );
       expect(ledger.outcome).toBe('succeeded');
       expect(ledger.stats.failures).toBe(1);
     } finally {

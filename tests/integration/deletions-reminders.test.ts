@@ -55,16 +55,25 @@ describePg('J-7 deletion reminder', () => {
     const dueNow = await admin({ deletionRequestedAt: at(-30), deletionScheduledAt: NOW });
     const earlierRequest = await admin({ deletionRequestedAt: at(-23), deletionScheduledAt: at(7), deletionReminderSentAt: at(-60) });
     const ids = [edge, justPast, cancelled, alreadySent, dueNow, earlierRequest];
-    const due = await queryRows<{ id: number }>(db, sql`select id from users
-      where ${reminderDueWhere(NOW, {})} and id = any(${`{${ids.join(',')}}`}::int[]) order by id`);
+    const due = await queryRows<{ id: number }>(
+      db,
+      sql`select id from users
+      where ${reminderDueWhere(NOW, {})} and id = any(${`{${ids.join(',')}}`}::int[]) order by id`,
+    );
     expect(due.map((r) => r.id)).toEqual([edge, earlierRequest]);
   });
 
-  it('is sent once across many runs (sequential and simultaneous), in French, with the date in the company\'s zone', async () => {
+  it("is sent once across many runs (sequential and simultaneous), in French, with the date in the company's zone", async () => {
     const companyId = await insertCompany(db, 'Rappel');
     await db.insert(schema.companySettings).values({ companyId, settings: { company_info: { timezone: 'America/Martinique' } } });
     await insertUser(db, { companyId, role: 'owner' });
-    const u = await insertUser(db, { companyId, email: 'rappel@example.fr', fullName: 'Léa', deletionRequestedAt: at(-25), deletionScheduledAt: at(5) });
+    const u = await insertUser(db, {
+      companyId,
+      email: 'rappel@example.fr',
+      fullName: 'Léa',
+      deletionRequestedAt: at(-25),
+      deletionScheduledAt: at(5),
+    });
     for (let i = 0; i < 4; i++) expect(httpStatusOf(await run())).toBe(200);
     const config = parseConfig({ NODE_ENV: 'test', SMTP_URL: sink.url });
     const ctxs = Array.from({ length: 3 }, () => handBuiltContext(db, config, NOW));
@@ -84,7 +93,13 @@ describePg('J-7 deletion reminder', () => {
 
   it('none for a cancelled request, none too early; sent once the 7-day window opens', async () => {
     await insertUser(db, { email: 'annule@example.fr', deletionRequestedAt: null, deletionScheduledAt: null });
-    const later = await insertUser(db, { email: 'plustard@example.fr', companyId: null, role: 'super_admin', deletionRequestedAt: at(-20), deletionScheduledAt: at(10) });
+    const later = await insertUser(db, {
+      email: 'plustard@example.fr',
+      companyId: null,
+      role: 'super_admin',
+      deletionRequestedAt: at(-20),
+      deletionScheduledAt: at(10),
+    });
     expect((await run()).body.stats).toMatchObject({ remindersSent: 0 });
     expect(sink.received).toHaveLength(0);
     expect((await run(at(3))).body.stats).toMatchObject({ remindersSent: 1 });
@@ -94,15 +109,25 @@ describePg('J-7 deletion reminder', () => {
 
   it('a reminder sent for an earlier, cancelled request does not stop the reminder of a new request', async () => {
     const u = await insertUser(db, {
-      email: 'redemande@example.fr', companyId: null, role: 'super_admin',
-      deletionRequestedAt: at(-24), deletionScheduledAt: at(6), deletionReminderSentAt: at(-60),
+      email: 'redemande@example.fr',
+      companyId: null,
+      role: 'super_admin',
+      deletionRequestedAt: at(-24),
+      deletionScheduledAt: at(6),
+      deletionReminderSentAt: at(-60),
     });
     expect((await run()).body.stats).toMatchObject({ remindersSent: 1 });
     expect(await sentAt(u)).toEqual(NOW);
   });
 
   it('a temporary SMTP failure gives the claim back: the next run sends it; a permanent one is not retried', async () => {
-    const temp = await insertUser(db, { email: 'temp@example.fr', companyId: null, role: 'super_admin', deletionRequestedAt: at(-25), deletionScheduledAt: at(5) });
+    const temp = await insertUser(db, {
+      email: 'temp@example.fr',
+      companyId: null,
+      role: 'super_admin',
+      deletionRequestedAt: at(-25),
+      deletionScheduledAt: at(5),
+    });
     sink.failNext(1, 451);
     const first = await run();
     expect(first.body.stats).toMatchObject({ remindersSent: 0, emailFailures: 1 });
@@ -111,7 +136,13 @@ describePg('J-7 deletion reminder', () => {
     expect((await run()).body.stats).toMatchObject({ remindersSent: 1 });
     expect(to('temp@example.fr')).toHaveLength(1);
 
-    const dead = await insertUser(db, { email: 'dead@example.fr', companyId: null, role: 'super_admin', deletionRequestedAt: at(-25), deletionScheduledAt: at(5) });
+    const dead = await insertUser(db, {
+      email: 'dead@example.fr',
+      companyId: null,
+      role: 'super_admin',
+      deletionRequestedAt: at(-25),
+      deletionScheduledAt: at(5),
+    });
     sink.failNext(1, 550);
     expect((await run()).body.stats).toMatchObject({ remindersSent: 0, emailFailures: 1 });
     expect(await sentAt(dead)).toEqual(NOW);
@@ -119,7 +150,13 @@ describePg('J-7 deletion reminder', () => {
   });
 
   it('dry run counts the reminders it would send and claims nothing', async () => {
-    const u = await insertUser(db, { email: 'dry@example.fr', companyId: null, role: 'super_admin', deletionRequestedAt: at(-25), deletionScheduledAt: at(4) });
+    const u = await insertUser(db, {
+      email: 'dry@example.fr',
+      companyId: null,
+      role: 'super_admin',
+      deletionRequestedAt: at(-25),
+      deletionScheduledAt: at(4),
+    });
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), SMTP_URL: sink.url }, t.handle);
     const res = await runJob(accountDeletionsJob, 'http', { dryRun: true, scope: {}, nowOverride: NOW }, rt);
     expect(res.body.stats).toMatchObject({ remindersSent: 1 });

@@ -54,19 +54,32 @@ function generated(table: string, key: string, col: PgColumn, tag: string, now: 
   if (enumValues?.length) return enumValues[0];
   if (col.columnType === 'PgNumeric') return '12.50';
   switch (col.dataType) {
-    case 'string': return `${table}.${key}.${tag}.${n}`;
-    case 'number': return n;
-    case 'bigint': return BigInt(n);
-    case 'boolean': return false;
-    case 'date': return now;
-    case 'json': return { seeded: tag };
-    case 'custom': return Buffer.from(`${table}.${key}.${tag}`);
-    default: throw new Error(`seed: no generator for ${table}.${key} (${col.dataType}/${col.columnType})`);
+    case 'string':
+      return `${table}.${key}.${tag}.${n}`;
+    case 'number':
+      return n;
+    case 'bigint':
+      return BigInt(n);
+    case 'boolean':
+      return false;
+    case 'date':
+      return now;
+    case 'json':
+      return { seeded: tag };
+    case 'custom':
+      return Buffer.from(`${table}.${key}.${tag}`);
+    default:
+      throw new Error(`seed: no generator for ${table}.${key} (${col.dataType}/${col.columnType})`);
   }
 }
 
 /** Seeds one tenant: a company and rows in every tenant table. Returns the ids per table. */
-export async function seedTenant(db: Db, tag: string, now: Date, overrides: RowOverrides = {}): Promise<{ companyId: number; ids: SeededIds }> {
+export async function seedTenant(
+  db: Db,
+  tag: string,
+  now: Date,
+  overrides: RowOverrides = {},
+): Promise<{ companyId: number; ids: SeededIds }> {
   const ids: SeededIds = new Map();
   for (const table of topological(tenantTables())) {
     const name = getTableName(table);
@@ -96,8 +109,14 @@ export async function seedTenant(db: Db, tag: string, now: Date, overrides: RowO
     });
     const pk = Object.entries(columns).find(([, c]) => c.primary);
     if (!pk) throw new Error(`seed: ${name} has no single-column primary key`);
-    const inserted = (await db.insert(table).values(rows as never).returning()) as Record<string, unknown>[];
-    ids.set(name, inserted.map((r) => Number(r[pk[0]])));
+    const inserted = (await db
+      .insert(table)
+      .values(rows as never)
+      .returning()) as Record<string, unknown>[];
+    ids.set(
+      name,
+      inserted.map((r) => Number(r[pk[0]])),
+    );
   }
   return { companyId: ids.get('companies')![0], ids };
 }
@@ -108,9 +127,12 @@ export async function checksumExcept(db: Db, exclude: SeededIds): Promise<Record
   for (const table of tenantTables()) {
     const name = getTableName(table);
     const skip = `{${(exclude.get(name) ?? []).join(',')}}`;
-    const [row] = await queryRows<{ sum: string; n: number }>(db, sql`
+    const [row] = await queryRows<{ sum: string; n: number }>(
+      db,
+      sql`
       select md5(coalesce(string_agg(row_to_json(t)::text, '|' order by t.id), '')) as sum, count(*)::int as n
-      from ${sql.identifier(name)} t where t.id <> all(${skip}::int[])`);
+      from ${sql.identifier(name)} t where t.id <> all(${skip}::int[])`,
+    );
     out[name] = `${row.n}:${row.sum}`;
   }
   return out;
@@ -120,7 +142,10 @@ export async function checksumExcept(db: Db, exclude: SeededIds): Promise<Record
 export async function remainingRows(db: Db, ids: SeededIds): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = {};
   for (const [name, list] of ids) {
-    const rows = await queryRows<{ id: number }>(db, sql`select id from ${sql.identifier(name)} where id = any(${`{${list.join(',')}}`}::int[]) order by id`);
+    const rows = await queryRows<{ id: number }>(
+      db,
+      sql`select id from ${sql.identifier(name)} where id = any(${`{${list.join(',')}}`}::int[]) order by id`,
+    );
     if (rows.length) out[name] = rows.map((r) => Number(r.id));
   }
   return out;
@@ -135,15 +160,26 @@ export function dueOwnerCompany(tag: string, now: Date): RowOverrides {
     company_settings: () => [{ settings: { company_info: { timezone: 'Europe/Paris', email: `contact@${tag}.example` } } }],
     users: () => [
       {
-        email: `owner.${tag}.${Math.random().toString(36).slice(2)}@example.fr`, fullName: `Patronne ${tag}`, role: 'owner',
-        deletionRequestedAt: new Date(now.getTime() - 31 * DAY_MS), deletionScheduledAt: new Date(now.getTime() - DAY_MS),
+        email: `owner.${tag}.${Math.random().toString(36).slice(2)}@example.fr`,
+        fullName: `Patronne ${tag}`,
+        role: 'owner',
+        deletionRequestedAt: new Date(now.getTime() - 31 * DAY_MS),
+        deletionScheduledAt: new Date(now.getTime() - DAY_MS),
         createdAt: new Date(now.getTime() - 900 * DAY_MS),
       },
       // a deactivated former employee: does not keep the company alive, and goes with it
       { email: `former.${tag}.${Math.random().toString(36).slice(2)}@example.fr`, role: 'user', isActive: false },
     ],
     invoices: () => [
-      { number: `FAC-${tag}-1`, status: 'PAYEE', issueDate: new Date('2025-06-15T10:00:00Z'), clientName: 'Client SARL', sellerName: `Entreprise ${tag}`, notes: 'Code porte 1234, demander Mme Dupont', totalTtc: '1200.00' },
+      {
+        number: `FAC-${tag}-1`,
+        status: 'PAYEE',
+        issueDate: new Date('2025-06-15T10:00:00Z'),
+        clientName: 'Client SARL',
+        sellerName: `Entreprise ${tag}`,
+        notes: 'Code porte 1234, demander Mme Dupont',
+        totalTtc: '1200.00',
+      },
       { number: `FAC-${tag}-2`, status: 'BROUILLON', notes: 'brouillon' },
     ],
     invoice_lines: (ids) => ids.get('invoices')!.map((invoiceId) => ({ invoiceId, description: 'Prestation' })),
@@ -172,8 +208,17 @@ export function livingCompany(tag: string): RowOverrides {
  */
 export function handBuiltContext(db: Db, config: Config, now: Date, over: Partial<JobContext> = {}): JobContext & { mail: MailFactory } {
   return {
-    db, now, deadline: Date.now() + 120_000, dryRun: false, scope: {}, log: createLogger({ level: 'silent' }),
-    mail: createMailFactory(config), config, runId: randomUUID(), trigger: 'http', ...over,
+    db,
+    now,
+    deadline: Date.now() + 120_000,
+    dryRun: false,
+    scope: {},
+    log: createLogger({ level: 'silent' }),
+    mail: createMailFactory(config),
+    config,
+    runId: randomUUID(),
+    trigger: 'http',
+    ...over,
   };
 }
 
@@ -184,4 +229,7 @@ export async function insertCompany(db: Db, name = 'Entreprise'): Promise<number
 }
 
 /** A request due at `now` (asked 31 days earlier). */
-export const dueRequest = (now: Date) => ({ deletionRequestedAt: new Date(now.getTime() - 31 * DAY_MS), deletionScheduledAt: new Date(now.getTime() - DAY_MS) });
+export const dueRequest = (now: Date) => ({
+  deletionRequestedAt: new Date(now.getTime() - 31 * DAY_MS),
+  deletionScheduledAt: new Date(now.getTime() - DAY_MS),
+});

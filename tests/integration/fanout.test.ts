@@ -31,7 +31,10 @@ function shardRelay() {
     const u = new URL(req.url ?? '/', 'http://relay');
     const shard = Number(u.searchParams.get('shard'));
     attempts.push({ shard, parent: req.headers['x-lokario-fanout-parent'] as string | undefined });
-    if (refused.has(shard)) { req.socket.destroy(); return; }
+    if (refused.has(shard)) {
+      req.socket.destroy();
+      return;
+    }
     const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (r) => {
       res.writeHead(r.statusCode ?? 502, r.headers);
       r.pipe(res);
@@ -40,10 +43,18 @@ function shardRelay() {
     req.pipe(up);
   });
   return {
-    refused, attempts,
-    setTarget: (t: string) => { target = t; },
-    listen: () => new Promise<string>((r) => server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(server.address() as { port: number }).port}`))),
-    close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
+    refused,
+    attempts,
+    setTarget: (t: string) => {
+      target = t;
+    },
+    listen: () =>
+      new Promise<string>((r) => server.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(server.address() as { port: number }).port}`))),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -59,29 +70,42 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
   let mailSeq = 0;
 
   const call = async (query = '', headers: Record<string, string> = {}) => {
-    const r = await fetch(`${srv.url}/api/inbox/integrations/sync-all${query}`, { method: 'POST', headers: { authorization: `Bearer ${SECRET}`, ...headers } });
+    const r = await fetch(`${srv.url}/api/inbox/integrations/sync-all${query}`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${SECRET}`, ...headers },
+    });
     return { status: r.status, body: (await r.json()) as Body };
   };
   const db = () => t.handle.db;
   async function addMail(boxIdx: number[], per = 2) {
     for (const i of boxIdx) {
       const b = boxes[i];
-      await d.append(b.user, b.password, Array.from({ length: per }, () => simpleMail(`fan-${++mailSeq}@t`, { from: `Client ${mailSeq % 5} <c${mailSeq % 5}@exemple.fr>` })));
+      await d.append(
+        b.user,
+        b.password,
+        Array.from({ length: per }, () => simpleMail(`fan-${++mailSeq}@t`, { from: `Client ${mailSeq % 5} <c${mailSeq % 5}@exemple.fr>` })),
+      );
     }
   }
   async function waitForChildren(parent: string, expected: number) {
     const until = Date.now() + 90_000;
     for (;;) {
-      const rows = await queryRows<{ id: string; outcome: string; trigger: string; stats: Body | null }>(db(), sql`
-        select id, outcome, trigger, stats from cron_runs where parent_run_id = ${parent}`);
+      const rows = await queryRows<{ id: string; outcome: string; trigger: string; stats: Body | null }>(
+        db(),
+        sql`
+        select id, outcome, trigger, stats from cron_runs where parent_run_id = ${parent}`,
+      );
       if (rows.length >= expected && rows.every((r) => r.outcome !== 'running')) return rows;
       if (Date.now() > until) throw new Error(`shards of ${parent} did not finish: ${JSON.stringify(rows)}`);
       await new Promise((r) => setTimeout(r, 200));
     }
   }
   async function messageCounts() {
-    const [r] = await queryRows<{ n: number; distinct_ids: number }>(db(), sql`
-      select count(*)::int as n, count(distinct (company_id, external_id))::int as distinct_ids from inbox_messages`);
+    const [r] = await queryRows<{ n: number; distinct_ids: number }>(
+      db(),
+      sql`
+      select count(*)::int as n, count(distinct (company_id, external_id))::int as distinct_ids from inbox_messages`,
+    );
     return r;
   }
 
@@ -102,10 +126,19 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
     const self = await relay.listen();
     sink = await startSmtpSink();
     srv = await startLocalServer({
-      PORT: '0', SCHEDULER: 'off', CRON_SECRET: SECRET, DATABASE_URL: t.url, ENCRYPTION_MASTER_KEY: MASTER_KEY,
-      NODE_EXTRA_CA_CERTS: ca, LOG_LEVEL: 'warn', SELF_URL: self, SMTP_URL: sink.url,
+      PORT: '0',
+      SCHEDULER: 'off',
+      CRON_SECRET: SECRET,
+      DATABASE_URL: t.url,
+      ENCRYPTION_MASTER_KEY: MASTER_KEY,
+      NODE_EXTRA_CA_CERTS: ca,
+      LOG_LEVEL: 'warn',
+      SELF_URL: self,
+      SMTP_URL: sink.url,
       // 12 mailboxes are enough work for FANOUT_MAX shards once each one is said to cost a minute
-      FANOUT_ITEM_COST_MS: '600000', FANOUT_MAX: String(SHARDS), FANOUT_ACCEPT_TIMEOUT_MS: '5000',
+      FANOUT_ITEM_COST_MS: '600000',
+      FANOUT_MAX: String(SHARDS),
+      FANOUT_ACCEPT_TIMEOUT_MS: '5000',
     });
     relay.setTarget(srv.url);
   }, 120_000);
@@ -128,7 +161,12 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
     expect(body.stats).toMatchObject({ fanout: true, due: 12, shards: SHARDS, shardsAccepted: SHARDS, shardsFailed: 0 });
     const childIds: string[] = body.stats.childRunIds;
     expect(childIds).toHaveLength(SHARDS);
-    expect(relay.attempts.filter((a) => a.parent === body.runId).map((a) => a.shard).sort()).toEqual([0, 1, 2]);
+    expect(
+      relay.attempts
+        .filter((a) => a.parent === body.runId)
+        .map((a) => a.shard)
+        .sort(),
+    ).toEqual([0, 1, 2]);
 
     const kids = await waitForChildren(body.runId, SHARDS);
     expect(kids.map((k) => k.id).sort()).toEqual([...childIds].sort());
@@ -149,13 +187,25 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
     // /cron/status: the last sweep, and inbox freshness
     const st = await fetch(`${srv.url}/cron/status`, { headers: { authorization: `Bearer ${SECRET}` } });
     const sb = (await st.json()) as Body;
-    expect(sb.sweeps['inbox-sync']).toMatchObject({ runId: body.runId, due: 12, done: 12, left: 0, shards: SHARDS, shardsRunning: 0, shardsFailed: 0, budget: { ms: 25_000, source: 'CRON_BUDGET_MS' } });
+    expect(sb.sweeps['inbox-sync']).toMatchObject({
+      runId: body.runId,
+      due: 12,
+      done: 12,
+      left: 0,
+      shards: SHARDS,
+      shardsRunning: 0,
+      shardsFailed: 0,
+      budget: { ms: 25_000, source: 'CRON_BUDGET_MS' },
+    });
     expect(sb.inboxFreshness).toMatchObject({ mailboxes: 12, healthy: true, limitSec: 900 });
     expect(sb.inboxFreshness.ageSec).toBeLessThan(900);
   }, 120_000);
 
   it('a shard that cannot be reached is tried twice, reported, and its share is picked up by the next run', async () => {
-    await addMail(boxes.map((_, i) => i), 1);
+    await addMail(
+      boxes.map((_, i) => i),
+      1,
+    );
     relay.refused.add(1);
     const first = await call();
     expect(first.status).toBe(200);
@@ -163,7 +213,10 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
     expect(first.body.stats).toMatchObject({ shards: SHARDS, shardsAccepted: SHARDS - 1, shardsFailed: 1 });
     expect(first.body.errors).toEqual([expect.objectContaining({ scope: 'shard', id: `1/${SHARDS}`, code: 'shard_not_started' })]);
     expect(relay.attempts.filter((a) => a.parent === first.body.runId && a.shard === 1)).toHaveLength(2);
-    const [fr] = await queryRows<{ outcome: string; fanout: Body }>(db(), sql`select outcome, fanout from cron_runs where id = ${first.body.runId}`);
+    const [fr] = await queryRows<{ outcome: string; fanout: Body }>(
+      db(),
+      sql`select outcome, fanout from cron_runs where id = ${first.body.runId}`,
+    );
     expect(fr.outcome).toBe('partial');
     expect(fr.fanout.children.find((c: Body) => c.shard === 1)).toMatchObject({ status: 'failed', attempts: 2 });
     await waitForChildren(first.body.runId, SHARDS - 1);
@@ -179,15 +232,21 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
   }, 120_000);
 
   it('two coordinators at once: one fans out, the other is skipped; nothing is imported twice', async () => {
-    await addMail(boxes.map((_, i) => i), 1);
+    await addMail(
+      boxes.map((_, i) => i),
+      1,
+    );
     const [a, b] = await Promise.all([call(), call()]);
     const coordinators = [a, b].filter((r) => r.body.stats?.fanout === true);
     expect(coordinators).toHaveLength(1);
     expect([a, b].filter((r) => r.body.skipped === true && r.body.reason === 'already-running')).toHaveLength(1);
     await waitForChildren(coordinators[0].body.runId, SHARDS);
     expect(await messageCounts()).toEqual({ n: 48, distinct_ids: 48 });
-    const [{ n }] = await queryRows<{ n: number }>(db(), sql`
-      select count(*)::int as n from cron_runs where trigger = 'fanout' and parent_run_id in (${a.body.runId}, ${b.body.runId})`);
+    const [{ n }] = await queryRows<{ n: number }>(
+      db(),
+      sql`
+      select count(*)::int as n from cron_runs where trigger = 'fanout' and parent_run_id in (${a.body.runId}, ${b.body.runId})`,
+    );
     expect(n).toBe(SHARDS);
   }, 120_000);
 
@@ -219,7 +278,9 @@ describeImap('fan-out against the real local server, PostgreSQL and Dovecot', ()
     const [{ n }] = await queryRows<{ n: number }>(db(), sql`select count(*)::int as n from followup_history where delivery = 'sent'`);
     expect(n).toBe(ids.length);
     // the next run finds nothing due: it runs alone and sends nothing
-    const again = (await (await fetch(`${srv.url}/followups/process-automatic`, { headers: { authorization: `Bearer ${SECRET}` } })).json()) as Body;
+    const again = (await (
+      await fetch(`${srv.url}/followups/process-automatic`, { headers: { authorization: `Bearer ${SECRET}` } })
+    ).json()) as Body;
     expect(again.stats.fanout).toBeUndefined();
     expect(again.stats.sent).toBe(0);
     expect(sink.received).toHaveLength(ids.length);

@@ -15,7 +15,17 @@ import { queryRows, type Db } from '../../db/client.js';
 import * as schema from '../../db/schema/index.js';
 import { followupHistory } from '../../db/schema/index.js';
 import {
-  addClient, addMailbox, decodeBody, followupRow, handContext, history, seedCompany, seedFollowup, seedInvoice, seedQuote, wipe,
+  addClient,
+  addMailbox,
+  decodeBody,
+  followupRow,
+  handContext,
+  history,
+  seedCompany,
+  seedFollowup,
+  seedInvoice,
+  seedQuote,
+  wipe,
 } from './followups-fixtures.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
 
@@ -33,8 +43,16 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     sink = await startSmtpSink();
     mailboxSink = await startSmtpSink({ users: { 'facturation@atelier.example': 'app-password-1234' } });
   });
-  afterAll(async () => { await sink?.close(); await mailboxSink?.close(); await t?.drop(); });
-  beforeEach(async () => { await wipe(t.handle.db); sink.received.length = 0; mailboxSink.received.length = 0; });
+  afterAll(async () => {
+    await sink?.close();
+    await mailboxSink?.close();
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await wipe(t.handle.db);
+    sink.received.length = 0;
+    mailboxSink.received.length = 0;
+  });
 
   const run = async (now: Date, opts: { dryRun?: boolean; env?: Record<string, string> } = {}) => {
     const { rt } = testRuntime({ CRON_SECRET: SECRET, SMTP_URL: sink.url, ENCRYPTION_MASTER_KEY: MASTER, ...opts.env }, t.handle);
@@ -42,8 +60,11 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     expect(httpStatusOf(res)).toBe(200);
     return res.body as { stats: Record<string, any>; errors: any[]; plan?: any[] };
   };
-  const followupsOf = (db: Db) => queryRows<{ source_type: string; type: string; due_date: string; status: string; source_label: string; amount: string }>(db,
-    sql`select source_type, type::text, due_date, status::text, source_label, amount from followups order by source_type, source_id`);
+  const followupsOf = (db: Db) =>
+    queryRows<{ source_type: string; type: string; due_date: string; status: string; source_label: string; amount: string }>(
+      db,
+      sql`select source_type, type::text, due_date, status::text, source_label, amount from followups order by source_type, source_id`,
+    );
 
   it('defect 27: creates follow-ups with only the billing switch on (no `followups` settings object)', async () => {
     const db = t.handle.db;
@@ -68,7 +89,10 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     await seedInvoice(db, s, { dueDate: null, sentAt: null });
     const body = await run(NOW);
     expect(body.stats.created).toEqual({ invoices: 2 });
-    expect((await followupsOf(db)).map((r) => new Date(r.due_date).toISOString())).toEqual(['2026-03-27T09:00:00.000Z', '2026-03-12T09:00:00.000Z']);
+    expect((await followupsOf(db)).map((r) => new Date(r.due_date).toISOString())).toEqual([
+      '2026-03-27T09:00:00.000Z',
+      '2026-03-12T09:00:00.000Z',
+    ]);
   });
 
   it('creates only for eligible sources: FACTURE with a balance, ENVOYE/VU unsigned unexpired quotes', async () => {
@@ -89,8 +113,14 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     await seedQuote(db, s, { deletedAt: new Date() });
     await seedQuote(db, s, { status: 'BROUILLON', sentAt: null });
     await run(NOW);
-    const rows = await queryRows<{ source_type: string; source_id: number }>(db, sql`select source_type, source_id from followups order by source_type`);
-    expect(rows).toEqual([{ source_type: 'invoice', source_id: ok }, { source_type: 'quote', source_id: vu }]);
+    const rows = await queryRows<{ source_type: string; source_id: number }>(
+      db,
+      sql`select source_type, source_id from followups order by source_type`,
+    );
+    expect(rows).toEqual([
+      { source_type: 'invoice', source_id: ok },
+      { source_type: 'quote', source_id: vu },
+    ]);
   });
 
   it('companies with the switch off, or inactive, get nothing; one switch does not enable the other', async () => {
@@ -109,7 +139,9 @@ describePg('followups: create phase, templates, transport, dry run', () => {
 
   it('defect 18: sent_at/due_date as timestamptz never crash the run; one bad settings blob never stops the others', async () => {
     const db = t.handle.db;
-    const bad = await seedCompany(db, { settings: { billing: { auto_followups: { invoices_enabled: true } }, followups: { relance_delays: 'seven' } } });
+    const bad = await seedCompany(db, {
+      settings: { billing: { auto_followups: { invoices_enabled: true } }, followups: { relance_delays: 'seven' } },
+    });
     await seedInvoice(db, bad, { sentAt: new Date('2026-02-01T23:59:59.999Z'), dueDate: null });
     const good = await seedCompany(db);
     await seedInvoice(db, good, { dueDate: new Date('2026-02-01T00:00:00+05:00') });
@@ -135,7 +167,9 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     const s = await seedCompany(db);
     const q = await seedQuote(db, s);
     const f = await seedFollowup(db, s, { sourceId: q, sourceType: 'quote', type: 'DEVIS_NON_REPONDU' });
-    await db.insert(followupHistory).values({ followupId: f, companyId: s.companyId, message: 'x', step: 1, delivery: 'sent', sentAt: new Date('2026-02-01T10:00:00Z') });
+    await db
+      .insert(followupHistory)
+      .values({ followupId: f, companyId: s.companyId, message: 'x', step: 1, delivery: 'sent', sentAt: new Date('2026-02-01T10:00:00Z') });
     await db.execute(sql`update quotes set client_signature_path = 'sig.png', status = 'ACCEPTE' where id = ${q}`);
     await run(NOW);
     expect((await followupRow(db, f)).status).toBe('FAIT');
@@ -144,18 +178,34 @@ describePg('followups: create phase, templates, transport, dry run', () => {
 
   it('defect 19: the company template is matched on its French label, with every variable filled', async () => {
     const db = t.handle.db;
-    const s = await seedCompany(db, { name: 'Atelier Dupont', clientName: 'Mme Martin', settings: {
-      billing: { auto_followups: { invoices_enabled: true, quotes_enabled: true } },
-      company_info: { email: 'contact@atelier.example', phone: '01 02 03 04 05', address: '3 rue des Lilas', city: 'Lyon', postal_code: '69001', siret: '12345678900011' },
-      followups: {
-        send_window: ALL_WEEK,
-        messages: [
-          { type: 'Facture impayée', method: 'email', subject: 'Votre facture {source_label}',
-            content: 'Bonjour {client_name}, reste dû {amount} (échéance {due_date}). {company_name}, {company_address} {company_postal_code} {company_city}, SIRET {company_siret}, {company_phone}. {mystery}' },
-          { type: 'Devis non répondu', method: 'email', content: 'Signez ici : {signature_link}' },
-        ],
+    const s = await seedCompany(db, {
+      name: 'Atelier Dupont',
+      clientName: 'Mme Martin',
+      settings: {
+        billing: { auto_followups: { invoices_enabled: true, quotes_enabled: true } },
+        company_info: {
+          email: 'contact@atelier.example',
+          phone: '01 02 03 04 05',
+          address: '3 rue des Lilas',
+          city: 'Lyon',
+          postal_code: '69001',
+          siret: '12345678900011',
+        },
+        followups: {
+          send_window: ALL_WEEK,
+          messages: [
+            {
+              type: 'Facture impayée',
+              method: 'email',
+              subject: 'Votre facture {source_label}',
+              content:
+                'Bonjour {client_name}, reste dû {amount} (échéance {due_date}). {company_name}, {company_address} {company_postal_code} {company_city}, SIRET {company_siret}, {company_phone}. {mystery}',
+            },
+            { type: 'Devis non répondu', method: 'email', content: 'Signez ici : {signature_link}' },
+          ],
+        },
       },
-    } });
+    });
     const inv = await seedInvoice(db, s, { totalTtc: '1200.00', dueDate: new Date('2026-02-28T12:00:00Z') });
     await seedFollowup(db, s, { sourceId: inv, sourceLabel: 'Facture FAC-2026-0001' });
     const q = await seedQuote(db, s, { publicToken: 'abc123' });
@@ -164,7 +214,9 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     expect(sink.received).toHaveLength(2);
     const invoiceMail = sink.received.find((m) => /FAC-2026-0001/.test(m.raw))!;
     const text = decodeBody(invoiceMail.raw);
-    expect(text).toContain('Bonjour Mme Martin, reste dû 1\u00a0200,00\u00a0€ (échéance 28/02/2026). Atelier Dupont, 3 rue des Lilas 69001 Lyon, SIRET 12345678900011, 01 02 03 04 05.');
+    expect(text).toContain(
+      'Bonjour Mme Martin, reste dû 1\u00a0200,00\u00a0€ (échéance 28/02/2026). Atelier Dupont, 3 rue des Lilas 69001 Lyon, SIRET 12345678900011, 01 02 03 04 05.',
+    );
     expect(text).toContain('{mystery}'); // left visible
     expect(body.stats.unknownTemplateVariables).toEqual({ mystery: 1 });
     const quoteMail = sink.received.find((m) => /Signez ici/.test(decodeBody(m.raw)))!;
@@ -173,13 +225,23 @@ describePg('followups: create phase, templates, transport, dry run', () => {
 
   it('defect 25: platform transport — display name is the company, Reply-To the company address, proper subject', async () => {
     const db = t.handle.db;
-    const s = await seedCompany(db, { name: 'Plomberie Durand, Fils & Cie', settings: {
-      billing: { auto_followups: { invoices_enabled: true } }, company_info: { email: 'contact@durand.example' }, followups: { send_window: ALL_WEEK },
-    } });
+    const s = await seedCompany(db, {
+      name: 'Plomberie Durand, Fils & Cie',
+      settings: {
+        billing: { auto_followups: { invoices_enabled: true } },
+        company_info: { email: 'contact@durand.example' },
+        followups: { send_window: ALL_WEEK },
+      },
+    });
     const inv = await seedInvoice(db, s);
     const f = await seedFollowup(db, s, { sourceId: inv, sourceLabel: 'Facture FAC-9' });
     // an unrelated recent conversation with the client must not lend its subject
-    await db.insert(schema.conversations).values({ companyId: s.companyId, clientId: s.clientId, subject: 'Photos du chantier', lastMessageAt: new Date('2026-03-10T10:00:00Z') });
+    await db.insert(schema.conversations).values({
+      companyId: s.companyId,
+      clientId: s.clientId,
+      subject: 'Photos du chantier',
+      lastMessageAt: new Date('2026-03-10T10:00:00Z'),
+    });
     await run(NOW, { env: { MAIL_FROM: 'Lokario <noreply@lokario.fr>' } });
     const m = sink.received[0];
     expect(m.from).toBe('noreply@lokario.fr');
@@ -189,9 +251,21 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     expect(m.messageId).toBe(`<lokario.followup.${f}.1@lokario.fr>`);
     expect(m.header('Auto-Submitted')).toBe('auto-generated');
     // recorded after success, with the normalised Message-ID, in the client's conversation
-    const msgs = await queryRows<{ external_id: string; is_from_client: boolean; read: boolean; conversation_id: number; from_name: string }>(db,
-      sql`select external_id, is_from_client, read, conversation_id, from_name from inbox_messages`);
-    expect(msgs).toEqual([expect.objectContaining({ external_id: `lokario.followup.${f}.1@lokario.fr`, is_from_client: false, read: true, from_name: 'Plomberie Durand, Fils & Cie' })]);
+    const msgs = await queryRows<{
+      external_id: string;
+      is_from_client: boolean;
+      read: boolean;
+      conversation_id: number;
+      from_name: string;
+    }>(db, sql`select external_id, is_from_client, read, conversation_id, from_name from inbox_messages`);
+    expect(msgs).toEqual([
+      expect.objectContaining({
+        external_id: `lokario.followup.${f}.1@lokario.fr`,
+        is_from_client: false,
+        read: true,
+        from_name: 'Plomberie Durand, Fils & Cie',
+      }),
+    ]);
     expect((await history(db, f))[0].conversation_id).toBe(msgs[0].conversation_id);
   });
 
@@ -199,8 +273,12 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     const db = t.handle.db;
     const s = await seedCompany(db, { name: 'Atelier Dupont' });
     await addMailbox(db, s.companyId, {
-      emailAddress: 'facturation@atelier.example', emailPassword: encryptSecret('app-password-1234', MASTER),
-      smtpServer: '127.0.0.1', smtpPort: mailboxSink.port, smtpUseSsl: false, imapServer: 'imap.atelier.example',
+      emailAddress: 'facturation@atelier.example',
+      emailPassword: encryptSecret('app-password-1234', MASTER),
+      smtpServer: '127.0.0.1',
+      smtpPort: mailboxSink.port,
+      smtpUseSsl: false,
+      imapServer: 'imap.atelier.example',
     });
     const inv = await seedInvoice(db, s);
     const f = await seedFollowup(db, s, { sourceId: inv });
@@ -218,7 +296,8 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     const received: { from: string; user: string | undefined; raw: string }[] = [];
     // a real SMTP server offering STARTTLS with smtp-server's built-in self-signed certificate
     const tlsServer = new SMTPServer({
-      authMethods: ['PLAIN', 'LOGIN'], logger: false,
+      authMethods: ['PLAIN', 'LOGIN'],
+      logger: false,
       onAuth(auth, _s, cb) {
         if (auth.username === 'facturation@atelier.example' && auth.password === 'app-password-1234') cb(null, { user: auth.username });
         else cb(new Error('Invalid username or password'));
@@ -226,7 +305,14 @@ describePg('followups: create phase, templates, transport, dry run', () => {
       onData(stream, session, cb) {
         const chunks: Buffer[] = [];
         stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => { received.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', user: session.user as string | undefined, raw: Buffer.concat(chunks).toString('utf8') }); cb(); });
+        stream.on('end', () => {
+          received.push({
+            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
+            user: session.user as string | undefined,
+            raw: Buffer.concat(chunks).toString('utf8'),
+          });
+          cb();
+        });
       },
     });
     await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', () => r()));
@@ -236,8 +322,11 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     try {
       const s = await seedCompany(db, { name: 'Atelier Dupont' });
       await addMailbox(db, s.companyId, {
-        emailAddress: 'facturation@atelier.example', emailPassword: encryptSecret('app-password-1234', MASTER),
-        smtpServer: '127.0.0.1', smtpPort: port, smtpUseSsl: false,
+        emailAddress: 'facturation@atelier.example',
+        emailPassword: encryptSecret('app-password-1234', MASTER),
+        smtpServer: '127.0.0.1',
+        smtpPort: port,
+        smtpUseSsl: false,
       });
       const inv = await seedInvoice(db, s);
       const f = await seedFollowup(db, s, { sourceId: inv });
@@ -260,8 +349,11 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     const db = t.handle.db;
     const s = await seedCompany(db);
     await addMailbox(db, s.companyId, {
-      emailAddress: 'facturation@atelier.example', emailPassword: encryptSecret('app-password-1234', 'another-key'),
-      smtpServer: '127.0.0.1', smtpPort: mailboxSink.port, smtpUseSsl: false,
+      emailAddress: 'facturation@atelier.example',
+      emailPassword: encryptSecret('app-password-1234', 'another-key'),
+      smtpServer: '127.0.0.1',
+      smtpPort: mailboxSink.port,
+      smtpUseSsl: false,
     });
     const inv = await seedInvoice(db, s);
     await seedFollowup(db, s, { sourceId: inv });
@@ -286,7 +378,14 @@ describePg('followups: create phase, templates, transport, dry run', () => {
     expect(body.stats.wouldCreate).toEqual({ invoices: 1 });
     expect(body.stats.stopped).toEqual({ invoice_paid: 1 });
     expect(body.plan).toHaveLength(2);
-    expect(body.plan![0]).toEqual(expect.objectContaining({ company: 'Atelier Dupont', source: 'Facture FAC-1', step: 1, subject: 'Rappel de paiement : Facture FAC-1' }));
+    expect(body.plan![0]).toEqual(
+      expect.objectContaining({
+        company: 'Atelier Dupont',
+        source: 'Facture FAC-1',
+        step: 1,
+        subject: 'Rappel de paiement : Facture FAC-1',
+      }),
+    );
     expect(body.plan![0].clientEmail).toMatch(/^c\*\*\*@/);
     expect(body.plan![1].followupId).toBeNull();
     expect(sink.received).toHaveLength(0);
@@ -328,7 +427,7 @@ describePg('followups: create phase, templates, transport, dry run', () => {
         const q = client.query.bind(client);
         client.query = ((...args: unknown[]) => {
           statements++;
-          const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string } | undefined)?.text ?? '';
+          const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string } | undefined)?.text ?? '');
           // the statement that records accepted sends is the only one writing inbox_messages
           if (/insert into inbox_messages/.test(text)) recordStatements++;
           // so is the hand-over to SMTP (lib/mail/claimed-send.ts): grouped, at most one per email

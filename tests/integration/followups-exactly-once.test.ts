@@ -38,8 +38,14 @@ describePg('followups: each step is sent exactly once', () => {
     t = await createTestDatabase('fu_once');
     sink = await startSmtpSink();
   });
-  afterAll(async () => { await sink?.close(); await t?.drop(); });
-  beforeEach(async () => { await wipe(t.handle.db); sink.received.length = 0; });
+  afterAll(async () => {
+    await sink?.close();
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await wipe(t.handle.db);
+    sink.received.length = 0;
+  });
 
   const NOW = new Date('2026-03-11T10:00:00Z');
 
@@ -47,7 +53,9 @@ describePg('followups: each step is sent exactly once', () => {
     const db = t.handle.db;
     const ids = await seedDue(db, 3, 10);
     const { rt } = testRuntime({ CRON_SECRET: SECRET, SMTP_URL: sink.url }, t.handle);
-    const results = await Promise.all(Array.from({ length: 10 }, () => runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: NOW }, rt)));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: NOW }, rt)),
+    );
     expect(results.every((r) => httpStatusOf(r) === 200)).toBe(true);
     expect(sink.received).toHaveLength(ids.length);
     expect(new Set(sink.received.map((m) => m.messageId)).size).toBe(ids.length);
@@ -60,8 +68,7 @@ describePg('followups: each step is sent exactly once', () => {
   it('defect 24: 10 invocations of the job function at once, without the lease (pg driver) → each once', async () => {
     const db = t.handle.db;
     const ids = await seedDue(db, 4, 15);
-    const runs = await Promise.all(Array.from({ length: 10 }, () =>
-      followupsJob.run(handContext(db, { SMTP_URL: sink.url }, NOW))));
+    const runs = await Promise.all(Array.from({ length: 10 }, () => followupsJob.run(handContext(db, { SMTP_URL: sink.url }, NOW))));
     expect(sink.received).toHaveLength(ids.length);
     expect(new Set(sink.received.map((m) => m.messageId)).size).toBe(ids.length);
     const sentTotal = runs.reduce((n, r) => n + (r.stats.sent as number), 0);
@@ -104,9 +111,19 @@ describePg('followups: each step is sent exactly once', () => {
     expect(await count(db, 'inbox_messages')).toBe(0);
     expect(await count(db, 'conversations')).toBe(0);
 
-    const early = await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 10 * 60_000) }, testRuntime(env, t.handle).rt);
+    const early = await runJob(
+      followupsJob,
+      'http',
+      { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 10 * 60_000) },
+      testRuntime(env, t.handle).rt,
+    );
     expect((early.body.stats as any).due).toBe(0); // the due date follows the back-off (15 min)
-    await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 16 * 60_000) }, testRuntime(env, t.handle).rt);
+    await runJob(
+      followupsJob,
+      'http',
+      { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 16 * 60_000) },
+      testRuntime(env, t.handle).rt,
+    );
     expect(sink.received).toHaveLength(1);
     h = await history(db, f);
     expect(h).toEqual([expect.objectContaining({ step: 1, delivery: 'sent', attempts: 2, error: null })]);
@@ -129,9 +146,17 @@ describePg('followups: each step is sent exactly once', () => {
     const h = await history(db, f);
     expect(h).toEqual([expect.objectContaining({ step: 1, delivery: 'failed', attempts: 3 })]);
     expect((await followupRow(db, f)).status).toBe('EN_ATTENTE');
-    const notes = await queryRows<{ type: string; source_type: string; source_id: number; dedupe_key: string; title: string; link_url: string }>(db,
-      sql`select type::text, source_type, source_id, dedupe_key, title, link_url from notifications`);
-    expect(notes).toEqual([expect.objectContaining({ type: 'FOLLOWUP_FAILED', source_type: 'followup', source_id: f, dedupe_key: 'step:1' })]);
+    const notes = await queryRows<{
+      type: string;
+      source_type: string;
+      source_id: number;
+      dedupe_key: string;
+      title: string;
+      link_url: string;
+    }>(db, sql`select type::text, source_type, source_id, dedupe_key, title, link_url from notifications`);
+    expect(notes).toEqual([
+      expect.objectContaining({ type: 'FOLLOWUP_FAILED', source_type: 'followup', source_id: f, dedupe_key: 'step:1' }),
+    ]);
     expect(notes[0].link_url).toMatch(/^http:\/\/localhost:3000\/app\/billing\/invoices\/\d+$/);
     await run(at(60 * 48));
     expect(sink.received).toHaveLength(0);
@@ -146,8 +171,12 @@ describePg('followups: each step is sent exactly once', () => {
     const bad = await startBadSmtp('hang-after-data');
     try {
       const started = Date.now();
-      const hung = await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: NOW },
-        testRuntime({ CRON_SECRET: SECRET, SMTP_URL: bad.url, CRON_BUDGET_MS: '4000', SMTP_SOCKET_TIMEOUT_MS: '600000' }, t.handle).rt);
+      const hung = await runJob(
+        followupsJob,
+        'http',
+        { dryRun: false, scope: {}, nowOverride: NOW },
+        testRuntime({ CRON_SECRET: SECRET, SMTP_URL: bad.url, CRON_BUDGET_MS: '4000', SMTP_SOCKET_TIMEOUT_MS: '600000' }, t.handle).rt,
+      );
       // the run answers at its deadline, not when the socket times out
       expect(Date.now() - started).toBeLessThan(4_000 + 5_000);
       expect(httpStatusOf(hung)).toBe(200);
@@ -158,7 +187,12 @@ describePg('followups: each step is sent exactly once', () => {
       expect((await readStatus(db, new Date(), JOB_REGISTRY)).followups.sendsInUnknownState).toBe(1);
 
       const env = { CRON_SECRET: SECRET, SMTP_URL: sink.url };
-      await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 3 * 24 * 3600_000) }, testRuntime(env, t.handle).rt);
+      await runJob(
+        followupsJob,
+        'http',
+        { dryRun: false, scope: {}, nowOverride: new Date(NOW.getTime() + 3 * 24 * 3600_000) },
+        testRuntime(env, t.handle).rt,
+      );
       expect(sink.received).toHaveLength(0);
       expect(await count(db, 'notifications')).toBe(0);
     } finally {

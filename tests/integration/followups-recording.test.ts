@@ -11,7 +11,17 @@ import { recordSentBatch, type SentRecord } from '../../lib/jobs/followups/sql-r
 import { queryRows, type Db } from '../../db/client.js';
 import { conversations, followupHistory } from '../../db/schema/index.js';
 import { encryptSecret } from '../../lib/crypto/fernet.js';
-import { addClient, addMailbox, followupRow, handContext, history, seedCompany, seedFollowup, seedInvoice, wipe } from './followups-fixtures.js';
+import {
+  addClient,
+  addMailbox,
+  followupRow,
+  handContext,
+  history,
+  seedCompany,
+  seedFollowup,
+  seedInvoice,
+  wipe,
+} from './followups-fixtures.js';
 
 const NOW = new Date('2026-03-11T10:00:00Z');
 const MASTER = 'demo-master-key-not-a-secret-0123456789';
@@ -19,23 +29,44 @@ const MASTER = 'demo-master-key-not-a-secret-0123456789';
 /** One run of the job function itself; its pooled SMTP connections are closed afterwards. */
 async function runOnce(db: Db, smtpUrl: string, now: Date) {
   const ctx = handContext(db, { SMTP_URL: smtpUrl }, now);
-  try { return await followupsJob.run(ctx); } finally { ctx.mail.closeAll(); }
+  try {
+    return await followupsJob.run(ctx);
+  } finally {
+    ctx.mail.closeAll();
+  }
 }
 
 /** A real SMTP server that counts the connections it is given and how many are open. */
 async function countingSmtpServer(opts: SMTPServerOptions = {}) {
   const stats = { opened: 0, accepted: 0, users: new Set<string>() };
   const server = new SMTPServer({
-    logger: false, authOptional: true, ...opts,
-    onConnect(_session, cb) { stats.opened++; cb(); },
-    onAuth(auth, _s, cb) { stats.users.add(auth.username ?? ''); cb(null, { user: auth.username }); },
-    onData(stream, _session, cb) { stream.resume(); stream.on('end', () => { stats.accepted++; cb(); }); },
+    logger: false,
+    authOptional: true,
+    ...opts,
+    onConnect(_session, cb) {
+      stats.opened++;
+      cb();
+    },
+    onAuth(auth, _s, cb) {
+      stats.users.add(auth.username ?? '');
+      cb(null, { user: auth.username });
+    },
+    onData(stream, _session, cb) {
+      stream.resume();
+      stream.on('end', () => {
+        stats.accepted++;
+        cb();
+      });
+    },
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const port = (server.server.address() as AddressInfo).port;
   const openNow = () => (server as unknown as { connections: Set<unknown> }).connections.size;
   /** Waits (bounded) until the clients have closed every connection. */
-  const drained = async () => { for (let i = 0; i < 200 && openNow() > 0; i++) await new Promise((r) => setTimeout(r, 25)); return openNow(); };
+  const drained = async () => {
+    for (let i = 0; i < 200 && openNow() > 0; i++) await new Promise((r) => setTimeout(r, 25));
+    return openNow();
+  };
   return { stats, port, drained, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
@@ -49,7 +80,10 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
     t = await createTestDatabase('fu_record');
     sink = await startSmtpSink();
   });
-  afterAll(async () => { await sink?.close(); await t?.drop(); });
+  afterAll(async () => {
+    await sink?.close();
+    await t?.drop();
+  });
   beforeEach(async () => {
     await t.handle.db.execute(sql`drop trigger if exists fail_outbound on inbox_messages`);
     await wipe(t.handle.db);
@@ -60,9 +94,16 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
     const db = t.handle.db;
     const s = await seedCompany(db);
     // client A already has an email conversation (no message from them: nothing stops the relance)
-    const [existing] = await db.insert(conversations).values({
-      companyId: s.companyId, clientId: s.clientId, subject: 'Devis', status: 'Répondu', lastMessageAt: new Date('2026-02-01T08:00:00Z'),
-    }).returning();
+    const [existing] = await db
+      .insert(conversations)
+      .values({
+        companyId: s.companyId,
+        clientId: s.clientId,
+        subject: 'Devis',
+        status: 'Répondu',
+        lastMessageAt: new Date('2026-02-01T08:00:00Z'),
+      })
+      .returning();
     const a = await seedFollowup(db, s, { sourceId: await seedInvoice(db, s) });
     // client B has none, and three unpaid invoices
     const b = { companyId: s.companyId, clientId: await addClient(db, s.companyId) };
@@ -79,15 +120,25 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
     expect(rows.find((r) => r.followup_id === a)!.conversation_id).toBe(existing.id);
     const bConv = new Set(rows.filter((r) => bIds.includes(r.followup_id)).map((r) => r.conversation_id));
     expect(bConv.size).toBe(1);
-    const [created] = await queryRows<{ id: number; thread_key: string; client_id: number }>(db,
-      sql`select id, thread_key, client_id from conversations where id <> ${existing.id}`);
+    const [created] = await queryRows<{ id: number; thread_key: string; client_id: number }>(
+      db,
+      sql`select id, thread_key, client_id from conversations where id <> ${existing.id}`,
+    );
     expect(created).toEqual({ id: [...bConv][0], thread_key: `followups:client:${b.clientId}`, client_id: b.clientId });
     expect(await count(db, 'conversations')).toBe(2);
 
-    const messages = await queryRows<{ conversation_id: number; n: number }>(db,
-      sql`select conversation_id, count(*)::int as n from inbox_messages where not is_from_client group by conversation_id order by conversation_id`);
-    expect(messages).toEqual([{ conversation_id: existing.id, n: 1 }, { conversation_id: created.id, n: 3 }]);
-    const [touched] = await queryRows<{ last_message_at: Date }>(db, sql`select last_message_at from conversations where id = ${existing.id}`);
+    const messages = await queryRows<{ conversation_id: number; n: number }>(
+      db,
+      sql`select conversation_id, count(*)::int as n from inbox_messages where not is_from_client group by conversation_id order by conversation_id`,
+    );
+    expect(messages).toEqual([
+      { conversation_id: existing.id, n: 1 },
+      { conversation_id: created.id, n: 3 },
+    ]);
+    const [touched] = await queryRows<{ last_message_at: Date }>(
+      db,
+      sql`select last_message_at from conversations where id = ${existing.id}`,
+    );
     expect(new Date(touched.last_message_at).toISOString()).toBe(NOW.toISOString());
     // each follow-up moved to its next step
     for (const id of [a, ...bIds]) expect((await followupRow(db, id)).actual_date?.toISOString()).toBe(NOW.toISOString());
@@ -99,20 +150,44 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
     const ids: number[] = [];
     for (let i = 0; i < 3; i++) ids.push(await seedFollowup(db, s, { sourceId: await seedInvoice(db, s) }));
     const deliveries = ['sending', 'unknown', 'failed'] as const;
-    await db.insert(followupHistory).values(ids.map((id, i) => ({
-      followupId: id, companyId: s.companyId, message: 'relance', messageType: 'email', status: 'ENVOYE' as const, sentByName: 'Système automatique',
-      sentAt: NOW, step: 1, delivery: deliveries[i], attempts: 1, claimedAt: NOW, messageId: `<lokario.followup.${id}.1@lokario.test>`,
-    })));
+    await db.insert(followupHistory).values(
+      ids.map((id, i) => ({
+        followupId: id,
+        companyId: s.companyId,
+        message: 'relance',
+        messageType: 'email',
+        status: 'ENVOYE' as const,
+        sentByName: 'Système automatique',
+        sentAt: NOW,
+        step: 1,
+        delivery: deliveries[i],
+        attempts: 1,
+        claimedAt: NOW,
+        messageId: `<lokario.followup.${id}.1@lokario.test>`,
+      })),
+    );
     const record = (id: number): SentRecord => ({
-      followupId: id, step: 1, companyId: s.companyId, clientId: s.clientId, nextStatus: 'A_FAIRE', nextDueDate: new Date('2026-03-25T10:00:00Z'),
-      subject: 'Rappel', fromName: 'Société', fromEmail: 'noreply@lokario.test', externalId: `lokario.followup.${id}.1@lokario.test`, inReplyTo: null,
+      followupId: id,
+      step: 1,
+      companyId: s.companyId,
+      clientId: s.clientId,
+      nextStatus: 'A_FAIRE',
+      nextDueDate: new Date('2026-03-25T10:00:00Z'),
+      subject: 'Rappel',
+      fromName: 'Société',
+      fromEmail: 'noreply@lokario.test',
+      externalId: `lokario.followup.${id}.1@lokario.test`,
+      inReplyTo: null,
     });
     const { recorded } = await recordSentBatch(db, ids.map(record), NOW);
     expect(recorded.map((r) => r.followup_id).sort((x, y) => x - y)).toEqual([ids[0], ids[1]]);
     expect((await history(db)).map((r) => r.delivery)).toEqual(['sent', 'sent', 'failed']);
     expect(await count(db, 'inbox_messages')).toBe(2);
     // the outbound message carries the text the claim stored, i.e. what was sent
-    expect(await queryRows<{ content: string }>(db, sql`select content from inbox_messages`)).toEqual([{ content: 'relance' }, { content: 'relance' }]);
+    expect(await queryRows<{ content: string }>(db, sql`select content from inbox_messages`)).toEqual([
+      { content: 'relance' },
+      { content: 'relance' },
+    ]);
     expect((await followupRow(db, ids[2])).actual_date).toBeNull();
     // written twice (a retried flush): the second is a no-op, nothing doubles
     expect((await recordSentBatch(db, ids.map(record), NOW)).recorded).toEqual([]);
@@ -124,17 +199,46 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
     const db = t.handle.db;
     const x = await seedCompany(db);
     const y = { companyId: x.companyId, clientId: await addClient(db, x.companyId) };
-    const [convX] = await db.insert(conversations).values({ companyId: x.companyId, clientId: x.clientId, subject: 'X', lastMessageAt: new Date('2026-02-01T08:00:00Z') }).returning();
-    await db.insert(conversations).values({ companyId: y.companyId, clientId: y.clientId, subject: 'Y', lastMessageAt: new Date('2026-02-01T08:00:00Z') });
+    const [convX] = await db
+      .insert(conversations)
+      .values({ companyId: x.companyId, clientId: x.clientId, subject: 'X', lastMessageAt: new Date('2026-02-01T08:00:00Z') })
+      .returning();
+    await db
+      .insert(conversations)
+      .values({ companyId: y.companyId, clientId: y.clientId, subject: 'Y', lastMessageAt: new Date('2026-02-01T08:00:00Z') });
     const fx = await seedFollowup(db, x, { sourceId: await seedInvoice(db, x) });
     const fy = await seedFollowup(db, y, { sourceId: await seedInvoice(db, y) });
-    const [hx] = await db.insert(followupHistory).values([fx, fy].map((id, i) => ({
-      followupId: id, companyId: x.companyId, message: 'relance', messageType: 'email', status: 'ENVOYE' as const, sentByName: 'Système automatique',
-      sentAt: NOW, step: 1, delivery: 'sending' as const, attempts: 1, claimedAt: NOW, messageId: `<m${i}@lokario.test>`,
-    }))).returning();
+    const [hx] = await db
+      .insert(followupHistory)
+      .values(
+        [fx, fy].map((id, i) => ({
+          followupId: id,
+          companyId: x.companyId,
+          message: 'relance',
+          messageType: 'email',
+          status: 'ENVOYE' as const,
+          sentByName: 'Système automatique',
+          sentAt: NOW,
+          step: 1,
+          delivery: 'sending' as const,
+          attempts: 1,
+          claimedAt: NOW,
+          messageId: `<m${i}@lokario.test>`,
+        })),
+      )
+      .returning();
     const record = (id: number, clientId: number, i: number): SentRecord => ({
-      followupId: id, step: 1, companyId: x.companyId, clientId, nextStatus: 'A_FAIRE', nextDueDate: new Date('2026-03-25T10:00:00Z'),
-      subject: 'Rappel', fromName: 'Société', fromEmail: 'noreply@lokario.test', externalId: `m${i}@lokario.test`, inReplyTo: null,
+      followupId: id,
+      step: 1,
+      companyId: x.companyId,
+      clientId,
+      nextStatus: 'A_FAIRE',
+      nextDueDate: new Date('2026-03-25T10:00:00Z'),
+      subject: 'Rappel',
+      fromName: 'Société',
+      fromEmail: 'noreply@lokario.test',
+      externalId: `m${i}@lokario.test`,
+      inReplyTo: null,
     });
 
     // another transaction holds X's conversation; the record statement locks its history rows
@@ -177,7 +281,12 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
 
     const res = await runOnce(db, sink.url, NOW);
     expect(sink.received).toHaveLength(5);
-    expect(res.errors.filter((e) => e.code === 'record_failed').map((e) => Number(e.id)).sort((x, y) => x - y)).toEqual(ids);
+    expect(
+      res.errors
+        .filter((e) => e.code === 'record_failed')
+        .map((e) => Number(e.id))
+        .sort((x, y) => x - y),
+    ).toEqual(ids);
     // the whole batch statement rolled back: nothing half-recorded
     expect((await history(db)).map((r) => r.delivery)).toEqual(Array(5).fill('sending'));
     expect(await count(db, 'conversations')).toBe(0);
@@ -209,8 +318,11 @@ describePg('followups: accepted sends are recorded in batches, exactly once', ()
       const viaRelay = await seedCompany(db);
       const viaMailbox = await seedCompany(db);
       await addMailbox(db, viaMailbox.companyId, {
-        emailAddress: 'facturation@atelier.example', emailPassword: encryptSecret('app-password-1234', MASTER),
-        smtpServer: '127.0.0.1', smtpPort: mailbox.port, smtpUseSsl: false,
+        emailAddress: 'facturation@atelier.example',
+        emailPassword: encryptSecret('app-password-1234', MASTER),
+        smtpServer: '127.0.0.1',
+        smtpPort: mailbox.port,
+        smtpUseSsl: false,
       });
       for (let i = 0; i < 30; i++) await seedFollowup(db, viaRelay, { sourceId: await seedInvoice(db, viaRelay) });
       for (let i = 0; i < 10; i++) await seedFollowup(db, viaMailbox, { sourceId: await seedInvoice(db, viaMailbox) });

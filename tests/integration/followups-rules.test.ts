@@ -9,7 +9,16 @@ import { followupsJob } from '../../lib/jobs/followups/index.js';
 import { queryRows } from '../../db/client.js';
 import { followupHistory } from '../../db/schema/index.js';
 import {
-  addInboundMessage, addPayment, decodeBody, followupRow, history, seedCompany, seedFollowup, seedInvoice, seedQuote, wipe,
+  addInboundMessage,
+  addPayment,
+  decodeBody,
+  followupRow,
+  history,
+  seedCompany,
+  seedFollowup,
+  seedInvoice,
+  seedQuote,
+  wipe,
 } from './followups-fixtures.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
 
@@ -24,8 +33,14 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     t = await createTestDatabase('fu_rules');
     sink = await startSmtpSink();
   });
-  afterAll(async () => { await sink?.close(); await t?.drop(); });
-  beforeEach(async () => { await wipe(t.handle.db); sink.received.length = 0; });
+  afterAll(async () => {
+    await sink?.close();
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await wipe(t.handle.db);
+    sink.received.length = 0;
+  });
 
   const run = async (now: string, extra: { dryRun?: boolean } = {}) => {
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), SMTP_URL: sink.url }, t.handle);
@@ -43,7 +58,10 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     const r0 = await run('2026-03-10T09:00:00Z'); // D+6
     expect(r0.stats.created).toEqual({ invoices: 1 });
     expect(sink.received).toHaveLength(0);
-    const [f] = await queryRows<{ id: number; due_date: string }>(db, sql`select id, due_date from followups where source_id = ${invoiceId}`);
+    const [f] = await queryRows<{ id: number; due_date: string }>(
+      db,
+      sql`select id, due_date from followups where source_id = ${invoiceId}`,
+    );
     expect(new Date(f.due_date).toISOString()).toBe('2026-03-11T09:00:00.000Z'); // D+7, 10:00 Paris
 
     await run('2026-03-11T09:00:00Z'); // D+7: step 1 (the original waited until about D+14)
@@ -66,7 +84,11 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     await run('2026-06-15T08:00:00Z');
     expect(sink.received).toHaveLength(3);
     const h = await history(db, f.id);
-    expect(h.map((x) => [x.step, x.delivery])).toEqual([[1, 'sent'], [2, 'sent'], [3, 'sent']]);
+    expect(h.map((x) => [x.step, x.delivery])).toEqual([
+      [1, 'sent'],
+      [2, 'sent'],
+      [3, 'sent'],
+    ]);
     // each step has its own deterministic Message-ID, and step 2 threads under step 1
     expect(new Set(sink.received.map((m) => m.messageId)).size).toBe(3);
     expect(sink.received[1].header('In-Reply-To')).toBe(sink.received[0].messageId);
@@ -87,8 +109,13 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
   // and the follow-up is closed (FAIT) with the reason counted.
   type Case = { name: string; reason: string; setup: (db: TestDatabase['handle']['db']) => Promise<void> };
   const NOW = '2026-03-11T10:00:00Z';
-  const invoiceCase = (name: string, reason: string, patch: (db: TestDatabase['handle']['db'], s: Awaited<ReturnType<typeof seedCompany>>, invoiceId: number) => Promise<void>): Case => ({
-    name, reason,
+  const invoiceCase = (
+    name: string,
+    reason: string,
+    patch: (db: TestDatabase['handle']['db'], s: Awaited<ReturnType<typeof seedCompany>>, invoiceId: number) => Promise<void>,
+  ): Case => ({
+    name,
+    reason,
     async setup(db) {
       const s = await seedCompany(db);
       const invoiceId = await seedInvoice(db, s);
@@ -97,7 +124,8 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     },
   });
   const quoteCase = (name: string, reason: string, patch: (db: TestDatabase['handle']['db'], quoteId: number) => Promise<void>): Case => ({
-    name, reason,
+    name,
+    reason,
     async setup(db) {
       const s = await seedCompany(db);
       const quoteId = await seedQuote(db, s);
@@ -106,26 +134,46 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     },
   });
   const cases: Case[] = [
-    invoiceCase('invoice marked PAYEE', 'invoice_paid', (db, _s, id) => db.execute(sql`update invoices set status = 'PAYEE' where id = ${id}`).then(() => {})),
+    invoiceCase('invoice marked PAYEE', 'invoice_paid', (db, _s, id) =>
+      db.execute(sql`update invoices set status = 'PAYEE' where id = ${id}`).then(() => {}),
+    ),
     invoiceCase('partial payments that bring the balance to zero', 'invoice_paid', async (db, _s, id) => {
       await addPayment(db, id, '700.00');
       await addPayment(db, id, '500.00');
     }),
-    invoiceCase('invoice ANNULEE', 'invoice_cancelled', (db, _s, id) => db.execute(sql`update invoices set status = 'ANNULEE' where id = ${id}`).then(() => {})),
-    invoiceCase('invoice turned into an AVOIR (credit note)', 'credit_note', (db, _s, id) => db.execute(sql`update invoices set invoice_type = 'AVOIR' where id = ${id}`).then(() => {})),
-    invoiceCase('soft-deleted invoice', 'source_deleted', (db, _s, id) => db.execute(sql`update invoices set deleted_at = now() where id = ${id}`).then(() => {})),
-    invoiceCase('archived invoice', 'source_archived', (db, _s, id) => db.execute(sql`update invoices set archived_at = now() where id = ${id}`).then(() => {})),
+    invoiceCase('invoice ANNULEE', 'invoice_cancelled', (db, _s, id) =>
+      db.execute(sql`update invoices set status = 'ANNULEE' where id = ${id}`).then(() => {}),
+    ),
+    invoiceCase('invoice turned into an AVOIR (credit note)', 'credit_note', (db, _s, id) =>
+      db.execute(sql`update invoices set invoice_type = 'AVOIR' where id = ${id}`).then(() => {}),
+    ),
+    invoiceCase('soft-deleted invoice', 'source_deleted', (db, _s, id) =>
+      db.execute(sql`update invoices set deleted_at = now() where id = ${id}`).then(() => {}),
+    ),
+    invoiceCase('archived invoice', 'source_archived', (db, _s, id) =>
+      db.execute(sql`update invoices set archived_at = now() where id = ${id}`).then(() => {}),
+    ),
     invoiceCase('invoice row gone (hard-deleted)', 'source_deleted', async (db, _s, id) => {
       await db.execute(sql`delete from invoices where id = ${id}`);
     }),
     invoiceCase('client replied after the last step (inbox_messages)', 'client_replied', async (db, s) => {
       await addInboundMessage(db, s, new Date('2026-03-01T10:00:00Z'));
     }),
-    quoteCase('quote accepted', 'quote_accepted', (db, id) => db.execute(sql`update quotes set status = 'ACCEPTE', accepted_at = now() where id = ${id}`).then(() => {})),
-    quoteCase('quote signed (signature path set, status not updated)', 'quote_accepted', (db, id) => db.execute(sql`update quotes set client_signature_path = 'sig/1.png' where id = ${id}`).then(() => {})),
-    quoteCase('quote refused', 'quote_refused', (db, id) => db.execute(sql`update quotes set status = 'REFUSE', refused_at = now() where id = ${id}`).then(() => {})),
-    quoteCase('quote expired (valid_until passed)', 'quote_expired', (db, id) => db.execute(sql`update quotes set valid_until = '2026-03-01T00:00:00Z' where id = ${id}`).then(() => {})),
-    quoteCase('quote soft-deleted', 'source_deleted', (db, id) => db.execute(sql`update quotes set deleted_at = now() where id = ${id}`).then(() => {})),
+    quoteCase('quote accepted', 'quote_accepted', (db, id) =>
+      db.execute(sql`update quotes set status = 'ACCEPTE', accepted_at = now() where id = ${id}`).then(() => {}),
+    ),
+    quoteCase('quote signed (signature path set, status not updated)', 'quote_accepted', (db, id) =>
+      db.execute(sql`update quotes set client_signature_path = 'sig/1.png' where id = ${id}`).then(() => {}),
+    ),
+    quoteCase('quote refused', 'quote_refused', (db, id) =>
+      db.execute(sql`update quotes set status = 'REFUSE', refused_at = now() where id = ${id}`).then(() => {}),
+    ),
+    quoteCase('quote expired (valid_until passed)', 'quote_expired', (db, id) =>
+      db.execute(sql`update quotes set valid_until = '2026-03-01T00:00:00Z' where id = ${id}`).then(() => {}),
+    ),
+    quoteCase('quote soft-deleted', 'source_deleted', (db, id) =>
+      db.execute(sql`update quotes set deleted_at = now() where id = ${id}`).then(() => {}),
+    ),
   ];
   for (const c of cases) {
     it(`stop condition: ${c.name} → FAIT (${c.reason}), nothing sent`, async () => {
@@ -159,14 +207,18 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
 
   it('max_relances reached (settings lowered after two steps) → FAIT without a third email', async () => {
     const db = t.handle.db;
-    const s = await seedCompany(db, { settings: {
-      billing: { auto_followups: { invoices_enabled: true } },
-      followups: { max_relances: 2, send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] } },
-    } });
+    const s = await seedCompany(db, {
+      settings: {
+        billing: { auto_followups: { invoices_enabled: true } },
+        followups: { max_relances: 2, send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] } },
+      },
+    });
     const invoiceId = await seedInvoice(db, s);
     const f = await seedFollowup(db, s, { sourceId: invoiceId });
     for (const step of [1, 2]) {
-      await db.insert(followupHistory).values({ followupId: f, companyId: s.companyId, message: 'x', step, delivery: 'sent', sentAt: new Date('2026-02-01T10:00:00Z') });
+      await db
+        .insert(followupHistory)
+        .values({ followupId: f, companyId: s.companyId, message: 'x', step, delivery: 'sent', sentAt: new Date('2026-02-01T10:00:00Z') });
     }
     const body = await run(NOW);
     expect(sink.received).toHaveLength(0);
@@ -179,17 +231,24 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     const invoiceId = await seedInvoice(db, s, { sentAt: new Date('2026-01-01T09:00:00Z') });
     const f = await seedFollowup(db, s, { sourceId: invoiceId });
     await addInboundMessage(db, s, new Date('2026-02-01T10:00:00Z'));
-    await db.insert(followupHistory).values({ followupId: f, companyId: s.companyId, message: 'x', step: 1, delivery: 'sent', sentAt: new Date('2026-02-10T10:00:00Z') });
+    await db
+      .insert(followupHistory)
+      .values({ followupId: f, companyId: s.companyId, message: 'x', step: 1, delivery: 'sent', sentAt: new Date('2026-02-10T10:00:00Z') });
     await run(NOW);
     expect(sink.received).toHaveLength(1);
   });
 
   it('stop_on_client_response=false: a reply does not stop the relances', async () => {
     const db = t.handle.db;
-    const s = await seedCompany(db, { settings: {
-      billing: { auto_followups: { invoices_enabled: true } },
-      followups: { stop_conditions: { stop_on_client_response: false }, send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] } },
-    } });
+    const s = await seedCompany(db, {
+      settings: {
+        billing: { auto_followups: { invoices_enabled: true } },
+        followups: {
+          stop_conditions: { stop_on_client_response: false },
+          send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] },
+        },
+      },
+    });
     const invoiceId = await seedInvoice(db, s);
     await seedFollowup(db, s, { sourceId: invoiceId });
     await addInboundMessage(db, s, new Date('2026-03-01T10:00:00Z'));
@@ -219,7 +278,9 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     // a manual relance sent this month counts (no step, no delivery state: the app's own rows)
     const manualInvoice = await seedInvoice(db, s);
     const manual = await seedFollowup(db, s, { sourceId: manualInvoice, status: 'FAIT' });
-    await db.insert(followupHistory).values({ followupId: manual, companyId: s.companyId, message: 'manuel', sentAt: new Date('2026-03-02T10:00:00Z') });
+    await db
+      .insert(followupHistory)
+      .values({ followupId: manual, companyId: s.companyId, message: 'manuel', sentAt: new Date('2026-03-02T10:00:00Z') });
     for (let i = 0; i < 21; i++) {
       const inv = await seedInvoice(db, s);
       await seedFollowup(db, s, { sourceId: inv, dueDate: new Date(Date.UTC(2026, 0, 1, 0, i)) });
@@ -234,13 +295,20 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     expect(sink.received).toHaveLength(21);
   });
 
-  it('the quota month is the company\'s: 31 March 23:30 in Paris (UTC is already... not) vs 1 April 00:30', async () => {
+  it("the quota month is the company's: 31 March 23:30 in Paris (UTC is already... not) vs 1 April 00:30", async () => {
     const db = t.handle.db;
     const s = await seedCompany(db, { plan: null }); // no subscription row = STARTER
     for (let i = 0; i < 20; i++) {
       const inv = await seedInvoice(db, s);
       const f = await seedFollowup(db, s, { sourceId: inv, status: 'FAIT' });
-      await db.insert(followupHistory).values({ followupId: f, companyId: s.companyId, message: 'x', step: 1, delivery: 'sent', sentAt: new Date('2026-03-31T21:00:00Z') }); // 23:00 Paris, 31 March
+      await db.insert(followupHistory).values({
+        followupId: f,
+        companyId: s.companyId,
+        message: 'x',
+        step: 1,
+        delivery: 'sent',
+        sentAt: new Date('2026-03-31T21:00:00Z'),
+      }); // 23:00 Paris, 31 March
     }
     const inv = await seedInvoice(db, s);
     await seedFollowup(db, s, { sourceId: inv });
@@ -252,13 +320,15 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
 
   it('channel_unsupported: a template whose method is sms is skipped, nothing sent, the follow-up stays', async () => {
     const db = t.handle.db;
-    const s = await seedCompany(db, { settings: {
-      billing: { auto_followups: { invoices_enabled: true } },
-      followups: {
-        messages: [{ type: 'Facture impayée', content: 'SMS {client_name}', method: 'sms' }],
-        send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] },
+    const s = await seedCompany(db, {
+      settings: {
+        billing: { auto_followups: { invoices_enabled: true } },
+        followups: {
+          messages: [{ type: 'Facture impayée', content: 'SMS {client_name}', method: 'sms' }],
+          send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] },
+        },
       },
-    } });
+    });
     const invoiceId = await seedInvoice(db, s);
     const f = await seedFollowup(db, s, { sourceId: invoiceId });
     const body = await run(NOW);
@@ -313,4 +383,3 @@ describePg('followups: delays, stop conditions, send window, quota, channel', ()
     expect(text).not.toContain('1500');
   });
 });
-

@@ -26,7 +26,9 @@ async function rawRequest(url: string, lines: string[]): Promise<{ status: numbe
     const socket = net.connect(Number(port), hostname, () => socket.write(`${lines.join('\r\n')}\r\nConnection: close\r\n\r\n`));
     let data = '';
     socket.on('data', (d) => (data += d));
-    socket.on('end', () => resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1]), body: data.split('\r\n\r\n').slice(1).join('\r\n\r\n') }));
+    socket.on('end', () =>
+      resolve({ status: Number(/^HTTP\/1\.1 (\d{3})/.exec(data)?.[1]), body: data.split('\r\n\r\n').slice(1).join('\r\n\r\n') }),
+    );
     socket.on('error', reject);
   });
 }
@@ -34,8 +36,12 @@ async function rawRequest(url: string, lines: string[]): Promise<{ status: numbe
 /** HTTP hardening (docs/security.md) over real HTTP against the route handlers, real PostgreSQL. */
 describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secrets, error texts', () => {
   let t: TestDatabase;
-  beforeAll(async () => { t = await createTestDatabase('hardening'); });
-  afterAll(async () => { await t?.drop(); });
+  beforeAll(async () => {
+    t = await createTestDatabase('hardening');
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
 
   it('companyId beyond int4 (and absurdly long): 400 on all four jobs, nothing runs, and /cron/status stays 200', async () => {
     await t.handle.db.execute(sql`delete from cron_runs`);
@@ -53,7 +59,9 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
         }
         // the largest int4 is a valid (if empty) scope
         expect((await fetch(`${s.url}/?companyId=2147483647&dryRun=1`, auth)).status, id).toBe(200);
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     }
     const failed = await queryRows<{ n: number }>(t.handle.db, sql`select count(*)::int as n from cron_runs where outcome = 'failed'`);
     expect(failed[0].n).toBe(0);
@@ -61,18 +69,35 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
     try {
       const r = await fetch(`${status.url}/cron/status`, auth);
       expect(r.status).toBe(200);
-    } finally { await status.close(); }
+    } finally {
+      await status.close();
+    }
   });
 
   it('two Authorization headers, or ?secret= twice: 400, the job does not start (even when both are right)', async () => {
     let started = 0;
-    const job: Job = { ...followupsJob, run: async () => { started++; return { stats: {}, errors: [], partial: false }; } };
+    const job: Job = {
+      ...followupsJob,
+      run: async () => {
+        started++;
+        return { stats: {}, errors: [], partial: false };
+      },
+    };
     const { rt } = testRuntime({ CRON_SECRET: SECRET }, t.handle);
     const s = await serveHandler(cronRoute(job, () => rt));
     try {
       const host = `Host: ${new URL(s.url).host}`;
-      for (const pair of [[SECRET, SECRET], [SECRET, 'wrong'], ['wrong', SECRET]]) {
-        const r = await rawRequest(s.url, ['GET /followups/process-automatic HTTP/1.1', host, `Authorization: Bearer ${pair[0]}`, `authorization: Bearer ${pair[1]}`]);
+      for (const pair of [
+        [SECRET, SECRET],
+        [SECRET, 'wrong'],
+        ['wrong', SECRET],
+      ]) {
+        const r = await rawRequest(s.url, [
+          'GET /followups/process-automatic HTTP/1.1',
+          host,
+          `Authorization: Bearer ${pair[0]}`,
+          `authorization: Bearer ${pair[1]}`,
+        ]);
         expect(r.status, pair.join('/')).toBe(400);
         expect(JSON.parse(r.body)).toMatchObject({ success: false, error: 'bad_request' });
       }
@@ -83,7 +108,9 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
       const ok = await rawRequest(s.url, ['GET / HTTP/1.1', host, `Authorization: Bearer ${SECRET}`]);
       expect(ok.status).toBe(200);
       expect(started).toBe(1);
-    } finally { await s.close(); }
+    } finally {
+      await s.close();
+    }
   });
 
   it('the secret never reaches a log line, whatever the URL encoding of its name or value', async () => {
@@ -92,12 +119,20 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
     const every = (v: string) => [...v].map((c) => `%${c.charCodeAt(0).toString(16).padStart(2, '0')}`).join('');
     try {
       const accepted = [
-        `s%65cret=${SECRET}`, `%73%65%63%72%65%74=${SECRET}`, `secret=${every(SECRET)}`, `SECRET=${SECRET}`.toLowerCase(),
+        `s%65cret=${SECRET}`,
+        `%73%65%63%72%65%74=${SECRET}`,
+        `secret=${every(SECRET)}`,
+        `SECRET=${SECRET}`.toLowerCase(),
         `s%65cret=${every(SECRET)}&dryRun=1`,
       ];
       for (const q of accepted) expect((await fetch(`${s.url}/followups/process-automatic?${q}`)).status, q).toBe(200);
       // encoded twice, or under another name: refused, and still not logged
-      for (const q of [`s%2565cret=${every(SECRET).replace(/%/g, '%25')}`, `token=${SECRET}`, `x=${every(SECRET)}`, `pass%77ord=${SECRET}x`]) {
+      for (const q of [
+        `s%2565cret=${every(SECRET).replace(/%/g, '%25')}`,
+        `token=${SECRET}`,
+        `x=${every(SECRET)}`,
+        `pass%77ord=${SECRET}x`,
+      ]) {
         expect((await fetch(`${s.url}/followups/process-automatic?${q}`)).status, q).toBe(403);
       }
       expect(logs.length).toBeGreaterThan(8);
@@ -107,15 +142,37 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
         expect(decodeForRedaction(line)).not.toContain(SECRET.slice(0, 12));
       }
       expect(logs.join('\n')).toContain('secret=[REDACTED]');
-    } finally { await s.close(); }
+    } finally {
+      await s.close();
+    }
   });
 
   it('a failed run: response and ledger without SQL text, host or port; the full error is in the log, redacted', async () => {
     const port = await freePort();
     const jobs: Job[] = [
-      { ...followupsJob, run: async (ctx) => { await ctx.db.execute(sql`select * from no_such_table where note = ${'client@exemple.fr'}`); return { stats: {}, errors: [], partial: false }; } },
-      { ...overdueRemindersJob, run: async () => { const c = new pg.Client({ host: '127.0.0.1', port }); await c.connect(); return { stats: {}, errors: [], partial: false }; } },
-      { ...accountDeletionsJob, run: async () => { const c = new pg.Client({ host: 'db.internal.lokario.example', port: 5433, connectionTimeoutMillis: 2_000 }); await c.connect(); return { stats: {}, errors: [], partial: false }; } },
+      {
+        ...followupsJob,
+        run: async (ctx) => {
+          await ctx.db.execute(sql`select * from no_such_table where note = ${'client@exemple.fr'}`);
+          return { stats: {}, errors: [], partial: false };
+        },
+      },
+      {
+        ...overdueRemindersJob,
+        run: async () => {
+          const c = new pg.Client({ host: '127.0.0.1', port });
+          await c.connect();
+          return { stats: {}, errors: [], partial: false };
+        },
+      },
+      {
+        ...accountDeletionsJob,
+        run: async () => {
+          const c = new pg.Client({ host: 'db.internal.lokario.example', port: 5433, connectionTimeoutMillis: 2_000 });
+          await c.connect();
+          return { stats: {}, errors: [], partial: false };
+        },
+      },
     ];
     for (const job of jobs) {
       const { rt, logs } = testRuntime({ CRON_SECRET: SECRET }, t.handle);
@@ -134,7 +191,8 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
           expect(out, job.id).not.toContain('db.internal.lokario.example');
           expect(out, job.id).not.toContain('client@exemple.fr');
         }
-        if (job.id === 'followups') expect(body).toMatchObject({ error: 'database_error', message: 'relation "no_such_table" does not exist' });
+        if (job.id === 'followups')
+          expect(body).toMatchObject({ error: 'database_error', message: 'relation "no_such_table" does not exist' });
         else expect(body.error, job.id).toBe('connection_error');
         const logged = logs.join('\n');
         expect(logged).toContain('run failed');
@@ -142,13 +200,19 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
           expect(logged).toContain('Failed query'); // the statement is in the server-side log…
           expect(logged).not.toContain('client@exemple.fr'); // …with its values redacted
         }
-      } finally { await s.close(); }
+      } finally {
+        await s.close();
+      }
     }
   });
 
   it('the database unreachable: 500 database_unavailable without its host or port', async () => {
     const port = await freePort();
-    const { rt } = testRuntime({ CRON_SECRET: SECRET, DATABASE_URL: `postgres://lokario:pw@127.0.0.1:${port}/lokario`, DATABASE_DRIVER: 'pg' });
+    const { rt } = testRuntime({
+      CRON_SECRET: SECRET,
+      DATABASE_URL: `postgres://lokario:pw@127.0.0.1:${port}/lokario`,
+      DATABASE_DRIVER: 'pg',
+    });
     const s = await serveHandler(cronRoute({ ...followupsJob, run: async () => ({ stats: {}, errors: [], partial: false }) }, () => rt));
     try {
       const r = await fetch(`${s.url}/`, auth);
@@ -160,6 +224,8 @@ describePg('HTTP hardening: integer bounds, duplicated credentials, encoded secr
       expect(text).not.toContain('pw');
       expect(text).not.toMatch(/Failed query|insert into|cron_runs/i);
       expect(JSON.parse(text).message).toMatch(/ECONNREFUSED \[address\]/);
-    } finally { await s.close(); }
+    } finally {
+      await s.close();
+    }
   });
 });

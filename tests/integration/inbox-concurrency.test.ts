@@ -12,15 +12,23 @@ const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot
 describeImap('inbox-sync: simultaneous invocations (real Dovecot, real PostgreSQL)', () => {
   let t: TestDatabase;
   let d: Dovecot;
-  beforeAll(async () => { t = await createTestDatabase('inboxconc'); d = await startDovecot(); }, 60_000);
-  afterAll(async () => { await d?.stop(); await t?.drop(); });
+  beforeAll(async () => {
+    t = await createTestDatabase('inboxconc');
+    d = await startDovecot();
+  }, 60_000);
+  afterAll(async () => {
+    await d?.stop();
+    await t?.drop();
+  });
 
   async function fill(companyId: number, prefix: string, mailboxes: number, perBox: number, shared: string[]) {
     for (let b = 0; b < mailboxes; b++) {
       const box = newMailbox(d, prefix);
       // each mailbox has its own mail plus the same messages (one email sent to several addresses)
       await d.append(box.user, box.password, [
-        ...Array.from({ length: perBox }, (_, i) => simpleMail(`${prefix}-${b}-${i}@t`, { from: `Client ${i % 7} <client${i % 7}@exemple.fr>`, subject: `Sujet ${i % 5}` })),
+        ...Array.from({ length: perBox }, (_, i) =>
+          simpleMail(`${prefix}-${b}-${i}@t`, { from: `Client ${i % 7} <client${i % 7}@exemple.fr>`, subject: `Sujet ${i % 5}` }),
+        ),
         ...shared,
       ]);
       await createIntegration(t.handle.db, companyId, d, box.user, box.password);
@@ -28,12 +36,15 @@ describeImap('inbox-sync: simultaneous invocations (real Dovecot, real PostgreSQ
   }
 
   async function counts(companyId: number) {
-    const [r] = await queryRows<{ messages: number; distinct_ids: number; clients: number; distinct_clients: number; empty_convs: number }>(t.handle.db, sql`
+    const [r] = await queryRows<{ messages: number; distinct_ids: number; clients: number; distinct_clients: number; empty_convs: number }>(
+      t.handle.db,
+      sql`
       select (select count(*)::int from inbox_messages where company_id = ${companyId}) as messages,
              (select count(distinct external_id)::int from inbox_messages where company_id = ${companyId}) as distinct_ids,
              (select count(*)::int from clients where company_id = ${companyId}) as clients,
              (select count(distinct lower(email))::int from clients where company_id = ${companyId}) as distinct_clients,
-             (select count(*)::int from conversations c where company_id = ${companyId} and not exists (select 1 from inbox_messages m where m.conversation_id = c.id)) as empty_convs`);
+             (select count(*)::int from conversations c where company_id = ${companyId} and not exists (select 1 from inbox_messages m where m.conversation_id = c.id)) as empty_convs`,
+    );
     return r;
   }
 
@@ -50,7 +61,13 @@ describeImap('inbox-sync: simultaneous invocations (real Dovecot, real PostgreSQ
     const companyId = await createCompany(t.handle.db);
     const shared = [simpleMail('shared-c@t', { from: 'Cc <cc@exemple.fr>' }), simpleMail('shared-d@t', { from: 'Dd <dd@exemple.fr>' })];
     await fill(companyId, 'shard', 4, 30, shared);
-    const scopes = [{ companyId }, {}, { shard: { k: 0, n: 1 } }, { shard: { k: companyId % 2, n: 2 } }, { shard: { k: companyId % 3, n: 3 } }];
+    const scopes = [
+      { companyId },
+      {},
+      { shard: { k: 0, n: 1 } },
+      { shard: { k: companyId % 2, n: 2 } },
+      { shard: { k: companyId % 3, n: 3 } },
+    ];
     const results = await Promise.all(scopes.map((scope) => runSync(t.handle, d, { scope })));
     for (const r of results) expect(httpStatusOf(r)).toBe(200);
     const imported = results.reduce((n, r) => n + ((r.body.stats as { messagesImported?: number })?.messagesImported ?? 0), 0);
@@ -59,7 +76,10 @@ describeImap('inbox-sync: simultaneous invocations (real Dovecot, real PostgreSQ
     const synced = results.reduce((n, r) => n + ((r.body.stats as { synced?: number })?.synced ?? 0), 0);
     // an integration may be synced again by a later overlapping run (fast path, nothing new); never twice at once
     expect(synced).toBeGreaterThanOrEqual(4);
-    const [leases] = await queryRows<{ n: number }>(t.handle.db, sql`select count(*)::int as n from inbox_integrations where sync_lease_until is not null`);
+    const [leases] = await queryRows<{ n: number }>(
+      t.handle.db,
+      sql`select count(*)::int as n from inbox_integrations where sync_lease_until is not null`,
+    );
     expect(leases.n).toBe(0);
   });
 });

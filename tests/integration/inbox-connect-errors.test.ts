@@ -18,16 +18,62 @@ const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot
 /** Certificates made with openssl for this file: a CA the job trusts, and server certificates that are wrong in one way each. */
 function makeCertificates(dir: string) {
   const run = (args: string[]) => execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=Lokario Test CA/O=Tests', '-keyout', 'ca.key', '-out', 'ca.pem']);
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=Lokario Test CA/O=Tests',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+  ]);
   const signed = (name: string, subject: string, san: string, days: string) => {
     fs.writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${san}\n`);
     run(['req', '-newkey', 'rsa:2048', '-nodes', '-subj', subject, '-keyout', `${name}.key`, '-out', `${name}.csr`]);
-    run(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', days, '-extfile', `${name}.ext`, '-out', `${name}.pem`]);
+    run([
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      'ca.pem',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      days,
+      '-extfile',
+      `${name}.ext`,
+      '-out',
+      `${name}.pem`,
+    ]);
   };
   signed('good', '/CN=127.0.0.1', 'IP:127.0.0.1', '2');
   signed('wrongname', '/CN=mail.ailleurs.test', 'DNS:mail.ailleurs.test', '2');
   signed('expired', '/CN=127.0.0.1', 'IP:127.0.0.1', '-1'); // not after < not before: expired since it was made
-  run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=imap.autosigne.test/O=Inconnu', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', 'self.key', '-out', 'self.pem']);
+  run([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=imap.autosigne.test/O=Inconnu',
+    '-addext',
+    'subjectAltName=IP:127.0.0.1',
+    '-keyout',
+    'self.key',
+    '-out',
+    'self.pem',
+  ]);
   const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8');
   const pair = (n: string) => ({ key: read(`${n}.key`), cert: read(`${n}.pem`) });
   return { ca: read('ca.pem'), good: pair('good'), wrongname: pair('wrongname'), expired: pair('expired'), self: pair('self') };
@@ -53,16 +99,33 @@ async function tlsImap(pair: { key: string; cert: string }, onLine: (s: tls.TLSS
   });
   server.on('tlsClientError', () => {});
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const handle = { port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }) };
+  const handle = {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
   open.add(handle);
   return handle;
 }
 
 async function tcpSilent() {
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => { sockets.add(s); s.on('error', () => {}); });
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => {});
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const handle = { port: (server.address() as net.AddressInfo).port, close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); server.close(() => r()); }) };
+  const handle = {
+    port: (server.address() as net.AddressInfo).port,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
   open.add(handle);
   return handle;
 }
@@ -103,7 +166,10 @@ describeImap('inbox-sync: each connection failure names its cause (real sockets,
   }
 
   it('a trusted certificate is accepted (the control case: the fake server then refuses the login)', async () => {
-    const srv = await tlsImap(certs.good, (s, tag, cmd) => { if (cmd === 'LOGIN' || cmd === 'AUTHENTICATE') s.write(`${tag} NO [AUTHENTICATIONFAILED] nope\r\n`); else s.write(`${tag} OK done\r\n`); });
+    const srv = await tlsImap(certs.good, (s, tag, cmd) => {
+      if (cmd === 'LOGIN' || cmd === 'AUTHENTICATE') s.write(`${tag} NO [AUTHENTICATIONFAILED] nope\r\n`);
+      else s.write(`${tag} OK done\r\n`);
+    });
     expect((await failure({ port: srv.port, tls: true }, {}, 'auth_error')).code).toBe('auth_failed');
   });
 
@@ -163,7 +229,13 @@ describeImap('inbox-sync: each connection failure names its cause (real sockets,
       });
     });
     await new Promise<void>((r) => plain.listen(0, '127.0.0.1', () => r()));
-    open.add({ close: () => new Promise<void>((r) => { for (const s of sockets) s.destroy(); plain.close(() => r()); }) });
+    open.add({
+      close: () =>
+        new Promise<void>((r) => {
+          for (const s of sockets) s.destroy();
+          plain.close(() => r());
+        }),
+    });
     const e = await failure({ port: (plain.address() as net.AddressInfo).port });
     expect(e.code).toBe('starttls_not_offered');
     expect(e.message).toMatch(/n'offre pas de connexion chiffrée \(STARTTLS\)/);
@@ -194,7 +266,9 @@ describeImap('inbox-sync: each connection failure names its cause (real sockets,
   });
 
   it('greets, never answers the login: timeout_login', async () => {
-    const srv = await tlsImap(certs.good, (s, tag, cmd) => { if (cmd !== 'LOGIN' && cmd !== 'AUTHENTICATE') s.write(`${tag} OK done\r\n`); });
+    const srv = await tlsImap(certs.good, (s, tag, cmd) => {
+      if (cmd !== 'LOGIN' && cmd !== 'AUTHENTICATE') s.write(`${tag} OK done\r\n`);
+    });
     const e = await failure({ port: srv.port, tls: true }, { IMAP_SOCKET_TIMEOUT_MS: '500' });
     expect(e.code).toBe('timeout_login');
   });
@@ -206,7 +280,11 @@ describeImap('inbox-sync: each connection failure names its cause (real sockets,
     const companyId = await createCompany(db);
     const id = await createIntegration(db, companyId, d, 'slow@test.local', 'pw', { port: srv.port, tls: true });
     const started = Date.now();
-    const r = await runSync(t.handle, d, { scope: { companyId }, env: { CRON_BUDGET_MS: '4000', IMAP_SOCKET_TIMEOUT_MS: '60000', IMAP_GREETING_TIMEOUT_MS: '60000', IMAP_CONNECT_TIMEOUT_MS: '60000' }, job: { tls: { ca: certs.ca } } });
+    const r = await runSync(t.handle, d, {
+      scope: { companyId },
+      env: { CRON_BUDGET_MS: '4000', IMAP_SOCKET_TIMEOUT_MS: '60000', IMAP_GREETING_TIMEOUT_MS: '60000', IMAP_CONNECT_TIMEOUT_MS: '60000' },
+      job: { tls: { ca: certs.ca } },
+    });
     expect(Date.now() - started).toBeLessThan(4_000 + 5_000);
     expect(r.body).toMatchObject({ partial: true });
     expect(r.body.stats).toMatchObject({ failed: 0, incomplete: 1 });

@@ -22,13 +22,22 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
     t = await createTestDatabase('inboxcorpus');
     d = await startDovecot();
     const box = newMailbox(d, 'corpus');
-    await d.append(box.user, box.password, corpus.map((c) => c.raw));
+    await d.append(
+      box.user,
+      box.password,
+      corpus.map((c) => c.raw),
+    );
     companyId = await createCompany(t.handle.db, { clients: { blocked_client_domains: ['partenaire-bloque.fr'] } });
-    await t.handle.db.execute(sql`insert into clients (company_id, name, email) values (${companyId}, 'Client Connu', 'Deja.Client@exemple.fr')`);
+    await t.handle.db.execute(
+      sql`insert into clients (company_id, name, email) values (${companyId}, 'Client Connu', 'Deja.Client@exemple.fr')`,
+    );
     integrationId = await createIntegration(t.handle.db, companyId, d, box.user, box.password);
     first = await runSync(t.handle, d, { env: { MAX_ATTACHMENT_BYTES: String(1024 * 1024) } });
   }, 120_000);
-  afterAll(async () => { await d?.stop(); await t?.drop(); });
+  afterAll(async () => {
+    await d?.stop();
+    await t?.drop();
+  });
 
   it('has at least 30 messages and the run succeeds', () => {
     expect(corpus.length).toBeGreaterThanOrEqual(30);
@@ -37,7 +46,14 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
     const duplicatesInCorpus = corpus.filter((c) => c.expect.duplicateOf).length;
     const poisonInCorpus = corpus.filter((c) => c.expect.poison).length;
     expect(poisonInCorpus).toBe(1);
-    expect(first.body.stats).toMatchObject({ integrations: 1, synced: 1, failed: 0, messagesImported: corpus.length - duplicatesInCorpus - poisonInCorpus, messagesDuplicate: duplicatesInCorpus, messagesPoison: poisonInCorpus });
+    expect(first.body.stats).toMatchObject({
+      integrations: 1,
+      synced: 1,
+      failed: 0,
+      messagesImported: corpus.length - duplicatesInCorpus - poisonInCorpus,
+      messagesDuplicate: duplicatesInCorpus,
+      messagesPoison: poisonInCorpus,
+    });
   });
 
   it('each corpus message has its expected outcome', async () => {
@@ -45,47 +61,87 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
     const rows = await messagesOf(db, companyId);
     const byExt = new Map(rows.map((r) => [r.external_id, r]));
     const hashRows = rows.filter((r) => r.external_id.startsWith('sha256:'));
-    const clients = await queryRows<{ id: number; email: string }>(db, sql`select id, lower(email) as email from clients where company_id = ${companyId}`);
-    const rowOf = (c: CorpusMessage) => c.expect.externalId === 'hash'
-      ? hashRows.find((r) => c.expect.textIncludes?.every((s) => r.content.includes(s)))
-      : byExt.get(c.expect.externalId);
+    const clients = await queryRows<{ id: number; email: string }>(
+      db,
+      sql`select id, lower(email) as email from clients where company_id = ${companyId}`,
+    );
+    const rowOf = (c: CorpusMessage) =>
+      c.expect.externalId === 'hash'
+        ? hashRows.find((r) => c.expect.textIncludes?.every((s) => r.content.includes(s)))
+        : byExt.get(c.expect.externalId);
     for (const c of corpus) {
       const e = c.expect;
       const row = rowOf(c);
-      if (e.poison) { expect(row, c.name).toBeUndefined(); continue; }
+      if (e.poison) {
+        expect(row, c.name).toBeUndefined();
+        continue;
+      }
       expect(row, c.name).toBeDefined();
       if (!row) continue;
-      if (e.duplicateOf) { expect(row.id, c.name).toBe(rowOf(corpus.find((x) => x.name === e.duplicateOf)!)!.id); continue; }
+      if (e.duplicateOf) {
+        expect(row.id, c.name).toBe(rowOf(corpus.find((x) => x.name === e.duplicateOf)!)!.id);
+        continue;
+      }
       const meta = row.external_metadata as { subject?: string };
       if (e.subject !== undefined) expect(meta.subject, c.name).toBe(e.subject);
       if (e.kind !== undefined) expect(row.kind, c.name).toBe(e.kind);
-      if (e.textStartsWith !== undefined) expect(row.content.trimStart().startsWith(e.textStartsWith), `${c.name}: ${JSON.stringify(row.content.slice(0, 80))}`).toBe(true);
+      if (e.textStartsWith !== undefined)
+        expect(row.content.trimStart().startsWith(e.textStartsWith), `${c.name}: ${JSON.stringify(row.content.slice(0, 80))}`).toBe(true);
       for (const s of e.textIncludes ?? []) expect(row.content, c.name).toContain(s);
       for (const s of e.textExcludes ?? []) expect(row.content, c.name).not.toContain(s);
       if (e.fromEmail !== undefined) expect(row.from_email, c.name).toBe(e.fromEmail);
       if (e.fromName !== undefined) expect(row.from_name, c.name).toBe(e.fromName);
-      if (e.client === 'none') expect(clients.some((k) => k.email === row.from_email), c.name).toBe(false);
-      if (e.client === 'created' || e.client === 'existing') expect(clients.filter((k) => k.email === row.from_email), c.name).toHaveLength(1);
+      if (e.client === 'none')
+        expect(
+          clients.some((k) => k.email === row.from_email),
+          c.name,
+        ).toBe(false);
+      if (e.client === 'created' || e.client === 'existing')
+        expect(
+          clients.filter((k) => k.email === row.from_email),
+          c.name,
+        ).toHaveLength(1);
       if (e.sentAt === 'null') expect(row.sent_at, c.name).toBeNull();
       else if (e.sentAt === 'future') expect(new Date(row.sent_at!).getUTCFullYear(), c.name).toBe(2099);
       else if (e.sentAt) expect(new Date(row.sent_at!).toISOString(), c.name).toBe(e.sentAt);
       if (e.attachments) {
-        const atts = await queryRows<{ name: string; mime_type: string | null; skipped_reason: string | null; has_content: boolean; file_size: number }>(db, sql`
-          select name, mime_type, skipped_reason, content is not null as has_content, file_size from message_attachments where message_id = ${row.id} order by id`);
-        expect(atts.map((a) => a.name), c.name).toEqual(e.attachments.map((a) => a.name));
+        const atts = await queryRows<{
+          name: string;
+          mime_type: string | null;
+          skipped_reason: string | null;
+          has_content: boolean;
+          file_size: number;
+        }>(
+          db,
+          sql`
+          select name, mime_type, skipped_reason, content is not null as has_content, file_size from message_attachments where message_id = ${row.id} order by id`,
+        );
+        expect(
+          atts.map((a) => a.name),
+          c.name,
+        ).toEqual(e.attachments.map((a) => a.name));
         e.attachments.forEach((a, i) => {
           if (a.mimeType) expect(atts[i].mime_type, c.name).toBe(a.mimeType);
           expect(atts[i].has_content, c.name).toBe(!a.skipped);
           expect(atts[i].skipped_reason !== null, c.name).toBe(!!a.skipped);
         });
       }
-      if (e.threadWith) expect(row.conversation_id, `${c.name} threads with ${e.threadWith}`).toBe(rowOf(corpus.find((x) => x.name === e.threadWith)!)!.conversation_id);
-      if (e.separateFrom) expect(row.conversation_id, `${c.name} apart from ${e.separateFrom}`).not.toBe(rowOf(corpus.find((x) => x.name === e.separateFrom)!)!.conversation_id);
+      if (e.threadWith)
+        expect(row.conversation_id, `${c.name} threads with ${e.threadWith}`).toBe(
+          rowOf(corpus.find((x) => x.name === e.threadWith)!)!.conversation_id,
+        );
+      if (e.separateFrom)
+        expect(row.conversation_id, `${c.name} apart from ${e.separateFrom}`).not.toBe(
+          rowOf(corpus.find((x) => x.name === e.separateFrom)!)!.conversation_id,
+        );
     }
   });
 
   it('a poison message is recorded once with its UID and skipped; the cursor moves past it and the next message is imported', async () => {
-    const poison = await queryRows<{ integration_id: number; uid: string; error: string }>(t.handle.db, sql`select integration_id, uid, error from inbox_poison_messages`);
+    const poison = await queryRows<{ integration_id: number; uid: string; error: string }>(
+      t.handle.db,
+      sql`select integration_id, uid, error from inbox_poison_messages`,
+    );
     expect(poison).toHaveLength(1);
     expect(poison[0]).toMatchObject({ integration_id: integrationId, uid: String(corpus.findIndex((c) => c.expect.poison) + 1) });
     expect(poison[0].error).toMatch(/unparseable/);
@@ -102,7 +158,10 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
   });
 
   it('defect 17: mime types are kept, the Date header is stored, the status columns are written', async () => {
-    const [att] = await queryRows<{ n: number }>(t.handle.db, sql`select count(*)::int as n from message_attachments where mime_type is null`);
+    const [att] = await queryRows<{ n: number }>(
+      t.handle.db,
+      sql`select count(*)::int as n from message_attachments where mime_type is null`,
+    );
     expect(att.n).toBe(0);
     const row = await integrationRow(t.handle.db, integrationId);
     expect(row).toMatchObject({ last_sync_status: 'success', last_sync_error: null, consecutive_failures: 0, sync_lease_until: null });
@@ -110,14 +169,20 @@ describeImap('inbox-sync: the tricky corpus, end to end (real Dovecot, real Post
   });
 
   it('a future Date header never puts a conversation in the future (clamped to now)', async () => {
-    const [r] = await queryRows<{ last_message_at: Date }>(t.handle.db, sql`
-      select c.last_message_at from conversations c join inbox_messages m on m.conversation_id = c.id where m.external_id = 'future@corpus.test'`);
+    const [r] = await queryRows<{ last_message_at: Date }>(
+      t.handle.db,
+      sql`
+      select c.last_message_at from conversations c join inbox_messages m on m.conversation_id = c.id where m.external_id = 'future@corpus.test'`,
+    );
     expect(new Date(r.last_message_at).getTime()).toBeLessThanOrEqual(Date.now());
   });
 
   it('defect 9: a reply bumps its conversation: unread count and status', async () => {
-    const [conv] = await queryRows<{ unread_count: number; status: string }>(t.handle.db, sql`
-      select c.unread_count, c.status from conversations c join inbox_messages m on m.conversation_id = c.id where m.external_id = 'plain-1@corpus.test'`);
+    const [conv] = await queryRows<{ unread_count: number; status: string }>(
+      t.handle.db,
+      sql`
+      select c.unread_count, c.status from conversations c join inbox_messages m on m.conversation_id = c.id where m.external_id = 'plain-1@corpus.test'`,
+    );
     expect(conv).toEqual({ unread_count: 4, status: 'À répondre' }); // the original, two replies, one same-subject follow-up
   });
 

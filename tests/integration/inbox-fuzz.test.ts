@@ -23,7 +23,10 @@ describeImap('inbox-sync: malformed part headers never lose a message (real Dove
     t = await createTestDatabase('inboxfuzz');
     d = await startDovecot();
   }, 60_000);
-  afterAll(async () => { await d?.stop(); await t?.drop(); });
+  afterAll(async () => {
+    await d?.stop();
+    await t?.drop();
+  });
 
   it('60 fuzzed messages: 0 poison, every one stored or recognised as a copy', async () => {
     const r = prng(SEED);

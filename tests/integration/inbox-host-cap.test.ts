@@ -16,11 +16,16 @@ async function countingRelay(targetPort: number, delayMs: number) {
   let peak = 0;
   let total = 0;
   const server = net.createServer((client) => {
-    open++; total++;
+    open++;
+    total++;
     peak = Math.max(peak, open);
     const up = net.connect({ host: '127.0.0.1', port: targetPort });
     const pipe = (from: net.Socket, to: net.Socket) => {
-      from.on('data', (c) => setTimeout(() => { if (!to.destroyed) to.write(c); }, delayMs));
+      from.on('data', (c) =>
+        setTimeout(() => {
+          if (!to.destroyed) to.write(c);
+        }, delayMs),
+      );
       from.on('end', () => setTimeout(() => to.end(), delayMs));
     };
     pipe(client, up);
@@ -28,13 +33,23 @@ async function countingRelay(targetPort: number, delayMs: number) {
     let closed = false;
     for (const s of [client, up]) {
       s.on('error', () => {});
-      s.on('close', () => { client.destroy(); up.destroy(); if (!closed) { closed = true; open--; } });
+      s.on('close', () => {
+        client.destroy();
+        up.destroy();
+        if (!closed) {
+          closed = true;
+          open--;
+        }
+      });
     }
   });
   const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as net.AddressInfo).port)));
   return {
     port,
-    reset: () => { peak = 0; total = 0; },
+    reset: () => {
+      peak = 0;
+      total = 0;
+    },
     stats: () => ({ peak, total, open }),
     close: () => new Promise<void>((r) => server.close(() => r())),
   };
@@ -57,7 +72,11 @@ describeImap('inbox-sync: per-mail-host cap on concurrent connections (real Dove
       await createIntegration(t.handle.db, companies[i % 2], d, box.user, box.password, { port: relay.port });
     }
   }, 60_000);
-  afterAll(async () => { await relay?.close(); await d?.stop(); await t?.drop(); });
+  afterAll(async () => {
+    await relay?.close();
+    await d?.stop();
+    await t?.drop();
+  });
 
   it('never more than IMAP_HOST_MAX_CONNECTIONS logins at once to one host, whatever SYNC_CONCURRENCY', async () => {
     relay.reset();

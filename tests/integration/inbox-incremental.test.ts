@@ -4,7 +4,15 @@ import { queryRows } from '../../db/client.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describeWithService, hasPostgres } from '../helpers/services.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
-import { createCompany, createIntegration, integrationRow, messagesOf, newMailbox, runSync, simpleMail } from '../helpers/inbox-fixtures.js';
+import {
+  createCompany,
+  createIntegration,
+  integrationRow,
+  messagesOf,
+  newMailbox,
+  runSync,
+  simpleMail,
+} from '../helpers/inbox-fixtures.js';
 
 const describeImap = describeWithService(hasDovecot() && hasPostgres(), 'Dovecot (apt-get install dovecot-imapd) and PostgreSQL');
 const DAY = 86_400_000;
@@ -12,13 +20,23 @@ const DAY = 86_400_000;
 describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, real PostgreSQL)', () => {
   let t: TestDatabase;
   let d: Dovecot;
-  beforeAll(async () => { t = await createTestDatabase('inboxincr'); d = await startDovecot(); }, 60_000);
-  afterAll(async () => { await d?.stop(); await t?.drop(); });
+  beforeAll(async () => {
+    t = await createTestDatabase('inboxincr');
+    d = await startDovecot();
+  }, 60_000);
+  afterAll(async () => {
+    await d?.stop();
+    await t?.drop();
+  });
 
   it('first sync imports the mailbox; a second run takes the fast path (STATUS, then LOGOUT) and imports nothing; new mail only is imported', async () => {
     const db = t.handle.db;
     const box = newMailbox(d, 'incr');
-    await d.append(box.user, box.password, [1, 2, 3].map((i) => simpleMail(`incr-${i}@t`)));
+    await d.append(
+      box.user,
+      box.password,
+      [1, 2, 3].map((i) => simpleMail(`incr-${i}@t`)),
+    );
     const companyId = await createCompany(db);
     const id = await createIntegration(db, companyId, d, box.user, box.password);
     const scope = { companyId };
@@ -39,10 +57,16 @@ describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, r
     await d.append(box.user, box.password, [simpleMail('incr-4@t'), simpleMail('incr-5@t')]);
     const r3 = await runSync(t.handle, d, { scope });
     expect(r3.body.stats).toMatchObject({ synced: 1, messagesImported: 2 });
-    expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual(['incr-1@t', 'incr-2@t', 'incr-3@t', 'incr-4@t', 'incr-5@t']);
+    expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual([
+      'incr-1@t',
+      'incr-2@t',
+      'incr-3@t',
+      'incr-4@t',
+      'incr-5@t',
+    ]);
   });
 
-  it('never changes the user\'s \\Seen flags (read-only EXAMINE, BODY.PEEK)', async () => {
+  it("never changes the user's \\Seen flags (read-only EXAMINE, BODY.PEEK)", async () => {
     const db = t.handle.db;
     const box = newMailbox(d, 'seen');
     await d.append(box.user, box.password, [simpleMail('seen-1@t'), simpleMail('seen-2@t')]);
@@ -72,14 +96,24 @@ describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, r
     await c.logout();
     await new Promise((r) => setTimeout(r, 1100)); // UIDVALIDITY is a timestamp in seconds on Dovecot
     // the same three messages come back (a server migration), plus one new, plus one without a Message-ID
-    await d.append(box.user, box.password, [...old, simpleMail('uidv-4@t'), 'From: a@exemple.fr\r\nSubject: sans id\r\n\r\nhello\r\n'], 'Clients');
+    await d.append(
+      box.user,
+      box.password,
+      [...old, simpleMail('uidv-4@t'), 'From: a@exemple.fr\r\nSubject: sans id\r\n\r\nhello\r\n'],
+      'Clients',
+    );
 
     const r = await runSync(t.handle, d, { scope: { companyId } });
     expect(r.body.stats).toMatchObject({ synced: 1, messagesImported: 2, messagesDuplicate: 3 });
     const after = await integrationRow(db, id);
     expect(after.uid_validity).not.toBe(before.uid_validity);
     expect(Number(after.last_uid)).toBe(5);
-    expect((await messagesOf(db, companyId)).map((m) => m.external_id).filter((x) => !x.startsWith('sha256:'))).toEqual(['uidv-1@t', 'uidv-2@t', 'uidv-3@t', 'uidv-4@t']);
+    expect((await messagesOf(db, companyId)).map((m) => m.external_id).filter((x) => !x.startsWith('sha256:'))).toEqual([
+      'uidv-1@t',
+      'uidv-2@t',
+      'uidv-3@t',
+      'uidv-4@t',
+    ]);
     const again = await runSync(t.handle, d, { scope: { companyId } });
     expect(again.body.stats).toMatchObject({ messagesImported: 0 });
   });
@@ -88,11 +122,25 @@ describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, r
     const db = t.handle.db;
     const box = newMailbox(d, 'cut');
     const total = 130;
-    await d.append(box.user, box.password, Array.from({ length: total }, (_, i) => simpleMail(`cut-${i + 1}@t`)));
+    await d.append(
+      box.user,
+      box.password,
+      Array.from({ length: total }, (_, i) => simpleMail(`cut-${i + 1}@t`)),
+    );
     const companyId = await createCompany(db);
     const id = await createIntegration(db, companyId, d, box.user, box.password);
     let segments = 0;
-    const r1 = await runSync(t.handle, d, { scope: { companyId }, job: { hooks: { afterSegment: () => { segments++; }, shouldStop: () => segments >= 1 } } });
+    const r1 = await runSync(t.handle, d, {
+      scope: { companyId },
+      job: {
+        hooks: {
+          afterSegment: () => {
+            segments++;
+          },
+          shouldStop: () => segments >= 1,
+        },
+      },
+    });
     expect(r1.body).toMatchObject({ partial: true });
     expect(r1.body.stats).toMatchObject({ synced: 1, messagesImported: 50, incomplete: 1 });
     const mid = await integrationRow(db, id);
@@ -107,7 +155,7 @@ describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, r
     expect((await integrationRow(db, id)).last_sync_status).toBe('success');
   });
 
-  it('defect 12: after a 3-day outage, mail older than the original\'s 6-hour window is still imported', async () => {
+  it("defect 12: after a 3-day outage, mail older than the original's 6-hour window is still imported", async () => {
     const db = t.handle.db;
     const box = newMailbox(d, 'outage');
     await d.append(box.user, box.password, [simpleMail('outage-0@t')]);
@@ -116,8 +164,18 @@ describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, r
     const lastRun = new Date(Date.now() - 3 * DAY);
     expect((await runSync(t.handle, d, { scope: { companyId }, now: lastRun })).body.stats).toMatchObject({ messagesImported: 1 });
     // the cron is down for three days; mail keeps arriving (delivery dates 70 h, 40 h and 2 h ago)
-    for (const [i, hoursAgo] of [[1, 70], [2, 40], [3, 2]]) {
-      await d.append(box.user, box.password, [simpleMail(`outage-${i}@t`, { headers: { Date: new Date(Date.now() - hoursAgo * 3_600_000).toUTCString() } })], 'INBOX', new Date(Date.now() - hoursAgo * 3_600_000));
+    for (const [i, hoursAgo] of [
+      [1, 70],
+      [2, 40],
+      [3, 2],
+    ]) {
+      await d.append(
+        box.user,
+        box.password,
+        [simpleMail(`outage-${i}@t`, { headers: { Date: new Date(Date.now() - hoursAgo * 3_600_000).toUTCString() } })],
+        'INBOX',
+        new Date(Date.now() - hoursAgo * 3_600_000),
+      );
     }
     const r = await runSync(t.handle, d, { scope: { companyId } });
     expect(r.body.stats).toMatchObject({ messagesImported: 3 });
@@ -138,7 +196,11 @@ describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, r
   it('dryRun: says how many messages would be fetched per integration, imports nothing, leaves the cursor alone', async () => {
     const db = t.handle.db;
     const box = newMailbox(d, 'dry');
-    await d.append(box.user, box.password, [1, 2, 3, 4].map((i) => simpleMail(`dry-${i}@t`)));
+    await d.append(
+      box.user,
+      box.password,
+      [1, 2, 3, 4].map((i) => simpleMail(`dry-${i}@t`)),
+    );
     const companyId = await createCompany(db);
     const id = await createIntegration(db, companyId, d, box.user, box.password);
     const r = await runSync(t.handle, d, { scope: { companyId }, dryRun: true });
@@ -175,7 +237,10 @@ describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, r
     expect(conv.get('th-2@t')).toBe(conv.get('th-1@t'));
     expect(conv.get('th-4@t')).toBe(conv.get('th-1@t'));
     expect(conv.get('th-3@t')).not.toBe(conv.get('th-1@t'));
-    const [c] = await queryRows<{ unread_count: number; status: string }>(db, sql`select unread_count, status from conversations where id = ${conv.get('th-1@t')!}`);
+    const [c] = await queryRows<{ unread_count: number; status: string }>(
+      db,
+      sql`select unread_count, status from conversations where id = ${conv.get('th-1@t')!}`,
+    );
     expect(c).toEqual({ unread_count: 3, status: 'À répondre' });
   });
 
@@ -189,7 +254,10 @@ describeImap('inbox-sync: incremental, gap-free, duplicate-free (real Dovecot, r
     await db.execute(sql`update conversations set status = 'Archivé', unread_count = 0 where company_id = ${companyId}`);
     await d.append(box.user, box.password, [simpleMail('arch-2@t', { headers: { 'In-Reply-To': '<arch-1@t>' } })]);
     await runSync(t.handle, d, { scope: { companyId } });
-    const rows = await queryRows<{ status: string; unread_count: number }>(db, sql`select status, unread_count from conversations where company_id = ${companyId}`);
+    const rows = await queryRows<{ status: string; unread_count: number }>(
+      db,
+      sql`select status, unread_count from conversations where company_id = ${companyId}`,
+    );
     expect(rows).toEqual([{ status: 'Archivé', unread_count: 1 }]);
   });
 });

@@ -6,7 +6,15 @@ import { describeWithService, hasPostgres } from '../helpers/services.js';
 import { hasDovecot, startDovecot, type Dovecot } from '../../devtools/dovecot.js';
 import { badLink } from '../helpers/imap-relay.js';
 import { readInboxProgress } from '../../lib/jobs/inbox-sync/attention.js';
-import { createCompany, createIntegration, integrationRow, messagesOf, newMailbox, runSync, simpleMail } from '../helpers/inbox-fixtures.js';
+import {
+  createCompany,
+  createIntegration,
+  integrationRow,
+  messagesOf,
+  newMailbox,
+  runSync,
+  simpleMail,
+} from '../helpers/inbox-fixtures.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
 import { scheduleIntervalMs } from '../../lib/cron/schedule.js';
 import { inboxSyncJob } from '../../lib/jobs/inbox-sync/index.js';
@@ -20,25 +28,50 @@ const INBOX_SYNC_INTERVAL_MS = scheduleIntervalMs(inboxSyncJob.schedule, new Dat
 /** A small message with a (tiny) PDF attachment: ~0.5 KB, so the link, not the store, is the bottleneck. */
 function mailWithAttachment(n: number): string {
   return [
-    'From: Client <client@exemple.fr>', 'To: me@test.local', `Subject: Facture ${n}`, `Date: ${new Date().toUTCString()}`,
-    `Message-ID: <slow-${n}@t>`, 'MIME-Version: 1.0', 'Content-Type: multipart/mixed; boundary="b"', '',
-    '--b', 'Content-Type: text/plain; charset=utf-8', '', `Bonjour, voici la pièce ${n}.`,
-    '--b', `Content-Type: application/pdf; name="f${n}.pdf"`, `Content-Disposition: attachment; filename="f${n}.pdf"`, 'Content-Transfer-Encoding: base64', '',
-    'JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PC9UeXBlL0NhdGFsb2c+PgplbmRvYmoK', '--b--', '',
+    'From: Client <client@exemple.fr>',
+    'To: me@test.local',
+    `Subject: Facture ${n}`,
+    `Date: ${new Date().toUTCString()}`,
+    `Message-ID: <slow-${n}@t>`,
+    'MIME-Version: 1.0',
+    'Content-Type: multipart/mixed; boundary="b"',
+    '',
+    '--b',
+    'Content-Type: text/plain; charset=utf-8',
+    '',
+    `Bonjour, voici la pièce ${n}.`,
+    '--b',
+    `Content-Type: application/pdf; name="f${n}.pdf"`,
+    `Content-Disposition: attachment; filename="f${n}.pdf"`,
+    'Content-Transfer-Encoding: base64',
+    '',
+    'JVBERi0xLjQKJcfsj6IKMSAwIG9iago8PC9UeXBlL0NhdGFsb2c+PgplbmRvYmoK',
+    '--b--',
+    '',
   ].join('\r\n');
 }
 
 describeImap('inbox-sync: the deadline holds on slow and stalling links (real Dovecot behind a relay, real PostgreSQL)', () => {
   let t: TestDatabase;
   let d: Dovecot;
-  beforeAll(async () => { t = await createTestDatabase('inboxslow'); d = await startDovecot(); }, 60_000);
-  afterAll(async () => { await d?.stop(); await t?.drop(); });
+  beforeAll(async () => {
+    t = await createTestDatabase('inboxslow');
+    d = await startDovecot();
+  }, 60_000);
+  afterAll(async () => {
+    await d?.stop();
+    await t?.drop();
+  });
 
   it('20 KB/s, 3,000 messages with attachments: every run answers within budget + 5 s and stores something; in the end every message is imported once', async () => {
     const db = t.handle.db;
     const box = newMailbox(d, 'slow');
     const total = 3_000;
-    await d.append(box.user, box.password, Array.from({ length: total }, (_, i) => mailWithAttachment(i + 1)));
+    await d.append(
+      box.user,
+      box.password,
+      Array.from({ length: total }, (_, i) => mailWithAttachment(i + 1)),
+    );
     const link = await badLink(d.port);
     link.throttle(20 * 1024);
     const budgetMs = 12_000;
@@ -50,7 +83,11 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
       for (let n = 0; n < 40; n++) {
         const started = Date.now();
         // each run is a later cron tick (the partial mailbox is due again at once)
-        const r = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0 += 300_000), env: { CRON_BUDGET_MS: String(budgetMs) } });
+        const r = await runSync(t.handle, d, {
+          scope: { companyId },
+          now: new Date((t0 += 300_000)),
+          env: { CRON_BUDGET_MS: String(budgetMs) },
+        });
         const ms = Date.now() - started;
         expect(httpStatusOf(r)).toBe(200);
         const stats = r.body.stats as { messagesImported: number; messagesDuplicate: number; failed: number };
@@ -68,18 +105,28 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
       expect(runs.at(-1)!.partial).toBe(false);
       const ids = (await messagesOf(db, companyId)).map((m) => m.external_id);
       expect(ids).toEqual(Array.from({ length: total }, (_, i) => `slow-${i + 1}@t`));
-      const [att] = await queryRows<{ n: number }>(db, sql`
-        select count(*)::int as n from message_attachments a join inbox_messages m on m.id = a.message_id where m.company_id = ${companyId}`);
+      const [att] = await queryRows<{ n: number }>(
+        db,
+        sql`
+        select count(*)::int as n from message_attachments a join inbox_messages m on m.id = a.message_id where m.company_id = ${companyId}`,
+      );
       expect(att.n).toBe(total);
-      const [stored] = await queryRows<{ sync_bytes_per_sec: number | null; last_progress_at: Date | null; last_sync_status: string }>(db, sql`
-        select sync_bytes_per_sec, last_progress_at, last_sync_status from inbox_integrations where id = ${id}`);
+      const [stored] = await queryRows<{ sync_bytes_per_sec: number | null; last_progress_at: Date | null; last_sync_status: string }>(
+        db,
+        sql`
+        select sync_bytes_per_sec, last_progress_at, last_sync_status from inbox_integrations where id = ${id}`,
+      );
       expect(stored.last_sync_status).toBe('success');
       expect(stored.last_progress_at).not.toBeNull();
       // measured, in the order of the link's 20 KB/s (protocol overhead and waits make it lower)
       expect(stored.sync_bytes_per_sec).toBeGreaterThan(2 * 1024);
       expect(stored.sync_bytes_per_sec).toBeLessThan(40 * 1024);
-      console.log(`[slow link] ${runs.length} runs: ${runs.map((r) => `${r.imported} in ${(r.ms / 1000).toFixed(1)} s`).join(', ')}; measured ${stored.sync_bytes_per_sec} B/s`);
-    } finally { await link.close(); }
+      console.log(
+        `[slow link] ${runs.length} runs: ${runs.map((r) => `${r.imported} in ${(r.ms / 1000).toFixed(1)} s`).join(', ')}; measured ${stored.sync_bytes_per_sec} B/s`,
+      );
+    } finally {
+      await link.close();
+    }
   }, 600_000);
 
   it('a message larger than the link can deliver within a run is recorded (headers and a note) and skipped, never retried; /cron/status shows the mailbox', async () => {
@@ -98,7 +145,11 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
       const results = [];
       for (let n = 0; n < 4; n++) {
         const started = Date.now();
-        const r = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0 + n * 300_000), env: { CRON_BUDGET_MS: String(budgetMs) } });
+        const r = await runSync(t.handle, d, {
+          scope: { companyId },
+          now: new Date(t0 + n * 300_000),
+          env: { CRON_BUDGET_MS: String(budgetMs) },
+        });
         expect(Date.now() - started).toBeLessThan(budgetMs + ANSWER_SLACK_MS);
         expect(r.body.stats).toMatchObject({ failed: 0, messagesDuplicate: 0 });
         results.push(r);
@@ -120,12 +171,18 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
       expect(big.content).toMatch(/^\[Message de 6\d\d Ko non importé : la liaison avec le serveur de messagerie \(environ \d+ Ko\/s\)/);
       expect((await integrationRow(db, id)).last_sync_status).toBe('success');
       // never retried: the next run finds nothing to do
-      const again = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0 + 3_600_000), env: { CRON_BUDGET_MS: String(budgetMs) } });
+      const again = await runSync(t.handle, d, {
+        scope: { companyId },
+        now: new Date(t0 + 3_600_000),
+        env: { CRON_BUDGET_MS: String(budgetMs) },
+      });
       expect(again.body.stats).toMatchObject({ messagesImported: 0, messagesDuplicate: 0 });
       const progress = await readInboxProgress(db, new Date(), INBOX_SYNC_INTERVAL_MS);
       expect(progress.mailboxes.find((m) => m.id === id)).toBeUndefined(); // caught up: only counted
       expect(progress.caughtUp).toBeGreaterThanOrEqual(1);
-    } finally { await link.close(); }
+    } finally {
+      await link.close();
+    }
   }, 120_000);
 
   it('the server stops sending in the middle of a FETCH: the run answers within budget + 5 s with what arrived whole; the next run continues', async () => {
@@ -133,7 +190,11 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
     const box = newMailbox(d, 'stall');
     const total = 200;
     const body = 'z'.repeat(76).concat('\r\n').repeat(26); // ~2 KB a message
-    await d.append(box.user, box.password, Array.from({ length: total }, (_, i) => simpleMail(`stall-${i + 1}@t`, { body })));
+    await d.append(
+      box.user,
+      box.password,
+      Array.from({ length: total }, (_, i) => simpleMail(`stall-${i + 1}@t`, { body })),
+    );
     const link = await badLink(d.port);
     const budgetMs = 6_000;
     try {
@@ -141,10 +202,17 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
       const id = await createIntegration(db, companyId, d, box.user, box.password, { port: link.port });
       // the second FETCH is the sources': the server goes silent after ~130 KB of them (segment 1 whole)
       let fetches = 0;
-      const onCommand = (_id: number, verb: string) => { if (verb === 'FETCH' && ++fetches === 2) link.stallAfter(130_000); };
+      const onCommand = (_id: number, verb: string) => {
+        if (verb === 'FETCH' && ++fetches === 2) link.stallAfter(130_000);
+      };
       const t0 = Date.now();
       const started = Date.now();
-      const r1 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0), job: { onCommand }, env: { CRON_BUDGET_MS: String(budgetMs), IMAP_SOCKET_TIMEOUT_MS: '30000' } });
+      const r1 = await runSync(t.handle, d, {
+        scope: { companyId },
+        now: new Date(t0),
+        job: { onCommand },
+        env: { CRON_BUDGET_MS: String(budgetMs), IMAP_SOCKET_TIMEOUT_MS: '30000' },
+      });
       expect(Date.now() - started).toBeLessThan(budgetMs + ANSWER_SLACK_MS);
       expect(httpStatusOf(r1)).toBe(200);
       expect(r1.body.partial).toBe(true);
@@ -160,9 +228,13 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
       const r2 = await runSync(t.handle, d, { scope: { companyId }, now: new Date(t0 + 300_000), env: { CRON_BUDGET_MS: '20000' } });
       expect(r2.body.partial).toBe(false);
       expect(r2.body.stats).toMatchObject({ messagesImported: total - s1.messagesImported, messagesDuplicate: 0 });
-      expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual(Array.from({ length: total }, (_, i) => `stall-${i + 1}@t`));
+      expect((await messagesOf(db, companyId)).map((m) => m.external_id)).toEqual(
+        Array.from({ length: total }, (_, i) => `stall-${i + 1}@t`),
+      );
       expect((await integrationRow(db, id)).last_sync_status).toBe('success');
-    } finally { await link.close(); }
+    } finally {
+      await link.close();
+    }
   }, 120_000);
 
   it('the server stalls mid-FETCH for longer than the socket timeout, inside the budget: timeout_fetch, what arrived whole is kept', async () => {
@@ -170,19 +242,31 @@ describeImap('inbox-sync: the deadline holds on slow and stalling links (real Do
     const box = newMailbox(d, 'stall-timeout');
     const total = 120;
     const body = 'w'.repeat(76).concat('\r\n').repeat(26);
-    await d.append(box.user, box.password, Array.from({ length: total }, (_, i) => simpleMail(`st-${i + 1}@t`, { body })));
+    await d.append(
+      box.user,
+      box.password,
+      Array.from({ length: total }, (_, i) => simpleMail(`st-${i + 1}@t`, { body })),
+    );
     const link = await badLink(d.port);
     try {
       const companyId = await createCompany(db);
       const id = await createIntegration(db, companyId, d, box.user, box.password, { port: link.port });
       let fetches = 0;
-      const onCommand = (_id: number, verb: string) => { if (verb === 'FETCH' && ++fetches === 2) link.stallAfter(130_000); };
-      const r = await runSync(t.handle, d, { scope: { companyId }, job: { onCommand }, env: { CRON_BUDGET_MS: '20000', IMAP_SOCKET_TIMEOUT_MS: '1500' } });
+      const onCommand = (_id: number, verb: string) => {
+        if (verb === 'FETCH' && ++fetches === 2) link.stallAfter(130_000);
+      };
+      const r = await runSync(t.handle, d, {
+        scope: { companyId },
+        job: { onCommand },
+        env: { CRON_BUDGET_MS: '20000', IMAP_SOCKET_TIMEOUT_MS: '1500' },
+      });
       expect((r.body.errors as { code: string }[])[0]).toMatchObject({ code: 'timeout_fetch' });
       expect((r.body.errors as { message: string }[])[0].message).toMatch(/cessé de répondre pendant la lecture/);
       const row = await integrationRow(db, id);
       expect(row).toMatchObject({ last_sync_status: 'error', sync_lease_until: null });
       expect(Number(row.last_uid)).toBe((r.body.stats as { messagesImported: number }).messagesImported);
-    } finally { await link.close(); }
+    } finally {
+      await link.close();
+    }
   }, 60_000);
 });

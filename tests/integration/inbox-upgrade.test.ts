@@ -20,9 +20,16 @@ async function keyOfPreviousVersion(raw: Buffer): Promise<string> {
   const { simpleParser } = await import('mailparser');
   const p = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true, skipTextLinks: true, keepCidLinks: false });
   const from = (p.from as AddressObject | undefined)?.value[0]?.address?.trim().toLowerCase() ?? '';
-  const date = p.headerLines.find((h) => h.key === 'date')!.line.replace(/^[^:]*:/, '').replace(/\r?\n[ \t]+/g, ' ').trim();
+  const date = p.headerLines
+    .find((h) => h.key === 'date')!
+    .line.replace(/^[^:]*:/, '')
+    .replace(/\r?\n[ \t]+/g, ' ')
+    .trim();
   const h = createHash('sha256');
-  for (const part of [from, date, p.subject ?? '', (p.text ?? '').trim().replace(/\r\n/g, '\n').trim()]) { h.update(part); h.update('\u0000'); }
+  for (const part of [from, date, p.subject ?? '', (p.text ?? '').trim().replace(/\r\n/g, '\n').trim()]) {
+    h.update(part);
+    h.update('\u0000');
+  }
   return `hash:${h.digest('hex')}`;
 }
 
@@ -34,7 +41,9 @@ describeImap('inbox-sync: upgrading a database filled by the previous version (r
   let box: { user: string; password: string };
   // every real-world message without a Message-ID, plus a plain one the old key handled well
   const noId = realWorldMessages().filter((m) => m.name.startsWith('no-id-'));
-  const plainNoId = Buffer.from('From: Paul <paul@exemple.fr>\r\nTo: contact@lokario-test.fr\r\nSubject: Sans identifiant\r\nDate: Mon, 12 Jan 2026 10:00:00 +0100\r\n\r\nTexte simple\r\n');
+  const plainNoId = Buffer.from(
+    'From: Paul <paul@exemple.fr>\r\nTo: contact@lokario-test.fr\r\nSubject: Sans identifiant\r\nDate: Mon, 12 Jan 2026 10:00:00 +0100\r\n\r\nTexte simple\r\n',
+  );
   const raws = [...noId.map((m) => m.raw), plainNoId];
   let legacy: string[];
   let droppedByOldVersion: number;
@@ -60,12 +69,17 @@ describeImap('inbox-sync: upgrading a database filled by the previous version (r
         await t.handle.db.execute(sql`delete from message_attachments where message_id = ${rows[i].id}`);
         await t.handle.db.execute(sql`delete from inbox_messages where id = ${rows[i].id}`);
       } else {
-        await t.handle.db.execute(sql`update inbox_messages set external_id = ${legacy[i]}, kind = 'person', external_metadata = external_metadata - 'legacy_key' where id = ${rows[i].id}`);
+        await t.handle.db.execute(
+          sql`update inbox_messages set external_id = ${legacy[i]}, kind = 'person', external_metadata = external_metadata - 'legacy_key' where id = ${rows[i].id}`,
+        );
       }
       seen.add(legacy[i]);
     }
   }, 120_000);
-  afterAll(async () => { await d?.stop(); await t?.drop(); });
+  afterAll(async () => {
+    await d?.stop();
+    await t?.drop();
+  });
 
   it('the previous version merged the pairs: 3 messages of the corpus were never stored', () => {
     expect(droppedByOldVersion).toBe(3); // attachment-only, HTML-only, same text other photo
@@ -81,7 +95,11 @@ describeImap('inbox-sync: upgrading a database filled by the previous version (r
     const before = await messagesOf(t.handle.db, companyId);
     await t.handle.db.execute(sql`update inbox_integrations set uid_validity = null, last_uid = null where id = ${integrationId}`);
     const r = await runSync(t.handle, d);
-    expect(r.body.stats).toMatchObject({ synced: 1, messagesImported: droppedByOldVersion, messagesDuplicate: raws.length - droppedByOldVersion });
+    expect(r.body.stats).toMatchObject({
+      synced: 1,
+      messagesImported: droppedByOldVersion,
+      messagesDuplicate: raws.length - droppedByOldVersion,
+    });
     const after = await messagesOf(t.handle.db, companyId);
     expect(after).toHaveLength(raws.length);
     // the old rows are still there (same ids), now under the new key, with their kind
@@ -102,7 +120,10 @@ describeImap('inbox-sync: upgrading a database filled by the previous version (r
     await createIntegration(t.handle.db, companyId, d, box.user, box.password, { folder: 'Archives' });
     const copy = await runSync(t.handle, d);
     expect(copy.body.stats).toMatchObject({ messagesImported: 0 });
-    const [n] = await queryRows<{ n: number }>(t.handle.db, sql`select count(*)::int as n from inbox_messages where company_id = ${companyId}`);
+    const [n] = await queryRows<{ n: number }>(
+      t.handle.db,
+      sql`select count(*)::int as n from inbox_messages where company_id = ${companyId}`,
+    );
     expect(n.n).toBe(raws.length);
   });
 });

@@ -13,8 +13,12 @@ import { followupsJob } from '../../lib/jobs/followups/index.js';
 
 describePg('lease on real PostgreSQL (pg driver)', () => {
   let t: TestDatabase;
-  beforeAll(async () => { t = await createTestDatabase('lease'); });
-  afterAll(async () => { await t?.drop(); });
+  beforeAll(async () => {
+    t = await createTestDatabase('lease');
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
 
   it('ten runs started together: exactly one runs, the others answer skipped', async () => {
     let running = 0;
@@ -36,8 +40,14 @@ describePg('lease on real PostgreSQL (pg driver)', () => {
     expect(ran).toHaveLength(1);
     expect(skipped).toHaveLength(9);
     expect(maxRunning).toBe(1);
-    const rows = await queryRows<{ outcome: string; n: number }>(t.handle.db, sql`select outcome::text, count(*)::int as n from cron_runs group by outcome order by outcome::text`);
-    expect(rows).toEqual([{ outcome: 'skipped', n: 9 }, { outcome: 'succeeded', n: 1 }]);
+    const rows = await queryRows<{ outcome: string; n: number }>(
+      t.handle.db,
+      sql`select outcome::text, count(*)::int as n from cron_runs group by outcome order by outcome::text`,
+    );
+    expect(rows).toEqual([
+      { outcome: 'skipped', n: 9 },
+      { outcome: 'succeeded', n: 1 },
+    ]);
     const leases = await queryRows(t.handle.db, sql`select * from cron_leases`);
     expect(leases).toEqual([]); // released in finally
   });
@@ -55,14 +65,24 @@ describePg('lease on real PostgreSQL (pg driver)', () => {
   });
 
   it('a run that throws releases its lease and is recorded as failed with a 500', async () => {
-    const boom: Job = { ...overdueRemindersJob, run: async () => { throw new Error('boom'); } };
+    const boom: Job = {
+      ...overdueRemindersJob,
+      run: async () => {
+        throw new Error('boom');
+      },
+    };
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24) }, t.handle);
     const res = await runJob(boom, 'http', { dryRun: false, scope: {} }, rt);
     expect(httpStatusOf(res)).toBe(500);
     expect(res.body).toMatchObject({ success: false, job: 'overdue-reminders', error: 'job_failed', message: 'boom' });
     const leases = await queryRows(t.handle.db, sql`select * from cron_leases where job = 'overdue-reminders'`);
     expect(leases).toEqual([]);
-    const again = await runJob({ ...boom, run: async () => ({ stats: {}, errors: [], partial: false }) }, 'http', { dryRun: false, scope: {} }, rt);
+    const again = await runJob(
+      { ...boom, run: async () => ({ stats: {}, errors: [], partial: false }) },
+      'http',
+      { dryRun: false, scope: {} },
+      rt,
+    );
     expect(httpStatusOf(again)).toBe(200);
     expect(again.body.skipped).toBeUndefined();
   });

@@ -9,13 +9,18 @@ import { startLocalServer } from '../../devtools/server.js';
 
 const SECRET = 'local-server-secret-0123456789';
 
-
 describe('local server (npm start) on the embedded database', () => {
   let srv: Awaited<ReturnType<typeof startLocalServer>>;
   let dataDir: string;
   beforeAll(async () => {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'lokario-server-'));
-    srv = await startLocalServer({ PORT: '0', SCHEDULER: 'off', CRON_SECRET: SECRET, PGLITE_DIR: 'memory://', OUTBOX_DIR: path.join(dataDir, 'outbox') });
+    srv = await startLocalServer({
+      PORT: '0',
+      SCHEDULER: 'off',
+      CRON_SECRET: SECRET,
+      PGLITE_DIR: 'memory://',
+      OUTBOX_DIR: path.join(dataDir, 'outbox'),
+    });
   }, 60_000);
   afterAll(async () => {
     if (srv?.child.exitCode === null) {
@@ -61,25 +66,43 @@ describe('mail transport factory', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lokario-outbox-'));
     try {
       const f = createMailFactory(parseConfig({ OUTBOX_DIR: dir }));
-      const res = await f.platform().send({ from: 'Lokario <noreply@lokario.fr>', to: 'a@example.com', subject: 'Sujet accentué', text: 'Bonjour é', messageId: '<x.1@lokario.fr>' });
+      const res = await f.platform().send({
+        from: 'Lokario <noreply@lokario.fr>',
+        to: 'a@example.com',
+        subject: 'Sujet accentué',
+        text: 'Bonjour é',
+        messageId: '<x.1@lokario.fr>',
+      });
       expect(res.via).toBe('outbox');
       const eml = fs.readFileSync(res.file!, 'utf8');
       expect(eml).toContain('Message-ID: <x.1@lokario.fr>');
       expect(eml).toContain('To: a@example.com');
-    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('production without SMTP_URL: every send fails clearly with smtp_not_configured', async () => {
     const f = createMailFactory(parseConfig({ NODE_ENV: 'production', CRON_SECRET: 'x' }));
-    await expect(f.platform().send({ from: 'a@b.fr', to: 'c@d.fr', subject: 's', text: 't', messageId: '<m@b.fr>' }))
-      .rejects.toMatchObject({ code: 'smtp_not_configured' });
-    await expect(f.platform().send({ from: 'a@b.fr', to: 'c@d.fr', subject: 's', text: 't', messageId: '<m@b.fr>' })).rejects.toBeInstanceOf(MailError);
+    await expect(f.platform().send({ from: 'a@b.fr', to: 'c@d.fr', subject: 's', text: 't', messageId: '<m@b.fr>' })).rejects.toMatchObject(
+      { code: 'smtp_not_configured' },
+    );
+    await expect(
+      f.platform().send({ from: 'a@b.fr', to: 'c@d.fr', subject: 's', text: 't', messageId: '<m@b.fr>' }),
+    ).rejects.toBeInstanceOf(MailError);
   });
 });
 
 describe('local scheduler (npm start with SCHEDULER on)', () => {
   it('runs every job from vercel.json on its own (accelerated with SCHEDULER_EVERY_SECONDS)', async () => {
-    const srv = await startLocalServer({ PORT: '0', SCHEDULER: 'on', SCHEDULER_EVERY_SECONDS: '1', CRON_SECRET: SECRET, PGLITE_DIR: 'memory://', OUTBOX_DIR: path.join(os.tmpdir(), 'lokario-sched-outbox') });
+    const srv = await startLocalServer({
+      PORT: '0',
+      SCHEDULER: 'on',
+      SCHEDULER_EVERY_SECONDS: '1',
+      CRON_SECRET: SECRET,
+      PGLITE_DIR: 'memory://',
+      OUTBOX_DIR: path.join(os.tmpdir(), 'lokario-sched-outbox'),
+    });
     try {
       expect(srv.output()).toMatch(/scheduler: inbox-sync "\*\/1 \* \* \* \* \*"/);
       let jobs: { job: string; lastRun: unknown }[] = [];

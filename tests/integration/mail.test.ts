@@ -7,12 +7,22 @@ import { deterministicMessageId } from '../../lib/mail/message-id.js';
 import { formatFrom } from '../../lib/text/address.js';
 import { simpleParser } from 'mailparser';
 
-const mail = (n: number) => ({ from: 'Lokario <noreply@lokario.fr>', to: 'client@example.com', subject: `s${n}`, text: 'Bonjour', messageId: `<m${n}@lokario.fr>` });
+const mail = (n: number) => ({
+  from: 'Lokario <noreply@lokario.fr>',
+  to: 'client@example.com',
+  subject: `s${n}`,
+  text: 'Bonjour',
+  messageId: `<m${n}@lokario.fr>`,
+});
 
 describe('SMTP transport against a real SMTP server', () => {
   let sink: Awaited<ReturnType<typeof startSmtpSink>>;
-  beforeAll(async () => { sink = await startSmtpSink({ users: { app: 'pw' } }); });
-  afterAll(async () => { await sink.close(); });
+  beforeAll(async () => {
+    sink = await startSmtpSink({ users: { app: 'pw' } });
+  });
+  afterAll(async () => {
+    await sink.close();
+  });
 
   it('sends with the deterministic Message-ID; 4xx is temporary, 5xx permanent', async () => {
     const f = createMailFactory(parseConfig({ SMTP_URL: `smtp://app:pw@127.0.0.1:${sink.port}` }));
@@ -31,7 +41,7 @@ describe('SMTP transport against a real SMTP server', () => {
   it('a company name with quotes, a comma, accents or a line break arrives as the From name, one mailbox', async () => {
     const f = createMailFactory(parseConfig({ SMTP_URL: `smtp://app:pw@127.0.0.1:${sink.port}` }));
     const t = f.platform();
-    const names = ['Dupont, "Fils" & Cie', 'Société Générale d\'Électricité', 'Atelier\r\nBcc: victim@evil.test', 'a\\b <c@d.e>'];
+    const names = ['Dupont, "Fils" & Cie', "Société Générale d'Électricité", 'Atelier\r\nBcc: victim@evil.test', 'a\\b <c@d.e>'];
     for (const [i, name] of names.entries()) {
       await t.send({ ...mail(20 + i), from: formatFrom(name, 'noreply@lokario.fr') });
       const parsed = await simpleParser(sink.received.at(-1)!.raw);
@@ -56,11 +66,15 @@ describe('SMTP transport against a real SMTP server', () => {
   });
 
   it('connection refused and a server that never greets: temporary errors within the configured timeouts', async () => {
-    const silent = net.createServer(() => { /* accept and say nothing */ });
+    const silent = net.createServer(() => {
+      /* accept and say nothing */
+    });
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
     const port = (silent.address() as net.AddressInfo).port;
     try {
-      const f = createMailFactory(parseConfig({ SMTP_URL: `smtp://127.0.0.1:${port}`, SMTP_GREETING_TIMEOUT_MS: '300', SMTP_CONNECT_TIMEOUT_MS: '300' }));
+      const f = createMailFactory(
+        parseConfig({ SMTP_URL: `smtp://127.0.0.1:${port}`, SMTP_GREETING_TIMEOUT_MS: '300', SMTP_CONNECT_TIMEOUT_MS: '300' }),
+      );
       await expect(f.platform().send(mail(7))).rejects.toMatchObject({ permanent: false });
       f.closeAll();
       const closed = net.createServer();
@@ -77,6 +91,8 @@ describe('SMTP transport against a real SMTP server', () => {
 
   it('deterministic Message-IDs are stable and use the sender domain', () => {
     expect(deterministicMessageId('followup', [12, 2], 'Lokario <noreply@lokario.fr>')).toBe('<lokario.followup.12.2@lokario.fr>');
-    expect(deterministicMessageId('followup', [12, 2], 'Lokario <noreply@lokario.fr>')).toBe(deterministicMessageId('followup', [12, 2], 'noreply@lokario.fr'));
+    expect(deterministicMessageId('followup', [12, 2], 'Lokario <noreply@lokario.fr>')).toBe(
+      deterministicMessageId('followup', [12, 2], 'noreply@lokario.fr'),
+    );
   });
 });

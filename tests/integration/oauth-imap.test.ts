@@ -35,12 +35,21 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     p = await startOAuthProvider();
     d = await startDovecot({ oauth2: { introspectionUrl: p.introspectionUrl }, pool: 20 });
   }, 60_000);
-  afterAll(async () => { await d?.stop(); await p?.close(); await t?.drop(); });
+  afterAll(async () => {
+    await d?.stop();
+    await p?.close();
+    await t?.drop();
+  });
 
   const env = (extra: Record<string, string> = {}) => inboxEnv({ ...oauthEnv(p), ...extra });
   async function sync(companyId: number, job: InboxSyncOptions = {}, now?: Date, extraEnv: Record<string, string> = {}) {
     const { rt, logs } = testRuntime(env(extraEnv), t.handle as never);
-    const res = await runJob(createInboxSyncJob({ tls: { ca: d.cert }, ...job }), 'http', { dryRun: false, scope: { companyId } as never, nowOverride: now }, rt);
+    const res = await runJob(
+      createInboxSyncJob({ tls: { ca: d.cert }, ...job }),
+      'http',
+      { dryRun: false, scope: { companyId } as never, nowOverride: now },
+      rt,
+    );
     allLogs.push(...logs);
     bodies.push(JSON.stringify(res.body));
     return res;
@@ -63,7 +72,11 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     await d.append(box.user, box.password, [simpleMail('oauth-valid-1@x'), simpleMail('oauth-valid-2@x')]);
     const g = consent(box.user);
     const companyId = await createCompany(db);
-    const id = await createOAuthIntegration(db, companyId, d, box.user, { refreshToken: g.refreshToken, accessToken: g.accessToken, expiresAt: new Date(Date.now() + 50 * MINUTE) });
+    const id = await createOAuthIntegration(db, companyId, d, box.user, {
+      refreshToken: g.refreshToken,
+      accessToken: g.accessToken,
+      expiresAt: new Date(Date.now() + 50 * MINUTE),
+    });
     const before = { ...p.counters };
     const r = await sync(companyId);
     expect(httpStatusOf(r)).toBe(200);
@@ -83,7 +96,11 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     const g = consent(box.user, { accessTtlSec: 1 });
     const companyId = await createCompany(db);
     // expiring within the 5-minute margin counts as expired
-    const id = await createOAuthIntegration(db, companyId, d, box.user, { refreshToken: g.refreshToken, accessToken: g.accessToken, expiresAt: new Date(Date.now() + 2 * MINUTE) });
+    const id = await createOAuthIntegration(db, companyId, d, box.user, {
+      refreshToken: g.refreshToken,
+      accessToken: g.accessToken,
+      expiresAt: new Date(Date.now() + 2 * MINUTE),
+    });
     await new Promise((r) => setTimeout(r, 1100)); // the provider's access token is now really expired
     expect(p.isActive(g.accessToken)).toBe(false);
     const before = { ...p.counters };
@@ -92,7 +109,9 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     expect(p.counters.refreshes - before.refreshes).toBe(1);
     const req = p.refreshLog[p.refreshLog.length - 1];
     expect(req).toMatchObject({ grant_type: 'refresh_token', client_id: p.clientId });
-    expect(req.scope.split(' ').sort()).toEqual(['https://outlook.office.com/IMAP.AccessAsUser.All', 'https://outlook.office.com/SMTP.Send', 'offline_access'].sort());
+    expect(req.scope.split(' ').sort()).toEqual(
+      ['https://outlook.office.com/IMAP.AccessAsUser.All', 'https://outlook.office.com/SMTP.Send', 'offline_access'].sort(),
+    );
     const row = await stored(id);
     expect(row.refresh!.value).not.toBe(g.refreshToken); // rotated…
     expect(row.access!.value).not.toBe(g.accessToken);
@@ -111,14 +130,18 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     await d.append(box.user, box.password, [simpleMail('oauth-revoked-1@x')]);
     const g = consent(box.user);
     const companyId = await createCompany(db);
-    const id = await createOAuthIntegration(db, companyId, d, box.user, { refreshToken: g.refreshToken, accessToken: g.accessToken, expiresAt: new Date(Date.now() + 50 * MINUTE) });
+    const id = await createOAuthIntegration(db, companyId, d, box.user, {
+      refreshToken: g.refreshToken,
+      accessToken: g.accessToken,
+      expiresAt: new Date(Date.now() + 50 * MINUTE),
+    });
     p.revoke(box.user);
     const before = { ...p.counters };
     // the stored token looks valid: Dovecot refuses it, one refresh is tried, the provider says invalid_grant
     const r = await sync(companyId);
     expect(httpStatusOf(r)).toBe(200);
     expect(r.body.stats).toMatchObject({ integrations: 1, synced: 0, needsReauth: 1, failed: 0 });
-    expect((r.body.errors as { code: string; id: number }[])).toEqual([expect.objectContaining({ id, code: 'oauth_needs_reauth' })]);
+    expect(r.body.errors as { code: string; id: number }[]).toEqual([expect.objectContaining({ id, code: 'oauth_needs_reauth' })]);
     expect(p.counters.refused - before.refused).toBe(1);
     const row = await stored(id);
     expect(row).toMatchObject({ last_sync_status: 'needs_reauth', sync_lease_until: null, consecutive_failures: 0 });
@@ -128,7 +151,12 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     expect(notes[0].message).toMatch(/reconnectez votre boîte Microsoft/);
     expect(notes[0].message).toContain(box.user);
     // /cron/status lists it
-    expect((await readStatus(db, new Date(), JOB_REGISTRY)).oauthMailboxes.integrations).toContainEqual({ id, companyId, provider: 'microsoft', reason: row.last_sync_error });
+    expect((await readStatus(db, new Date(), JOB_REGISTRY)).oauthMailboxes.integrations).toContainEqual({
+      id,
+      companyId,
+      provider: 'microsoft',
+      reason: row.last_sync_error,
+    });
 
     // the next runs (even much later) skip it: no login, no refresh, no second notification
     const mid = { ...p.counters };
@@ -158,7 +186,11 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     // the consent was given for another account: the provider issues tokens, the server refuses them for this login
     const g = consent(other.user, { accessTtlSec: 3600 });
     const companyId = await createCompany(db);
-    const id = await createOAuthIntegration(db, companyId, d, box.user, { refreshToken: g.refreshToken, accessToken: null, expiresAt: null });
+    const id = await createOAuthIntegration(db, companyId, d, box.user, {
+      refreshToken: g.refreshToken,
+      accessToken: null,
+      expiresAt: null,
+    });
     const before = { ...p.counters };
     const r = await sync(companyId);
     expect(r.body.stats).toMatchObject({ needsReauth: 1, synced: 0 });
@@ -174,7 +206,11 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     await d.append(box.user, box.password, [simpleMail('oauth-outage-1@x')]);
     const g = consent(box.user);
     const companyId = await createCompany(db);
-    const id = await createOAuthIntegration(db, companyId, d, box.user, { refreshToken: g.refreshToken, accessToken: null, expiresAt: null });
+    const id = await createOAuthIntegration(db, companyId, d, box.user, {
+      refreshToken: g.refreshToken,
+      accessToken: null,
+      expiresAt: null,
+    });
     p.failNext(1, 503);
     const t0 = Date.now();
     const r = await sync(companyId, {}, new Date(t0));
@@ -206,15 +242,16 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     await d.append(box.user, box.password, [simpleMail('oauth-concurrent-1@x')]);
     const g = consent(box.user);
     const companyId = await createCompany(db);
-    const id = await createOAuthIntegration(db, companyId, d, box.user, { refreshToken: g.refreshToken, accessToken: g.accessToken, expiresAt: new Date(Date.now() - MINUTE) });
+    const id = await createOAuthIntegration(db, companyId, d, box.user, {
+      refreshToken: g.refreshToken,
+      accessToken: g.accessToken,
+      expiresAt: new Date(Date.now() - MINUTE),
+    });
     const before = { ...p.counters };
     p.setDelay(300); // a slow provider: every caller arrives while the first refresh is in flight
     const config = parseConfig({ ...env(), NODE_ENV: 'test', DATABASE_URL: 'postgres://x/y' });
     try {
-      const [run, ...tokens] = await Promise.all([
-        sync(companyId),
-        ...Array.from({ length: 4 }, () => accessTokenFor({ db, config }, id)),
-      ]);
+      const [run, ...tokens] = await Promise.all([sync(companyId), ...Array.from({ length: 4 }, () => accessTokenFor({ db, config }, id))]);
       expect(run.body.stats).toMatchObject({ synced: 1, messagesImported: 1 });
       expect(p.counters.refreshRequests - before.refreshRequests).toBe(1);
       const row = await stored(id);
@@ -230,7 +267,11 @@ describeImap('inbox-sync: OAuth 2.0 mailboxes (Dovecot oauth2 passdb, local toke
     const box = d.takeMailbox();
     const g = consent(box.user);
     const companyId = await createCompany(db);
-    const id = await createOAuthIntegration(db, companyId, d, box.user, { refreshToken: g.refreshToken, accessToken: null, expiresAt: null });
+    const id = await createOAuthIntegration(db, companyId, d, box.user, {
+      refreshToken: g.refreshToken,
+      accessToken: null,
+      expiresAt: null,
+    });
     const config = parseConfig({ ...env(), NODE_ENV: 'test', DATABASE_URL: 'postgres://x/y' });
     const hooks = {
       // the connection of the refresh transaction is killed after the UPDATE, before COMMIT

@@ -32,7 +32,12 @@ describePg('followups from an OAuth mailbox: SMTP XOAUTH2 (smtp-server, local to
     // the mailbox's own server: STARTTLS (a mailbox transport never authenticates in clear), XOAUTH2 checked at the provider
     mailbox = await startSmtpSink({ starttls: true, xoauth2: (user, token) => p.isActive(token, user) });
   });
-  afterAll(async () => { await mailbox?.close(); await platform?.close(); await p?.close(); await t?.drop(); });
+  afterAll(async () => {
+    await mailbox?.close();
+    await platform?.close();
+    await p?.close();
+    await t?.drop();
+  });
   beforeEach(async () => {
     await wipe(t.handle.db);
     platform.received.length = 0;
@@ -46,7 +51,10 @@ describePg('followups from an OAuth mailbox: SMTP XOAUTH2 (smtp-server, local to
   });
 
   const run = async (now: Date) => {
-    const { rt, logs } = testRuntime({ CRON_SECRET: SECRET, SMTP_URL: platform.url, ENCRYPTION_MASTER_KEY: MASTER_KEY, ...oauthEnv(p) }, t.handle);
+    const { rt, logs } = testRuntime(
+      { CRON_SECRET: SECRET, SMTP_URL: platform.url, ENCRYPTION_MASTER_KEY: MASTER_KEY, ...oauthEnv(p) },
+      t.handle,
+    );
     const res = await runJob(followupsJob, 'http', { dryRun: false, scope: {}, nowOverride: now }, rt);
     allLogs.push(...logs);
     allLogs.push(JSON.stringify(res.body));
@@ -59,9 +67,15 @@ describePg('followups from an OAuth mailbox: SMTP XOAUTH2 (smtp-server, local to
     issued.push(grant.refreshToken, ...(grant.accessToken ? [grant.accessToken] : []));
     const s = await seedCompany(db, { name: 'Atelier Dupont' });
     const integrationId = await addMailbox(db, s.companyId, {
-      emailAddress: MAILBOX, emailPassword: null, smtpServer: '127.0.0.1', smtpPort: mailbox.port, smtpUseSsl: false,
-      imapServer: 'outlook.office365.com', imapPort: 993,
-      authMethod: 'oauth2', oauthProvider: 'microsoft',
+      emailAddress: MAILBOX,
+      emailPassword: null,
+      smtpServer: '127.0.0.1',
+      smtpPort: mailbox.port,
+      smtpUseSsl: false,
+      imapServer: 'outlook.office365.com',
+      imapPort: 993,
+      authMethod: 'oauth2',
+      oauthProvider: 'microsoft',
       oauthRefreshToken: encryptSecret(grant.refreshToken, MASTER_KEY),
       oauthAccessToken: grant.accessToken ? encryptSecret(grant.accessToken, MASTER_KEY) : null,
       oauthAccessTokenExpiresAt: expiresAt,

@@ -3,7 +3,13 @@ import path from 'node:path';
 import { sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { queryRows } from '../../db/client.js';
-import { pauseIntegration, seedCompany, seedHealthyRuns, seedUnknownFollowup, seedUnknownReminder } from '../../devtools/console-fixtures.js';
+import {
+  pauseIntegration,
+  seedCompany,
+  seedHealthyRuns,
+  seedUnknownFollowup,
+  seedUnknownReminder,
+} from '../../devtools/console-fixtures.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js';
 import { describePg } from '../helpers/services.js';
 
@@ -13,7 +19,9 @@ const root = path.resolve(import.meta.dirname, '../..');
 function ops(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/ops.ts', ...args], {
-      cwd: root, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: 'none', USER: 'bob', ...env }, stdio: ['ignore', 'pipe', 'pipe'],
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ENV_FILE: 'none', USER: 'bob', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
@@ -37,15 +45,20 @@ describePg('npm run ops (the operator CLI) on real PostgreSQL', () => {
     const db = t.handle.db;
     await seedHealthyRuns(db, new Date(), 2, { failEvery: 5 });
     const company = await seedCompany(db);
-    const [row] = await queryRows<{ id: number }>(db, sql`
+    const [row] = await queryRows<{ id: number }>(
+      db,
+      sql`
       insert into inbox_integrations (company_id, name, imap_server, imap_port, email_address, email_password)
-      values (${company}, 'Boîte accueil', '127.0.0.1', 1, 'accueil@exemple.fr', 'x') returning id`);
+      values (${company}, 'Boîte accueil', '127.0.0.1', 1, 'accueil@exemple.fr', 'x') returning id`,
+    );
     integrationId = Number(row.id);
     await pauseIntegration(db, integrationId);
     ({ historyId } = await seedUnknownFollowup(db, company, 'Facture F-2026-001'));
     reminderId = await seedUnknownReminder(db, company);
   });
-  afterAll(async () => { await t?.drop(); });
+  afterAll(async () => {
+    await t?.drop();
+  });
 
   it('status: a table of the four jobs, the paused mailbox, the unknown sends', async () => {
     const r = await ops(['status'], env);
@@ -56,7 +69,7 @@ describePg('npm run ops (the operator CLI) on real PostgreSQL', () => {
     for (const job of ['followups', 'overdue-reminders']) expect(r.stdout).toMatch(new RegExp(`^${job}\\s+À vérifier`, 'm'));
     expect(r.stdout).toContain('Boîtes mail à surveiller : 1');
     expect(r.stdout).toContain('Suspendue');
-    expect(r.stdout).toContain('Envois à l\'état inconnu : 2');
+    expect(r.stdout).toContain("Envois à l'état inconnu : 2");
     expect(r.stdout).toContain('Attention : intervention requise.');
   });
 
@@ -64,7 +77,9 @@ describePg('npm run ops (the operator CLI) on real PostgreSQL', () => {
     const r = await ops(['unknown'], env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`followup_step:${historyId}\\s+client@exemple\\.fr\\s+Relance \\(étape 1\\) : Facture F-2026-001`));
-    expect(r.stdout).toMatch(new RegExp(`appointment_reminder:${reminderId}\\s+leroy@exemple\\.fr\\s+Rappel de rendez-vous : Visite technique`));
+    expect(r.stdout).toMatch(
+      new RegExp(`appointment_reminder:${reminderId}\\s+leroy@exemple\\.fr\\s+Rappel de rendez-vous : Visite technique`),
+    );
     expect(r.stdout).toMatch(/\d\d\/\d\d\/\d{4} \d\d:\d\d/);
   });
 
@@ -78,13 +93,19 @@ describePg('npm run ops (the operator CLI) on real PostgreSQL', () => {
     const again = await ops(['resolve', `followup_step:${historyId}`, 'resend'], env);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('déjà résolu');
-    const [h] = await queryRows<{ delivery: string }>(t.handle.db, sql`select delivery::text from followup_history where id = ${historyId}`);
+    const [h] = await queryRows<{ delivery: string }>(
+      t.handle.db,
+      sql`select delivery::text from followup_history where id = ${historyId}`,
+    );
     expect(h.delivery).toBe('sent');
     const bad = await ops(['resolve', 'users:1', 'sent'], env);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toContain('référence d\'envoi invalide');
-    const log = await queryRows<{ actor: string; action: string; target: string; details: { resolution: string } }>(t.handle.db, sql`
-      select actor, action, target, details from operator_actions order by id`);
+    expect(bad.stderr).toContain("référence d'envoi invalide");
+    const log = await queryRows<{ actor: string; action: string; target: string; details: { resolution: string } }>(
+      t.handle.db,
+      sql`
+      select actor, action, target, details from operator_actions order by id`,
+    );
     expect(log).toEqual([
       { actor: 'cli:bob', action: 'resolve_send', target: `appointment_reminder:${reminderId}`, details: { resolution: 'resend' } },
       { actor: 'cli:claire', action: 'resolve_send', target: `followup_step:${historyId}`, details: { resolution: 'sent' } },
@@ -95,8 +116,11 @@ describePg('npm run ops (the operator CLI) on real PostgreSQL', () => {
     const r = await ops(['resume', String(integrationId)], env);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('était : paused, 5 échec(s)');
-    const [row] = await queryRows<{ last_sync_status: string | null; consecutive_failures: number; next_sync_at: Date | null }>(t.handle.db, sql`
-      select last_sync_status, consecutive_failures, next_sync_at from inbox_integrations where id = ${integrationId}`);
+    const [row] = await queryRows<{ last_sync_status: string | null; consecutive_failures: number; next_sync_at: Date | null }>(
+      t.handle.db,
+      sql`
+      select last_sync_status, consecutive_failures, next_sync_at from inbox_integrations where id = ${integrationId}`,
+    );
     expect(row).toEqual({ last_sync_status: null, consecutive_failures: 0, next_sync_at: null });
     const missing = await ops(['resume', '999999'], env);
     expect(missing.code).toBe(1);

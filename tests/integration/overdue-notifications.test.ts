@@ -6,17 +6,20 @@ import { testRuntime } from '../helpers/runtime.js';
 import { runJob } from '../../lib/cron/run.js';
 import { queryRows, type Db } from '../../db/client.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
-import {
-  company, handContext, invoice, notificationsOf, one, payment, subscription, task, testConfig, user,
-} from './overdue-fixtures.js';
+import { company, handContext, invoice, notificationsOf, one, payment, subscription, task, testConfig, user } from './overdue-fixtures.js';
 import { httpStatusOf } from '../../lib/cron/outcome.js';
 
 describePg('overdue-reminders: notifications, invoice status, trials (real PostgreSQL)', () => {
   let t: TestDatabase;
   let db: Db;
   const config = testConfig();
-  beforeAll(async () => { t = await createTestDatabase('overdue-notif'); db = t.handle.db; });
-  afterAll(async () => { await t?.drop(); });
+  beforeAll(async () => {
+    t = await createTestDatabase('overdue-notif');
+    db = t.handle.db;
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
 
   /** One run of the job function for one company at a given instant. */
   async function runAt(companyId: number, now: string, dryRun = false) {
@@ -90,7 +93,10 @@ describePg('overdue-reminders: notifications, invoice status, trials (real Postg
     expect(res.stats.invoices).toMatchObject({ candidates: 4, created: 4, alreadyNotified: 0, markedOverdue: 3 });
     const env = n.find((x) => x.source_id === included.envoyee)!;
     expect(env).toMatchObject({
-      user_id: null, title: 'Facture en retard', source_type: 'invoice', link_text: 'Voir la facture',
+      user_id: null,
+      title: 'Facture en retard',
+      source_type: 'invoice',
+      link_text: 'Voir la facture',
       link_url: `https://app.lokario.fr/app/billing/invoices/${included.envoyee}`,
       message: 'La facture F-ENV est en retard de 9 jours (échéance le 01/02/2026).',
     });
@@ -107,7 +113,10 @@ describePg('overdue-reminders: notifications, invoice status, trials (real Postg
       await runAt(c, new Date(start + h * 3_600_000).toISOString());
     }
     const n = await notificationsOf(db, c, 'INVOICE_OVERDUE');
-    const created = await queryRows<{ d: string }>(db, sql`select dedupe_key as d from notifications where source_id = ${inv} and type = 'INVOICE_OVERDUE' order by id`);
+    const created = await queryRows<{ d: string }>(
+      db,
+      sql`select dedupe_key as d from notifications where source_id = ${inv} and type = 'INVOICE_OVERDUE' order by id`,
+    );
     expect(n).toHaveLength(4); // overdue days 1, 8, 15, 22 (Jan 11, 18, 25, Feb 1)
     expect(created.map((r) => r.d.split(';')[1])).toEqual(['week:0', 'week:1', 'week:2', 'week:3']);
     expect(n.map((x) => /de (\d+) jours?/.exec(x.message)![1])).toEqual(['1', '8', '15', '22']);
@@ -129,7 +138,10 @@ describePg('overdue-reminders: notifications, invoice status, trials (real Postg
     expect(n).toHaveLength(4);
     const byTask = new Map(n.map((x) => [x.source_id, x]));
     expect(byTask.get(mine)).toMatchObject({
-      user_id: alice, title: 'Tâche en retard', link_url: 'https://app.lokario.fr/app/tasks', link_text: 'Voir les tâches',
+      user_id: alice,
+      title: 'Tâche en retard',
+      link_url: 'https://app.lokario.fr/app/tasks',
+      link_text: 'Voir les tâches',
       message: 'La tâche « Relancer le fournisseur » est en retard de 1 jour (échéance le 01/04/2026).',
     });
     expect(byTask.get(nobody)!.user_id).toBeNull();
@@ -161,7 +173,8 @@ describePg('overdue-reminders: notifications, invoice status, trials (real Postg
     const n = await notificationsOf(db, c, 'TASK_CRITICAL');
     expect(n.map((x) => x.source_id).sort((a, b) => a - b)).toEqual([high, urgentToday, critical].sort((a, b) => a - b));
     expect(n.find((x) => x.source_id === high)).toMatchObject({
-      title: 'Tâche critique à venir', link_url: 'https://app.lokario.fr/app/tasks',
+      title: 'Tâche critique à venir',
+      link_url: 'https://app.lokario.fr/app/tasks',
       message: 'La tâche « Signer le bail » (priorité haute) arrive à échéance demain (le 11/05/2026).',
     });
     expect(n.find((x) => x.source_id === urgentToday)!.message).toContain("(priorité urgente) arrive à échéance aujourd'hui");
@@ -181,8 +194,15 @@ describePg('overdue-reminders: notifications, invoice status, trials (real Postg
     const res = await runAt(expired, '2026-02-01T00:00:00Z');
     expect(res.stats.trials).toEqual({ expired: 1 });
     for (const c of [paying, running]) await runAt(c, '2026-02-01T00:00:00Z');
-    const rows = await queryRows<{ company_id: number; status: string }>(db, sql`select company_id, status::text from subscriptions where company_id in (${expired}, ${paying}, ${running}) order by company_id`);
-    expect(Object.fromEntries(rows.map((r) => [r.company_id, r.status]))).toEqual({ [expired]: 'INCOMPLETE_EXPIRED', [paying]: 'TRIALING', [running]: 'TRIALING' });
+    const rows = await queryRows<{ company_id: number; status: string }>(
+      db,
+      sql`select company_id, status::text from subscriptions where company_id in (${expired}, ${paying}, ${running}) order by company_id`,
+    );
+    expect(Object.fromEntries(rows.map((r) => [r.company_id, r.status]))).toEqual({
+      [expired]: 'INCOMPLETE_EXPIRED',
+      [paying]: 'TRIALING',
+      [running]: 'TRIALING',
+    });
   });
 
   it("today is the company's zone; an unknown zone falls back to Europe/Paris without breaking the statement", async () => {
@@ -208,10 +228,12 @@ describePg('overdue-reminders: notifications, invoice status, trials (real Postg
     expect(res.stats.invoices).toMatchObject({ candidates: 1, created: 1, alreadyNotified: 0, markedOverdue: 1 });
     expect(res.stats.overdueTasks).toMatchObject({ candidates: 1, created: 1 });
     expect(res.stats.trials).toEqual({ expired: 1 });
-    expect(res.plan).toEqual(expect.arrayContaining([
-      expect.objectContaining({ part: 'invoices', action: 'notify', sourceId: inv, title: 'Facture en retard' }),
-      expect.objectContaining({ part: 'trials', action: 'expire_trial', companyId: c }),
-    ]));
+    expect(res.plan).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ part: 'invoices', action: 'notify', sourceId: inv, title: 'Facture en retard' }),
+        expect.objectContaining({ part: 'trials', action: 'expire_trial', companyId: c }),
+      ]),
+    );
     expect(await notificationsOf(db, c)).toHaveLength(0);
     expect(await statusOf(inv)).toBe('ENVOYEE');
     expect((await one<{ s: string }>(db, sql`select status::text as s from subscriptions where company_id = ${c}`)).s).toBe('TRIALING');
@@ -232,11 +254,17 @@ describePg('overdue-reminders: notifications, invoice status, trials (real Postg
     expect(created('invoices')).toBe(30);
     expect(created('overdueTasks')).toBe(30);
     expect(created('criticalTasks')).toBe(10);
-    const dupes = await queryRows(db, sql`select type, source_id, count(*) from notifications where company_id = ${c}
-      group by type, source_id having count(*) > 1`);
+    const dupes = await queryRows(
+      db,
+      sql`select type, source_id, count(*) from notifications where company_id = ${c}
+      group by type, source_id having count(*) > 1`,
+    );
     expect(dupes).toEqual([]);
     expect(await notificationsOf(db, c)).toHaveLength(70);
-    const overdue = await one<{ n: number }>(db, sql`select count(*)::int as n from invoices where company_id = ${c} and status = 'EN_RETARD'`);
+    const overdue = await one<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from invoices where company_id = ${c} and status = 'EN_RETARD'`,
+    );
     expect(overdue.n).toBe(30);
   });
 
@@ -250,8 +278,11 @@ describePg('overdue-reminders: notifications, invoice status, trials (real Postg
     expect(ran).toHaveLength(1);
     expect(results.filter((r) => r.body.skipped === true)).toHaveLength(9);
     expect(ran[0].body).toMatchObject({
-      success: true, job: 'overdue-reminders', message: 'Vérification des éléments en retard et des rappels terminée avec succès',
-      partial: false, stats: { invoices: { candidates: 1, created: 1 }, trials: { expired: 0 } },
+      success: true,
+      job: 'overdue-reminders',
+      message: 'Vérification des éléments en retard et des rappels terminée avec succès',
+      partial: false,
+      stats: { invoices: { candidates: 1, created: 1 }, trials: { expired: 0 } },
     });
     expect(await notificationsOf(db, c, 'INVOICE_OVERDUE')).toHaveLength(1);
   });

@@ -10,12 +10,17 @@ import { queryRows, type Db } from '../../db/client.js';
 import { overdueRemindersJob } from '../../lib/jobs/overdue-reminders/index.js';
 import { readReminderCandidates } from '../../lib/jobs/overdue-reminders/sql-reminders.js';
 import type { Config } from '../../lib/config.js';
-import {
-  appointment, appointmentType, client, company, handContext, notificationsOf, testConfig, user,
-} from './overdue-fixtures.js';
+import { appointment, appointmentType, client, company, handContext, notificationsOf, testConfig, user } from './overdue-fixtures.js';
 
 type Sink = Awaited<ReturnType<typeof startSmtpSink>>;
-type ReminderRow = { appointment_id: number; hours_before: number; start: string; delivery: string; message_id: string | null; error: string | null };
+type ReminderRow = {
+  appointment_id: number;
+  hours_before: number;
+  start: string;
+  delivery: string;
+  message_id: string | null;
+  error: string | null;
+};
 
 describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP)', () => {
   let t: TestDatabase;
@@ -28,7 +33,10 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     sink = await startSmtpSink();
     config = testConfig({ SMTP_URL: sink.url, MAIL_FROM: 'Lokario <noreply@lokario.fr>' });
   });
-  afterAll(async () => { await sink?.close(); await t?.drop(); });
+  afterAll(async () => {
+    await sink?.close();
+    await t?.drop();
+  });
 
   async function runAt(companyId: number, now: string | Date, dryRun = false) {
     const ctx = handContext(db, { now: new Date(now), scope: { companyId }, config, dryRun });
@@ -38,10 +46,14 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
       ctx.close();
     }
   }
-  const remindersOf = (companyId: number) => queryRows<ReminderRow>(db, sql`
+  const remindersOf = (companyId: number) =>
+    queryRows<ReminderRow>(
+      db,
+      sql`
     select appointment_id, hours_before, to_char(start_date_time at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI"Z"') as start,
            delivery::text, message_id, error
-    from appointment_reminders where company_id = ${companyId} order by appointment_id, hours_before desc`);
+    from appointment_reminders where company_id = ${companyId} order by appointment_id, hours_before desc`,
+    );
   const mailsTo = (addr: string) => sink.received.filter((m) => m.to.includes(addr));
 
   /** A company with an employee, a client and an appointment type. */
@@ -57,12 +69,25 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     const s = await setup({
       company_info: { email: 'contact@lefevre.example' },
       appointments: {
-        reminder_relances: [{ relance_number: 1, hours_before: 24, content: 'Bonjour {client_name}, rappel : rendez-vous le {date} à {time} chez {company_name}.' }],
-        include_reschedule_link_in_reminder: true, reschedule_base_url: 'https://rdv.lefevre.example/deplacer',
+        reminder_relances: [
+          {
+            relance_number: 1,
+            hours_before: 24,
+            content: 'Bonjour {client_name}, rappel : rendez-vous le {date} à {time} chez {company_name}.',
+          },
+        ],
+        include_reschedule_link_in_reminder: true,
+        reschedule_base_url: 'https://rdv.lefevre.example/deplacer',
       },
     });
     // 2026-03-30 09:00 Paris (CEST, +2) = 07:00Z; the day before is still CET in part
-    const a = await appointment(db, { companyId: s.c, clientId: s.cl, typeId: s.type, employeeId: s.employee, start: '2026-03-30T07:00:00Z' });
+    const a = await appointment(db, {
+      companyId: s.c,
+      clientId: s.cl,
+      typeId: s.type,
+      employeeId: s.employee,
+      start: '2026-03-30T07:00:00Z',
+    });
     const res1 = await runAt(s.c, '2026-03-29T06:00:00Z'); // 25 h ahead: not yet
     expect(mailsTo(s.email!)).toHaveLength(0);
     expect(res1.stats.reminders).toMatchObject({ sent: 0, candidates: 0 });
@@ -86,7 +111,10 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     const n = await notificationsOf(db, s.c, 'APPOINTMENT_REMINDER');
     expect(n).toHaveLength(1);
     expect(n[0]).toMatchObject({
-      user_id: s.employee, source_type: 'appointment', source_id: a, title: 'Rappel de rendez-vous envoyé',
+      user_id: s.employee,
+      source_type: 'appointment',
+      source_id: a,
+      title: 'Rappel de rendez-vous envoyé',
       message: 'Rappel envoyé à Jeanne Moreau pour le rendez-vous « Bilan » du 30/03/2026 à 09:00.',
       link_url: 'https://app.lokario.fr/app/appointments',
     });
@@ -106,7 +134,10 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
       expect(p.text).toContain('Bonjour Jeanne Moreau,');
       expect(p.text).toContain('Rappel : Vous avez un rendez-vous le 26/10/2026 à 10:00.');
     }
-    expect((await remindersOf(s.c)).map((r) => [r.appointment_id, r.hours_before, r.delivery])).toEqual([[a, 48, 'sent'], [a, 2, 'sent']]);
+    expect((await remindersOf(s.c)).map((r) => [r.appointment_id, r.hours_before, r.delivery])).toEqual([
+      [a, 48, 'sent'],
+      [a, 2, 'sent'],
+    ]);
     // no notification for the employee-less appointment is lost: it goes to the company (user_id null)
     expect((await notificationsOf(db, s.c, 'APPOINTMENT_REMINDER')).map((x) => x.user_id)).toEqual([null, null]);
   });
@@ -117,13 +148,28 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     const disabled = await setup({ appointments: { auto_reminder_enabled: false } });
     await appointment(db, { companyId: disabled.c, clientId: disabled.cl, typeId: disabled.type, start: '2026-04-10T10:00:00Z' });
     const cancelled = await setup();
-    await appointment(db, { companyId: cancelled.c, clientId: cancelled.cl, typeId: cancelled.type, start: '2026-04-10T10:00:00Z', status: 'CANCELLED' });
-    await appointment(db, { companyId: cancelled.c, clientId: cancelled.cl, typeId: cancelled.type, start: '2026-04-10T11:00:00Z', status: 'COMPLETED' });
+    await appointment(db, {
+      companyId: cancelled.c,
+      clientId: cancelled.cl,
+      typeId: cancelled.type,
+      start: '2026-04-10T10:00:00Z',
+      status: 'CANCELLED',
+    });
+    await appointment(db, {
+      companyId: cancelled.c,
+      clientId: cancelled.cl,
+      typeId: cancelled.type,
+      start: '2026-04-10T11:00:00Z',
+      status: 'COMPLETED',
+    });
     const before = sink.received.length;
     const now = '2026-04-09T12:00:00Z';
     expect((await runAt(noEmail.c, now)).stats.reminders).toMatchObject({ sent: 0, skipped: { no_client_email: 1 } });
     expect((await runAt(disabled.c, now)).stats.reminders).toMatchObject({ sent: 0, skipped: { reminders_disabled: 1 } });
-    expect((await runAt(cancelled.c, now)).stats.reminders).toMatchObject({ sent: 0, skipped: { appointment_cancelled: 1, appointment_not_active: 1 } });
+    expect((await runAt(cancelled.c, now)).stats.reminders).toMatchObject({
+      sent: 0,
+      skipped: { appointment_cancelled: 1, appointment_not_active: 1 },
+    });
     expect(sink.received.length).toBe(before);
     for (const s of [noEmail, disabled, cancelled]) expect(await remindersOf(s.c)).toEqual([]);
   });
@@ -141,7 +187,8 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     await runAt(s.c, '2026-04-11T11:00:00Z');
     expect(mailsTo(s.email!)).toHaveLength(2);
     expect((await remindersOf(s.c)).map((r) => `${r.appointment_id}@${r.start}:${r.delivery}`).sort()).toEqual([
-      `${moved}@2026-04-10T10:00Z:sent`, `${moved}@2026-04-12T10:00Z:sent`,
+      `${moved}@2026-04-10T10:00Z:sent`,
+      `${moved}@2026-04-12T10:00Z:sent`,
     ]);
   });
 
@@ -165,7 +212,9 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     const r4 = await runAt(hard.c, '2026-04-19T13:00:00Z');
     expect(r4.stats.reminders).toMatchObject({ sent: 0, skipped: { failed_permanently: 1 } });
     expect(mailsTo(hard.email!)).toHaveLength(0);
-    expect(await remindersOf(hard.c)).toEqual([expect.objectContaining({ appointment_id: bounced, delivery: 'failed', error: expect.stringContaining('smtp_rejected') })]);
+    expect(await remindersOf(hard.c)).toEqual([
+      expect.objectContaining({ appointment_id: bounced, delivery: 'failed', error: expect.stringContaining('smtp_rejected') }),
+    ]);
   });
 
   it('a claim stuck in `sending` past its lease becomes `unknown` and is never re-sent automatically', async () => {
@@ -191,9 +240,18 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     const at = (ms: number) => new Date(Date.parse(now) + ms).toISOString();
     const H = 3_600_000;
     const starts = { opens: at(24 * H), notYet: at(24 * H + 1), lastMoment: at(1), started: now, past: at(-1) };
-    const ids = Object.fromEntries(await Promise.all(Object.entries(starts).map(async ([k, start]) =>
-      [k, await appointment(db, { companyId: s.c, clientId: s.cl, typeId: s.type, start })] as const)));
-    const rows = await readReminderCandidates(db, { now: new Date(now), scope: { companyId: s.c }, offsets: [{ company_id: s.c, hours_before: 24 }] });
+    const ids = Object.fromEntries(
+      await Promise.all(
+        Object.entries(starts).map(
+          async ([k, start]) => [k, await appointment(db, { companyId: s.c, clientId: s.cl, typeId: s.type, start })] as const,
+        ),
+      ),
+    );
+    const rows = await readReminderCandidates(db, {
+      now: new Date(now),
+      scope: { companyId: s.c },
+      offsets: [{ company_id: s.c, hours_before: 24 }],
+    });
     expect(rows.map((r) => r.appointment_id).sort((a, b) => a - b)).toEqual([ids.opens, ids.lastMoment].sort((a, b) => a - b));
   });
 
@@ -209,7 +267,14 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
 
   it('defect 34: frequency independence — a day of runs every minute and a day every 3 hours send the same reminders, once, before the start', async () => {
     // the same agenda in two companies; offsets 24 h and 3 h; rescheduling and cancelling at 08:00
-    const agenda = ['2026-03-29T00:30:00Z', '2026-03-29T08:30:00Z', '2026-03-29T11:00:00Z', '2026-03-29T16:00:00Z', '2026-03-29T21:30:00Z', '2026-03-30T04:00:00Z'];
+    const agenda = [
+      '2026-03-29T00:30:00Z',
+      '2026-03-29T08:30:00Z',
+      '2026-03-29T11:00:00Z',
+      '2026-03-29T16:00:00Z',
+      '2026-03-29T21:30:00Z',
+      '2026-03-30T04:00:00Z',
+    ];
     const settings = { appointments: { reminder_relances: [{ hours_before: 24 }, { hours_before: 3 }] } };
     async function simulate(stepMinutes: number) {
       const s = await setup(settings);
@@ -234,17 +299,24 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     }
     const minute = await simulate(1);
     const threeHourly = await simulate(180);
-    const key = (sim: typeof minute) => sim.rows.map((r) => `${sim.ids.indexOf(r.appointment_id)}@${r.start}/${r.hours_before}:${r.delivery}`).sort();
+    const key = (sim: typeof minute) =>
+      sim.rows.map((r) => `${sim.ids.indexOf(r.appointment_id)}@${r.start}/${r.hours_before}:${r.delivery}`).sort();
     expect(key(minute)).toEqual(key(threeHourly));
-    expect(key(minute)).toEqual([
-      '0@2026-03-29T00:30Z/24:sent', '0@2026-03-29T00:30Z/3:sent',
-      '1@2026-03-29T08:30Z/24:sent', '1@2026-03-29T08:30Z/3:sent',
-      '2@2026-03-29T11:00Z/24:sent', // before the move
-      '2@2026-03-29T20:00Z/24:sent', '2@2026-03-29T20:00Z/3:sent', // re-armed by the move
-      '3@2026-03-29T16:00Z/24:sent', // cancelled before its 3 h reminder
-      '4@2026-03-29T21:30Z/24:sent', '4@2026-03-29T21:30Z/3:sent',
-      '5@2026-03-30T04:00Z/24:sent', // its 3 h reminder is due after the simulated day
-    ].sort());
+    expect(key(minute)).toEqual(
+      [
+        '0@2026-03-29T00:30Z/24:sent',
+        '0@2026-03-29T00:30Z/3:sent',
+        '1@2026-03-29T08:30Z/24:sent',
+        '1@2026-03-29T08:30Z/3:sent',
+        '2@2026-03-29T11:00Z/24:sent', // before the move
+        '2@2026-03-29T20:00Z/24:sent',
+        '2@2026-03-29T20:00Z/3:sent', // re-armed by the move
+        '3@2026-03-29T16:00Z/24:sent', // cancelled before its 3 h reminder
+        '4@2026-03-29T21:30Z/24:sent',
+        '4@2026-03-29T21:30Z/3:sent',
+        '5@2026-03-30T04:00Z/24:sent', // its 3 h reminder is due after the simulated day
+      ].sort(),
+    );
     for (const sim of [minute, threeHourly]) {
       expect(mailsTo(sim.s.email!)).toHaveLength(11);
       expect(new Set(mailsTo(sim.s.email!).map((m) => m.messageId)).size).toBe(11);
@@ -259,7 +331,15 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     const s = await setup();
     const ids: number[] = [];
     for (let i = 0; i < 40; i++) {
-      ids.push(await appointment(db, { companyId: s.c, clientId: s.cl, typeId: s.type, employeeId: s.employee, start: new Date(Date.parse('2026-05-02T08:00:00Z') + i * 600_000).toISOString() }));
+      ids.push(
+        await appointment(db, {
+          companyId: s.c,
+          clientId: s.cl,
+          typeId: s.type,
+          employeeId: s.employee,
+          start: new Date(Date.parse('2026-05-02T08:00:00Z') + i * 600_000).toISOString(),
+        }),
+      );
     }
     // the job function itself, no lease: claims and unique keys alone keep it exactly-once
     const results = await Promise.all(Array.from({ length: 10 }, () => runAt(s.c, '2026-05-01T20:00:00Z')));
@@ -276,7 +356,10 @@ describePg('overdue-reminders: appointment reminders (real PostgreSQL, real SMTP
     const params = { dryRun: false, scope: { companyId: s.c }, nowOverride: new Date('2026-05-02T00:00:00Z') };
     const viaRoute = await Promise.all(Array.from({ length: 10 }, () => runJob(overdueRemindersJob, 'http', params, rt)));
     expect(viaRoute.filter((r) => r.body.skipped === true)).toHaveLength(9);
-    expect(viaRoute.find((r) => !r.body.skipped)!.body).toMatchObject({ success: true, stats: { reminders: { sent: 1, alreadySent: 40 } } });
+    expect(viaRoute.find((r) => !r.body.skipped)!.body).toMatchObject({
+      success: true,
+      stats: { reminders: { sent: 1, alreadySent: 40 } },
+    });
     expect(mailsTo(s.email!)).toHaveLength(41);
     expect((await remindersOf(s.c)).filter((r) => r.appointment_id === more)).toHaveLength(1);
   });

@@ -12,17 +12,29 @@ import { JOB_REGISTRY } from '../../lib/jobs/registry.js';
 
 describe('the embedded database (PGlite) runs the same drizzle code', () => {
   let h: DbHandle;
-  beforeAll(async () => { h = await openPgliteSnapshot(); });
-  afterAll(async () => { await h?.close(); });
+  beforeAll(async () => {
+    h = await openPgliteSnapshot();
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
 
   it('is migrated: every table of the schema exists', async () => {
-    const rows = await queryRows<{ n: number }>(h.db, sql`select count(*)::int as n from information_schema.tables where table_schema = 'public' and table_name in ('cron_runs', 'cron_leases', 'followups', 'inbox_messages', 'appointment_reminders', 'notifications')`);
+    const rows = await queryRows<{ n: number }>(
+      h.db,
+      sql`select count(*)::int as n from information_schema.tables where table_schema = 'public' and table_name in ('cron_runs', 'cron_leases', 'followups', 'inbox_messages', 'appointment_reminders', 'notifications')`,
+    );
     expect(rows[0].n).toBe(6);
   });
 
   it('runs a job through the contract: ledger row, lease taken and released, status readable', async () => {
     const { rt } = testRuntime({}, h);
-    const res = await runJob({ ...overdueRemindersJob, run: async () => ({ stats: { n: 1 }, errors: [], partial: false }) }, 'cli', { dryRun: false, scope: {} }, rt);
+    const res = await runJob(
+      { ...overdueRemindersJob, run: async () => ({ stats: { n: 1 }, errors: [], partial: false }) },
+      'cli',
+      { dryRun: false, scope: {} },
+      rt,
+    );
     expect(httpStatusOf(res)).toBe(200);
     expect(await queryRows(h.db, sql`select * from cron_leases`)).toEqual([]);
     expect(await acquireLease(h.db, 'x', 'a', 60)).toBe(true);

@@ -31,8 +31,14 @@ describePg('recipients: one address, never an injected one', () => {
     t = await createTestDatabase('recipients');
     sink = await startSmtpSink();
   });
-  afterAll(async () => { await sink?.close(); await t?.drop(); });
-  beforeEach(async () => { await wipe(t.handle.db); sink.received.length = 0; });
+  afterAll(async () => {
+    await sink?.close();
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await wipe(t.handle.db);
+    sink.received.length = 0;
+  });
 
   const NOW = '2026-03-10T09:00:00Z';
   const run = async (job: Job = followupsJob, env: Record<string, string> = {}) => {
@@ -73,15 +79,23 @@ describePg('recipients: one address, never an injected one', () => {
     const db = t.handle.db;
     const ids: number[] = [];
     for (const email of INJECTED) {
-      const s = await seedCompany(db, { settings: {
-        billing: { auto_followups: { invoices_enabled: true } }, company_info: { email },
-        followups: { send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] } },
-      } });
+      const s = await seedCompany(db, {
+        settings: {
+          billing: { auto_followups: { invoices_enabled: true } },
+          company_info: { email },
+          followups: { send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] } },
+        },
+      });
       ids.push(await seedFollowup(db, s, { sourceId: await seedInvoice(db, s) }));
     }
     const body = await run();
     expect(body.stats.waiting).toEqual({ invalid_sender_address: 3 });
-    expect(body.errors.filter((e) => e.code === 'invalid_sender_address').map((e) => e.id).sort()).toEqual([...ids].sort());
+    expect(
+      body.errors
+        .filter((e) => e.code === 'invalid_sender_address')
+        .map((e) => e.id)
+        .sort(),
+    ).toEqual([...ids].sort());
     expect(sink.received).toHaveLength(0);
   });
 
@@ -89,13 +103,17 @@ describePg('recipients: one address, never an injected one', () => {
     const db = t.handle.db;
     const evilName = 'Atelier\r\nBcc: victim@evil.test\r\nX-Evil: 1';
     const s = await seedCompany(db, {
-      name: evilName, clientName: 'Jeanne\r\nBcc: victim@evil.test', clientEmail: 'jeanne@client.example',
+      name: evilName,
+      clientName: 'Jeanne\r\nBcc: victim@evil.test',
+      clientEmail: 'jeanne@client.example',
       settings: {
         billing: { auto_followups: { invoices_enabled: true } },
         company_info: { email: 'contact@atelier.example' },
         followups: {
           send_window: { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] },
-          messages: [{ type: 'FACTURE_IMPAYEE', subject: 'Relance\r\nBcc: victim@evil.test\r\nX-Evil: 1', content: 'Bonjour {client_name}' }],
+          messages: [
+            { type: 'FACTURE_IMPAYEE', subject: 'Relance\r\nBcc: victim@evil.test\r\nX-Evil: 1', content: 'Bonjour {client_name}' },
+          ],
         },
       },
     });
@@ -120,10 +138,20 @@ describePg('recipients: one address, never an injected one', () => {
     for (const email of [...INJECTED, 'not-an-email']) {
       ids.push(await appointment(db, { companyId: c, clientId: await client(db, c, email), typeId: type, start: '2026-03-11T08:00:00Z' }));
     }
-    await appointment(db, { companyId: c, clientId: await client(db, c, 'paul@client.example'), typeId: type, start: '2026-03-11T08:00:00Z' });
+    await appointment(db, {
+      companyId: c,
+      clientId: await client(db, c, 'paul@client.example'),
+      typeId: type,
+      start: '2026-03-11T08:00:00Z',
+    });
     const body = await run(overdueRemindersJob);
     expect(body.stats.reminders).toMatchObject({ sent: 1, skipped: { invalid_client_email: 4 } });
-    expect(body.errors.filter((e) => e.code === 'invalid_recipient').map((e) => e.id).sort()).toEqual(ids.map((id) => `${id}:24`).sort());
+    expect(
+      body.errors
+        .filter((e) => e.code === 'invalid_recipient')
+        .map((e) => e.id)
+        .sort(),
+    ).toEqual(ids.map((id) => `${id}:24`).sort());
     expect(envelopes()).toEqual(['paul@client.example']);
   });
 
@@ -131,7 +159,12 @@ describePg('recipients: one address, never an injected one', () => {
     const db = t.handle.db;
     const c = await company(db, { settings: { company_info: { email: INJECTED[0] } } });
     const type = await appointmentType(db, c);
-    await appointment(db, { companyId: c, clientId: await client(db, c, 'paul@client.example'), typeId: type, start: '2026-03-11T08:00:00Z' });
+    await appointment(db, {
+      companyId: c,
+      clientId: await client(db, c, 'paul@client.example'),
+      typeId: type,
+      start: '2026-03-11T08:00:00Z',
+    });
     const body = await run(overdueRemindersJob);
     expect(body.stats.reminders).toMatchObject({ sent: 0, skipped: { invalid_reply_to: 1 } });
     expect(body.errors).toEqual([expect.objectContaining({ scope: 'company', id: c, code: 'settings_invalid' })]);
@@ -145,7 +178,14 @@ describePg('recipients: one address, never an injected one', () => {
     await insertUser(db, { companyId, role: 'owner' });
     const bad: number[] = [];
     for (const email of INJECTED) {
-      bad.push(await insertUser(db, { companyId, email, deletionRequestedAt: new Date(now.getTime() - 25 * DAY_MS), deletionScheduledAt: new Date(now.getTime() + 5 * DAY_MS) }));
+      bad.push(
+        await insertUser(db, {
+          companyId,
+          email,
+          deletionRequestedAt: new Date(now.getTime() - 25 * DAY_MS),
+          deletionScheduledAt: new Date(now.getTime() + 5 * DAY_MS),
+        }),
+      );
     }
     const body = await run(accountDeletionsJob);
     const errs = body.errors.filter((e) => e.code === 'invalid_recipient');
@@ -157,12 +197,25 @@ describePg('recipients: one address, never an injected one', () => {
   });
 
   it('every sender (deletion emails included): the transport refuses To / Reply-To that are not one address, before any connection, even with MAIL_REDIRECT_TO', async () => {
-    for (const env of [{ SMTP_URL: sink.url }, { SMTP_URL: sink.url, MAIL_REDIRECT_TO: 'staging@lokario.test' }, { OUTBOX_DIR: `${t.name}-outbox` }]) {
+    for (const env of [
+      { SMTP_URL: sink.url },
+      { SMTP_URL: sink.url, MAIL_REDIRECT_TO: 'staging@lokario.test' },
+      { OUTBOX_DIR: `${t.name}-outbox` },
+    ]) {
       const factory = createMailFactory(parseConfig(env));
       const base = { from: 'Lokario <noreply@lokario.fr>', subject: 'Votre compte', text: 'Bonjour', messageId: '<del@lokario.fr>' };
       for (const bad of [...INJECTED, 'not-an-email']) {
-        for (const mail of [{ ...base, to: bad }, { ...base, to: 'ok@client.example', replyTo: bad }]) {
-          const err = await factory.platform().send(mail).then(() => null, (e: unknown) => e);
+        for (const mail of [
+          { ...base, to: bad },
+          { ...base, to: 'ok@client.example', replyTo: bad },
+        ]) {
+          const err = await factory
+            .platform()
+            .send(mail)
+            .then(
+              () => null,
+              (e: unknown) => e,
+            );
           expect(err).toBeInstanceOf(MailError);
           expect(err).toMatchObject({ code: 'invalid_recipient', permanent: true });
         }

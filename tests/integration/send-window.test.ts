@@ -22,7 +22,10 @@ const SIZE = 20;
 const GROUP = 10;
 
 const mailOf = (key: string): OutgoingMail => ({
-  from: 'Lokario <noreply@lokario.test>', to: 'dest@example.test', subject: `test ${key}`, text: 'Bonjour',
+  from: 'Lokario <noreply@lokario.test>',
+  to: 'dest@example.test',
+  subject: `test ${key}`,
+  text: 'Bonjour',
   messageId: `<lokario.window.${key.replace(/[^A-Za-z0-9]/g, '_')}@lokario.test>`,
 });
 
@@ -30,10 +33,13 @@ const mailOf = (key: string): OutgoingMail => ({
 function recorder(db: Db, calls: { records: number; handOvers: number }[]) {
   return async (ids: number[], handOver: SQL | null): Promise<number[]> => {
     calls.push({ records: ids.length, handOvers: handOver ? 1 : 0 });
-    const rows = await queryRows<{ id: number | null }>(db, sql`
+    const rows = await queryRows<{ id: number | null }>(
+      db,
+      sql`
       with handed as (${handOver ?? sql`select null::int as id where false`}),
       recorded as (update mail_sends set delivery = 'sent', sent_at = now() where id = any(${`{${ids.join(',')}}`}::int[]) and delivery = 'sending' returning id)
-      select id from handed`);
+      select id from handed`,
+    );
     return rows.map((r) => Number(r.id));
   };
 }
@@ -41,9 +47,15 @@ function recorder(db: Db, calls: { records: number; handOvers: number }[]) {
 describePg('the send window against real PostgreSQL and SMTP', () => {
   let t: TestDatabase;
   let seq = 0;
-  beforeAll(async () => { t = await createTestDatabase('send_window'); });
-  afterAll(async () => { await t?.drop(); });
-  beforeEach(async () => { await t.handle.db.execute(sql`truncate mail_sends, cron_runs restart identity`); });
+  beforeAll(async () => {
+    t = await createTestDatabase('send_window');
+  });
+  afterAll(async () => {
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await t.handle.db.execute(sql`truncate mail_sends, cron_runs restart identity`);
+  });
 
   const platform = (env: Record<string, string>) => createMailFactory(parseConfig({ NODE_ENV: 'test', ...env })).platform();
   /** A fresh SMTP sink and the platform sender to it, both closed after `fn`. */
@@ -58,13 +70,18 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
     }
   };
   async function claims(db: Db, n: number, runId: string) {
-    await db.execute(sql`insert into cron_runs (id, job, trigger, started_at, outcome) values (${runId}, 'account-deletions', 'http', now(), 'running')`);
+    await db.execute(
+      sql`insert into cron_runs (id, job, trigger, started_at, outcome) values (${runId}, 'account-deletions', 'http', now(), 'running')`,
+    );
     const ids: number[] = [];
     for (let i = 0; i < n; i++) ids.push((await claimMailSend(db, `${runId}:${i}`, 'test', runId))!);
     return ids;
   }
   const deliveries = async (db: Db) =>
-    (await queryRows<{ delivery: string; n: number }>(db, sql`select delivery::text, count(*)::int as n from mail_sends group by 1 order by 1`));
+    await queryRows<{ delivery: string; n: number }>(
+      db,
+      sql`select delivery::text, count(*)::int as n from mail_sends group by 1 order by 1`,
+    );
 
   it('60 emails: never more than 20 handed over and unrecorded at any DATA, each sent once, about one statement per 10', async () => {
     const db = t.handle.db;
@@ -76,14 +93,28 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
     const checks: Promise<void>[] = [];
     const origPush = sink.received.push.bind(sink.received);
     sink.received.push = (...items) => {
-      checks.push(queryRows<{ n: number }>(db, sql`select count(*)::int as n from mail_sends where delivery = 'sending' and handed_at is not null`)
-        .then((r) => { maxInFlight = Math.max(maxInFlight, r[0].n); }));
+      checks.push(
+        queryRows<{ n: number }>(
+          db,
+          sql`select count(*)::int as n from mail_sends where delivery = 'sending' and handed_at is not null`,
+        ).then((r) => {
+          maxInFlight = Math.max(maxInFlight, r[0].n);
+        }),
+      );
       return origPush(...items);
     };
     const calls: { records: number; handOvers: number }[] = [];
     const sender = platform({ SMTP_URL: sink.url });
     try {
-      const window = createSendWindow<number>({ db, table: T, runId, deadline: Date.now() + 60_000, size: SIZE, group: GROUP, recordAndHandOver: recorder(db, calls) });
+      const window = createSendWindow<number>({
+        db,
+        table: T,
+        runId,
+        deadline: Date.now() + 60_000,
+        size: SIZE,
+        group: GROUP,
+        recordAndHandOver: recorder(db, calls),
+      });
       const outcomes = await Promise.all(ids.map((id, i) => window.submit(id, sender, mailOf(`${runId}:${i}`), id)));
       await Promise.all(checks);
       expect(outcomes.every((o) => o.state === 'sent' && !('recordError' in o))).toBe(true);
@@ -108,7 +139,15 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
     // another run took three of them back (it judged this run dead)
     await db.execute(sql`update mail_sends set claimed_by = 'someone-else' where id = any(${`{${ids.slice(0, 3).join(',')}}`}::int[])`);
     await withSink(async (sink, sender) => {
-      const window = createSendWindow<number>({ db, table: T, runId, deadline: Date.now() + 60_000, size: SIZE, group: GROUP, recordAndHandOver: recorder(db, []) });
+      const window = createSendWindow<number>({
+        db,
+        table: T,
+        runId,
+        deadline: Date.now() + 60_000,
+        size: SIZE,
+        group: GROUP,
+        recordAndHandOver: recorder(db, []),
+      });
       const outcomes = await Promise.all(ids.map((id, i) => window.submit(id, sender, mailOf(`${runId}:${i}`), id)));
       expect(outcomes.map((o) => o.state)).toEqual(['lost', 'lost', 'lost', 'sent', 'sent', 'sent']);
       expect(sink.received).toHaveLength(3);
@@ -121,8 +160,15 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
     const ids = await claims(db, 30, runId);
     await withSink(async (sink, sender) => {
       const window = createSendWindow<number>({
-        db, table: T, runId, deadline: Date.now() + 60_000, size: SIZE, group: GROUP,
-        recordAndHandOver: async () => { throw new Error('disk full'); },
+        db,
+        table: T,
+        runId,
+        deadline: Date.now() + 60_000,
+        size: SIZE,
+        group: GROUP,
+        recordAndHandOver: async () => {
+          throw new Error('disk full');
+        },
       });
       const outcomes: WindowOutcome[] = await Promise.all(ids.map((id, i) => window.submit(id, sender, mailOf(`${runId}:${i}`), id)));
       // the first 20 were handed over and went out; the statement that recorded the first of them
@@ -133,7 +179,9 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
       expect(outcomes.filter((o) => o.state === 'not_started')).toHaveLength(30 - SIZE);
       // sent but unrecorded: still `sending` and handed over (the next run marks them `unknown`); the rest given back
       expect(await deliveries(db)).toEqual([{ delivery: 'sending', n: SIZE }]);
-      expect((await queryRows<{ n: number }>(db, sql`select count(*)::int as n from mail_sends where handed_at is not null`))[0].n).toBe(SIZE);
+      expect((await queryRows<{ n: number }>(db, sql`select count(*)::int as n from mail_sends where handed_at is not null`))[0].n).toBe(
+        SIZE,
+      );
     });
   });
 
@@ -142,7 +190,15 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
     const runId = `window-${++seq}`;
     const ids = await claims(db, 5, runId);
     await withSink(async (sink, sender) => {
-      const window = createSendWindow<number>({ db, table: T, runId, deadline: Date.now() + 500, size: SIZE, group: GROUP, recordAndHandOver: recorder(db, []) });
+      const window = createSendWindow<number>({
+        db,
+        table: T,
+        runId,
+        deadline: Date.now() + 500,
+        size: SIZE,
+        group: GROUP,
+        recordAndHandOver: recorder(db, []),
+      });
       const outcomes = await Promise.all(ids.map((id, i) => window.submit(id, sender, mailOf(`${runId}:${i}`), id)));
       expect(outcomes.every((o) => o.state === 'not_started' && o.reason === 'deadline')).toBe(true);
       expect(sink.received).toHaveLength(0);
@@ -158,7 +214,15 @@ describePg('the send window against real PostgreSQL and SMTP', () => {
     const sender = platform({ SMTP_URL: bad.url, SMTP_SOCKET_TIMEOUT_MS: '600000' });
     try {
       const started = Date.now();
-      const window = createSendWindow<number>({ db, table: T, runId, deadline: Date.now() + 3_000, size: SIZE, group: GROUP, recordAndHandOver: recorder(db, []) });
+      const window = createSendWindow<number>({
+        db,
+        table: T,
+        runId,
+        deadline: Date.now() + 3_000,
+        size: SIZE,
+        group: GROUP,
+        recordAndHandOver: recorder(db, []),
+      });
       const outcomes = await Promise.all(ids.map((id, i) => window.submit(id, sender, mailOf(`${runId}:${i}`), id)));
       expect(Date.now() - started).toBeLessThan(3_000 + 3_000);
       // the relay's 5 connections each took one email into DATA, or the deadline gave it back

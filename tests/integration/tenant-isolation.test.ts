@@ -24,17 +24,28 @@ const BAD_ZONES: unknown[] = ['local', 'system', 'UTC+5', 'europe/paris', 'Mars/
 const BAD_SETTINGS: unknown[] = [
   { billing: ON, company_info: { timezone: 'local', email: 5, phone: ['x'] }, followups: { send_window: WINDOW } },
   {
-    billing: ON, company_info: { timezone: 'system' },
+    billing: ON,
+    company_info: { timezone: 'system' },
     followups: {
-      max_relances: 'many', relance_delays: [-1, 'x', 1e9], messages: 'hello', stop_conditions: 7,
+      max_relances: 'many',
+      relance_delays: [-1, 'x', 1e9],
+      messages: 'hello',
+      stop_conditions: 7,
       send_window: { start: '25:99', end: null, weekdays: [0, 9] },
     },
-    appointments: { auto_reminder_enabled: 'yes', reminder_relances: [{ hours_before: 1e9 }, { hours_before: -5 }, 'x'], reschedule_base_url: 5 },
+    appointments: {
+      auto_reminder_enabled: 'yes',
+      reminder_relances: [{ hours_before: 1e9 }, { hours_before: -5 }, 'x'],
+      reschedule_base_url: 5,
+    },
     clients: { blocked_client_domains: 'x' },
   },
   { billing: { auto_followups: { invoices_enabled: 'true', quotes_enabled: 1 } }, company_info: 'Europe/Paris', followups: [] },
   { billing: 'on', followups: { relance_delays: [], max_relances: 0, messages: [{ type: 5 }] } },
-  'not an object', [1, 2, 3], 42, true,
+  'not an object',
+  [1, 2, 3],
+  42,
+  true,
 ];
 
 /**
@@ -49,13 +60,22 @@ describePg('tenant isolation: bad zones and settings of one company never fail t
     t = await createTestDatabase('tenants');
     sink = await startSmtpSink();
   });
-  afterAll(async () => { await sink?.close(); await t?.drop(); });
-  beforeEach(async () => { await wipe(t.handle.db); await t.handle.db.execute(sql`truncate appointments, appointment_types, appointment_reminders, tasks, users restart identity cascade`); sink.received.length = 0; });
+  afterAll(async () => {
+    await sink?.close();
+    await t?.drop();
+  });
+  beforeEach(async () => {
+    await wipe(t.handle.db);
+    await t.handle.db.execute(sql`truncate appointments, appointment_types, appointment_reminders, tasks, users restart identity cascade`);
+    sink.received.length = 0;
+  });
 
   const run = async (job: Job, now: string) => {
     const { rt } = testRuntime({ CRON_SECRET: 'x'.repeat(24), SMTP_URL: sink.url }, t.handle);
     const res = await runJob(job, 'http', { dryRun: false, scope: {}, nowOverride: new Date(now) }, rt);
-    return res as RunOutcome & { body: { stats: Record<string, any>; errors: { scope: string; id: unknown; code: string; message: string }[] } };
+    return res as RunOutcome & {
+      body: { stats: Record<string, any>; errors: { scope: string; id: unknown; code: string; message: string }[] };
+    };
   };
 
   it('follow-ups: created and sent for the good company whatever the others hold; each bad company is a settings_invalid item', async () => {
@@ -63,7 +83,10 @@ describePg('tenant isolation: bad zones and settings of one company never fail t
     const good = await seedCompany(db, { clientEmail: 'bon@client.example' });
     await seedInvoice(db, good); // the create phase (one statement for every company) makes its follow-up
     const bad: number[] = [];
-    for (const settings of [...BAD_ZONES.map((timezone) => ({ billing: ON, company_info: { timezone }, followups: { send_window: WINDOW } })), ...BAD_SETTINGS]) {
+    for (const settings of [
+      ...BAD_ZONES.map((timezone) => ({ billing: ON, company_info: { timezone }, followups: { send_window: WINDOW } })),
+      ...BAD_SETTINGS,
+    ]) {
       const s = await seedCompany(db, { settings: settings as Record<string, unknown> });
       await seedInvoice(db, s);
       await seedFollowup(db, s, { sourceId: await seedInvoice(db, s) });
@@ -78,7 +101,10 @@ describePg('tenant isolation: bad zones and settings of one company never fail t
       expect(e.message).toMatch(/company_info\.timezone/);
     }
     // the follow-ups of the zone companies were created in Europe/Paris (the default), not skipped
-    const created = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from followups where company_id = any(${`{${bad.slice(0, BAD_ZONES.length).join(',')}}`}::int[]) and source_id is not null`);
+    const created = await queryRows<{ n: number }>(
+      db,
+      sql`select count(*)::int as n from followups where company_id = any(${`{${bad.slice(0, BAD_ZONES.length).join(',')}}`}::int[]) and source_id is not null`,
+    );
     expect(created[0].n).toBe(2 * BAD_ZONES.length);
   });
 

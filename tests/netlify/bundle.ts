@@ -21,8 +21,16 @@ export function requireBundle(): void {
 
 export type ManifestRoute = { pattern: string; literal?: string; methods: string[] };
 export type ManifestFunction = {
-  name: string; path: string; mainFile: string; runtime: string; runtimeVersion?: string; bundler?: string;
-  schedule?: string; invocationMode?: string; routes?: ManifestRoute[]; buildData?: { runtimeAPIVersion?: number };
+  name: string;
+  path: string;
+  mainFile: string;
+  runtime: string;
+  runtimeVersion?: string;
+  bundler?: string;
+  schedule?: string;
+  invocationMode?: string;
+  routes?: ManifestRoute[];
+  buildData?: { runtimeAPIVersion?: number };
 };
 
 export function readManifest(): ManifestFunction[] {
@@ -32,7 +40,11 @@ export function readManifest(): ManifestFunction[] {
 
 /** The function files of netlify/functions/, by the name Netlify gives them (the file name). */
 export function functionNamesInRepo(): string[] {
-  return fs.readdirSync(FUNCTIONS_SRC).filter((f) => f.endsWith('.ts')).map((f) => f.replace(/\.ts$/, '')).sort();
+  return fs
+    .readdirSync(FUNCTIONS_SRC)
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => f.replace(/\.ts$/, ''))
+    .sort();
 }
 
 /**
@@ -57,10 +69,13 @@ export function netlifyContext(deployContext: string, ip = '203.0.113.7'): Netli
 }
 
 /** A request as Netlify's edge hands it to a function. */
-export const requestTo = (pathAndQuery: string, init: RequestInit = {}) => new Request(`https://lokario-cron.netlify.app${pathAndQuery}`, init);
+export const requestTo = (pathAndQuery: string, init: RequestInit = {}) =>
+  new Request(`https://lokario-cron.netlify.app${pathAndQuery}`, init);
 
 /** What Netlify's scheduler posts to a scheduled function. */
 export const scheduledRequest = (nextRun = new Date(Date.now() + 3_600_000)) =>
   new Request('https://lokario-cron.netlify.app/.netlify/functions/scheduled', {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ next_run: nextRun.toISOString() }),
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ next_run: nextRun.toISOString() }),
   });

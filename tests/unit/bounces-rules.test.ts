@@ -6,12 +6,31 @@ import { bounceReason } from '../../lib/bounces/messages.js';
 
 const SENT = new Date('2026-11-30T09:00:00Z');
 const send = (over: Partial<SendRef> = {}): SendRef => ({
-  kind: 'followup_step', id: 1, companyId: 7, messageId: 'lokario.followup.1.1@lokario.fr', recipient: 'jean@client.fr',
-  subject: 'Relance facture F-12', sentAt: SENT, clientId: 3, clientName: 'Jean', followupId: 1, label: 'la relance n°1', ...over,
+  kind: 'followup_step',
+  id: 1,
+  companyId: 7,
+  messageId: 'lokario.followup.1.1@lokario.fr',
+  recipient: 'jean@client.fr',
+  subject: 'Relance facture F-12',
+  sentAt: SENT,
+  clientId: 3,
+  clientName: 'Jean',
+  followupId: 1,
+  label: 'la relance n°1',
+  ...over,
 });
 const ev = (over: Partial<BounceEvidence> = {}): BounceEvidence => ({
-  key: 'b1', inboxMessageId: 1, recipients: ['jean@client.fr'], severity: 'hard', status: '5.1.1', diagnostic: 'user unknown',
-  verpMessageId: null, messageIds: [], subject: null, at: new Date(SENT.getTime() + 60_000), ...over,
+  key: 'b1',
+  inboxMessageId: 1,
+  recipients: ['jean@client.fr'],
+  severity: 'hard',
+  status: '5.1.1',
+  diagnostic: 'user unknown',
+  verpMessageId: null,
+  messageIds: [],
+  subject: null,
+  at: new Date(SENT.getTime() + 60_000),
+  ...over,
 });
 
 describe('announced return of an out-of-office', () => {
@@ -30,7 +49,7 @@ describe('announced return of an out-of-office', () => {
     expect(announcedReturn('Réponse automatique', text, at)?.until).toBe(until);
   });
   it('keeps the sentence, and no date when none is explicit', () => {
-    const a = announcedReturn('Absent', "Bonjour, je suis en congés. Je reviens bientôt.", at);
+    const a = announcedReturn('Absent', 'Bonjour, je suis en congés. Je reviens bientôt.', at);
     expect(a).toBeNull();
     const b = announcedReturn('Absent', "Bonjour.\nJe suis absent jusqu'au 15 décembre. Pour toute urgence : 01 02 03 04 05.", at)!;
     expect(b.text).toBe("Je suis absent jusqu'au 15 décembre.");
@@ -84,9 +103,14 @@ describe('matching a bounce to a send', () => {
 describe('deciding a batch', () => {
   it('three soft bounces in a row for one address make a hard one, within the batch or with history', () => {
     const s = send();
-    const soft = (k: string, min: number) => ev({ key: k, severity: 'soft', status: '4.2.2', at: new Date(SENT.getTime() + min * 60_000), messageIds: [s.messageId!] });
+    const soft = (k: string, min: number) =>
+      ev({ key: k, severity: 'soft', status: '4.2.2', at: new Date(SENT.getTime() + min * 60_000), messageIds: [s.messageId!] });
     const d = decideBounces([soft('c', 3), soft('a', 1), soft('b', 2)], [s], () => []);
-    expect(d.map((x) => [x.evidence.key, x.outcome])).toEqual([['a', 'soft'], ['b', 'soft'], ['c', 'hard']]);
+    expect(d.map((x) => [x.evidence.key, x.outcome])).toEqual([
+      ['a', 'soft'],
+      ['b', 'soft'],
+      ['c', 'hard'],
+    ]);
     expect(decideBounces([soft('z', 9)], [s], () => ['soft', 'soft'])[0].outcome).toBe('hard');
     expect(decideBounces([soft('z', 9)], [s], () => ['soft', 'hard', 'soft'])[0].outcome).toBe('soft');
   });

@@ -3,7 +3,16 @@ import { HOBBY_TOLERANCE_MS, judgeMissed, nextExpectedRun } from '../../lib/cron
 import { healthcheckBaseUrl, pingSummary, pingUrl } from '../../lib/cron/healthcheck.js';
 import { parseConfig } from '../../lib/config.js';
 import {
-  cleanActor, csrfToken, csrfValid, failureDelayMs, isLoopbackHost, readCookie, sessionCookie, signSession, verifySession, SESSION_TTL_MS,
+  cleanActor,
+  csrfToken,
+  csrfValid,
+  failureDelayMs,
+  isLoopbackHost,
+  readCookie,
+  sessionCookie,
+  signSession,
+  verifySession,
+  SESSION_TTL_MS,
 } from '../../lib/console/session.js';
 import { esc, parisTime, timelineSvg } from '../../lib/console/render.js';
 import { parseSendRef } from '../../lib/console/sql.js';
@@ -68,7 +77,9 @@ describe('health-check URLs', () => {
 
   it('any HEALTHCHECK_URL_<JOB> is read and checked, without a line per job in lib/config.ts', () => {
     const c = cfg({ HEALTHCHECK_URL_QUOTE_EXPIRY: 'https://hc-ping.com/uuid-q' });
-    expect(healthcheckBaseUrl(c, { id: 'quote-expiry', healthcheckVariable: 'HEALTHCHECK_URL_QUOTE_EXPIRY' })).toBe('https://hc-ping.com/uuid-q');
+    expect(healthcheckBaseUrl(c, { id: 'quote-expiry', healthcheckVariable: 'HEALTHCHECK_URL_QUOTE_EXPIRY' })).toBe(
+      'https://hc-ping.com/uuid-q',
+    );
     expect(healthcheckBaseUrl(c, followups)).toBeNull();
     expect(() => cfg({ HEALTHCHECK_URL_QUOTE_EXPIRY: 'ftp://x' })).toThrow(/HEALTHCHECK_URL_QUOTE_EXPIRY: must be an http/);
   });
@@ -80,8 +91,12 @@ describe('health-check URLs', () => {
   });
 
   it('the summary is one short French line', () => {
-    expect(pingSummary('followups', { kind: 'failed', body: { success: false, error: 'database_unavailable', message: 'refused' } })).toBe('followups : échec (HTTP 500) — database_unavailable : refused');
-    expect(pingSummary('followups', { kind: 'ran', body: { success: true, durationMs: 12, errorsCount: 0, stats: { sent: 2 } } })).toBe('followups : réussi en 12 ms, 0 erreur(s) d\'élément — {"sent":2}');
+    expect(pingSummary('followups', { kind: 'failed', body: { success: false, error: 'database_unavailable', message: 'refused' } })).toBe(
+      'followups : échec (HTTP 500) — database_unavailable : refused',
+    );
+    expect(pingSummary('followups', { kind: 'ran', body: { success: true, durationMs: 12, errorsCount: 0, stats: { sent: 2 } } })).toBe(
+      'followups : réussi en 12 ms, 0 erreur(s) d\'élément — {"sent":2}',
+    );
   });
 });
 
@@ -137,18 +152,25 @@ describe('console session, CSRF, escaping', () => {
   });
 
   it('timeline: one mark per run, coloured by outcome, dry runs left out', () => {
-    const svg = timelineSvg([
-      { job: 'followups', startedAt: at('2026-03-10T13:00:00Z'), durationMs: 1200, outcome: 'succeeded', dryRun: false },
-      { job: 'followups', startedAt: at('2026-03-10T12:00:00Z'), durationMs: 30_000, outcome: 'failed', dryRun: false },
-      { job: 'followups', startedAt: at('2026-03-10T12:30:00Z'), durationMs: 10, outcome: 'succeeded', dryRun: true },
-    ], now, 60);
+    const svg = timelineSvg(
+      [
+        { job: 'followups', startedAt: at('2026-03-10T13:00:00Z'), durationMs: 1200, outcome: 'succeeded', dryRun: false },
+        { job: 'followups', startedAt: at('2026-03-10T12:00:00Z'), durationMs: 30_000, outcome: 'failed', dryRun: false },
+        { job: 'followups', startedAt: at('2026-03-10T12:30:00Z'), durationMs: 10, outcome: 'succeeded', dryRun: true },
+      ],
+      now,
+      60,
+    );
     expect(svg.match(/<rect /g)).toHaveLength(2);
     expect(svg).toContain('class="r-failed"');
     expect(svg).toContain('class="r-succeeded"');
   });
 
   it('send references', () => {
-    const parsed = (ref: string) => { const p = parseSendRef(ref); return p && { kind: p.table.kind, table: p.table.name, id: p.id }; };
+    const parsed = (ref: string) => {
+      const p = parseSendRef(ref);
+      return p && { kind: p.table.kind, table: p.table.name, id: p.id };
+    };
     expect(parsed('followup_step:12')).toEqual({ kind: 'followup_step', table: 'followup_history', id: 12 });
     expect(parsed('appointment_reminder:7')).toEqual({ kind: 'appointment_reminder', table: 'appointment_reminders', id: 7 });
     expect(parsed('deletion_email:3')).toEqual({ kind: 'deletion_email', table: 'mail_sends', id: 3 });

@@ -31,7 +31,9 @@ describe('secret comparison', () => {
         expect(a.length).toBe(32);
         expect(b.length).toBe(32);
       }
-    } finally { spy.mockRestore(); }
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it('Bearer header (case-insensitive scheme) or query secret', () => {
@@ -56,8 +58,15 @@ describe('query parameters', () => {
   });
 
   it.each([
-    [{ companyId: '-1' }], [{ companyId: '1.5' }], [{ shard: '0' }], [{ shards: '2' }], [{ shard: '2', shards: '2' }],
-    [{ shard: '0', shards: '0' }], [{ shard: '0', shards: '65' }], [{ now: '2026-13-01T00:00:00Z' }], [{ now: '2026-03-29 01:30' }],
+    [{ companyId: '-1' }],
+    [{ companyId: '1.5' }],
+    [{ shard: '0' }],
+    [{ shards: '2' }],
+    [{ shard: '2', shards: '2' }],
+    [{ shard: '0', shards: '0' }],
+    [{ shard: '0', shards: '65' }],
+    [{ now: '2026-13-01T00:00:00Z' }],
+    [{ now: '2026-03-29 01:30' }],
     [{ dryRun: ['1', '1'] }],
   ])('rejects %j with a 400 BadRequestError', (q) => {
     expect(() => parseRunParams(q as Record<string, string>, local)).toThrow(BadRequestError);
@@ -75,7 +84,16 @@ describe('query parameters', () => {
 describe('configuration', () => {
   it('defaults: embedded database, 25 s budget, concurrency 4, Europe-friendly mail defaults', () => {
     const c = parseConfig({});
-    expect(c).toMatchObject({ databaseDriver: 'pglite', PGLITE_DIR: '.data/pglite', CRON_BUDGET_MS: 25000, SYNC_CONCURRENCY: 16, MAIL_FROM: 'Lokario <noreply@lokario.fr>', IMAP_CONNECT_TIMEOUT_MS: 10000, SMTP_SOCKET_TIMEOUT_MS: 30000, MAX_MESSAGE_BYTES: 25 * 1024 * 1024 });
+    expect(c).toMatchObject({
+      databaseDriver: 'pglite',
+      PGLITE_DIR: '.data/pglite',
+      CRON_BUDGET_MS: 25000,
+      SYNC_CONCURRENCY: 16,
+      MAIL_FROM: 'Lokario <noreply@lokario.fr>',
+      IMAP_CONNECT_TIMEOUT_MS: 10000,
+      SMTP_SOCKET_TIMEOUT_MS: 30000,
+      MAX_MESSAGE_BYTES: 25 * 1024 * 1024,
+    });
     expect(c.isProductionLike).toBe(false);
   });
 
@@ -92,7 +110,8 @@ describe('configuration', () => {
       parseConfig({ CRON_BUDGET_MS: 'abc', DATABASE_URL: 'mysql://x', FRONTEND_URL: 'not a url', DATABASE_DRIVER: 'oracle' });
       expect.unreachable();
     } catch (e) {
-      for (const name of ['CRON_BUDGET_MS', 'DATABASE_URL', 'FRONTEND_URL', 'DATABASE_DRIVER']) expect((e as Error).message).toContain(name);
+      for (const name of ['CRON_BUDGET_MS', 'DATABASE_URL', 'FRONTEND_URL', 'DATABASE_DRIVER'])
+        expect((e as Error).message).toContain(name);
     }
     expect(() => parseConfig({ DATABASE_DRIVER: 'pg' })).toThrow(/DATABASE_URL/);
     // a Vercel function cannot keep an embedded database: a deployment needs DATABASE_URL
@@ -107,10 +126,16 @@ describe('health rule of /cron/status', () => {
   const hour = 3600_000;
   const at = (h: number) => new Date(now.getTime() - h * hour);
   it('never run → unknown', () => expect(judgeHealth([], null, hour, now).health).toBe('unknown'));
-  it('recent success → healthy', () => expect(judgeHealth([{ outcome: 'succeeded', startedAt: at(1) }], at(1), hour, now).health).toBe('healthy'));
-  it('last success older than three intervals → unhealthy', () => expect(judgeHealth([{ outcome: 'succeeded', startedAt: at(3.5) }], at(3.5), hour, now).health).toBe('unhealthy'));
+  it('recent success → healthy', () =>
+    expect(judgeHealth([{ outcome: 'succeeded', startedAt: at(1) }], at(1), hour, now).health).toBe('healthy'));
+  it('last success older than three intervals → unhealthy', () =>
+    expect(judgeHealth([{ outcome: 'succeeded', startedAt: at(3.5) }], at(3.5), hour, now).health).toBe('unhealthy'));
   it('three failures in a row → unhealthy even with a recent success', () => {
-    const runs = [{ outcome: 'failed', startedAt: at(0.1) }, { outcome: 'failed', startedAt: at(0.2) }, { outcome: 'failed', startedAt: at(0.3) }];
+    const runs = [
+      { outcome: 'failed', startedAt: at(0.1) },
+      { outcome: 'failed', startedAt: at(0.2) },
+      { outcome: 'failed', startedAt: at(0.3) },
+    ];
     expect(judgeHealth(runs, at(0.5), hour, now).health).toBe('unhealthy');
     expect(judgeHealth(runs.slice(0, 2), at(0.5), hour, now).health).toBe('healthy');
   });
@@ -123,7 +148,9 @@ describe('health rule of /cron/status', () => {
 
 describe('logs and budget', () => {
   it('redacts secrets, query secrets, bearer tokens, URL passwords and masks addresses', () => {
-    const out = redactText('GET /x?secret=abc&dryRun=1 Authorization: Bearer tok123 postgres://u:pw@h/db jean.dupont@example.fr MYSECRET', ['MYSECRET']);
+    const out = redactText('GET /x?secret=abc&dryRun=1 Authorization: Bearer tok123 postgres://u:pw@h/db jean.dupont@example.fr MYSECRET', [
+      'MYSECRET',
+    ]);
     expect(out).not.toMatch(/abc|tok123|:pw@|jean\.dupont|MYSECRET/);
     expect(out).toContain('secret=[REDACTED]&dryRun=1');
     expect(out).toContain('j***@example.fr');
@@ -154,10 +181,18 @@ describe('vercel.json, read by the local scheduler', () => {
     for (const j of JOB_REGISTRY.jobs) expect(v.functions?.[`api${j.path}.ts`]?.maxDuration).toBe(j.maxDurationSec);
   });
   it('rejects a 4-field or invalid schedule and a path that is not a job', () => {
-    expect(() => scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/followups/process-automatic', schedule: '*/5 * * *' }] })).toThrow(/5-field/);
-    expect(() => scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/followups/process-automatic', schedule: '61 * * * *' }] })).toThrow();
+    expect(() =>
+      scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/followups/process-automatic', schedule: '*/5 * * *' }] }),
+    ).toThrow(/5-field/);
+    expect(() =>
+      scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/followups/process-automatic', schedule: '61 * * * *' }] }),
+    ).toThrow();
     expect(() => scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/nope', schedule: '0 * * * *' }] })).toThrow(/not a job/);
-    expect(scheduledCrons(JOB_REGISTRY.jobs, { crons: [{ path: '/api/inbox/integrations/sync-all?shard=1&shards=2', schedule: '*/5 * * * *' }] })[0].query.get('shard')).toBe('1');
+    expect(
+      scheduledCrons(JOB_REGISTRY.jobs, {
+        crons: [{ path: '/api/inbox/integrations/sync-all?shard=1&shards=2', schedule: '*/5 * * * *' }],
+      })[0].query.get('shard'),
+    ).toBe('1');
   });
   it('maps both path forms to the job', () => {
     expect(jobForPath(JOB_REGISTRY.jobs, '/followups/process-automatic')?.id).toBe('followups');
@@ -169,10 +204,18 @@ describe('vercel.json, read by the local scheduler', () => {
 describe('the job registry', () => {
   const job = JOB_REGISTRY.jobs[0];
   it('refuses two jobs with one id, path or health-check variable, a variable lib/config.ts would not read, the status path', () => {
-    expect(() => defineRegistry({ jobs: [job, { ...job, path: '/other' , healthcheckVariable: 'HEALTHCHECK_URL_OTHER' }], attention: [] })).toThrow(/id inbox-sync is already inbox-sync's/);
-    expect(() => defineRegistry({ jobs: [job, { ...job, id: 'other', healthcheckVariable: 'HEALTHCHECK_URL_OTHER' }], attention: [] })).toThrow(/path \/inbox\/integrations\/sync-all/);
-    expect(() => defineRegistry({ jobs: [job, { ...job, id: 'other', path: '/other' }], attention: [] })).toThrow(/variable HEALTHCHECK_URL_INBOX_SYNC/);
-    expect(() => defineRegistry({ jobs: [{ ...job, healthcheckVariable: 'HC_INBOX' }], attention: [] })).toThrow(/healthcheckVariable must match/);
+    expect(() =>
+      defineRegistry({ jobs: [job, { ...job, path: '/other', healthcheckVariable: 'HEALTHCHECK_URL_OTHER' }], attention: [] }),
+    ).toThrow(/id inbox-sync is already inbox-sync's/);
+    expect(() =>
+      defineRegistry({ jobs: [job, { ...job, id: 'other', healthcheckVariable: 'HEALTHCHECK_URL_OTHER' }], attention: [] }),
+    ).toThrow(/path \/inbox\/integrations\/sync-all/);
+    expect(() => defineRegistry({ jobs: [job, { ...job, id: 'other', path: '/other' }], attention: [] })).toThrow(
+      /variable HEALTHCHECK_URL_INBOX_SYNC/,
+    );
+    expect(() => defineRegistry({ jobs: [{ ...job, healthcheckVariable: 'HC_INBOX' }], attention: [] })).toThrow(
+      /healthcheckVariable must match/,
+    );
     expect(() => defineRegistry({ jobs: [{ ...job, id: 'Inbox Sync' }], attention: [] })).toThrow(/lower-case/);
     expect(() => defineRegistry({ jobs: [{ ...job, path: '/cron/status' }], attention: [] })).toThrow(/status route/);
   });

@@ -12,14 +12,21 @@ const indexOf = (name: string) => orderNames.indexOf(name);
 function foreignKeys(table: PgTable) {
   return getTableConfig(table).foreignKeys.map((fk) => {
     const r = fk.reference();
-    return { from: getTableName(table), columns: r.columns, to: getTableName(r.foreignTable), toColumns: r.foreignColumns.map((c) => c.name) };
+    return {
+      from: getTableName(table),
+      columns: r.columns,
+      to: getTableName(r.foreignTable),
+      toColumns: r.foreignColumns.map((c) => c.name),
+    };
   });
 }
 
 describe('deletion order (db/schema/deletion-order.ts) against the schema', () => {
   it('lists every company- or user-scoped table of the schema exactly once; only the global tables are exempt', () => {
     const missing = schemaTables.map(getTableName).filter((n) => !orderNames.includes(n) && !GLOBAL_TABLES.includes(n));
-    expect(missing, `tables in the schema but missing from DELETION_ORDER (db/schema/deletion-order.ts): ${missing.join(', ')}`).toEqual([]);
+    expect(missing, `tables in the schema but missing from DELETION_ORDER (db/schema/deletion-order.ts): ${missing.join(', ')}`).toEqual(
+      [],
+    );
     expect(new Set(orderNames).size, 'a table appears twice in DELETION_ORDER').toBe(orderNames.length);
     const unknown = orderNames.filter((n) => !schemaTables.some((t) => getTableName(t) === n));
     expect(unknown).toEqual([]);
@@ -37,18 +44,24 @@ describe('deletion order (db/schema/deletion-order.ts) against the schema', () =
     expect(wrong, `child tables ordered after their parent: ${wrong.join(', ')}`).toEqual([]);
   });
 
-  it('finds a company\'s rows through the table\'s own company_id when it has one, else through a real foreign key to its parent', () => {
+  it("finds a company's rows through the table's own company_id when it has one, else through a real foreign key to its parent", () => {
     for (const step of DELETION_ORDER) {
       const name = getTableName(step.table);
       const fks = foreignKeys(step.table);
       const toCompanies = fks.filter((fk) => fk.to === 'companies');
       const c = step.company;
       if (c.by === 'company') {
-        expect(toCompanies.map((fk) => fk.columns[0].name), name).toContain(c.column.name);
+        expect(
+          toCompanies.map((fk) => fk.columns[0].name),
+          name,
+        ).toContain(c.column.name);
       } else if (c.by === 'parent') {
         expect(toCompanies, `${name} has a company_id: find its rows by it`).toEqual([]);
         const parentName = getTableName(c.parent);
-        expect(fks.some((fk) => fk.to === parentName && fk.columns[0] === c.column), `${name}.${c.column.name} must reference ${parentName}`).toBe(true);
+        expect(
+          fks.some((fk) => fk.to === parentName && fk.columns[0] === c.column),
+          `${name}.${c.column.name} must reference ${parentName}`,
+        ).toBe(true);
         expect(indexOf(parentName), `${name}'s parent ${parentName} must be in the order`).toBeGreaterThan(indexOf(name));
       } else {
         expect(name).toBe('companies');
@@ -69,7 +82,8 @@ describe('deletion order (db/schema/deletion-order.ts) against the schema', () =
     expect(uncovered, `columns referring to users with no single-user action: ${uncovered.join(', ')}`).toEqual([]);
     // nulling needs a nullable column
     for (const step of DELETION_ORDER) {
-      if (step.user.action === 'nullify') for (const c of step.user.columns) expect(c.notNull, `${c.name} is NOT NULL and cannot be nulled`).toBe(false);
+      if (step.user.action === 'nullify')
+        for (const c of step.user.columns) expect(c.notNull, `${c.name} is NOT NULL and cannot be nulled`).toBe(false);
     }
   });
 
@@ -109,7 +123,8 @@ describe('deletion order (db/schema/deletion-order.ts) against the schema', () =
       const have = leading(step.table);
       const c = step.company;
       if (!have.has(c.column.name)) missing.push(`${getTableName(step.table)}.${c.column.name} (company rows)`);
-      if (step.user.action === 'nullify') for (const col of step.user.columns) if (!have.has(col.name)) missing.push(`${getTableName(step.table)}.${col.name} (user rows)`);
+      if (step.user.action === 'nullify')
+        for (const col of step.user.columns) if (!have.has(col.name)) missing.push(`${getTableName(step.table)}.${col.name} (user rows)`);
     }
     expect(missing, `columns with no index starting with them: ${missing.join(', ')}`).toEqual([]);
   });

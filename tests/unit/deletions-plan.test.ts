@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import {
-  decideDeletion, emailSha256, handlesGlobalWork, isDeletionDue, newOwner, reminderWindow, type LockedUser, type OtherUser,
+  decideDeletion,
+  emailSha256,
+  handlesGlobalWork,
+  isDeletionDue,
+  newOwner,
+  reminderWindow,
+  type LockedUser,
+  type OtherUser,
 } from '../../lib/jobs/account-deletions/plan.js';
 import { confirmationMail, reminderMail } from '../../lib/jobs/account-deletions/messages.js';
 
@@ -8,11 +15,23 @@ const now = new Date('2026-03-10T02:00:00Z');
 const days = (n: number) => new Date(now.getTime() + n * 86_400_000);
 
 const user = (over: Partial<LockedUser> = {}): LockedUser => ({
-  id: 1, email: 'Jeanne@Example.fr', fullName: 'Jeanne Martin', role: 'owner', companyId: 7, isActive: true,
-  deletionRequestedAt: days(-30), deletionScheduledAt: days(0), ...over,
+  id: 1,
+  email: 'Jeanne@Example.fr',
+  fullName: 'Jeanne Martin',
+  role: 'owner',
+  companyId: 7,
+  isActive: true,
+  deletionRequestedAt: days(-30),
+  deletionScheduledAt: days(0),
+  ...over,
 });
 const other = (over: Partial<OtherUser> = {}): OtherUser => ({
-  id: 2, role: 'user', isActive: true, createdAt: days(-400), deletionRequestedAt: null, ...over,
+  id: 2,
+  role: 'user',
+  isActive: true,
+  createdAt: days(-400),
+  deletionRequestedAt: null,
+  ...over,
 });
 
 describe('decideDeletion (the re-check under the row lock)', () => {
@@ -27,18 +46,28 @@ describe('decideDeletion (the re-check under the row lock)', () => {
     expect(decideDeletion({ selectedCompanyId: 7, locked: undefined, others: [], now })).toEqual({ kind: 'skip', reason: 'gone' });
   });
   it('a user moved to another company since the selection is skipped (the lock was taken on the old company)', () => {
-    expect(decideDeletion({ selectedCompanyId: 7, locked: user({ companyId: 8 }), others: [], now })).toEqual({ kind: 'skip', reason: 'moved' });
+    expect(decideDeletion({ selectedCompanyId: 7, locked: user({ companyId: 8 }), others: [], now })).toEqual({
+      kind: 'skip',
+      reason: 'moved',
+    });
   });
   it('the last active user of the company: the whole company (inactive users do not keep it alive)', () => {
     const others = [other({ isActive: false })];
     expect(decideDeletion({ selectedCompanyId: 7, locked: user(), others, now })).toEqual({ kind: 'company', companyId: 7 });
   });
   it('another active user remains: only this user, and ownership is handed over', () => {
-    expect(decideDeletion({ selectedCompanyId: 7, locked: user(), others: [other()], now })).toEqual({ kind: 'user', companyId: 7, handOverTo: 2 });
+    expect(decideDeletion({ selectedCompanyId: 7, locked: user(), others: [other()], now })).toEqual({
+      kind: 'user',
+      companyId: 7,
+      handOverTo: 2,
+    });
   });
   it('a user without company (super_admin): only the user', () => {
-    expect(decideDeletion({ selectedCompanyId: null, locked: user({ companyId: null, role: 'super_admin' }), others: [], now }))
-      .toEqual({ kind: 'user', companyId: null, handOverTo: null });
+    expect(decideDeletion({ selectedCompanyId: null, locked: user({ companyId: null, role: 'super_admin' }), others: [], now })).toEqual({
+      kind: 'user',
+      companyId: null,
+      handOverTo: null,
+    });
   });
   it('is due exactly at deletion_scheduled_at, not a millisecond before', () => {
     expect(isDeletionDue({ deletionRequestedAt: days(-30), deletionScheduledAt: now }, now)).toBe(true);
@@ -49,7 +78,11 @@ describe('decideDeletion (the re-check under the row lock)', () => {
 
 describe('newOwner', () => {
   it('the oldest remaining active user becomes owner', () => {
-    const others = [other({ id: 3, createdAt: days(-10) }), other({ id: 4, createdAt: days(-200) }), other({ id: 5, createdAt: days(-100) })];
+    const others = [
+      other({ id: 3, createdAt: days(-10) }),
+      other({ id: 4, createdAt: days(-200) }),
+      other({ id: 5, createdAt: days(-100) }),
+    ];
     expect(newOwner({ role: 'owner' }, others)).toBe(4);
   });
   it('ties on creation time are broken by id', () => {
@@ -89,8 +122,13 @@ describe('helpers', () => {
 describe('French emails', () => {
   it('the reminder gives the date in the company zone and how to cancel', () => {
     const m = reminderMail({
-      userId: 1, to: 'jeanne@example.fr', fullName: 'Jeanne', scheduledAt: new Date('2026-03-17T02:00:00Z'),
-      timezone: 'Europe/Paris', from: 'Lokario <noreply@lokario.fr>', frontendUrl: 'https://app.lokario.fr',
+      userId: 1,
+      to: 'jeanne@example.fr',
+      fullName: 'Jeanne',
+      scheduledAt: new Date('2026-03-17T02:00:00Z'),
+      timezone: 'Europe/Paris',
+      from: 'Lokario <noreply@lokario.fr>',
+      frontendUrl: 'https://app.lokario.fr',
     });
     expect(m.subject).toBe('Votre compte Lokario sera supprimé le 17/03/2026');
     expect(m.text).toContain('17/03/2026 à 03:00');
@@ -99,8 +137,16 @@ describe('French emails', () => {
   });
   it('the confirmation of a company deletion mentions the retained invoices', () => {
     const m = confirmationMail({
-      userId: 1, logId: 5, to: 'jeanne@example.fr', fullName: null, scope: 'company', companyName: 'Boulangerie Martin',
-      deletedAt: now, timezone: null, retainedInvoices: 3, from: 'Lokario <noreply@lokario.fr>',
+      userId: 1,
+      logId: 5,
+      to: 'jeanne@example.fr',
+      fullName: null,
+      scope: 'company',
+      companyName: 'Boulangerie Martin',
+      deletedAt: now,
+      timezone: null,
+      retainedInvoices: 3,
+      from: 'Lokario <noreply@lokario.fr>',
     });
     expect(m.subject).toBe('Votre compte Lokario a été supprimé');
     expect(m.text).toMatch(/^Bonjour,/);

@@ -6,7 +6,9 @@ import { loadDotEnv } from '../../lib/local/dotenv.js';
 
 describe('.env for the local scripts', () => {
   const keys = ['LOKARIO_TEST_FROM_FILE', 'LOKARIO_TEST_ALREADY_SET'];
-  afterEach(() => { for (const k of keys) delete process.env[k]; });
+  afterEach(() => {
+    for (const k of keys) delete process.env[k];
+  });
 
   it('loads the file; a variable already in the environment wins; none and a missing file load nothing', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lokario-env-'));
@@ -20,6 +22,8 @@ describe('.env for the local scripts', () => {
       expect(loadDotEnv(file)).toBe(true);
       expect(process.env.LOKARIO_TEST_FROM_FILE).toBe('from-file');
       expect(process.env.LOKARIO_TEST_ALREADY_SET).toBe('from-env');
-    } finally { fs.rmSync(dir, { recursive: true, force: true }); }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

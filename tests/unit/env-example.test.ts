@@ -8,7 +8,10 @@ describe('.env.example', () => {
     const config = fs.readFileSync(new URL('../../lib/config.ts', import.meta.url), 'utf8');
     const start = config.indexOf('const EnvSchema = z.object({');
     const schema = config.slice(start, config.indexOf('});', start));
-    const read = [...schema.matchAll(/^\s+([A-Z_][A-Z0-9_]*):/gm)].map((m) => m[1]).filter((v) => !['NODE_ENV', 'VERCEL_ENV', 'CONTEXT'].includes(v)).sort();
+    const read = [...schema.matchAll(/^\s+([A-Z_][A-Z0-9_]*):/gm)]
+      .map((m) => m[1])
+      .filter((v) => !['NODE_ENV', 'VERCEL_ENV', 'CONTEXT'].includes(v))
+      .sort();
     expect(documented).toEqual(read);
   });
 });

@@ -14,8 +14,13 @@ describe('publicError: the driver cause, without SQL, hosts or ports', () => {
 
   it('a socket error keeps its kind, loses its address', () => {
     const sock = Object.assign(new Error('connect ECONNREFUSED 10.1.2.3:5432'), { code: 'ECONNREFUSED' });
-    expect(publicError(Object.assign(new Error('Failed query: select 1'), { cause: sock }))).toEqual({ code: 'connection_error', message: 'connect ECONNREFUSED [address]' });
-    expect(publicError(Object.assign(new Error('getaddrinfo ENOTFOUND ep-cool-name.eu-central-1.aws.neon.tech'), { code: 'ENOTFOUND' })).message).toBe('getaddrinfo ENOTFOUND [address]');
+    expect(publicError(Object.assign(new Error('Failed query: select 1'), { cause: sock }))).toEqual({
+      code: 'connection_error',
+      message: 'connect ECONNREFUSED [address]',
+    });
+    expect(
+      publicError(Object.assign(new Error('getaddrinfo ENOTFOUND ep-cool-name.eu-central-1.aws.neon.tech'), { code: 'ENOTFOUND' })).message,
+    ).toBe('getaddrinfo ENOTFOUND [address]');
   });
 
   it.each([
@@ -32,15 +37,22 @@ describe('publicError: the driver cause, without SQL, hosts or ports', () => {
   });
 
   it('our own coded errors keep their code and message', () => {
-    expect(publicError(Object.assign(new Error('2 part(s) failed'), { code: 'part_failed' }))).toEqual({ code: 'part_failed', message: '2 part(s) failed' });
+    expect(publicError(Object.assign(new Error('2 part(s) failed'), { code: 'part_failed' }))).toEqual({
+      code: 'part_failed',
+      message: '2 part(s) failed',
+    });
   });
 });
 
 describe('redaction after URL decoding', () => {
   const S = 'topsecret-value';
   it.each([
-    `/x?s%65cret=${S}`, `/x?%73ecret=${encodeURIComponent(S)}`, `/x?secret=%74%6f%70secret-value`, `/x?s%2565cret=%2574opsecret-value`,
-    `/x?api_key=${S}`, `/x?Secret=${S}`,
+    `/x?s%65cret=${S}`,
+    `/x?%73ecret=${encodeURIComponent(S)}`,
+    `/x?secret=%74%6f%70secret-value`,
+    `/x?s%2565cret=%2574opsecret-value`,
+    `/x?api_key=${S}`,
+    `/x?Secret=${S}`,
   ])('%s', (url) => {
     for (const out of [redactUrl(url, []), redactText(url, [])]) {
       expect(out).not.toContain(S);
@@ -58,7 +70,8 @@ describe('params and credentials', () => {
   const config = parseConfig({});
   it('companyId is bounded to a PostgreSQL integer', () => {
     expect(parseRunParams({ companyId: '2147483647' }, config).scope.companyId).toBe(2147483647);
-    for (const v of ['2147483648', '99999999999', '9'.repeat(400)]) expect(() => parseRunParams({ companyId: v }, config), v).toThrow(/companyId/);
+    for (const v of ['2147483648', '99999999999', '9'.repeat(400)])
+      expect(() => parseRunParams({ companyId: v }, config), v).toThrow(/companyId/);
   });
   it('credentials sent twice are ambiguous', () => {
     expect(ambiguousCredentials(['Authorization', 'Bearer a', 'authorization', 'Bearer a'], undefined)).toMatch(/more than once/);

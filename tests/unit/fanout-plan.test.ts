@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { budgetFor, SAFETY_MARGIN_MS } from '../../lib/cron/budget.js';
-import { estimateCostMs, fanoutParentOf, MIN_LEDGER_ITEMS, planFanout, selfBaseUrl, SHARD_FILL, shardUrl, startJitterMs } from '../../lib/cron/fanout.js';
+import {
+  estimateCostMs,
+  fanoutParentOf,
+  MIN_LEDGER_ITEMS,
+  planFanout,
+  selfBaseUrl,
+  SHARD_FILL,
+  shardUrl,
+  startJitterMs,
+} from '../../lib/cron/fanout.js';
 import { summariseSweep } from '../../lib/cron/sweep.js';
 import { judgeFreshness } from '../../lib/jobs/inbox-sync/sweep.js';
 import { createHostLimiter, hostKey } from '../../lib/jobs/inbox-sync/host-limit.js';
@@ -29,18 +38,41 @@ describe('fan-out planning (pure)', () => {
   });
   it('sizes n from the backlog so that each shard finishes within the target, bounded by FANOUT_MAX', () => {
     // 2,000 mailboxes at 100 ms: 200 s of work; a shard fills 70 % of 60 s → 5 shards
-    expect(planFanout({ ...base, due: 2_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: Math.ceil(200_000 / (60_000 * SHARD_FILL)) });
+    expect(planFanout({ ...base, due: 2_000, costMsPerItem: 100 })).toMatchObject({
+      kind: 'fanout',
+      n: Math.ceil(200_000 / (60_000 * SHARD_FILL)),
+    });
     expect(planFanout({ ...base, due: 2_000, costMsPerItem: 100 })).toMatchObject({ n: 5 });
     // a target beyond the shards' budget: the budget bounds it
-    expect(planFanout({ ...base, targetMs: 900_000, due: 10_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: Math.ceil(1_000_000 / (295_000 * SHARD_FILL)) });
+    expect(planFanout({ ...base, targetMs: 900_000, due: 10_000, costMsPerItem: 100 })).toMatchObject({
+      kind: 'fanout',
+      n: Math.ceil(1_000_000 / (295_000 * SHARD_FILL)),
+    });
     expect(planFanout({ ...base, due: 1_000_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: 16 });
     expect(planFanout({ ...base, max: 3, due: 1_000_000, costMsPerItem: 100 })).toMatchObject({ kind: 'fanout', n: 3 });
   });
   it('estimates the per-item cost from the ledger, weighted by run size, with a default below MIN_LEDGER_ITEMS', () => {
     expect(estimateCostMs([], 100)).toBe(100);
     expect(estimateCostMs([{ durationMs: 1000, items: MIN_LEDGER_ITEMS - 1 }], 100)).toBe(100);
-    expect(estimateCostMs([{ durationMs: 10_000, items: 100 }, { durationMs: 2_000, items: 0 }, { durationMs: 30_000, items: 100 }], 7)).toBe(200);
-    expect(estimateCostMs([{ durationMs: Number.NaN, items: 50 }, { durationMs: 5_000, items: 50 }], 7)).toBe(100);
+    expect(
+      estimateCostMs(
+        [
+          { durationMs: 10_000, items: 100 },
+          { durationMs: 2_000, items: 0 },
+          { durationMs: 30_000, items: 100 },
+        ],
+        7,
+      ),
+    ).toBe(200);
+    expect(
+      estimateCostMs(
+        [
+          { durationMs: Number.NaN, items: 50 },
+          { durationMs: 5_000, items: 50 },
+        ],
+        7,
+      ),
+    ).toBe(100);
   });
   it('start jitter stays in [0, max) whatever the random source', () => {
     expect(startJitterMs(() => 0, 2_000)).toBe(0);
@@ -55,7 +87,9 @@ describe('fan-out planning (pure)', () => {
   });
   it('finds its own URL: SELF_URL, else this deployment, else the production domain, else the local server', () => {
     expect(selfBaseUrl({ SELF_URL: 'https://x.example/', VERCEL_URL: 'a.vercel.app' })).toBe('https://x.example');
-    expect(selfBaseUrl({ VERCEL_URL: 'lokario-abc.vercel.app', VERCEL_PROJECT_PRODUCTION_URL: 'lokario.fr' })).toBe('https://lokario-abc.vercel.app');
+    expect(selfBaseUrl({ VERCEL_URL: 'lokario-abc.vercel.app', VERCEL_PROJECT_PRODUCTION_URL: 'lokario.fr' })).toBe(
+      'https://lokario-abc.vercel.app',
+    );
     expect(selfBaseUrl({ VERCEL_PROJECT_PRODUCTION_URL: 'lokario.fr' })).toBe('https://lokario.fr');
     expect(selfBaseUrl({}, 'http://127.0.0.1:3000')).toBe('http://127.0.0.1:3000');
     expect(selfBaseUrl({})).toBeNull();
@@ -76,11 +110,22 @@ describe('per-host connection cap', () => {
     let open = 0;
     let peak = 0;
     const gates: (() => void)[] = [];
-    const task = () => new Promise<void>((r) => { open++; peak = Math.max(peak, open); gates.push(() => { open--; r(); }); });
+    const task = () =>
+      new Promise<void>((r) => {
+        open++;
+        peak = Math.max(peak, open);
+        gates.push(() => {
+          open--;
+          r();
+        });
+      });
     const all = [1, 2, 3, 4].map(() => limit('imap.gmail.com', task));
     const other = limit('ssl0.ovh.net', async () => 'ovh');
     expect(await other).toBe('ovh'); // not queued behind gmail
-    while (gates.length || open) { await new Promise((r) => setTimeout(r, 1)); gates.shift()?.(); }
+    while (gates.length || open) {
+      await new Promise((r) => setTimeout(r, 1));
+      gates.shift()?.();
+    }
     await Promise.all(all);
     expect(peak).toBe(2);
   });
@@ -88,11 +133,34 @@ describe('per-host connection cap', () => {
 
 describe('sweep and inbox freshness (pure)', () => {
   const now = new Date('2026-03-02T10:00:00Z');
-  it('a coordinator\'s sweep adds up its shards; an inline run counts itself', () => {
-    const run = { id: 'r', job: 'inbox-sync', outcome: 'succeeded', started_at: now, stats: { budgetMs: 25_000, budgetSource: 'CRON_BUDGET_MS', shardsFailed: 1 }, fanout: { n: 3, due: 100 } };
-    const kids = [{ parent_run_id: 'r', outcome: 'succeeded', stats: { synced: 40 } }, { parent_run_id: 'r', outcome: 'running', stats: null }];
-    expect(summariseSweep(run, kids, 'synced')).toMatchObject({ due: 100, done: 40, left: 60, shards: 3, shardsRunning: 1, shardsFailed: 1, budget: { ms: 25_000, source: 'CRON_BUDGET_MS' } });
-    expect(summariseSweep({ ...run, fanout: null, stats: { sweepDue: 10, synced: 10 } }, [], 'synced')).toMatchObject({ due: 10, done: 10, left: 0, shards: 1 });
+  it("a coordinator's sweep adds up its shards; an inline run counts itself", () => {
+    const run = {
+      id: 'r',
+      job: 'inbox-sync',
+      outcome: 'succeeded',
+      started_at: now,
+      stats: { budgetMs: 25_000, budgetSource: 'CRON_BUDGET_MS', shardsFailed: 1 },
+      fanout: { n: 3, due: 100 },
+    };
+    const kids = [
+      { parent_run_id: 'r', outcome: 'succeeded', stats: { synced: 40 } },
+      { parent_run_id: 'r', outcome: 'running', stats: null },
+    ];
+    expect(summariseSweep(run, kids, 'synced')).toMatchObject({
+      due: 100,
+      done: 40,
+      left: 60,
+      shards: 3,
+      shardsRunning: 1,
+      shardsFailed: 1,
+      budget: { ms: 25_000, source: 'CRON_BUDGET_MS' },
+    });
+    expect(summariseSweep({ ...run, fanout: null, stats: { sweepDue: 10, synced: 10 } }, [], 'synced')).toMatchObject({
+      due: 10,
+      done: 10,
+      left: 0,
+      shards: 1,
+    });
   });
   it('unhealthy when the stalest mailbox is older than three intervals', () => {
     const five = 5 * 60_000;

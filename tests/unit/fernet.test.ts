@@ -1,7 +1,13 @@
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  FernetError, decryptStoredSecret, deriveLokarioKey, encryptSecret, fernetDecrypt, fernetEncrypt, passwordForHost,
+  FernetError,
+  decryptStoredSecret,
+  deriveLokarioKey,
+  encryptSecret,
+  fernetDecrypt,
+  fernetEncrypt,
+  passwordForHost,
 } from '../../lib/crypto/fernet.js';
 
 /**
@@ -9,10 +15,7 @@ import {
  * on any clone. The repo copy wins; the shared one is the fallback (and they must agree).
  */
 function loadFixture<T>(name: string): T {
-  const candidates = [
-    new URL(`../fixtures/${name}`, import.meta.url),
-    new URL(`../../../shared/fixtures/${name}`, import.meta.url),
-  ];
+  const candidates = [new URL(`../fixtures/${name}`, import.meta.url), new URL(`../../../shared/fixtures/${name}`, import.meta.url)];
   for (const url of candidates) {
     if (fs.existsSync(url)) return JSON.parse(fs.readFileSync(url, 'utf8')) as T;
   }

@@ -1,42 +1,109 @@
 import { describe, expect, it } from 'vitest';
 import { parseCompanySettings } from '../../lib/settings.js';
 import {
-  STARTER_MONTHLY_QUOTA, afterFailure, afterSent, decideBatch, decideFollowup, delayBeforeStep, inSendWindow,
-  retryDelayMs, stepDueAt, type FollowupFacts, type StepRecord,
+  STARTER_MONTHLY_QUOTA,
+  afterFailure,
+  afterSent,
+  decideBatch,
+  decideFollowup,
+  delayBeforeStep,
+  inSendWindow,
+  retryDelayMs,
+  stepDueAt,
+  type FollowupFacts,
+  type StepRecord,
 } from '../../lib/jobs/followups/plan.js';
 import { addDays } from '../../lib/time/zone.js';
 
 const NOW = new Date('2026-03-11T10:00:00Z'); // Wednesday 11:00 in Paris
 const ALL_WEEK = { start: '00:00', end: '23:59', weekdays: [1, 2, 3, 4, 5, 6, 7] };
 
-function facts(over: {
-  settings?: Record<string, unknown>; plan?: 'STARTER' | 'PROFESSIONAL'; sentThisMonth?: number; companyId?: number;
-  invoice?: Partial<NonNullable<FollowupFacts['invoice']>> | null; quote?: Partial<NonNullable<FollowupFacts['quote']>>;
-  steps?: StepRecord[]; lastClientMessageAt?: Date | null; clientEmail?: string | null; client?: null; isActive?: boolean;
-} = {}): FollowupFacts {
+function facts(
+  over: {
+    settings?: Record<string, unknown>;
+    plan?: 'STARTER' | 'PROFESSIONAL';
+    sentThisMonth?: number;
+    companyId?: number;
+    invoice?: Partial<NonNullable<FollowupFacts['invoice']>> | null;
+    quote?: Partial<NonNullable<FollowupFacts['quote']>>;
+    steps?: StepRecord[];
+    lastClientMessageAt?: Date | null;
+    clientEmail?: string | null;
+    client?: null;
+    isActive?: boolean;
+  } = {},
+): FollowupFacts {
   const isQuote = over.quote !== undefined;
   const { settings } = parseCompanySettings(over.settings ?? { followups: { send_window: ALL_WEEK } });
   return {
     followup: {
-      id: 1, companyId: over.companyId ?? 1, clientId: 1, type: isQuote ? 'DEVIS_NON_REPONDU' : 'FACTURE_IMPAYEE',
-      sourceType: isQuote ? 'quote' : 'invoice', sourceId: 1, sourceLabel: 'Facture FAC-1', dueDate: NOW, createdAt: new Date('2026-01-01T00:00:00Z'),
+      id: 1,
+      companyId: over.companyId ?? 1,
+      clientId: 1,
+      type: isQuote ? 'DEVIS_NON_REPONDU' : 'FACTURE_IMPAYEE',
+      sourceType: isQuote ? 'quote' : 'invoice',
+      sourceId: 1,
+      sourceLabel: 'Facture FAC-1',
+      dueDate: NOW,
+      createdAt: new Date('2026-01-01T00:00:00Z'),
     },
-    company: { id: over.companyId ?? 1, name: 'Atelier', isActive: over.isActive ?? true, settings, plan: over.plan ?? 'PROFESSIONAL', sentThisMonth: over.sentThisMonth ?? 0 },
-    client: over.client === null ? null : { id: 1, name: 'Mme Martin', email: over.clientEmail === undefined ? 'martin@example.com' : over.clientEmail },
-    invoice: isQuote || over.invoice === null ? null : {
-      id: 1, number: 'FAC-1', invoiceType: 'FACTURE', status: 'ENVOYEE', totalCents: 120000, paidCents: 0,
-      dueDate: new Date('2026-02-01T00:00:00Z'), sentAt: new Date('2026-01-15T00:00:00Z'), deletedAt: null, archivedAt: null, ...over.invoice,
+    company: {
+      id: over.companyId ?? 1,
+      name: 'Atelier',
+      isActive: over.isActive ?? true,
+      settings,
+      plan: over.plan ?? 'PROFESSIONAL',
+      sentThisMonth: over.sentThisMonth ?? 0,
     },
-    quote: isQuote ? {
-      id: 1, number: 'DEV-1', status: 'ENVOYE', totalCents: 50000, sentAt: new Date('2026-01-15T00:00:00Z'), acceptedAt: null, refusedAt: null,
-      validUntil: null, signed: false, publicToken: 'tok', deletedAt: null, ...over.quote,
-    } : null,
+    client:
+      over.client === null
+        ? null
+        : { id: 1, name: 'Mme Martin', email: over.clientEmail === undefined ? 'martin@example.com' : over.clientEmail },
+    invoice:
+      isQuote || over.invoice === null
+        ? null
+        : {
+            id: 1,
+            number: 'FAC-1',
+            invoiceType: 'FACTURE',
+            status: 'ENVOYEE',
+            totalCents: 120000,
+            paidCents: 0,
+            dueDate: new Date('2026-02-01T00:00:00Z'),
+            sentAt: new Date('2026-01-15T00:00:00Z'),
+            deletedAt: null,
+            archivedAt: null,
+            ...over.invoice,
+          },
+    quote: isQuote
+      ? {
+          id: 1,
+          number: 'DEV-1',
+          status: 'ENVOYE',
+          totalCents: 50000,
+          sentAt: new Date('2026-01-15T00:00:00Z'),
+          acceptedAt: null,
+          refusedAt: null,
+          validUntil: null,
+          signed: false,
+          publicToken: 'tok',
+          deletedAt: null,
+          ...over.quote,
+        }
+      : null,
     steps: over.steps ?? [],
     lastClientMessageAt: over.lastClientMessageAt ?? null,
   };
 }
-const step = (n: number, delivery: StepRecord['delivery'], extra: Partial<StepRecord> = {}): StepRecord =>
-  ({ step: n, delivery, sentAt: new Date('2026-02-20T10:00:00Z'), attempts: 1, nextAttemptAt: null, messageId: `<m${n}@x>`, ...extra });
+const step = (n: number, delivery: StepRecord['delivery'], extra: Partial<StepRecord> = {}): StepRecord => ({
+  step: n,
+  delivery,
+  sentAt: new Date('2026-02-20T10:00:00Z'),
+  attempts: 1,
+  nextAttemptAt: null,
+  messageId: `<m${n}@x>`,
+  ...extra,
+});
 
 describe('followups rules: due dates (defect 20)', () => {
   it('step k waits relance_delays[k-1] days; the last delay repeats', () => {
@@ -107,7 +174,13 @@ describe('followups rules: decisions', () => {
     expect(decideFollowup(facts(over as Parameters<typeof facts>[0]), NOW)).toEqual({ kind: 'stop', reason });
   });
   it('stop_on_quote_refused=false keeps following up a refused quote', () => {
-    const d = decideFollowup(facts({ quote: { status: 'REFUSE' }, settings: { followups: { send_window: ALL_WEEK, stop_conditions: { stop_on_quote_refused: false } } } }), NOW);
+    const d = decideFollowup(
+      facts({
+        quote: { status: 'REFUSE' },
+        settings: { followups: { send_window: ALL_WEEK, stop_conditions: { stop_on_quote_refused: false } } },
+      }),
+      NOW,
+    );
     expect(d.kind).toBe('send');
   });
   it('a client message older than the last step is not a reply to it', () => {
@@ -121,15 +194,24 @@ describe('followups rules: decisions', () => {
     [{ steps: [step(1, 'failed', { nextAttemptAt: new Date(NOW.getTime() + 60_000) })] }, 'retry_backoff'],
     [{ isActive: false }, 'company_inactive'],
     [{ clientEmail: null }, 'no_client_email'],
-    [{ settings: { followups: { send_window: ALL_WEEK, messages: [{ type: 'Facture impayée', content: 'x', method: 'sms' }] } } }, 'channel_unsupported'],
+    [
+      { settings: { followups: { send_window: ALL_WEEK, messages: [{ type: 'Facture impayée', content: 'x', method: 'sms' }] } } },
+      'channel_unsupported',
+    ],
   ])('wait: %j → %s', (over, reason) => {
     expect(decideFollowup(facts(over), NOW)).toEqual({ kind: 'wait', reason });
   });
   it('outside the default window (Saturday) → wait', () => {
-    expect(decideFollowup(facts({ settings: {} }), new Date('2026-03-14T10:00:00Z'))).toEqual({ kind: 'wait', reason: 'outside_send_window' });
+    expect(decideFollowup(facts({ settings: {} }), new Date('2026-03-14T10:00:00Z'))).toEqual({
+      kind: 'wait',
+      reason: 'outside_send_window',
+    });
   });
   it('a step in flight is never stopped under the feet of the invocation sending it', () => {
-    expect(decideFollowup(facts({ invoice: { status: 'PAYEE' }, steps: [step(1, 'sending')] }), NOW)).toEqual({ kind: 'wait', reason: 'in_flight' });
+    expect(decideFollowup(facts({ invoice: { status: 'PAYEE' }, steps: [step(1, 'sending')] }), NOW)).toEqual({
+      kind: 'wait',
+      reason: 'in_flight',
+    });
   });
   it('a failed step whose back-off has passed is retried, same step', () => {
     const d = decideFollowup(facts({ steps: [step(1, 'failed', { nextAttemptAt: new Date(NOW.getTime() - 1) })] }), NOW);
@@ -144,13 +226,25 @@ describe('followups rules: decisions', () => {
 describe('followups rules: STARTER quota', () => {
   it(`allows ${STARTER_MONTHLY_QUOTA} per month per company; the ${STARTER_MONTHLY_QUOTA + 1}st waits`, () => {
     const batch = [
-      facts({ plan: 'STARTER', sentThisMonth: 18 }), facts({ plan: 'STARTER', sentThisMonth: 18 }), facts({ plan: 'STARTER', sentThisMonth: 18 }),
-      facts({ plan: 'STARTER', sentThisMonth: 0, companyId: 2 }), facts({ plan: 'PROFESSIONAL', sentThisMonth: 500, companyId: 3 }),
+      facts({ plan: 'STARTER', sentThisMonth: 18 }),
+      facts({ plan: 'STARTER', sentThisMonth: 18 }),
+      facts({ plan: 'STARTER', sentThisMonth: 18 }),
+      facts({ plan: 'STARTER', sentThisMonth: 0, companyId: 2 }),
+      facts({ plan: 'PROFESSIONAL', sentThisMonth: 500, companyId: 3 }),
     ];
-    expect(decideBatch(batch, NOW).map((d) => (d.kind === 'wait' ? d.reason : d.kind))).toEqual(['send', 'send', 'quota_exceeded', 'send', 'send']);
+    expect(decideBatch(batch, NOW).map((d) => (d.kind === 'wait' ? d.reason : d.kind))).toEqual([
+      'send',
+      'send',
+      'quota_exceeded',
+      'send',
+      'send',
+    ]);
   });
   it('stops and waits consume no quota', () => {
-    const batch = [facts({ plan: 'STARTER', sentThisMonth: 19, invoice: { status: 'PAYEE' } }), facts({ plan: 'STARTER', sentThisMonth: 19 })];
+    const batch = [
+      facts({ plan: 'STARTER', sentThisMonth: 19, invoice: { status: 'PAYEE' } }),
+      facts({ plan: 'STARTER', sentThisMonth: 19 }),
+    ];
     expect(decideBatch(batch, NOW).map((d) => d.kind)).toEqual(['stop', 'send']);
   });
 });

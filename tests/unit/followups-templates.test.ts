@@ -6,9 +6,21 @@ import { addressOf, formatFrom } from '../../lib/text/address.js';
 
 const NBSP = '\u00a0';
 const vars: TemplateVariables = {
-  client_name: 'Mme Martin', source_label: 'Facture FAC-1', company_name: 'Atelier Dupont', company_email: 'contact@atelier.example',
-  company_phone: '01 02 03 04 05', amount: formatEuros(120000), due_date: '28/02/2026', signature_link: '',
-  company_address: '', company_city: '', company_postal_code: '', company_country: '', company_siren: '', company_siret: '', company_vat_number: '',
+  client_name: 'Mme Martin',
+  source_label: 'Facture FAC-1',
+  company_name: 'Atelier Dupont',
+  company_email: 'contact@atelier.example',
+  company_phone: '01 02 03 04 05',
+  amount: formatEuros(120000),
+  due_date: '28/02/2026',
+  signature_link: '',
+  company_address: '',
+  company_city: '',
+  company_postal_code: '',
+  company_country: '',
+  company_siren: '',
+  company_siret: '',
+  company_vat_number: '',
 };
 
 describe('French money', () => {
@@ -26,13 +38,18 @@ describe('French money', () => {
 describe('templates (defect 19)', () => {
   it('matches the company template on the French label, whatever the case and accents', () => {
     for (const type of ['Facture impayée', 'facture impayee', ' FACTURE IMPAYÉE ', 'FACTURE_IMPAYEE']) {
-      expect(chooseTemplate('FACTURE_IMPAYEE', [{ type, content: 'Mon texte', method: 'email' }])).toMatchObject({ body: 'Mon texte', source: 'company' });
+      expect(chooseTemplate('FACTURE_IMPAYEE', [{ type, content: 'Mon texte', method: 'email' }])).toMatchObject({
+        body: 'Mon texte',
+        source: 'company',
+      });
     }
   });
   it('never matches the Python enum str() the original compared with', () => {
-    expect(chooseTemplate('FACTURE_IMPAYEE', [{ type: 'FollowUpType.FACTURE_IMPAYEE', content: 'x', method: 'email' }]).source).toBe('default');
+    expect(chooseTemplate('FACTURE_IMPAYEE', [{ type: 'FollowUpType.FACTURE_IMPAYEE', content: 'x', method: 'email' }]).source).toBe(
+      'default',
+    );
   });
-  it('another type\'s template is not used; an empty one falls back to the default', () => {
+  it("another type's template is not used; an empty one falls back to the default", () => {
     expect(chooseTemplate('DEVIS_NON_REPONDU', [{ type: 'Facture impayée', content: 'x', method: 'email' }]).source).toBe('default');
     expect(chooseTemplate('FACTURE_IMPAYEE', [{ type: 'Facture impayée', content: '  ', method: 'email' }]).source).toBe('default');
   });
@@ -41,7 +58,8 @@ describe('templates (defect 19)', () => {
   });
   it('unknown variables stay visible and are reported; known ones are replaced', () => {
     expect(fillTemplate('{client_name} {oops} {amount}', vars as unknown as Record<string, string>)).toEqual({
-      text: `Mme Martin {oops} 1${NBSP}200,00${NBSP}€`, unknown: ['oops'],
+      text: `Mme Martin {oops} 1${NBSP}200,00${NBSP}€`,
+      unknown: ['oops'],
     });
   });
   it('the default invoice text: French, the balance, signed by the company', () => {
@@ -67,14 +85,48 @@ describe('templates (defect 19)', () => {
 
 describe('sender (defect 25)', () => {
   it('the primary mailbox with SMTP settings sends as itself', () => {
-    const plan = planSender({ id: 3, email_address: 'f@atelier.example', email_password: 'gAAAAA…', smtp_server: 'smtp.atelier.example', smtp_port: null, smtp_use_ssl: true, use_ssl: true },
-      'Lokario <noreply@lokario.fr>', 'contact@atelier.example');
-    expect(plan).toMatchObject({ kind: 'mailbox', host: 'smtp.atelier.example', port: 465, secure: true, fromAddress: 'f@atelier.example' });
+    const plan = planSender(
+      {
+        id: 3,
+        email_address: 'f@atelier.example',
+        email_password: 'gAAAAA…',
+        smtp_server: 'smtp.atelier.example',
+        smtp_port: null,
+        smtp_use_ssl: true,
+        use_ssl: true,
+      },
+      'Lokario <noreply@lokario.fr>',
+      'contact@atelier.example',
+    );
+    expect(plan).toMatchObject({
+      kind: 'mailbox',
+      host: 'smtp.atelier.example',
+      port: 465,
+      secure: true,
+      fromAddress: 'f@atelier.example',
+    });
   });
   it('without SMTP settings: the platform address, Reply-To the company', () => {
-    expect(planSender(null, 'Lokario <noreply@lokario.fr>', 'contact@atelier.example')).toEqual({ kind: 'platform', fromAddress: 'noreply@lokario.fr', replyTo: 'contact@atelier.example' });
-    expect(planSender({ id: 3, email_address: 'f@atelier.example', email_password: null, smtp_server: null, smtp_port: null, smtp_use_ssl: null, use_ssl: true },
-      'noreply@lokario.fr', null)).toEqual({ kind: 'platform', fromAddress: 'noreply@lokario.fr', replyTo: 'f@atelier.example' });
+    expect(planSender(null, 'Lokario <noreply@lokario.fr>', 'contact@atelier.example')).toEqual({
+      kind: 'platform',
+      fromAddress: 'noreply@lokario.fr',
+      replyTo: 'contact@atelier.example',
+    });
+    expect(
+      planSender(
+        {
+          id: 3,
+          email_address: 'f@atelier.example',
+          email_password: null,
+          smtp_server: null,
+          smtp_port: null,
+          smtp_use_ssl: null,
+          use_ssl: true,
+        },
+        'noreply@lokario.fr',
+        null,
+      ),
+    ).toEqual({ kind: 'platform', fromAddress: 'noreply@lokario.fr', replyTo: 'f@atelier.example' });
   });
   it('quotes the display name so a comma or quote cannot break the header', () => {
     expect(formatFrom('Durand, "Fils"', 'a@b.fr')).toBe('"Durand, \\"Fils\\"" <a@b.fr>');

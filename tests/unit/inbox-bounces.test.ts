@@ -4,7 +4,8 @@ import { effectiveSeverity, parseBounce } from '../../lib/mime/bounce.js';
 const crlf = (s: string) => s.replace(/\r?\n/g, '\r\n');
 const MID = 'lokario-f12-s2.1733000000@lokario.fr';
 
-const dsn = (rcpt: string, action: string, status: string, diag: string, returnedType = 'text/rfc822-headers') => crlf(`From: Mail Delivery System <MAILER-DAEMON@mx1.example.net>
+const dsn = (rcpt: string, action: string, status: string, diag: string, returnedType = 'text/rfc822-headers') =>
+  crlf(`From: Mail Delivery System <MAILER-DAEMON@mx1.example.net>
 To: facturation@plomberie-dupont.fr
 Subject: Undelivered Mail Returned to Sender
 Auto-Submitted: auto-replied
@@ -42,11 +43,16 @@ Subject: Relance facture F-2026-012
 
 describe('RFC 3464 delivery-status reports', () => {
   it('Postfix DSN, user unknown: hard, code, diagnostic, original Message-ID from text/rfc822-headers', () => {
-    const b = parseBounce(dsn('jean.martin@client.fr', 'failed', '5.1.1', '550 5.1.1 <jean.martin@client.fr>: Recipient address rejected: User unknown'))!;
+    const b = parseBounce(
+      dsn('jean.martin@client.fr', 'failed', '5.1.1', '550 5.1.1 <jean.martin@client.fr>: Recipient address rejected: User unknown'),
+    )!;
     expect(b).toEqual({
-      recipients: ['jean.martin@client.fr'], status: '5.1.1', severity: 'hard',
+      recipients: ['jean.martin@client.fr'],
+      status: '5.1.1',
+      severity: 'hard',
       diagnostic: '550 5.1.1 <jean.martin@client.fr>: Recipient address rejected: User unknown',
-      originalMessageId: MID, originalSubject: 'Relance facture F-2026-012',
+      originalMessageId: MID,
+      originalSubject: 'Relance facture F-2026-012',
     });
   });
   it('delayed DSN with message/rfc822: soft', () => {
@@ -62,7 +68,8 @@ describe('RFC 3464 delivery-status reports', () => {
 });
 
 describe('X-Failed-Recipients and Exim', () => {
-  const exim = (rcpt: string, reason: string) => crlf(`From: Mail Delivery System <Mailer-Daemon@mail.hebergeur.fr>
+  const exim = (rcpt: string, reason: string) =>
+    crlf(`From: Mail Delivery System <Mailer-Daemon@mail.hebergeur.fr>
 To: contact@garage-durand.fr
 Subject: Mail delivery failed: returning message to sender
 X-Failed-Recipients: ${rcpt}
@@ -109,7 +116,8 @@ Bonjour,
 
 describe('Postfix and qmail plain-text bounces', () => {
   it('Postfix plain text: <addr>: host said 550', () => {
-    const b = parseBounce(crlf(`From: MAILER-DAEMON@mx.example.net (Mail Delivery System)
+    const b = parseBounce(
+      crlf(`From: MAILER-DAEMON@mx.example.net (Mail Delivery System)
 To: facturation@plomberie-dupont.fr
 Subject: Undelivered Mail Returned to Sender
 
@@ -125,14 +133,16 @@ be delivered to one or more recipients.
 
 Message-ID: <${MID}>
 Subject: Relance facture F-2026-012
-`))!;
+`),
+    )!;
     expect(b.recipients).toEqual(['jean@client.fr']);
     expect(b.status).toBe('5.1.1');
     expect(b.severity).toBe('hard');
     expect(b.originalMessageId).toBe(MID);
   });
   it('qmail: no mailbox here by that name (#5.1.1)', () => {
-    const b = parseBounce(crlf(`From: MAILER-DAEMON@qmail.example.org
+    const b = parseBounce(
+      crlf(`From: MAILER-DAEMON@qmail.example.org
 To: contact@garage-durand.fr
 Subject: failure notice
 
@@ -147,7 +157,8 @@ Sorry, no mailbox here by that name. (#5.1.1)
 
 Message-ID: <${MID}>
 Subject: Rappel : rendez-vous demain
-`))!;
+`),
+    )!;
     expect(b.recipients).toEqual(['sophie@client.fr']);
     expect(b.status).toBe('5.1.1');
     expect(b.severity).toBe('hard');
@@ -157,7 +168,8 @@ Subject: Rappel : rendez-vous demain
 
 describe('Exchange and Gmail', () => {
   it('Exchange "Undeliverable", quoted-printable, original via In-Reply-To', () => {
-    const b = parseBounce(crlf(`From: Microsoft Outlook <postmaster@client.onmicrosoft.com>
+    const b = parseBounce(
+      crlf(`From: Microsoft Outlook <postmaster@client.onmicrosoft.com>
 To: facturation@plomberie-dupont.fr
 Subject: Undeliverable: Relance facture F-2026-012
 In-Reply-To: <${MID}>
@@ -169,7 +181,8 @@ bernard wasn't found at client.fr.
 
 Remote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound; Recipien=
 t not found by SMTP address lookup'
-`))!;
+`),
+    )!;
     expect(b.recipients).toEqual(['bernard@client.fr']);
     expect(b.status).toBe('5.1.10');
     expect(b.severity).toBe('hard');
@@ -177,7 +190,8 @@ t not found by SMTP address lookup'
     expect(b.originalMessageId).toBe(MID);
   });
   it('Gmail "Delivery Status Notification (Failure)": address not found', () => {
-    const b = parseBounce(crlf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+    const b = parseBounce(
+      crlf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
 To: contact@garage-durand.fr
 Subject: Delivery Status Notification (Failure)
 References: <${MID}>
@@ -189,19 +203,22 @@ Your message wasn't delivered to claire.typo@gmial.com because the address could
 
 The response from the remote server was:
 550 5.1.1 The email account that you tried to reach does not exist.
-`))!;
+`),
+    )!;
     expect(b.recipients).toEqual(['claire.typo@gmial.com']);
     expect(b.status).toBe('5.1.1');
     expect(b.severity).toBe('hard');
     expect(b.originalMessageId).toBe(MID);
   });
   it('Gmail without X-Failed-Recipients: recipient from the sentence', () => {
-    const b = parseBounce(crlf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
+    const b = parseBounce(
+      crlf(`From: Mail Delivery Subsystem <mailer-daemon@googlemail.com>
 To: contact@garage-durand.fr
 Subject: Delivery Status Notification (Failure)
 
 Your message wasn't delivered to nobody@client.fr because the address couldn't be found.
-`))!;
+`),
+    )!;
     expect(b.recipients).toEqual(['nobody@client.fr']);
     expect(b.severity).toBe('hard');
     expect(b.originalMessageId).toBeNull();

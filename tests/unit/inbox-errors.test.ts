@@ -9,7 +9,11 @@ describe('classifyImapError: the real cause, one code each', () => {
     [err('DEPTH_ZERO_SELF_SIGNED_CERT', 'self-signed certificate'), 'connect', 'cert_untrusted'],
     [err('SELF_SIGNED_CERT_IN_CHAIN', 'self-signed certificate in certificate chain', { tlsFailed: true }), 'connect', 'cert_untrusted'],
     [err('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'connect', 'cert_untrusted'],
-    [err('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames", { tlsFailed: true }), 'connect', 'cert_hostname_mismatch'],
+    [
+      err('ERR_TLS_CERT_ALTNAME_INVALID', "Hostname/IP does not match certificate's altnames", { tlsFailed: true }),
+      'connect',
+      'cert_hostname_mismatch',
+    ],
     [err('CERT_HAS_EXPIRED', 'certificate has expired'), 'connect', 'cert_expired'],
     [Object.assign(new Error('Server does not support STARTTLS'), { tlsFailed: true }), 'connect', 'starttls_not_offered'],
     [err('EPROTO', 'wrong version number'), 'connect', 'tls_failed'],
@@ -41,7 +45,11 @@ describe('frenchImapError', () => {
   });
   it('names the certificate (subject and issuer) within the 300 characters a response lists', () => {
     const e = new ImapSyncError('cert_untrusted', 'DEPTH_ZERO_SELF_SIGNED_CERT: self-signed certificate', {
-      subject: 'CN=imap.exemple.fr', issuer: 'CN=imap.exemple.fr', validFrom: 'Jan  1 00:00:00 2026 GMT', validTo: 'Jan  1 00:00:00 2027 GMT', altNames: 'DNS:imap.exemple.fr',
+      subject: 'CN=imap.exemple.fr',
+      issuer: 'CN=imap.exemple.fr',
+      validFrom: 'Jan  1 00:00:00 2026 GMT',
+      validTo: 'Jan  1 00:00:00 2027 GMT',
+      altNames: 'DNS:imap.exemple.fr',
     });
     const text = frenchImapError(e, 'imap.exemple.fr').slice(0, 300);
     expect(text).toMatch(/sujet « CN=imap\.exemple\.fr »/);

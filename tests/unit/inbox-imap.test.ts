@@ -11,10 +11,12 @@ describe('toSequenceSet: UID lists as IMAP ranges', () => {
   });
   it('covers exactly the same UIDs', () => {
     const uids = [1, 2, 3, 9, 10, 12, 14, 15, 16, 40];
-    const expanded = toSequenceSet(uids).split(',').flatMap((p) => {
-      const [a, b] = p.split(':').map(Number);
-      return Array.from({ length: (b ?? a) - a + 1 }, (_, i) => a + i);
-    });
+    const expanded = toSequenceSet(uids)
+      .split(',')
+      .flatMap((p) => {
+        const [a, b] = p.split(':').map(Number);
+        return Array.from({ length: (b ?? a) - a + 1 }, (_, i) => a + i);
+      });
     expect(expanded).toEqual(uids);
   });
 });
@@ -26,7 +28,7 @@ describe('messageIdFromHeaderBlock: the Message-ID of a HEADER.FIELDS answer', (
     expect(messageIdFromHeaderBlock(block('message-id:<a@b>\r\n'))).toBe('<a@b>');
     expect(messageIdFromHeaderBlock(block('MESSAGE-ID : <a@b>\n\n'))).toBe('<a@b>');
   });
-  it('unfolds a folded value; spaces and brackets are the normaliser\'s job, as with the envelope', () => {
+  it("unfolds a folded value; spaces and brackets are the normaliser's job, as with the envelope", () => {
     expect(normaliseMessageId(messageIdFromHeaderBlock(block('Message-ID:\r\n <long-id@example.fr>\r\n\r\n')))).toBe('long-id@example.fr');
     expect(normaliseMessageId(messageIdFromHeaderBlock(block('Message-ID:  < dup@corpus.test > \r\n')))).toBe('dup@corpus.test');
   });

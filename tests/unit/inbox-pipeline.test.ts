@@ -44,7 +44,14 @@ describe('readAhead: stages overlap, order and failures do not change', () => {
   it('a failure of an item fetched ahead surfaces only after the items before it were consumed', async () => {
     const p = producer(5, { failAt: 3 });
     const got: number[] = [];
-    await expect((async () => { for await (const x of readAhead(p.gen(), 1)) { await new Promise((r) => setTimeout(r, 5)); got.push(x); } })()).rejects.toThrow('item 3 failed');
+    await expect(
+      (async () => {
+        for await (const x of readAhead(p.gen(), 1)) {
+          await new Promise((r) => setTimeout(r, 5));
+          got.push(x);
+        }
+      })(),
+    ).rejects.toThrow('item 3 failed');
     expect(got).toEqual([1, 2]);
   });
 
@@ -57,7 +64,11 @@ describe('readAhead: stages overlap, order and failures do not change', () => {
 
   it('a consumer that throws also waits and closes, and its own error wins', async () => {
     const p = producer(10);
-    await expect((async () => { for await (const x of readAhead(p.gen(), 1)) if (x === 1) throw new Error('store failed'); })()).rejects.toThrow('store failed');
+    await expect(
+      (async () => {
+        for await (const x of readAhead(p.gen(), 1)) if (x === 1) throw new Error('store failed');
+      })(),
+    ).rejects.toThrow('store failed');
     expect(p.isClosed()).toBe(true);
     expect(p.log.at(-1)).toBe('done 2');
   });
@@ -65,7 +76,13 @@ describe('readAhead: stages overlap, order and failures do not change', () => {
   it('chained stages (download → parse → store) keep the order', async () => {
     const p = producer(6);
     const got: string[] = [];
-    const parsed = readAhead(mapSerial(readAhead(p.gen(), 1), async (x) => { await new Promise((r) => setTimeout(r, 3 - (x % 3))); return `p${x}`; }), 1);
+    const parsed = readAhead(
+      mapSerial(readAhead(p.gen(), 1), async (x) => {
+        await new Promise((r) => setTimeout(r, 3 - (x % 3)));
+        return `p${x}`;
+      }),
+      1,
+    );
     for await (const x of parsed) got.push(x);
     expect(got).toEqual(['p1', 'p2', 'p3', 'p4', 'p5', 'p6']);
     expect(p.isClosed()).toBe(true);

@@ -1,13 +1,27 @@
 import { describe, expect, it } from 'vitest';
 import {
-  FETCH_GROUP_BYTES, META_CHUNK, MIN_META_CHUNK, MIN_SAMPLE_BYTES, MIN_SAMPLE_MS, SEGMENT_BYTES, SEGMENT_MESSAGES,
-  linkTooSlowNote, nextThroughput, syncLimits,
+  FETCH_GROUP_BYTES,
+  META_CHUNK,
+  MIN_META_CHUNK,
+  MIN_SAMPLE_BYTES,
+  MIN_SAMPLE_MS,
+  SEGMENT_BYTES,
+  SEGMENT_MESSAGES,
+  linkTooSlowNote,
+  nextThroughput,
+  syncLimits,
 } from '../../lib/imap/sizing.js';
 import { mailboxProgress } from '../../lib/jobs/inbox-sync/attention.js';
 
 describe('syncLimits: segments sized by the link', () => {
   it('an unmeasured link gets the defaults and no link size rule', () => {
-    expect(syncLimits(null, 22_000)).toEqual({ segmentMessages: SEGMENT_MESSAGES, segmentBytes: SEGMENT_BYTES, fetchGroupBytes: FETCH_GROUP_BYTES, metaChunk: META_CHUNK, linkMaxMessageBytes: null });
+    expect(syncLimits(null, 22_000)).toEqual({
+      segmentMessages: SEGMENT_MESSAGES,
+      segmentBytes: SEGMENT_BYTES,
+      fetchGroupBytes: FETCH_GROUP_BYTES,
+      metaChunk: META_CHUNK,
+      linkMaxMessageBytes: null,
+    });
   });
   it('a fast link keeps the defaults (capped), and a large message limit', () => {
     const l = syncLimits(50 * 1024 * 1024, 22_000);
@@ -58,7 +72,9 @@ describe('nextThroughput: bytes per second from the previous runs', () => {
 
 describe('linkTooSlowNote', () => {
   it('says in French why the message is not imported', () => {
-    expect(linkTooSlowNote(3 * 1024 * 1024, 20 * 1024)).toBe('[Message de 3,0 Mo non importé : la liaison avec le serveur de messagerie (environ 20 Ko/s) ne permet pas de le télécharger pendant une synchronisation. Consultez-le dans votre messagerie.]');
+    expect(linkTooSlowNote(3 * 1024 * 1024, 20 * 1024)).toBe(
+      '[Message de 3,0 Mo non importé : la liaison avec le serveur de messagerie (environ 20 Ko/s) ne permet pas de le télécharger pendant une synchronisation. Consultez-le dans votre messagerie.]',
+    );
     expect(linkTooSlowNote(300 * 1024, 2048)).toMatch(/^\[Message de 300 Ko non importé/);
   });
 });

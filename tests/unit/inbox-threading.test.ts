@@ -1,7 +1,14 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
-  clampToNow, clientCreationBlocker, clientSubjectKey, nextSyncAfterFailure, normaliseSubject, subjectKey, threadFor, BACKOFF_CAP_MS,
+  clampToNow,
+  clientCreationBlocker,
+  clientSubjectKey,
+  nextSyncAfterFailure,
+  normaliseSubject,
+  subjectKey,
+  threadFor,
+  BACKOFF_CAP_MS,
 } from '../../lib/jobs/inbox-sync/threading.js';
 import { normaliseMessageId, parseIdList } from '../../lib/mail/message-id.js';
 import { classifyMessage } from '../../lib/mime/kinds.js';
@@ -32,16 +39,46 @@ describe('the fallback key for mail without a Message-ID', () => {
     text: ['Content-Type: text/plain; charset=utf-8', '', 'Bonjour, voici le devis signé.'],
     html: ['Content-Type: text/html; charset=utf-8', '', '<p>Bonjour, voici le devis <b>signé</b>.</p>'],
     logo: ['Content-Type: image/png', 'Content-ID: <logo@x>', 'Content-Transfer-Encoding: base64', '', png(1)],
-    pdf: ['Content-Type: application/pdf; name="devis.pdf"', 'Content-Disposition: attachment; filename="devis.pdf"', 'Content-Transfer-Encoding: base64', '', png(2)],
+    pdf: [
+      'Content-Type: application/pdf; name="devis.pdf"',
+      'Content-Disposition: attachment; filename="devis.pdf"',
+      'Content-Transfer-Encoding: base64',
+      '',
+      png(2),
+    ],
   };
   type Parts = typeof parts;
-  const source = (p: Parts, extraHeaders: string[] = [], eol = CRLF) => Buffer.from([
-    ...extraHeaders,
-    'From: Jean <jean@exemple.fr>', 'To: contact@lokario.fr', 'Subject: Devis', 'Date: Mon, 12 Jan 2026 10:00:00 +0100', 'MIME-Version: 1.0',
-    'Content-Type: multipart/mixed; boundary="m"', '',
-    '--m', 'Content-Type: multipart/alternative; boundary="a"', '',
-    '--a', ...p.text, '--a', 'Content-Type: multipart/related; boundary="r"', '', '--r', ...p.html, '--r', ...p.logo, '--r--', '--a--',
-    '--m', ...p.pdf, '--m--', ''].join(eol));
+  const source = (p: Parts, extraHeaders: string[] = [], eol = CRLF) =>
+    Buffer.from(
+      [
+        ...extraHeaders,
+        'From: Jean <jean@exemple.fr>',
+        'To: contact@lokario.fr',
+        'Subject: Devis',
+        'Date: Mon, 12 Jan 2026 10:00:00 +0100',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="m"',
+        '',
+        '--m',
+        'Content-Type: multipart/alternative; boundary="a"',
+        '',
+        '--a',
+        ...p.text,
+        '--a',
+        'Content-Type: multipart/related; boundary="r"',
+        '',
+        '--r',
+        ...p.html,
+        '--r',
+        ...p.logo,
+        '--r--',
+        '--a--',
+        '--m',
+        ...p.pdf,
+        '--m--',
+        '',
+      ].join(eol),
+    );
 
   it('two messages differing in any single body part (text, HTML, inline image, attachment) get different keys', () => {
     const base = fallbackKey(source(parts));
@@ -58,16 +95,26 @@ describe('the fallback key for mail without a Message-ID', () => {
   });
   it('differs on any header the sender wrote (Date, Subject, From, To, Cc)', () => {
     const base = fallbackKey(source(parts));
-    for (const h of ['Cc: marie@exemple.fr', 'Reply-To: autre@exemple.fr', 'In-Reply-To: <a@b>']) expect(fallbackKey(source(parts, [h])), h).not.toBe(base);
+    for (const h of ['Cc: marie@exemple.fr', 'Reply-To: autre@exemple.fr', 'In-Reply-To: <a@b>'])
+      expect(fallbackKey(source(parts, [h])), h).not.toBe(base);
     const other = Buffer.from(source(parts).toString('utf8').replace('10:00:00', '10:00:01'));
     expect(fallbackKey(other)).not.toBe(base);
   });
   it('is the same for the same message re-delivered, copied or stored with other line endings', () => {
     const base = fallbackKey(source(parts));
-    expect(fallbackKey(source(parts, [
-      'Return-Path: <jean@exemple.fr>', 'Delivered-To: contact@lokario.fr', 'Received: from mx.exemple.fr (mx.exemple.fr [192.0.2.1])\r\n\tby mx.lokario.fr; Mon, 12 Jan 2026 10:00:02 +0100',
-      'Authentication-Results: mx.lokario.fr; spf=pass', 'X-Spam-Score: 0.1', 'X-Original-To: contact@lokario.fr', 'ARC-Seal: i=1; a=rsa-sha256; cv=none',
-    ]))).toBe(base);
+    expect(
+      fallbackKey(
+        source(parts, [
+          'Return-Path: <jean@exemple.fr>',
+          'Delivered-To: contact@lokario.fr',
+          'Received: from mx.exemple.fr (mx.exemple.fr [192.0.2.1])\r\n\tby mx.lokario.fr; Mon, 12 Jan 2026 10:00:02 +0100',
+          'Authentication-Results: mx.lokario.fr; spf=pass',
+          'X-Spam-Score: 0.1',
+          'X-Original-To: contact@lokario.fr',
+          'ARC-Seal: i=1; a=rsa-sha256; cv=none',
+        ]),
+      ),
+    ).toBe(base);
     expect(fallbackKey(source(parts, [], '\n'))).toBe(base);
     expect(fallbackKey(Buffer.concat([source(parts), Buffer.from('\r\n\r\n')]))).toBe(base);
   });
@@ -80,7 +127,10 @@ describe('the fallback key for mail without a Message-ID', () => {
     const m = { fromEmail: 'A@x.fr', dateHeader: 'Mon, 1 Jan 2026 10:00:00 +0000', subject: 'S', body: 'hello\r\n' };
     // the value the previous fallbackKey computed for this input
     const h = createHash('sha256');
-    for (const p of ['a@x.fr', 'Mon, 1 Jan 2026 10:00:00 +0000', 'S', 'hello']) { h.update(p); h.update('\u0000'); }
+    for (const p of ['a@x.fr', 'Mon, 1 Jan 2026 10:00:00 +0000', 'S', 'hello']) {
+      h.update(p);
+      h.update('\u0000');
+    }
     expect(legacyFallbackKey(m)).toBe(`hash:${h.digest('hex')}`);
   });
 });
@@ -96,7 +146,8 @@ describe('subjects', () => {
 
 describe('defect 8: who becomes a client (SPEC §5.1.5)', () => {
   const h = { autoSubmitted: null, listId: null, listUnsubscribe: null, precedence: null };
-  const who = (fromEmail: string | null, headers = {}, blocked: string[] = []) => clientCreationBlocker({ fromEmail, headers: { ...h, ...headers } }, blocked);
+  const who = (fromEmail: string | null, headers = {}, blocked: string[] = []) =>
+    clientCreationBlocker({ fromEmail, headers: { ...h, ...headers } }, blocked);
   it('a real person does', () => expect(who('jean@exemple.fr')).toBeNull());
   it('blocked domains (and their subdomains) do not', () => {
     expect(who('a@partner.fr', {}, ['partner.fr'])).toBe('blocked_domain');
@@ -104,12 +155,26 @@ describe('defect 8: who becomes a client (SPEC §5.1.5)', () => {
     expect(who('a@notpartner.fr', {}, ['partner.fr'])).toBeNull();
   });
   it('noreply-style local parts do not', () => {
-    for (const e of ['noreply@x.fr', 'no-reply@x.fr', 'do-not-reply@x.fr', 'ne-pas-repondre@x.fr', 'mailer-daemon@x.fr', 'notifications@x.fr', 'no_reply+abc@x.fr',
-      'gmail-noreply@google.com', 'notifications-noreply@linkedin.com', 'factures.ne-pas-repondre@edf.fr', 'DoNotReply@microsoft.com', 'info-noreply@x.fr']) expect(who(e), e).not.toBeNull();
+    for (const e of [
+      'noreply@x.fr',
+      'no-reply@x.fr',
+      'do-not-reply@x.fr',
+      'ne-pas-repondre@x.fr',
+      'mailer-daemon@x.fr',
+      'notifications@x.fr',
+      'no_reply+abc@x.fr',
+      'gmail-noreply@google.com',
+      'notifications-noreply@linkedin.com',
+      'factures.ne-pas-repondre@edf.fr',
+      'DoNotReply@microsoft.com',
+      'info-noreply@x.fr',
+    ])
+      expect(who(e), e).not.toBeNull();
     for (const e of ['noemie@x.fr', 'reply@x.fr', 'nora.reply@x.fr', 'jean.dupont@x.fr']) expect(who(e), e).toBeNull();
   });
   it('automated kinds do not, even from an ordinary-looking address', () => {
-    for (const kind of ['bounce', 'report', 'auto_reply'] as const) expect(clientCreationBlocker({ fromEmail: 'jean@exemple.fr', kind, headers: h }, [])).toBe(kind);
+    for (const kind of ['bounce', 'report', 'auto_reply'] as const)
+      expect(clientCreationBlocker({ fromEmail: 'jean@exemple.fr', kind, headers: h }, [])).toBe(kind);
     expect(clientCreationBlocker({ fromEmail: 'jean@exemple.fr', kind: 'person', headers: h }, [])).toBeNull();
   });
   it('Auto-Submitted, List-Id, List-Unsubscribe, Precedence bulk|list|junk do not', () => {
@@ -143,9 +208,17 @@ describe('the kind of a message (classifyMessage)', () => {
     expect(k({}, { xAutoreply: 'yes' })).toBe('auto_reply');
     expect(k({}, { xAutorespond: 'vacation' })).toBe('auto_reply');
     expect(k({}, { precedence: 'auto_reply' })).toBe('auto_reply');
-    for (const subject of ['Réponse automatique : Devis', 'Automatic reply: Devis', 'Out of Office: Devis', 'Absence du bureau', 'Abwesenheitsnotiz: Devis', 'Out of Office AutoReply: Devis'])
+    for (const subject of [
+      'Réponse automatique : Devis',
+      'Automatic reply: Devis',
+      'Out of Office: Devis',
+      'Absence du bureau',
+      'Abwesenheitsnotiz: Devis',
+      'Out of Office AutoReply: Devis',
+    ])
       expect(k({ subject }), subject).toBe('auto_reply');
-    for (const subject of ['Auto : révision des freins', 'Absence du bureau jeudi, pouvez-vous passer vendredi ?']) expect(k({ subject }), subject).toBe('person');
+    for (const subject of ['Auto : révision des freins', 'Absence du bureau jeudi, pouvez-vous passer vendredi ?'])
+      expect(k({ subject }), subject).toBe('person');
     expect(k({ subject: 'TR: Réponse automatique' })).toBe('person'); // a person forwarding one
   });
   it('lists and bulk; other automated mail', () => {
@@ -160,15 +233,35 @@ describe('the kind of a message (classifyMessage)', () => {
 
 describe('threading (SPEC §5.1.6)', () => {
   const index = {
-    byExternalId: new Map([['orig@x', 10], ['older@x', 11]]),
+    byExternalId: new Map([
+      ['orig@x', 10],
+      ['older@x', 11],
+    ]),
     byClientSubject: new Map([[clientSubjectKey(1, 'devis'), 20]]),
   };
-  it('In-Reply-To first', () => expect(threadFor({ inReplyTo: 'orig@x', references: ['older@x'], subjectKey: 'devis', clientId: 1 }, index)).toEqual({ conversationId: 10, via: 'in-reply-to' }));
-  it('then References, newest first', () => expect(threadFor({ inReplyTo: 'unknown@x', references: ['older@x', 'orig@x', 'unknown2@x'], subjectKey: 'x', clientId: null }, index)).toEqual({ conversationId: 10, via: 'references' }));
-  it('then the same client and subject', () => expect(threadFor({ inReplyTo: null, references: [], subjectKey: 'devis', clientId: 1 }, index)).toEqual({ conversationId: 20, via: 'subject' }));
+  it('In-Reply-To first', () =>
+    expect(threadFor({ inReplyTo: 'orig@x', references: ['older@x'], subjectKey: 'devis', clientId: 1 }, index)).toEqual({
+      conversationId: 10,
+      via: 'in-reply-to',
+    }));
+  it('then References, newest first', () =>
+    expect(
+      threadFor({ inReplyTo: 'unknown@x', references: ['older@x', 'orig@x', 'unknown2@x'], subjectKey: 'x', clientId: null }, index),
+    ).toEqual({ conversationId: 10, via: 'references' }));
+  it('then the same client and subject', () =>
+    expect(threadFor({ inReplyTo: null, references: [], subjectKey: 'devis', clientId: 1 }, index)).toEqual({
+      conversationId: 20,
+      via: 'subject',
+    }));
   it('defect 5: never another sender on subject alone', () => {
-    expect(threadFor({ inReplyTo: null, references: [], subjectKey: 'devis', clientId: 2 }, index)).toEqual({ conversationId: null, via: 'new' });
-    expect(threadFor({ inReplyTo: null, references: [], subjectKey: 'devis', clientId: null }, index)).toEqual({ conversationId: null, via: 'new' });
+    expect(threadFor({ inReplyTo: null, references: [], subjectKey: 'devis', clientId: 2 }, index)).toEqual({
+      conversationId: null,
+      via: 'new',
+    });
+    expect(threadFor({ inReplyTo: null, references: [], subjectKey: 'devis', clientId: null }, index)).toEqual({
+      conversationId: null,
+      via: 'new',
+    });
   });
   it('defect 6: exact id matching (a substring is not a match)', () => {
     expect(threadFor({ inReplyTo: 'rig@x', references: [], subjectKey: '', clientId: null }, index).via).toBe('new');

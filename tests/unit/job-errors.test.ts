@@ -8,23 +8,45 @@ const pg = (code: string, message = 'x') => Object.assign(new Error(message), { 
 const wrapped = (cause: unknown) => Object.assign(new Error('Failed query: delete from users where id = $1\nparams: 7'), { cause });
 
 describe('classifyJobError (one reading of a failure for every job)', () => {
-  it('an item refused by the database: database_error, the driver\'s message, never the statement', () => {
-    expect(classifyJobError(wrapped(pg('23503', 'update or delete violates foreign key')), { itemCode: 'deletion_failed' }))
-      .toEqual({ kind: 'item', code: 'database_error', message: 'update or delete violates foreign key' });
+  it("an item refused by the database: database_error, the driver's message, never the statement", () => {
+    expect(classifyJobError(wrapped(pg('23503', 'update or delete violates foreign key')), { itemCode: 'deletion_failed' })).toEqual({
+      kind: 'item',
+      code: 'database_error',
+      message: 'update or delete violates foreign key',
+    });
   });
   it('an item failing on one of our errors keeps its code (an SMTP refusal)', () => {
     const e = new MailError('smtp_temporary', '451 try again later', false);
-    expect(classifyJobError(e, { itemCode: 'deletion_failed' })).toEqual({ kind: 'item', code: 'smtp_temporary', message: '451 try again later' });
+    expect(classifyJobError(e, { itemCode: 'deletion_failed' })).toEqual({
+      kind: 'item',
+      code: 'smtp_temporary',
+      message: '451 try again later',
+    });
   });
-  it('a bug or a lost connection in an item: the item\'s own code, hosts and ports removed', () => {
-    expect(classifyJobError(new Error('simulated crash after invoices'), { itemCode: 'deletion_failed' }))
-      .toEqual({ kind: 'item', code: 'deletion_failed', message: 'simulated crash after invoices' });
+  it("a bug or a lost connection in an item: the item's own code, hosts and ports removed", () => {
+    expect(classifyJobError(new Error('simulated crash after invoices'), { itemCode: 'deletion_failed' })).toEqual({
+      kind: 'item',
+      code: 'deletion_failed',
+      message: 'simulated crash after invoices',
+    });
     const lost = wrapped(pg('ECONNRESET', 'read ECONNRESET 10.0.0.5:5432'));
-    expect(classifyJobError(lost, { itemCode: 'part_failed' })).toEqual({ kind: 'item', code: 'part_failed', message: 'read ECONNRESET [address]' });
+    expect(classifyJobError(lost, { itemCode: 'part_failed' })).toEqual({
+      kind: 'item',
+      code: 'part_failed',
+      message: 'read ECONNRESET [address]',
+    });
   });
-  it('the run itself: publicError\'s codes', () => {
-    expect(classifyJobError(wrapped(pg('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432')))).toEqual({ kind: 'run', code: 'connection_error', message: 'connect ECONNREFUSED [address]' });
-    expect(classifyJobError(new NotImplementedError('x'))).toEqual({ kind: 'run', code: 'not_implemented', message: 'x is not implemented yet' });
+  it("the run itself: publicError's codes", () => {
+    expect(classifyJobError(wrapped(pg('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:5432')))).toEqual({
+      kind: 'run',
+      code: 'connection_error',
+      message: 'connect ECONNREFUSED [address]',
+    });
+    expect(classifyJobError(new NotImplementedError('x'))).toEqual({
+      kind: 'run',
+      code: 'not_implemented',
+      message: 'x is not implemented yet',
+    });
     expect(classifyJobError(new TypeError('boom')).code).toBe('job_failed');
   });
 });
@@ -32,7 +54,15 @@ describe('classifyJobError (one reading of a failure for every job)', () => {
 describe('withTransientRetry', () => {
   const failing = (errors: unknown[]) => {
     let calls = 0;
-    return { fn: async () => { calls++; const e = errors.shift(); if (e) throw e; return 'done'; }, calls: () => calls };
+    return {
+      fn: async () => {
+        calls++;
+        const e = errors.shift();
+        if (e) throw e;
+        return 'done';
+      },
+      calls: () => calls,
+    };
   };
   it('runs a deadlock or serialization victim again, and answers its result', async () => {
     const f = failing([wrapped(pg('40P01')), pg('40001')]);

@@ -67,7 +67,10 @@ export function layerProblems(edges: readonly Edge[], floor: (unit: string) => n
     while (stack.length) {
       const route = stack.pop()!;
       for (const next of graph.get(route[route.length - 1]) ?? []) {
-        if (next === start) { problems.add(`circle: ${[...route, start].join(' → ')}`); continue; }
+        if (next === start) {
+          problems.add(`circle: ${[...route, start].join(' → ')}`);
+          continue;
+        }
         if (seen.has(next)) continue;
         seen.add(next);
         stack.push([...route, next]);
@@ -86,10 +89,15 @@ function sourceFiles(dir: string): string[] {
 }
 
 function repoEdges(root: string): Edge[] {
-  return ['lib', 'db'].flatMap((top) => sourceFiles(path.posix.join(root, top))).flatMap((abs) => {
-    const from = path.posix.relative(root, abs);
-    return importsOf(fs.readFileSync(abs, 'utf8')).map((spec) => ({ from, to: path.posix.normalize(path.posix.join(path.posix.dirname(from), spec)).replace(/\.js$/, '.ts') }));
-  });
+  return ['lib', 'db']
+    .flatMap((top) => sourceFiles(path.posix.join(root, top)))
+    .flatMap((abs) => {
+      const from = path.posix.relative(root, abs);
+      return importsOf(fs.readFileSync(abs, 'utf8')).map((spec) => ({
+        from,
+        to: path.posix.normalize(path.posix.join(path.posix.dirname(from), spec)).replace(/\.js$/, '.ts'),
+      }));
+    });
 }
 
 const floorsText = FLOORS.map((f) => `  ${f.floor}: ${f.units.join(', ')}`).join('\n');
@@ -112,12 +120,19 @@ describe('layering of lib/ and db/', () => {
     expect(layerProblems([{ from: 'lib/mime/parse.ts', to: 'lib/jobs/inbox-sync/threading.ts' }])).toEqual([
       'up: lib/mime/parse.ts (floor 3) imports lib/jobs/inbox-sync/threading.ts (floor 7)',
     ]);
-    expect(layerProblems([
-      { from: 'lib/mail/verp.ts', to: 'lib/mime/bounce.ts' },
-      { from: 'lib/mime/bounce.ts', to: 'lib/imap/session.ts' },
-      { from: 'lib/imap/session.ts', to: 'lib/mail/message-id.ts' },
-    ])).toContain('circle: lib/mail → lib/mime → lib/imap → lib/mail');
+    expect(
+      layerProblems([
+        { from: 'lib/mail/verp.ts', to: 'lib/mime/bounce.ts' },
+        { from: 'lib/mime/bounce.ts', to: 'lib/imap/session.ts' },
+        { from: 'lib/imap/session.ts', to: 'lib/mail/message-id.ts' },
+      ]),
+    ).toContain('circle: lib/mail → lib/mime → lib/imap → lib/mail');
     expect(layerProblems([{ from: 'lib/newthing/x.ts', to: 'db/client.ts' }])).toEqual(['lib/newthing has no floor']);
-    expect(layerProblems([{ from: 'lib/jobs/followups/run.ts', to: 'lib/mail/transport.ts' }, { from: 'lib/mail/x.ts', to: 'db/client.ts' }])).toEqual([]);
+    expect(
+      layerProblems([
+        { from: 'lib/jobs/followups/run.ts', to: 'lib/mail/transport.ts' },
+        { from: 'lib/mail/x.ts', to: 'db/client.ts' },
+      ]),
+    ).toEqual([]);
   });
 });

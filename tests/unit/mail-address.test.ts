@@ -52,21 +52,33 @@ describe('the transport guard and the configuration use the same rule', () => {
   const base = { from: 'Lokario <noreply@lokario.fr>', subject: 's', text: 't', messageId: '<m@lokario.fr>' };
   it('To and Reply-To that are not one address are a permanent invalid_recipient', () => {
     for (const bad of [...INJECTED, 'not-an-email']) {
-      for (const mail of [{ ...base, to: bad }, { ...base, to: 'ok@exemple.fr', replyTo: bad }]) {
+      for (const mail of [
+        { ...base, to: bad },
+        { ...base, to: 'ok@exemple.fr', replyTo: bad },
+      ]) {
         let thrown: unknown;
-        try { assertSingleRecipients(mail); } catch (err) { thrown = err; }
+        try {
+          assertSingleRecipients(mail);
+        } catch (err) {
+          thrown = err;
+        }
         expect(thrown).toBeInstanceOf(MailError);
         expect(thrown).toMatchObject({ code: 'invalid_recipient', permanent: true });
       }
     }
-    expect(assertSingleRecipients({ ...base, to: ' ok@exemple.fr ', replyTo: 'r@exemple.fr' })).toMatchObject({ to: 'ok@exemple.fr', replyTo: 'r@exemple.fr' });
+    expect(assertSingleRecipients({ ...base, to: ' ok@exemple.fr ', replyTo: 'r@exemple.fr' })).toMatchObject({
+      to: 'ok@exemple.fr',
+      replyTo: 'r@exemple.fr',
+    });
   });
 
   it('MAIL_REDIRECT_TO and MAIL_FROM are refused when they are not one mailbox', () => {
     for (const bad of INJECTED) expect(() => parseConfig({ MAIL_REDIRECT_TO: bad })).toThrow(/MAIL_REDIRECT_TO/);
     expect(() => parseConfig({ MAIL_FROM: 'Lokario <noreply@lokario.fr>, evil@evil.test' })).toThrow(/MAIL_FROM/);
     expect(() => parseConfig({ MAIL_FROM: 'Lokario <noreply@lokario.fr>\r\nBcc: evil@evil.test' })).toThrow(/MAIL_FROM/);
-    expect(parseConfig({ MAIL_FROM: 'Lokario <noreply@lokario.fr>', MAIL_REDIRECT_TO: 'staging@lokario.test' }).MAIL_REDIRECT_TO).toBe('staging@lokario.test');
+    expect(parseConfig({ MAIL_FROM: 'Lokario <noreply@lokario.fr>', MAIL_REDIRECT_TO: 'staging@lokario.test' }).MAIL_REDIRECT_TO).toBe(
+      'staging@lokario.test',
+    );
     expect(checkMailbox('"Lokario, SAS" <noreply@lokario.fr>')).toMatchObject({ ok: true, address: 'noreply@lokario.fr' });
   });
 });

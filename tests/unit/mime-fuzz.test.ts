@@ -12,7 +12,14 @@ import { parseItems, parseMessage, UNREADABLE_BODY_NOTE } from '../../lib/mime/p
 import { bounceFacts } from '../../lib/mime/report.js';
 
 const LIMITS = { maxAttachmentBytes: 1024 * 1024 };
-const sample = { rcpt: 'client@exemple.fr', messageId: 'orig@lokario.test', subject: 'Relance facture', sender: 'contact@plomberie.fr', date: new Date('2026-03-01T10:00:00Z'), tag: 'fuzz' };
+const sample = {
+  rcpt: 'client@exemple.fr',
+  messageId: 'orig@lokario.test',
+  subject: 'Relance facture',
+  sender: 'contact@plomberie.fr',
+  date: new Date('2026-03-01T10:00:00Z'),
+  tag: 'fuzz',
+};
 const messages = () => [
   ...[...buildCorpus(), ...realWorldMessages()].filter((c) => !c.expect.poison).map((c) => ({ name: c.name, raw: c.raw })),
   ...BOUNCE_SAMPLES.map((b) => ({ name: b.name, raw: Buffer.from(b.build(sample)) })),
@@ -21,9 +28,27 @@ const CRLF = '\r\n';
 
 describe('malformed parts', () => {
   it('an attachment with `Content-Type: ;` is kept, and so are the body and the message', async () => {
-    const raw = Buffer.from(['From: Luc <luc@exemple.fr>', 'Subject: Devis', 'Message-ID: <ct@x.test>', 'MIME-Version: 1.0',
-      'Content-Type: multipart/mixed; boundary="e"', '', '--e', 'Content-Type: text/plain', '', 'le devis signé',
-      '--e', 'Content-Type: ;', 'Content-Disposition: attachment; filename="devis.pdf"', '', 'PDF', '--e--', ''].join(CRLF));
+    const raw = Buffer.from(
+      [
+        'From: Luc <luc@exemple.fr>',
+        'Subject: Devis',
+        'Message-ID: <ct@x.test>',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="e"',
+        '',
+        '--e',
+        'Content-Type: text/plain',
+        '',
+        'le devis signé',
+        '--e',
+        'Content-Type: ;',
+        'Content-Disposition: attachment; filename="devis.pdf"',
+        '',
+        'PDF',
+        '--e--',
+        '',
+      ].join(CRLF),
+    );
     const m = await parseMessage(1, raw, LIMITS);
     expect(m.text).toContain('le devis signé');
     expect(m.attachments.map((a) => a.name)).toEqual(['devis.pdf']);
@@ -33,7 +58,9 @@ describe('malformed parts', () => {
   it('a structure mailparser refuses is imported from its header block, with a note; a source without any header field is poison', async () => {
     let nested = '';
     for (let i = 0; i < 3000; i++) nested += `Content-Type: multipart/mixed; boundary="n${i}"${CRLF}${CRLF}--n${i}${CRLF}`;
-    const deep = Buffer.from(`From: Luc <luc@exemple.fr>${CRLF}Subject: Poupées${CRLF}Message-ID: <deep@x.test>${CRLF}MIME-Version: 1.0${CRLF}${nested}Content-Type: text/plain${CRLF}${CRLF}fond${CRLF}`);
+    const deep = Buffer.from(
+      `From: Luc <luc@exemple.fr>${CRLF}Subject: Poupées${CRLF}Message-ID: <deep@x.test>${CRLF}MIME-Version: 1.0${CRLF}${nested}Content-Type: text/plain${CRLF}${CRLF}fond${CRLF}`,
+    );
     const m = await parseMessage(2, deep, LIMITS);
     expect(m).toMatchObject({ messageId: 'deep@x.test', subject: 'Poupées', fromEmail: 'luc@exemple.fr', text: UNREADABLE_BODY_NOTE });
     expect(m.notes.join()).toMatch(/^parts dropped/);

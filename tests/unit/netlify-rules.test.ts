@@ -50,7 +50,7 @@ describe('the adapter takes the deploy context from the request (netlify/lib/ada
 });
 
 describe('Netlify budgets by trigger (lib/cron/budget.ts)', () => {
-  it('a scheduled function gets Netlify\'s 30 s minus the margin, whatever maxDuration says', () => {
+  it("a scheduled function gets Netlify's 30 s minus the margin, whatever maxDuration says", () => {
     expect(PLATFORM_LIMIT_SEC['netlify-schedule']).toBe(30);
     expect(budgetFor('netlify-schedule', 25_000, 300)).toEqual({ ms: 30_000 - SAFETY_MARGIN_MS, source: 'platformLimit' });
     expect(budgetFor('netlify-schedule', 60_000, 300).ms).toBe(25_000);
@@ -59,7 +59,7 @@ describe('Netlify budgets by trigger (lib/cron/budget.ts)', () => {
   it('a background function gets maxDuration minus the margin (the lease is sized from it), not 15 min', () => {
     expect(budgetFor('netlify-background', 25_000, 300)).toEqual({ ms: 300_000 - SAFETY_MARGIN_MS, source: 'maxDuration' });
   });
-  it('both prove that a schedule fired (/cron/status\'s missed-run rule)', () => {
+  it("both prove that a schedule fired (/cron/status's missed-run rule)", () => {
     expect(SCHEDULED_TRIGGERS).toEqual(expect.arrayContaining(['netlify-schedule', 'netlify-background']));
   });
 });

@@ -64,12 +64,19 @@ describe('runtime globals: Node 20 here, Node 24 on Vercel', () => {
   // (@types/node 20 declares some Node 22+ globals; the ES2022 lib already rejects newer ES APIs
   // such as Object.groupBy or Promise.withResolvers).
   const VERSION_DEPENDENT: { pattern: RegExp; why: string }[] = [
-    { pattern: /(?<![\w$.'"])WebSocket\b(?!Server)|globalThis\.WebSocket\b/, why: 'global WebSocket: Node 22+ only (use the `ws` package)' },
+    {
+      pattern: /(?<![\w$.'"])WebSocket\b(?!Server)|globalThis\.WebSocket\b/,
+      why: 'global WebSocket: Node 22+ only (use the `ws` package)',
+    },
     { pattern: /(?<![\w$.])navigator\./, why: 'global navigator: Node 21+ only' },
     { pattern: /\bprocess\.getBuiltinModule\b/, why: 'process.getBuiltinModule: Node 22.3+ only' },
     { pattern: /(?<![\w$.])(EventSource|CloseEvent)\b/, why: 'Node 22+ only' },
     { pattern: /\bcreate(De)?[cC]ipher\(/, why: 'crypto.createCipher/createDecipher: removed in Node 22 (use createCipheriv)' },
-    { pattern: /\butil\.is(Array|Boolean|Buffer|Date|Error|Function|Null|NullOrUndefined|Number|Object|Primitive|RegExp|String|Symbol|Undefined)\b/, why: 'util.is*: removed in Node 23' },
+    {
+      pattern:
+        /\butil\.is(Array|Boolean|Buffer|Date|Error|Function|Null|NullOrUndefined|Number|Object|Primitive|RegExp|String|Symbol|Undefined)\b/,
+      why: 'util.is*: removed in Node 23',
+    },
     { pattern: /\b(SlowBuffer|createSecurePair|process\.binding)\b/, why: 'removed or runtime-deprecated after Node 20' },
   ];
 
@@ -79,10 +86,16 @@ describe('runtime globals: Node 20 here, Node 24 on Vercel', () => {
     const walk = (dir: string) => {
       for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
         const full = path.join(dir, entry.name);
-        if (entry.isDirectory()) { if (entry.name !== 'migrations') walk(full); continue; }
+        if (entry.isDirectory()) {
+          if (entry.name !== 'migrations') walk(full);
+          continue;
+        }
         if (!entry.name.endsWith('.ts')) continue;
         // comments may name these things (to say why they are avoided); code may not
-        const code = fs.readFileSync(full, 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
+        const code = fs
+          .readFileSync(full, 'utf8')
+          .replace(/\/\*[\s\S]*?\*\//g, '')
+          .replace(/(^|[^:'"`])\/\/.*$/gm, '$1');
         code.split('\n').forEach((line, i) => {
           for (const { pattern, why } of VERSION_DEPENDENT) {
             if (pattern.test(line)) offenders.push(`${path.relative(root, full)}:${i + 1}: ${why}: ${line.trim()}`);

@@ -21,7 +21,7 @@ describe('send-failure policy', () => {
     expect(failureAction(busy, FOLLOWUP_SENDS.policy)).toEqual({ state: 'retry', release: false });
     expect(failureAction(busy, NEVER_RETRIED)).toEqual({ state: 'retry', release: false });
   });
-  it('a 5xx is the sender\'s to record; SMTP not configured is given back for reminders only', () => {
+  it("a 5xx is the sender's to record; SMTP not configured is given back for reminders only", () => {
     expect(failureAction(refused, REMINDER_SENDS.policy)).toEqual({ state: 'failed', release: false });
     expect(failureAction(notConfigured, REMINDER_SENDS.policy)).toEqual({ state: 'retry', release: true });
     expect(failureAction(notConfigured, DELETION_EMAIL_SENDS.policy)).toEqual({ state: 'failed', release: false });

@@ -3,8 +3,13 @@ import { deadlineCut } from '../../lib/mail/send-watch.js';
 
 // the run's deadline cuts a transport with one timer (docs/sending.md, "Deadlines")
 describe('deadlineCut', () => {
-  beforeEach(() => { vi.useFakeTimers(); vi.setSystemTime(new Date('2026-03-11T10:00:00Z')); });
-  afterEach(() => { vi.useRealTimers(); });
+  beforeEach(() => {
+    vi.useFakeTimers();
+    vi.setSystemTime(new Date('2026-03-11T10:00:00Z'));
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it('cuts the transport once at the deadline; the sends of that generation know it, later ones do not', () => {
     const cuts: number[] = [];

@@ -78,7 +78,7 @@ export function confirmationMail(input: {
       );
     }
   }
-  lines.push('', 'Merci d\'avoir utilisé Lokario.', '', "L'équipe Lokario");
+  lines.push('', "Merci d'avoir utilisé Lokario.", '', "L'équipe Lokario");
   return {
     from: input.from,
     to: input.to,

@@ -82,10 +82,12 @@ export function newOwner(leaving: Pick<LockedUser, 'role'>, activeOthers: readon
   if (activeOthers.some((o) => o.role === 'owner')) return null;
   const candidates = activeOthers.filter((o) => o.role !== 'super_admin');
   if (candidates.length === 0) return null;
-  const sorted = [...candidates].sort((a, b) =>
-    Number(a.deletionRequestedAt !== null) - Number(b.deletionRequestedAt !== null)
-    || a.createdAt.getTime() - b.createdAt.getTime()
-    || a.id - b.id);
+  const sorted = [...candidates].sort(
+    (a, b) =>
+      Number(a.deletionRequestedAt !== null) - Number(b.deletionRequestedAt !== null) ||
+      a.createdAt.getTime() - b.createdAt.getTime() ||
+      a.id - b.id,
+  );
   return sorted[0].id;
 }
 
@@ -119,26 +121,45 @@ export type Candidate = { id: number; companyId: number | null };
 export const candidateOf = (r: DueRow): Candidate => ({ id: Number(r.id), companyId: asId(r.company_id) });
 
 export function lockedUserOf(r: UserRow | undefined): LockedUser | undefined {
-  return r && {
-    id: Number(r.id), email: String(r.email), fullName: r.full_name ?? null, role: String(r.role),
-    companyId: asId(r.company_id), isActive: Boolean(r.is_active),
-    deletionRequestedAt: asDate(r.deletion_requested_at), deletionScheduledAt: asDate(r.deletion_scheduled_at),
-  };
+  return (
+    r && {
+      id: Number(r.id),
+      email: String(r.email),
+      fullName: r.full_name ?? null,
+      role: String(r.role),
+      companyId: asId(r.company_id),
+      isActive: Boolean(r.is_active),
+      deletionRequestedAt: asDate(r.deletion_requested_at),
+      deletionScheduledAt: asDate(r.deletion_scheduled_at),
+    }
+  );
 }
 
 export const otherUserOf = (o: OtherUserRow): OtherUser => ({
-  id: Number(o.id), role: String(o.role), isActive: Boolean(o.is_active),
-  createdAt: asDate(o.created_at)!, deletionRequestedAt: asDate(o.deletion_requested_at),
+  id: Number(o.id),
+  role: String(o.role),
+  isActive: Boolean(o.is_active),
+  createdAt: asDate(o.created_at)!,
+  deletionRequestedAt: asDate(o.deletion_requested_at),
 });
 
 /** A claimed reminder; `sendId` null when this request's email was claimed before (never twice). */
 export type ClaimedReminder = {
-  userId: number; email: string; fullName: string | null; scheduledAt: Date; timezone: string | null; sendId: number | null;
+  userId: number;
+  email: string;
+  fullName: string | null;
+  scheduledAt: Date;
+  timezone: string | null;
+  sendId: number | null;
 };
 
 export const claimedReminderOf = (r: ClaimedReminderRow): ClaimedReminder => ({
-  userId: Number(r.id), email: r.email, fullName: r.full_name, scheduledAt: asDate(r.deletion_scheduled_at)!,
-  timezone: r.tz, sendId: asId(r.send_id),
+  userId: Number(r.id),
+  email: r.email,
+  fullName: r.full_name,
+  scheduledAt: asDate(r.deletion_scheduled_at)!,
+  timezone: r.tz,
+  sendId: asId(r.send_id),
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -147,8 +168,11 @@ export const claimedReminderOf = (r: ClaimedReminderRow): ClaimedReminder => ({
 type Counts = Record<string, number>;
 
 /** What the dry run lists for one account it would delete. */
-export function planItem(cand: Candidate, decision: Exclude<DeletionDecision, { kind: 'skip' }>,
-  counts: { deleted: Counts; retained?: Counts; nulled?: Counts }) {
+export function planItem(
+  cand: Candidate,
+  decision: Exclude<DeletionDecision, { kind: 'skip' }>,
+  counts: { deleted: Counts; retained?: Counts; nulled?: Counts },
+) {
   return decision.kind === 'company'
     ? { action: 'delete-company', userId: cand.id, companyId: cand.companyId, rows: counts.deleted, retained: counts.retained ?? {} }
     : { action: 'delete-user', userId: cand.id, companyId: cand.companyId, rows: counts.deleted, nulled: counts.nulled ?? {} };

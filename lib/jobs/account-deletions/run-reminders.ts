@@ -20,13 +20,22 @@ export async function runReminders(ctx: JobContext, stats: DeletionStats, errors
   const failedThisRun: number[] = [];
   for (;;) {
     if (budgetSpent(ctx)) return true;
-    const batch = (await claimDueReminders(ctx.db, {
-      now: ctx.now, scope: ctx.scope, runId: ctx.runId, limit: REMINDER_CLAIM_BATCH, exclude: failedThisRun,
-    })).map(claimedReminderOf);
+    const batch = (
+      await claimDueReminders(ctx.db, {
+        now: ctx.now,
+        scope: ctx.scope,
+        runId: ctx.runId,
+        limit: REMINDER_CLAIM_BATCH,
+        exclude: failedThisRun,
+      })
+    ).map(claimedReminderOf);
     if (batch.length === 0) return false;
     for (const [i, r] of batch.entries()) {
       const id = r.userId;
-      if (r.sendId === null) { failedThisRun.push(id); continue; } // this request's email was claimed before: never twice
+      if (r.sendId === null) {
+        failedThisRun.push(id);
+        continue;
+      } // this request's email was claimed before: never twice
       const sendId = r.sendId;
       if (budgetSpent(ctx)) {
         await claimed.release(batch.slice(i).flatMap((x) => (x.sendId === null ? [] : [x.sendId])));
@@ -34,8 +43,13 @@ export async function runReminders(ctx: JobContext, stats: DeletionStats, errors
         return true;
       }
       const mail = reminderMail({
-        userId: id, to: r.email, fullName: r.fullName, scheduledAt: r.scheduledAt,
-        timezone: r.timezone, from: ctx.config.MAIL_FROM, frontendUrl: ctx.config.FRONTEND_URL,
+        userId: id,
+        to: r.email,
+        fullName: r.fullName,
+        scheduledAt: r.scheduledAt,
+        timezone: r.timezone,
+        from: ctx.config.MAIL_FROM,
+        frontendUrl: ctx.config.FRONTEND_URL,
       });
       const outcome = await claimed.send(sendId, ctx.mail.platform(), mail);
       switch (outcome.state) {
@@ -43,8 +57,11 @@ export async function runReminders(ctx: JobContext, stats: DeletionStats, errors
           stats.remindersSent++;
           await recordMailSend(ctx.db, sendId, { sent: true, messageId: mail.messageId });
           break;
-        case 'not_started': stats.remindersLeft++; break;
-        case 'lost': break;
+        case 'not_started':
+          stats.remindersLeft++;
+          break;
+        case 'lost':
+          break;
         case 'unknown':
           stats.emailsUnknown++;
           errors.push({ scope: 'reminder', id, code: outcome.error.code, message: noSmtpAnswerText(outcome.error.message) });
@@ -59,7 +76,10 @@ export async function runReminders(ctx: JobContext, stats: DeletionStats, errors
           // address is not retried
           if (outcome.state === 'failed') await recordMailSend(ctx.db, sendId, { sent: false, error: `${e.code}: ${e.message}` });
           else failedThisRun.push(id);
-          ctx.log.warn({ userId: id, to: maskEmail(r.email), code: e.code, retryNextRun: outcome.state === 'retry' }, 'deletion reminder failed');
+          ctx.log.warn(
+            { userId: id, to: maskEmail(r.email), code: e.code, retryNextRun: outcome.state === 'retry' },
+            'deletion reminder failed',
+          );
         }
       }
     }

@@ -8,15 +8,38 @@ import { CONFIRMATION_KIND, DELETION_EMAIL_SENDS, NEVER_RETRIED } from '../../ma
 import { MailError } from '../../mail/transport.js';
 import { OPERATOR_TEXTS, confirmationMail } from './messages.js';
 import {
-  candidateOf, decideDeletion, emailSha256, handlesGlobalWork, lockedUserOf, otherUserOf,
-  type Candidate, type DeletionDecision, type LockedUser,
+  candidateOf,
+  decideDeletion,
+  emailSha256,
+  handlesGlobalWork,
+  lockedUserOf,
+  otherUserOf,
+  type Candidate,
+  type DeletionDecision,
+  type LockedUser,
 } from './plan.js';
 import { runReminders } from './run-reminders.js';
 import {
-  claimMailSend, handOverOwnership, insertDeletionLog, lockCompany,
-  readOtherUsers, readUser, recordMailSend, selectDueRequests, setLockTimeout, type CompanyRow,
+  claimMailSend,
+  handOverOwnership,
+  insertDeletionLog,
+  lockCompany,
+  readOtherUsers,
+  readUser,
+  recordMailSend,
+  selectDueRequests,
+  setLockTimeout,
+  type CompanyRow,
 } from './sql.js';
-import { deleteCompanyRows, detachRetained, purgeExpiredInvoices, rowCount, tableName, userStatements, type UserStatement } from './sql-order.js';
+import {
+  deleteCompanyRows,
+  detachRetained,
+  purgeExpiredInvoices,
+  rowCount,
+  tableName,
+  userStatements,
+  type UserStatement,
+} from './sql-order.js';
 import { countDeletion, newStats, type DeletionStats } from './stats.js';
 
 /**
@@ -42,13 +65,13 @@ type Deleted = { deleted: Record<string, number>; nulled: Record<string, number>
 
 type AccountOutcome =
   | { done: false; reason: string }
-  | Deleted & {
+  | (Deleted & {
       done: true;
       decision: Exclude<DeletionDecision, { kind: 'skip' }>;
       logId: number;
       user: LockedUser;
       company: CompanyRow | undefined;
-    };
+    });
 
 /**
  * The rows of one selected account re-read, and what to do with it. In the deleting transaction
@@ -58,19 +81,25 @@ type AccountOutcome =
  */
 export async function readAndDecide(db: Executor, cand: Candidate, now: Date, lock: boolean) {
   const company = lock && cand.companyId !== null ? await lockCompany(db, cand.companyId) : undefined;
-  if (lock && cand.companyId !== null && !company) return { decision: { kind: 'skip', reason: 'gone' } as const, locked: undefined, company };
+  if (lock && cand.companyId !== null && !company)
+    return { decision: { kind: 'skip', reason: 'gone' } as const, locked: undefined, company };
   const locked = lockedUserOf(await readUser(db, cand.id, { lock }));
   const others = cand.companyId === null ? [] : (await readOtherUsers(db, cand.companyId, cand.id)).map(otherUserOf);
   return { decision: decideDeletion({ selectedCompanyId: cand.companyId, locked, others, now }), locked, company };
 }
 
 /** The deletes of one decided account, in DELETION_ORDER's order, with their row counts. */
-async function deleteRows(tx: Tx, cand: Candidate, decision: Exclude<DeletionDecision, { kind: 'skip' }>, hooks: DeletionHooks): Promise<Deleted> {
+async function deleteRows(
+  tx: Tx,
+  cand: Candidate,
+  decision: Exclude<DeletionDecision, { kind: 'skip' }>,
+  hooks: DeletionHooks,
+): Promise<Deleted> {
   const out: Deleted = { deleted: {}, nulled: {}, retainedInvoices: 0 };
   const runUserStatements = async (statements: UserStatement[]) => {
     for (const st of statements) {
       const into = st.kind === 'deleted' ? out.deleted : out.nulled;
-      into[st.table] = (into[st.table] ?? 0) + await rowCount(tx, st.query);
+      into[st.table] = (into[st.table] ?? 0) + (await rowCount(tx, st.query));
       await hooks.afterStep?.(st.table, cand.id);
     }
   };
@@ -83,7 +112,7 @@ async function deleteRows(tx: Tx, cand: Candidate, decision: Exclude<DeletionDec
     const name = tableName(step.table);
     // the company's users go now: first whatever still points at them from outside the company
     if (step.user.action === 'self') await runUserStatements(userStatements({ companyId: decision.companyId }));
-    out.deleted[name] = (out.deleted[name] ?? 0) + await deleteCompanyRows(tx, step, decision.companyId);
+    out.deleted[name] = (out.deleted[name] ?? 0) + (await deleteCompanyRows(tx, step, decision.companyId));
     if (step.retain) {
       const kept = await detachRetained(tx, step, decision.companyId);
       if (name === 'invoices') out.retainedInvoices = kept;
@@ -102,25 +131,42 @@ function deleteAccount(ctx: JobContext, cand: Candidate, hooks: DeletionHooks): 
     await hooks.afterLock?.(cand.id);
     const rows = await deleteRows(tx, cand, decision, hooks);
     const counts = {
-      deleted: rows.deleted, ...(Object.keys(rows.nulled).length ? { nulled: rows.nulled } : {}),
+      deleted: rows.deleted,
+      ...(Object.keys(rows.nulled).length ? { nulled: rows.nulled } : {}),
       ...(decision.kind === 'company' ? { retainedInvoices: rows.retainedInvoices } : {}),
       ...(decision.kind === 'user' && decision.handOverTo !== null ? { ownerHandedOver: 1 } : {}),
     };
     const logId = await insertDeletionLog(tx, {
-      userId: cand.id, companyId: cand.companyId, emailSha256: emailSha256(locked!.email), scope: decision.kind, counts,
+      userId: cand.id,
+      companyId: cand.companyId,
+      emailSha256: emailSha256(locked!.email),
+      scope: decision.kind,
+      counts,
     });
     return { done: true, decision, logId, user: locked!, company, ...rows };
   });
 }
 
 /** The confirmation through the send protocol: it is never retried (the address is gone with the account). */
-async function sendConfirmation(ctx: JobContext, claimed: ClaimedSend, outcome: Extract<AccountOutcome, { done: true }>,
-  stats: DeletionStats, errors: ItemError[]) {
+async function sendConfirmation(
+  ctx: JobContext,
+  claimed: ClaimedSend,
+  outcome: Extract<AccountOutcome, { done: true }>,
+  stats: DeletionStats,
+  errors: ItemError[],
+) {
   const { logId, user } = outcome;
   const mail = confirmationMail({
-    userId: user.id, logId, to: user.email, fullName: user.fullName, scope: outcome.decision.kind,
-    companyName: outcome.company?.name ?? null, deletedAt: ctx.now, timezone: outcome.company?.tz ?? null,
-    retainedInvoices: outcome.retainedInvoices, from: ctx.config.MAIL_FROM,
+    userId: user.id,
+    logId,
+    to: user.email,
+    fullName: user.fullName,
+    scope: outcome.decision.kind,
+    companyName: outcome.company?.name ?? null,
+    deletedAt: ctx.now,
+    timezone: outcome.company?.tz ?? null,
+    retainedInvoices: outcome.retainedInvoices,
+    from: ctx.config.MAIL_FROM,
   });
   const id = await claimMailSend(ctx.db, `${CONFIRMATION_KIND}:${logId}`, CONFIRMATION_KIND, ctx.runId);
   if (id === null) return; // already claimed: never twice
@@ -134,18 +180,28 @@ async function sendConfirmation(ctx: JobContext, claimed: ClaimedSend, outcome: 
   if (sent.state === 'unknown') stats.emailsUnknown++;
   else stats.emailFailures++;
   const e = 'error' in sent ? sent.error : new MailError('smtp_deadline', OPERATOR_TEXTS.confirmationDeadline, false);
-  if (sent.state === 'retry' || sent.state === 'failed') await recordMailSend(ctx.db, id, { sent: false, error: `${e.code}: ${e.message}` });
+  if (sent.state === 'retry' || sent.state === 'failed')
+    await recordMailSend(ctx.db, id, { sent: false, error: `${e.code}: ${e.message}` });
   errors.push({ scope: 'confirmation', id: logId, code: e.code, message: e.message });
   ctx.log.warn({ logId, to: maskEmail(user.email), code: e.code }, 'confirmation email not sent; the deletion stands');
 }
 
-async function runDeletions(ctx: JobContext, stats: DeletionStats, errors: ItemError[], hooks: DeletionHooks, confirmations: ClaimedSend): Promise<boolean> {
+async function runDeletions(
+  ctx: JobContext,
+  stats: DeletionStats,
+  errors: ItemError[],
+  hooks: DeletionHooks,
+  confirmations: ClaimedSend,
+): Promise<boolean> {
   const { rows, total } = await selectDueRequests(ctx.db, { now: ctx.now, scope: ctx.scope, limit: ctx.config.DELETION_BATCH });
   const batch = rows.map(candidateOf);
   stats.due = total;
   let partial = false;
   for (const [done, cand] of batch.entries()) {
-    if (budgetSpent(ctx)) { partial = true; break; }
+    if (budgetSpent(ctx)) {
+      partial = true;
+      break;
+    }
     ctx.progress?.(`${done}/${batch.length} accounts`);
     let outcome: AccountOutcome;
     try {
@@ -193,7 +249,14 @@ export async function runAccountDeletions(ctx: JobContext, hooks: DeletionHooks)
   stats.releasedClaims = swept.released;
   stats.markedUnknown = swept.unknownIds.length;
   // the two protocol instances: a reminder refused for now is given back, a confirmation kept (`failed`)
-  const base = { db: ctx.db, table: DELETION_EMAIL_SENDS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log };
+  const base = {
+    db: ctx.db,
+    table: DELETION_EMAIL_SENDS,
+    runId: ctx.runId,
+    deadline: ctx.deadline,
+    stopSignal: ctx.stopSignal,
+    log: ctx.log,
+  };
   let partial = await runDeletions(ctx, stats, errors, hooks, createClaimedSend({ ...base, policy: NEVER_RETRIED }));
   if (!partial && handlesGlobalWork(ctx.scope)) {
     if (budgetSpent(ctx)) partial = true;

@@ -52,8 +52,11 @@ export function detachRetained(tx: Executor, step: DeletionStep, companyId: numb
     ...r.clear.map((col) => sql`${sql.identifier(col.name)} = null`),
     sql`${sql.identifier(r.retainedUntil.column.name)} = ${r.retainedUntil.from} + make_interval(years => ${r.retainedUntil.years})`,
   ];
-  return rowCount(tx, counted(sql`update ${step.table} set ${sql.join(sets, sql`, `)}
-    where ${step.company.column} = ${companyId} and (${r.keep})`));
+  return rowCount(
+    tx,
+    counted(sql`update ${step.table} set ${sql.join(sets, sql`, `)}
+    where ${step.company.column} = ${companyId} and (${r.keep})`),
+  );
 }
 
 /** One statement of `(…) as "<p>:<table>"` count columns, answered as `{ p: { table: n } }`. */
@@ -68,13 +71,20 @@ async function countsByPrefix(db: Executor, cols: SQL[]): Promise<Record<string,
 }
 
 /** Dry run: what a whole-company deletion would remove and retain, per table (one statement). */
-export async function countCompanyRows(db: Executor, companyId: number): Promise<{ deleted: Record<string, number>; retained: Record<string, number> }> {
+export async function countCompanyRows(
+  db: Executor,
+  companyId: number,
+): Promise<{ deleted: Record<string, number>; retained: Record<string, number> }> {
   const cols: SQL[] = [];
   for (const step of DELETION_ORDER) {
     const name = tableName(step.table);
-    cols.push(sql`(select count(*)::int from ${step.table} where ${companyRows(step, companyId, 'deletable')}) as ${sql.identifier(`d:${name}`)}`);
+    cols.push(
+      sql`(select count(*)::int from ${step.table} where ${companyRows(step, companyId, 'deletable')}) as ${sql.identifier(`d:${name}`)}`,
+    );
     if (step.retain && step.company.by === 'company') {
-      cols.push(sql`(select count(*)::int from ${step.table} where ${step.company.column} = ${companyId} and (${step.retain.keep})) as ${sql.identifier(`r:${name}`)}`);
+      cols.push(
+        sql`(select count(*)::int from ${step.table} where ${step.company.column} = ${companyId} and (${step.retain.keep})) as ${sql.identifier(`r:${name}`)}`,
+      );
     }
   }
   const c = await countsByPrefix(db, cols);
@@ -89,9 +99,10 @@ export type UserStatement = { table: string; kind: 'deleted' | 'nulled'; query: 
  * at them from elsewhere, e.g. tasks of a company they used to work for, must not block it).
  */
 export function userStatements(target: { userId: number } | { companyId: number }): UserStatement[] {
-  const match = (col: AnyPgColumn) => ('userId' in target
-    ? sql`${col} = ${target.userId}`
-    : sql`${col} in (select ${users.id} from ${users} where ${users.companyId} = ${target.companyId})`);
+  const match = (col: AnyPgColumn) =>
+    'userId' in target
+      ? sql`${col} = ${target.userId}`
+      : sql`${col} in (select ${users.id} from ${users} where ${users.companyId} = ${target.companyId})`;
   const out: UserStatement[] = [];
   for (const step of DELETION_ORDER) {
     const u = step.user;
@@ -100,7 +111,11 @@ export function userStatements(target: { userId: number } | { companyId: number 
       out.push({ table: name, kind: 'deleted', query: counted(sql`delete from ${step.table} where ${match(u.column)}`) });
     } else if (u.action === 'nullify') {
       for (const col of u.columns) {
-        out.push({ table: name, kind: 'nulled', query: counted(sql`update ${step.table} set ${sql.identifier(col.name)} = null where ${match(col)}`) });
+        out.push({
+          table: name,
+          kind: 'nulled',
+          query: counted(sql`update ${step.table} set ${sql.identifier(col.name)} = null where ${match(col)}`),
+        });
       }
     }
   }
@@ -108,7 +123,10 @@ export function userStatements(target: { userId: number } | { companyId: number 
 }
 
 /** Dry run: what a single-user deletion would delete and null, per table (one statement). */
-export async function countUserRows(db: Executor, userId: number): Promise<{ deleted: Record<string, number>; nulled: Record<string, number> }> {
+export async function countUserRows(
+  db: Executor,
+  userId: number,
+): Promise<{ deleted: Record<string, number>; nulled: Record<string, number> }> {
   const cols: SQL[] = [];
   for (const step of DELETION_ORDER) {
     const u = step.user;
@@ -116,7 +134,10 @@ export async function countUserRows(db: Executor, userId: number): Promise<{ del
     if (u.action === 'delete' || u.action === 'self') {
       cols.push(sql`(select count(*)::int from ${step.table} where ${u.column} = ${userId}) as ${sql.identifier(`d:${name}`)}`);
     } else if (u.action === 'nullify') {
-      const any = sql.join(u.columns.map((c) => sql`${c} = ${userId}`), sql` or `);
+      const any = sql.join(
+        u.columns.map((c) => sql`${c} = ${userId}`),
+        sql` or `,
+      );
       cols.push(sql`(select count(*)::int from ${step.table} where ${any}) as ${sql.identifier(`n:${name}`)}`);
     }
   }
@@ -131,12 +152,19 @@ export const intArray = (ids: readonly number[]) => `{${ids.map((n) => Math.trun
 const invoiceChildren = () => DELETION_ORDER.filter((s) => s.company.by === 'parent' && s.company.parent === invoices);
 
 /** Retained invoices past their date: claimed (SKIP LOCKED) and deleted with their children. */
-export async function purgeExpiredInvoices(tx: Executor, now: Date, limit: number): Promise<{ invoices: number; rows: Record<string, number> }> {
-  const claimed = await queryRows<{ id: number }>(tx, sql`
+export async function purgeExpiredInvoices(
+  tx: Executor,
+  now: Date,
+  limit: number,
+): Promise<{ invoices: number; rows: Record<string, number> }> {
+  const claimed = await queryRows<{ id: number }>(
+    tx,
+    sql`
     select ${invoices.id} as id from ${invoices}
     where ${invoices.companyId} is null and ${invoices.retainedUntil} <= ${now}
     order by ${invoices.retainedUntil}, ${invoices.id} limit ${limit}
-    for update skip locked`);
+    for update skip locked`,
+  );
   const rows: Record<string, number> = {};
   if (claimed.length === 0) return { invoices: 0, rows };
   const ids = intArray(claimed.map((r) => r.id));

@@ -32,11 +32,17 @@ function userScopeFilter(scope: Scope): SQL {
 export type DueRow = { id: number; company_id: number | null };
 
 /** Due requests in the run's tenants, oldest first (at most `limit`), and how many are due in all. */
-export async function selectDueRequests(db: Executor, p: { now: Date; scope: Scope; limit: number }): Promise<{ rows: DueRow[]; total: number }> {
+export async function selectDueRequests(
+  db: Executor,
+  p: { now: Date; scope: Scope; limit: number },
+): Promise<{ rows: DueRow[]; total: number }> {
   const where = sql`${users.deletionRequestedAt} is not null and ${users.deletionScheduledAt} <= ${p.now} and ${userScopeFilter(p.scope)}`;
-  const rows = await queryRows<DueRow>(db, sql`
+  const rows = await queryRows<DueRow>(
+    db,
+    sql`
     select ${users.id} as id, ${users.companyId} as company_id from ${users} where ${where}
-    order by ${users.deletionScheduledAt}, ${users.id} limit ${p.limit}`);
+    order by ${users.deletionScheduledAt}, ${users.id} limit ${p.limit}`,
+  );
   const total = await rowCount(db, sql`select count(*)::int as n from ${users} where ${where}`);
   return { rows, total };
 }
@@ -50,23 +56,35 @@ export type CompanyRow = { name: string; tz: string | null };
 
 /** Locks the company row (FOR UPDATE) and reads its name and zone setting; undefined when it is gone. */
 export async function lockCompany(tx: Executor, companyId: number): Promise<CompanyRow | undefined> {
-  const rows = await queryRows<CompanyRow>(tx, sql`
+  const rows = await queryRows<CompanyRow>(
+    tx,
+    sql`
     select ${companies.name} as name,
       ${companyZoneSetting(sql`${companies.id}`)} as tz
-    from ${companies} where ${companies.id} = ${companyId} for update of ${companies}`);
+    from ${companies} where ${companies.id} = ${companyId} for update of ${companies}`,
+  );
   return rows[0];
 }
 
 export type UserRow = {
-  id: number; email: string; full_name: string | null; role: string; company_id: number | null; is_active: boolean;
-  deletion_requested_at: unknown; deletion_scheduled_at: unknown;
+  id: number;
+  email: string;
+  full_name: string | null;
+  role: string;
+  company_id: number | null;
+  is_active: boolean;
+  deletion_requested_at: unknown;
+  deletion_scheduled_at: unknown;
 };
 
 /** The user row, locked (FOR UPDATE) in the deleting transaction, plainly read by the dry run. */
 export async function readUser(tx: Executor, userId: number, opts: { lock: boolean }): Promise<UserRow | undefined> {
-  const rows = await queryRows<UserRow>(tx, sql`
+  const rows = await queryRows<UserRow>(
+    tx,
+    sql`
     select id, email, full_name, role, company_id, is_active, deletion_requested_at, deletion_scheduled_at
-    from ${users} where ${users.id} = ${userId} ${opts.lock ? sql`for update` : sql``}`);
+    from ${users} where ${users.id} = ${userId} ${opts.lock ? sql`for update` : sql``}`,
+  );
   return rows[0];
 }
 
@@ -74,9 +92,12 @@ export type OtherUserRow = { id: number; role: string; is_active: boolean; creat
 
 /** The company's other users (read after the company row lock, so "last active user" is decided on fresh rows). */
 export function readOtherUsers(tx: Executor, companyId: number, userId: number): Promise<OtherUserRow[]> {
-  return queryRows<OtherUserRow>(tx, sql`
+  return queryRows<OtherUserRow>(
+    tx,
+    sql`
     select id, role, is_active, created_at, deletion_requested_at from ${users}
-    where ${users.companyId} = ${companyId} and ${users.id} <> ${userId}`);
+    where ${users.companyId} = ${companyId} and ${users.id} <> ${userId}`,
+  );
 }
 
 export async function handOverOwnership(tx: Executor, userId: number): Promise<void> {
@@ -84,13 +105,23 @@ export async function handOverOwnership(tx: Executor, userId: number): Promise<v
 }
 
 /** The deletion's log row, in the deleting transaction: ids, the address's sha256, counts. */
-export async function insertDeletionLog(tx: Executor, entry: {
-  userId: number; companyId: number | null; emailSha256: string; scope: 'user' | 'company'; counts: Record<string, unknown>;
-}): Promise<number> {
-  const [row] = await queryRows<{ id: number }>(tx, sql`
+export async function insertDeletionLog(
+  tx: Executor,
+  entry: {
+    userId: number;
+    companyId: number | null;
+    emailSha256: string;
+    scope: 'user' | 'company';
+    counts: Record<string, unknown>;
+  },
+): Promise<number> {
+  const [row] = await queryRows<{ id: number }>(
+    tx,
+    sql`
     insert into ${accountDeletionLog} (user_id, company_id, email_sha256, scope, counts)
     values (${entry.userId}, ${entry.companyId}, ${entry.emailSha256}, ${entry.scope}, ${JSON.stringify(entry.counts)}::jsonb)
-    returning id`);
+    returning id`,
+  );
   return Number(row.id);
 }
 
@@ -116,7 +147,12 @@ export const countDueReminders = (db: Executor, now: Date, scope: Scope) =>
   rowCount(db, sql`select count(*)::int as n from ${users} where ${reminderDueWhere(now, scope)}`);
 
 export type ClaimedReminderRow = {
-  id: number; email: string; full_name: string | null; deletion_scheduled_at: unknown; tz: string | null; send_id: number | null;
+  id: number;
+  email: string;
+  full_name: string | null;
+  deletion_scheduled_at: unknown;
+  tz: string | null;
+  send_id: number | null;
 };
 
 /**
@@ -124,8 +160,13 @@ export type ClaimedReminderRow = {
  * one, and each one's `mail_sends` claim in the same statement. `send_id` null: this request's
  * email was claimed before (never twice).
  */
-export function claimDueReminders(db: Executor, p: { now: Date; scope: Scope; runId: string; limit: number; exclude: readonly number[] }): Promise<ClaimedReminderRow[]> {
-  return queryRows<ClaimedReminderRow>(db, sql`
+export function claimDueReminders(
+  db: Executor,
+  p: { now: Date; scope: Scope; runId: string; limit: number; exclude: readonly number[] },
+): Promise<ClaimedReminderRow[]> {
+  return queryRows<ClaimedReminderRow>(
+    db,
+    sql`
     with claimed as (
       update ${users} set deletion_reminder_sent_at = ${p.now}
       where ${users.id} in (
@@ -146,7 +187,8 @@ export function claimDueReminders(db: Executor, p: { now: Date; scope: Scope; ru
     select c.id, c.email, c.full_name, c.deletion_scheduled_at,
       ${companyZoneSetting(sql`c.company_id`)} as tz,
       (select m.id from sends m where m.user_id = c.id) as send_id
-    from claimed c`);
+    from claimed c`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -154,16 +196,25 @@ export function claimDueReminders(db: Executor, p: { now: Date; scope: Scope; ru
 
 /** A claim in `mail_sends` under `key`; null when the key is already claimed (by this or another run). */
 export async function claimMailSend(db: Executor, key: string, kind: string, runId: string): Promise<number | null> {
-  const rows = await queryRows<{ id: number }>(db, sql`
+  const rows = await queryRows<{ id: number }>(
+    db,
+    sql`
     insert into mail_sends (key, kind, claimed_at, claimed_by, delivery) values (${key}, ${kind}, now(), ${runId}, 'sending')
-    on conflict (key) do nothing returning id`);
+    on conflict (key) do nothing returning id`,
+  );
   return rows[0] ? Number(rows[0].id) : null;
 }
 
 /** The answer of a claimed deletion email: `sent` (also over `unknown`: a late success is the truth) or `failed`. */
-export async function recordMailSend(db: Executor, id: number, outcome: { sent: true; messageId: string } | { sent: false; error: string }) {
-  await db.execute(outcome.sent
-    ? sql`update mail_sends set delivery = 'sent', sent_at = now(), message_id = ${outcome.messageId}, error = null
+export async function recordMailSend(
+  db: Executor,
+  id: number,
+  outcome: { sent: true; messageId: string } | { sent: false; error: string },
+) {
+  await db.execute(
+    outcome.sent
+      ? sql`update mail_sends set delivery = 'sent', sent_at = now(), message_id = ${outcome.messageId}, error = null
           where id = ${id} and delivery in ('sending', 'unknown')`
-    : sql`update mail_sends set delivery = 'failed', error = ${outcome.error.slice(0, 500)} where id = ${id} and delivery = 'sending'`);
+      : sql`update mail_sends set delivery = 'failed', error = ${outcome.error.slice(0, 500)} where id = ${id} and delivery = 'sending'`,
+  );
 }

@@ -24,9 +24,25 @@ export type DeletionStats = {
 };
 
 export const newStats = (): DeletionStats => ({
-  due: 0, remaining: 0, deletedUsers: 0, deletedCompanies: 0, skippedCancelled: 0, busy: 0, failures: 0,
-  rowsDeleted: {}, rowsNulled: {}, ownersHandedOver: 0, retainedInvoices: 0, purgedInvoices: 0,
-  remindersSent: 0, remindersLeft: 0, confirmationsSent: 0, emailFailures: 0, emailsUnknown: 0, releasedClaims: 0, markedUnknown: 0,
+  due: 0,
+  remaining: 0,
+  deletedUsers: 0,
+  deletedCompanies: 0,
+  skippedCancelled: 0,
+  busy: 0,
+  failures: 0,
+  rowsDeleted: {},
+  rowsNulled: {},
+  ownersHandedOver: 0,
+  retainedInvoices: 0,
+  purgedInvoices: 0,
+  remindersSent: 0,
+  remindersLeft: 0,
+  confirmationsSent: 0,
+  emailFailures: 0,
+  emailsUnknown: 0,
+  releasedClaims: 0,
+  markedUnknown: 0,
 });
 
 /** Adds per-table counts into a running total. */
@@ -35,9 +51,16 @@ function addCounts(total: Record<string, number>, counts: Record<string, number>
 }
 
 /** One account deleted (for real, or in the dry run's counts). */
-export function countDeletion(stats: DeletionStats, d: {
-  kind: 'user' | 'company'; handedOver: boolean; deleted: Record<string, number>; nulled?: Record<string, number>; retainedInvoices: number;
-}): void {
+export function countDeletion(
+  stats: DeletionStats,
+  d: {
+    kind: 'user' | 'company';
+    handedOver: boolean;
+    deleted: Record<string, number>;
+    nulled?: Record<string, number>;
+    retainedInvoices: number;
+  },
+): void {
   stats.deletedUsers++;
   if (d.kind === 'company') stats.deletedCompanies++;
   if (d.handedOver) stats.ownersHandedOver++;

@@ -30,8 +30,8 @@ const DEFAULT_BODY: Record<AutoFollowupType, string> = {
   FACTURE_IMPAYEE: [
     'Bonjour {client_name},',
     '',
-    'Sauf erreur de notre part, nous n\'avons pas encore reçu le règlement de la pièce suivante : {source_label}.',
-    'Le solde restant dû s\'élève à {amount}.',
+    "Sauf erreur de notre part, nous n'avons pas encore reçu le règlement de la pièce suivante : {source_label}.",
+    "Le solde restant dû s'élève à {amount}.",
     '',
     'Pourriez-vous procéder au paiement dans les meilleurs délais ? Si votre règlement nous est parvenu entre-temps, merci de ne pas tenir compte de ce message.',
     '',
@@ -44,9 +44,9 @@ const DEFAULT_BODY: Record<AutoFollowupType, string> = {
   DEVIS_NON_REPONDU: [
     'Bonjour {client_name},',
     '',
-    'Nous revenons vers vous au sujet de notre proposition ({source_label}), d\'un montant de {amount}, restée sans réponse à ce jour.',
+    "Nous revenons vers vous au sujet de notre proposition ({source_label}), d'un montant de {amount}, restée sans réponse à ce jour.",
     '',
-    'Avez-vous eu l\'occasion de la consulter ? Nous serions ravis de répondre à vos questions ou de l\'ajuster à vos besoins.',
+    "Avez-vous eu l'occasion de la consulter ? Nous serions ravis de répondre à vos questions ou de l'ajuster à vos besoins.",
     '{signature_sentence}',
     'Cordialement,',
     '{company_name}',
@@ -56,7 +56,11 @@ const DEFAULT_BODY: Record<AutoFollowupType, string> = {
 
 /** Compares labels without caring about case, accents or surrounding space ("facture impayee"). */
 function labelKey(s: string): string {
-  return s.normalize('NFD').replace(/[\u0300-\u036f]/g, '').trim().toLowerCase();
+  return s
+    .normalize('NFD')
+    .replace(/[\u0300-\u036f]/g, '')
+    .trim()
+    .toLowerCase();
 }
 
 /**
@@ -67,7 +71,12 @@ export function chooseTemplate(type: AutoFollowupType, messages: readonly Templa
   const wanted = new Set([labelKey(FRENCH_LABEL[type]), labelKey(type)]);
   const own = messages.find((m) => wanted.has(labelKey(m.type)) && m.content.trim() !== '');
   if (own) {
-    return { subject: own.subject?.trim() || DEFAULT_SUBJECT[type], body: own.content, method: (own.method || 'email').trim().toLowerCase(), source: 'company' };
+    return {
+      subject: own.subject?.trim() || DEFAULT_SUBJECT[type],
+      body: own.content,
+      method: (own.method || 'email').trim().toLowerCase(),
+      source: 'company',
+    };
   }
   return { subject: DEFAULT_SUBJECT[type], body: DEFAULT_BODY[type], method: 'email', source: 'default' };
 }
@@ -81,9 +90,7 @@ export function chooseTemplate(type: AutoFollowupType, messages: readonly Templa
 const EUROS = new Intl.NumberFormat('fr-FR', { style: 'currency', currency: 'EUR' });
 
 export function formatEuros(cents: number): string {
-  return EUROS
-    .format(cents / 100)
-    .replace(/[\u202f\u00a0\s]/g, '\u00a0');
+  return EUROS.format(cents / 100).replace(/[\u202f\u00a0\s]/g, '\u00a0');
 }
 
 export type TemplateVariables = {
@@ -106,7 +113,12 @@ export type TemplateVariables = {
 
 /** Tidies what empty variables leave behind: trailing spaces, runs of blank lines. */
 function tidy(text: string): string {
-  return text.replace(/[ \t]+$/gm, '').replace(/\n{3,}/g, '\n\n').trim() + '\n';
+  return (
+    text
+      .replace(/[ \t]+$/gm, '')
+      .replace(/\n{3,}/g, '\n\n')
+      .trim() + '\n'
+  );
 }
 
 export type RenderedMessage = { subject: string; body: string; unknownVariables: string[]; template: 'company' | 'default' };
@@ -115,9 +127,7 @@ export function renderMessage(template: ChosenTemplate, vars: TemplateVariables)
   const all: Record<string, string> = { ...vars };
   // only the built-in quote text uses it: a sentence that disappears when there is no link
   if (template.source === 'default') {
-    all.signature_sentence = vars.signature_link
-      ? `\nVous pouvez la consulter et la signer en ligne : ${vars.signature_link}\n`
-      : '';
+    all.signature_sentence = vars.signature_link ? `\nVous pouvez la consulter et la signer en ligne : ${vars.signature_link}\n` : '';
   }
   const subject = fillTemplate(template.subject, all);
   const body = fillTemplate(template.body, all);
@@ -138,7 +148,13 @@ export function sourceLink(source: { sourceType: string; sourceId: number | null
 }
 
 /** The company's notification once a step failed for good and the follow-up is suspended. */
-export function failedStepNotification(p: { step: number; sourceLabel: string; clientName: string | null; attempts: number; error: string }) {
+export function failedStepNotification(p: {
+  step: number;
+  sourceLabel: string;
+  clientName: string | null;
+  attempts: number;
+  error: string;
+}) {
   return {
     title: 'Relance automatique non envoyée',
     message: `La relance n°${p.step} (${p.sourceLabel}) destinée à ${p.clientName ?? 'le client'} n'a pas pu être envoyée après ${p.attempts} tentatives : ${p.error}. Les relances automatiques de ce dossier sont suspendues.`,

@@ -91,13 +91,34 @@ export type FollowupFacts = {
 };
 
 export type StopReason =
-  | 'invoice_paid' | 'invoice_cancelled' | 'credit_note' | 'invoice_not_sent' | 'source_deleted' | 'source_archived'
-  | 'quote_accepted' | 'quote_refused' | 'quote_expired' | 'quote_not_sent'
-  | 'client_deleted' | 'client_replied' | 'max_relances' | 'unsupported_source';
+  | 'invoice_paid'
+  | 'invoice_cancelled'
+  | 'credit_note'
+  | 'invoice_not_sent'
+  | 'source_deleted'
+  | 'source_archived'
+  | 'quote_accepted'
+  | 'quote_refused'
+  | 'quote_expired'
+  | 'quote_not_sent'
+  | 'client_deleted'
+  | 'client_replied'
+  | 'max_relances'
+  | 'unsupported_source';
 
 export type WaitReason =
-  | 'in_flight' | 'delivery_unknown' | 'failed_final' | 'retry_backoff' | 'next_step_not_due' | 'company_inactive' | 'no_client_email' | 'invalid_client_email'
-  | 'channel_unsupported' | 'outside_send_window' | 'quota_exceeded' | 'bounced';
+  | 'in_flight'
+  | 'delivery_unknown'
+  | 'failed_final'
+  | 'retry_backoff'
+  | 'next_step_not_due'
+  | 'company_inactive'
+  | 'no_client_email'
+  | 'invalid_client_email'
+  | 'channel_unsupported'
+  | 'outside_send_window'
+  | 'quota_exceeded'
+  | 'bounced';
 
 export type Decision =
   | { kind: 'stop'; reason: StopReason }
@@ -166,7 +187,7 @@ function sourceStopReason(f: FollowupFacts, now: Date): StopReason | null {
 export function replyReference(f: FollowupFacts): Date {
   const sent = f.steps.filter((s) => s.delivery === 'sent').sort((a, b) => b.step - a.step)[0];
   if (sent) return sent.sentAt;
-  return (f.invoice?.sentAt ?? f.quote?.sentAt ?? f.followup.createdAt);
+  return f.invoice?.sentAt ?? f.quote?.sentAt ?? f.followup.createdAt;
 }
 
 /**
@@ -174,8 +195,10 @@ export function replyReference(f: FollowupFacts): Date {
  * for a later run) or send step k. Checks run against rows loaded after the claim.
  */
 export function decideFollowup(
-  f: FollowupFacts, now: Date,
-  sendWindowOpen: (f: FollowupFacts) => boolean = (x) => inSendWindow(now, x.company.settings.followups.send_window, x.company.settings.companyInfo.timezone),
+  f: FollowupFacts,
+  now: Date,
+  sendWindowOpen: (f: FollowupFacts) => boolean = (x) =>
+    inSendWindow(now, x.company.settings.followups.send_window, x.company.settings.companyInfo.timezone),
 ): Decision {
   const settings = f.company.settings;
   const lastSent = f.steps.filter((s) => s.delivery === 'sent').reduce((m, s) => Math.max(m, s.step), 0);
@@ -188,8 +211,11 @@ export function decideFollowup(
   const sourceStop = sourceStopReason(f, now);
   if (sourceStop) return { kind: 'stop', reason: sourceStop };
   if (lastSent >= settings.followups.max_relances) return { kind: 'stop', reason: 'max_relances' };
-  if (settings.followups.stop_conditions.stop_on_client_response && f.lastClientMessageAt
-      && f.lastClientMessageAt.getTime() > replyReference(f).getTime()) {
+  if (
+    settings.followups.stop_conditions.stop_on_client_response &&
+    f.lastClientMessageAt &&
+    f.lastClientMessageAt.getTime() > replyReference(f).getTime()
+  ) {
     return { kind: 'stop', reason: 'client_replied' };
   }
   // never re-sent automatically: a duplicate dunning email is worse than a late one
@@ -197,8 +223,11 @@ export function decideFollowup(
   const previous = f.steps.find((s) => s.step === lastSent);
   // a step settled as sent by a person (an `unknown` found in the Sent folder) left the due date
   // that sent it: the next step still waits its delay after that one
-  if (previous && f.followup.dueDate.getTime() <= previous.sentAt.getTime()
-      && afterSent(lastSent, previous.sentAt, settings).dueDate.getTime() > now.getTime()) {
+  if (
+    previous &&
+    f.followup.dueDate.getTime() <= previous.sentAt.getTime() &&
+    afterSent(lastSent, previous.sentAt, settings).dueDate.getTime() > now.getTime()
+  ) {
     return { kind: 'wait', reason: 'next_step_not_due' };
   }
   if (pending?.delivery === 'failed') {
@@ -209,7 +238,11 @@ export function decideFollowup(
   // exactly one address, or nothing is sent: never a list, a group or an injected header
   const to = checkSingleAddress(f.client.email);
   if (!to.ok) {
-    return { kind: 'wait', reason: 'invalid_client_email', problem: { code: 'invalid_recipient', message: describeAddressProblem(`client ${f.client.id} email`, f.client.email, to.reason) } };
+    return {
+      kind: 'wait',
+      reason: 'invalid_client_email',
+      problem: { code: 'invalid_recipient', message: describeAddressProblem(`client ${f.client.id} email`, f.client.email, to.reason) },
+    };
   }
   if (f.clientAddressBounced) return { kind: 'wait', reason: 'bounced' };
   const template = chooseTemplate(f.followup.type, settings.followups.messages);
@@ -217,9 +250,16 @@ export function decideFollowup(
   if (!sendWindowOpen(f)) {
     return { kind: 'wait', reason: 'outside_send_window' };
   }
-  const balanceCents = f.invoice ? f.invoice.totalCents - f.invoice.paidCents : f.quote?.totalCents ?? 0;
+  const balanceCents = f.invoice ? f.invoice.totalCents - f.invoice.paidCents : (f.quote?.totalCents ?? 0);
   // a bounced step goes again once the client has a new address (it never reached them)
-  return { kind: 'send', step: nextStep, retry: pending?.delivery === 'failed' || pending?.delivery === 'bounced', template, previousMessageId: previous?.messageId ?? null, balanceCents };
+  return {
+    kind: 'send',
+    step: nextStep,
+    retry: pending?.delivery === 'failed' || pending?.delivery === 'bounced',
+    template,
+    previousMessageId: previous?.messageId ?? null,
+    balanceCents,
+  };
 }
 
 /**

@@ -8,9 +8,30 @@ import { sweepClaims } from '../../mail/claimed-send.js';
 import { FOLLOWUP_SENDS } from '../../mail/sends.js';
 import { createSendWindow, type SendWindow } from '../../mail/send-window.js';
 import type { MailError } from '../../mail/transport.js';
-import { MAX_ATTEMPTS_PER_STEP, afterFailure, afterSent, monthlyQuota, quotaPeriodStart, type CompanyFacts, type FollowupFacts } from './plan.js';
-import { claimScope, countDue, recentFollowupBounces, resumeAfterBounce, countSentThisPeriod, holdUnknownSteps, loadBatch, selectDue, writeClaims,
-  type ClaimRequest, type Cursor, type DueRow, type LoadedBatch } from './sql.js';
+import {
+  MAX_ATTEMPTS_PER_STEP,
+  afterFailure,
+  afterSent,
+  monthlyQuota,
+  quotaPeriodStart,
+  type CompanyFacts,
+  type FollowupFacts,
+} from './plan.js';
+import {
+  claimScope,
+  countDue,
+  recentFollowupBounces,
+  resumeAfterBounce,
+  countSentThisPeriod,
+  holdUnknownSteps,
+  loadBatch,
+  selectDue,
+  writeClaims,
+  type ClaimRequest,
+  type Cursor,
+  type DueRow,
+  type LoadedBatch,
+} from './sql.js';
 import { createFollowups, loadCreationCompanies, previewCreations, type CreationConfig } from './sql-create.js';
 import { recordFailed, recordSentBatch, type SentRecord } from './sql-record.js';
 import { failedStepNotification, sourceLink } from './messages.js';
@@ -45,13 +66,29 @@ export const SEND_GROUP = 10;
 export const CLAIM_RESERVE_MS = 3_000;
 
 type Counter = Record<string, number>;
-const bump = (c: Counter, key: string, by = 1) => { c[key] = (c[key] ?? 0) + by; };
+const bump = (c: Counter, key: string, by = 1) => {
+  c[key] = (c[key] ?? 0) + by;
+};
 
 type Stats = {
-  created: Counter; due: number; sent: number; failedTries: number; failedFinal: number; retried: number;
-  stopped: Counter; waiting: Counter; markedUnknown: number; releasedClaims: number; unknown: number; notStarted: number; lostClaims: number;
-  unknownTemplateVariables: Counter; legacyPlaintextPasswords: number; via: Counter;
-  resumedAfterBounce?: number; bounces?: { hard: number; soft: number; ignored: number };
+  created: Counter;
+  due: number;
+  sent: number;
+  failedTries: number;
+  failedFinal: number;
+  retried: number;
+  stopped: Counter;
+  waiting: Counter;
+  markedUnknown: number;
+  releasedClaims: number;
+  unknown: number;
+  notStarted: number;
+  lostClaims: number;
+  unknownTemplateVariables: Counter;
+  legacyPlaintextPasswords: number;
+  via: Counter;
+  resumedAfterBounce?: number;
+  bounces?: { hard: number; soft: number; ignored: number };
 };
 
 /** What the steps of one run share: its context, its counters, and its per-run caches. */
@@ -79,8 +116,22 @@ export async function runFollowups(ctx: JobContext): Promise<JobResult> {
 
 function openRunState(ctx: JobContext): RunState {
   const stats: Stats = {
-    created: {}, due: 0, sent: 0, failedTries: 0, failedFinal: 0, retried: 0, stopped: {}, waiting: {},
-    markedUnknown: 0, releasedClaims: 0, unknown: 0, notStarted: 0, lostClaims: 0, unknownTemplateVariables: {}, legacyPlaintextPasswords: 0, via: {},
+    created: {},
+    due: 0,
+    sent: 0,
+    failedTries: 0,
+    failedFinal: 0,
+    retried: 0,
+    stopped: {},
+    waiting: {},
+    markedUnknown: 0,
+    releasedClaims: 0,
+    unknown: 0,
+    notStarted: 0,
+    lostClaims: 0,
+    unknownTemplateVariables: {},
+    legacyPlaintextPasswords: 0,
+    via: {},
   };
   const errors: ItemError[] = [];
   const senders = senderCache(ctx.mail, ctx.config.ENCRYPTION_MASTER_KEY, { db: ctx.db, config: ctx.config, log: ctx.log });
@@ -89,11 +140,19 @@ function openRunState(ctx: JobContext): RunState {
   const nextStates = new Map<string, ReturnType<typeof afterSent>>();
   const legacyCounted = new Set<number>();
   return {
-    ctx, stats, errors, plan: [], settingsOf: settingsCache(errors), senders,
+    ctx,
+    stats,
+    errors,
+    plan: [],
+    settingsOf: settingsCache(errors),
+    senders,
     nextAfterSent(f, step) {
       const key = `${f.company.id}:${step}`;
       let n = nextStates.get(key);
-      if (!n) { n = afterSent(step, ctx.now, f.company.settings); nextStates.set(key, n); }
+      if (!n) {
+        n = afterSent(step, ctx.now, f.company.settings);
+        nextStates.set(key, n);
+      }
       return n;
     },
     senderUsable(p) {
@@ -109,7 +168,8 @@ function openRunState(ctx: JobContext): RunState {
         if (!(err instanceof CredentialError)) throw err;
         bump(stats.waiting, 'mailbox_credentials');
         const companyId = p.facts.company.id;
-        if (!errors.some((e) => e.code === err.code && e.id === companyId)) errors.push({ scope: 'company', id: companyId, code: err.code, message: err.message });
+        if (!errors.some((e) => e.code === err.code && e.id === companyId))
+          errors.push({ scope: 'company', id: companyId, code: err.code, message: err.message });
         return false;
       }
     },
@@ -123,20 +183,34 @@ function openRunState(ctx: JobContext): RunState {
  */
 async function createAndSweep(s: RunState): Promise<DueRow[]> {
   const { db, now, scope } = s.ctx;
-  const cfg: CreationConfig[] = (await loadCreationCompanies(db, scope)).map((c) => {
-    const settings = s.settingsOf(c.company_id, c.settings);
-    return {
-      company_id: c.company_id, quotes: settings.autoFollowups.quotes_enabled, invoices: settings.autoFollowups.invoices_enabled,
-      first_delay: settings.followups.relance_delays[0] ?? 7, tz: settings.companyInfo.timezone,
-    };
-  }).filter((c) => c.quotes || c.invoices);
+  const cfg: CreationConfig[] = (await loadCreationCompanies(db, scope))
+    .map((c) => {
+      const settings = s.settingsOf(c.company_id, c.settings);
+      return {
+        company_id: c.company_id,
+        quotes: settings.autoFollowups.quotes_enabled,
+        invoices: settings.autoFollowups.invoices_enabled,
+        first_delay: settings.followups.relance_delays[0] ?? 7,
+        tz: settings.companyInfo.timezone,
+      };
+    })
+    .filter((c) => c.quotes || c.invoices);
   if (s.ctx.dryRun) {
     const preview = await previewCreations(db, cfg, now);
     for (const p of preview) bump(s.stats.created, p.type === 'FACTURE_IMPAYEE' ? 'invoices' : 'quotes');
-    return preview.filter((p) => toDate(p.due_date)!.getTime() <= now.getTime()).map((p, i) => ({
-      id: -(i + 1), company_id: p.company_id, client_id: p.client_id, type: p.type, source_type: p.source_type,
-      source_id: p.source_id, source_label: p.source_label, due_date: toDate(p.due_date)!, created_at: now,
-    }));
+    return preview
+      .filter((p) => toDate(p.due_date)!.getTime() <= now.getTime())
+      .map((p, i) => ({
+        id: -(i + 1),
+        company_id: p.company_id,
+        client_id: p.client_id,
+        type: p.type,
+        source_type: p.source_type,
+        source_id: p.source_id,
+        source_label: p.source_label,
+        due_date: toDate(p.due_date)!,
+        created_at: now,
+      }));
   }
   for (const r of await createFollowups(db, cfg, now)) bump(s.stats.created, r.type === 'FACTURE_IMPAYEE' ? 'invoices' : 'quotes', r.n);
   // claims of dead runs: never handed to SMTP → given back; handed over → `unknown`, never re-sent
@@ -158,7 +232,10 @@ function decideBatch(s: RunState, due: DueRow[], loaded: LoadedBatch, sentThisMo
   const batch = planBatch(facts, loaded, now, { mailFrom: config.MAIL_FROM, frontendUrl: config.FRONTEND_URL }, s.nextAfterSent);
   const stops: number[] = [];
   const prepared: Prepared[] = [];
-  for (const stop of batch.stops) { bump(s.stats.stopped, stop.reason); stops.push(stop.followupId); }
+  for (const stop of batch.stops) {
+    bump(s.stats.stopped, stop.reason);
+    stops.push(stop.followupId);
+  }
   for (const w of batch.waits) {
     bump(s.stats.waiting, w.reason);
     if (w.problem) s.errors.push({ scope: 'followup', id: w.followupId, ...w.problem });
@@ -194,8 +271,10 @@ async function previewSends(s: RunState, virtualDue: DueRow[]): Promise<boolean>
     if (budgetSpent(s.ctx, CLAIM_RESERVE_MS)) return true;
     s.ctx.progress?.(`${s.stats.sent} follow-ups sent`);
     let due = await selectDue(db, scope, now, cursor, BATCH_SIZE, false);
-    if (!due.length && !virtualDone) { due = virtualDue; virtualDone = true; }
-    else if (due.length) cursor = { dueKey: due[due.length - 1].due_key!, id: due[due.length - 1].id };
+    if (!due.length && !virtualDone) {
+      due = virtualDue;
+      virtualDone = true;
+    } else if (due.length) cursor = { dueKey: due[due.length - 1].due_key!, id: due[due.length - 1].id };
     if (!due.length) return false;
     s.stats.due += due.length;
     const loaded = await loadBatch(db, due, { lockQuota: false });
@@ -220,8 +299,14 @@ async function previewSends(s: RunState, virtualDue: DueRow[]): Promise<boolean>
 async function sendDue(s: RunState): Promise<boolean> {
   const { ctx } = s;
   const window = createSendWindow<SentRecord>({
-    db: ctx.db, table: FOLLOWUP_SENDS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log,
-    size: SEND_CONCURRENCY, group: SEND_GROUP,
+    db: ctx.db,
+    table: FOLLOWUP_SENDS,
+    runId: ctx.runId,
+    deadline: ctx.deadline,
+    stopSignal: ctx.stopSignal,
+    log: ctx.log,
+    size: SEND_CONCURRENCY,
+    group: SEND_GROUP,
     recordAndHandOver: async (records, handOver) => (await recordSentBatch(ctx.db, records, ctx.now, handOver)).handedIds,
   });
   let cursor: Cursor = null;
@@ -230,7 +315,10 @@ async function sendDue(s: RunState): Promise<boolean> {
   let inFlight: Promise<unknown> = Promise.resolve();
   try {
     for (;;) {
-      if (budgetSpent(ctx, CLAIM_RESERVE_MS)) { partial = true; break; }
+      if (budgetSpent(ctx, CLAIM_RESERVE_MS)) {
+        partial = true;
+        break;
+      }
       ctx.progress?.(`${s.stats.sent} follow-ups sent`);
       if (lastBatch) break;
       const claimed = await claimBatch(s, cursor);
@@ -263,8 +351,12 @@ function claimBatch(s: RunState, after: Cursor): Promise<ClaimedBatch | null> {
     const loaded = await loadBatch(tx, due, { lockQuota: true });
     const { prepared, stops } = decideBatch(s, due, loaded, await countQuota(s, tx, loaded));
     const claims: ClaimRequest[] = prepared.map((p) => ({
-      followup_id: p.facts.followup.id, company_id: p.facts.company.id, step: p.decision.step,
-      message: p.message.body, message_id: p.messageId, retry: p.decision.retry,
+      followup_id: p.facts.followup.id,
+      company_id: p.facts.company.id,
+      step: p.decision.step,
+      message: p.message.body,
+      message_id: p.messageId,
+      retry: p.decision.retry,
     }));
     const owned = await writeClaims(tx, claims, stops, now, MAX_ATTEMPTS_PER_STEP, runId);
     const last = due[due.length - 1];
@@ -278,10 +370,12 @@ function sendClaimed(s: RunState, b: ClaimedBatch, window: SendWindow<SentRecord
   const ownedKey = new Map(b.owned.map((o) => [`${o.followup_id}:${o.step}`, o]));
   const mine = b.prepared.filter((p) => ownedKey.has(`${p.facts.followup.id}:${p.decision.step}`));
   s.stats.lostClaims += b.prepared.length - mine.length;
-  return Promise.all(mine.map((p) => {
-    const claim = ownedKey.get(`${p.facts.followup.id}:${p.decision.step}`)!;
-    return sendOne(s.ctx, p, Number(claim.id), claim.attempts, window, s.senders, s.stats, s.errors);
-  }));
+  return Promise.all(
+    mine.map((p) => {
+      const claim = ownedKey.get(`${p.facts.followup.id}:${p.decision.step}`)!;
+      return sendOne(s.ctx, p, Number(claim.id), claim.attempts, window, s.senders, s.stats, s.errors);
+    }),
+  );
 }
 
 /** The run's answer: counters, what is left when it stopped early, the last day's bounces; a dry run's words. */
@@ -305,35 +399,64 @@ async function resultOf(s: RunState, partial: boolean): Promise<JobResult> {
  * outbound message, the slot held until it is written), refused (`failed` + back-off), `unknown`
  * (on hold, never re-sent), or given back untouched (deadline, stopping).
  */
-async function sendOne(ctx: JobContext, p: Prepared, claimId: number, attempts: number, window: SendWindow<SentRecord>,
-  senders: ReturnType<typeof senderCache>, stats: Stats, errors: ItemError[]) {
+async function sendOne(
+  ctx: JobContext,
+  p: Prepared,
+  claimId: number,
+  attempts: number,
+  window: SendWindow<SentRecord>,
+  senders: ReturnType<typeof senderCache>,
+  stats: Stats,
+  errors: ItemError[],
+) {
   const f = p.facts;
   const { sender } = senders.get(p.sender);
   const previous = p.decision.previousMessageId;
   const next = p.next;
-  const outcome = await window.submit(claimId, sender, {
-    from: p.fromHeader,
-    to: f.client!.email!,
-    subject: p.message.subject,
-    text: p.message.body,
-    ...(p.sender.kind === 'platform' && p.sender.replyTo ? { replyTo: p.sender.replyTo } : {}),
-    messageId: p.messageId,
-    // later steps thread under the previous one in the client's mail program
-    ...(previous ? { inReplyTo: previous, references: [previous] } : {}),
-    headers: { 'Auto-Submitted': 'auto-generated', 'X-Lokario-Followup': `${f.followup.id}/${p.decision.step}` },
-  }, {
-    followupId: f.followup.id, step: p.decision.step, companyId: f.company.id, clientId: f.followup.clientId,
-    nextStatus: next.status, nextDueDate: next.dueDate, subject: p.message.subject,
-    fromName: f.company.name, fromEmail: p.sender.fromAddress, externalId: p.messageId.replace(/^<|>$/g, ''),
-    inReplyTo: previous ? previous.replace(/^<|>$/g, '') : null,
-  });
+  const outcome = await window.submit(
+    claimId,
+    sender,
+    {
+      from: p.fromHeader,
+      to: f.client!.email!,
+      subject: p.message.subject,
+      text: p.message.body,
+      ...(p.sender.kind === 'platform' && p.sender.replyTo ? { replyTo: p.sender.replyTo } : {}),
+      messageId: p.messageId,
+      // later steps thread under the previous one in the client's mail program
+      ...(previous ? { inReplyTo: previous, references: [previous] } : {}),
+      headers: { 'Auto-Submitted': 'auto-generated', 'X-Lokario-Followup': `${f.followup.id}/${p.decision.step}` },
+    },
+    {
+      followupId: f.followup.id,
+      step: p.decision.step,
+      companyId: f.company.id,
+      clientId: f.followup.clientId,
+      nextStatus: next.status,
+      nextDueDate: next.dueDate,
+      subject: p.message.subject,
+      fromName: f.company.name,
+      fromEmail: p.sender.fromAddress,
+      externalId: p.messageId.replace(/^<|>$/g, ''),
+      inReplyTo: previous ? previous.replace(/^<|>$/g, '') : null,
+    },
+  );
   switch (outcome.state) {
-    case 'not_started': stats.notStarted++; return;
-    case 'lost': stats.lostClaims++; return;
+    case 'not_started':
+      stats.notStarted++;
+      return;
+    case 'lost':
+      stats.lostClaims++;
+      return;
     case 'unknown': {
       stats.unknown++;
       await holdUnknownSteps(ctx.db, [claimId]).catch(() => {});
-      errors.push({ scope: 'followup', id: f.followup.id, code: outcome.error.code, message: `step ${p.decision.step}: no SMTP answer after the message was sent (never re-sent automatically): ${outcome.error.message}` });
+      errors.push({
+        scope: 'followup',
+        id: f.followup.id,
+        code: outcome.error.code,
+        message: `step ${p.decision.step}: no SMTP answer after the message was sent (never re-sent automatically): ${outcome.error.message}`,
+      });
       return;
     }
     case 'retry':
@@ -343,8 +466,16 @@ async function sendOne(ctx: JobContext, p: Prepared, claimId: number, attempts: 
     case 'sent':
       if ('recordError' in outcome) {
         // the email went out; its row stays `sending` and becomes `unknown`: never sent twice
-        ctx.log.error({ followupId: f.followup.id, step: p.decision.step, err: outcome.recordError.message }, 'sent, but could not record it');
-        errors.push({ scope: 'followup', id: f.followup.id, code: 'record_failed', message: `step ${p.decision.step} was sent but not recorded` });
+        ctx.log.error(
+          { followupId: f.followup.id, step: p.decision.step, err: outcome.recordError.message },
+          'sent, but could not record it',
+        );
+        errors.push({
+          scope: 'followup',
+          id: f.followup.id,
+          code: 'record_failed',
+          message: `step ${p.decision.step} was sent but not recorded`,
+        });
       }
       break;
   }
@@ -362,12 +493,25 @@ async function recordRefusal(ctx: JobContext, p: Prepared, attempts: number, e: 
   const link = sourceLink(f.followup, ctx.config.FRONTEND_URL);
   try {
     await recordFailed(ctx.db, {
-      followupId: f.followup.id, step: p.decision.step, companyId: f.company.id,
-      error: `${e.code}: ${e.message}`, nextAttemptAt: next.nextAttemptAt, final: next.final,
-      notification: next.final ? {
-        ...failedStepNotification({ step: p.decision.step, sourceLabel: f.followup.sourceLabel, clientName: f.client?.name ?? null, attempts, error: e.message }),
-        linkUrl: link.url, linkText: link.text,
-      } : null,
+      followupId: f.followup.id,
+      step: p.decision.step,
+      companyId: f.company.id,
+      error: `${e.code}: ${e.message}`,
+      nextAttemptAt: next.nextAttemptAt,
+      final: next.final,
+      notification: next.final
+        ? {
+            ...failedStepNotification({
+              step: p.decision.step,
+              sourceLabel: f.followup.sourceLabel,
+              clientName: f.client?.name ?? null,
+              attempts,
+              error: e.message,
+            }),
+            linkUrl: link.url,
+            linkText: link.text,
+          }
+        : null,
     });
   } catch (dbErr) {
     ctx.log.error({ followupId: f.followup.id, step: p.decision.step, err: (dbErr as Error).message }, 'could not record a failed send');

@@ -14,16 +14,25 @@ export type CreationConfig = { company_id: number; quotes: boolean; invoices: bo
 
 /** Companies of the run's scope whose billing switch is on; only that switch matters, not the `followups` settings object. */
 export async function loadCreationCompanies(db: Executor, scope: Scope) {
-  return queryRows<{ company_id: number; settings: unknown }>(db, sql`
+  return queryRows<{ company_id: number; settings: unknown }>(
+    db,
+    sql`
     select s.company_id, s.settings from company_settings s join companies c on c.id = s.company_id
     where c.is_active and ${scopeFilter(sql`s.company_id`, scope)}
       and ((s.settings #>> '{billing,auto_followups,invoices_enabled}') = 'true'
-        or (s.settings #>> '{billing,auto_followups,quotes_enabled}') = 'true')`);
+        or (s.settings #>> '{billing,auto_followups,quotes_enabled}') = 'true')`,
+  );
 }
 
 export type CandidateRow = {
-  company_id: number; client_id: number; type: AutoFollowupType; source_type: 'invoice' | 'quote';
-  source_id: number; source_label: string; due_date: Date | string; amount: string;
+  company_id: number;
+  client_id: number;
+  type: AutoFollowupType;
+  source_type: 'invoice' | 'quote';
+  source_id: number;
+  source_label: string;
+  due_date: Date | string;
+  amount: string;
 };
 
 function candidatesCte(cfg: CreationConfig[], now: Date): SQL {
@@ -59,7 +68,9 @@ function candidatesCte(cfg: CreationConfig[], now: Date): SQL {
  */
 export async function createFollowups(db: Executor, cfg: CreationConfig[], now: Date) {
   if (!cfg.length) return [];
-  return queryRows<{ type: AutoFollowupType; n: number }>(db, sql`
+  return queryRows<{ type: AutoFollowupType; n: number }>(
+    db,
+    sql`
     with ${candidatesCte(cfg, now)},
     fresh as (
       insert into followup_creations (company_id, source_type, source_id, type, created_at)
@@ -74,15 +85,19 @@ export async function createFollowups(db: Executor, cfg: CreationConfig[], now: 
       on conflict (company_id, source_type, source_id, type) do nothing
       returning type
     )
-    select type, count(*)::int as n from ins group by type`);
+    select type, count(*)::int as n from ins group by type`,
+  );
 }
 
 /** Dry run: what the create phase would insert, written nowhere. */
 export async function previewCreations(db: Executor, cfg: CreationConfig[], now: Date) {
   if (!cfg.length) return [];
-  return queryRows<CandidateRow>(db, sql`
+  return queryRows<CandidateRow>(
+    db,
+    sql`
     with ${candidatesCte(cfg, now)}
     select c.* from candidates c
     where not exists (select 1 from followups f where f.company_id = c.company_id and f.source_type = c.source_type
-                      and f.source_id = c.source_id and f.type = c.type)`);
+                      and f.source_id = c.source_id and f.type = c.type)`,
+  );
 }

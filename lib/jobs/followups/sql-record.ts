@@ -8,9 +8,17 @@ import { jsonb, preparedRows, queryRows, withTransientRetry, type Executor } fro
 import { iso } from './sql.js';
 
 export type SentRecord = {
-  followupId: number; step: number; companyId: number; clientId: number;
-  nextStatus: 'A_FAIRE' | 'FAIT'; nextDueDate: Date;
-  subject: string; fromName: string; fromEmail: string; externalId: string; inReplyTo: string | null;
+  followupId: number;
+  step: number;
+  companyId: number;
+  clientId: number;
+  nextStatus: 'A_FAIRE' | 'FAIT';
+  nextDueDate: Date;
+  subject: string;
+  fromName: string;
+  fromEmail: string;
+  externalId: string;
+  inReplyTo: string | null;
 };
 
 /**
@@ -42,11 +50,21 @@ const RECORD_DEADLOCK_TRIES = 4;
  */
 async function recordSentStatement(db: Executor, records: SentRecord[], now: Date, handOver: SQL | null) {
   const rows = records.map((r) => ({
-    followup_id: r.followupId, step: r.step, company_id: r.companyId, client_id: r.clientId,
-    next_status: r.nextStatus, next_due: r.nextDueDate.toISOString(), subject: r.subject,
-    from_name: r.fromName, from_email: r.fromEmail, external_id: r.externalId, in_reply_to: r.inReplyTo,
+    followup_id: r.followupId,
+    step: r.step,
+    company_id: r.companyId,
+    client_id: r.clientId,
+    next_status: r.nextStatus,
+    next_due: r.nextDueDate.toISOString(),
+    subject: r.subject,
+    from_name: r.fromName,
+    from_email: r.fromEmail,
+    external_id: r.externalId,
+    in_reply_to: r.inReplyTo,
   }));
-  const out = await preparedRows<{ followup_id: number | null; step: number | null; handed_id: number | null }>(db, sql`
+  const out = await preparedRows<{ followup_id: number | null; step: number | null; handed_id: number | null }>(
+    db,
+    sql`
     with handed as (${handOver ?? sql`select null::int as id where false`}),
     r as (
       select * from jsonb_to_recordset(${jsonb(rows)}) as r(followup_id int, step int, company_id int, client_id int,
@@ -113,7 +131,8 @@ async function recordSentStatement(db: Executor, records: SentRecord[], now: Dat
       returning c.id
     )
     select followup_id, step, null::int as handed_id from h
-    union all select null, null, id from handed`);
+    union all select null, null, id from handed`,
+  );
   return {
     recorded: out.filter((x) => x.followup_id !== null).map((x) => ({ followup_id: x.followup_id!, step: x.step! })),
     handedIds: out.filter((x) => x.handed_id !== null).map((x) => Number(x.handed_id)),
@@ -121,7 +140,12 @@ async function recordSentStatement(db: Executor, records: SentRecord[], now: Dat
 }
 
 export type FailedRecord = {
-  followupId: number; step: number; companyId: number; error: string; nextAttemptAt: Date | null; final: boolean;
+  followupId: number;
+  step: number;
+  companyId: number;
+  error: string;
+  nextAttemptAt: Date | null;
+  final: boolean;
   notification: { title: string; message: string; linkUrl: string; linkText: string } | null;
 };
 
@@ -132,7 +156,9 @@ export type FailedRecord = {
  */
 export async function recordFailed(db: Executor, r: FailedRecord) {
   const n = r.notification;
-  const rows = await queryRows<{ id: number }>(db, sql`
+  const rows = await queryRows<{ id: number }>(
+    db,
+    sql`
     with h as (
       update followup_history set delivery = 'failed', error = ${r.error.slice(0, 500)},
              next_attempt_at = ${r.nextAttemptAt ? iso(r.nextAttemptAt) : sql`null`}
@@ -155,6 +181,7 @@ export async function recordFailed(db: Executor, r: FailedRecord) {
       on conflict do nothing
       returning id
     )
-    select id from h`);
+    select id from h`,
+  );
   return rows.length > 0;
 }

@@ -21,7 +21,8 @@ export const iso = (d: Date) => sql`${d.toISOString()}::timestamptz`;
 export const claimScope = (scope: Scope): SQL => scopeFilter(sql`company_id`, scope);
 
 /** Follow-ups held after a hard bounce whose client's address has changed since: due again (docs/bounces.md). */
-export const resumeAfterBounce = (db: Executor, scope: Scope, now: Date) => resumeBouncedFollowups(db, scopeFilter(sql`f.company_id`, scope), now);
+export const resumeAfterBounce = (db: Executor, scope: Scope, now: Date) =>
+  resumeBouncedFollowups(db, scopeFilter(sql`f.company_id`, scope), now);
 
 /** Bounces of follow-up emails recorded over the last day, in the run's scope (for the stats). */
 export const recentFollowupBounces = (db: Executor, scope: Scope) =>
@@ -33,20 +34,30 @@ export const recentFollowupBounces = (db: Executor, scope: Scope) =>
  */
 export async function holdUnknownSteps(db: Executor, historyIds: number[]) {
   if (!historyIds.length) return 0;
-  const rows = await queryRows<{ n: number }>(db, sql`
+  const rows = await queryRows<{ n: number }>(
+    db,
+    sql`
     with held as (
       update followups f set status = 'EN_ATTENTE', updated_at = now()
       where f.id in (select h.followup_id from followup_history h where h.id in (select (jsonb_array_elements_text(${jsonb(historyIds)}))::int))
         and f.status = 'A_FAIRE'
       returning f.id
     )
-    select count(*)::int as n from held`);
+    select count(*)::int as n from held`,
+  );
   return rows[0]?.n ?? 0;
 }
 
 export type DueRow = {
-  id: number; company_id: number; client_id: number; type: AutoFollowupType; source_type: string;
-  source_id: number | null; source_label: string; due_date: Date | string; created_at: Date | string;
+  id: number;
+  company_id: number;
+  client_id: number;
+  type: AutoFollowupType;
+  source_type: string;
+  source_id: number | null;
+  source_label: string;
+  due_date: Date | string;
+  created_at: Date | string;
   /** `due_date` as PostgreSQL prints it (microseconds): the keyset cursor, compared at the column's precision. */
   due_key?: string;
 };
@@ -63,7 +74,9 @@ export type Cursor = { dueKey: string; id: number } | null;
  * transaction) rows another invocation holds are skipped, never waited for.
  */
 export async function selectDue(db: Executor, scope: Scope, now: Date, cursor: Cursor, limit: number, lock: boolean) {
-  return preparedRows<DueRow>(db, sql`
+  return preparedRows<DueRow>(
+    db,
+    sql`
     select f.id, f.company_id, f.client_id, f.type, f.source_type, f.source_id, f.source_label, f.due_date, f.created_at,
            f.due_date::text as due_key
     from followups f
@@ -73,23 +86,67 @@ export async function selectDue(db: Executor, scope: Scope, now: Date, cursor: C
       ${cursor ? sql`and (f.due_date, f.id) > (${cursor.dueKey}::timestamptz, ${cursor.id})` : sql``}
     order by f.due_date, f.id
     limit ${limit}
-    ${lock ? sql`for update of f skip locked` : sql``}`);
+    ${lock ? sql`for update of f skip locked` : sql``}`,
+  );
 }
 
 export type LoadedIntegration = {
-  id: number; email_address: string | null; email_password: string | null;
+  id: number;
+  email_address: string | null;
+  email_password: string | null;
   /** `password` or `oauth2` (docs/oauth-mailboxes.md); an OAuth mailbox in `needs_reauth` cannot send. */
-  auth_method?: string; oauth_provider?: string | null; last_sync_status?: string | null;
-  smtp_server: string | null; smtp_port: number | null; smtp_use_ssl: boolean | null; use_ssl: boolean;
+  auth_method?: string;
+  oauth_provider?: string | null;
+  last_sync_status?: string | null;
+  smtp_server: string | null;
+  smtp_port: number | null;
+  smtp_use_ssl: boolean | null;
+  use_ssl: boolean;
 };
 export type LoadedBatch = {
-  companies: { id: number; name: string; is_active: boolean; settings: unknown; plan: string | null; integration: LoadedIntegration | null }[];
+  companies: {
+    id: number;
+    name: string;
+    is_active: boolean;
+    settings: unknown;
+    plan: string | null;
+    integration: LoadedIntegration | null;
+  }[];
   clients: { id: number; name: string; email: string | null }[];
-  invoices: { id: number; number: string; invoice_type: string; status: string; total_cents: number; paid_cents: number;
-    due_date: string | null; sent_at: string | null; deleted_at: string | null; archived_at: string | null }[];
-  quotes: { id: number; number: string; status: string; total_cents: number; sent_at: string | null; accepted_at: string | null;
-    refused_at: string | null; valid_until: string | null; signed: boolean; public_token: string | null; deleted_at: string | null }[];
-  steps: { followup_id: number; step: number; delivery: Delivery; sent_at: string; attempts: number; next_attempt_at: string | null; message_id: string | null }[];
+  invoices: {
+    id: number;
+    number: string;
+    invoice_type: string;
+    status: string;
+    total_cents: number;
+    paid_cents: number;
+    due_date: string | null;
+    sent_at: string | null;
+    deleted_at: string | null;
+    archived_at: string | null;
+  }[];
+  quotes: {
+    id: number;
+    number: string;
+    status: string;
+    total_cents: number;
+    sent_at: string | null;
+    accepted_at: string | null;
+    refused_at: string | null;
+    valid_until: string | null;
+    signed: boolean;
+    public_token: string | null;
+    deleted_at: string | null;
+  }[];
+  steps: {
+    followup_id: number;
+    step: number;
+    delivery: Delivery;
+    sent_at: string;
+    attempts: number;
+    next_attempt_at: string | null;
+    message_id: string | null;
+  }[];
   replies: { company_id: number; client_id: number; at: string }[];
   /** Clients whose current address hard-bounced (docs/bounces.md). */
   bounced: number[];
@@ -104,13 +161,25 @@ export type LoadedBatch = {
  * (the count is the next statement).
  */
 export async function loadBatch(db: Executor, due: DueRow[], opts: { lockQuota: boolean }): Promise<LoadedBatch> {
-  const keys = due.map((d) => ({ id: d.id, company_id: d.company_id, client_id: d.client_id, source_type: d.source_type, source_id: d.source_id }));
-  const rows = await preparedRows<LoadedBatch>(db, sql`
+  const keys = due.map((d) => ({
+    id: d.id,
+    company_id: d.company_id,
+    client_id: d.client_id,
+    source_type: d.source_type,
+    source_id: d.source_id,
+  }));
+  const rows = await preparedRows<LoadedBatch>(
+    db,
+    sql`
     with ids as (select * from jsonb_to_recordset(${jsonb(keys)}) as x(id int, company_id int, client_id int, source_type text, source_id int))
-    ${opts.lockQuota ? sql`, quota_locked as (
+    ${
+      opts.lockQuota
+        ? sql`, quota_locked as (
       select c.id from companies c left join subscriptions s on s.company_id = c.id
       where c.id in (select company_id from ids) and coalesce(s.plan, 'STARTER') = 'STARTER'
-      order by c.id for no key update of c)` : sql``}
+      order by c.id for no key update of c)`
+        : sql``
+    }
     select
       ${opts.lockQuota ? sql`(select count(*) from quota_locked)::int as quota_locked,` : sql``}
       (select coalesce(json_agg(b.id), '[]'::json) from (${clientsWithBouncedAddress(sql`select client_id from ids`)}) b) as bounced,
@@ -148,19 +217,23 @@ export async function loadBatch(db: Executor, due: DueRow[], opts: { lockQuota: 
               join inbox_messages m on m.conversation_id = cv.id and m.is_from_client
                 -- an out-of-office or a bounce is not an answer (docs/bounces.md)
                 and m.kind = 'person'
-              group by cv.company_id, cv.client_id) r) as replies`);
+              group by cv.company_id, cv.client_id) r) as replies`,
+  );
   return rows[0];
 }
 
 /** History rows that count against the monthly quota: manual and automatic, not failed tries. */
 export async function countSentThisPeriod(db: Executor, periods: { company_id: number; from: string; to: string }[]) {
   if (!periods.length) return new Map<number, number>();
-  const rows = await preparedRows<{ company_id: number; n: number }>(db, sql`
+  const rows = await preparedRows<{ company_id: number; n: number }>(
+    db,
+    sql`
     select p.company_id, count(h.id)::int as n
     from jsonb_to_recordset(${jsonb(periods)}) as p(company_id int, "from" timestamptz, "to" timestamptz)
     join followup_history h on h.company_id = p.company_id and h.sent_at >= p."from" and h.sent_at < p."to"
       and (h.delivery is null or h.delivery <> 'failed')
-    group by p.company_id`);
+    group by p.company_id`,
+  );
   return new Map(rows.map((r) => [r.company_id, r.n]));
 }
 
@@ -173,7 +246,9 @@ export type ClaimRequest = { followup_id: number; company_id: number; step: numb
  */
 export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: number[], now: Date, maxAttempts: number, runId: string) {
   if (!claims.length && !stops.length) return [];
-  return preparedRows<{ id: number; followup_id: number; step: number; attempts: number }>(db, sql`
+  return preparedRows<{ id: number; followup_id: number; step: number; attempts: number }>(
+    db,
+    sql`
     with sends as (select * from jsonb_to_recordset(${jsonb(claims)})
                    as s(followup_id int, company_id int, step int, message text, message_id text, retry bool)),
     new_claims as (
@@ -199,14 +274,18 @@ export async function writeClaims(db: Executor, claims: ClaimRequest[], stops: n
       returning f.id
     )
     select id, followup_id, step, attempts from new_claims
-    union all select id, followup_id, step, attempts from retry_claims`);
+    union all select id, followup_id, step, attempts from retry_claims`,
+  );
 }
 
 /** How many due follow-ups are left (a partial run's stats). */
 export async function countDue(db: Executor, scope: Scope, now: Date) {
-  const rows = await queryRows<{ n: number }>(db, sql`
+  const rows = await queryRows<{ n: number }>(
+    db,
+    sql`
     select count(*)::int as n from followups f
     where f.auto_enabled and f.status = 'A_FAIRE' and f.due_date <= ${iso(now)}
-      and f.type in ('FACTURE_IMPAYEE', 'DEVIS_NON_REPONDU') and ${scopeFilter(sql`f.company_id`, scope)}`);
+      and f.type in ('FACTURE_IMPAYEE', 'DEVIS_NON_REPONDU') and ${scopeFilter(sql`f.company_id`, scope)}`,
+  );
   return rows[0]?.n ?? 0;
 }

@@ -15,7 +15,6 @@ export type Cursor = {
   lastSyncAt: Date | null;
 };
 
-
 export type SyncPlan =
   /** Same UIDVALIDITY, UIDNEXT unchanged: nothing to fetch (the EXAMINE was the one round trip). */
   | { kind: 'up-to-date' }
@@ -71,7 +70,12 @@ export function uidsToProcess(serverUids: Iterable<number>, fromUid: number): nu
  * UIDNEXT − 1, so the next run takes the no-change fast path; a cut run stops at the last UID
  * handled, so the next one resumes right after it.
  */
-export function cursorAfter(folder: FolderState, plannedUids: readonly number[], processedCount: number, previous: Cursor): Pick<Cursor, 'uidValidity' | 'lastUid' | 'highestModseq'> {
+export function cursorAfter(
+  folder: FolderState,
+  plannedUids: readonly number[],
+  processedCount: number,
+  previous: Cursor,
+): Pick<Cursor, 'uidValidity' | 'lastUid' | 'highestModseq'> {
   const sameValidity = previous.uidValidity === folder.uidValidity;
   const base = sameValidity ? previous.lastUid : null;
   const complete = processedCount >= plannedUids.length;
@@ -90,6 +94,6 @@ export function cursorAfter(folder: FolderState, plannedUids: readonly number[],
   return {
     uidValidity: folder.uidValidity,
     lastUid,
-    highestModseq: complete ? folder.highestModseq ?? previous.highestModseq : sameValidity ? previous.highestModseq : null,
+    highestModseq: complete ? (folder.highestModseq ?? previous.highestModseq) : sameValidity ? previous.highestModseq : null,
   };
 }

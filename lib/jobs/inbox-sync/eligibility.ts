@@ -15,7 +15,11 @@ export const PAUSED = 'paused';
  */
 export const WAITING_FOR_COMPANY: readonly string[] = [PAUSED, NEEDS_REAUTH];
 
-const statusList = (statuses: readonly string[]) => sql.join(statuses.map((s) => sql`${s}`), sql`, `);
+const statusList = (statuses: readonly string[]) =>
+  sql.join(
+    statuses.map((s) => sql`${s}`),
+    sql`, `,
+  );
 
 /** In service: an active IMAP mailbox of an active company (`alias` names inbox_integrations). */
 export function mailboxInService(alias = 'i'): SQL {

@@ -18,7 +18,10 @@ export function createHostLimiter(cap: number, limits: Map<string, LimitFunction
   return <T>(host: string, task: () => Promise<T>): Promise<T> => {
     const key = `${cap}|${hostKey(host)}`;
     let l = limits.get(key);
-    if (!l) { l = pLimit(cap); limits.set(key, l); }
+    if (!l) {
+      l = pLimit(cap);
+      limits.set(key, l);
+    }
     return l(task);
   };
 }

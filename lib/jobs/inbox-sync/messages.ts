@@ -17,24 +17,41 @@ export function frenchImapError(e: ImapSyncError, host: string): string {
   const detail = ` (${e.message})`;
   const cert = certificateText(e.certificate);
   switch (e.code) {
-    case 'auth_failed': return `Identifiants refusés par le serveur IMAP : ${e.message}`;
+    case 'auth_failed':
+      return `Identifiants refusés par le serveur IMAP : ${e.message}`;
     // the certificate first: the response lists only the first 300 characters
-    case 'cert_untrusted': return `Certificat du serveur IMAP ${host} signé par aucune autorité de confiance (mot de passe non envoyé).${cert}${detail}`;
-    case 'cert_hostname_mismatch': return `Le certificat du serveur IMAP n'est pas établi pour le nom « ${host} » (vérifiez l'adresse du serveur).${cert}${detail}`;
-    case 'cert_expired': return `Le certificat du serveur IMAP ${host} est expiré ou pas encore valide (le fournisseur doit le renouveler).${cert}${detail}`;
-    case 'tls_failed': return `La négociation TLS avec le serveur IMAP ${host} a échoué (port ou option SSL incorrects ?)${detail}`;
-    case 'starttls_not_offered': return `Le serveur IMAP ${host} n'offre pas de connexion chiffrée (STARTTLS) : synchronisation refusée pour ne pas envoyer le mot de passe en clair. Activez SSL/TLS (port 993) dans les réglages.${detail}`;
-    case 'connection_refused': return `Le serveur IMAP ${host} refuse la connexion sur ce port : vérifiez le port et l'option SSL.${detail}`;
-    case 'dns_failed': return `Le nom du serveur IMAP « ${host} » est introuvable (DNS) : vérifiez l'adresse du serveur.${detail}`;
-    case 'host_unreachable': return `Le serveur IMAP ${host} est injoignable depuis le réseau.${detail}`;
-    case 'timeout_connect': return `Le serveur IMAP ${host} ne répond pas à la connexion (délai dépassé).${detail}`;
-    case 'timeout_greeting': return `Le serveur IMAP ${host} accepte la connexion mais n'envoie pas son message d'accueil (délai dépassé ; port SSL/TLS ?).${detail}`;
-    case 'timeout_login': return `Le serveur IMAP ${host} ne répond plus pendant la négociation TLS ou l'identification (délai dépassé).${detail}`;
-    case 'timeout_fetch': return `Le serveur IMAP ${host} a cessé de répondre pendant la lecture de la boîte (délai dépassé).${detail}`;
-    case 'connection_lost': return `Connexion au serveur IMAP ${host} interrompue.${detail}`;
-    case 'mailbox': return `Dossier IMAP inaccessible : ${e.message}`;
-    case 'deadline': return `Synchronisation interrompue par la limite de temps de l'exécution ; la suivante reprendra là où celle-ci s'est arrêtée.`;
-    default: return `Erreur IMAP : ${e.message}`;
+    case 'cert_untrusted':
+      return `Certificat du serveur IMAP ${host} signé par aucune autorité de confiance (mot de passe non envoyé).${cert}${detail}`;
+    case 'cert_hostname_mismatch':
+      return `Le certificat du serveur IMAP n'est pas établi pour le nom « ${host} » (vérifiez l'adresse du serveur).${cert}${detail}`;
+    case 'cert_expired':
+      return `Le certificat du serveur IMAP ${host} est expiré ou pas encore valide (le fournisseur doit le renouveler).${cert}${detail}`;
+    case 'tls_failed':
+      return `La négociation TLS avec le serveur IMAP ${host} a échoué (port ou option SSL incorrects ?)${detail}`;
+    case 'starttls_not_offered':
+      return `Le serveur IMAP ${host} n'offre pas de connexion chiffrée (STARTTLS) : synchronisation refusée pour ne pas envoyer le mot de passe en clair. Activez SSL/TLS (port 993) dans les réglages.${detail}`;
+    case 'connection_refused':
+      return `Le serveur IMAP ${host} refuse la connexion sur ce port : vérifiez le port et l'option SSL.${detail}`;
+    case 'dns_failed':
+      return `Le nom du serveur IMAP « ${host} » est introuvable (DNS) : vérifiez l'adresse du serveur.${detail}`;
+    case 'host_unreachable':
+      return `Le serveur IMAP ${host} est injoignable depuis le réseau.${detail}`;
+    case 'timeout_connect':
+      return `Le serveur IMAP ${host} ne répond pas à la connexion (délai dépassé).${detail}`;
+    case 'timeout_greeting':
+      return `Le serveur IMAP ${host} accepte la connexion mais n'envoie pas son message d'accueil (délai dépassé ; port SSL/TLS ?).${detail}`;
+    case 'timeout_login':
+      return `Le serveur IMAP ${host} ne répond plus pendant la négociation TLS ou l'identification (délai dépassé).${detail}`;
+    case 'timeout_fetch':
+      return `Le serveur IMAP ${host} a cessé de répondre pendant la lecture de la boîte (délai dépassé).${detail}`;
+    case 'connection_lost':
+      return `Connexion au serveur IMAP ${host} interrompue.${detail}`;
+    case 'mailbox':
+      return `Dossier IMAP inaccessible : ${e.message}`;
+    case 'deadline':
+      return `Synchronisation interrompue par la limite de temps de l'exécution ; la suivante reprendra là où celle-ci s'est arrêtée.`;
+    default:
+      return `Erreur IMAP : ${e.message}`;
   }
 }
 

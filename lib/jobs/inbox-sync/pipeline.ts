@@ -27,7 +27,10 @@ export async function* readAhead<T>(source: AsyncIterable<T>, depth = 1): AsyncG
     pull();
     for (;;) {
       const r = await pending.shift()!;
-      if (r.done) { sourceDone = true; return; }
+      if (r.done) {
+        sourceDone = true;
+        return;
+      }
       while (pending.length < depth) pull();
       yield r.value;
     }

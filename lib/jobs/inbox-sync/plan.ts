@@ -9,10 +9,22 @@ import type { ParseItem } from '../../mime/parse.js';
 import type { SegmentResult } from './store.js';
 import { normaliseMessageId } from '../../mail/message-id.js';
 
-export const emptySeg = (): SegmentResult => ({ imported: 0, duplicates: 0, poison: 0, clientsCreated: 0, conversationsCreated: 0, clientsNotCreated: {}, bytes: 0 });
+export const emptySeg = (): SegmentResult => ({
+  imported: 0,
+  duplicates: 0,
+  poison: 0,
+  clientsCreated: 0,
+  conversationsCreated: 0,
+  clientsNotCreated: {},
+  bytes: 0,
+});
 export function addSeg(a: SegmentResult, b: SegmentResult) {
-  a.imported += b.imported; a.duplicates += b.duplicates; a.poison += b.poison; a.bytes += b.bytes;
-  a.clientsCreated += b.clientsCreated; a.conversationsCreated += b.conversationsCreated;
+  a.imported += b.imported;
+  a.duplicates += b.duplicates;
+  a.poison += b.poison;
+  a.bytes += b.bytes;
+  a.clientsCreated += b.clientsCreated;
+  a.conversationsCreated += b.conversationsCreated;
   for (const [k, v] of Object.entries(b.clientsNotCreated)) a.clientsNotCreated[k] = (a.clientsNotCreated[k] ?? 0) + v;
 }
 
@@ -34,7 +46,13 @@ export type SizeRule = { maxMessage: number; linkMax: number | null; bytesPerSec
 export const bodyLimit = (r: SizeRule) => (r.linkMax === null ? r.maxMessage : Math.min(r.maxMessage, r.linkMax));
 
 /** Cuts a chunk of UIDs into segments: consecutive UIDs, bounded in downloads and in bytes. */
-export function planSegments(chunk: readonly number[], metaByUid: Map<number, MessageMeta>, known: Set<string>, rule: SizeRule, limits: SyncLimits): { segment: DownloadedSegment; bytes: number }[] {
+export function planSegments(
+  chunk: readonly number[],
+  metaByUid: Map<number, MessageMeta>,
+  known: Set<string>,
+  rule: SizeRule,
+  limits: SyncLimits,
+): { segment: DownloadedSegment; bytes: number }[] {
   const maxBody = bodyLimit(rule);
   const out: { segment: DownloadedSegment; bytes: number }[] = [];
   let i = 0;
@@ -49,12 +67,29 @@ export function planSegments(chunk: readonly number[], metaByUid: Map<number, Me
       const size = meta && meta.size <= maxBody ? meta.size : 0;
       if (needsBody && downloads > 0 && bytes + size > limits.segmentBytes) break;
       uids.push(chunk[i]);
-      if (needsBody) { downloads++; bytes += size; }
+      if (needsBody) {
+        downloads++;
+        bytes += size;
+      }
       i++;
     }
     const metas = uids.map((u) => metaByUid.get(u)).filter((m): m is MessageMeta => !!m);
-    const toDownload = metas.filter((m) => { const id = normaliseMessageId(m.messageId); return !(id && known.has(id)); });
-    out.push({ segment: { uids, lastUid: uids[uids.length - 1], toDownload, sources: new Map(), headers: new Map(), knownDuplicates: metas.length - toDownload.length, rule }, bytes });
+    const toDownload = metas.filter((m) => {
+      const id = normaliseMessageId(m.messageId);
+      return !(id && known.has(id));
+    });
+    out.push({
+      segment: {
+        uids,
+        lastUid: uids[uids.length - 1],
+        toDownload,
+        sources: new Map(),
+        headers: new Map(),
+        knownDuplicates: metas.length - toDownload.length,
+        rule,
+      },
+      bytes,
+    });
   }
   return out;
 }
@@ -77,4 +112,3 @@ export function segmentParseItems(d: DownloadedSegment): { items: ParseItem[]; l
   }
   return { items, linkSkipped };
 }
-

@@ -18,7 +18,13 @@ import { STOP_RESERVE_MS, syncMailbox, type InboxSyncOptions, type LinkProgress,
 import type { SegmentResult } from './store.js';
 import { PAUSED } from './eligibility.js';
 import {
-  claimIntegration, databaseNow, recordDeadline, recordFailure, recordSuccess, releaseLease, selectDueIntegrations,
+  claimIntegration,
+  databaseNow,
+  recordDeadline,
+  recordFailure,
+  recordSuccess,
+  releaseLease,
+  selectDueIntegrations,
   type IntegrationRow,
 } from './sql.js';
 
@@ -39,8 +45,16 @@ async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOpti
   const link: LinkProgress = { bytes: 0, ms: 0, advanced: false };
   const fail = async (err: Error, code: string) => {
     out.status = ctx.dryRun ? 'error' : await recordFailure(ctx, row, err, link);
-    out.error = { scope: 'inbox_integration', id: row.id, code: out.status === PAUSED ? 'paused' : code, message: frenchError(err, row.imap_server ?? '?') };
-    ctx.log.warn({ integrationId: row.id, companyId: row.company_id, mailbox: maskEmail(row.email_address ?? ''), code, status: out.status }, 'integration sync failed');
+    out.error = {
+      scope: 'inbox_integration',
+      id: row.id,
+      code: out.status === PAUSED ? 'paused' : code,
+      message: frenchError(err, row.imap_server ?? '?'),
+    };
+    ctx.log.warn(
+      { integrationId: row.id, companyId: row.company_id, mailbox: maskEmail(row.email_address ?? ''), code, status: out.status },
+      'integration sync failed',
+    );
     return out;
   };
   if (row.auth_method === 'oauth2') return syncOAuthMailbox(ctx, row, opts, out, fail, link);
@@ -69,7 +83,13 @@ async function syncOne(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOpti
 }
 
 /** The budget ran out before the folder was planned: partial, not a failure of the mailbox. */
-async function cutByDeadline(ctx: JobContext, row: IntegrationRow, e: ImapSyncError, out: IntegrationOutcome, link: LinkProgress): Promise<IntegrationOutcome> {
+async function cutByDeadline(
+  ctx: JobContext,
+  row: IntegrationRow,
+  e: ImapSyncError,
+  out: IntegrationOutcome,
+  link: LinkProgress,
+): Promise<IntegrationOutcome> {
   out.status = 'partial';
   if (!ctx.dryRun) await recordDeadline(ctx.db, row, link);
   ctx.log.info({ integrationId: row.id, companyId: row.company_id, reason: e.message }, 'integration sync cut by the deadline');
@@ -81,20 +101,33 @@ async function cutByDeadline(ctx: JobContext, row: IntegrationRow, e: ImapSyncEr
  * when expiring), XOAUTH2 login; a refused login is retried once with a new token, then the grant
  * is `needs_reauth` (notified once, never selected again until the web app stores a new grant).
  */
-async function syncOAuthMailbox(ctx: JobContext, row: IntegrationRow, opts: InboxSyncOptions, out: IntegrationOutcome, fail: (err: Error, code: string) => Promise<IntegrationOutcome>, link: LinkProgress): Promise<IntegrationOutcome> {
+async function syncOAuthMailbox(
+  ctx: JobContext,
+  row: IntegrationRow,
+  opts: InboxSyncOptions,
+  out: IntegrationOutcome,
+  fail: (err: Error, code: string) => Promise<IntegrationOutcome>,
+  link: LinkProgress,
+): Promise<IntegrationOutcome> {
   if (!row.imap_server || !row.email_address) return fail(new Error(CONFIG_INCOMPLETE.oauth), 'config_incomplete');
   let s: SessionResult;
   try {
-    s = await withAccessToken({ db: ctx.db, config: ctx.config, log: ctx.log, ...opts.oauth }, row.id,
+    s = await withAccessToken(
+      { db: ctx.db, config: ctx.config, log: ctx.log, ...opts.oauth },
+      row.id,
       (t) => syncMailbox(ctx, row, { accessToken: t.accessToken }, opts, ctx.dryRun, out.seg, link),
       (err) => err instanceof ImapSyncError && err.code === 'auth_failed',
-      { noRefresh: ctx.dryRun });
+      { noRefresh: ctx.dryRun },
+    );
   } catch (err) {
     if (err instanceof OAuthError && err.code === 'oauth_needs_reauth') {
       if (!ctx.dryRun) await releaseLease(ctx.db, row.id);
       out.status = 'needs_reauth';
       out.error = { scope: 'inbox_integration', id: row.id, code: err.code, message: err.message };
-      ctx.log.warn({ integrationId: row.id, companyId: row.company_id, mailbox: maskEmail(row.email_address), code: err.code }, 'integration needs reauthorization');
+      ctx.log.warn(
+        { integrationId: row.id, companyId: row.company_id, mailbox: maskEmail(row.email_address), code: err.code },
+        'integration needs reauthorization',
+      );
       return out;
     }
     if (err instanceof OAuthError) return fail(err, err.code); // transient or configuration: normal back-off
@@ -105,13 +138,34 @@ async function syncOAuthMailbox(ctx: JobContext, row: IntegrationRow, opts: Inbo
   return finishSync(ctx, row, s, out, link);
 }
 
-async function finishSync(ctx: JobContext, row: IntegrationRow, s: SessionResult, out: IntegrationOutcome, link: LinkProgress): Promise<IntegrationOutcome> {
+async function finishSync(
+  ctx: JobContext,
+  row: IntegrationRow,
+  s: SessionResult,
+  out: IntegrationOutcome,
+  link: LinkProgress,
+): Promise<IntegrationOutcome> {
   out.plan = s.plan.kind;
   out.toFetch = s.planned.length;
   if (ctx.dryRun) return out;
   await recordSuccess(ctx.db, row, s, ctx.now, link);
   out.status = s.stopped ? 'partial' : 'success';
-  ctx.log.info({ integrationId: row.id, companyId: row.company_id, plan: s.plan.kind, planned: s.planned.length, processed: s.processed, imported: s.seg.imported, duplicates: s.seg.duplicates, poison: s.seg.poison, partial: s.stopped, linkBytes: link.bytes, linkMs: link.ms }, 'integration synced');
+  ctx.log.info(
+    {
+      integrationId: row.id,
+      companyId: row.company_id,
+      plan: s.plan.kind,
+      planned: s.planned.length,
+      processed: s.processed,
+      imported: s.seg.imported,
+      duplicates: s.seg.duplicates,
+      poison: s.seg.poison,
+      partial: s.stopped,
+      linkBytes: link.bytes,
+      linkMs: link.ms,
+    },
+    'integration synced',
+  );
   return out;
 }
 
@@ -131,24 +185,46 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
     ctx.progress?.(`${finished}/${candidates.length} mailboxes, ${importedSoFar} messages`);
     return o;
   };
-  const outcomes = await Promise.all(candidates.map((cand) => hostLimit(cand.imap_server ?? '', () => limit(async (): Promise<IntegrationOutcome | null> => {
-    if (budgetSpent(ctx, STOP_RESERVE_MS)) { notStarted++; return null; }
-    const row = ctx.dryRun ? cand : await claimIntegration(ctx, cand.id, runStartedAt);
-    if (!row) { claimedElsewhere++; return null; }
-    try {
-      return reportProgress(await syncOne(ctx, row, opts));
-    } catch (err) {
-      // a database error while storing: the integration is released and reported, the run goes on
-      if (!ctx.dryRun) await releaseLease(ctx.db, row.id).catch(() => {});
-      const e = err as Error;
-      ctx.log.error({ integrationId: row.id, err: { message: e.message } }, 'integration sync crashed');
-      return { integrationId: row.id, status: 'error', seg: emptySeg(), legacyPlaintext: false, error: { scope: 'inbox_integration', id: row.id, code: 'store_failed', message: e.message.slice(0, 300) } };
-    }
-  }))));
+  const outcomes = await Promise.all(
+    candidates.map((cand) =>
+      hostLimit(cand.imap_server ?? '', () =>
+        limit(async (): Promise<IntegrationOutcome | null> => {
+          if (budgetSpent(ctx, STOP_RESERVE_MS)) {
+            notStarted++;
+            return null;
+          }
+          const row = ctx.dryRun ? cand : await claimIntegration(ctx, cand.id, runStartedAt);
+          if (!row) {
+            claimedElsewhere++;
+            return null;
+          }
+          try {
+            return reportProgress(await syncOne(ctx, row, opts));
+          } catch (err) {
+            // a database error while storing: the integration is released and reported, the run goes on
+            if (!ctx.dryRun) await releaseLease(ctx.db, row.id).catch(() => {});
+            const e = err as Error;
+            ctx.log.error({ integrationId: row.id, err: { message: e.message } }, 'integration sync crashed');
+            return {
+              integrationId: row.id,
+              status: 'error',
+              seg: emptySeg(),
+              legacyPlaintext: false,
+              error: { scope: 'inbox_integration', id: row.id, code: 'store_failed', message: e.message.slice(0, 300) },
+            };
+          }
+        }),
+      ),
+    ),
+  );
   const done = outcomes.filter((o): o is IntegrationOutcome => o !== null);
   // bounces and auto-replies of what was stored, and the platform bounce mailbox (docs/bounces.md)
   const companyOf = new Map(candidates.map((c) => [c.id, c.company_id]));
-  const bounces = await afterInboxSync(ctx, done.map((o) => companyOf.get(o.integrationId)!), opts.tls);
+  const bounces = await afterInboxSync(
+    ctx,
+    done.map((o) => companyOf.get(o.integrationId)!),
+    opts.tls,
+  );
   const total = emptySeg();
   for (const o of done) addSeg(total, o.seg);
   const count = (st: IntegrationOutcome['status'][]) => done.filter((o) => st.includes(o.status)).length;
@@ -179,8 +255,13 @@ export async function runInboxSync(ctx: JobContext, opts: InboxSyncOptions = {})
   };
   if (ctx.dryRun) {
     stats.messagesToFetch = done.reduce((n, o) => n + (o.toFetch ?? 0), 0);
-    result.plan = done.map((o) => ({ integrationId: o.integrationId, status: o.status, plan: o.plan ?? null, newMessages: o.toFetch ?? 0, ...(o.error ? { error: o.error.code } : {}) }));
+    result.plan = done.map((o) => ({
+      integrationId: o.integrationId,
+      status: o.status,
+      plan: o.plan ?? null,
+      newMessages: o.toFetch ?? 0,
+      ...(o.error ? { error: o.error.code } : {}),
+    }));
   }
   return result;
 }
-

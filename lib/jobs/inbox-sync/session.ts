@@ -8,8 +8,24 @@ import { isTransientDbError, type Db } from '../../../db/client.js';
 import { budgetSpent, type JobContext } from '../../cron/types.js';
 import type { GrantDeps } from '../../oauth/grant.js';
 import { planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan } from './cursor.js';
-import { closeSession, connectAndLogin, countReceivedBytes, underlyingError, DEFAULT_IMAP_PORT, type ImapSessionOptions } from '../../imap/session.js';
-import { examineFolder, folderStatus, fetchHeaders, fetchMeta, imapStep, streamSources, searchUidsFrom, searchUidsSince } from '../../imap/commands.js';
+import {
+  closeSession,
+  connectAndLogin,
+  countReceivedBytes,
+  underlyingError,
+  DEFAULT_IMAP_PORT,
+  type ImapSessionOptions,
+} from '../../imap/session.js';
+import {
+  examineFolder,
+  folderStatus,
+  fetchHeaders,
+  fetchMeta,
+  imapStep,
+  streamSources,
+  searchUidsFrom,
+  searchUidsSince,
+} from '../../imap/commands.js';
 import { ImapDeadline } from '../../imap/deadline.js';
 import { FIRST_META_CHUNK, linkTooSlowNote, nextThroughput, syncLimits, type SyncLimits } from '../../imap/sizing.js';
 import { mapSerial, readAhead } from './pipeline.js';
@@ -50,7 +66,14 @@ export type LinkProgress = {
   advanced: boolean;
 };
 
-export type SessionResult = { folder: FolderState; plan: SyncPlan; planned: number[]; processed: number; stopped: boolean; seg: SegmentResult };
+export type SessionResult = {
+  folder: FolderState;
+  plan: SyncPlan;
+  planned: number[];
+  processed: number;
+  stopped: boolean;
+  seg: SegmentResult;
+};
 
 /**
  * Stores a segment; if the transaction fails, retries message by message so that one bad
@@ -58,13 +81,24 @@ export type SessionResult = { folder: FolderState; plan: SyncPlan; planned: numb
  * database failure (connection, deadlock) is never blamed on a message: it fails the mailbox's
  * run with the cursor before the segment, and the next run stores the messages.
  */
-async function storeWithIsolation(db: Db, base: Omit<Parameters<typeof storeSegment>[1], 'messages' | 'poison' | 'cursor'>, messages: ParsedMessage[], poison: { uid: number; error: string }[], cursor: { uidValidity: number; lastUid: number }) {
+async function storeWithIsolation(
+  db: Db,
+  base: Omit<Parameters<typeof storeSegment>[1], 'messages' | 'poison' | 'cursor'>,
+  messages: ParsedMessage[],
+  poison: { uid: number; error: string }[],
+  cursor: { uidValidity: number; lastUid: number },
+) {
   try {
     return await storeSegment(db, { ...base, messages, poison, cursor });
   } catch (segmentErr) {
     if (isTransientDbError(segmentErr)) throw segmentErr;
     if (messages.length <= 1 && !poison.length) {
-      return storeSegment(db, { ...base, messages: [], poison: messages.map((m) => ({ uid: m.uid, error: `store failed: ${(segmentErr as Error).message}` })), cursor });
+      return storeSegment(db, {
+        ...base,
+        messages: [],
+        poison: messages.map((m) => ({ uid: m.uid, error: `store failed: ${(segmentErr as Error).message}` })),
+        cursor,
+      });
     }
     const total = emptySeg();
     const ordered = [...messages.map((m) => ({ uid: m.uid, m })), ...poison.map((p) => ({ uid: p.uid, p }))].sort((a, b) => a.uid - b.uid);
@@ -76,7 +110,15 @@ async function storeWithIsolation(db: Db, base: Omit<Parameters<typeof storeSegm
           addSeg(total, await storeSegment(db, { ...base, messages: [item.m], poison: [], cursor: step }));
         } catch (err) {
           if (isTransientDbError(err)) throw err;
-          addSeg(total, await storeSegment(db, { ...base, messages: [], poison: [{ uid: item.uid, error: `store failed: ${String((err as Error).message).slice(0, 300)}` }], cursor: step }));
+          addSeg(
+            total,
+            await storeSegment(db, {
+              ...base,
+              messages: [],
+              poison: [{ uid: item.uid, error: `store failed: ${String((err as Error).message).slice(0, 300)}` }],
+              cursor: step,
+            }),
+          );
         }
       }
     }
@@ -94,8 +136,14 @@ async function storeWithIsolation(db: Db, base: Omit<Parameters<typeof storeSegm
  * flight is dropped and the stage simply ends (what was handed out is stored).
  */
 async function* downloadSegments(
-  ctx: JobContext, client: ImapFlow, companyId: number, planned: readonly number[], sizing: { maxMessage: number; storedRate: number | null },
-  stop: () => boolean, deadline: ImapDeadline, link: LinkProgress,
+  ctx: JobContext,
+  client: ImapFlow,
+  companyId: number,
+  planned: readonly number[],
+  sizing: { maxMessage: number; storedRate: number | null },
+  stop: () => boolean,
+  deadline: ImapDeadline,
+  link: LinkProgress,
 ): AsyncGenerator<DownloadedSegment> {
   const received = countReceivedBytes(client);
   const startedAt = Date.now();
@@ -142,7 +190,11 @@ async function* downloadSegments(
         const missing = new Map<DownloadedSegment, number>();
         for (const s of group) {
           for (const m of s.toDownload) {
-            if (m.size > bodyLimit(rule)) { const h = headers.get(m.uid); if (h) s.headers.set(m.uid, h); continue; }
+            if (m.size > bodyLimit(rule)) {
+              const h = headers.get(m.uid);
+              if (h) s.headers.set(m.uid, h);
+              continue;
+            }
             owner.set(m.uid, s);
             missing.set(s, (missing.get(s) ?? 0) + 1);
           }
@@ -175,7 +227,15 @@ async function* downloadSegments(
  * closed then, the segments already downloaded are stored, the rest waits for the next run. In a
  * dry run, only counts what would be fetched.
  */
-export async function syncMailbox(ctx: JobContext, row: IntegrationRow, credentials: { pass: string } | { accessToken: string }, opts: InboxSyncOptions, dryRun: boolean, seg: SegmentResult, link: LinkProgress): Promise<SessionResult> {
+export async function syncMailbox(
+  ctx: JobContext,
+  row: IntegrationRow,
+  credentials: { pass: string } | { accessToken: string },
+  opts: InboxSyncOptions,
+  dryRun: boolean,
+  seg: SegmentResult,
+  link: LinkProgress,
+): Promise<SessionResult> {
   const sessionOpts: ImapSessionOptions = {
     connectTimeoutMs: ctx.config.IMAP_CONNECT_TIMEOUT_MS,
     greetingTimeoutMs: ctx.config.IMAP_GREETING_TIMEOUT_MS,
@@ -185,43 +245,79 @@ export async function syncMailbox(ctx: JobContext, row: IntegrationRow, credenti
     onWarn: (msg) => ctx.log.debug({ integrationId: row.id, msg }, 'imap warning'),
   };
   const deadline = new ImapDeadline(ctx.deadline - STOP_RESERVE_MS);
-  const client = await connectAndLogin({
-    host: row.imap_server!, port: row.imap_port ?? DEFAULT_IMAP_PORT, useSsl: row.use_ssl, user: row.email_address!, ...credentials,
-  }, sessionOpts, deadline);
+  const client = await connectAndLogin(
+    {
+      host: row.imap_server!,
+      port: row.imap_port ?? DEFAULT_IMAP_PORT,
+      useSsl: row.use_ssl,
+      user: row.email_address!,
+      ...credentials,
+    },
+    sessionOpts,
+    deadline,
+  );
   let streaming = false;
   try {
     const folderName = row.imap_folder || 'INBOX';
-    const cursor: Cursor = { uidValidity: toNum(row.uid_validity), lastUid: toNum(row.last_uid), highestModseq: row.highest_modseq, lastSyncAt: row.last_sync_at };
+    const cursor: Cursor = {
+      uidValidity: toNum(row.uid_validity),
+      lastUid: toNum(row.last_uid),
+      highestModseq: row.highest_modseq,
+      lastSyncAt: row.last_sync_at,
+    };
     const status = await imapStep(client, deadline, 'STATUS', () => folderStatus(client, folderName));
-    if (planSync(cursor, status, ctx.now).kind === 'up-to-date') return { folder: status, plan: { kind: 'up-to-date' }, planned: [], processed: 0, stopped: false, seg };
+    if (planSync(cursor, status, ctx.now).kind === 'up-to-date')
+      return { folder: status, plan: { kind: 'up-to-date' }, planned: [], processed: 0, stopped: false, seg };
     // there is work: select the folder read-only and plan again on what EXAMINE says
     const folder = await imapStep(client, deadline, 'EXAMINE', () => examineFolder(client, folderName));
     const plan = planSync(cursor, folder, ctx.now);
     let planned: number[] = [];
-    if (plan.kind === 'uid-range') planned = uidsToProcess(await imapStep(client, deadline, 'SEARCH', () => searchUidsFrom(client, plan.fromUid)), plan.fromUid);
-    else if (plan.kind === 'since') planned = uidsToProcess(await imapStep(client, deadline, 'SEARCH', () => searchUidsSince(client, plan.since)), 1);
+    if (plan.kind === 'uid-range')
+      planned = uidsToProcess(await imapStep(client, deadline, 'SEARCH', () => searchUidsFrom(client, plan.fromUid)), plan.fromUid);
+    else if (plan.kind === 'since')
+      planned = uidsToProcess(await imapStep(client, deadline, 'SEARCH', () => searchUidsSince(client, plan.since)), 1);
     if (dryRun) return { folder, plan, planned, processed: 0, stopped: false, seg };
 
     const hookStop = () => opts.hooks?.shouldStop?.() ?? false;
-    const base = { companyId: row.company_id, integrationId: row.id, blockedDomains: await blockedDomainsOf(ctx.db, row.company_id), now: ctx.now };
+    const base = {
+      companyId: row.company_id,
+      integrationId: row.id,
+      blockedDomains: await blockedDomainsOf(ctx.db, row.company_id),
+      now: ctx.now,
+    };
     const maxAttachment = ctx.config.MAX_ATTACHMENT_BYTES;
     let processed = 0;
     let stopped = false;
     // Three stages overlap, each one segment apart: IMAP downloads segment k+2 while segment k+1
     // is parsed and segment k is stored. Order is kept (segments are stored, and the cursor moves,
     // strictly in UID order).
-    const downloaded = readAhead(downloadSegments(ctx, client, row.company_id, planned, { maxMessage: ctx.config.MAX_MESSAGE_BYTES, storedRate: row.sync_bytes_per_sec }, () => {
-      if (hookStop() || deadline.expired) stopped = true;
-      return stopped;
-    }, deadline, link), PIPELINE_DEPTH);
-    const parsed = readAhead(mapSerial(downloaded, async (d) => {
-      const { items, linkSkipped } = segmentParseItems(d);
-      const r = await parseItems(items, { maxAttachmentBytes: maxAttachment });
-      for (const m of r.messages) if (linkSkipped.has(m.uid)) m.text = linkTooSlowNote(m.bytes, d.rule.bytesPerSec ?? 1);
-      d.sources.clear();
-      d.headers.clear();
-      return { ...d, ...r };
-    }), PIPELINE_DEPTH);
+    const downloaded = readAhead(
+      downloadSegments(
+        ctx,
+        client,
+        row.company_id,
+        planned,
+        { maxMessage: ctx.config.MAX_MESSAGE_BYTES, storedRate: row.sync_bytes_per_sec },
+        () => {
+          if (hookStop() || deadline.expired) stopped = true;
+          return stopped;
+        },
+        deadline,
+        link,
+      ),
+      PIPELINE_DEPTH,
+    );
+    const parsed = readAhead(
+      mapSerial(downloaded, async (d) => {
+        const { items, linkSkipped } = segmentParseItems(d);
+        const r = await parseItems(items, { maxAttachmentBytes: maxAttachment });
+        for (const m of r.messages) if (linkSkipped.has(m.uid)) m.text = linkTooSlowNote(m.bytes, d.rule.bytesPerSec ?? 1);
+        d.sources.clear();
+        d.headers.clear();
+        return { ...d, ...r };
+      }),
+      PIPELINE_DEPTH,
+    );
     streaming = true;
     let cutShort = false;
     // Leaving early (hook, budget spent, error), the download under way is abandoned, not awaited:
@@ -230,7 +326,12 @@ export async function syncMailbox(ctx: JobContext, row: IntegrationRow, credenti
     // Segments downloaded before the IMAP deadline are still stored, but none starts past the budget.
     try {
       for await (const p of parsed) {
-        if (hookStop() || budgetSpent(ctx)) { stopped = true; cutShort = true; client.close(); break; }
+        if (hookStop() || budgetSpent(ctx)) {
+          stopped = true;
+          cutShort = true;
+          client.close();
+          break;
+        }
         const r = await storeWithIsolation(ctx.db, base, p.messages, p.poison, { uidValidity: folder.uidValidity, lastUid: p.lastUid });
         r.duplicates += p.knownDuplicates;
         addSeg(seg, r);
@@ -243,16 +344,19 @@ export async function syncMailbox(ctx: JobContext, row: IntegrationRow, credenti
       // a failed download: named by what the connection reported (a stored segment's failure is not IMAP's)
       throw underlyingError(client, err);
     }
-    if (deadline.expired && processed < planned.length) { stopped = true; cutShort = true; }
+    if (deadline.expired && processed < planned.length) {
+      stopped = true;
+      cutShort = true;
+    }
     if (!cutShort) streaming = false; // every FETCH ran to its end
     return { folder, plan, planned, processed, stopped, seg };
   } finally {
     try {
-      if (streaming) client.close(); // see above: never LOGOUT behind an abandoned FETCH
+      if (streaming)
+        client.close(); // see above: never LOGOUT behind an abandoned FETCH
       else await closeSession(client); // LOGOUT too is bounded by the deadline
     } finally {
       deadline.disarm();
     }
   }
 }
-

@@ -27,17 +27,31 @@ export const MAX_INTEGRATIONS_PER_RUN = 1_000;
 export const INTEGRATION_LEASE_EXTRA_SEC = 120;
 
 export type IntegrationRow = {
-  id: number; company_id: number; name: string; imap_server: string | null; imap_port: number | null;
-  email_address: string | null; email_password: string | null; use_ssl: boolean; imap_folder: string;
-  uid_validity: number | string | null; last_uid: number | string | null; highest_modseq: string | null;
-  consecutive_failures: number; last_sync_at: Date | null; sync_bytes_per_sec: number | null;
+  id: number;
+  company_id: number;
+  name: string;
+  imap_server: string | null;
+  imap_port: number | null;
+  email_address: string | null;
+  email_password: string | null;
+  use_ssl: boolean;
+  imap_folder: string;
+  uid_validity: number | string | null;
+  last_uid: number | string | null;
+  highest_modseq: string | null;
+  consecutive_failures: number;
+  last_sync_at: Date | null;
+  sync_bytes_per_sec: number | null;
   /** `password` or `oauth2` (docs/oauth-mailboxes.md). */
   auth_method: string;
 };
 
 export const toNum = (v: number | string | null) => (v === null ? null : Number(v));
 /** Raw statements return timestamps as strings on some drivers: one shape for the rest of the code. */
-export const asRow = (r: IntegrationRow): IntegrationRow => ({ ...r, last_sync_at: r.last_sync_at === null ? null : new Date(r.last_sync_at as unknown as string) });
+export const asRow = (r: IntegrationRow): IntegrationRow => ({
+  ...r,
+  last_sync_at: r.last_sync_at === null ? null : new Date(r.last_sync_at as unknown as string),
+});
 
 export async function blockedDomainsOf(db: Db, companyId: number): Promise<string[]> {
   const rows = await queryRows<{ settings: unknown }>(db, sql`select settings from company_settings where company_id = ${companyId}`);
@@ -47,8 +61,11 @@ export async function blockedDomainsOf(db: Db, companyId: number): Promise<strin
 /** The Message-IDs among `ids` already stored for the company (their bodies are not downloaded). */
 export async function knownExternalIds(db: Db, companyId: number, ids: string[]): Promise<Set<string>> {
   if (!ids.length) return new Set();
-  const rows = await queryRows<{ external_id: string }>(db, sql`
-    select external_id from inbox_messages where company_id = ${companyId} and external_id = any(${sql.param(ids)}::text[])`);
+  const rows = await queryRows<{ external_id: string }>(
+    db,
+    sql`
+    select external_id from inbox_messages where company_id = ${companyId} and external_id = any(${sql.param(ids)}::text[])`,
+  );
   return new Set(rows.map((r) => r.external_id));
 }
 
@@ -58,11 +75,24 @@ const linkColumns = (row: IntegrationRow, link: LinkProgress) => sql`
   last_progress_at = ${link.advanced ? sql`now()` : sql`last_progress_at`}`;
 
 export async function recordSuccess(db: Db, row: IntegrationRow, s: SessionResult, now: Date, link: LinkProgress) {
-  const prev: Cursor = { uidValidity: toNum(row.uid_validity), lastUid: toNum(row.last_uid), highestModseq: row.highest_modseq, lastSyncAt: row.last_sync_at };
+  const prev: Cursor = {
+    uidValidity: toNum(row.uid_validity),
+    lastUid: toNum(row.last_uid),
+    highestModseq: row.highest_modseq,
+    lastSyncAt: row.last_sync_at,
+  };
   // segments already stored their cursor steps; this adds the end-of-run position
-  const stored = await queryRows<{ uid_validity: string | null; last_uid: string | null }>(db, sql`select uid_validity, last_uid from inbox_integrations where id = ${row.id}`);
+  const stored = await queryRows<{ uid_validity: string | null; last_uid: string | null }>(
+    db,
+    sql`select uid_validity, last_uid from inbox_integrations where id = ${row.id}`,
+  );
   const current: Cursor = { ...prev, uidValidity: toNum(stored[0]?.uid_validity ?? null), lastUid: toNum(stored[0]?.last_uid ?? null) };
-  const next = cursorAfter(s.folder, s.planned, s.processed, current.uidValidity === s.folder.uidValidity ? current : { ...prev, uidValidity: null, lastUid: null });
+  const next = cursorAfter(
+    s.folder,
+    s.planned,
+    s.processed,
+    current.uidValidity === s.folder.uidValidity ? current : { ...prev, uidValidity: null, lastUid: null },
+  );
   const partial = s.stopped;
   // a finished run that moved the cursor (e.g. past expunged UIDs) advanced too; a cut one before its first message did not
   const moved = !partial && (next.lastUid ?? 0) > (current.lastUid ?? 0);
@@ -87,7 +117,12 @@ export async function recordDeadline(db: Db, row: IntegrationRow, link: LinkProg
 }
 
 /** Failure: status, counters, back-off, release — one statement. Returns the new status. */
-export async function recordFailure(ctx: JobContext, row: IntegrationRow, err: Error, link: LinkProgress): Promise<'error' | 'auth_error' | 'paused'> {
+export async function recordFailure(
+  ctx: JobContext,
+  row: IntegrationRow,
+  err: Error,
+  link: LinkProgress,
+): Promise<'error' | 'auth_error' | 'paused'> {
   const auth = err instanceof ImapSyncError && err.code === 'auth_failed';
   const failures = row.consecutive_failures + 1;
   const status = auth ? (failures >= AUTH_FAILURES_BEFORE_PAUSE ? PAUSED : 'auth_error') : 'error';
@@ -125,12 +160,15 @@ const COLUMNS = sql`i.id, i.company_id, i.name, i.imap_server, i.imap_port, i.em
 /** Claims one integration for this run: the lease is the claim (docs/inbox-sync.md), re-checked atomically. */
 export async function claimIntegration(ctx: JobContext, id: number, runStartedAt: Date): Promise<IntegrationRow | null> {
   const leaseSec = Math.max(60, Math.ceil((ctx.deadline - Date.now()) / 1000)) + INTEGRATION_LEASE_EXTRA_SEC;
-  const rows = await queryRows<IntegrationRow>(ctx.db, sql`
+  const rows = await queryRows<IntegrationRow>(
+    ctx.db,
+    sql`
     update inbox_integrations i set sync_lease_until = now() + make_interval(secs => ${leaseSec}), sync_lease_holder = ${ctx.runId}
     where i.id = ${id} and ${CLAIMABLE(ctx.now)}
       -- synced by an overlapping run since this one started: nothing to gain from a second pass
       and i.updated_at < ${runStartedAt}
-    returning ${COLUMNS}`);
+    returning ${COLUMNS}`,
+  );
   return rows[0] ? asRow(rows[0]) : null;
 }
 
@@ -142,13 +180,16 @@ export async function databaseNow(db: Db): Promise<Date> {
 
 /** The mailboxes due now in the run's scope, the stalest first. */
 export async function selectDueIntegrations(ctx: JobContext): Promise<IntegrationRow[]> {
-  const rows = await queryRows<IntegrationRow>(ctx.db, sql`
+  const rows = await queryRows<IntegrationRow>(
+    ctx.db,
+    sql`
     select ${COLUMNS} from inbox_integrations i
     where ${CLAIMABLE(ctx.now)} and ${scopeFilter(sql`i.company_id`, { companyId: ctx.scope.companyId })}
       -- shards split mailboxes, not companies: a big tenant spreads over every shard (docs/scale.md)
       and ${ctx.scope.shard ? sql`mod(i.id, ${ctx.scope.shard.n}) = ${ctx.scope.shard.k}` : sql`true`}
     -- the stalest mailbox first, whatever its company: nobody starves behind a big tenant
     order by i.last_sync_at nulls first, i.id
-    limit ${MAX_INTEGRATIONS_PER_RUN}`);
+    limit ${MAX_INTEGRATIONS_PER_RUN}`,
+  );
   return rows.map(asRow);
 }

@@ -8,7 +8,13 @@ import { queryRows, type Db, type Tx } from '../../../db/client.js';
 import { conversations, inboxMessages, messageAttachments } from '../../../db/schema/index.js';
 import type { ParsedMessage } from '../../mime/parse.js';
 import {
-  clampToNow, clientCreationBlocker, clientSubjectKey, normaliseSubject, subjectKey, threadFor, SUBJECT_MATCH_DAYS,
+  clampToNow,
+  clientCreationBlocker,
+  clientSubjectKey,
+  normaliseSubject,
+  subjectKey,
+  threadFor,
+  SUBJECT_MATCH_DAYS,
 } from './threading.js';
 
 export type SegmentInput = {
@@ -43,9 +49,14 @@ const lz4ByDb = new WeakMap<Db, Promise<boolean>>();
 function serverHasLz4(db: Db): Promise<boolean> {
   let known = lz4ByDb.get(db);
   if (!known) {
-    known = queryRows<{ ok: boolean }>(db, sql`
-      select exists(select 1 from pg_settings where name = 'default_toast_compression' and 'lz4' = any(enumvals)) as ok`)
-      .then((r) => r[0]?.ok === true, () => false);
+    known = queryRows<{ ok: boolean }>(
+      db,
+      sql`
+      select exists(select 1 from pg_settings where name = 'default_toast_compression' and 'lz4' = any(enumvals)) as ok`,
+    ).then(
+      (r) => r[0]?.ok === true,
+      () => false,
+    );
     lz4ByDb.set(db, known);
   }
   return known;
@@ -57,14 +68,24 @@ async function lockCompany(tx: Tx, companyId: number, lz4: boolean) {
   // Same round trip: message texts and attachments of this transaction are TOAST-compressed with
   // lz4 instead of pglz, several times cheaper for the server (the biggest cost of a first sync's
   // store); reading them back is transparent. SET LOCAL semantics: nothing leaks to the pool.
-  await tx.execute(lz4
-    ? sql`select pg_advisory_xact_lock(hashtext('inbox-sync:company'), ${companyId}), set_config('default_toast_compression', 'lz4', true)`
-    : sql`select pg_advisory_xact_lock(hashtext('inbox-sync:company'), ${companyId})`);
+  await tx.execute(
+    lz4
+      ? sql`select pg_advisory_xact_lock(hashtext('inbox-sync:company'), ${companyId}), set_config('default_toast_compression', 'lz4', true)`
+      : sql`select pg_advisory_xact_lock(hashtext('inbox-sync:company'), ${companyId})`,
+  );
 }
 
 export async function storeSegment(db: Db, input: SegmentInput): Promise<SegmentResult> {
-  const result: SegmentResult = { imported: 0, duplicates: 0, poison: 0, clientsCreated: 0, conversationsCreated: 0, clientsNotCreated: {}, bytes: 0 };
-  const lz4 = input.messages.length > 0 && await serverHasLz4(db);
+  const result: SegmentResult = {
+    imported: 0,
+    duplicates: 0,
+    poison: 0,
+    clientsCreated: 0,
+    conversationsCreated: 0,
+    clientsNotCreated: {},
+    bytes: 0,
+  };
+  const lz4 = input.messages.length > 0 && (await serverHasLz4(db));
   await db.transaction(async (tx) => {
     const step: SegmentStep = { tx, input, result };
     if (input.messages.length) await lockCompany(tx, input.companyId, lz4);
@@ -108,9 +129,16 @@ async function setAsideDuplicates({ tx, input, result }: SegmentStep): Promise<P
   const { companyId } = input;
   const keys = [...new Set(input.messages.flatMap((m) => (m.legacyKey ? [m.externalId, m.legacyKey] : [m.externalId])))];
   const storedKeys = keys.length
-    ? new Set((await queryRows<{ external_id: string }>(tx, sql`
+    ? new Set(
+        (
+          await queryRows<{ external_id: string }>(
+            tx,
+            sql`
         select external_id from inbox_messages
-        where company_id = ${companyId} and external_id = any(${arr(keys)}::text[])`)).map((r) => r.external_id))
+        where company_id = ${companyId} and external_id = any(${arr(keys)}::text[])`,
+          )
+        ).map((r) => r.external_id),
+      )
     : new Set<string>();
   const { fresh, takeovers, duplicates } = splitDuplicates(input.messages, storedKeys);
   result.duplicates += duplicates;
@@ -131,7 +159,10 @@ function splitDuplicates(messages: readonly ParsedMessage[], storedKeys: Readonl
   const takeovers: { from: string; to: string; kind: string }[] = [];
   let duplicates = 0;
   for (const m of messages) {
-    if (seen.has(m.externalId)) { duplicates++; continue; }
+    if (seen.has(m.externalId)) {
+      duplicates++;
+      continue;
+    }
     seen.add(m.externalId);
     if (m.legacyKey && seen.has(m.legacyKey)) {
       seen.delete(m.legacyKey); // taken over: the next message with this legacy key is a different one
@@ -150,18 +181,25 @@ async function findOrCreateClients({ tx, input, result }: SegmentStep, fresh: Pa
   const emails = [...new Set(fresh.map((m) => m.fromEmail).filter((e): e is string => !!e))];
   const clientByEmail = new Map<string, number>();
   if (emails.length) {
-    for (const r of await queryRows<{ id: number; email: string }>(tx, sql`
+    for (const r of await queryRows<{ id: number; email: string }>(
+      tx,
+      sql`
       select distinct on (lower(email)) id, lower(email) as email from clients
       where company_id = ${companyId} and lower(email) = any(${arr(emails)}::text[])
-      order by lower(email), id`)) clientByEmail.set(r.email, r.id);
+      order by lower(email), id`,
+    ))
+      clientByEmail.set(r.email, r.id);
   }
   const { toCreate, notCreated } = clientsToCreate(fresh, clientByEmail, input.blockedDomains);
   for (const [blocker, n] of Object.entries(notCreated)) result.clientsNotCreated[blocker] = (result.clientsNotCreated[blocker] ?? 0) + n;
   if (toCreate.size) {
-    const created = await queryRows<{ id: number; email: string }>(tx, sql`
+    const created = await queryRows<{ id: number; email: string }>(
+      tx,
+      sql`
       insert into clients (company_id, name, email, type)
       select ${companyId}, n, e, 'Client' from unnest(${arr([...toCreate.values()])}::text[], ${arr([...toCreate.keys()])}::text[]) as t(n, e)
-      returning id, lower(email) as email`);
+      returning id, lower(email) as email`,
+    );
     for (const r of created) clientByEmail.set(r.email, r.id);
     result.clientsCreated += created.length;
   }
@@ -175,51 +213,89 @@ function clientsToCreate(fresh: readonly ParsedMessage[], clientByEmail: Readonl
   for (const m of fresh) {
     if (!m.fromEmail || clientByEmail.has(m.fromEmail) || toCreate.has(m.fromEmail)) continue;
     const blocker = clientCreationBlocker(m, blockedDomains);
-    if (blocker) { notCreated[blocker] = (notCreated[blocker] ?? 0) + 1; continue; }
+    if (blocker) {
+      notCreated[blocker] = (notCreated[blocker] ?? 0) + 1;
+      continue;
+    }
     toCreate.set(m.fromEmail, m.fromName && m.fromName !== m.fromEmail ? m.fromName : m.fromEmail.split('@')[0]);
   }
   return { toCreate, notCreated };
 }
 
 /** Threading index: the conversations of referenced Message-IDs, and the senders' recent conversations by subject. */
-async function threadingLookups({ tx, input }: SegmentStep, fresh: ParsedMessage[], clientByEmail: Map<string, number>): Promise<ThreadLookups> {
+async function threadingLookups(
+  { tx, input }: SegmentStep,
+  fresh: ParsedMessage[],
+  clientByEmail: Map<string, number>,
+): Promise<ThreadLookups> {
   const { companyId, now } = input;
   const refs = [...new Set(fresh.flatMap((m) => [...(m.inReplyTo ? [m.inReplyTo] : []), ...m.references]))];
   const byExternalId = new Map<string, number>();
   if (refs.length) {
-    for (const r of await queryRows<{ external_id: string; conversation_id: number }>(tx, sql`
+    for (const r of await queryRows<{ external_id: string; conversation_id: number }>(
+      tx,
+      sql`
       select external_id, conversation_id from inbox_messages
-      where company_id = ${companyId} and external_id = any(${arr(refs)}::text[])`)) byExternalId.set(r.external_id, r.conversation_id);
+      where company_id = ${companyId} and external_id = any(${arr(refs)}::text[])`,
+    ))
+      byExternalId.set(r.external_id, r.conversation_id);
   }
-  const clientIds = [...new Set(fresh.map((m) => (m.fromEmail ? clientByEmail.get(m.fromEmail) : undefined)).filter((x): x is number => x !== undefined))];
+  const clientIds = [
+    ...new Set(fresh.map((m) => (m.fromEmail ? clientByEmail.get(m.fromEmail) : undefined)).filter((x): x is number => x !== undefined)),
+  ];
   const subjects = [...new Set(fresh.map((m) => subjectKey(m.subject)).filter(Boolean))];
   const byClientSubject = new Map<string, number>();
   if (clientIds.length && subjects.length) {
     const since = new Date(now.getTime() - SUBJECT_MATCH_DAYS * 86_400_000);
-    for (const r of await queryRows<{ id: number; client_id: number; s: string }>(tx, sql`
+    for (const r of await queryRows<{ id: number; client_id: number; s: string }>(
+      tx,
+      sql`
       select distinct on (client_id, lower(subject)) id, client_id, lower(subject) as s from conversations
       where company_id = ${companyId} and client_id = any(${arr(clientIds)}::int[])
         and lower(subject) = any(${arr(subjects)}::text[])
         and coalesce(last_message_at, created_at) >= ${since}
-      order by client_id, lower(subject), coalesce(last_message_at, created_at) desc, id desc`)) byClientSubject.set(clientSubjectKey(r.client_id, r.s), r.id);
+      order by client_id, lower(subject), coalesce(last_message_at, created_at) desc, id desc`,
+    ))
+      byClientSubject.set(clientSubjectKey(r.client_id, r.s), r.id);
   }
   return { byExternalId, byClientSubject };
 }
 
 /** Ids taken from a table's sequence ahead of the insert, so rows can point at each other in one statement. */
 async function allocateIds(tx: Tx, table: 'conversations' | 'inbox_messages', n: number): Promise<number[]> {
-  return n === 0 ? [] : (await queryRows<{ id: number }>(tx, sql`
-    select nextval(pg_get_serial_sequence(${table}, 'id'))::int as id from generate_series(1, ${n})`)).map((r) => r.id);
+  return n === 0
+    ? []
+    : (
+        await queryRows<{ id: number }>(
+          tx,
+          sql`
+    select nextval(pg_get_serial_sequence(${table}, 'id'))::int as id from generate_series(1, ${n})`,
+        )
+      ).map((r) => r.id);
 }
 
 /** Creates the conversations the segment's messages start (assignConversations) and says where each message goes. */
-async function createConversations({ tx, input, result }: SegmentStep, fresh: ParsedMessage[], clientByEmail: Map<string, number>, lookups: ThreadLookups) {
+async function createConversations(
+  { tx, input, result }: SegmentStep,
+  fresh: ParsedMessage[],
+  clientByEmail: Map<string, number>,
+  lookups: ThreadLookups,
+) {
   const convIds = await allocateIds(tx, 'conversations', fresh.length);
   const { assigned, newConversations } = assignConversations(fresh, clientByEmail, lookups, convIds);
   if (newConversations.length) {
-    await tx.insert(conversations).values(newConversations.map((c) => ({
-      id: c.id, companyId: input.companyId, clientId: c.clientId, subject: c.subject, status: 'À répondre', source: 'email', unreadCount: 0, lastMessageAt: null,
-    })));
+    await tx.insert(conversations).values(
+      newConversations.map((c) => ({
+        id: c.id,
+        companyId: input.companyId,
+        clientId: c.clientId,
+        subject: c.subject,
+        status: 'À répondre',
+        source: 'email',
+        unreadCount: 0,
+        lastMessageAt: null,
+      })),
+    );
     result.conversationsCreated += newConversations.length;
   }
   return { assigned, newConversationIds: newConversations.map((c) => c.id) };
@@ -229,17 +305,25 @@ async function createConversations({ tx, input, result }: SegmentStep, fresh: Pa
  * Each message's conversation, decided in UID order; a new conversation takes the next of the
  * pre-allocated ids, so later messages of the segment can thread into it.
  */
-function assignConversations(fresh: readonly ParsedMessage[], clientByEmail: ReadonlyMap<string, number>, lookups: ThreadLookups, convIds: readonly number[]) {
+function assignConversations(
+  fresh: readonly ParsedMessage[],
+  clientByEmail: ReadonlyMap<string, number>,
+  lookups: ThreadLookups,
+  convIds: readonly number[],
+) {
   const byExternalId = new Map(lookups.byExternalId);
   const byClientSubject = new Map(lookups.byClientSubject);
   const newConversations: { id: number; clientId: number | null; subject: string }[] = [];
   const assigned: Assigned[] = [];
   for (const m of fresh) {
-    const clientId = m.fromEmail ? clientByEmail.get(m.fromEmail) ?? null : null;
+    const clientId = m.fromEmail ? (clientByEmail.get(m.fromEmail) ?? null) : null;
     const key = subjectKey(m.subject);
     // a bounce is not part of the client's conversation (docs/bounces.md): it never threads into it
     const bounce = m.kind === 'bounce';
-    const d = threadFor({ inReplyTo: bounce ? null : m.inReplyTo, references: bounce ? [] : m.references, subjectKey: key, clientId }, { byExternalId, byClientSubject });
+    const d = threadFor(
+      { inReplyTo: bounce ? null : m.inReplyTo, references: bounce ? [] : m.references, subjectKey: key, clientId },
+      { byExternalId, byClientSubject },
+    );
     let conversationId = d.conversationId;
     if (conversationId === null) {
       conversationId = convIds[newConversations.length];
@@ -256,17 +340,40 @@ function assignConversations(fresh: readonly ParsedMessage[], clientByEmail: Rea
 async function insertMessages({ tx, input, result }: SegmentStep, assigned: Assigned[]): Promise<Stored[]> {
   const { companyId } = input;
   const msgIds = await allocateIds(tx, 'inbox_messages', assigned.length);
-  const inserted = await tx.insert(inboxMessages).values(assigned.map(({ m, conversationId }, i) => ({
-    id: msgIds[i], conversationId, companyId, fromName: m.fromName, fromEmail: m.fromEmail, content: m.text,
-    source: 'email', isFromClient: true, read: false, externalId: m.externalId, kind: m.kind,
-    externalMetadata: {
-      to: m.to, subject: m.subject, imap_uid: m.uid, uid_validity: input.cursor.uidValidity, integration_id: input.integrationId,
-      ...(m.messageId ? {} : { dedupe: 'content-hash' }), ...(m.oversize ? { oversize_bytes: m.bytes } : {}),
-      ...m.reports, // a bounce's or an auto-reply's facts (lib/mime/report.ts)
-      ...(m.notes.length ? { parse_notes: m.notes } : {}), // parts dropped as unreadable (docs/inbox-sync.md)
-    },
-    inReplyTo: m.inReplyTo, sentAt: m.sentAt,
-  }))).onConflictDoNothing({ target: [inboxMessages.companyId, inboxMessages.externalId], where: sql`${inboxMessages.externalId} is not null` })
+  const inserted = await tx
+    .insert(inboxMessages)
+    .values(
+      assigned.map(({ m, conversationId }, i) => ({
+        id: msgIds[i],
+        conversationId,
+        companyId,
+        fromName: m.fromName,
+        fromEmail: m.fromEmail,
+        content: m.text,
+        source: 'email',
+        isFromClient: true,
+        read: false,
+        externalId: m.externalId,
+        kind: m.kind,
+        externalMetadata: {
+          to: m.to,
+          subject: m.subject,
+          imap_uid: m.uid,
+          uid_validity: input.cursor.uidValidity,
+          integration_id: input.integrationId,
+          ...(m.messageId ? {} : { dedupe: 'content-hash' }),
+          ...(m.oversize ? { oversize_bytes: m.bytes } : {}),
+          ...m.reports, // a bounce's or an auto-reply's facts (lib/mime/report.ts)
+          ...(m.notes.length ? { parse_notes: m.notes } : {}), // parts dropped as unreadable (docs/inbox-sync.md)
+        },
+        inReplyTo: m.inReplyTo,
+        sentAt: m.sentAt,
+      })),
+    )
+    .onConflictDoNothing({
+      target: [inboxMessages.companyId, inboxMessages.externalId],
+      where: sql`${inboxMessages.externalId} is not null`,
+    })
     .returning({ id: inboxMessages.id });
   const insertedIds = new Set(inserted.map((r) => r.id));
   result.imported += insertedIds.size;
@@ -290,8 +397,20 @@ function attachmentBatches(stored: readonly Stored[]) {
   for (const { m, id } of stored) {
     for (const a of m.attachments) {
       const bytes = a.content?.length ?? 0;
-      if (batch.length && batchBytes + bytes > ATTACHMENT_INSERT_BYTES) { batches.push(batch); batch = []; batchBytes = 0; }
-      batch.push({ messageId: id, name: a.name, fileType: a.fileType, mimeType: a.mimeType, fileSize: a.size, content: a.content, skippedReason: a.skippedReason });
+      if (batch.length && batchBytes + bytes > ATTACHMENT_INSERT_BYTES) {
+        batches.push(batch);
+        batch = [];
+        batchBytes = 0;
+      }
+      batch.push({
+        messageId: id,
+        name: a.name,
+        fileType: a.fileType,
+        mimeType: a.mimeType,
+        fileSize: a.size,
+        content: a.content,
+        skippedReason: a.skippedReason,
+      });
       batchBytes += bytes;
     }
   }
@@ -321,16 +440,22 @@ function conversationTouches(stored: readonly Stored[], now: Date) {
   for (const { m, conversationId } of stored) {
     const at = clampToNow(m.sentAt, now);
     const cur = perConv.get(conversationId);
-    if (cur) { cur.n++; if (at > cur.at) cur.at = at; } else perConv.set(conversationId, { at, n: 1 });
+    if (cur) {
+      cur.n++;
+      if (at > cur.at) cur.at = at;
+    } else perConv.set(conversationId, { at, n: 1 });
   }
   return perConv;
 }
 
 /** Drops the new conversations that were left without a message. */
 async function dropEmptyConversations({ tx, result }: SegmentStep, newConversationIds: number[]) {
-  const gone = await queryRows(tx, sql`
+  const gone = await queryRows(
+    tx,
+    sql`
     delete from conversations c where c.id = any(${arr(newConversationIds)}::int[])
-      and not exists (select 1 from inbox_messages m where m.conversation_id = c.id) returning c.id`);
+      and not exists (select 1 from inbox_messages m where m.conversation_id = c.id) returning c.id`,
+  );
   result.conversationsCreated -= gone.length;
 }
 

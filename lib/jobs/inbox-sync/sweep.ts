@@ -8,8 +8,11 @@ import { mailboxDue, mailboxEligible } from './eligibility.js';
 
 /** The run's own selection (eligibility.ts) without the per-mailbox lease: a mailbox held by a running shard is still due work of this sweep. */
 export async function countDueMailboxes(db: Executor, now: Date): Promise<number> {
-  const rows = await queryRows<{ n: number }>(db, sql`
-    select count(*)::int as n from inbox_integrations i where ${mailboxDue(now)}`);
+  const rows = await queryRows<{ n: number }>(
+    db,
+    sql`
+    select count(*)::int as n from inbox_integrations i where ${mailboxDue(now)}`,
+  );
   return rows[0]?.n ?? 0;
 }
 
@@ -19,13 +22,16 @@ export async function countDueMailboxes(db: Executor, now: Date): Promise<number
  * are attention, reported apart with their reason (attention.ts).
  */
 export async function oldestSyncedAt(db: Executor): Promise<{ at: Date | null; mailboxes: number }> {
-  const rows = await queryRows<{ at: string | Date | null; n: number }>(db, sql`
+  const rows = await queryRows<{ at: string | Date | null; n: number }>(
+    db,
+    sql`
     -- last_sync_at is the job's clock (a local rehearsal with now= moves it); after a success,
     -- updated_at is the database's clock of that success
     select min(case when i.last_sync_status = 'success' then greatest(i.last_sync_at, i.updated_at)
                     else coalesce(i.last_sync_at, i.created_at) end) as at, count(*)::int as n
     from inbox_integrations i
-    where ${mailboxEligible()}`);
+    where ${mailboxEligible()}`,
+  );
   const r = rows[0];
   return { at: r?.at ? new Date(r.at) : null, mailboxes: r?.n ?? 0 };
 }

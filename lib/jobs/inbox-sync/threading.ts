@@ -12,7 +12,10 @@ export function normaliseSubject(subject: string | null | undefined): string {
   let prev: string;
   do {
     prev = s;
-    s = s.replace(SUBJECT_PREFIX, '').replace(/^[:\s]+/, '').trim();
+    s = s
+      .replace(SUBJECT_PREFIX, '')
+      .replace(/^[:\s]+/, '')
+      .trim();
   } while (s !== prev);
   return s;
 }
@@ -64,7 +67,8 @@ export type ThreadIndex = {
 
 export const clientSubjectKey = (clientId: number, key: string) => `${clientId}\u0000${key}`;
 
-export type ThreadDecision = { conversationId: number; via: 'in-reply-to' | 'references' | 'subject' } | { conversationId: null; via: 'new' };
+export type ThreadDecision =
+  { conversationId: number; via: 'in-reply-to' | 'references' | 'subject' } | { conversationId: null; via: 'new' };
 
 /**
  * In-Reply-To, then References newest first, matched exactly; else the same client's
@@ -104,4 +108,3 @@ export function nextSyncAfterFailure(consecutiveFailures: number, now: Date): Da
 
 /** Login refused this many times in a row: the integration is paused and the company told. */
 export const AUTH_FAILURES_BEFORE_PAUSE = 3;
-

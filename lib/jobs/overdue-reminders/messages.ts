@@ -51,7 +51,6 @@ export const PRIORITY_LABELS: Record<(typeof CRITICAL_PRIORITIES)[number], strin
   urgent: 'urgente',
 };
 
-
 // ---------------------------------------------------------------------------------------------
 // The appointment reminder email
 
@@ -73,15 +72,23 @@ export type ReminderMessage = {
  * The email to the client and the notification for the employee. Dates and times are in the
  * company's timezone; the Message-ID depends only on the claim key, so a retry reuses it.
  */
-export function renderReminder(row: ReminderCandidate, company: ReminderCompany, opts: { frontendUrl: string; mailFrom: string }): ReminderMessage {
+export function renderReminder(
+  row: ReminderCandidate,
+  company: ReminderCompany,
+  opts: { frontendUrl: string; mailFrom: string },
+): ReminderMessage {
   const offset = company.offsets.find((o) => o.hoursBefore === row.hoursBefore);
   const date = formatFrenchDate(row.start, company.timezone);
   const time = formatFrenchTime(row.start, company.timezone);
   const clientName = row.clientName?.trim() || 'Client';
   const rescheduleLink = company.rescheduleBaseUrl ? rescheduleUrl(company.rescheduleBaseUrl, row.appointmentId) : '';
   const vars: Record<string, string> = {
-    date, time, client_name: clientName, company_name: company.name,
-    appointment_type: row.typeName ?? '', reschedule_link: rescheduleLink,
+    date,
+    time,
+    client_name: clientName,
+    company_name: company.name,
+    appointment_type: row.typeName ?? '',
+    reschedule_link: rescheduleLink,
   };
   const custom = offset?.content ?? null;
   const body = fillTemplate(custom ?? DEFAULT_REMINDER_CONTENT, vars);

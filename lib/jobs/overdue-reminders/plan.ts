@@ -65,7 +65,10 @@ export function reminderCompany(companyId: number, name: string, rawSettings: un
   if (checked && !checked.ok) problems.push(describeAddressProblem('company_info.email (Reply-To)', rawEmail, checked.reason));
   return {
     company: {
-      companyId, name, email: checked?.ok ? checked.address : null, invalidReplyTo: checked !== null && !checked.ok,
+      companyId,
+      name,
+      email: checked?.ok ? checked.address : null,
+      invalidReplyTo: checked !== null && !checked.ok,
       timezone: settings.companyInfo.timezone,
       enabled: a.auto_reminder_enabled,
       offsets,
@@ -127,30 +130,63 @@ export type ReminderPlan = {
  */
 export function planReminders(rows: ReminderCandidate[], companies: Map<number, ReminderCompany>, maxSends: number): ReminderPlan {
   const plan: ReminderPlan = { send: [], alreadySent: 0, inProgress: 0, unknown: 0, skipped: {}, deferred: 0, invalidRecipients: [] };
-  const skip = (r: SkipReason) => { plan.skipped[r] = (plan.skipped[r] ?? 0) + 1; };
+  const skip = (r: SkipReason) => {
+    plan.skipped[r] = (plan.skipped[r] ?? 0) + 1;
+  };
   const due: ReminderCandidate[] = [];
   for (const row of rows) {
-    if (row.existingDelivery === 'sent') { plan.alreadySent++; continue; }
-    if (row.existingDelivery === 'sending') { plan.inProgress++; continue; }
-    if (row.existingDelivery === 'unknown') { plan.unknown++; continue; }
-    if (row.existingDelivery === 'failed') { skip('failed_permanently'); continue; }
-    if (row.existingDelivery === 'bounced' || row.clientAddressBounced) { skip('bounced'); continue; }
+    if (row.existingDelivery === 'sent') {
+      plan.alreadySent++;
+      continue;
+    }
+    if (row.existingDelivery === 'sending') {
+      plan.inProgress++;
+      continue;
+    }
+    if (row.existingDelivery === 'unknown') {
+      plan.unknown++;
+      continue;
+    }
+    if (row.existingDelivery === 'failed') {
+      skip('failed_permanently');
+      continue;
+    }
+    if (row.existingDelivery === 'bounced' || row.clientAddressBounced) {
+      skip('bounced');
+      continue;
+    }
     const company = companies.get(row.companyId);
-    if (row.status === 'CANCELLED') { skip('appointment_cancelled'); continue; }
-    if (!(REMINDABLE_STATUSES as readonly string[]).includes(row.status)) { skip('appointment_not_active'); continue; }
-    if (!company || !company.enabled) { skip('reminders_disabled'); continue; }
-    if (!row.clientEmail?.trim()) { skip('no_client_email'); continue; }
+    if (row.status === 'CANCELLED') {
+      skip('appointment_cancelled');
+      continue;
+    }
+    if (!(REMINDABLE_STATUSES as readonly string[]).includes(row.status)) {
+      skip('appointment_not_active');
+      continue;
+    }
+    if (!company || !company.enabled) {
+      skip('reminders_disabled');
+      continue;
+    }
+    if (!row.clientEmail?.trim()) {
+      skip('no_client_email');
+      continue;
+    }
     const to = checkSingleAddress(row.clientEmail);
     if (!to.ok) {
       skip('invalid_client_email');
       plan.invalidRecipients.push({
-        appointmentId: row.appointmentId, hoursBefore: row.hoursBefore,
+        appointmentId: row.appointmentId,
+        hoursBefore: row.hoursBefore,
         message: describeAddressProblem(`client email of appointment ${row.appointmentId}`, row.clientEmail, to.reason),
       });
       continue;
     }
     // the company was told once (settings_invalid); its reminders wait until the address is fixed
-    if (company.invalidReplyTo) { skip('invalid_reply_to'); continue; }
+    if (company.invalidReplyTo) {
+      skip('invalid_reply_to');
+      continue;
+    }
     due.push(row);
   }
   due.sort((a, b) => sendTime(a) - sendTime(b) || a.appointmentId - b.appointmentId || b.hoursBefore - a.hoursBefore);
@@ -161,16 +197,23 @@ export function planReminders(rows: ReminderCandidate[], companies: Map<number, 
 
 const sendTime = (r: ReminderCandidate) => r.start.getTime() - r.hoursBefore * 3_600_000;
 
-
 /** The dedupe key of a reminder notification: one per (offset, start time) of an appointment. */
 export function reminderDedupeKey(startIso: string, hoursBefore: number): string {
   return `start:${startIso};h:${hoursBefore}`;
 }
 
 export const candidateOf = (r: CandidateRow): ReminderCandidate => ({
-  appointmentId: r.appointment_id, companyId: r.company_id, status: r.status, start: new Date(r.start), startIso: r.start_iso,
-  employeeId: r.employee_id, hoursBefore: r.hours_before, clientName: r.client_name, clientEmail: r.client_email,
-  typeName: r.type_name, existingDelivery: r.delivery,
+  appointmentId: r.appointment_id,
+  companyId: r.company_id,
+  status: r.status,
+  start: new Date(r.start),
+  startIso: r.start_iso,
+  employeeId: r.employee_id,
+  hoursBefore: r.hours_before,
+  clientName: r.client_name,
+  clientEmail: r.client_email,
+  typeName: r.type_name,
+  existingDelivery: r.delivery,
 });
 
 /** The offsets to look for, company by company (disabled companies too: the planner counts what their setting held back). */
@@ -193,9 +236,17 @@ export const PLAN_SAMPLE = 50;
 export const trialPlanItems = (companyIds: readonly number[]) =>
   companyIds.slice(0, 10).map((companyId) => ({ part: 'trials', action: 'expire_trial', companyId }));
 
-export const reminderPlanItem = (row: ReminderCandidate, subject: string) =>
-  ({ part: 'reminders', action: 'send_reminder', appointmentId: row.appointmentId, hoursBefore: row.hoursBefore, start: row.startIso, subject });
+export const reminderPlanItem = (row: ReminderCandidate, subject: string) => ({
+  part: 'reminders',
+  action: 'send_reminder',
+  appointmentId: row.appointmentId,
+  hoursBefore: row.hoursBefore,
+  start: row.startIso,
+  subject,
+});
 
 /** The employee's notification of a sent reminder, as sql-reminders.ts inserts it. */
-export const notificationRowOf = (reminderId: number, n: { title: string; message: string; linkUrl: string; linkText: string; dedupeKey: string }) =>
-  ({ reminder_id: reminderId, title: n.title, message: n.message, link_url: n.linkUrl, link_text: n.linkText, dedupe_key: n.dedupeKey });
+export const notificationRowOf = (
+  reminderId: number,
+  n: { title: string; message: string; linkUrl: string; linkText: string; dedupeKey: string },
+) => ({ reminder_id: reminderId, title: n.title, message: n.message, link_url: n.linkUrl, link_text: n.linkText, dedupe_key: n.dedupeKey });

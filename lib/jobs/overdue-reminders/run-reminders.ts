@@ -6,12 +6,28 @@ import { createClaimedSend } from '../../mail/claimed-send.js';
 import { REMINDER_SENDS } from '../../mail/sends.js';
 import { OPERATOR_TEXTS, renderReminder } from './messages.js';
 import {
-  PLAN_SAMPLE, candidateOf, claimItemsOf, notificationRowOf, offsetsOf, planReminders, reminderCompany, reminderItemId, reminderPlanItem,
-  type ReminderCandidate, type ReminderCompany, type SkipReason,
+  PLAN_SAMPLE,
+  candidateOf,
+  claimItemsOf,
+  notificationRowOf,
+  offsetsOf,
+  planReminders,
+  reminderCompany,
+  reminderItemId,
+  reminderPlanItem,
+  type ReminderCandidate,
+  type ReminderCompany,
+  type SkipReason,
 } from './plan.js';
 import {
-  claimReminders, insertReminderNotifications, markReminderFailed, markReminderSent,
-  readReminderCandidates, readReminderCompanies, sweepReminderClaims, type ReminderNotification,
+  claimReminders,
+  insertReminderNotifications,
+  markReminderFailed,
+  markReminderSent,
+  readReminderCandidates,
+  readReminderCompanies,
+  sweepReminderClaims,
+  type ReminderNotification,
 } from './sql-reminders.js';
 
 /**
@@ -33,21 +49,46 @@ const CHUNK_RESERVE_MS = 5_000;
 type ReminderStats = {
   /** Where emails go: smtp, outbox (.eml files, the embedded default) or unconfigured. */
   via: string;
-  candidates: number; sent: number; alreadySent: number; inProgress: number; unknown: number; markedUnknown: number;
+  candidates: number;
+  sent: number;
+  alreadySent: number;
+  inProgress: number;
+  unknown: number;
+  markedUnknown: number;
   /** Claims of dead runs given back (never handed to SMTP). */
   releasedClaims: number;
   /** Sent this run without an SMTP answer after DATA: recorded `unknown`, never re-sent. */
   noAnswer: number;
-  failed: number; retryLater: number; lostRace: number; deferred: number; notificationsCreated: number;
+  failed: number;
+  retryLater: number;
+  lostRace: number;
+  deferred: number;
+  notificationsCreated: number;
   skipped: Partial<Record<SkipReason | 'budget', number>>;
 };
 
-export async function runReminders(ctx: JobContext, errors: ItemError[], plan: unknown[]): Promise<{ stats: ReminderStats; partial: boolean }> {
+export async function runReminders(
+  ctx: JobContext,
+  errors: ItemError[],
+  plan: unknown[],
+): Promise<{ stats: ReminderStats; partial: boolean }> {
   const sender = ctx.mail.platform();
   const stats: ReminderStats = {
-    via: sender.kind, candidates: 0, sent: 0, alreadySent: 0, inProgress: 0, unknown: 0, markedUnknown: 0, releasedClaims: 0, noAnswer: 0,
-    failed: 0, retryLater: 0,
-    lostRace: 0, deferred: 0, notificationsCreated: 0, skipped: {},
+    via: sender.kind,
+    candidates: 0,
+    sent: 0,
+    alreadySent: 0,
+    inProgress: 0,
+    unknown: 0,
+    markedUnknown: 0,
+    releasedClaims: 0,
+    noAnswer: 0,
+    failed: 0,
+    retryLater: 0,
+    lostRace: 0,
+    deferred: 0,
+    notificationsCreated: 0,
+    skipped: {},
   };
   const swept = await sweepReminderClaims(ctx.db, { scope: ctx.scope, dryRun: ctx.dryRun });
   stats.markedUnknown = swept.markedUnknown;
@@ -87,7 +128,14 @@ export async function runReminders(ctx: JobContext, errors: ItemError[], plan: u
   }
 
   const limit = pLimit(SEND_CONCURRENCY);
-  const claimedSend = createClaimedSend({ db: ctx.db, table: REMINDER_SENDS, runId: ctx.runId, deadline: ctx.deadline, stopSignal: ctx.stopSignal, log: ctx.log });
+  const claimedSend = createClaimedSend({
+    db: ctx.db,
+    table: REMINDER_SENDS,
+    runId: ctx.runId,
+    deadline: ctx.deadline,
+    stopSignal: ctx.stopSignal,
+    log: ctx.log,
+  });
   let partial = decided.deferred > 0;
   for (let i = 0; i < decided.send.length; i += CLAIM_CHUNK) {
     const chunk = decided.send.slice(i, i + CLAIM_CHUNK);
@@ -102,44 +150,68 @@ export async function runReminders(ctx: JobContext, errors: ItemError[], plan: u
     stats.lostRace += chunk.length - claimed.length;
     const byKey = new Map(chunk.map((r) => [reminderItemId(r), r]));
     const sentNotifications: ReminderNotification[] = [];
-    await Promise.all(claimed.map((claim) => limit(async () => {
-      const row = byKey.get(reminderItemId({ appointmentId: claim.appointment_id, hoursBefore: claim.hours_before }))!;
-      const m = render(row);
-      if (m.unknownVariables.length) {
-        errors.push({ scope: 'company', id: row.companyId, code: 'template_unknown_variable', message: OPERATOR_TEXTS.unknownTemplateVariables(m.unknownVariables) });
-      }
-      const outcome = await claimedSend.send(claim.id, sender, { from: m.from, to: m.to, replyTo: m.replyTo, subject: m.subject, text: m.text, messageId: m.messageId });
-      const itemId = reminderItemId(row);
-      switch (outcome.state) {
-        case 'sent': break;
-        case 'not_started':
-          stats.skipped.budget = (stats.skipped.budget ?? 0) + 1;
-          partial = true;
-          return;
-        case 'lost': stats.lostRace++; return;
-        case 'unknown':
-          stats.noAnswer++;
-          errors.push({ scope: 'appointment_reminder', id: itemId, code: outcome.error.code, message: noSmtpAnswerText(outcome.error.message) });
-          return;
-        case 'retry':
-        case 'failed': {
-          const e = outcome.error;
-          // 5xx: the address is refused, retrying would only bounce again; a retry was given
-          // back by the protocol (REMINDER_SENDS.policy)
-          if (outcome.state === 'failed') {
-            await markReminderFailed(ctx.db, claim.id, `${e.code}: ${e.message}`);
-            stats.failed++;
-          } else {
-            stats.retryLater++;
+    await Promise.all(
+      claimed.map((claim) =>
+        limit(async () => {
+          const row = byKey.get(reminderItemId({ appointmentId: claim.appointment_id, hoursBefore: claim.hours_before }))!;
+          const m = render(row);
+          if (m.unknownVariables.length) {
+            errors.push({
+              scope: 'company',
+              id: row.companyId,
+              code: 'template_unknown_variable',
+              message: OPERATOR_TEXTS.unknownTemplateVariables(m.unknownVariables),
+            });
           }
-          errors.push({ scope: 'appointment_reminder', id: itemId, code: e.code, message: e.message });
-          return;
-        }
-      }
-      await markReminderSent(ctx.db, claim.id, m.messageId);
-      stats.sent++;
-      sentNotifications.push(notificationRowOf(claim.id, m.notification));
-    })));
+          const outcome = await claimedSend.send(claim.id, sender, {
+            from: m.from,
+            to: m.to,
+            replyTo: m.replyTo,
+            subject: m.subject,
+            text: m.text,
+            messageId: m.messageId,
+          });
+          const itemId = reminderItemId(row);
+          switch (outcome.state) {
+            case 'sent':
+              break;
+            case 'not_started':
+              stats.skipped.budget = (stats.skipped.budget ?? 0) + 1;
+              partial = true;
+              return;
+            case 'lost':
+              stats.lostRace++;
+              return;
+            case 'unknown':
+              stats.noAnswer++;
+              errors.push({
+                scope: 'appointment_reminder',
+                id: itemId,
+                code: outcome.error.code,
+                message: noSmtpAnswerText(outcome.error.message),
+              });
+              return;
+            case 'retry':
+            case 'failed': {
+              const e = outcome.error;
+              // 5xx: the address is refused, retrying would only bounce again; a retry was given
+              // back by the protocol (REMINDER_SENDS.policy)
+              if (outcome.state === 'failed') {
+                await markReminderFailed(ctx.db, claim.id, `${e.code}: ${e.message}`);
+                stats.failed++;
+              } else {
+                stats.retryLater++;
+              }
+              errors.push({ scope: 'appointment_reminder', id: itemId, code: e.code, message: e.message });
+              return;
+            }
+          }
+          await markReminderSent(ctx.db, claim.id, m.messageId);
+          stats.sent++;
+          sentNotifications.push(notificationRowOf(claim.id, m.notification));
+        }),
+      ),
+    );
     stats.notificationsCreated += await insertReminderNotifications(ctx.db, sentNotifications);
   }
   return { stats, partial };

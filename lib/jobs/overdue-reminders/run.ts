@@ -4,7 +4,14 @@ import { classifyJobError, fullErrorForLog } from '../../cron/errors.js';
 import { OPERATOR_TEXTS } from './messages.js';
 import { PLAN_SAMPLE, trialPlanItems } from './plan.js';
 import { runReminders } from './run-reminders.js';
-import { companiesWithInvalidZone, expireTrials, planNotificationPart, runNotificationPart, type NotificationPart, type PartResult } from './sql.js';
+import {
+  companiesWithInvalidZone,
+  expireTrials,
+  planNotificationPart,
+  runNotificationPart,
+  type NotificationPart,
+  type PartResult,
+} from './sql.js';
 
 /**
  * The sequence of the job (docs/overdue-reminders.md): five parts, each its own statements in
@@ -45,7 +52,12 @@ export async function runOverdueReminders(ctx: JobContext): Promise<JobResult> {
   await loadPostgresZones(ctx.db);
   await part('zones', async () => {
     for (const bad of await companiesWithInvalidZone(ctx.db, ctx.scope)) {
-      errors.push({ scope: 'company', id: bad.companyId, code: 'invalid_timezone', message: checkZone(bad.timezone).problem ?? OPERATOR_TEXTS.invalidZone });
+      errors.push({
+        scope: 'company',
+        id: bad.companyId,
+        code: 'invalid_timezone',
+        message: checkZone(bad.timezone).problem ?? OPERATOR_TEXTS.invalidZone,
+      });
     }
   });
 
@@ -73,7 +85,10 @@ export async function runOverdueReminders(ctx: JobContext): Promise<JobResult> {
   });
 
   if (failedParts.length > 0) {
-    const detail = errors.filter((e) => e.scope === 'part').map((e) => `${e.id}: ${e.message}`).join('; ');
+    const detail = errors
+      .filter((e) => e.scope === 'part')
+      .map((e) => `${e.id}: ${e.message}`)
+      .join('; ');
     throw new PartFailedError(OPERATOR_TEXTS.partsFailed(failedParts.length, detail));
   }
   return { stats, errors, partial, ...(ctx.dryRun ? { plan: plan.slice(0, PLAN_SAMPLE) } : {}) };

@@ -16,7 +16,10 @@ import { NOTIFICATION_COLUMNS, isoInstant, nowParam, tag } from './sql.js';
  * Claims of dead runs (docs/sending.md): never handed to SMTP → given back (a later run sends
  * them while the appointment is ahead); handed over → `unknown`, never re-sent, in /cron/status.
  */
-export async function sweepReminderClaims(db: Executor, p: { scope: Scope; dryRun: boolean }): Promise<{ released: number; markedUnknown: number }> {
+export async function sweepReminderClaims(
+  db: Executor,
+  p: { scope: Scope; dryRun: boolean },
+): Promise<{ released: number; markedUnknown: number }> {
   const scope = scopeFilter(sql`company_id`, p.scope);
   if (p.dryRun) {
     const r = await previewSweep(db, REMINDER_SENDS, scope);
@@ -29,29 +32,46 @@ export async function sweepReminderClaims(db: Executor, p: { scope: Scope; dryRu
 /** Companies in scope with an appointment ahead inside the largest reminder horizon, with their settings. */
 export async function readReminderCompanies(db: Executor, p: { now: Date; scope: Scope }) {
   const now = nowParam(p.now);
-  return queryRows<{ company_id: number; name: string; settings: unknown }>(db, sql`${tag('reminders:companies')}
+  return queryRows<{ company_id: number; name: string; settings: unknown }>(
+    db,
+    sql`${tag('reminders:companies')}
     select c.id as company_id, c.name, cs.settings
     from companies c
     left join company_settings cs on cs.company_id = c.id
     where c.is_active and ${scopeFilter(sql`c.id`, p.scope)}
       and c.id in (select a.company_id from appointments a
                    where a.start_date_time > ${now} and a.start_date_time <= ${now} + make_interval(hours => ${MAX_REMINDER_HOURS}))
-    order by c.id`);
+    order by c.id`,
+  );
 }
 
 export type CandidateRow = {
-  appointment_id: number; company_id: number; status: string; start: Date; start_iso: string; employee_id: number | null;
-  hours_before: number; client_name: string | null; client_email: string | null; type_name: string | null; delivery: Delivery | null;
+  appointment_id: number;
+  company_id: number;
+  status: string;
+  start: Date;
+  start_iso: string;
+  employee_id: number | null;
+  hours_before: number;
+  client_name: string | null;
+  client_email: string | null;
+  type_name: string | null;
+  delivery: Delivery | null;
 };
 
 /**
  * Every (appointment, offset) whose send window contains `now`, whatever the appointment's status
  * (the planner counts why a cancelled one is not sent), with its claim if there is one.
  */
-export async function readReminderCandidates(db: Executor, p: { now: Date; scope: Scope; offsets: { company_id: number; hours_before: number }[] }): Promise<CandidateRow[]> {
+export async function readReminderCandidates(
+  db: Executor,
+  p: { now: Date; scope: Scope; offsets: { company_id: number; hours_before: number }[] },
+): Promise<CandidateRow[]> {
   if (p.offsets.length === 0) return [];
   const now = nowParam(p.now);
-  return queryRows<CandidateRow>(db, sql`${tag('reminders:candidates')}
+  return queryRows<CandidateRow>(
+    db,
+    sql`${tag('reminders:candidates')}
     select a.id as appointment_id, a.company_id, a.status::text as status, a.start_date_time as start,
            ${isoInstant(sql`a.start_date_time`)} as start_iso, a.employee_id, o.hours_before,
            cl.name as client_name, cl.email as client_email, ty.name as type_name, r.delivery::text as delivery
@@ -64,17 +84,26 @@ export async function readReminderCandidates(db: Executor, p: { now: Date; scope
     left join appointment_reminders r on r.appointment_id = a.id and r.hours_before = o.hours_before
       and r.start_date_time = a.start_date_time
     where ${scopeFilter(sql`a.company_id`, p.scope)}
-    order by a.start_date_time - make_interval(hours => o.hours_before), a.id, o.hours_before desc`);
+    order by a.start_date_time - make_interval(hours => o.hours_before), a.id, o.hours_before desc`,
+  );
 }
 
 /**
  * Claims reminders before sending: one INSERT … ON CONFLICT DO NOTHING for the batch, re-checking
  * against the live appointment (still active, same start, still ahead). What comes back is ours.
  */
-export async function claimReminders(db: Executor, p: { now: Date; scope: Scope; runId: string; items: { appointment_id: number; hours_before: number; start_iso: string }[] }) {
+export async function claimReminders(
+  db: Executor,
+  p: { now: Date; scope: Scope; runId: string; items: { appointment_id: number; hours_before: number; start_iso: string }[] },
+) {
   if (p.items.length === 0) return [];
-  const statuses = sql.join(REMINDABLE_STATUSES.map((s) => sql`${s}`), sql`, `);
-  return queryRows<{ id: number; appointment_id: number; hours_before: number }>(db, sql`${tag('reminders:claim')}
+  const statuses = sql.join(
+    REMINDABLE_STATUSES.map((s) => sql`${s}`),
+    sql`, `,
+  );
+  return queryRows<{ id: number; appointment_id: number; hours_before: number }>(
+    db,
+    sql`${tag('reminders:claim')}
     insert into appointment_reminders (company_id, appointment_id, hours_before, start_date_time, claimed_at, claimed_by, delivery)
     select a.company_id, a.id, i.hours_before, a.start_date_time, now(), ${p.runId}, 'sending'
     from jsonb_to_recordset(${JSON.stringify(p.items)}::jsonb) as i(appointment_id int, hours_before int, start_iso text)
@@ -83,7 +112,8 @@ export async function claimReminders(db: Executor, p: { now: Date; scope: Scope;
       and ${scopeFilter(sql`a.company_id`, p.scope)}
     order by a.id, i.hours_before
     on conflict (appointment_id, hours_before, start_date_time) do nothing
-    returning id, appointment_id, hours_before`);
+    returning id, appointment_id, hours_before`,
+  );
 }
 
 export async function markReminderSent(db: Executor, id: number, messageId: string): Promise<void> {
@@ -100,13 +130,20 @@ export async function markReminderFailed(db: Executor, id: number, error: string
 }
 
 export type ReminderNotification = {
-  reminder_id: number; title: string; message: string; link_url: string; link_text: string; dedupe_key: string;
+  reminder_id: number;
+  title: string;
+  message: string;
+  link_url: string;
+  link_text: string;
+  dedupe_key: string;
 };
 
 /** APPOINTMENT_REMINDER for the employee (or the company) of each reminder that was sent: one statement. */
 export async function insertReminderNotifications(db: Executor, items: ReminderNotification[]): Promise<number> {
   if (items.length === 0) return 0;
-  const rows = await queryRows<{ n: number }>(db, sql`${tag('reminders:notifications')}
+  const rows = await queryRows<{ n: number }>(
+    db,
+    sql`${tag('reminders:notifications')}
     with ins as (
       insert into notifications (${NOTIFICATION_COLUMNS})
       select r.company_id, u.id, 'APPOINTMENT_REMINDER'::notificationtype, i.title, i.message, i.link_url, i.link_text,
@@ -119,6 +156,7 @@ export async function insertReminderNotifications(db: Executor, items: ReminderN
       order by r.company_id, r.appointment_id, i.dedupe_key
       on conflict do nothing
       returning 1)
-    select count(*)::int as n from ins`);
+    select count(*)::int as n from ins`,
+  );
   return rows[0]?.n ?? 0;
 }

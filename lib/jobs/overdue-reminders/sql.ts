@@ -42,14 +42,17 @@ function zonesCte(scope: Scope): SQL {
  * notifications use the default zone). The raw values are checked in JavaScript by the one rule.
  */
 export async function companiesWithInvalidZone(db: Executor, scope: Scope): Promise<{ companyId: number; timezone: unknown }[]> {
-  const rows = await queryRows<{ company_id: number; tz: unknown }>(db, sql`${tag('zones:invalid')}
+  const rows = await queryRows<{ company_id: number; tz: unknown }>(
+    db,
+    sql`${tag('zones:invalid')}
     select c.id as company_id, cs.settings #> '{company_info,timezone}' as tz
     from companies c join company_settings cs on cs.company_id = c.id
     where c.is_active and ${scopeFilter(sql`c.id`, scope)}
       and jsonb_typeof(cs.settings) = 'object' and jsonb_typeof(cs.settings -> 'company_info') = 'object'
       and cs.settings -> 'company_info' ? 'timezone'
       and coalesce(cs.settings #>> '{company_info,timezone}', '') <> ''
-    order by c.id`);
+    order by c.id`,
+  );
   return rows.filter((r) => !isKnownZone(r.tz)).map((r) => ({ companyId: r.company_id, timezone: r.tz }));
 }
 
@@ -104,8 +107,14 @@ function overdueTaskCandidates(p: PartParams): SQL {
 
 function criticalTaskCandidates(p: PartParams): SQL {
   const now = nowParam(p.now);
-  const priorities = sql.join(CRITICAL_PRIORITIES.map((x) => sql`${x}`), sql`, `);
-  const label = sql.join(CRITICAL_PRIORITIES.map((x) => sql`when ${x} then ${PRIORITY_LABELS[x]}`), sql` `);
+  const priorities = sql.join(
+    CRITICAL_PRIORITIES.map((x) => sql`${x}`),
+    sql`, `,
+  );
+  const label = sql.join(
+    CRITICAL_PRIORITIES.map((x) => sql`when ${x} then ${PRIORITY_LABELS[x]}`),
+    sql` `,
+  );
   return sql`select t.company_id, u.id as user_id, 'TASK_CRITICAL'::notificationtype as type,
       ${TEXTS.taskCritical.title}::text as title,
       format(${TEXTS.taskCritical.message}::text, t.title, (case lower(t.priority) ${label} end)::text,
@@ -143,14 +152,17 @@ export type PartResult = { candidates: number; created: number; alreadyNotified:
  * a fixed order so that concurrent runs wait on each other instead of deadlocking.
  */
 export async function runNotificationPart(db: Executor, part: NotificationPart, p: PartParams): Promise<PartResult> {
-  const statusUpdate = part === 'invoices'
-    ? sql`, upd as (
+  const statusUpdate =
+    part === 'invoices'
+      ? sql`, upd as (
         update invoices set status = 'EN_RETARD'
         where id in (select inv.id from invoices inv join cand on cand.source_id = inv.id
                      where inv.status <> 'EN_RETARD' for update of inv skip locked)
         returning id)`
-    : sql``;
-  const rows = await queryRows<{ candidates: number; created: number; marked: number | null; sample: unknown[] | null }>(db, sql`${tag(part)}
+      : sql``;
+  const rows = await queryRows<{ candidates: number; created: number; marked: number | null; sample: unknown[] | null }>(
+    db,
+    sql`${tag(part)}
     with ${zonesCte(p.scope)},
     cand as (${CANDIDATES[part](p)})
     ${statusUpdate},
@@ -164,10 +176,13 @@ export async function runNotificationPart(db: Executor, part: NotificationPart, 
            (select count(*)::int from ins) as created,
            ${part === 'invoices' ? sql`(select count(*)::int from upd)` : sql`null::int`} as marked,
            (select (array_agg(jsonb_build_object('companyId', company_id, 'sourceId', source_id, 'dedupeKey', dedupe_key))
-                    )[1:10] from ins) as sample`);
+                    )[1:10] from ins) as sample`,
+  );
   const r = rows[0];
   return {
-    candidates: r.candidates, created: r.created, alreadyNotified: r.candidates - r.created,
+    candidates: r.candidates,
+    created: r.created,
+    alreadyNotified: r.candidates - r.created,
     ...(part === 'invoices' ? { markedOverdue: r.marked ?? 0 } : {}),
     sample: (r.sample ?? []).map((s) => ({ part, action: 'notify', ...(s as object) })),
   };
@@ -175,7 +190,9 @@ export async function runNotificationPart(db: Executor, part: NotificationPart, 
 
 /** The dry-run mirror of runNotificationPart: the same candidates, nothing written. */
 export async function planNotificationPart(db: Executor, part: NotificationPart, p: PartParams, sampleSize: number): Promise<PartResult> {
-  const rows = await queryRows<{ candidates: number; already: number; to_mark: number; sample: unknown[] | null }>(db, sql`${tag(`${part}:dry-run`)}
+  const rows = await queryRows<{ candidates: number; already: number; to_mark: number; sample: unknown[] | null }>(
+    db,
+    sql`${tag(`${part}:dry-run`)}
     with ${zonesCte(p.scope)},
     cand as (${CANDIDATES[part](p)}),
     marked as (
@@ -191,10 +208,13 @@ export async function planNotificationPart(db: Executor, part: NotificationPart,
            (array_agg(jsonb_build_object('companyId', company_id, 'userId', user_id, 'sourceId', source_id,
                       'dedupeKey', dedupe_key, 'title', title, 'message', message, 'linkUrl', link_url)
                       order by company_id, source_id) filter (where not already))[1:${sampleSize}] as sample
-    from marked`);
+    from marked`,
+  );
   const r = rows[0];
   return {
-    candidates: r.candidates, created: r.candidates - r.already, alreadyNotified: r.already,
+    candidates: r.candidates,
+    created: r.candidates - r.already,
+    alreadyNotified: r.already,
     ...(part === 'invoices' ? { markedOverdue: r.to_mark } : {}),
     sample: (r.sample ?? []).map((s) => ({ part, action: 'notify', ...(s as object) })),
   };
@@ -209,13 +229,22 @@ function expiredTrialsWhere(p: { now: Date; scope: Scope }): SQL {
     and ${scopeFilter(sql`s.company_id`, p.scope)}`;
 }
 
-export async function expireTrials(db: Executor, p: { now: Date; scope: Scope; dryRun: boolean }): Promise<{ expired: number; companyIds: number[] }> {
+export async function expireTrials(
+  db: Executor,
+  p: { now: Date; scope: Scope; dryRun: boolean },
+): Promise<{ expired: number; companyIds: number[] }> {
   const rows = p.dryRun
-    ? await queryRows<{ company_id: number }>(db, sql`${tag('trials:dry-run')}
-        select s.company_id from subscriptions s where ${expiredTrialsWhere(p)} order by s.company_id`)
-    : await queryRows<{ company_id: number }>(db, sql`${tag('trials')}
+    ? await queryRows<{ company_id: number }>(
+        db,
+        sql`${tag('trials:dry-run')}
+        select s.company_id from subscriptions s where ${expiredTrialsWhere(p)} order by s.company_id`,
+      )
+    : await queryRows<{ company_id: number }>(
+        db,
+        sql`${tag('trials')}
         update subscriptions set status = 'INCOMPLETE_EXPIRED'
         where id in (select s.id from subscriptions s where ${expiredTrialsWhere(p)} for update of s skip locked)
-        returning company_id`);
+        returning company_id`,
+      );
   return { expired: rows.length, companyIds: rows.map((r) => r.company_id) };
 }
