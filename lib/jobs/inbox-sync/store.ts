@@ -7,6 +7,7 @@ import { sql } from 'drizzle-orm';
 import { queryRows, type Db, type Tx } from '../../../db/client.js';
 import { conversations, inboxMessages, messageAttachments } from '../../../db/schema/index.js';
 import type { ParsedMessage } from '../../mime/parse.js';
+import { emptySeg } from './plan.js';
 import {
   clampToNow,
   clientCreationBlocker,
@@ -76,15 +77,7 @@ async function lockCompany(tx: Tx, companyId: number, lz4: boolean) {
 }
 
 export async function storeSegment(db: Db, input: SegmentInput): Promise<SegmentResult> {
-  const result: SegmentResult = {
-    imported: 0,
-    duplicates: 0,
-    poison: 0,
-    clientsCreated: 0,
-    conversationsCreated: 0,
-    clientsNotCreated: {},
-    bytes: 0,
-  };
+  const result = emptySeg();
   const lz4 = input.messages.length > 0 && (await serverHasLz4(db));
   await db.transaction(async (tx) => {
     const step: SegmentStep = { tx, input, result };
