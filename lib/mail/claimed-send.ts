@@ -77,6 +77,8 @@ export type FailurePolicy = {
 
 /** The protocol's default: a refusal for now is given back, the next run tries again. */
 export const RELEASE_ON_RETRY: FailurePolicy = { onRetry: 'release', releaseCodes: [] };
+/** Every refusal is the sender's to record: a back-off of its own, or none (never retried). */
+export const RECORDED_BY_SENDER: FailurePolicy = { onRetry: 'record', releaseCodes: [] };
 
 /** What became of one claimed email. */
 export type SendOutcome =
@@ -94,7 +96,7 @@ export type SendOutcome =
   | { state: 'lost' };
 
 /** The protocol's reading of a failed send: may it have been delivered, and is it worth a retry? */
-export function classifyFailure(e: MailError): 'retry' | 'failed' | 'unknown' {
+function classifyFailure(e: MailError): 'retry' | 'failed' | 'unknown' {
   // an error without a server answer once the body was on its way: maybe delivered
   if (e.stage === 'data' && e.responseCode === undefined) return 'unknown';
   return e.permanent ? 'failed' : 'retry';
@@ -167,7 +169,11 @@ async function releaseWhere(db: Executor, t: ClaimTable, where: SQL, by: 'owner'
       : by === 'sweep'
         ? sql`(${where}) and delivery = 'sending' and ${NEVER_HANDED_OVER} and ${ownRows(t)}`
         : sql`(${where}) and delivery = 'unknown' and ${ownRows(t)}`;
-  const [counted] = await queryRows<{ n: number }>(db, sql`select count(*)::int as n from ${claimTableIdentifier(t)} where ${guarded}`);
+  // inside a transaction (a person's answer) the rows stay locked until they are given back
+  const [counted] = await queryRows<{ n: number }>(
+    db,
+    sql`select count(*)::int as n from (select 1 from ${claimTableIdentifier(t)} where ${guarded} for update) c`,
+  );
   if (!counted?.n) return 0;
   await runStatements(db, t.release ? t.release(guarded) : [sql`delete from ${claimTableIdentifier(t)} where ${guarded}`]);
   return counted.n;
@@ -360,14 +366,10 @@ export async function claimResidue(db: Executor, t: ClaimTable): Promise<{ unkno
  */
 export async function settleUnknown(db: Executor, t: ClaimTable, claimId: number, answer: 'delivered' | 'not_delivered'): Promise<boolean> {
   const where = sql`id = ${Math.trunc(claimId)}`;
-  const found = await queryRows<{ id: number }>(
-    db,
-    sql`
-    select id from ${claimTableIdentifier(t)} where ${where} and delivery = 'unknown' and ${ownRows(t)} for update`,
-  );
-  if (!found.length) return false;
   if (answer === 'not_delivered') return (await releaseWhere(db, t, where, 'person')) > 0;
-  const unknownRow = sql`(${where}) and delivery = 'unknown'`;
+  const unknownRow = sql`(${where}) and delivery = 'unknown' and ${ownRows(t)}`;
+  const found = await queryRows<{ id: number }>(db, sql`select id from ${claimTableIdentifier(t)} where ${unknownRow} for update`);
+  if (!found.length) return false;
   await runStatements(
     db,
     t.resolve

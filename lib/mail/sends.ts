@@ -6,7 +6,7 @@
  * new sender adds its entry here and nowhere else.
  */
 import { sql, type SQL } from 'drizzle-orm';
-import { RELEASE_ON_RETRY, type ClaimTable, type FailurePolicy } from './claimed-send.js';
+import { RECORDED_BY_SENDER, RELEASE_ON_RETRY, type ClaimTable, type FailurePolicy } from './claimed-send.js';
 import { SEND_TEXTS } from './messages.js';
 
 /** The `mail_sends` kinds of the account-deletion emails (the key is `<kind>:<user or log id>`). */
@@ -51,7 +51,7 @@ export const FOLLOWUP_SENDS: SendTable = {
   name: 'followup_history',
   alias: 'h',
   // a refused try is recorded `failed` with its back-off (lib/jobs/followups/plan.ts), not simply given back
-  policy: { onRetry: 'record', releaseCodes: [] },
+  policy: RECORDED_BY_SENDER,
   release: (where) => [
     sql`update followups set status = 'A_FAIRE', updated_at = now()
         where id in (select followup_id from followup_history where (${where}) and delivery = 'unknown') and ${heldForUnknownStep}`,
@@ -158,9 +158,6 @@ export const DELETION_EMAIL_SENDS: SendTable = {
     recipient: sql`lower(u.email)`,
   },
 };
-
-/** A deletion confirmation is never retried: the address is gone with the account. */
-export const NEVER_RETRIED: FailurePolicy = { onRetry: 'record', releaseCodes: [] };
 
 /** Every sender, in the order the console lists them. */
 export const SEND_TABLES: readonly SendTable[] = [FOLLOWUP_SENDS, REMINDER_SENDS, DELETION_EMAIL_SENDS];

@@ -1,7 +1,7 @@
 /** The send-failure policy as data (lib/mail/sends.ts), read by the protocol (lib/mail/claimed-send.ts `failureAction`). */
 import { describe, expect, it } from 'vitest';
-import { RELEASE_ON_RETRY, failureAction } from '../../lib/mail/claimed-send.js';
-import { DELETION_EMAIL_SENDS, FOLLOWUP_SENDS, NEVER_RETRIED, REMINDER_SENDS } from '../../lib/mail/sends.js';
+import { RECORDED_BY_SENDER, RELEASE_ON_RETRY, failureAction } from '../../lib/mail/claimed-send.js';
+import { DELETION_EMAIL_SENDS, FOLLOWUP_SENDS, REMINDER_SENDS } from '../../lib/mail/sends.js';
 import { MailError } from '../../lib/mail/transport.js';
 
 const busy = new MailError('smtp_busy', '451 try later', false, 451, 'envelope');
@@ -11,7 +11,7 @@ const notConfigured = new MailError('smtp_not_configured', 'SMTP is not configur
 
 describe('send-failure policy', () => {
   it('no answer after DATA is `unknown` under every policy, never given back', () => {
-    for (const p of [RELEASE_ON_RETRY, NEVER_RETRIED, FOLLOWUP_SENDS.policy, REMINDER_SENDS.policy]) {
+    for (const p of [RELEASE_ON_RETRY, RECORDED_BY_SENDER, FOLLOWUP_SENDS.policy, REMINDER_SENDS.policy]) {
       expect(failureAction(silentAfterData, p)).toEqual({ state: 'unknown', release: false });
     }
   });
@@ -19,7 +19,7 @@ describe('send-failure policy', () => {
     expect(failureAction(busy, REMINDER_SENDS.policy)).toEqual({ state: 'retry', release: true });
     expect(failureAction(busy, DELETION_EMAIL_SENDS.policy)).toEqual({ state: 'retry', release: true });
     expect(failureAction(busy, FOLLOWUP_SENDS.policy)).toEqual({ state: 'retry', release: false });
-    expect(failureAction(busy, NEVER_RETRIED)).toEqual({ state: 'retry', release: false });
+    expect(failureAction(busy, RECORDED_BY_SENDER)).toEqual({ state: 'retry', release: false });
   });
   it("a 5xx is the sender's to record; SMTP not configured is given back for reminders only", () => {
     expect(failureAction(refused, REMINDER_SENDS.policy)).toEqual({ state: 'failed', release: false });

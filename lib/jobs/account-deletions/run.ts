@@ -3,8 +3,8 @@ import { DELETION_ORDER } from '../../../db/schema/deletion-order.js';
 import { classifyJobError } from '../../cron/errors.js';
 import { budgetSpent, type ItemError, type JobContext, type JobResult } from '../../cron/types.js';
 import { maskEmail } from '../../log.js';
-import { createClaimedSend, sweepClaims, type ClaimedSend } from '../../mail/claimed-send.js';
-import { CONFIRMATION_KIND, DELETION_EMAIL_SENDS, NEVER_RETRIED } from '../../mail/sends.js';
+import { RECORDED_BY_SENDER, createClaimedSend, sweepClaims, type ClaimedSend } from '../../mail/claimed-send.js';
+import { CONFIRMATION_KIND, DELETION_EMAIL_SENDS } from '../../mail/sends.js';
 import { MailError } from '../../mail/transport.js';
 import { OPERATOR_TEXTS, confirmationMail } from './messages.js';
 import {
@@ -257,7 +257,7 @@ export async function runAccountDeletions(ctx: JobContext, hooks: DeletionHooks)
     stopSignal: ctx.stopSignal,
     log: ctx.log,
   };
-  let partial = await runDeletions(ctx, stats, errors, hooks, createClaimedSend({ ...base, policy: NEVER_RETRIED }));
+  let partial = await runDeletions(ctx, stats, errors, hooks, createClaimedSend({ ...base, policy: RECORDED_BY_SENDER }));
   if (!partial && handlesGlobalWork(ctx.scope)) {
     if (budgetSpent(ctx)) partial = true;
     else await runPurge(ctx, stats);

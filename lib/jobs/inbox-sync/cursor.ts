@@ -5,8 +5,6 @@
  */
 import type { FolderState } from '../../imap/commands.js';
 
-export type { FolderState };
-
 export type Cursor = {
   uidValidity: number | null;
   lastUid: number | null;

@@ -7,7 +7,8 @@ import type { ImapFlow } from 'imapflow';
 import { isTransientDbError, type Db } from '../../../db/client.js';
 import { budgetSpent, type JobContext } from '../../cron/types.js';
 import type { GrantDeps } from '../../oauth/grant.js';
-import { planSync, uidsToProcess, type Cursor, type FolderState, type SyncPlan } from './cursor.js';
+import { planSync, uidsToProcess, type Cursor, type SyncPlan } from './cursor.js';
+import type { FolderState } from '../../imap/commands.js';
 import {
   closeSession,
   connectAndLogin,
